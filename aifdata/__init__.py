@@ -1,0 +1,41 @@
+"""aifdata: one namespace over S3 object storage and HPC parallel file systems.
+
+The public face is what this module exports; everything else is private.
+"""
+
+from ._config import Config, Mount, Tier, load_config, parse_config
+from ._errors import (
+    AccessDenied,
+    AifDataError,
+    ConfigError,
+    FormatError,
+    MountNotFound,
+    NotFound,
+    PathEscape,
+    StorageError,
+    StorageUnavailable,
+)
+from ._filesystem import AifFileSystem, filesystem
+from ._router import Route
+from ._version import __version__
+
+__all__ = [
+    "AccessDenied",
+    "AifDataError",
+    "AifFileSystem",
+    "Config",
+    "ConfigError",
+    "FormatError",
+    "Mount",
+    "MountNotFound",
+    "NotFound",
+    "PathEscape",
+    "Route",
+    "StorageError",
+    "StorageUnavailable",
+    "Tier",
+    "__version__",
+    "filesystem",
+    "load_config",
+    "parse_config",
+]

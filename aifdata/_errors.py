@@ -1,0 +1,54 @@
+"""The exceptions aifdata raises.
+
+Every error derives from :class:`AifDataError`, and each subclass also derives
+from the builtin that callers already catch, so ``except FileNotFoundError``
+keeps working around aifdata code::
+
+    AifDataError
+     ├── ConfigError (ValueError)        a config file or object is wrong
+     ├── NotFound (FileNotFoundError)    no such file, prefix or bucket
+     │    └── MountNotFound              no mount holds this logical path
+     ├── AccessDenied (PermissionError)  storage or policy refused the operation
+     │    └── PathEscape                 the path would leave its tier's root
+     ├── StorageUnavailable (ConnectionError)  the endpoint cannot be reached
+     ├── StorageError (OSError)          any other storage failure
+     └── FormatError (ValueError)        bad bytes in a file of a known format
+"""
+
+from __future__ import annotations
+
+
+class AifDataError(Exception):
+    """Root of every error raised by aifdata."""
+
+
+class ConfigError(AifDataError, ValueError):
+    """A configuration file or object is malformed; the message names the file and key."""
+
+
+class NotFound(AifDataError, FileNotFoundError):
+    """A file, prefix or bucket does not exist."""
+
+
+class MountNotFound(NotFound):
+    """No mount in the mount table holds the logical path."""
+
+
+class AccessDenied(AifDataError, PermissionError):
+    """Storage or an access policy refused the operation."""
+
+
+class PathEscape(AccessDenied):
+    """A path would resolve outside the root of its tier (``..``, absolute, symlink out)."""
+
+
+class StorageUnavailable(AifDataError, ConnectionError):
+    """The storage endpoint cannot be reached (refused, timed out, dropped)."""
+
+
+class StorageError(AifDataError, OSError):
+    """Any other failure reported by a storage back end."""
+
+
+class FormatError(AifDataError, ValueError):
+    """A file does not hold what its format promises; names the file and offset."""

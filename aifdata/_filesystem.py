@@ -1,0 +1,431 @@
+"""``aif://``: one fsspec filesystem over every mount and tier.
+
+A logical path ``aif://genomics/run42/reads.fastq`` is cleaned (one spelling,
+no way out), split into its mount and the rest, and served by the mount's
+tiers: reads by the tier the :class:`~aifdata._router.Router` picks, writes
+by the mount's write tier, listings as the union of all tiers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from fsspec.spec import AbstractFileSystem
+
+from ._config import Config, Mount, load_config
+from ._errors import MountNotFound, NotFound
+from ._paths import PROTOCOL, clean_path
+from ._router import Route, Router
+from .connectors import Connector, connector_for
+from .connectors._base import Info
+
+_COPY_CHUNK = 16 * 2**20
+
+
+class AifFileSystem(AbstractFileSystem):
+    """The ``aif://`` virtual filesystem: a mount table over S3 and PFS tiers.
+
+    ``config`` is a :class:`~aifdata.Config`, a path to a TOML file, or None
+    for :func:`~aifdata.load_config`'s default lookup.
+    """
+
+    protocol = PROTOCOL
+    root_marker = ""
+
+    def __init__(self, config: Config | str | os.PathLike[str] | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.config = config if isinstance(config, Config) else load_config(config)
+        self._connectors: dict[tuple[str, str], Connector] = {}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild, (self.config, self.storage_options)
+
+    # -- paths and parts -----------------------------------------------------
+
+    @classmethod
+    def _strip_protocol(cls, path: Any) -> Any:
+        if isinstance(path, list):
+            return [cls._strip_protocol(p) for p in path]
+        return clean_path(os.fspath(path) if isinstance(path, os.PathLike) else path)
+
+    def unstrip_protocol(self, name: str) -> str:
+        return f"{PROTOCOL}://{name}"
+
+    def connector(self, mount: Mount, tier_name: str) -> Connector:
+        """The connector of one tier of a mount (made on first use)."""
+        key = (mount.prefix, tier_name)
+        conn = self._connectors.get(key)
+        if conn is None:
+            conn = self._connectors[key] = connector_for(mount.tier(tier_name))
+        return conn
+
+    def _split(self, path: str) -> tuple[Mount, str]:
+        return self.config.resolve(self._strip_protocol(path))
+
+    def _router(self, mount: Mount) -> Router:
+        return Router(mount, {t.name: self.connector(mount, t.name) for t in mount.tiers})
+
+    def _tiers(self, mount: Mount) -> list[Connector]:
+        """Connectors in listing order: the write tier, then the rest by read order."""
+        names = [mount.write_tier, *(n for n in mount.read_order if n != mount.write_tier)]
+        names += [t.name for t in mount.tiers if t.name not in names]
+        return [self.connector(mount, n) for n in names]
+
+    def _writer(self, mount: Mount) -> Connector:
+        return self.connector(mount, mount.write_tier)
+
+    def _virtual_children(self, path: str) -> list[str] | None:
+        """Names of the namespace directories above mounts, or None inside a mount."""
+        for mount in self.config.mounts:
+            if path == mount.prefix or path.startswith(mount.prefix + "/"):
+                return None
+        prefix = f"{path}/" if path else ""
+        children = {
+            prefix + m.prefix[len(prefix) :].split("/")[0]
+            for m in self.config.mounts
+            if m.prefix.startswith(prefix)
+        }
+        if not children:
+            known = ", ".join(self.config.prefixes) or "(none)"
+            raise MountNotFound(f"no mount holds 'aif://{path}'; known mounts: {known}")
+        return sorted(children)
+
+    @staticmethod
+    def _logical(mount: Mount, rel: str) -> str:
+        return f"{mount.prefix}/{rel}" if rel else mount.prefix
+
+    def _named(self, mount: Mount, info: Info, tier: str) -> Info:
+        out = dict(info)
+        out["name"] = self._logical(mount, info["name"])
+        out["tier"] = tier
+        return out
+
+    # -- routing -------------------------------------------------------------
+
+    def where(self, path: str) -> Route:
+        """Which tier would serve a read of ``path``, and why."""
+        mount, rel = self._split(path)
+        return self._router(mount).route(rel)
+
+    # -- metadata ------------------------------------------------------------
+
+    def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
+        path = self._strip_protocol(path)
+        virtual = self._virtual_children(path)
+        if virtual is not None:
+            entries = [{"name": n, "size": 0, "type": "directory"} for n in virtual]
+        else:
+            entries = self._ls_mount(path)
+        return entries if detail else [e["name"] for e in entries]
+
+    def _ls_mount(self, path: str) -> list[Info]:
+        mount, rel = self.config.resolve(path)
+        merged: dict[str, Info] = {}
+        found = False
+        for conn in self._tiers(mount):
+            try:
+                entries = conn.ls(rel)
+            except FileNotFoundError:
+                continue
+            found = True
+            for entry in entries:
+                named = self._named(mount, entry, conn.tier.name)
+                held = merged.setdefault(named["name"], named)
+                held.setdefault("tiers", [])
+                held["tiers"].append(conn.tier.name)
+        if not found and rel:
+            raise NotFound(f"aif://{path}: no such file or directory")
+        for entry in merged.values():
+            entry.pop("tier", None)
+        return sorted(merged.values(), key=lambda e: e["name"])
+
+    def info(self, path: str, **kwargs: Any) -> Info:
+        path = self._strip_protocol(path)
+        if self._virtual_children(path) is not None:
+            return {"name": path, "size": 0, "type": "directory"}
+        mount, rel = self.config.resolve(path)
+        if not rel:
+            return {"name": path, "size": 0, "type": "directory", "tiers": [t.name for t in mount.tiers]}
+        found: dict[str, Info] = {}
+        for conn in self._tiers(mount):
+            try:
+                found[conn.tier.name] = conn.info(rel)
+            except FileNotFoundError:
+                continue
+        files = {name for name, info in found.items() if info["type"] == "file"}
+        if files:
+            route = self._router(mount).route(rel)
+            info = self._named(mount, found[route.tier], route.tier)
+            info["tiers"] = sorted(files)
+            return info
+        if found:
+            name, info = next(iter(found.items()))
+            out = self._named(mount, info, name)
+            out["tiers"] = sorted(found)
+            return out
+        raise NotFound(f"aif://{path}: no such file or directory")
+
+    def find(
+        self,
+        path: str,
+        maxdepth: int | None = None,
+        withdirs: bool = False,
+        detail: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        path = self._strip_protocol(path)
+        out: dict[str, Info] = {}
+        virtual = self._virtual_children(path)
+        if virtual is not None:
+            for child in virtual:
+                if withdirs:
+                    out[child] = {"name": child, "size": 0, "type": "directory"}
+                out.update(self.find(child, withdirs=withdirs, detail=True))
+        else:
+            out = self._find_mount(path, withdirs)
+        if maxdepth is not None:
+            depth = path.count("/") + 1 if path else 0
+            out = {k: v for k, v in out.items() if k.count("/") + 1 - depth <= maxdepth}
+        names = sorted(out)
+        return {n: out[n] for n in names} if detail else names
+
+    def _find_mount(self, path: str, withdirs: bool) -> dict[str, Info]:
+        mount, rel = self.config.resolve(path)
+        out: dict[str, Info] = {}
+        for conn in self._tiers(mount):
+            try:
+                found = conn.find(rel, withdirs=withdirs)
+            except FileNotFoundError:
+                continue
+            for entry in found.values():
+                named = self._named(mount, entry, conn.tier.name)
+                if named["name"] == path and named["type"] == "directory":
+                    continue
+                out.setdefault(named["name"], named)
+        return out
+
+    # -- reads ---------------------------------------------------------------
+
+    def cat_file(self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any) -> bytes:
+        mount, rel = self._split(path)
+        route = self._router(mount).route(rel)
+        return self.connector(mount, route.tier).cat_file(rel, start, end)
+
+    def cat(self, path: Any, recursive: bool = False, on_error: str = "raise", **kwargs: Any) -> Any:
+        paths = self.expand_path(path, recursive=recursive)
+        single = len(paths) == 1 and isinstance(path, str) and paths[0] == self._strip_protocol(path)
+        if single:
+            return self.cat_file(paths[0])
+        results = self._cat_many(paths)
+        if on_error == "raise":
+            for value in results.values():
+                if isinstance(value, BaseException):
+                    raise value
+        if on_error == "omit":
+            return {k: v for k, v in results.items() if not isinstance(v, BaseException)}
+        return results
+
+    def _cat_many(self, paths: Sequence[str]) -> dict[str, Any]:
+        """Whole contents of many files: routed in bulk, read in bulk per tier."""
+        results: dict[str, Any] = {}
+        for mount, rels in self._by_mount(paths).items():
+            try:
+                routes = self._router(mount).route_many(rels)
+            except FileNotFoundError:
+                routes = self._route_each(mount, rels, results)
+            by_tier: dict[str, list[str]] = {}
+            for rel, route in routes.items():
+                by_tier.setdefault(route.tier, []).append(rel)
+            for tier, tier_rels in by_tier.items():
+                for rel, value in self.connector(mount, tier).cat_files(tier_rels).items():
+                    results[self._logical(mount, rel)] = value
+        return {p: results[p] for p in paths if p in results}
+
+    def _route_each(self, mount: Mount, rels: list[str], results: dict[str, Any]) -> dict[str, Route]:
+        router, routes = self._router(mount), {}
+        for rel in rels:
+            try:
+                routes[rel] = router.route(rel)
+            except FileNotFoundError as exc:
+                results[self._logical(mount, rel)] = exc
+        return routes
+
+    def _by_mount(self, paths: Iterable[str]) -> dict[Mount, list[str]]:
+        grouped: dict[Mount, list[str]] = {}
+        for path in paths:
+            mount, rel = self._split(path)
+            grouped.setdefault(mount, []).append(rel)
+        return grouped
+
+    def cat_ranges(
+        self,
+        paths: list[str],
+        starts: Any,
+        ends: Any,
+        max_gap: int | None = None,
+        on_error: str = "return",
+        **kwargs: Any,
+    ) -> list[Any]:
+        if not isinstance(paths, list):
+            raise TypeError("paths must be a list")
+        n = len(paths)
+        starts = starts if isinstance(starts, list) else [starts] * n
+        ends = ends if isinstance(ends, list) else [ends] * n
+        if len(starts) != n or len(ends) != n:
+            raise ValueError("paths, starts and ends must have the same length")
+        out: list[Any] = [None] * n
+        groups: dict[tuple[Mount, str], list[int]] = {}
+        for i, path in enumerate(paths):
+            try:
+                mount, rel = self._split(path)
+                tier = self._router(mount).route(rel).tier
+            except Exception as exc:
+                if on_error != "return":
+                    raise
+                out[i] = exc
+                continue
+            groups.setdefault((mount, tier), []).append(i)
+        for (mount, tier), idx in groups.items():
+            rels = [self._split(paths[i])[1] for i in idx]
+            data = self.connector(mount, tier).cat_ranges(rels, [starts[i] for i in idx], [ends[i] for i in idx])
+            for i, value in zip(idx, data, strict=True):
+                out[i] = value
+        return out
+
+    def _open(
+        self,
+        path: str,
+        mode: str = "rb",
+        block_size: int | None = None,
+        autocommit: bool = True,
+        cache_options: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        mount, rel = self._split(path)
+        if mode == "rb":
+            route = self._router(mount).route(rel)
+            return self.connector(mount, route.tier).open_read(rel, block_size, route.size)
+        if mode == "xb" and self.exists(path):
+            raise FileExistsError(f"aif://{self._strip_protocol(path)} already exists")
+        if mode in ("wb", "xb"):
+            return self._writer(mount).open_write(rel, block_size)
+        raise ValueError(f"mode {mode!r} is not supported on aif://; use 'rb', 'wb' or 'xb'")
+
+    # -- writes --------------------------------------------------------------
+
+    def pipe_file(self, path: str, value: bytes, mode: str = "overwrite", **kwargs: Any) -> None:
+        mount, rel = self._split(path)
+        if mode == "create" and self.exists(path):
+            raise FileExistsError(f"aif://{self._strip_protocol(path)} already exists")
+        self._writer(mount).pipe_file(rel, value)
+
+    def put_file(self, lpath: str, rpath: str, callback: Any = None, mode: str = "overwrite", **kwargs: Any) -> None:
+        mount, rel = self._split(rpath)
+        if os.path.isdir(lpath):
+            self._writer(mount).makedirs(rel)
+            return
+        self._writer(mount).put_file(os.fspath(lpath), rel)
+
+    def get_file(self, rpath: str, lpath: str, callback: Any = None, outfile: Any = None, **kwargs: Any) -> None:
+        if self.isdir(rpath):
+            os.makedirs(lpath, exist_ok=True)
+            return
+        mount, rel = self._split(rpath)
+        route = self._router(mount).route(rel)
+        source = self.connector(mount, route.tier)
+        with source.open_read(rel, _COPY_CHUNK, route.size) as src:
+            if outfile is not None:
+                shutil.copyfileobj(src, outfile, _COPY_CHUNK)
+                return
+            with open(lpath, "wb") as dst:
+                shutil.copyfileobj(src, dst, _COPY_CHUNK)
+
+    def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
+        mount1, rel1 = self._split(path1)
+        mount2, rel2 = self._split(path2)
+        if self.isdir(path1):
+            self._writer(mount2).makedirs(rel2)
+            return
+        route = self._router(mount1).route(rel1)
+        source = self.connector(mount1, route.tier)
+        target = self._writer(mount2)
+        if source is target:
+            target.copy(rel1, rel2)
+            return
+        with source.open_read(rel1, _COPY_CHUNK, route.size) as src, target.open_write(rel2) as dst:
+            shutil.copyfileobj(src, dst, _COPY_CHUNK)
+
+    def rm_file(self, path: str) -> None:
+        mount, rel = self._split(path)
+        removed = False
+        for conn in self._tiers(mount):
+            try:
+                info = conn.info(rel)
+            except FileNotFoundError:
+                continue
+            if info["type"] == "directory":
+                conn.rmdir(rel)
+            else:
+                conn.rm_file(rel)
+            removed = True
+        if not removed:
+            raise NotFound(f"aif://{self._strip_protocol(path)}: no such file or directory")
+
+    def _rm(self, path: str) -> None:
+        self.rm_file(path)
+
+    def rm(self, path: Any, recursive: bool = False, maxdepth: int | None = None) -> None:
+        paths = self.expand_path(path, recursive=recursive, maxdepth=maxdepth)
+        for p in sorted(paths, key=len, reverse=True):
+            try:
+                self.rm_file(p)
+            except FileNotFoundError:
+                if not recursive:
+                    raise
+
+    def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
+        mount, rel = self._split(path)
+        self._writer(mount).makedirs(rel)
+
+    def makedirs(self, path: str, exist_ok: bool = False) -> None:
+        if not exist_ok and self.exists(path):
+            raise FileExistsError(f"aif://{self._strip_protocol(path)} already exists")
+        self.mkdir(path)
+
+    def rmdir(self, path: str) -> None:
+        mount, rel = self._split(path)
+        for conn in self._tiers(mount):
+            try:
+                conn.rmdir(rel)
+            except FileNotFoundError:
+                continue
+
+    def modified(self, path: str) -> Any:
+        import datetime
+
+        mtime = self.info(path).get("mtime")
+        if mtime is None:
+            raise NotImplementedError("this tier records no modification time")
+        return datetime.datetime.fromtimestamp(mtime, tz=datetime.timezone.utc)
+
+    def created(self, path: str) -> Any:
+        return self.modified(path)
+
+    def close(self) -> None:
+        """Release the connectors' pools."""
+        for conn in self._connectors.values():
+            conn.close()
+        self._connectors.clear()
+
+
+def _rebuild(config: Config, storage_options: dict[str, Any]) -> AifFileSystem:
+    return AifFileSystem(config, **storage_options)
+
+
+def filesystem(config: Config | str | os.PathLike[str] | None = None) -> AifFileSystem:
+    """An ``aif://`` filesystem over ``config`` (default: :func:`~aifdata.load_config`)."""
+    return AifFileSystem(config)
+

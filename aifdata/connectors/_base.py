@@ -1,0 +1,128 @@
+"""What every connector offers the virtual filesystem.
+
+A connector serves one :class:`~aifdata.Tier`. It speaks *tier-relative*
+paths (``run42/reads.fastq``), already cleaned by :func:`aifdata._paths.clean_path`,
+and returns fsspec-style info dicts whose ``name`` is tier-relative too.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Sequence
+from typing import Any, BinaryIO
+
+from .._config import Tier
+from .._errors import NotFound
+
+Info = dict[str, Any]
+
+
+class Connector(abc.ABC):
+    """One storage tier behind the ``aif://`` namespace."""
+
+    #: Whether a directory can exist with nothing in it (false for object stores).
+    supports_empty_directories: bool = True
+
+    def __init__(self, tier: Tier) -> None:
+        self.tier = tier
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.tier.url!r})"
+
+    @abc.abstractmethod
+    def url(self, rel: str) -> str:
+        """The address of ``rel`` in the storage's own terms (for humans and logs)."""
+
+    @abc.abstractmethod
+    def info(self, rel: str) -> Info:
+        """Size, type and version markers of one file or directory."""
+
+    @abc.abstractmethod
+    def ls(self, rel: str) -> list[Info]:
+        """Entries directly under the directory ``rel``."""
+
+    @abc.abstractmethod
+    def find(self, rel: str, withdirs: bool = False) -> dict[str, Info]:
+        """Every file (and, with ``withdirs``, directory) below ``rel``."""
+
+    @abc.abstractmethod
+    def cat_file(self, rel: str, start: int | None = None, end: int | None = None) -> bytes:
+        """The bytes of ``rel`` in ``[start, end)``; negative offsets count from the end."""
+
+    @abc.abstractmethod
+    def open_read(self, rel: str, block_size: int | None = None, size: int | None = None) -> BinaryIO:
+        """A seekable binary reader."""
+
+    @abc.abstractmethod
+    def open_write(self, rel: str, block_size: int | None = None) -> BinaryIO:
+        """A binary writer whose bytes appear at ``rel`` only when it closes cleanly."""
+
+    @abc.abstractmethod
+    def pipe_file(self, rel: str, data: bytes) -> None:
+        """Write ``data`` to ``rel`` in one atomic step."""
+
+    @abc.abstractmethod
+    def put_file(self, local_path: str, rel: str) -> None:
+        """Upload a local file to ``rel`` atomically."""
+
+    @abc.abstractmethod
+    def copy(self, rel1: str, rel2: str) -> None:
+        """Copy within this tier."""
+
+    @abc.abstractmethod
+    def rm_file(self, rel: str) -> None:
+        """Delete one file."""
+
+    @abc.abstractmethod
+    def rmdir(self, rel: str) -> None:
+        """Delete an empty directory (no-op where directories are implicit)."""
+
+    @abc.abstractmethod
+    def makedirs(self, rel: str) -> None:
+        """Create a directory and its parents (no-op where directories are implicit)."""
+
+    def exists(self, rel: str) -> bool:
+        try:
+            self.info(rel)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def size_or_none(self, rel: str) -> int | None:
+        """The size of file ``rel``, or None when it is absent or a directory."""
+        try:
+            info = self.info(rel)
+        except FileNotFoundError:
+            return None
+        return info["size"] if info["type"] == "file" else None
+
+    def sizes(self, rels: Iterable[str]) -> dict[str, int]:
+        """Sizes of the files among ``rels`` that exist here, looked up in bulk."""
+        return {rel: size for rel in rels if (size := self.size_or_none(rel)) is not None}
+
+    def cat_files(self, rels: Sequence[str]) -> dict[str, bytes | Exception]:
+        """Whole contents of many files; a failure is returned in place of bytes."""
+        out: dict[str, bytes | Exception] = {}
+        for rel in rels:
+            try:
+                out[rel] = self.cat_file(rel)
+            except Exception as exc:  # reported per file, as fsspec's cat does
+                out[rel] = exc
+        return out
+
+    def cat_ranges(
+        self, rels: Sequence[str], starts: Sequence[int | None], ends: Sequence[int | None]
+    ) -> list[bytes]:
+        """Many byte ranges, in order."""
+        return [self.cat_file(r, s, e) for r, s, e in zip(rels, starts, ends, strict=True)]
+
+    def move(self, rel1: str, rel2: str) -> None:
+        """Rename within this tier (copy then delete unless the tier can do better)."""
+        self.copy(rel1, rel2)
+        self.rm_file(rel1)
+
+    def close(self) -> None:
+        """Release pools and threads; the connector may be reused afterwards."""
+
+    def _not_found(self, rel: str) -> NotFound:
+        return NotFound(f"{self.url(rel)}: no such file or directory")

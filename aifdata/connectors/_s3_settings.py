@@ -1,0 +1,89 @@
+"""Where an S3 tier lives and how to talk to it: endpoint, credentials, limits."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from .._config import Tier
+
+DEFAULT_REGION = "us-east-1"
+DEFAULT_CONCURRENCY = 32
+DEFAULT_PART_SIZE = 16 * 2**20
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """Everything needed to open clients for one S3 tier; no clients inside."""
+
+    bucket: str
+    prefix: str
+    endpoint_url: str | None
+    region: str
+    key: str | None
+    secret: str | None
+    token: str | None
+    profile: str | None
+    anon: bool
+    max_concurrency: int
+    part_size: int
+    connect_timeout: float
+    read_timeout: float
+    max_attempts: int
+
+    @classmethod
+    def from_tier(cls, tier: Tier) -> S3Settings:
+        """Read the tier's options, falling back to the usual AWS variables."""
+        opts = tier.options
+        bucket, _, prefix = tier.url.removeprefix("s3://").partition("/")
+        env = os.environ
+        return cls(
+            bucket=bucket,
+            prefix=prefix.strip("/"),
+            endpoint_url=opts.get("endpoint_url")
+            or env.get("AWS_ENDPOINT_URL_S3")
+            or env.get("AWS_ENDPOINT_URL"),
+            region=opts.get("region")
+            or env.get("AWS_REGION")
+            or env.get("AWS_DEFAULT_REGION")
+            or DEFAULT_REGION,
+            key=opts.get("key"),
+            secret=opts.get("secret"),
+            token=opts.get("token"),
+            profile=opts.get("profile"),
+            anon=bool(opts.get("anon", False)),
+            max_concurrency=int(opts.get("max_concurrency", DEFAULT_CONCURRENCY)),
+            part_size=int(opts.get("part_size", DEFAULT_PART_SIZE)),
+            connect_timeout=float(opts.get("connect_timeout", 5.0)),
+            read_timeout=float(opts.get("read_timeout", 60.0)),
+            max_attempts=int(opts.get("max_attempts", 4)),
+        )
+
+    @property
+    def endpoint(self) -> str:
+        """The endpoint for messages: the configured URL or AWS's regional one."""
+        return self.endpoint_url or f"https://s3.{self.region}.amazonaws.com"
+
+    def credentials(self) -> tuple[str | None, str | None, str | None]:
+        """(key, secret, token) from the tier, else botocore's usual chain."""
+        if self.anon or self.key:
+            return self.key, self.secret, self.token
+        import botocore.session
+
+        session = botocore.session.Session(profile=self.profile)
+        creds = session.get_credentials()
+        if creds is None:
+            return None, None, None
+        frozen = creds.get_frozen_credentials()
+        return frozen.access_key, frozen.secret_key, frozen.token
+
+    def botocore_config(self) -> dict[str, Any]:
+        """Timeouts, standard-mode retries (throttling, 5xx, dropped connections), pool size."""
+        return {
+            "connect_timeout": self.connect_timeout,
+            "read_timeout": self.read_timeout,
+            "retries": {"mode": "standard", "max_attempts": self.max_attempts},
+            "max_pool_connections": max(self.max_concurrency, 10),
+            "s3": {"addressing_style": "path" if self.endpoint_url else "auto"},
+        }

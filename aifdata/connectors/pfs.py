@@ -1,0 +1,280 @@
+"""The parallel-file-system tier: a POSIX directory that no path can leave.
+
+Reads are plain buffered file reads (as fast as ``open().read()``); writes are
+atomic (temporary file, fsync, rename). Every path is resolved inside the
+tier's root: ``..``, absolute paths and symlinks that lead outside are refused
+with :class:`~aifdata.PathEscape`.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+import time
+from collections.abc import Iterable
+from typing import Any, BinaryIO
+
+from .._config import Tier
+from .._errors import PathEscape, StorageError
+from ._atomic import TEMP_SUFFIX, AtomicWriter, fsync_directory, temp_path_for, write_atomically
+from ._base import Connector, Info
+
+#: Large, aligned reads suit Lustre and GPFS stripes.
+DEFAULT_BLOCK_SIZE = 4 * 2**20
+#: How long a directory's resolved real path is trusted before it is checked again.
+_REALPATH_TTL = 2.0
+
+
+class PFSConnector(Connector):
+    """A tier rooted at a directory of a POSIX (or Lustre, GPFS) file system."""
+
+    supports_empty_directories = True
+
+    def __init__(self, tier: Tier) -> None:
+        super().__init__(tier)
+        self.root = tier.url
+        self.real_root = os.path.realpath(self.root)
+        self.block_size = int(tier.options.get("block_size", DEFAULT_BLOCK_SIZE))
+        self._dir_cache: dict[str, tuple[float, str]] = {}
+
+    # -- paths ---------------------------------------------------------------
+
+    def url(self, rel: str) -> str:
+        return os.path.join(self.root, rel) if rel else self.root
+
+    def resolve(self, rel: str) -> str:
+        """The absolute path of ``rel``, after checking that it stays in the root."""
+        if rel.startswith("/") or os.path.isabs(rel):
+            raise PathEscape(f"{self.root}: refusing absolute path {rel!r}")
+        if any(part == ".." for part in rel.split("/")):
+            raise PathEscape(f"{self.root}: refusing '..' in {rel!r}")
+        if not rel:
+            return self.real_root
+        directory, _, name = rel.rpartition("/")
+        real_dir = self._real_directory(directory)
+        full = os.path.join(real_dir, name)
+        if os.path.islink(full):
+            self._check_inside(os.path.realpath(full), rel)
+        return full
+
+    def _real_directory(self, directory: str) -> str:
+        now = time.monotonic()
+        cached = self._dir_cache.get(directory)
+        if cached is not None and now - cached[0] < _REALPATH_TTL:
+            return cached[1]
+        real = os.path.realpath(os.path.join(self.real_root, directory))
+        self._check_inside(real, directory)
+        if len(self._dir_cache) > 4096:
+            self._dir_cache.clear()
+        self._dir_cache[directory] = (now, real)
+        return real
+
+    def _check_inside(self, real: str, rel: str) -> None:
+        if real != self.real_root and not real.startswith(self.real_root + os.sep):
+            raise PathEscape(f"{self.url(rel)}: resolves to {real}, outside the tier root")
+
+    def _rel(self, full: str) -> str:
+        return os.path.relpath(full, self.real_root).replace(os.sep, "/").removeprefix(".")
+
+    # -- metadata ------------------------------------------------------------
+
+    def info(self, rel: str) -> Info:
+        full = self.resolve(rel)
+        try:
+            st = os.stat(full)
+        except FileNotFoundError:
+            raise self._not_found(rel) from None
+        except NotADirectoryError:
+            raise self._not_found(rel) from None
+        return _info(rel, st)
+
+    def ls(self, rel: str) -> list[Info]:
+        full = self.resolve(rel)
+        try:
+            entries = list(os.scandir(full))
+        except FileNotFoundError:
+            raise self._not_found(rel) from None
+        except NotADirectoryError:
+            return [self.info(rel)]
+        out = []
+        for entry in entries:
+            if entry.name.endswith(TEMP_SUFFIX):
+                continue
+            try:
+                st = entry.stat()
+            except FileNotFoundError:  # a dangling symlink or a racing delete
+                continue
+            out.append(_info(_join(rel, entry.name), st))
+        return out
+
+    def find(self, rel: str, withdirs: bool = False) -> dict[str, Info]:
+        full = self.resolve(rel)
+        if not os.path.isdir(full):
+            return {rel: self.info(rel)} if os.path.exists(full) else {}
+        out: dict[str, Info] = {}
+        for dirpath, dirnames, filenames in os.walk(full):
+            base = self._rel(dirpath)
+            base = _join(rel, base) if base else rel
+            if withdirs:
+                for name in dirnames:
+                    path = _join(base, name)
+                    out[path] = _info(path, os.stat(os.path.join(dirpath, name)))
+            for name in filenames:
+                if name.endswith(TEMP_SUFFIX):
+                    continue
+                path = _join(base, name)
+                try:
+                    out[path] = _info(path, os.stat(os.path.join(dirpath, name)))
+                except FileNotFoundError:
+                    continue
+        return out
+
+    def sizes(self, rels: Iterable[str]) -> dict[str, int]:
+        out = {}
+        for rel in rels:
+            try:
+                st = os.stat(self.resolve(rel))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            if stat.S_ISREG(st.st_mode):
+                out[rel] = st.st_size
+        return out
+
+    # -- reads ---------------------------------------------------------------
+
+    def cat_file(self, rel: str, start: int | None = None, end: int | None = None) -> bytes:
+        full = self.resolve(rel)
+        try:
+            with open(full, "rb", buffering=0) as f:
+                if start is None and end is None:
+                    return f.readall()
+                size = os.fstat(f.fileno()).st_size
+                lo, hi = _bounds(start, end, size)
+                f.seek(lo)
+                return _read_exactly(f, hi - lo)
+        except FileNotFoundError:
+            raise self._not_found(rel) from None
+        except IsADirectoryError:
+            raise IsADirectoryError(errno.EISDIR, "is a directory", self.url(rel)) from None
+
+    def open_read(self, rel: str, block_size: int | None = None, size: int | None = None) -> BinaryIO:
+        try:
+            return open(self.resolve(rel), "rb", buffering=block_size or self.block_size)
+        except FileNotFoundError:
+            raise self._not_found(rel) from None
+
+    # -- writes --------------------------------------------------------------
+
+    def _target(self, rel: str) -> str:
+        if not rel:
+            raise IsADirectoryError(errno.EISDIR, "cannot write to the tier root", self.root)
+        full = self.resolve(rel)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        if os.path.isdir(full):
+            raise IsADirectoryError(errno.EISDIR, "is a directory", self.url(rel))
+        return full
+
+    def open_write(self, rel: str, block_size: int | None = None) -> BinaryIO:
+        return AtomicWriter(self._target(rel), block_size or self.block_size)
+
+    def pipe_file(self, rel: str, data: bytes) -> None:
+        write_atomically(self._target(rel), data)
+
+    def put_file(self, local_path: str, rel: str) -> None:
+        target = self._target(rel)
+        self._copy_atomically(local_path, target)
+
+    def get_file(self, rel: str, local_path: str) -> None:
+        shutil.copyfile(self.resolve(rel), local_path)
+
+    def copy(self, rel1: str, rel2: str) -> None:
+        source = self.resolve(rel1)
+        if not os.path.exists(source):
+            raise self._not_found(rel1)
+        self._copy_atomically(source, self._target(rel2))
+
+    def _copy_atomically(self, source: str, target: str) -> None:
+        fd, temp = temp_path_for(target)
+        try:
+            with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
+                shutil.copyfileobj(src, dst, self.block_size)
+                dst.flush()
+                os.fsync(dst.fileno())
+            os.replace(temp, target)
+        except BaseException:
+            if os.path.exists(temp):
+                os.unlink(temp)
+            raise
+        fsync_directory(os.path.dirname(target))
+
+    def move(self, rel1: str, rel2: str) -> None:
+        source = self.resolve(rel1)
+        if not os.path.lexists(source):
+            raise self._not_found(rel1)
+        target = self.resolve(rel2)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.replace(source, target)
+
+    def rm_file(self, rel: str) -> None:
+        if not rel:
+            raise PathEscape(f"{self.root}: refusing to delete the tier root")
+        full = self.resolve(rel)
+        try:
+            if os.path.isdir(full) and not os.path.islink(full):
+                os.rmdir(full)
+            else:
+                os.unlink(full)
+        except FileNotFoundError:
+            raise self._not_found(rel) from None
+        except OSError as exc:
+            raise StorageError(f"{self.url(rel)}: cannot delete: {exc.strerror}") from exc
+
+    def rmdir(self, rel: str) -> None:
+        if rel:
+            try:
+                os.rmdir(self.resolve(rel))
+            except FileNotFoundError:
+                raise self._not_found(rel) from None
+
+    def makedirs(self, rel: str) -> None:
+        os.makedirs(self.resolve(rel), exist_ok=True)
+
+
+def _join(base: str, name: str) -> str:
+    return f"{base}/{name}" if base else name
+
+
+def _info(rel: str, st: os.stat_result) -> Info:
+    is_dir = stat.S_ISDIR(st.st_mode)
+    return {
+        "name": rel,
+        "size": 0 if is_dir else st.st_size,
+        "type": "directory" if is_dir else "file",
+        "mtime": st.st_mtime,
+        "ino": st.st_ino,
+        "mode": st.st_mode,
+    }
+
+
+def _bounds(start: int | None, end: int | None, size: int) -> tuple[int, int]:
+    """Turn fsspec-style (possibly negative, possibly None) offsets into [lo, hi)."""
+    lo = 0 if start is None else (max(size + start, 0) if start < 0 else min(start, size))
+    hi = size if end is None else (max(size + end, 0) if end < 0 else min(end, size))
+    return lo, max(lo, hi)
+
+
+def _read_exactly(f: Any, n: int) -> bytes:
+    """Read ``n`` bytes (fewer only at end of file) with as few syscalls as possible."""
+    first = f.read(n)
+    if len(first) == n or not first:
+        return first
+    parts, got = [first], len(first)
+    while got < n:
+        chunk = f.read(n - got)
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)

@@ -1,0 +1,274 @@
+"""The S3 tier: an ``s3://bucket/prefix`` on any S3-compatible server.
+
+Metadata, listings and writes go through s3fs (multipart uploads, directory
+semantics); bytes are read through obstore's native client
+(:mod:`._s3_native`). Errors from either are translated once, in
+:mod:`._s3_errors`, into aifdata errors that name the bucket, key and endpoint.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterable, Sequence
+from typing import Any, BinaryIO
+from urllib.parse import urlsplit
+
+from s3fs import S3FileSystem
+from s3fs.core import S3File
+
+from .._config import Tier
+from .._errors import StorageUnavailable
+from ._base import Connector, Info
+from ._range_file import RangeReader
+from ._s3_errors import translate, translated
+from ._s3_native import NativeReader
+from ._s3_settings import S3Settings
+
+_MIN_PART = 5 * 2**20
+
+
+class S3Connector(Connector):
+    """A tier under one S3 bucket and key prefix."""
+
+    supports_empty_directories = False
+
+    def __init__(self, tier: Tier) -> None:
+        super().__init__(tier)
+        self.settings = S3Settings.from_tier(tier)
+        self._fs: S3FileSystem | None = None
+        self._native: NativeReader | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"tier": self.tier, "settings": self.settings, "_fs": None, "_native": None}
+
+    # -- clients -------------------------------------------------------------
+
+    @property
+    def fs(self) -> S3FileSystem:
+        """The s3fs filesystem (created on first use, never shared with other tiers)."""
+        if self._fs is None:
+            s = self.settings
+            key, secret, token = s.credentials()
+            self._fs = S3FileSystem(
+                anon=s.anon,
+                key=key,
+                secret=secret,
+                token=token,
+                endpoint_url=s.endpoint_url,
+                client_kwargs={"region_name": s.region},
+                config_kwargs=s.botocore_config(),
+                use_listings_cache=False,
+                skip_instance_cache=True,
+                retries=2,
+                max_concurrency=1,
+            )
+        return self._fs
+
+    @property
+    def native(self) -> NativeReader:
+        """The obstore-backed reader for bytes."""
+        if self._native is None:
+            self._native = NativeReader(self.settings)
+        return self._native
+
+    # -- paths ---------------------------------------------------------------
+
+    def key(self, rel: str) -> str:
+        prefix = self.settings.prefix
+        return f"{prefix}/{rel}" if prefix and rel else (prefix or rel)
+
+    def path(self, rel: str) -> str:
+        """The s3fs path (``bucket/key``)."""
+        key = self.key(rel)
+        return f"{self.settings.bucket}/{key}" if key else self.settings.bucket
+
+    def url(self, rel: str) -> str:
+        return f"s3://{self.path(rel)}"
+
+    def _rel(self, s3fs_path: str) -> str:
+        root = self.path("")
+        return s3fs_path.strip("/").removeprefix(root).strip("/")
+
+    def _info(self, raw: Info) -> Info:
+        kind = "directory" if raw.get("type") == "directory" else "file"
+        info: Info = {"name": self._rel(raw["name"]), "size": raw.get("size") or 0, "type": kind}
+        if raw.get("ETag"):
+            info["etag"] = raw["ETag"].strip('"')
+        if raw.get("LastModified") is not None:
+            info["mtime"] = raw["LastModified"].timestamp()
+        return info
+
+    def _errors(self, rel: str) -> Any:
+        return translated(self.url(rel), self.settings.endpoint)
+
+    def _fail(self, exc: BaseException, rel: str) -> BaseException:
+        error = translate(exc, self.url(rel), self.settings.endpoint)
+        if type(error).__name__ == "StorageError" and not self.reachable():
+            return StorageUnavailable(
+                f"cannot reach S3 endpoint {self.settings.endpoint} for {self.url(rel)}"
+            )
+        return error
+
+    def reachable(self, timeout: float = 2.0) -> bool:
+        """Whether a TCP connection to the endpoint can be opened."""
+        parts = urlsplit(self.settings.endpoint)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            with socket.create_connection((parts.hostname or "localhost", port), timeout):
+                return True
+        except OSError:
+            return False
+
+    # -- metadata ------------------------------------------------------------
+
+    def info(self, rel: str) -> Info:
+        with self._errors(rel):
+            return self._info(self.fs.info(self.path(rel)))
+
+    def ls(self, rel: str) -> list[Info]:
+        with self._errors(rel):
+            entries = self.fs.ls(self.path(rel), detail=True)
+        return [self._info(e) for e in entries if self._rel(e["name"]) != rel or not rel]
+
+    def find(self, rel: str, withdirs: bool = False) -> dict[str, Info]:
+        with self._errors(rel):
+            found = self.fs.find(self.path(rel), withdirs=withdirs, detail=True)
+        out = {}
+        for raw in found.values():
+            info = self._info(raw)
+            if info["name"] != rel or info["type"] == "file":
+                out[info["name"]] = info
+        return out
+
+    def sizes(self, rels: Iterable[str]) -> dict[str, int]:
+        """One listing per parent directory instead of one HEAD per file."""
+        by_parent: dict[str, list[str]] = {}
+        for rel in rels:
+            by_parent.setdefault(rel.rpartition("/")[0], []).append(rel)
+        out: dict[str, int] = {}
+        for parent, members in by_parent.items():
+            if len(members) == 1:
+                size = self.size_or_none(members[0])
+                if size is not None:
+                    out[members[0]] = size
+                continue
+            try:
+                listing = {e["name"]: e for e in self.ls(parent)}
+            except FileNotFoundError:
+                continue
+            for rel in members:
+                entry = listing.get(rel)
+                if entry is not None and entry["type"] == "file":
+                    out[rel] = entry["size"]
+        return out
+
+    # -- reads ---------------------------------------------------------------
+
+    def cat_file(self, rel: str, start: int | None = None, end: int | None = None) -> bytes:
+        key = self.key(rel)
+        try:
+            if (start is not None and start < 0) or (end is not None and end < 0):
+                size = self.info(rel)["size"]
+                start, end = _absolute(start, size), _absolute(end, size)
+            if end is not None and end <= (start or 0):
+                return b""
+            return self.native.read(key, start, end)
+        except Exception as exc:
+            if start and not isinstance(exc, FileNotFoundError) and self._past_end(rel, start):
+                return b""
+            raise self._fail(exc, rel) from exc
+
+    def _past_end(self, rel: str, start: int) -> bool:
+        try:
+            return start >= self.info(rel)["size"]
+        except Exception:
+            return False
+
+    def cat_files(self, rels: Sequence[str]) -> dict[str, bytes | Exception]:
+        results = self.native.read_many([self.key(r) for r in rels])
+        out: dict[str, bytes | Exception] = {}
+        for rel, result in zip(rels, results, strict=True):
+            if isinstance(result, BaseException):
+                out[rel] = self._fail(result, rel)  # type: ignore[assignment]
+            else:
+                out[rel] = result
+        return out
+
+    def cat_ranges(
+        self, rels: Sequence[str], starts: Sequence[int | None], ends: Sequence[int | None]
+    ) -> list[bytes]:
+        if any(s is None or s < 0 or e is None or e < 0 for s, e in zip(starts, ends, strict=True)):
+            return super().cat_ranges(rels, starts, ends)
+        results = self.native.read_ranges(
+            [self.key(r) for r in rels], list(starts), list(ends)  # type: ignore[arg-type]
+        )
+        out = []
+        for rel, start, end, result in zip(rels, starts, ends, results, strict=True):
+            if isinstance(result, BaseException):
+                out.append(self.cat_file(rel, start, end))  # slow path: past-end, errors
+            else:
+                out.append(result)
+        return out
+
+    def open_read(self, rel: str, block_size: int | None = None, size: int | None = None) -> BinaryIO:
+        if size is None:
+            size = self.info(rel)["size"]
+        return RangeReader(self, rel, size, block_size or 2 * 2**20)  # type: ignore[return-value]
+
+    # -- writes --------------------------------------------------------------
+
+    def open_write(self, rel: str, block_size: int | None = None) -> BinaryIO:
+        part = max(block_size or self.settings.part_size, _MIN_PART)
+        with self._errors(rel):
+            return _DiscardOnError(self.fs, self.path(rel), "wb", block_size=part)  # type: ignore[return-value]
+
+    def pipe_file(self, rel: str, data: bytes) -> None:
+        with self._errors(rel):
+            self.fs.pipe_file(self.path(rel), data)
+
+    def put_file(self, local_path: str, rel: str) -> None:
+        with self._errors(rel):
+            self.fs.put_file(local_path, self.path(rel))
+
+    def get_file(self, rel: str, local_path: str) -> None:
+        with self._errors(rel):
+            self.fs.get_file(self.path(rel), local_path)
+
+    def copy(self, rel1: str, rel2: str) -> None:
+        with self._errors(rel1):
+            self.fs.copy(self.path(rel1), self.path(rel2))
+
+    def rm_file(self, rel: str) -> None:
+        with self._errors(rel):
+            if not self.fs.exists(self.path(rel)):
+                raise self._not_found(rel)
+            self.fs.rm_file(self.path(rel))
+
+    def rmdir(self, rel: str) -> None:
+        """Directories are implicit in S3: nothing to remove."""
+
+    def makedirs(self, rel: str) -> None:
+        """Directories are implicit in S3: they exist once a key is under them."""
+
+    def make_bucket(self) -> None:
+        """Create the tier's bucket if it does not exist (for demos and tests)."""
+        with self._errors(""):
+            if not self.fs.exists(self.settings.bucket):
+                self.fs.mkdir(self.settings.bucket)
+
+
+def _absolute(offset: int | None, size: int) -> int | None:
+    if offset is None or offset >= 0:
+        return offset
+    return max(size + offset, 0)
+
+
+class _DiscardOnError(S3File):
+    """An s3fs writer that aborts the upload when its ``with`` block raises."""
+
+    def __exit__(self, exc_type: Any, *rest: Any) -> None:
+        if exc_type is not None:
+            self.discard()
+            self.closed = True
+        else:
+            self.close()
