@@ -58,7 +58,7 @@ class Tier:
     kind: str
     url: str
     name: str = ""
-    options: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if self.kind not in TIER_KINDS:

@@ -9,7 +9,6 @@ by the mount's write tier, listings as the union of all tiers.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -338,10 +337,12 @@ class AifFileSystem(AbstractFileSystem):
         source = self.connector(mount, route.tier)
         with source.open_read(rel, _COPY_CHUNK, route.size) as src:
             if outfile is not None:
-                shutil.copyfileobj(src, outfile, _COPY_CHUNK)
+                _copy_stream(src, outfile, callback, route.size)
                 return
+            if isinstance(lpath, str | os.PathLike):
+                os.makedirs(os.path.dirname(os.path.abspath(lpath)), exist_ok=True)
             with open(lpath, "wb") as dst:
-                shutil.copyfileobj(src, dst, _COPY_CHUNK)
+                _copy_stream(src, dst, callback, route.size)
 
     def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
         mount1, rel1 = self._split(path1)
@@ -356,7 +357,7 @@ class AifFileSystem(AbstractFileSystem):
             target.copy(rel1, rel2)
             return
         with source.open_read(rel1, _COPY_CHUNK, route.size) as src, target.open_write(rel2) as dst:
-            shutil.copyfileobj(src, dst, _COPY_CHUNK)
+            _copy_stream(src, dst, kwargs.get("callback"), route.size)
 
     def rm_file(self, path: str) -> None:
         mount, rel = self._split(path)
@@ -379,12 +380,13 @@ class AifFileSystem(AbstractFileSystem):
 
     def rm(self, path: Any, recursive: bool = False, maxdepth: int | None = None) -> None:
         paths = self.expand_path(path, recursive=recursive, maxdepth=maxdepth)
-        for p in sorted(paths, key=len, reverse=True):
-            try:
+        if not recursive:
+            for p in paths:
                 self.rm_file(p)
-            except FileNotFoundError:
-                if not recursive:
-                    raise
+            return
+        for mount, rels in self._by_mount(paths).items():
+            for conn in self._tiers(mount):
+                conn.rm_many(rels)
 
     def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
         mount, rel = self._split(path)
@@ -419,6 +421,16 @@ class AifFileSystem(AbstractFileSystem):
         for conn in self._connectors.values():
             conn.close()
         self._connectors.clear()
+
+
+def _copy_stream(src: Any, dst: Any, callback: Any, size: int | None) -> None:
+    """Copy in large chunks, reporting progress to an fsspec callback if given."""
+    if callback is not None and size is not None:
+        callback.set_size(size)
+    while chunk := src.read(_COPY_CHUNK):
+        dst.write(chunk)
+        if callback is not None:
+            callback.relative_update(len(chunk))
 
 
 def _rebuild(config: Config, storage_options: dict[str, Any]) -> AifFileSystem:

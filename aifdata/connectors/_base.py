@@ -116,6 +116,17 @@ class Connector(abc.ABC):
         """Many byte ranges, in order."""
         return [self.cat_file(r, s, e) for r, s, e in zip(rels, starts, ends, strict=True)]
 
+    def rm_many(self, rels: Sequence[str]) -> None:
+        """Delete files and then emptied directories, deepest first; missing ones are fine."""
+        for rel in sorted(rels, key=lambda r: (r.count("/"), r), reverse=True):
+            try:
+                if self.info(rel)["type"] == "directory":
+                    self.rmdir(rel)
+                else:
+                    self.rm_file(rel)
+            except FileNotFoundError:
+                continue
+
     def move(self, rel1: str, rel2: str) -> None:
         """Rename within this tier (copy then delete unless the tier can do better)."""
         self.copy(rel1, rel2)

@@ -38,7 +38,7 @@ def make_store(settings: S3Settings) -> S3Store:
         "allow_http": True,
         "connect_timeout": f"{settings.connect_timeout}s",
         "timeout": f"{settings.read_timeout}s",
-        "pool_max_idle_per_host": settings.max_concurrency,
+        "pool_max_idle_per_host": str(settings.max_concurrency),
     }
     retry_config = {
         "max_retries": max(settings.max_attempts - 1, 0),

@@ -75,9 +75,6 @@ class PFSConnector(Connector):
         if real != self.real_root and not real.startswith(self.real_root + os.sep):
             raise PathEscape(f"{self.url(rel)}: resolves to {real}, outside the tier root")
 
-    def _rel(self, full: str) -> str:
-        return os.path.relpath(full, self.real_root).replace(os.sep, "/").removeprefix(".")
-
     # -- metadata ------------------------------------------------------------
 
     def info(self, rel: str) -> Info:
@@ -115,8 +112,8 @@ class PFSConnector(Connector):
             return {rel: self.info(rel)} if os.path.exists(full) else {}
         out: dict[str, Info] = {}
         for dirpath, dirnames, filenames in os.walk(full):
-            base = self._rel(dirpath)
-            base = _join(rel, base) if base else rel
+            below = os.path.relpath(dirpath, full).replace(os.sep, "/")
+            base = rel if below == "." else _join(rel, below)
             if withdirs:
                 for name in dirnames:
                     path = _join(base, name)

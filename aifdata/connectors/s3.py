@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
+import obstore
 from s3fs import S3FileSystem
 from s3fs.core import S3File
 
@@ -59,9 +60,11 @@ class S3Connector(Connector):
                 config_kwargs=s.botocore_config(),
                 use_listings_cache=False,
                 skip_instance_cache=True,
-                retries=2,
                 max_concurrency=1,
             )
+            # botocore's standard mode already retries throttling, 5xx and dropped
+            # connections with backoff; s3fs's own loop on top only multiplies waits.
+            self._fs.retries = 2
         return self._fs
 
     @property
@@ -242,10 +245,33 @@ class S3Connector(Connector):
         with self._errors(rel):
             if not self.fs.exists(self.path(rel)):
                 raise self._not_found(rel)
-            self.fs.rm_file(self.path(rel))
+        self.rm_many([rel])
+
+    def rm_many(self, rels: Sequence[str]) -> None:
+        """Bulk-delete keys (missing ones are fine), then empty folder markers above them."""
+        keys = [self.key(r) for r in rels if r]
+        keys += [k + "/" for k in keys]
+        try:
+            for i in range(0, len(keys), 1000):
+                obstore.delete(self.native.store, keys[i : i + 1000])
+        except Exception as exc:
+            raise self._fail(exc, rels[0] if rels else "") from exc
+        self._prune_empty_folders(rels)
+
+    def _prune_empty_folders(self, rels: Sequence[str]) -> None:
+        """Servers with real folders (SeaweedFS, MinIO) keep them after their last key goes."""
+        parents = {r.rsplit("/", i)[0] for r in rels for i in range(1, r.count("/") + 1)}
+        for parent in sorted(parents, key=lambda p: p.count("/"), reverse=True):
+            prefix = self.key(parent) + "/"
+            stream = obstore.list(self.native.store, prefix, chunk_size=1)
+            if next(iter(stream), []):
+                continue
+            obstore.delete(self.native.store, prefix)
 
     def rmdir(self, rel: str) -> None:
-        """Directories are implicit in S3: nothing to remove."""
+        """Delete the ``prefix/`` marker some servers keep for folders (a no-op on AWS)."""
+        if self.key(rel):
+            self.rm_many([rel])
 
     def makedirs(self, rel: str) -> None:
         """Directories are implicit in S3: they exist once a key is under them."""
