@@ -139,7 +139,7 @@ def start(data_dir: str | os.PathLike[str] | None = None, ready_timeout: float =
         f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
         "-s3", f"-s3.port={s3}", f"-s3.config={config}",
         "-s3.port.iceberg=0", "-s3.port.lance=0",
-        "-master.volumeSizeLimitMB=1024", "-volume.max=0", "-master.telemetry=false",
+        "-master.volumeSizeLimitMB=1024", "-volume.max=300", "-master.telemetry=false",
     ]  # fmt: skip
     log_path = root / "weed.log"
     with open(log_path, "wb") as log:

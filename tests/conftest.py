@@ -33,12 +33,18 @@ def seaweedfs() -> Iterator[_seaweedfs.SeaweedFS]:
         server.stop()
 
 
-@pytest.fixture
-def bucket(seaweedfs: _seaweedfs.SeaweedFS) -> str:
-    """A new, empty bucket with a DNS-valid name."""
-    name = f"test-{next(_bucket_numbers)}-{uuid.uuid4().hex[:8]}"
+@pytest.fixture(scope="session")
+def session_bucket(seaweedfs: _seaweedfs.SeaweedFS) -> str:
+    """One bucket for the session (SeaweedFS gives each bucket its own volumes)."""
+    name = f"aifdata-tests-{uuid.uuid4().hex[:8]}"
     seaweedfs.make_bucket(name)
     return name
+
+
+@pytest.fixture
+def bucket(session_bucket: str) -> str:
+    """``bucket/prefix`` unique to this test, so tests never see each other's keys."""
+    return f"{session_bucket}/t{next(_bucket_numbers)}-{uuid.uuid4().hex[:6]}"
 
 
 @pytest.fixture(autouse=True)
