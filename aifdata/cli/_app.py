@@ -1,0 +1,118 @@
+"""The ``aifdata`` application: global options, error handling, exit codes.
+
+Errors print one line (``aifdata: error: ...``) and exit with a code scripts
+can trust; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .._config import Config, load_config
+from .._errors import (
+    AccessDenied,
+    AifDataError,
+    ConfigError,
+    NotFound,
+    StorageUnavailable,
+)
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+EXIT_ACCESS_DENIED = 4
+EXIT_CONFIG = 5
+EXIT_UNAVAILABLE = 6
+
+_EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (ConfigError, EXIT_CONFIG),
+    (FileNotFoundError, EXIT_NOT_FOUND),
+    (NotFound, EXIT_NOT_FOUND),
+    (PermissionError, EXIT_ACCESS_DENIED),
+    (AccessDenied, EXIT_ACCESS_DENIED),
+    (StorageUnavailable, EXIT_UNAVAILABLE),
+    (ConnectionError, EXIT_UNAVAILABLE),
+)
+
+
+@dataclass
+class State:
+    """Options given before the command."""
+
+    config_path: Path | None = None
+    debug: bool = False
+    _config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+
+state = State()
+
+app = typer.Typer(
+    name="aifdata",
+    help="One namespace over S3 object storage and parallel file systems.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+@app.callback()
+def _options(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", envvar="AIFDATA_CONFIG", help="Mount table (TOML)."),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    state.config_path, state.debug, state._config = config, debug, None
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The exit code for an error: specific codes for the errors scripts care about."""
+    for cls, code in _EXIT_CODES:
+        if isinstance(exc, cls):
+            return code
+    return EXIT_ERROR
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    message = text[0] if text else type(exc).__name__
+    if not isinstance(exc, AifDataError) and type(exc).__name__ not in message:
+        message = f"{type(exc).__name__}: {message}"
+    return message
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return (and, run as a script, exit with) its exit code."""
+    from . import _files  # noqa: F401  (registers the commands)
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in args
+    try:
+        app(args=args, prog_name="aifdata")  # usage errors exit 2 through SystemExit
+        code: int = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BrokenPipeError:
+        code = 0
+    except Exception as exc:
+        if debug:
+            raise
+        hint = "" if isinstance(exc, AifDataError | OSError) else " (--debug shows the traceback)"
+        print(f"aifdata: error: {_one_line(exc)}{hint}", file=sys.stderr)
+        code = exit_code_for(exc)
+    if argv is None:
+        sys.exit(code)
+    return code
