@@ -178,11 +178,8 @@ class Config:
 
     def resolve(self, path: str) -> tuple[Mount, str]:
         """Split a clean logical path into its mount (longest prefix) and the rest."""
-        best: Mount | None = None
-        for mount in self.mounts:
-            if path == mount.prefix or path.startswith(mount.prefix + "/"):
-                if best is None or len(mount.prefix) > len(best.prefix):
-                    best = mount
+        holders = [m for m in self.mounts if path == m.prefix or path.startswith(m.prefix + "/")]
+        best = max(holders, key=lambda m: len(m.prefix), default=None)
         if best is None:
             known = ", ".join(self.prefixes) or "(none)"
             raise MountNotFound(f"no mount holds 'aif://{path}'; known mounts: {known}")
@@ -286,7 +283,9 @@ class _ConfigReader:
         for option in options:
             if option not in _OPTION_KEYS[kind]:
                 allowed = ", ".join(sorted(_OPTION_KEYS[kind]))
-                raise self.fail(f"{key}.{option}", f"unknown {kind} option; expected one of {allowed}")
+                raise self.fail(
+                    f"{key}.{option}", f"unknown {kind} option; expected one of {allowed}"
+                )
         try:
             return Tier(kind, location, name, options)
         except ConfigError as exc:
@@ -294,6 +293,7 @@ class _ConfigReader:
 
     def _expect(self, key: str, value: Any, kind: type | tuple[type, ...]) -> None:
         if not isinstance(value, kind):
-            expected = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+            expected = (
+                kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+            )
             raise self.fail(key, f"expected {expected}, got {type(value).__name__}")
-

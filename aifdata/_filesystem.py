@@ -147,7 +147,12 @@ class AifFileSystem(AbstractFileSystem):
             return {"name": path, "size": 0, "type": "directory"}
         mount, rel = self.config.resolve(path)
         if not rel:
-            return {"name": path, "size": 0, "type": "directory", "tiers": [t.name for t in mount.tiers]}
+            return {
+                "name": path,
+                "size": 0,
+                "type": "directory",
+                "tiers": [t.name for t in mount.tiers],
+            }
         found: dict[str, Info] = {}
         for conn in self._tiers(mount):
             try:
@@ -208,14 +213,20 @@ class AifFileSystem(AbstractFileSystem):
 
     # -- reads ---------------------------------------------------------------
 
-    def cat_file(self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any) -> bytes:
+    def cat_file(
+        self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
+    ) -> bytes:
         mount, rel = self._split(path)
         route = self._router(mount).route(rel)
         return self.connector(mount, route.tier).cat_file(rel, start, end)
 
-    def cat(self, path: Any, recursive: bool = False, on_error: str = "raise", **kwargs: Any) -> Any:
+    def cat(
+        self, path: Any, recursive: bool = False, on_error: str = "raise", **kwargs: Any
+    ) -> Any:
         paths = self.expand_path(path, recursive=recursive)
-        single = len(paths) == 1 and isinstance(path, str) and paths[0] == self._strip_protocol(path)
+        single = (
+            len(paths) == 1 and isinstance(path, str) and paths[0] == self._strip_protocol(path)
+        )
         if single:
             return self.cat_file(paths[0])
         results = self._cat_many(paths)
@@ -243,7 +254,9 @@ class AifFileSystem(AbstractFileSystem):
                     results[self._logical(mount, rel)] = value
         return {p: results[p] for p in paths if p in results}
 
-    def _route_each(self, mount: Mount, rels: list[str], results: dict[str, Any]) -> dict[str, Route]:
+    def _route_each(
+        self, mount: Mount, rels: list[str], results: dict[str, Any]
+    ) -> dict[str, Route]:
         router, routes = self._router(mount), {}
         for rel in rels:
             try:
@@ -289,7 +302,9 @@ class AifFileSystem(AbstractFileSystem):
             groups.setdefault((mount, tier), []).append(i)
         for (mount, tier), idx in groups.items():
             rels = [self._split(paths[i])[1] for i in idx]
-            data = self.connector(mount, tier).cat_ranges(rels, [starts[i] for i in idx], [ends[i] for i in idx])
+            data = self.connector(mount, tier).cat_ranges(
+                rels, [starts[i] for i in idx], [ends[i] for i in idx]
+            )
             for i, value in zip(idx, data, strict=True):
                 out[i] = value
         return out
@@ -321,14 +336,18 @@ class AifFileSystem(AbstractFileSystem):
             raise FileExistsError(f"aif://{self._strip_protocol(path)} already exists")
         self._writer(mount).pipe_file(rel, value)
 
-    def put_file(self, lpath: str, rpath: str, callback: Any = None, mode: str = "overwrite", **kwargs: Any) -> None:
+    def put_file(
+        self, lpath: str, rpath: str, callback: Any = None, mode: str = "overwrite", **kwargs: Any
+    ) -> None:
         mount, rel = self._split(rpath)
         if os.path.isdir(lpath):
             self._writer(mount).makedirs(rel)
             return
         self._writer(mount).put_file(os.fspath(lpath), rel)
 
-    def get_file(self, rpath: str, lpath: str, callback: Any = None, outfile: Any = None, **kwargs: Any) -> None:
+    def get_file(
+        self, rpath: str, lpath: str, callback: Any = None, outfile: Any = None, **kwargs: Any
+    ) -> None:
         if self.isdir(rpath):
             os.makedirs(lpath, exist_ok=True)
             return
@@ -411,7 +430,7 @@ class AifFileSystem(AbstractFileSystem):
         mtime = self.info(path).get("mtime")
         if mtime is None:
             raise NotImplementedError("this tier records no modification time")
-        return datetime.datetime.fromtimestamp(mtime, tz=datetime.timezone.utc)
+        return datetime.datetime.fromtimestamp(mtime, tz=datetime.UTC)
 
     def created(self, path: str) -> Any:
         return self.modified(path)
@@ -440,4 +459,3 @@ def _rebuild(config: Config, storage_options: dict[str, Any]) -> AifFileSystem:
 def filesystem(config: Config | str | os.PathLike[str] | None = None) -> AifFileSystem:
     """An ``aif://`` filesystem over ``config`` (default: :func:`~aifdata.load_config`)."""
     return AifFileSystem(config)
-

@@ -60,7 +60,9 @@ class Router:
         if len(mount.tiers) == 1:
             only = mount.tiers[0].name
             conn = self.connectors[only]
-            return {r: Route(self._logical(r), only, conn.url(r), "the mount's only tier") for r in rels}
+            return {
+                r: Route(self._logical(r), only, conn.url(r), "the mount's only tier") for r in rels
+            }
         sizes = {mount.write_tier: self.connectors[mount.write_tier].sizes(rels)}
         routes: dict[str, Route] = {}
         pending = list(rels)
@@ -77,10 +79,9 @@ class Router:
                 else:
                     routes[rel] = route
             pending = still
-        missing = [r for r in pending]
-        if missing:
+        if pending:
             tiers = ", ".join(mount.read_order)
-            raise NotFound(f"aif://{self._logical(missing[0])}: no copy on any tier ({tiers})")
+            raise NotFound(f"aif://{self._logical(pending[0])}: no copy on any tier ({tiers})")
         return routes
 
     def _decide(self, rel: str, sizes: Mapping[str, Mapping[str, int]]) -> Route | None:
@@ -101,7 +102,10 @@ class Router:
                 reason = f"{name!r} is the write tier"
             elif size != reference:
                 skipped.append(
-                    (name, f"size {size} differs from {reference} on write tier {mount.write_tier!r}")
+                    (
+                        name,
+                        f"size {size} differs from {reference} on write tier {mount.write_tier!r}",
+                    )
                 )
                 continue
             else:

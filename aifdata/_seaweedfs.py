@@ -66,13 +66,20 @@ class SeaweedFS:
     """A running ``weed server -s3`` with its own data directory."""
 
     endpoint_url: str
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | None
     data_dir: Path
     log_path: Path
     owns_dir: bool = field(default=True)
     access_key: str = ACCESS_KEY
     secret_key: str = SECRET_KEY
     region: str = REGION
+
+    @classmethod
+    def existing(cls, endpoint_url: str) -> SeaweedFS:
+        """A handle on a server someone else started (and will stop)."""
+        return cls(
+            endpoint_url, None, Path(tempfile.gettempdir()), Path(os.devnull), owns_dir=False
+        )
 
     @property
     def storage_options(self) -> dict[str, str]:
@@ -84,7 +91,7 @@ class SeaweedFS:
             "region": self.region,
         }
 
-    def client(self):  # type: ignore[no-untyped-def]
+    def client(self):
         """A boto3 S3 client for this server."""
         import boto3
         from botocore.config import Config
@@ -110,7 +117,7 @@ class SeaweedFS:
 
     def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM, wait, then SIGKILL; remove the data directory we made."""
-        if self.process.poll() is None:
+        if self.process is not None and self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGTERM)
             try:
@@ -172,8 +179,10 @@ def _wait_until_ready(server: SeaweedFS, timeout: float) -> None:
     bucket = "aifdata-readiness"
     last: BaseException | None = None
     while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"weed exited with {server.process.returncode}; see {server.log_path}")
+        if server.process is not None and server.process.poll() is not None:
+            raise RuntimeError(
+                f"weed exited with {server.process.returncode}; see {server.log_path}"
+            )
         try:
             client = server.client()
             server.make_bucket(bucket)
@@ -183,7 +192,9 @@ def _wait_until_ready(server: SeaweedFS, timeout: float) -> None:
         except Exception as exc:  # not ready yet: connection refused, 5xx, no volumes
             last = exc
         time.sleep(0.25)
-    raise TimeoutError(f"SeaweedFS not ready after {timeout}s (last error: {last}); see {server.log_path}")
+    raise TimeoutError(
+        f"SeaweedFS not ready after {timeout}s (last error: {last}); see {server.log_path}"
+    )
 
 
 @contextlib.contextmanager
@@ -194,3 +205,35 @@ def running(data_dir: str | os.PathLike[str] | None = None) -> Iterator[SeaweedF
         yield server
     finally:
         server.stop()
+
+
+def _serve(argv: list[str]) -> int:
+    """``python -m aifdata._seaweedfs [ENDPOINT_FILE]``: run until SIGTERM or SIGINT.
+
+    Writes the endpoint URL to ENDPOINT_FILE (or prints it) once the server
+    stores and returns objects, then stops it cleanly on a signal.
+    """
+    server = start()
+    stop_requested = []
+
+    def request_stop(signum: int, frame: object) -> None:
+        stop_requested.append(signum)
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        if argv:
+            tmp = Path(argv[0] + ".tmp")
+            tmp.write_text(server.endpoint_url + "\n")
+            tmp.replace(argv[0])
+        else:
+            print(server.endpoint_url, flush=True)
+        while not stop_requested and server.process and server.process.poll() is None:
+            time.sleep(0.2)
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_serve(sys.argv[1:]))

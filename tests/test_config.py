@@ -63,7 +63,9 @@ def test_python_config_equals_toml_config(tmp_path):
                 read_order=("pfs", "s3"),
                 write_tier="s3",
             ),
-            aifdata.Mount("earth/climate", (aifdata.Tier.pfs("/gpfs/scratch/climate", name="scratch"),)),
+            aifdata.Mount(
+                "earth/climate", (aifdata.Tier.pfs("/gpfs/scratch/climate", name="scratch"),)
+            ),
         )
     )
     assert built.mounts == aifdata.load_config(path).mounts
@@ -106,7 +108,7 @@ def test_unknown_mount_lists_known_mounts(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text(GOOD)
     fs = aifdata.filesystem(path)
-    with pytest.raises(MountNotFound, match=r"known mounts: earth/climate, genomics") as info:
+    with pytest.raises(MountNotFound, match="known mounts: earth/climate, genomics") as info:
         fs.ls("aif://nosuch/thing")
     assert isinstance(info.value, FileNotFoundError)
 
@@ -138,5 +140,5 @@ def test_malformed_config_names_file_and_key(tmp_path, text, key):
 
 def test_missing_config_named_by_environment_is_an_error(tmp_path, monkeypatch):
     monkeypatch.setenv("AIFDATA_CONFIG", str(tmp_path / "missing.toml"))
-    with pytest.raises(ConfigError, match="missing.toml"):
+    with pytest.raises(ConfigError, match=r"missing\.toml"):
         aifdata.load_config()

@@ -60,7 +60,9 @@ def test_large_object_round_trip_in_parallel_parts(seaweedfs, bucket):
     assert fs.cat_file("big/blob.bin", len(data) + 5) == b""
     starts = [0, 7 * 2**20, len(data) - 10]
     ends = [10, 7 * 2**20 + 10, len(data)]
-    assert fs.cat_ranges(["big/blob.bin"] * 3, starts, ends) == [data[s:e] for s, e in zip(starts, ends)]
+    assert fs.cat_ranges(["big/blob.bin"] * 3, starts, ends) == [
+        data[s:e] for s, e in zip(starts, ends, strict=True)
+    ]
     with fs.open("big/blob.bin", "rb") as f:
         f.seek(12345)
         assert f.read(1000) == data[12345:13345]
@@ -85,7 +87,9 @@ def test_s3_tier_reads_aws_environment(monkeypatch, seaweedfs, bucket):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", seaweedfs.access_key)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", seaweedfs.secret_key)
     monkeypatch.setenv("AWS_ENDPOINT_URL", seaweedfs.endpoint_url)
-    fs = aifdata.filesystem(aifdata.Config((aifdata.Mount("env", (aifdata.Tier.s3(f"s3://{bucket}/e"),)),)))
+    fs = aifdata.filesystem(
+        aifdata.Config((aifdata.Mount("env", (aifdata.Tier.s3(f"s3://{bucket}/e"),)),))
+    )
     fs.pipe("env/x.txt", b"from env")
     assert fs.cat("env/x.txt") == b"from env"
 

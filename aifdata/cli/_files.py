@@ -70,7 +70,7 @@ def _s3_filesystem(url: str, config: Config) -> AbstractFileSystem:
 def mounts(as_json: JsonFlag = False) -> None:
     """Show the mount table: prefixes, tiers, read order and write tier."""
     config = state.config
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "prefix": m.prefix,
             "tiers": [{"name": t.name, "kind": t.kind, "url": t.url} for t in m.tiers],
@@ -87,7 +87,9 @@ def mounts(as_json: JsonFlag = False) -> None:
         table.add_column(column)
     for row in rows:
         tiers = "\n".join(f"{t['name']} ({t['kind']}): {t['url']}" for t in row["tiers"])
-        table.add_row(f"aif://{row['prefix']}", tiers, " > ".join(row["read_order"]), row["write_tier"])
+        table.add_row(
+            f"aif://{row['prefix']}", tiers, " > ".join(row["read_order"]), row["write_tier"]
+        )
     _console().print(table)
 
 
@@ -100,11 +102,8 @@ def ls_command(
 ) -> None:
     """List a directory (the union of a mount's tiers)."""
     fs, path = resolve_url(url, state.config)
-    if recursive:
-        entries = list(fs.find(path, detail=True).values())
-    else:
-        entries = fs.ls(path, detail=True)
-    entries = sorted(entries, key=lambda e: e["name"])
+    found = list(fs.find(path, detail=True).values()) if recursive else fs.ls(path, detail=True)
+    entries = sorted(found, key=lambda e: e["name"])
     if as_json:
         keep = ("name", "size", "type", "tiers", "mtime")
         _print_json([{k: e[k] for k in keep if k in e} for e in entries])
@@ -214,7 +213,7 @@ def _plan_copy(
     prefix = src_path.rstrip("/")
     files = src_fs.find(prefix, detail=True)
     return [
-        (src_fs, name, f"{root}/{name[len(prefix):].lstrip('/')}", entry["size"])
+        (src_fs, name, f"{root}/{name[len(prefix) :].lstrip('/')}", entry["size"])
         for name, entry in sorted(files.items())
         if entry["type"] == "file"
     ]

@@ -9,6 +9,7 @@ always ``flock``.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tempfile
@@ -75,10 +76,8 @@ class _CommitOnClose(io.FileIO):
 
 
 def _unlink_quietly(path: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 class AtomicWriter(io.BufferedWriter):
@@ -94,7 +93,7 @@ class AtomicWriter(io.BufferedWriter):
         super().__init__(_CommitOnClose(fd, temp, target), buffer_size)
 
     @property
-    def name(self) -> str:  # type: ignore[override]
+    def name(self) -> str:
         return self.raw.target
 
     def discard(self) -> None:
@@ -102,10 +101,8 @@ class AtomicWriter(io.BufferedWriter):
         if self.closed:
             return
         self.raw.discarded = True
-        try:
+        with contextlib.suppress(OSError):
             super().close()
-        except OSError:
-            pass
 
     def close(self) -> None:
         """Flush, fsync and publish; on any failure nothing is published."""

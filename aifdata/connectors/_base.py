@@ -50,7 +50,9 @@ class Connector(abc.ABC):
         """The bytes of ``rel`` in ``[start, end)``; negative offsets count from the end."""
 
     @abc.abstractmethod
-    def open_read(self, rel: str, block_size: int | None = None, size: int | None = None) -> BinaryIO:
+    def open_read(
+        self, rel: str, block_size: int | None = None, size: int | None = None
+    ) -> BinaryIO:
         """A seekable binary reader."""
 
     @abc.abstractmethod
@@ -132,7 +134,7 @@ class Connector(abc.ABC):
         self.copy(rel1, rel2)
         self.rm_file(rel1)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most connectors hold nothing
         """Release pools and threads; the connector may be reused afterwards."""
 
     def _not_found(self, rel: str) -> NotFound:

@@ -17,14 +17,18 @@ class RangeReader(AbstractBufferedFile):
     def __init__(self, source: Any, rel: str, size: int, block_size: int) -> None:
         self.source, self.rel = source, rel
         super().__init__(
-            None, source.url(rel), mode="rb", block_size=block_size, size=size,
+            None,
+            source.url(rel),
+            mode="rb",
+            block_size=block_size,
+            size=size,
             cache_type="readahead",
         )
 
     def _fetch_range(self, start: int, end: int) -> bytes:
         if start >= end:
             return b""
-        return self.source.cat_file(self.rel, start, end)  # type: ignore[no-any-return]
+        return self.source.cat_file(self.rel, start, end)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return _reopen, (self.source, self.rel, self.size, self.blocksize, self.loc)

@@ -156,7 +156,9 @@ class PFSConnector(Connector):
         except IsADirectoryError:
             raise IsADirectoryError(errno.EISDIR, "is a directory", self.url(rel)) from None
 
-    def open_read(self, rel: str, block_size: int | None = None, size: int | None = None) -> BinaryIO:
+    def open_read(
+        self, rel: str, block_size: int | None = None, size: int | None = None
+    ) -> BinaryIO:
         try:
             return open(self.resolve(rel), "rb", buffering=block_size or self.block_size)
         except FileNotFoundError:

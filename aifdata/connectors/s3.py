@@ -200,11 +200,14 @@ class S3Connector(Connector):
     def cat_ranges(
         self, rels: Sequence[str], starts: Sequence[int | None], ends: Sequence[int | None]
     ) -> list[bytes]:
-        if any(s is None or s < 0 or e is None or e < 0 for s, e in zip(starts, ends, strict=True)):
-            return super().cat_ranges(rels, starts, ends)
-        results = self.native.read_ranges(
-            [self.key(r) for r in rels], list(starts), list(ends)  # type: ignore[arg-type]
-        )
+        los: list[int] = []
+        his: list[int] = []
+        for start, end in zip(starts, ends, strict=True):
+            if start is None or end is None or start < 0 or end < 0:
+                return super().cat_ranges(rels, starts, ends)  # needs sizes: one by one
+            los.append(start)
+            his.append(end)
+        results = self.native.read_ranges([self.key(r) for r in rels], los, his)
         out = []
         for rel, start, end, result in zip(rels, starts, ends, results, strict=True):
             if isinstance(result, BaseException):
@@ -213,17 +216,19 @@ class S3Connector(Connector):
                 out.append(result)
         return out
 
-    def open_read(self, rel: str, block_size: int | None = None, size: int | None = None) -> BinaryIO:
+    def open_read(
+        self, rel: str, block_size: int | None = None, size: int | None = None
+    ) -> BinaryIO:
         if size is None:
             size = self.info(rel)["size"]
-        return RangeReader(self, rel, size, block_size or 2 * 2**20)  # type: ignore[return-value]
+        return RangeReader(self, rel, size, block_size or 2 * 2**20)
 
     # -- writes --------------------------------------------------------------
 
     def open_write(self, rel: str, block_size: int | None = None) -> BinaryIO:
         part = max(block_size or self.settings.part_size, _MIN_PART)
         with self._errors(rel):
-            return _DiscardOnError(self.fs, self.path(rel), "wb", block_size=part)  # type: ignore[return-value]
+            return _DiscardOnError(self.fs, self.path(rel), "wb", block_size=part)
 
     def pipe_file(self, rel: str, data: bytes) -> None:
         with self._errors(rel):

@@ -1,0 +1,132 @@
+"""The ``aifdata`` command line: output, JSON, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from aifdata.cli import main
+
+
+@pytest.fixture
+def config_file(tmp_path, pfs_dir, seaweedfs, bucket):
+    opts = "\n".join(f'{k} = "{v}"' for k, v in seaweedfs.storage_options.items())
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f"""
+[mounts.both]
+read_order = ["pfs", "s3"]
+write_tier = "s3"
+[mounts.both.s3]
+url = "s3://{bucket}/cli"
+{opts}
+[mounts.both.pfs]
+path = "{pfs_dir}"
+"""
+    )
+    return path
+
+
+def run(capsysbinary, *args):
+    code = main(list(args))
+    out, err = capsysbinary.readouterr()
+    return code, out, err.decode()
+
+
+def test_mounts_json(capsysbinary, config_file, bucket):
+    code, out, _ = run(capsysbinary, "--config", str(config_file), "mounts", "--json")
+    assert code == 0
+    mounts = json.loads(out)["mounts"]
+    assert mounts[0]["prefix"] == "both"
+    assert mounts[0]["read_order"] == ["pfs", "s3"]
+    assert {t["kind"] for t in mounts[0]["tiers"]} == {"s3", "pfs"}
+
+
+def test_cp_ls_cat_where_round_trip(capsysbinary, config_file, tmp_path, pfs_dir):
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.txt").write_bytes(b"alpha")
+    (src / "sub" / "b.txt").write_bytes(b"beta")
+    cfg = ["--config", str(config_file)]
+
+    code, _, err = run(capsysbinary, *cfg, "cp", "-r", str(src), "aif://both/")
+    assert code == 0, err
+    code, out, _ = run(capsysbinary, *cfg, "ls", "aif://both/src", "--json")
+    names = sorted(e["name"] for e in json.loads(out))
+    assert names == ["both/src/a.txt", "both/src/sub"]
+    code, out, _ = run(capsysbinary, *cfg, "ls", "-r", "aif://both/src")
+    assert out.decode().split() == ["aif://both/src/a.txt", "aif://both/src/sub/b.txt"]
+    code, out, _ = run(capsysbinary, *cfg, "cat", "aif://both/src/sub/b.txt")
+    assert out == b"beta"
+    code, out, _ = run(
+        capsysbinary, *cfg, "cat", "aif://both/src/a.txt", "--start", "1", "--end", "3"
+    )
+    assert out == b"lp"
+
+    (pfs_dir / "src").mkdir()
+    (pfs_dir / "src" / "a.txt").write_bytes(b"ALPHA")  # same size: a valid replica
+    code, out, _ = run(capsysbinary, *cfg, "where", "aif://both/src/a.txt", "--json")
+    assert json.loads(out)["tier"] == "pfs"
+    code, out, _ = run(capsysbinary, *cfg, "where", "aif://both/src/sub/b.txt")
+    assert b"-> s3" in out and b"skipped pfs: no copy" in out
+
+    dest = tmp_path / "back"
+    code, _, err = run(capsysbinary, *cfg, "cp", "-r", "aif://both/src", str(dest))
+    assert code == 0, err
+    assert (dest / "a.txt").read_bytes() == b"ALPHA"  # read from the PFS replica
+    assert (dest / "sub" / "b.txt").read_bytes() == b"beta"
+
+
+def test_cp_between_s3_url_and_local(capsysbinary, config_file, bucket, tmp_path):
+    local = tmp_path / "one.bin"
+    local.write_bytes(b"\x00\x01" * 1000)
+    cfg = ["--config", str(config_file)]
+    code, _, err = run(capsysbinary, *cfg, "cp", str(local), f"s3://{bucket}/cli/raw/one.bin")
+    assert code == 0, err
+    code, out, _ = run(capsysbinary, *cfg, "cat", "aif://both/raw/one.bin")
+    assert out == local.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "text"),
+    [
+        (["cat", "aif://nomount/x"], 3, "known mounts: both"),
+        (["cat", "aif://both/missing.txt"], 3, "no copy on any tier"),
+        (["ls", "aif://both/../../etc"], 4, "'..' segment"),
+        (["cp", "aif://both/"], 2, ""),
+        (["frobnicate"], 2, "No such command"),
+    ],
+)
+def test_errors_are_one_line_with_exit_codes(capsysbinary, config_file, args, code, text):
+    got, _, err = run(capsysbinary, "--config", str(config_file), *args)
+    assert got == code
+    assert text in err
+    if code != 2:
+        assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_malformed_config_exit_code(capsysbinary, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[mounts.x.s3]\nurl = 3\n")
+    code, _, err = run(capsysbinary, "--config", str(bad), "mounts")
+    assert code == 5
+    assert str(bad) in err and "mounts.x.s3.url" in err
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    env_home = tmp_path / "home"
+    cmd = [sys.executable, "-m", "aifdata", "--debug", "cat", "aif://nomount/x"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={"AIFDATA_HOME": str(env_home)})
+    assert proc.returncode != 0
+    assert "Traceback" in proc.stderr and "MountNotFound" in proc.stderr
+    proc = subprocess.run(
+        cmd[:3] + cmd[4:], capture_output=True, text=True, env={"AIFDATA_HOME": str(env_home)}
+    )
+    assert proc.returncode == 3
+    assert (
+        proc.stderr.strip()
+        == "aifdata: error: no mount holds 'aif://nomount/x'; known mounts: local"
+    )
