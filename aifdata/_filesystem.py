@@ -16,7 +16,7 @@ from fsspec.spec import AbstractFileSystem
 
 from ._config import Config, Mount, load_config
 from ._errors import MountNotFound, NotFound
-from ._paths import PROTOCOL, clean_path
+from ._paths import PROTOCOL, clean_path, has_magic
 from ._router import Route, Router
 from .connectors import Connector, connector_for
 from .connectors._base import Info
@@ -223,7 +223,10 @@ class AifFileSystem(AbstractFileSystem):
     def cat(
         self, path: Any, recursive: bool = False, on_error: str = "raise", **kwargs: Any
     ) -> Any:
-        paths = self.expand_path(path, recursive=recursive)
+        literal = isinstance(path, list) and not recursive and not any(map(has_magic, path))
+        paths = (
+            self._strip_protocol(path) if literal else self.expand_path(path, recursive=recursive)
+        )
         single = (
             len(paths) == 1 and isinstance(path, str) and paths[0] == self._strip_protocol(path)
         )
@@ -243,16 +246,18 @@ class AifFileSystem(AbstractFileSystem):
         results: dict[str, Any] = {}
         for mount, rels in self._by_mount(paths).items():
             try:
-                routes = self._router(mount).route_many(rels)
+                tiers = self._router(mount).serving_tiers(rels)
             except FileNotFoundError:
                 routes = self._route_each(mount, rels, results)
+                tiers = {r: route.tier for r, route in routes.items()}
             by_tier: dict[str, list[str]] = {}
-            for rel, route in routes.items():
-                by_tier.setdefault(route.tier, []).append(rel)
+            for rel, tier in tiers.items():
+                by_tier.setdefault(tier, []).append(rel)
+            prefix = mount.prefix + "/"
             for tier, tier_rels in by_tier.items():
                 for rel, value in self.connector(mount, tier).cat_files(tier_rels).items():
-                    results[self._logical(mount, rel)] = value
-        return {p: results[p] for p in paths if p in results}
+                    results[prefix + rel if rel else mount.prefix] = value
+        return results
 
     def _route_each(
         self, mount: Mount, rels: list[str], results: dict[str, Any]
@@ -266,9 +271,11 @@ class AifFileSystem(AbstractFileSystem):
         return routes
 
     def _by_mount(self, paths: Iterable[str]) -> dict[Mount, list[str]]:
+        """Group clean logical paths by mount."""
         grouped: dict[Mount, list[str]] = {}
+        resolve = self.config.resolve
         for path in paths:
-            mount, rel = self._split(path)
+            mount, rel = resolve(path)
             grouped.setdefault(mount, []).append(rel)
         return grouped
 

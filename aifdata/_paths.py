@@ -18,6 +18,21 @@ PROTOCOL = "aif"
 _ENCODED_SEPARATOR = re.compile(r"%(2f|5c|00)", re.IGNORECASE)
 
 
+_PREFIX = f"{PROTOCOL}://"
+_MAGIC = re.compile(r"[*?\[]")
+_SUSPECT = re.compile(r"//|/\./|\.\.|%|\\|\x00")
+
+
+def _is_canonical(path: str) -> bool:
+    """True for the common, already-clean spelling (cheap: no splitting)."""
+    return (
+        not path.startswith(("/", "./", f"{PROTOCOL}:"))
+        and not path.endswith(("/", "/."))
+        and path != "."
+        and _SUSPECT.search(path) is None
+    )
+
+
 def strip_protocol(path: str) -> str:
     """Drop ``aif://`` (or ``aif::``) and surrounding slashes."""
     for prefix in (f"{PROTOCOL}://", f"{PROTOCOL}::"):
@@ -34,6 +49,9 @@ def clean_path(path: str) -> str:
     root; ``..`` anywhere, an absolute path after ``aif://``, a backslash, NUL,
     or an encoded dot segment or separator is refused.
     """
+    bare = path[len(_PREFIX) :] if path.startswith(_PREFIX) else path
+    if _is_canonical(bare):
+        return bare
     original = path
     path = strip_protocol(path)
     if path.startswith("/") and path != original:
@@ -57,3 +75,8 @@ def join(*parts: str) -> str:
 def parent(path: str) -> str:
     """The logical parent of a clean path ('' for a top-level name)."""
     return path.rpartition("/")[0]
+
+
+def has_magic(path: str) -> bool:
+    """Whether ``path`` holds glob characters."""
+    return _MAGIC.search(path) is not None

@@ -50,6 +50,12 @@ class Router:
     def _logical(self, rel: str) -> str:
         return f"{self.mount.prefix}/{rel}" if rel else self.mount.prefix
 
+    def serving_tiers(self, rels: Sequence[str]) -> dict[str, str]:
+        """Only the serving tier's name per file (skips building routes on one-tier mounts)."""
+        if len(self.mount.tiers) == 1:
+            return dict.fromkeys(rels, self.mount.tiers[0].name)
+        return {rel: route.tier for rel, route in self.route_many(rels).items()}
+
     def route(self, rel: str) -> Route:
         """The route of one file; raises NotFound when no tier holds it."""
         return self.route_many([rel])[rel]

@@ -1,24 +1,35 @@
-"""Bulk S3 reads through obstore's native (Rust) client.
+"""Bulk S3 reads: obstore's native client for many requests, http.client for big ones.
 
-Pure-Python S3 clients spend about 3 ms of CPU per request and s3fs reads a
-large object several times slower than the network allows; ``benchmarks/
-bench_read.py`` measures both. This module moves the byte-heavy path (whole
-objects, ranges, many small objects) to obstore, driven from fsspec's I/O
-event loop so that many requests overlap without a thread each.
+Pure-Python S3 clients spend milliseconds of CPU per request and s3fs reads a
+large object several times slower than the network allows
+(``benchmarks/bench_read.py`` measures both). Here:
+
+* many small objects and ranges go through obstore (Rust), called from a
+  thread pool: its blocking calls release the GIL, which measured faster and
+  cheaper per request than driving its async API from one event loop;
+* a large read allocates its ``bytes`` result once and fills it with parallel
+  ranged GETs that copy from the socket straight into place
+  (:mod:`._s3_ranged`, :mod:`._buffers`).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
-import fsspec.asyn
 import obstore
+from obstore.exceptions import GenericError
 from obstore.store import S3Store
 
+from ._buffers import MIN_SIZE, fresh_bytes
+from ._s3_ranged import RangedReader
 from ._s3_settings import S3Settings
+
+#: A whole-object read first asks for this much; smaller objects take one request.
+FIRST_REQUEST = 8 * 2**20
 
 
 def make_store(settings: S3Settings) -> S3Store:
@@ -63,65 +74,82 @@ class NativeReader:
     def __init__(self, settings: S3Settings) -> None:
         self.settings = settings
         self.store = make_store(settings)
+        self.ranged = RangedReader(settings)
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
 
-    def _run(self, coro: Any) -> Any:
-        return fsspec.asyn.sync(fsspec.asyn.get_loop(), lambda: coro)
+    def close(self) -> None:
+        self.ranged.close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
+
+    def _map(self, fn: Callable[..., Any], *iterables: Sequence[Any]) -> list[Any]:
+        """Run ``fn`` over the items in the pool; an exception is returned in its place."""
+
+        def guarded(*args: Any) -> Any:
+            try:
+                return fn(*args)
+            except Exception as exc:
+                return exc
+
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    self.settings.max_concurrency, thread_name_prefix="aifdata-obstore"
+                )
+            pool = self._pool
+        return list(pool.map(guarded, *iterables))
 
     def read(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
-        """The bytes of ``key`` in ``[start, end)`` (None = to the end), in parallel parts."""
-        return self._run(self._read(key, start, end))
+        """The bytes of ``key`` in ``[start, end)`` (None: to the end)."""
+        lo = start or 0
+        if end is None:
+            return self._read_to_end(key, lo)
+        if end - lo >= FIRST_REQUEST:
+            return self._read_large(key, lo, end - lo, b"")
+        return self.range(key, lo, end)
+
+    def range(self, key: str, start: int, end: int) -> bytes:
+        """One ranged GET (end past the object's end is clipped)."""
+        if end <= start:
+            return b""
+        return obstore.get_range(self.store, key, start=start, end=end).to_bytes()
+
+    def _read_to_end(self, key: str, start: int) -> bytes:
+        try:
+            first = obstore.get(self.store, key, options={"range": (start, start + FIRST_REQUEST)})
+        except GenericError:
+            if start == 0:  # an empty object answers a ranged GET with 416
+                return obstore.get(self.store, key).bytes().to_bytes()
+            raise
+        size = first.meta["size"]
+        head = first.bytes()
+        if start + len(head) >= size:
+            return head.to_bytes()
+        return self._read_large(key, start, size - start, head, first.meta.get("e_tag"))
+
+    def _read_large(
+        self, key: str, start: int, length: int, head: Any, etag: str | None = None
+    ) -> bytes:
+        """Allocate the result once; fill it with parallel ranged GETs after ``head``."""
+        if length < MIN_SIZE:
+            return bytes(head) + self.range(key, start + len(head), start + length)
+        result, view = fresh_bytes(length)
+        try:
+            view[: len(head)] = head
+            rest = view[len(head) :]
+            self.ranged.read_parts_into(key, start + len(head), rest, self.settings.part_size, etag)
+        finally:
+            view.release()
+        return result
 
     def read_many(self, keys: Sequence[str]) -> list[bytes | BaseException]:
         """Whole contents of many keys, ``max_concurrency`` requests in flight."""
-        return self._run(self._read_many(keys))
+        return self._map(lambda key: obstore.get(self.store, key).bytes().to_bytes(), keys)
 
     def read_ranges(
         self, keys: Sequence[str], starts: Sequence[int], ends: Sequence[int]
     ) -> list[bytes | BaseException]:
         """Many ``[start, end)`` ranges (absolute, non-negative), in order."""
-        return self._run(self._read_ranges(keys, starts, ends))
-
-    async def _read(self, key: str, start: int | None, end: int | None) -> bytes:
-        part = self.settings.part_size
-        lo = start or 0
-        if end is not None:
-            return await self._range(key, lo, end)
-        first = await obstore.get_async(self.store, key, options={"range": (lo, lo + part)})
-        size = first.meta["size"]
-        head = await first.bytes_async()
-        if lo + len(head) >= size:
-            return head.to_bytes()
-        bounds = [(s, min(s + part, size)) for s in range(lo + len(head), size, part)]
-        parts = await self._bounded([self._range(key, s, e) for s, e in bounds])
-        return b"".join([head, *parts])
-
-    async def _range(self, key: str, start: int, end: int) -> Any:
-        if end <= start:
-            return b""
-        return await obstore.get_range_async(self.store, key, start=start, end=end)
-
-    async def _read_many(self, keys: Sequence[str]) -> list[bytes | BaseException]:
-        async def one(key: str) -> bytes:
-            result = await obstore.get_async(self.store, key)
-            return (await result.bytes_async()).to_bytes()
-
-        return await self._bounded([one(k) for k in keys], return_exceptions=True)
-
-    async def _read_ranges(
-        self, keys: Sequence[str], starts: Sequence[int], ends: Sequence[int]
-    ) -> list[bytes | BaseException]:
-        async def one(key: str, start: int, end: int) -> bytes:
-            data = await self._range(key, start, end)
-            return data if isinstance(data, bytes) else data.to_bytes()
-
-        coros = [one(k, s, e) for k, s, e in zip(keys, starts, ends, strict=True)]
-        return await self._bounded(coros, return_exceptions=True)
-
-    async def _bounded(self, coros: list[Any], return_exceptions: bool = False) -> list[Any]:
-        limit = asyncio.Semaphore(self.settings.max_concurrency)
-
-        async def gated(coro: Any) -> Any:
-            async with limit:
-                return await coro
-
-        return await asyncio.gather(*map(gated, coros), return_exceptions=return_exceptions)
+        return self._map(self.range, keys, starts, ends)

@@ -9,7 +9,7 @@ from typing import Any
 from .._config import Tier
 
 DEFAULT_REGION = "us-east-1"
-DEFAULT_CONCURRENCY = 32
+DEFAULT_CONCURRENCY = 16
 DEFAULT_PART_SIZE = 16 * 2**20
 
 

@@ -8,6 +8,7 @@ semantics); bytes are read through obstore's native client
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterable, Sequence
 from typing import Any, BinaryIO
@@ -38,9 +39,16 @@ class S3Connector(Connector):
         self.settings = S3Settings.from_tier(tier)
         self._fs: S3FileSystem | None = None
         self._native: NativeReader | None = None
+        self._native_pid = os.getpid()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"tier": self.tier, "settings": self.settings, "_fs": None, "_native": None}
+        return {
+            "tier": self.tier,
+            "settings": self.settings,
+            "_fs": None,
+            "_native": None,
+            "_native_pid": 0,
+        }
 
     # -- clients -------------------------------------------------------------
 
@@ -70,8 +78,9 @@ class S3Connector(Connector):
     @property
     def native(self) -> NativeReader:
         """The obstore-backed reader for bytes."""
-        if self._native is None:
+        if self._native is None or self._native_pid != os.getpid():  # new after a fork
             self._native = NativeReader(self.settings)
+            self._native_pid = os.getpid()
         return self._native
 
     # -- paths ---------------------------------------------------------------
@@ -111,6 +120,11 @@ class S3Connector(Connector):
                 f"cannot reach S3 endpoint {self.settings.endpoint} for {self.url(rel)}"
             )
         return error
+
+    def close(self) -> None:
+        if self._native is not None:
+            self._native.close()
+            self._native = None
 
     def reachable(self, timeout: float = 2.0) -> bool:
         """Whether a TCP connection to the endpoint can be opened."""
