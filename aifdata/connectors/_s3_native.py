@@ -84,22 +84,40 @@ class NativeReader:
             self._pool.shutdown(wait=False)
             self._pool = None
 
-    def _map(self, fn: Callable[..., Any], *iterables: Sequence[Any]) -> list[Any]:
-        """Run ``fn`` over the items in the pool; an exception is returned in its place."""
+    def _map(self, fn: Callable[..., Any], *columns: Sequence[Any]) -> list[Any]:
+        """Run ``fn`` over the rows of ``columns`` in the pool, in order.
 
-        def guarded(*args: Any) -> Any:
-            try:
-                return fn(*args)
-            except Exception as exc:
-                return exc
+        Each worker pulls the next index from one shared iterator, so there is
+        one task per worker rather than one future per request; an exception
+        is returned in place of its result.
+        """
+        rows = list(zip(*columns, strict=True))
+        results: list[Any] = [None] * len(rows)
+        indexes = iter(range(len(rows)))  # next() on it is atomic under the GIL
 
+        def worker() -> None:
+            for i in indexes:
+                try:
+                    results[i] = fn(*rows[i])
+                except Exception as exc:
+                    results[i] = exc
+
+        workers = min(self.settings.max_concurrency, len(rows))
+        if workers <= 1:
+            worker()
+            return results
+        pool = self._executor()
+        for future in [pool.submit(worker) for _ in range(workers)]:
+            future.result()
+        return results
+
+    def _executor(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(
                     self.settings.max_concurrency, thread_name_prefix="aifdata-obstore"
                 )
-            pool = self._pool
-        return list(pool.map(guarded, *iterables))
+            return self._pool
 
     def read(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
         """The bytes of ``key`` in ``[start, end)`` (None: to the end)."""
