@@ -161,7 +161,11 @@ class AifFileSystem(AbstractFileSystem):
                 continue
         files = {name for name, info in found.items() if info["type"] == "file"}
         if files:
-            route = self._router(mount).route(rel)
+            sizes: dict[str, dict[str, int]] = {t.name: {} for t in mount.tiers}
+            sizes.update({name: {rel: found[name]["size"]} for name in files})
+            route = self._router(mount).decide(rel, sizes)
+            if route is None:
+                raise NotFound(f"aif://{path}: no copy on any tier")
             info = self._named(mount, found[route.tier], route.tier)
             info["tiers"] = sorted(files)
             return info
@@ -384,6 +388,39 @@ class AifFileSystem(AbstractFileSystem):
             return
         with source.open_read(rel1, _COPY_CHUNK, route.size) as src, target.open_write(rel2) as dst:
             _copy_stream(src, dst, kwargs.get("callback"), route.size)
+
+    def mv(
+        self,
+        path1: Any,
+        path2: Any,
+        recursive: bool = False,
+        maxdepth: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Rename a file within a mount on every tier that holds it (a PFS rename is O(1));
+        anything else is fsspec's copy-then-delete."""
+        if self._rename_file(path1, path2):
+            return
+        super().mv(path1, path2, recursive=recursive, maxdepth=maxdepth, **kwargs)
+
+    def _rename_file(self, path1: Any, path2: Any) -> bool:
+        if not (isinstance(path1, str) and isinstance(path2, str)) or path2.endswith("/"):
+            return False
+        src, dst = self._strip_protocol(path1), self._strip_protocol(path2)
+        (mount, rel1), (mount2, rel2) = self.config.resolve(src), self.config.resolve(dst)
+        if mount is not mount2 or not rel1 or not rel2 or src == dst:
+            return False
+        try:
+            if self.info(src)["type"] != "file" or self.isdir(dst):
+                return False
+        except FileNotFoundError:
+            return False
+        for conn in self._tiers(mount):
+            if conn.exists(rel1):
+                conn.move(rel1, rel2)
+            elif conn.exists(rel2):
+                conn.rm_file(rel2)  # an old copy there would shadow the moved file
+        return True
 
     def rm_file(self, path: str) -> None:
         mount, rel = self._split(path)

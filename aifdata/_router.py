@@ -79,7 +79,7 @@ class Router:
                 sizes[name] = self.connectors[name].sizes(pending)
             still = []
             for rel in pending:
-                route = self._decide(rel, sizes)
+                route = self.decide(rel, sizes)
                 if route is None:
                     still.append(rel)
                 else:
@@ -90,8 +90,8 @@ class Router:
             raise NotFound(f"aif://{self._logical(pending[0])}: no copy on any tier ({tiers})")
         return routes
 
-    def _decide(self, rel: str, sizes: Mapping[str, Mapping[str, int]]) -> Route | None:
-        """Decide with the sizes known so far; None means 'ask more tiers first'."""
+    def decide(self, rel: str, sizes: Mapping[str, Mapping[str, int]]) -> Route | None:
+        """Decide from ``sizes[tier][rel]``; None means 'ask more tiers first' (or nowhere)."""
         mount = self.mount
         reference = sizes[mount.write_tier].get(rel)
         skipped: list[tuple[str, str]] = []

@@ -283,16 +283,20 @@ def bench_pfs(root: Path, large_size: int, keys: list[str], repeat: int) -> list
         return sum(len(got[p]) for p in aif_paths)
 
     print(f"PFS, one file of {large_size / 2**20:.0f} MiB and {len(keys)} files of 100 KiB:")
-    results = []
-    for _ in range(2):  # interleaved, so that cache state and drift hit both alike
-        results = [
-            measure("pfs-large", "python open().read()", plain_large, 1, repeat),
-            measure(
-                "pfs-large", "aif:// cat_file", lambda: len(fs.cat_file("pfs/large.bin")), 1, repeat
-            ),
-            measure("pfs-small", "python open().read()", plain_small, len(keys), repeat),
-            measure("pfs-small", "aif:// cat(list)", aif_small, len(keys), repeat),
-        ]
+    cases = [
+        ("pfs-large", "python open().read()", plain_large, 1),
+        ("pfs-large", "aif:// cat_file", lambda: len(fs.cat_file("pfs/large.bin")), 1),
+        ("pfs-small", "python open().read()", plain_small, len(keys)),
+        ("pfs-small", "aif:// cat(list)", aif_small, len(keys)),
+    ]
+    best: dict[str, Result] = {}
+    for round_ in range(4):  # interleaved rounds, order flipped each time: drift hits all alike
+        for group, name, fn, requests in cases if round_ % 2 else cases[::-1]:
+            result = measure(group, name, fn, requests, repeat)
+            key = f"{group}/{name}"
+            if key not in best or result.wall < best[key].wall:
+                best[key] = result
+    results = list(best.values())
     return results
 
 

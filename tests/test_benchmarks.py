@@ -1,0 +1,22 @@
+"""The benchmarks still run (tiny sizes, against the session's server); no timing is asserted."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).parent.parent / "benchmarks" / "bench_read.py"
+
+
+def test_bench_read_runs_and_prints_ratios(seaweedfs):
+    env = dict(os.environ, AIFDATA_BENCH_S3_ENDPOINT=seaweedfs.endpoint_url)
+    args = ["--large-mib", "12", "--small-count", "40", "--repeat", "1"]
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), *args], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr
+    for case in ("aif:// cat_file", "s3fs cat_file", "boto3 get_object", "aif:// cat(list)"):
+        assert case in proc.stdout
+    assert "targets:" in proc.stdout
