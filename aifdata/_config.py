@@ -156,6 +156,8 @@ class Config:
 
     mounts: tuple[Mount, ...]
     source: str | None = None
+    _by_prefix: dict[str, Mount] = field(init=False, repr=False, compare=False)
+    _nested: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         mounts = tuple(self.mounts)
@@ -163,6 +165,8 @@ class Config:
         if len(set(prefixes)) != len(prefixes):
             raise ConfigError(f"two mounts share a prefix: {prefixes}")
         object.__setattr__(self, "mounts", mounts)
+        object.__setattr__(self, "_by_prefix", {m.prefix: m for m in mounts})
+        object.__setattr__(self, "_nested", any("/" in p for p in prefixes))
 
     @property
     def prefixes(self) -> list[str]:
@@ -178,6 +182,10 @@ class Config:
 
     def resolve(self, path: str) -> tuple[Mount, str]:
         """Split a clean logical path into its mount (longest prefix) and the rest."""
+        top, _, rest = path.partition("/")
+        single = self._by_prefix.get(top)
+        if single is not None and not self._nested:  # the common case: one dict lookup
+            return single, rest
         holders = [m for m in self.mounts if path == m.prefix or path.startswith(m.prefix + "/")]
         best = max(holders, key=lambda m: len(m.prefix), default=None)
         if best is None:

@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ACCESS_KEY = "aifdata"
 SECRET_KEY = "aifdata-secret"
@@ -91,7 +92,7 @@ class SeaweedFS:
             "region": self.region,
         }
 
-    def client(self):
+    def client(self, max_pool_connections: int = 10) -> Any:
         """A boto3 S3 client for this server."""
         import boto3
         from botocore.config import Config
@@ -102,7 +103,11 @@ class SeaweedFS:
             aws_access_key_id=self.access_key,
             aws_secret_access_key=self.secret_key,
             region_name=self.region,
-            config=Config(s3={"addressing_style": "path"}, retries={"mode": "standard"}),
+            config=Config(
+                s3={"addressing_style": "path"},
+                retries={"mode": "standard"},
+                max_pool_connections=max_pool_connections,
+            ),
         )
 
     def make_bucket(self, name: str) -> None:

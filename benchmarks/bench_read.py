@@ -145,17 +145,7 @@ def s3fs_fs(server: _seaweedfs.SeaweedFS):  # type: ignore[no-untyped-def]
 
 
 def boto3_client(server: _seaweedfs.SeaweedFS):  # type: ignore[no-untyped-def]
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "s3",
-        endpoint_url=server.endpoint_url,
-        aws_access_key_id=server.access_key,
-        aws_secret_access_key=server.secret_key,
-        region_name=server.region,
-        config=Config(s3={"addressing_style": "path"}, max_pool_connections=THREADS),
-    )
+    return server.client(max_pool_connections=THREADS)
 
 
 def bench_s3_large(server: _seaweedfs.SeaweedFS, large: bytes, repeat: int) -> list[Result]:

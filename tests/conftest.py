@@ -102,10 +102,9 @@ def pfs_fs(pfs_dir: Path) -> AifFileSystem:
     )
 
 
-def write_config(home: Path, text: str) -> Path:
-    path = home / "config.toml"
-    path.write_text(text)
-    return path
+def s3_options_toml(server: _seaweedfs.SeaweedFS) -> str:
+    """The TOML lines of an S3 tier's endpoint and credentials for ``server``."""
+    return "\n".join(f'{k} = "{v}"' for k, v in server.storage_options.items())
 
 
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")

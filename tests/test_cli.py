@@ -10,10 +10,12 @@ import pytest
 
 from aifdata.cli import main
 
+from .conftest import s3_options_toml
+
 
 @pytest.fixture
 def config_file(tmp_path, pfs_dir, seaweedfs, bucket):
-    opts = "\n".join(f'{k} = "{v}"' for k, v in seaweedfs.storage_options.items())
+    opts = s3_options_toml(seaweedfs)
     path = tmp_path / "config.toml"
     path.write_text(
         f"""

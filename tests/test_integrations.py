@@ -12,13 +12,13 @@ import pytest
 from aifdata import AifFileSystem
 
 from . import requires_dask, requires_pandas, requires_xarray, requires_zarr
+from .conftest import s3_options_toml
 
 
 @pytest.fixture
 def configured(seaweedfs, bucket, pfs_dir, tmp_path, monkeypatch):
     """Mounts ``lake`` (PFS read first, S3 writes) and ``cloud`` (S3 only), via a TOML file."""
-    opts = seaweedfs.storage_options
-    creds = "\n".join(f'{k} = "{v}"' for k, v in opts.items())
+    creds = s3_options_toml(seaweedfs)
     text = f"""
 [mounts.lake]
 read_order = ["pfs", "s3"]
