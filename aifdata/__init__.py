@@ -7,8 +7,10 @@ from ._config import Config, Mount, Tier, load_config, parse_config
 from ._errors import (
     AccessDenied,
     AifDataError,
+    CatalogError,
     ConfigError,
     FormatError,
+    IngestError,
     MountNotFound,
     NotFound,
     PathEscape,
@@ -18,14 +20,20 @@ from ._errors import (
 from ._filesystem import AifFileSystem, filesystem
 from ._router import Route
 from ._version import __version__
+from .catalog import Catalog, Dataset, FileRecord, open_dataset
 
 __all__ = [
     "AccessDenied",
     "AifDataError",
     "AifFileSystem",
+    "Catalog",
+    "CatalogError",
     "Config",
     "ConfigError",
+    "Dataset",
+    "FileRecord",
     "FormatError",
+    "IngestError",
     "Mount",
     "MountNotFound",
     "NotFound",
@@ -37,5 +45,6 @@ __all__ = [
     "__version__",
     "filesystem",
     "load_config",
+    "open_dataset",
     "parse_config",
 ]

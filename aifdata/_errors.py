@@ -12,6 +12,8 @@ keeps working around aifdata code::
      │    └── PathEscape                 the path would leave its tier's root
      ├── StorageUnavailable (ConnectionError)  the endpoint cannot be reached
      ├── StorageError (OSError)          any other storage failure
+     ├── CatalogError                    the catalog file cannot be opened or written
+     │    └── IngestError                an ingest failed part-way; nothing was recorded
      └── FormatError (ValueError)        bad bytes in a file of a known format
 """
 
@@ -48,6 +50,14 @@ class StorageUnavailable(AifDataError, ConnectionError):
 
 class StorageError(AifDataError, OSError):
     """Any other failure reported by a storage back end."""
+
+
+class CatalogError(AifDataError):
+    """The catalog cannot be opened or written (locked, newer schema, unreadable)."""
+
+
+class IngestError(CatalogError):
+    """An ingest failed part-way; the message names the file. Nothing was recorded."""
 
 
 class FormatError(AifDataError, ValueError):

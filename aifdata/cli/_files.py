@@ -20,8 +20,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from .._config import Config
 from .._filesystem import AifFileSystem
+from .._urls import resolve_url
 from ._app import app, state
 
 _CHUNK = 16 * 2**20
@@ -35,35 +35,6 @@ def _console() -> Console:
 
 def _print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
-
-
-def resolve_url(url: str, config: Config) -> tuple[AbstractFileSystem, str]:
-    """The filesystem and path for ``aif://``, ``s3://`` or a local path.
-
-    An ``s3://`` URL inside a mount's S3 tier uses that tier's endpoint and
-    credentials; any other goes to s3fs with the usual AWS settings.
-    """
-    if url.startswith("aif://"):
-        fs = AifFileSystem(config)
-        return fs, fs._strip_protocol(url)
-    if url.startswith("s3://"):
-        return _s3_filesystem(url, config), url.removeprefix("s3://")
-    local = LocalFileSystem()
-    return local, os.path.abspath(url)
-
-
-def _s3_filesystem(url: str, config: Config) -> AbstractFileSystem:
-    from ..connectors.s3 import S3Connector
-
-    bare = url.removeprefix("s3://")
-    for mount in config.mounts:
-        for tier in mount.tiers:
-            root = tier.url.removeprefix("s3://")
-            if tier.kind == "s3" and (bare == root or bare.startswith(root.split("/")[0] + "/")):
-                return S3Connector(tier).fs
-    import s3fs
-
-    return s3fs.S3FileSystem()
 
 
 @app.command()

@@ -44,10 +44,15 @@ def _libc_madvise() -> Any:
 _madvise = _libc_madvise() if sys.platform == "linux" else None
 
 
-def _prefault(address: int, n: int) -> None:
-    """Populate the pages of ``[address, address + n)`` up front (best effort)."""
-    if _madvise is None:
+def prefault(view: memoryview) -> None:
+    """Populate the pages under a writable view in one call (best effort).
+
+    Called by each worker on its own slice, so the cost is spread over threads.
+    """
+    if _madvise is None or len(view) < _PAGE:
         return
+    address = ctypes.addressof(ctypes.c_char.from_buffer(view))
+    n = len(view)
     start = (address + _PAGE - 1) & ~(_PAGE - 1)
     length = (address + n - start) & ~(_PAGE - 1)
     if length > 0:
@@ -63,6 +68,5 @@ def fresh_bytes(n: int) -> tuple[bytes, memoryview]:
         raise ValueError(f"fresh_bytes is for large results (got {n} bytes)")
     result = _new_bytes(None, n)
     address = _bytes_address(result)
-    _prefault(address, n)
     storage = (ctypes.c_char * n).from_address(address)
     return result, memoryview(storage).cast("B")

@@ -24,6 +24,7 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
 
+from ._buffers import prefault
 from ._s3_settings import S3Settings
 
 _RETRY_STATUS = {429, 500, 502, 503, 504}
@@ -146,6 +147,7 @@ class RangedReader:
     def _get_into(self, key: str, start: int, view: memoryview, etag: str | None) -> int:
         if len(view) == 0:
             return 0
+        prefault(view)
         path, headers = self._signed_headers(key, start, start + len(view) - 1, etag)
         conn = self._connection()
         conn.request("GET", path, headers=headers)

@@ -1,0 +1,94 @@
+"""Catalog commands: ingest, datasets, show."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+from ..catalog import Catalog, Dataset
+from ._app import app, state
+from ._files import JsonFlag, _progress
+
+CatalogOption = Annotated[
+    str | None, typer.Option("--catalog", help="Catalog file (default $AIFDATA_HOME/catalog.db).")
+]
+
+
+def _catalog(path: str | None) -> Catalog:
+    return Catalog(path, config=state.config)
+
+
+def _as_dict(ds: Dataset) -> dict[str, object]:
+    return {
+        "name": ds.name,
+        "version": ds.version,
+        "description": ds.description,
+        "owner": ds.owner,
+        "tags": dict(ds.tags),
+        "source": ds.source,
+        "digest": ds.digest,
+        "files": [
+            {"path": f.path, "size": f.size, "checksum": f.checksum, "format": f.format,
+             "replicas": [{"tier": t, "url": u} for t, u in f.replicas]}
+            for f in ds.files
+        ],
+    }  # fmt: skip
+
+
+@app.command()
+def ingest(
+    source: Annotated[
+        str, typer.Argument(help="A file, directory or prefix: aif://, s3:// or local.")
+    ],
+    dataset: Annotated[
+        str, typer.Option("--dataset", "-d", help="Dataset name, e.g. genomics/run42.")
+    ],
+    description: Annotated[str | None, typer.Option(help="What the dataset is.")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="KEY=VALUE (repeatable).")] = None,
+    workers: Annotated[int, typer.Option(help="Files checksummed at once.")] = 8,
+    catalog: CatalogOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Record the files under SOURCE (with SHA-256 checksums) as a version of a dataset."""
+    tags = dict(_split_tag(t) for t in tag or [])
+    cat = _catalog(catalog)
+    with _progress(sys.stderr.isatty() and not as_json) as progress:
+        task = progress.add_task("checksumming", total=None)
+        ds = cat.ingest(
+            source, dataset, description=description, tags=tags, workers=workers,
+            progress=lambda n: progress.advance(task, n),
+        )  # fmt: skip
+    if as_json:
+        sys.stdout.write(json.dumps(_as_dict(ds), indent=2) + "\n")
+        return
+    typer.echo(f"{ds.name}@{ds.version}: {len(ds.files)} file(s), {ds.total_bytes:,} bytes")
+
+
+def _split_tag(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise typer.BadParameter(f"tag {text!r} is not KEY=VALUE")
+    return key, value
+
+
+@app.command()
+def show(
+    name: Annotated[str, typer.Argument(help="NAME or NAME@VERSION.")],
+    catalog: CatalogOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Show a dataset version: its files, checksums and replicas."""
+    base, _, version = name.partition("@")
+    ds = _catalog(catalog).dataset(base, int(version) if version else None)
+    if as_json:
+        sys.stdout.write(json.dumps(_as_dict(ds), indent=2) + "\n")
+        return
+    typer.echo(f"{ds.name}@{ds.version}  owner {ds.owner}  {ds.total_bytes:,} bytes")
+    if ds.description:
+        typer.echo(f"  {ds.description}")
+    for f in ds.files:
+        tiers = ",".join(t for t, _ in f.replicas)
+        typer.echo(f"  {f.size:>14,}  {f.checksum[:19]}…  {tiers:<8} {f.path}")

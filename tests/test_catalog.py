@@ -1,0 +1,157 @@
+"""The catalog: store, datasets and versions, ingest (all-or-nothing), concurrency."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+
+import pytest
+
+import aifdata
+from aifdata import Catalog, IngestError, NotFound
+from aifdata.catalog import CHECKSUM_ALGORITHM, is_network_filesystem
+
+from .conftest import s3_tier
+
+
+@pytest.fixture
+def catalog(tmp_path, two_tier_fs):
+    return Catalog(tmp_path / "catalog.db", config=two_tier_fs.config)
+
+
+def make_tree(root, files):
+    for rel, data in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return root
+
+
+def test_store_uses_wal_on_local_disk_and_a_schema_version(tmp_path):
+    cat = Catalog(tmp_path / "c.db")
+    assert cat.datasets() == []
+    assert cat.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert cat.conn.execute("PRAGMA user_version").fetchone()[0] >= 1
+    assert not is_network_filesystem(tmp_path)
+
+
+def test_rollback_journal_when_forced(tmp_path, monkeypatch):
+    monkeypatch.setenv("AIFDATA_CATALOG_JOURNAL", "delete")
+    cat = Catalog(tmp_path / "c.db")
+    assert cat.conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+
+
+def test_ingest_local_directory_makes_version_one(catalog, tmp_path):
+    src = make_tree(tmp_path / "run42", {"a.fastq": b"@r\nA\n+\nI\n", "sub/b.bin": b"\x00" * 1000})
+    ds = catalog.ingest(str(src), "genomics/run42", description="first run", tags={"site": "x"})
+    assert ds.name == "genomics/run42" and ds.version == 1
+    assert [f.path for f in ds.files] == ["a.fastq", "sub/b.bin"]
+    assert ds.files[1].size == 1000
+    assert ds.files[1].checksum.startswith(f"{CHECKSUM_ALGORITHM}:")
+    assert ds.files[0].format == "unknown"
+    assert ds.tags == {"site": "x"}
+    assert ds.owner == aifdata.catalog.current_user()
+    assert ds.files[0].replicas[0][1] == str(src / "a.fastq")
+
+
+def test_unchanged_data_makes_no_new_version_and_changed_data_does(catalog, tmp_path):
+    src = make_tree(tmp_path / "d", {"x.txt": b"one"})
+    assert catalog.ingest(str(src), "d").version == 1
+    assert catalog.ingest(str(src), "d").version == 1
+    (src / "x.txt").write_bytes(b"two")
+    assert catalog.ingest(str(src), "d").version == 2
+    assert catalog.versions("d") == [1, 2]
+    assert catalog.dataset("d", 1).files[0].checksum != catalog.dataset("d", 2).files[0].checksum
+    with pytest.raises(NotFound, match="versions: 1, 2"):
+        catalog.dataset("d", 7)
+
+
+def test_ingest_from_s3_and_aif(catalog, two_tier_fs, seaweedfs, bucket):
+    two_tier_fs.pipe({"both/raw/r1.bin": b"1" * 10, "both/raw/r2.bin": b"2" * 20})
+    via_aif = catalog.ingest("aif://both/raw", "raw/aif")
+    assert [(f.path, f.size) for f in via_aif.files] == [("r1.bin", 10), ("r2.bin", 20)]
+    assert via_aif.files[0].replicas[0][0] == "s3"
+    via_s3 = catalog.ingest(f"s3://{bucket}/data/raw/", "raw/s3")
+    assert [f.checksum for f in via_s3.files] == [f.checksum for f in via_aif.files]
+    assert via_s3.files[0].etag
+
+
+def test_failed_ingest_records_nothing_and_names_the_file(catalog, tmp_path, monkeypatch):
+    from aifdata.catalog import _ingest
+
+    src = make_tree(tmp_path / "bad", {"ok.txt": b"fine", "zz.txt": b"later"})
+    catalog.ingest(str(src), "bad")
+    (src / "ok.txt").write_bytes(b"changed")
+    real = _ingest.checksum
+
+    def flaky(fs, path):
+        if path.endswith("zz.txt"):
+            raise ConnectionResetError("connection dropped mid-read")
+        return real(fs, path)
+
+    monkeypatch.setattr(_ingest, "checksum", flaky)
+    with pytest.raises(IngestError) as info:
+        catalog.ingest(str(src), "bad")
+    assert str(src / "zz.txt") in str(info.value)
+    assert "nothing was recorded" in str(info.value)
+    assert catalog.versions("bad") == [1]
+    assert catalog.dataset("bad").files[0].size == len(b"fine")
+    with pytest.raises(IngestError):
+        catalog.ingest(str(src), "new-dataset")
+    assert "new-dataset" not in catalog.datasets()
+
+
+def test_missing_source_is_not_found(catalog, tmp_path):
+    with pytest.raises(NotFound, match="nothing to ingest"):
+        catalog.ingest(str(tmp_path / "nowhere"), "x")
+    assert catalog.datasets() == []
+
+
+def test_open_dataset_reads_the_default_catalog(isolated_home, tmp_path):
+    src = make_tree(tmp_path / "s", {"f": b"123"})
+    Catalog().ingest(str(src), "defaults/one")
+    assert aifdata.open_dataset("defaults/one").files[0].size == 3
+
+
+def _ingest_worker(args):
+    db, root, name = args
+    cat = Catalog(db)
+    cat.ingest(root, name)
+    return name
+
+
+def test_eight_processes_ingest_into_one_catalog(tmp_path):
+    db = tmp_path / "shared.db"
+    jobs = []
+    for i in range(8):
+        root = make_tree(
+            tmp_path / f"src{i}", {f"f{j}.bin": bytes([i, j]) * 100 for j in range(20)}
+        )
+        jobs.append((str(db), str(root), f"parallel/d{i}"))
+    with multiprocessing.get_context("spawn").Pool(8) as pool:
+        assert sorted(pool.map(_ingest_worker, jobs)) == sorted(j[2] for j in jobs)
+    cat = Catalog(db)
+    assert len(cat.datasets()) == 8
+    rows = sqlite3.connect(db).execute("SELECT count(*) FROM files").fetchone()[0]
+    assert rows == 8 * 20
+    _ = s3_tier
+
+
+def test_cli_ingest_and_show(tmp_path, capsysbinary):
+    import json
+
+    from aifdata.cli import main
+
+    src = make_tree(tmp_path / "cli-src", {"a.txt": b"alpha", "b/c.txt": b"gamma"})
+    db = str(tmp_path / "cli.db")
+    code = main(["ingest", str(src), "--dataset", "cli/demo", "--tag", "k=v", "--catalog", db])
+    out, err = capsysbinary.readouterr()
+    assert code == 0, err
+    assert b"cli/demo@1: 2 file(s), 10 bytes" in out
+    code = main(["show", "cli/demo@1", "--catalog", db, "--json"])
+    shown = json.loads(capsysbinary.readouterr()[0])
+    assert [f["path"] for f in shown["files"]] == ["a.txt", "b/c.txt"]
+    assert shown["tags"] == {"k": "v"}
+    code = main(["show", "cli/none", "--catalog", db])
+    assert code == 3
+    assert b"no dataset 'cli/none'" in capsysbinary.readouterr()[1]
