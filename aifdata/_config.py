@@ -180,6 +180,14 @@ class Config:
                 return mount
         raise MountNotFound(f"no mount {prefix!r}; known mounts: {', '.join(self.prefixes)}")
 
+    def locate(self, url: str) -> tuple[Mount, Tier, str] | None:
+        """The mount, tier and relative path of a physical URL (``s3://b/k`` or a PFS path)."""
+        for mount in self.mounts:
+            for tier in mount.tiers:
+                if url.startswith(tier.url.rstrip("/") + "/"):
+                    return mount, tier, url[len(tier.url.rstrip("/")) + 1 :]
+        return None
+
     def resolve(self, path: str) -> tuple[Mount, str]:
         """Split a clean logical path into its mount (longest prefix) and the rest."""
         top, _, rest = path.partition("/")

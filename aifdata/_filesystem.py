@@ -14,12 +14,12 @@ from typing import Any
 
 from fsspec.spec import AbstractFileSystem
 
-from ._config import Config, Mount, load_config
+from ._config import Config, Mount, aifdata_home, load_config
 from ._errors import MountNotFound, NotFound
 from ._paths import PROTOCOL, clean_path, has_magic
 from ._router import Route, Router
 from .connectors import Connector, connector_for
-from .connectors._base import Info
+from .connectors._base import FileStat, Info
 
 _COPY_CHUNK = 16 * 2**20
 
@@ -34,13 +34,38 @@ class AifFileSystem(AbstractFileSystem):
     protocol = PROTOCOL
     root_marker = ""
 
-    def __init__(self, config: Config | str | os.PathLike[str] | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        config: Config | str | os.PathLike[str] | None = None,
+        catalog: Any = None,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         self.config = config if isinstance(config, Config) else load_config(config)
+        self._catalog_option = catalog
+        self._catalog: Any = None
         self._connectors: dict[tuple[str, str], Connector] = {}
 
+    @property
+    def catalog(self) -> Any:
+        """The catalog whose checksums guide routing: the one given, else
+        ``$AIFDATA_HOME/catalog.db`` when it exists; ``catalog=False`` for none."""
+        if self._catalog is None and self._catalog_option is not False:
+            from .catalog import Catalog
+
+            option = self._catalog_option
+            if isinstance(option, Catalog):
+                self._catalog = option
+            elif option is not None:
+                self._catalog = Catalog(option, config=self.config)
+            elif (aifdata_home() / "catalog.db").exists():
+                self._catalog = Catalog(config=self.config)
+        return self._catalog
+
     def __reduce__(self) -> tuple[Any, ...]:
-        return _rebuild, (self.config, self.storage_options)
+        options = dict(self.storage_options)
+        options.pop("config", None)
+        return _rebuild, (self.config, options)
 
     # -- paths and parts -----------------------------------------------------
 
@@ -65,7 +90,9 @@ class AifFileSystem(AbstractFileSystem):
         return self.config.resolve(self._strip_protocol(path))
 
     def _router(self, mount: Mount) -> Router:
-        return Router(mount, {t.name: self.connector(mount, t.name) for t in mount.tiers})
+        catalog = self.catalog if len(mount.tiers) > 1 else None
+        lookup = catalog.replica_records if catalog is not None else None
+        return Router(mount, {t.name: self.connector(mount, t.name) for t in mount.tiers}, lookup)
 
     def _tiers(self, mount: Mount) -> list[Connector]:
         """Connectors in listing order: the write tier, then the rest by read order."""
@@ -103,6 +130,11 @@ class AifFileSystem(AbstractFileSystem):
         return out
 
     # -- routing -------------------------------------------------------------
+
+    def tier_copy(self, path: str, tier: str) -> tuple[Connector, str]:
+        """The connector of ``tier`` and the path of ``path`` on it (no routing)."""
+        mount, rel = self._split(path)
+        return self.connector(mount, tier), rel
 
     def where(self, path: str) -> Route:
         """Which tier would serve a read of ``path``, and why."""
@@ -161,9 +193,10 @@ class AifFileSystem(AbstractFileSystem):
                 continue
         files = {name for name, info in found.items() if info["type"] == "file"}
         if files:
-            sizes: dict[str, dict[str, int]] = {t.name: {} for t in mount.tiers}
-            sizes.update({name: {rel: found[name]["size"]} for name in files})
-            route = self._router(mount).decide(rel, sizes)
+            stats: dict[str, dict[str, FileStat]] = {t.name: {} for t in mount.tiers}
+            stats.update({name: {rel: FileStat.of(found[name])} for name in files})
+            router = self._router(mount)
+            route = router.verified(rel, stats, router._records([rel])) or router.decide(rel, stats)
             if route is None:
                 raise NotFound(f"aif://{path}: no copy on any tier")
             info = self._named(mount, found[route.tier], route.tier)
@@ -500,6 +533,12 @@ def _rebuild(config: Config, storage_options: dict[str, Any]) -> AifFileSystem:
     return AifFileSystem(config, **storage_options)
 
 
-def filesystem(config: Config | str | os.PathLike[str] | None = None) -> AifFileSystem:
-    """An ``aif://`` filesystem over ``config`` (default: :func:`~aifdata.load_config`)."""
-    return AifFileSystem(config)
+def filesystem(
+    config: Config | str | os.PathLike[str] | None = None, catalog: Any = None
+) -> AifFileSystem:
+    """An ``aif://`` filesystem over ``config`` (default: :func:`~aifdata.load_config`).
+
+    ``catalog`` (a :class:`~aifdata.Catalog` or a path; default: the one in
+    ``$AIFDATA_HOME`` if it exists; False: none) lets verified checksums guide reads.
+    """
+    return AifFileSystem(config, catalog=catalog)

@@ -1,20 +1,22 @@
 """Choose the tier that serves a read, and say why.
 
-The rule: walk the mount's read order and take the first tier whose copy has
-the same size as the write tier's copy (the write tier is the reference). When
-the write tier has no copy, the first tier that has one serves it. The
-catalog will tighten "same size" to "same checksum".
+The rule: walk the mount's read order and take the first tier whose copy the
+catalog has checksummed and that has not changed since (same size, and same
+mtime or ETag). Without such a copy, take the first tier whose copy has the
+same size as the write tier's copy (the write tier is the reference); when the
+write tier has no copy, the first tier that has one serves it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._config import Mount
 from ._errors import NotFound
 from .connectors import Connector
+from .connectors._base import FileStat
 
 
 @dataclass(frozen=True)
@@ -40,12 +42,46 @@ class Route:
         }
 
 
-class Router:
-    """Routes the reads of one mount over its connectors."""
+class ReplicaRecord(NamedTuple):
+    """What the catalog knows of one copy: its size, checksum and version markers."""
 
-    def __init__(self, mount: Mount, connectors: Mapping[str, Connector]) -> None:
+    size: int
+    checksum: str | None
+    mtime: float | None
+    etag: str | None
+
+    def matches(self, st: FileStat) -> bool:
+        """Whether a live copy is still the one the catalog checksummed."""
+        if st.size != self.size:
+            return False
+        if self.etag and st.etag:
+            return self.etag.strip('"') == st.etag.strip('"')
+        if self.mtime is not None and st.mtime is not None:
+            return abs(self.mtime - st.mtime) < 1e-6
+        return False
+
+
+#: Looks up catalog records by physical URL (``s3://b/k`` or a PFS path).
+RecordLookup = Callable[[Sequence[str]], Mapping[str, ReplicaRecord]]
+
+
+class Router:
+    """Routes the reads of one mount over its connectors.
+
+    With a catalog (``records``), a copy the catalog has checksummed, and that
+    has not changed since (same size and mtime or ETag), is preferred in read
+    order; when no copy is verified the size rule applies.
+    """
+
+    def __init__(
+        self,
+        mount: Mount,
+        connectors: Mapping[str, Connector],
+        records: RecordLookup | None = None,
+    ) -> None:
         self.mount = mount
         self.connectors = connectors
+        self.records = records
 
     def _logical(self, rel: str) -> str:
         return f"{self.mount.prefix}/{rel}" if rel else self.mount.prefix
@@ -61,7 +97,7 @@ class Router:
         return self.route_many([rel])[rel]
 
     def route_many(self, rels: Sequence[str]) -> dict[str, Route]:
-        """Routes of many files, with one bulk size lookup per tier."""
+        """Routes of many files, with one bulk stat per tier and one catalog lookup."""
         mount = self.mount
         if len(mount.tiers) == 1:
             only = mount.tiers[0].name
@@ -69,53 +105,67 @@ class Router:
             return {
                 r: Route(self._logical(r), only, conn.url(r), "the mount's only tier") for r in rels
             }
-        sizes = {mount.write_tier: self.connectors[mount.write_tier].sizes(rels)}
+        names = dict.fromkeys([*mount.read_order, mount.write_tier])
+        stats = {name: self.connectors[name].stats(rels) for name in names}
+        records = self._records(rels)
         routes: dict[str, Route] = {}
-        pending = list(rels)
-        for name in mount.read_order:
-            if not pending:
-                break
-            if name not in sizes:
-                sizes[name] = self.connectors[name].sizes(pending)
-            still = []
-            for rel in pending:
-                route = self.decide(rel, sizes)
-                if route is None:
-                    still.append(rel)
-                else:
-                    routes[rel] = route
-            pending = still
-        if pending:
-            tiers = ", ".join(mount.read_order)
-            raise NotFound(f"aif://{self._logical(pending[0])}: no copy on any tier ({tiers})")
+        for rel in rels:
+            route = self.verified(rel, stats, records) or self.decide(rel, stats)
+            if route is None:
+                tiers = ", ".join(mount.read_order)
+                raise NotFound(f"aif://{self._logical(rel)}: no copy on any tier ({tiers})")
+            routes[rel] = route
         return routes
 
-    def decide(self, rel: str, sizes: Mapping[str, Mapping[str, int]]) -> Route | None:
-        """Decide from ``sizes[tier][rel]``; None means 'ask more tiers first' (or nowhere)."""
+    def _records(self, rels: Sequence[str]) -> Mapping[str, ReplicaRecord]:
+        if self.records is None:
+            return {}
+        urls = [self.connectors[t].url(r) for t in self.mount.read_order for r in rels]
+        return self.records(urls)
+
+    def verified(
+        self,
+        rel: str,
+        stats: Mapping[str, Mapping[str, FileStat]],
+        records: Mapping[str, ReplicaRecord],
+    ) -> Route | None:
+        """The first copy in read order that the catalog checksummed and that is unchanged."""
+        skipped: list[tuple[str, str]] = []
+        for name in self.mount.read_order:
+            url = self.connectors[name].url(rel)
+            st, record = stats[name].get(rel), records.get(url)
+            if st is None:
+                skipped.append((name, "no copy"))
+            elif record is None:
+                skipped.append((name, "copy not verified by the catalog"))
+            elif not record.matches(st):
+                skipped.append((name, "changed since the catalog checksummed it"))
+            else:
+                reason = f"unchanged since the catalog checksummed it ({record.checksum})"
+                return Route(self._logical(rel), name, url, reason, st.size, tuple(skipped))
+        return None
+
+    def decide(self, rel: str, stats: Mapping[str, Mapping[str, FileStat]]) -> Route | None:
+        """The size rule: the first copy whose size equals the write tier's copy."""
         mount = self.mount
-        reference = sizes[mount.write_tier].get(rel)
+        ref = stats.get(mount.write_tier, {}).get(rel)
+        reference = None if ref is None else ref.size
         skipped: list[tuple[str, str]] = []
         for name in mount.read_order:
-            if name not in sizes:
-                return None
-            size = sizes[name].get(rel)
-            if size is None:
+            st = stats.get(name, {}).get(rel)
+            if st is None:
                 skipped.append((name, "no copy"))
                 continue
             if reference is None:
                 reason = f"write tier {mount.write_tier!r} has no copy; {name!r} has one"
             elif name == mount.write_tier:
                 reason = f"{name!r} is the write tier"
-            elif size != reference:
-                skipped.append(
-                    (
-                        name,
-                        f"size {size} differs from {reference} on write tier {mount.write_tier!r}",
-                    )
-                )
+            elif st.size != reference:
+                why = f"size {st.size} differs from {reference} on write tier {mount.write_tier!r}"
+                skipped.append((name, why))
                 continue
             else:
-                reason = f"same size as the write tier {mount.write_tier!r} ({size} bytes)"
+                reason = f"same size as the write tier {mount.write_tier!r} ({st.size} bytes)"
             url = self.connectors[name].url(rel)
-            return Route(self._logical(rel), name, url, reason, size, tuple(skipped))
+            return Route(self._logical(rel), name, url, reason, st.size, tuple(skipped))
         return None

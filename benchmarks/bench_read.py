@@ -43,6 +43,9 @@ def main() -> None:
     parser.add_argument("--small-count", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
+        "--skip-slow", action="store_true", help="skip the slow small-object peers (s3fs, boto3)"
+    )
+    parser.add_argument(
         "--only", choices=["s3-large", "s3-small", "pfs"], action="append", default=None
     )
     args = parser.parse_args()
@@ -83,7 +86,7 @@ def run(server: _seaweedfs.SeaweedFS, args: argparse.Namespace) -> list[Result]:
     if "s3-large" in groups:
         results += bench_s3_large(server, large, args.repeat)
     if "s3-small" in groups:
-        results += bench_s3_small(server, small_keys, args.repeat)
+        results += bench_s3_small(server, small_keys, args.repeat, args.skip_slow)
     if "pfs" in groups:
         with tempfile.TemporaryDirectory(prefix="aifdata-bench-pfs-") as root:
             print("writing PFS data ...", flush=True)
@@ -184,7 +187,9 @@ def bench_s3_large(server: _seaweedfs.SeaweedFS, large: bytes, repeat: int) -> l
     return [measure("s3-large", name, fn, 1, repeat, check) for name, fn in cases]
 
 
-def bench_s3_small(server: _seaweedfs.SeaweedFS, keys: list[str], repeat: int) -> list[Result]:
+def bench_s3_small(
+    server: _seaweedfs.SeaweedFS, keys: list[str], repeat: int, skip_slow: bool = False
+) -> list[Result]:
     fs, s3, client = aif_fs(server), s3fs_fs(server), boto3_client(server)
     n = len(keys)
     seen: list[list[bytes]] = []
@@ -216,7 +221,11 @@ def bench_s3_small(server: _seaweedfs.SeaweedFS, keys: list[str], repeat: int) -
             return keep(list(pool.map(get, keys)))
 
     cases = [("aif:// cat(list)", aif_cat)]
-    cases += [("s3fs cat_file sequential", s3fs_sequential), ("boto3 16 threads", boto3_threads)]
+    if not skip_slow:
+        cases += [
+            ("s3fs cat_file sequential", s3fs_sequential),
+            ("boto3 16 threads", boto3_threads),
+        ]
     torch_client = s3torchconnector_client(server)
     if torch_client is not None:
 

@@ -6,6 +6,7 @@ import getpass
 import hashlib
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,7 +15,9 @@ from typing import Any
 
 from .._config import Config, aifdata_home, load_config
 from .._errors import NotFound
+from .._router import ReplicaRecord
 from .._urls import resolve_url
+from ..connectors._base import FileStat
 from ._ingest import SourceFile, scan
 from ._store import connect, write_transaction
 
@@ -25,9 +28,19 @@ def current_user() -> str:
 
 
 @dataclass(frozen=True)
+class StageReport:
+    """What ``stage`` did: files copied, files already in place, bytes copied."""
+
+    copied: tuple[str, ...]
+    present: tuple[str, ...]
+    bytes_copied: int
+
+
+@dataclass(frozen=True)
 class FileRecord:
     """One file of a dataset version."""
 
+    id: int
     path: str
     size: int
     checksum: str
@@ -63,11 +76,13 @@ class Catalog:
     def __init__(self, path: str | os.PathLike[str] | None = None, config: Config | None = None):
         self.path = Path(path) if path is not None else aifdata_home() / "catalog.db"
         self._config = config
-        self._conn: sqlite3.Connection | None = None
-        self._pid = os.getpid()
+        self._local = threading.local()
 
     def __repr__(self) -> str:
         return f"Catalog({str(self.path)!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return Catalog, (self.path, self._config)
 
     @property
     def config(self) -> Config:
@@ -77,15 +92,60 @@ class Catalog:
 
     @property
     def conn(self) -> sqlite3.Connection:
-        """The connection (reopened after a fork: SQLite handles must not cross one)."""
-        if self._conn is None or self._pid != os.getpid():
-            self._conn, self._pid = connect(self.path), os.getpid()
-        return self._conn
+        """This thread's connection (a new one after a fork: handles must not cross one)."""
+        local = self._local
+        if getattr(local, "conn", None) is None or local.pid != os.getpid():
+            local.conn, local.pid = connect(self.path), os.getpid()
+        return local.conn
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        if getattr(self._local, "conn", None) is not None:
+            self._local.conn.close()
+            self._local.conn = None
+
+    # -- replicas ------------------------------------------------------------
+
+    def replica_records(self, urls: Sequence[str]) -> dict[str, ReplicaRecord]:
+        """The newest record of each physical URL the catalog knows."""
+        out: dict[str, ReplicaRecord] = {}
+        unique = list(dict.fromkeys(urls))
+        for i in range(0, len(unique), 500):
+            chunk = unique[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(
+                f"SELECT url, size, checksum, mtime, etag FROM replicas WHERE url IN ({marks})"
+                " ORDER BY recorded",
+                chunk,
+            ):
+                out[row["url"]] = ReplicaRecord(
+                    row["size"], row["checksum"], row["mtime"], row["etag"]
+                )
+        return out
+
+    def stage(
+        self, name: str, to: str, version: int | None = None, workers: int = 8
+    ) -> StageReport:
+        """Copy a dataset version's files to tier ``to`` of their mount, verify, record.
+
+        Missing or stale copies are written atomically while their SHA-256 is
+        checked against the catalog; good copies are only recorded.
+        """
+        from ._stage import stage_version
+
+        ds = self.dataset(name, version)
+        return stage_version(self, ds, to, workers)
+
+    def record_replica(
+        self, file_id: int, tier: str, url: str, size: int, checksum: str, stat: FileStat
+    ) -> None:
+        """Record (or replace) the copy of one file on one tier."""
+        with write_transaction(self.conn) as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO replicas"
+                " (file_id, tier, url, size, checksum, mtime, etag, recorded)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (file_id, tier, url, size, checksum, stat.mtime, stat.etag, time.time()),
+            )
 
     # -- ingest --------------------------------------------------------------
 
@@ -240,6 +300,7 @@ class Catalog:
 
 def _file_record(row: sqlite3.Row, replicas: list[tuple[str, str]]) -> FileRecord:
     return FileRecord(
+        id=row["id"],
         path=row["path"],
         size=row["size"],
         checksum=row["checksum"],

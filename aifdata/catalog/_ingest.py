@@ -17,6 +17,7 @@ from typing import Any
 from fsspec import AbstractFileSystem
 
 from .._errors import IngestError, NotFound
+from .._filesystem import AifFileSystem
 
 CHECKSUM_ALGORITHM = "sha256"
 _BLOCK = 8 * 2**20
@@ -56,6 +57,29 @@ def checksum(fs: AbstractFileSystem, path: str) -> str:
     return f"{CHECKSUM_ALGORITHM}:{digest.hexdigest()}"
 
 
+def _physical(fs: AbstractFileSystem, name: str, entry: dict[str, Any]) -> tuple[Any, str, str]:
+    """(filesystem-like reader, path for it, URL to record) for one listed file.
+
+    Through ``aif://`` the bytes are read from the tier the listing names (the
+    write tier first), never routed: the catalog must checksum the copy it
+    records, at that copy's physical URL.
+    """
+    if isinstance(fs, AifFileSystem):
+        conn, rel = fs.tier_copy(name, entry["tier"])
+        return _ConnectorReader(conn), rel, conn.url(rel)
+    return fs, name, _display(fs, name)
+
+
+class _ConnectorReader:
+    """Just enough of a filesystem (``open``) over one connector."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def open(self, rel: str, mode: str = "rb", block_size: int | None = None) -> Any:
+        return self.conn.open_read(rel, block_size)
+
+
 def scan(
     fs: AbstractFileSystem,
     root: str,
@@ -69,17 +93,18 @@ def scan(
 
     def one(item: tuple[str, dict[str, Any]]) -> SourceFile:
         name, entry = item
+        reader, path, url = _physical(fs, name, entry)
         try:
-            digest = checksum(fs, name)
+            digest = checksum(reader, path)
         except Exception as exc:
-            where = _display(fs, name)
+            where = url
             raise IngestError(f"{where}: cannot read it ({exc}); nothing was recorded") from exc
         if progress is not None:
             progress(entry.get("size") or 0)
         rel = name.rsplit("/", 1)[-1] if single else name[len(base) :].lstrip("/")
         return SourceFile(
             path=rel,
-            url=_display(fs, name),
+            url=url,
             size=int(entry.get("size") or 0),
             checksum=digest,
             mtime=_mtime(entry),

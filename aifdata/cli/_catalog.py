@@ -92,3 +92,28 @@ def show(
     for f in ds.files:
         tiers = ",".join(t for t, _ in f.replicas)
         typer.echo(f"  {f.size:>14,}  {f.checksum[:19]}…  {tiers:<8} {f.path}")
+
+
+@app.command()
+def stage(
+    name: Annotated[str, typer.Argument(help="NAME or NAME@VERSION.")],
+    to: Annotated[str, typer.Option("--to", help="Tier to stage to (e.g. pfs or s3).")],
+    workers: Annotated[int, typer.Option(help="Files copied at once.")] = 8,
+    catalog: CatalogOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Copy a dataset's missing or stale files to a tier, verify checksums, record replicas."""
+    base, _, version = name.partition("@")
+    report = _catalog(catalog).stage(base, to, int(version) if version else None, workers)
+    if as_json:
+        payload = {
+            "copied": list(report.copied),
+            "present": list(report.present),
+            "bytes_copied": report.bytes_copied,
+        }
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        return
+    typer.echo(
+        f"{base} -> {to}: {len(report.copied)} copied ({report.bytes_copied:,} bytes), "
+        f"{len(report.present)} already in place"
+    )

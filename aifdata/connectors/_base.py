@@ -9,12 +9,24 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable, Sequence
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from .._config import Tier
 from .._errors import NotFound
 
 Info = dict[str, Any]
+
+
+class FileStat(NamedTuple):
+    """What identifies a copy without reading it: size, and mtime (PFS) or ETag (S3)."""
+
+    size: int
+    mtime: float | None = None
+    etag: str | None = None
+
+    @classmethod
+    def of(cls, info: Info) -> FileStat:
+        return cls(int(info["size"]), info.get("mtime"), info.get("etag"))
 
 
 class Connector(abc.ABC):
@@ -90,17 +102,17 @@ class Connector(abc.ABC):
             return False
         return True
 
-    def size_or_none(self, rel: str) -> int | None:
-        """The size of file ``rel``, or None when it is absent or a directory."""
+    def stat_or_none(self, rel: str) -> FileStat | None:
+        """Size and version markers of file ``rel``, or None when absent or a directory."""
         try:
             info = self.info(rel)
         except FileNotFoundError:
             return None
-        return info["size"] if info["type"] == "file" else None
+        return FileStat.of(info) if info["type"] == "file" else None
 
-    def sizes(self, rels: Iterable[str]) -> dict[str, int]:
-        """Sizes of the files among ``rels`` that exist here, looked up in bulk."""
-        return {rel: size for rel in rels if (size := self.size_or_none(rel)) is not None}
+    def stats(self, rels: Iterable[str]) -> dict[str, FileStat]:
+        """Stats of the files among ``rels`` that exist here, looked up in bulk."""
+        return {rel: st for rel in rels if (st := self.stat_or_none(rel)) is not None}
 
     def cat_files(self, rels: Sequence[str]) -> dict[str, bytes | Exception]:
         """Whole contents of many files; a failure is returned in place of bytes."""

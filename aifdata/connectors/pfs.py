@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 from .._config import Tier
 from .._errors import PathEscape, StorageError
 from ._atomic import TEMP_SUFFIX, AtomicWriter, fsync_directory, temp_path_for, write_atomically
-from ._base import Connector, Info
+from ._base import Connector, FileStat, Info
 
 #: Large, aligned reads suit Lustre and GPFS stripes.
 DEFAULT_BLOCK_SIZE = 4 * 2**20
@@ -128,7 +128,7 @@ class PFSConnector(Connector):
                     continue
         return out
 
-    def sizes(self, rels: Iterable[str]) -> dict[str, int]:
+    def stats(self, rels: Iterable[str]) -> dict[str, FileStat]:
         out = {}
         for rel in rels:
             try:
@@ -136,7 +136,7 @@ class PFSConnector(Connector):
             except (FileNotFoundError, NotADirectoryError):
                 continue
             if stat.S_ISREG(st.st_mode):
-                out[rel] = st.st_size
+                out[rel] = FileStat(st.st_size, st.st_mtime)
         return out
 
     # -- reads ---------------------------------------------------------------

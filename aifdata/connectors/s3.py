@@ -20,7 +20,7 @@ from s3fs.core import S3File
 
 from .._config import Tier
 from .._errors import StorageUnavailable
-from ._base import Connector, Info
+from ._base import Connector, FileStat, Info
 from ._range_file import RangeReader
 from ._s3_errors import translate, translated
 from ._s3_native import NativeReader
@@ -157,17 +157,17 @@ class S3Connector(Connector):
                 out[info["name"]] = info
         return out
 
-    def sizes(self, rels: Iterable[str]) -> dict[str, int]:
+    def stats(self, rels: Iterable[str]) -> dict[str, FileStat]:
         """One listing per parent directory instead of one HEAD per file."""
         by_parent: dict[str, list[str]] = {}
         for rel in rels:
             by_parent.setdefault(rel.rpartition("/")[0], []).append(rel)
-        out: dict[str, int] = {}
+        out: dict[str, FileStat] = {}
         for parent, members in by_parent.items():
             if len(members) == 1:
-                size = self.size_or_none(members[0])
-                if size is not None:
-                    out[members[0]] = size
+                st = self.stat_or_none(members[0])
+                if st is not None:
+                    out[members[0]] = st
                 continue
             try:
                 listing = {e["name"]: e for e in self.ls(parent)}
@@ -176,7 +176,7 @@ class S3Connector(Connector):
             for rel in members:
                 entry = listing.get(rel)
                 if entry is not None and entry["type"] == "file":
-                    out[rel] = entry["size"]
+                    out[rel] = FileStat.of(entry)
         return out
 
     # -- reads ---------------------------------------------------------------

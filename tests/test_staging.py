@@ -1,0 +1,106 @@
+"""Replicas and staging: the catalog's checksums decide which copy ``aif://`` serves."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+import aifdata
+from aifdata import Catalog, CatalogError
+
+
+@pytest.fixture
+def setup(tmp_path, two_tier_fs, pfs_dir):
+    catalog = Catalog(tmp_path / "catalog.db", config=two_tier_fs.config)
+    fs = aifdata.filesystem(two_tier_fs.config, catalog=catalog)
+    return catalog, fs, pfs_dir
+
+
+def test_stale_same_size_copy_is_not_served_once_the_catalog_knows(setup):
+    catalog, fs, pfs_dir = setup
+    fs.pipe("both/run42/reads.fastq", b"GOOD-BYTES")  # written to S3, the write tier
+    (pfs_dir / "run42").mkdir()
+    (pfs_dir / "run42" / "reads.fastq").write_bytes(b"STALE-BYTE")  # same size, other bytes
+    assert fs.where("both/run42/reads.fastq").tier == "pfs"  # the size rule alone is fooled
+
+    catalog.ingest("aif://both/run42", "genomics/run42")
+    route = fs.where("both/run42/reads.fastq")
+    assert route.tier == "s3"
+    assert ("pfs", "copy not verified by the catalog") in route.skipped
+    assert "sha256:" in route.reason
+    assert fs.cat("both/run42/reads.fastq") == b"GOOD-BYTES"
+
+    report = catalog.stage("genomics/run42", to="pfs")
+    assert report.copied == ("reads.fastq",)
+    assert (pfs_dir / "run42" / "reads.fastq").read_bytes() == b"GOOD-BYTES"
+    assert fs.where("both/run42/reads.fastq").tier == "pfs"
+    assert fs.cat("both/run42/reads.fastq") == b"GOOD-BYTES"
+    tiers = {t for t, _ in catalog.dataset("genomics/run42").files[0].replicas}
+    assert tiers == {"s3", "pfs"}
+
+
+def test_stage_copies_missing_files_and_records_replicas(setup):
+    catalog, fs, pfs_dir = setup
+    fs.pipe({f"both/set/f{i}.bin": bytes([i]) * (1000 + i) for i in range(12)})
+    catalog.ingest("aif://both/set", "set")
+    report = catalog.stage("set", to="pfs")
+    assert len(report.copied) == 12 and report.present == ()
+    assert report.bytes_copied == sum(1000 + i for i in range(12))
+    assert (pfs_dir / "set" / "f3.bin").read_bytes() == bytes([3]) * 1003
+    again = catalog.stage("set", to="pfs")
+    assert again.copied == () and len(again.present) == 12
+    assert {fs.where(f"both/set/f{i}.bin").tier for i in range(12)} == {"pfs"}
+
+
+def test_copy_changed_after_staging_is_not_served(setup):
+    catalog, fs, pfs_dir = setup
+    fs.pipe("both/x/data.bin", b"0123456789")
+    catalog.ingest("aif://both/x", "x")
+    catalog.stage("x", to="pfs")
+    target = pfs_dir / "x" / "data.bin"
+    target.write_bytes(b"9876543210")  # same size, new bytes, new mtime
+    os.utime(target, (1, 1))
+    route = fs.where("both/x/data.bin")
+    assert route.tier == "s3"
+    assert ("pfs", "changed since the catalog checksummed it") in route.skipped
+    assert fs.cat("both/x/data.bin") == b"0123456789"
+
+
+def test_stage_refuses_a_source_that_no_longer_matches(setup):
+    catalog, fs, pfs_dir = setup
+    fs.pipe("both/y/a.bin", b"original")
+    catalog.ingest("aif://both/y", "y")
+    fs.pipe("both/y/a.bin", b"tampered")  # S3 copy changed behind the catalog's back
+    with pytest.raises(CatalogError, match="differs from the catalog"):
+        catalog.stage("y", to="pfs")
+    assert not (pfs_dir / "y" / "a.bin").exists()
+
+
+def test_stage_to_an_unknown_tier_lists_the_tiers(setup):
+    catalog, fs, _ = setup
+    fs.pipe("both/z/a.bin", b"1")
+    catalog.ingest("aif://both/z", "z")
+    with pytest.raises(aifdata.ConfigError, match="its tiers: pfs, s3"):
+        catalog.stage("z", to="tape")
+
+
+def test_cli_stage(setup, tmp_path, capsysbinary):
+    from aifdata.cli import main
+
+    catalog, fs, pfs_dir = setup
+    fs.pipe("both/c/one.bin", b"abc")
+    catalog.ingest("aif://both/c", "c")
+    config = tmp_path / "config.toml"
+    s3 = fs.config.mount("both").tier("s3")
+    opts = "\n".join(f'{k} = "{v}"' for k, v in s3.options.items())
+    config.write_text(
+        f'[mounts.both]\nread_order = ["pfs", "s3"]\nwrite_tier = "s3"\n'
+        f'[mounts.both.s3]\nurl = "{s3.url}"\n{opts}\n[mounts.both.pfs]\npath = "{pfs_dir}"\n'
+    )
+    args = ["--config", str(config), "stage", "c", "--to", "pfs", "--catalog", str(catalog.path)]
+    assert main([*args, "--json"]) == 0
+    report = json.loads(capsysbinary.readouterr()[0])
+    assert report["copied"] == ["one.bin"]
+    assert (pfs_dir / "c" / "one.bin").read_bytes() == b"abc"
