@@ -155,3 +155,53 @@ def test_cli_ingest_and_show(tmp_path, capsysbinary):
     code = main(["show", "cli/none", "--catalog", db])
     assert code == 3
     assert b"no dataset 'cli/none'" in capsysbinary.readouterr()[1]
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_parquet_snapshot_round_trip(catalog, tmp_path, seaweedfs, bucket, where):
+    pytest.importorskip("pyarrow")
+    src = make_tree(tmp_path / "snap-src", {"a.bin": b"a" * 10, "d/b.bin": b"b" * 20})
+    catalog.ingest(str(src), "snap/one", tags={"kind": "test"})
+    (src / "a.bin").write_bytes(b"changed")
+    catalog.ingest(str(src), "snap/one")
+    dest = str(tmp_path / "snapshot") if where == "local" else f"s3://{bucket}/snapshot"
+    written = catalog.export(dest)
+    assert len(written) == 5
+    snap = Catalog.from_parquet(dest, config=catalog.config)
+    assert snap.read_only
+    assert snap.datasets() == ["snap/one"]
+    assert snap.versions("snap/one") == [1, 2]
+    old, new = snap.dataset("snap/one", 1), snap.dataset("snap/one")
+    assert [f.path for f in new.files] == ["a.bin", "d/b.bin"]
+    assert old.files[0].checksum == catalog.dataset("snap/one", 1).files[0].checksum
+    assert new.tags == {"kind": "test"}
+    with pytest.raises(aifdata.CatalogError, match="read-only"):
+        snap.ingest(str(src), "snap/two")
+
+
+def test_parquet_tables_are_plain_parquet(catalog, tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    src = make_tree(tmp_path / "pq-src", {"x": b"12345"})
+    catalog.ingest(str(src), "pq")
+    catalog.export(str(tmp_path / "out"))
+    files = pq.read_table(tmp_path / "out" / "files.parquet").to_pylist()
+    assert files[0]["path"] == "x" and files[0]["size"] == 5
+    assert files[0]["checksum"].startswith("sha256:")
+    assert pq.read_table(tmp_path / "out" / "tags.parquet").num_rows == 0
+
+
+def test_from_parquet_without_a_snapshot_says_so(tmp_path):
+    with pytest.raises(aifdata.CatalogError, match="no catalog snapshot"):
+        Catalog.from_parquet(str(tmp_path))
+
+
+def test_cli_export(tmp_path, capsysbinary):
+    pytest.importorskip("pyarrow")
+    from aifdata.cli import main
+
+    src = make_tree(tmp_path / "e-src", {"f.txt": b"x"})
+    db = str(tmp_path / "e.db")
+    assert main(["ingest", str(src), "-d", "e", "--catalog", db]) == 0
+    assert main(["export", str(tmp_path / "snap"), "--catalog", db]) == 0
+    assert b"wrote 5 tables" in capsysbinary.readouterr()[0]
+    assert Catalog.from_parquet(str(tmp_path / "snap")).datasets() == ["e"]

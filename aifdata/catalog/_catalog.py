@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .._config import Config, aifdata_home, load_config
-from .._errors import NotFound
+from .._errors import CatalogError, NotFound
 from .._router import ReplicaRecord
 from .._urls import resolve_url
 from ..connectors._base import FileStat
@@ -77,11 +77,40 @@ class Catalog:
         self.path = Path(path) if path is not None else aifdata_home() / "catalog.db"
         self._config = config
         self._local = threading.local()
+        self._snapshot: sqlite3.Connection | None = None  # set by from_parquet
+
+    @classmethod
+    def from_parquet(cls, source: str, config: Config | None = None) -> Catalog:
+        """A read-only catalog from a Parquet snapshot (a directory, ``s3://`` or ``aif://``)."""
+        from ._parquet import load
+
+        catalog = cls(Path(source), config=config)
+        fs, root = resolve_url(source, catalog.config)
+        catalog._snapshot = load(fs, root)
+        return catalog
+
+    @property
+    def read_only(self) -> bool:
+        """True for a Parquet snapshot."""
+        return self._snapshot is not None
+
+    def export(self, dest: str) -> list[str]:
+        """Write the catalog's tables as Parquet under ``dest``; return the files written."""
+        from ._parquet import export
+
+        fs, root = resolve_url(dest, self.config)
+        return export(self.conn, fs, root)
+
+    def _writable(self) -> None:
+        if self._snapshot is not None:
+            raise CatalogError(f"{self.path}: a Parquet snapshot is read-only")
 
     def __repr__(self) -> str:
         return f"Catalog({str(self.path)!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
+        if self._snapshot is not None:
+            return Catalog.from_parquet, (str(self.path), self._config)
         return Catalog, (self.path, self._config)
 
     @property
@@ -93,6 +122,8 @@ class Catalog:
     @property
     def conn(self) -> sqlite3.Connection:
         """This thread's connection (a new one after a fork: handles must not cross one)."""
+        if self._snapshot is not None:
+            return self._snapshot
         local = self._local
         if getattr(local, "conn", None) is None or local.pid != os.getpid():
             local.conn, local.pid = connect(self.path), os.getpid()
@@ -132,6 +163,7 @@ class Catalog:
         """
         from ._stage import stage_version
 
+        self._writable()
         ds = self.dataset(name, version)
         return stage_version(self, ds, to, workers)
 
@@ -166,6 +198,7 @@ class Catalog:
         dataset, the version, the files and their replicas. Unchanged data makes
         no new version; a failure part-way records nothing.
         """
+        self._writable()
         fs, root = resolve_url(source, self.config)
         files = scan(fs, root, workers=workers, progress=progress)
         digest = version_digest(files)

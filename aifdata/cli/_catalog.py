@@ -117,3 +117,13 @@ def stage(
         f"{base} -> {to}: {len(report.copied)} copied ({report.bytes_copied:,} bytes), "
         f"{len(report.present)} already in place"
     )
+
+
+@app.command()
+def export(
+    dest: Annotated[str, typer.Argument(help="A directory, s3:// or aif:// prefix.")],
+    catalog: CatalogOption = None,
+) -> None:
+    """Write the catalog's tables as Parquet (for DuckDB, pandas, Spark, Catalog.from_parquet)."""
+    written = _catalog(catalog).export(dest)
+    typer.echo(f"wrote {len(written)} tables under {dest}")
