@@ -205,3 +205,59 @@ def test_cli_export(tmp_path, capsysbinary):
     assert main(["export", str(tmp_path / "snap"), "--catalog", db]) == 0
     assert b"wrote 5 tables" in capsysbinary.readouterr()[0]
     assert Catalog.from_parquet(str(tmp_path / "snap")).datasets() == ["e"]
+
+
+@pytest.fixture
+def searchable(catalog, tmp_path):
+    entries = {
+        "genomics/run42": ("Illumina reads of run 42", {"site": "bsc", "kind": "fastq"}),
+        "genomics/run43": ("Illumina reads of run 43", {"site": "cineca"}),
+        "climate/era5-subset": ("Reanalysis of temperature, genomics-free", {"site": "bsc"}),
+        "physics/higgs": ("ROOT ntuples from the Higgs to four leptons search", {}),
+    }
+    for i, (name, (description, tags)) in enumerate(entries.items()):
+        src = make_tree(tmp_path / f"s{i}", {"f.bin": bytes([i])})
+        catalog.ingest(str(src), name, description=description, tags=tags, owner=f"user{i % 2}")
+    return catalog
+
+
+@pytest.mark.parametrize("fts", [True, False])
+def test_search_ranks_names_first_and_filters(searchable, fts):
+    from aifdata.catalog._search import has_fts5, search
+
+    conn = searchable.conn
+    if fts and not has_fts5(conn):
+        pytest.skip("this SQLite has no FTS5; the fallback is tested below")
+
+    def names(query, **kw):
+        return [h.name for h in search(conn, query, use_fts=fts, **kw)]
+
+    assert set(names("genomics")[:2]) == {"genomics/run42", "genomics/run43"}
+    assert names("genomics")[-1] == "climate/era5-subset"  # a description match ranks lower
+    assert names("illumina run42") == ["genomics/run42"]
+    assert names("gen") == names("genomics")  # prefixes count
+    assert names("higgs leptons") == ["physics/higgs"]
+    assert sorted(names("", tags={"site": "bsc"})) == ["climate/era5-subset", "genomics/run42"]
+    assert names("genomics", owner="user1") == ["genomics/run43"]
+    assert "genomics/run42" in names("genomics", format="unknown")
+    assert names("genomics", format="fastq") == []
+    assert names("nothing-like-this") == []
+
+
+def test_search_cli_json(searchable, capsysbinary):
+    import json
+
+    from aifdata.cli import main
+
+    code = main(["search", "run", "--tag", "site=bsc", "--json", "--catalog", str(searchable.path)])
+    assert code == 0
+    hits = json.loads(capsysbinary.readouterr()[0])
+    assert [h["name"] for h in hits] == ["genomics/run42"]
+    assert hits[0]["tags"] == {"site": "bsc", "kind": "fastq"}
+
+
+def test_search_works_on_a_parquet_snapshot(searchable, tmp_path):
+    pytest.importorskip("pyarrow")
+    searchable.export(str(tmp_path / "snap"))
+    snap = Catalog.from_parquet(str(tmp_path / "snap"))
+    assert [h.name for h in snap.search("higgs")] == ["physics/higgs"]

@@ -2,6 +2,7 @@
 
 from ._catalog import Catalog, Dataset, FileRecord, current_user, open_dataset
 from ._ingest import CHECKSUM_ALGORITHM
+from ._search import SearchHit
 from ._store import filesystem_type, is_network_filesystem
 
 __all__ = [
@@ -9,6 +10,7 @@ __all__ = [
     "Catalog",
     "Dataset",
     "FileRecord",
+    "SearchHit",
     "current_user",
     "filesystem_type",
     "is_network_filesystem",

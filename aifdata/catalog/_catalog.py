@@ -19,6 +19,7 @@ from .._router import ReplicaRecord
 from .._urls import resolve_url
 from ..connectors._base import FileStat
 from ._ingest import SourceFile, scan
+from ._search import SearchHit, reindex, search
 from ._store import connect, write_transaction
 
 
@@ -212,6 +213,7 @@ class Catalog:
             if latest is None or latest["digest"] != digest:
                 number = 1 if latest is None else latest["number"] + 1
                 self._insert_version(conn, dataset_id, number, source, digest, files)
+            reindex(conn, dataset_id)
         return self.dataset(dataset)
 
     def _dataset_id(
@@ -271,6 +273,18 @@ class Catalog:
             )
 
     # -- reading -------------------------------------------------------------
+
+    def search(
+        self,
+        query: str = "",
+        *,
+        format: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        owner: str | None = None,
+        limit: int = 50,
+    ) -> list[SearchHit]:
+        """Datasets whose name, description, tags or formats match every word, best first."""
+        return search(self.conn, query, format=format, tags=tags, owner=owner, limit=limit)
 
     def datasets(self) -> list[str]:
         """Names of all datasets, sorted."""

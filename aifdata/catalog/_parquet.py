@@ -20,6 +20,7 @@ from fsspec import AbstractFileSystem
 
 from .._errors import CatalogError
 from ._schema import migrate, schema_version
+from ._search import ensure_index, reindex
 
 TABLES = ("datasets", "tags", "versions", "files", "replicas")
 
@@ -87,6 +88,9 @@ def load(fs: AbstractFileSystem, root: str) -> sqlite3.Connection:
         marks = ",".join("?" * len(columns))
         rows = zip(*(arrow.column(c).to_pylist() for c in columns), strict=True)
         conn.executemany(f"INSERT INTO {table} ({','.join(columns)}) VALUES ({marks})", rows)
+    ensure_index(conn)
+    for (dataset_id,) in conn.execute("SELECT id FROM datasets").fetchall():
+        reindex(conn, dataset_id)
     conn.commit()
     conn.execute("PRAGMA query_only = ON")
     return conn

@@ -9,6 +9,8 @@ Tables (the Parquet export keeps the same names and columns):
 ``files``      id, version_id, path (relative to the version's source), size,
                checksum (``sha256:<hex>``), format, mtime, etag
 ``replicas``   file_id, tier, url, size, checksum, mtime, etag, recorded
+``search_text`` dataset_id, name, description, tags ("k=v ..."), formats (of the latest version);
+               mirrored into the FTS5 table ``search_fts`` where SQLite has FTS5
 """
 
 from __future__ import annotations
@@ -66,6 +68,15 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (file_id, tier)
     );
     CREATE INDEX replicas_by_url ON replicas(url);
+    """,
+    """
+    CREATE TABLE search_text (
+        dataset_id  INTEGER PRIMARY KEY REFERENCES datasets(id) ON DELETE CASCADE,
+        name        TEXT NOT NULL,
+        description TEXT NOT NULL,
+        tags        TEXT NOT NULL,
+        formats     TEXT NOT NULL
+    );
     """,
 )
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .._errors import CatalogError
 from ._schema import migrate
+from ._search import ensure_index
 
 #: File systems on which SQLite's WAL mode is unsafe or unsupported.
 NETWORK_FILESYSTEMS = frozenset(
@@ -92,6 +93,7 @@ def connect(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous = NORMAL")
     with write_transaction(conn):
         migrate(conn)
+        ensure_index(conn)
     return conn
 
 

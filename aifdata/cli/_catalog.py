@@ -127,3 +127,30 @@ def export(
     """Write the catalog's tables as Parquet (for DuckDB, pandas, Spark, Catalog.from_parquet)."""
     written = _catalog(catalog).export(dest)
     typer.echo(f"wrote {len(written)} tables under {dest}")
+
+
+@app.command("search")
+def search_command(
+    query: Annotated[str, typer.Argument(help="Words to find (prefixes count).")] = "",
+    format: Annotated[
+        str | None, typer.Option("--format", help="Only datasets with files of this format.")
+    ] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="KEY=VALUE (repeatable).")] = None,
+    owner: Annotated[str | None, typer.Option(help="Only datasets of this owner.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many results.")] = 50,
+    catalog: CatalogOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Search dataset names, descriptions, tags and formats, best match first."""
+    tags = dict(_split_tag(t) for t in tag or [])
+    hits = _catalog(catalog).search(query, format=format, tags=tags, owner=owner, limit=limit)
+    if as_json:
+        rows = [
+            {"name": h.name, "description": h.description, "owner": h.owner,
+             "tags": dict(h.tags), "score": round(h.score, 4)}
+            for h in hits
+        ]  # fmt: skip
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    for h in hits:
+        typer.echo(f"{h.name:<40} {h.owner:<12} {h.description}")
