@@ -252,18 +252,15 @@ class _ConfigReader:
     def read(self, document: Mapping[str, Any]) -> Config:
         unknown = sorted(set(document) - {"mounts"})
         if unknown:
-            return self._raise(unknown[0], "unknown top-level key; expected 'mounts'")
+            raise self.fail(unknown[0], "unknown top-level key; expected 'mounts'")
         mounts_table = document.get("mounts", {})
         if not isinstance(mounts_table, dict):
-            return self._raise("mounts", "expected a table of mounts ([mounts.NAME])")
+            raise self.fail("mounts", "expected a table of mounts ([mounts.NAME])")
         mounts = [self._mount(name, table) for name, table in mounts_table.items()]
         try:
             return Config(tuple(mounts), source=self.source)
         except ConfigError as exc:
             raise self.fail("mounts", str(exc)) from None
-
-    def _raise(self, key: str, problem: str) -> Config:
-        raise self.fail(key, problem)
 
     def _mount(self, name: str, table: Any) -> Mount:
         key = f"mounts.{name}"

@@ -49,7 +49,8 @@ class AifFileSystem(AbstractFileSystem):
     @property
     def catalog(self) -> Any:
         """The catalog whose checksums guide routing: the one given, else
-        ``$AIFDATA_HOME/catalog.db`` when it exists; ``catalog=False`` for none."""
+        ``$AIFDATA_HOME/catalog.db`` if it exists when first needed (looked for
+        once, not on every read); ``catalog=False`` for none."""
         if self._catalog is None and self._catalog_option is not False:
             from .catalog import Catalog
 
@@ -60,6 +61,8 @@ class AifFileSystem(AbstractFileSystem):
                 self._catalog = Catalog(option, config=self.config)
             elif (aifdata_home() / "catalog.db").exists():
                 self._catalog = Catalog(config=self.config)
+            else:
+                self._catalog_option = False
         return self._catalog
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -196,9 +199,9 @@ class AifFileSystem(AbstractFileSystem):
             stats: dict[str, dict[str, FileStat]] = {t.name: {} for t in mount.tiers}
             stats.update({name: {rel: FileStat.of(found[name])} for name in files})
             router = self._router(mount)
-            route = router.verified(rel, stats, router._records([rel])) or router.decide(rel, stats)
-            if route is None:
-                raise NotFound(f"aif://{path}: no copy on any tier")
+            route = router.choose(rel, stats, router.records_for([rel]))
+            if isinstance(route, NotFound):
+                raise route
             info = self._named(mount, found[route.tier], route.tier)
             info["tiers"] = sorted(files)
             return info
@@ -282,30 +285,17 @@ class AifFileSystem(AbstractFileSystem):
         """Whole contents of many files: routed in bulk, read in bulk per tier."""
         results: dict[str, Any] = {}
         for mount, rels in self._by_mount(paths).items():
-            try:
-                tiers = self._router(mount).serving_tiers(rels)
-            except FileNotFoundError:
-                routes = self._route_each(mount, rels, results)
-                tiers = {r: route.tier for r, route in routes.items()}
-            by_tier: dict[str, list[str]] = {}
-            for rel, tier in tiers.items():
-                by_tier.setdefault(tier, []).append(rel)
             prefix = mount.prefix + "/"
+            by_tier: dict[str, list[str]] = {}
+            for rel, tier in self._router(mount).serving_tiers(rels).items():
+                if isinstance(tier, NotFound):
+                    results[prefix + rel] = tier
+                else:
+                    by_tier.setdefault(tier, []).append(rel)
             for tier, tier_rels in by_tier.items():
                 for rel, value in self.connector(mount, tier).cat_files(tier_rels).items():
                     results[prefix + rel if rel else mount.prefix] = value
         return results
-
-    def _route_each(
-        self, mount: Mount, rels: list[str], results: dict[str, Any]
-    ) -> dict[str, Route]:
-        router, routes = self._router(mount), {}
-        for rel in rels:
-            try:
-                routes[rel] = router.route(rel)
-            except FileNotFoundError as exc:
-                results[self._logical(mount, rel)] = exc
-        return routes
 
     def _by_mount(self, paths: Iterable[str]) -> dict[Mount, list[str]]:
         """Group clean logical paths by mount."""
@@ -470,9 +460,6 @@ class AifFileSystem(AbstractFileSystem):
             removed = True
         if not removed:
             raise NotFound(f"aif://{self._strip_protocol(path)}: no such file or directory")
-
-    def _rm(self, path: str) -> None:
-        self.rm_file(path)
 
     def rm(self, path: Any, recursive: bool = False, maxdepth: int | None = None) -> None:
         paths = self.expand_path(path, recursive=recursive, maxdepth=maxdepth)

@@ -67,16 +67,6 @@ def clean_path(path: str) -> str:
     return "/".join(parts)
 
 
-def join(*parts: str) -> str:
-    """Join logical path parts with single slashes."""
-    return "/".join(p.strip("/") for p in parts if p.strip("/"))
-
-
-def parent(path: str) -> str:
-    """The logical parent of a clean path ('' for a top-level name)."""
-    return path.rpartition("/")[0]
-
-
 def has_magic(path: str) -> bool:
     """Whether ``path`` holds glob characters."""
     return _MAGIC.search(path) is not None

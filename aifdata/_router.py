@@ -86,18 +86,26 @@ class Router:
     def _logical(self, rel: str) -> str:
         return f"{self.mount.prefix}/{rel}" if rel else self.mount.prefix
 
-    def serving_tiers(self, rels: Sequence[str]) -> dict[str, str]:
-        """Only the serving tier's name per file (skips building routes on one-tier mounts)."""
+    def serving_tiers(self, rels: Sequence[str]) -> dict[str, str | NotFound]:
+        """The serving tier's name per file, or the NotFound of a file no tier holds
+        (skips building routes on one-tier mounts)."""
         if len(self.mount.tiers) == 1:
             return dict.fromkeys(rels, self.mount.tiers[0].name)
-        return {rel: route.tier for rel, route in self.route_many(rels).items()}
+        return {
+            rel: route if isinstance(route, NotFound) else route.tier
+            for rel, route in self.route_many(rels).items()
+        }
 
     def route(self, rel: str) -> Route:
         """The route of one file; raises NotFound when no tier holds it."""
-        return self.route_many([rel])[rel]
+        route = self.route_many([rel])[rel]
+        if isinstance(route, NotFound):
+            raise route
+        return route
 
-    def route_many(self, rels: Sequence[str]) -> dict[str, Route]:
-        """Routes of many files, with one bulk stat per tier and one catalog lookup."""
+    def route_many(self, rels: Sequence[str]) -> dict[str, Route | NotFound]:
+        """Routes of many files, with one bulk stat per tier and one catalog lookup;
+        a file that no tier holds maps to its NotFound error."""
         mount = self.mount
         if len(mount.tiers) == 1:
             only = mount.tiers[0].name
@@ -107,17 +115,24 @@ class Router:
             }
         names = dict.fromkeys([*mount.read_order, mount.write_tier])
         stats = {name: self.connectors[name].stats(rels) for name in names}
-        records = self._records(rels)
-        routes: dict[str, Route] = {}
-        for rel in rels:
-            route = self.verified(rel, stats, records) or self.decide(rel, stats)
-            if route is None:
-                tiers = ", ".join(mount.read_order)
-                raise NotFound(f"aif://{self._logical(rel)}: no copy on any tier ({tiers})")
-            routes[rel] = route
-        return routes
+        records = self.records_for(rels)
+        return {rel: self.choose(rel, stats, records) for rel in rels}
 
-    def _records(self, rels: Sequence[str]) -> Mapping[str, ReplicaRecord]:
+    def choose(
+        self,
+        rel: str,
+        stats: Mapping[str, Mapping[str, FileStat]],
+        records: Mapping[str, ReplicaRecord],
+    ) -> Route | NotFound:
+        """The verified copy if there is one, else the size rule, else NotFound."""
+        route = self.verified(rel, stats, records) or self.decide(rel, stats)
+        if route is not None:
+            return route
+        tiers = ", ".join(self.mount.read_order)
+        return NotFound(f"aif://{self._logical(rel)}: no copy on any tier ({tiers})")
+
+    def records_for(self, rels: Sequence[str]) -> Mapping[str, ReplicaRecord]:
+        """The catalog's records of every tier's copy of ``rels`` (none without a catalog)."""
         if self.records is None:
             return {}
         urls = [self.connectors[t].url(r) for t in self.mount.read_order for r in rels]

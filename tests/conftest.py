@@ -107,4 +107,18 @@ def s3_options_toml(server: _seaweedfs.SeaweedFS) -> str:
     return "\n".join(f'{k} = "{v}"' for k, v in server.storage_options.items())
 
 
+def two_tier_toml(server: _seaweedfs.SeaweedFS, s3_url: str, pfs_dir: Path, mount: str) -> str:
+    """A mount table entry: PFS read first, S3 the write tier."""
+    return f"""
+[mounts.{mount}]
+read_order = ["pfs", "s3"]
+write_tier = "s3"
+[mounts.{mount}.s3]
+url = "{s3_url}"
+{s3_options_toml(server)}
+[mounts.{mount}.pfs]
+path = "{pfs_dir}"
+"""
+
+
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")

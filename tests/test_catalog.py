@@ -11,8 +11,6 @@ import aifdata
 from aifdata import Catalog, IngestError, NotFound
 from aifdata.catalog import CHECKSUM_ALGORITHM, is_network_filesystem
 
-from .conftest import s3_tier
-
 
 @pytest.fixture
 def catalog(tmp_path, two_tier_fs):
@@ -134,7 +132,6 @@ def test_eight_processes_ingest_into_one_catalog(tmp_path):
     assert len(cat.datasets()) == 8
     rows = sqlite3.connect(db).execute("SELECT count(*) FROM files").fetchone()[0]
     assert rows == 8 * 20
-    _ = s3_tier
 
 
 def test_cli_ingest_and_show(tmp_path, capsysbinary):

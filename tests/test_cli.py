@@ -10,25 +10,13 @@ import pytest
 
 from aifdata.cli import main
 
-from .conftest import s3_options_toml
+from .conftest import two_tier_toml
 
 
 @pytest.fixture
 def config_file(tmp_path, pfs_dir, seaweedfs, bucket):
-    opts = s3_options_toml(seaweedfs)
     path = tmp_path / "config.toml"
-    path.write_text(
-        f"""
-[mounts.both]
-read_order = ["pfs", "s3"]
-write_tier = "s3"
-[mounts.both.s3]
-url = "s3://{bucket}/cli"
-{opts}
-[mounts.both.pfs]
-path = "{pfs_dir}"
-"""
-    )
+    path.write_text(two_tier_toml(seaweedfs, f"s3://{bucket}/cli", pfs_dir, "both"))
     return path
 
 

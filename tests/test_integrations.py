@@ -12,26 +12,17 @@ import pytest
 from aifdata import AifFileSystem
 
 from . import requires_dask, requires_pandas, requires_xarray, requires_zarr
-from .conftest import s3_options_toml
+from .conftest import s3_options_toml, two_tier_toml
 
 
 @pytest.fixture
 def configured(seaweedfs, bucket, pfs_dir, tmp_path, monkeypatch):
     """Mounts ``lake`` (PFS read first, S3 writes) and ``cloud`` (S3 only), via a TOML file."""
-    creds = s3_options_toml(seaweedfs)
-    text = f"""
-[mounts.lake]
-read_order = ["pfs", "s3"]
-write_tier = "s3"
-[mounts.lake.s3]
-url = "s3://{bucket}/lake"
-{creds}
-[mounts.lake.pfs]
-path = "{pfs_dir}"
-
+    text = two_tier_toml(seaweedfs, f"s3://{bucket}/lake", pfs_dir, "lake")
+    text += f"""
 [mounts.cloud.s3]
 url = "s3://{bucket}/cloud"
-{creds}
+{s3_options_toml(seaweedfs)}
 """
     path = tmp_path / "config.toml"
     path.write_text(text)

@@ -10,8 +10,6 @@ import pytest
 import aifdata
 from aifdata import AccessDenied, NotFound, StorageUnavailable
 
-from .conftest import s3_tier
-
 
 def test_missing_key_names_bucket_key_and_endpoint(s3_fs, bucket, seaweedfs):
     with pytest.raises(NotFound) as info:
@@ -99,4 +97,3 @@ def test_s3_tier_uses_the_configured_prefix(s3_fs, seaweedfs, bucket):
     name, _, prefix = bucket.partition("/")
     listing = seaweedfs.client().list_objects_v2(Bucket=name, Prefix=prefix)
     assert [o["Key"] for o in listing["Contents"]] == [f"{prefix}/data/inside.txt"]
-    _ = s3_tier

@@ -10,6 +10,8 @@ import pytest
 import aifdata
 from aifdata import Catalog, CatalogError
 
+from .conftest import two_tier_toml
+
 
 @pytest.fixture
 def setup(tmp_path, two_tier_fs, pfs_dir):
@@ -86,19 +88,15 @@ def test_stage_to_an_unknown_tier_lists_the_tiers(setup):
         catalog.stage("z", to="tape")
 
 
-def test_cli_stage(setup, tmp_path, capsysbinary):
+def test_cli_stage(setup, seaweedfs, tmp_path, capsysbinary):
     from aifdata.cli import main
 
     catalog, fs, pfs_dir = setup
     fs.pipe("both/c/one.bin", b"abc")
     catalog.ingest("aif://both/c", "c")
     config = tmp_path / "config.toml"
-    s3 = fs.config.mount("both").tier("s3")
-    opts = "\n".join(f'{k} = "{v}"' for k, v in s3.options.items())
-    config.write_text(
-        f'[mounts.both]\nread_order = ["pfs", "s3"]\nwrite_tier = "s3"\n'
-        f'[mounts.both.s3]\nurl = "{s3.url}"\n{opts}\n[mounts.both.pfs]\npath = "{pfs_dir}"\n'
-    )
+    s3_url = fs.config.mount("both").tier("s3").url
+    config.write_text(two_tier_toml(seaweedfs, s3_url, pfs_dir, "both"))
     args = ["--config", str(config), "stage", "c", "--to", "pfs", "--catalog", str(catalog.path)]
     assert main([*args, "--json"]) == 0
     report = json.loads(capsysbinary.readouterr()[0])

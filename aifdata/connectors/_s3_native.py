@@ -74,12 +74,11 @@ class NativeReader:
     def __init__(self, settings: S3Settings) -> None:
         self.settings = settings
         self.store = make_store(settings)
-        self.ranged = RangedReader(settings)
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self.ranged = RangedReader(settings, self._executor)
 
     def close(self) -> None:
-        self.ranged.close()
         if self._pool is not None:
             self._pool.shutdown(wait=False)
             self._pool = None
@@ -115,7 +114,7 @@ class NativeReader:
         with self._lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(
-                    self.settings.max_concurrency, thread_name_prefix="aifdata-obstore"
+                    self.settings.max_concurrency, thread_name_prefix="aifdata-s3"
                 )
             return self._pool
 

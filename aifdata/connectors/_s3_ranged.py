@@ -16,6 +16,7 @@ import re
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -46,8 +47,10 @@ class S3HTTPError(Exception):
 class RangedReader:
     """Reads byte ranges of keys in one bucket into caller-provided buffers."""
 
-    def __init__(self, settings: S3Settings) -> None:
+    def __init__(self, settings: S3Settings, executor: Callable[[], ThreadPoolExecutor]) -> None:
+        """``executor`` returns the (shared, lazily made) pool that runs the parts."""
         self.settings = settings
+        self._executor = executor
         endpoint = urlsplit(settings.endpoint)
         self.https = endpoint.scheme == "https"
         self.host = endpoint.hostname or "localhost"
@@ -55,8 +58,6 @@ class RangedReader:
         self.base_path = endpoint.path.rstrip("/")
         self.path_style = bool(settings.endpoint_url)
         self._local = threading.local()
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
         key, secret, token = settings.credentials()
         self._credentials = ReadOnlyCredentials(key, secret, token) if key else None
 
@@ -86,21 +87,6 @@ class RangedReader:
         ]
         for future in futures:
             future.result()
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
-            self._pool = None
-
-    # -- internals -----------------------------------------------------------
-
-    def _executor(self) -> ThreadPoolExecutor:
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(
-                    self.settings.max_concurrency, thread_name_prefix="aifdata-s3"
-                )
-            return self._pool
 
     def _connection(self) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)

@@ -219,9 +219,6 @@ class PFSConnector(Connector):
         target = self._target(rel)
         self._copy_atomically(local_path, target)
 
-    def get_file(self, rel: str, local_path: str) -> None:
-        shutil.copyfile(self.resolve(rel), local_path)
-
     def copy(self, rel1: str, rel2: str) -> None:
         source = self.resolve(rel1)
         if not os.path.exists(source):

@@ -19,7 +19,7 @@ from s3fs import S3FileSystem
 from s3fs.core import S3File
 
 from .._config import Tier
-from .._errors import StorageUnavailable
+from .._errors import StorageError, StorageUnavailable
 from ._base import Connector, FileStat, Info
 from ._range_file import RangeReader
 from ._s3_errors import translate, translated
@@ -115,7 +115,7 @@ class S3Connector(Connector):
 
     def _fail(self, exc: BaseException, rel: str) -> BaseException:
         error = translate(exc, self.url(rel), self.settings.endpoint)
-        if type(error).__name__ == "StorageError" and not self.reachable():
+        if type(error) is StorageError and not self.reachable():
             return StorageUnavailable(
                 f"cannot reach S3 endpoint {self.settings.endpoint} for {self.url(rel)}"
             )
@@ -252,10 +252,6 @@ class S3Connector(Connector):
         with self._errors(rel):
             self.fs.put_file(local_path, self.path(rel))
 
-    def get_file(self, rel: str, local_path: str) -> None:
-        with self._errors(rel):
-            self.fs.get_file(self.path(rel), local_path)
-
     def copy(self, rel1: str, rel2: str) -> None:
         with self._errors(rel1):
             self.fs.copy(self.path(rel1), self.path(rel2))
@@ -294,12 +290,6 @@ class S3Connector(Connector):
 
     def makedirs(self, rel: str) -> None:
         """Directories are implicit in S3: they exist once a key is under them."""
-
-    def make_bucket(self) -> None:
-        """Create the tier's bucket if it does not exist (for demos and tests)."""
-        with self._errors(""):
-            if not self.fs.exists(self.settings.bucket):
-                self.fs.mkdir(self.settings.bucket)
 
 
 def _absolute(offset: int | None, size: int) -> int | None:
