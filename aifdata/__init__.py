@@ -3,6 +3,7 @@
 The public face is what this module exports; everything else is private.
 """
 
+from . import lineage
 from ._config import Config, Mount, Tier, load_config, parse_config
 from ._errors import (
     AccessDenied,
@@ -44,6 +45,7 @@ __all__ = [
     "Tier",
     "__version__",
     "filesystem",
+    "lineage",
     "load_config",
     "open_dataset",
     "parse_config",

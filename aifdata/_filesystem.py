@@ -3,7 +3,9 @@
 A logical path ``aif://genomics/run42/reads.fastq`` is cleaned (one spelling,
 no way out), split into its mount and the rest, and served by the mount's
 tiers: reads by the tier the :class:`~aifdata._router.Router` picks, writes
-by the mount's write tier, listings as the union of all tiers.
+by the mount's write tier, listings as the union of all tiers. When a catalog
+is in use, every operation is first checked against its grants
+(:mod:`aifdata._guard`), before any storage is touched.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from fsspec.spec import AbstractFileSystem
 
 from ._config import Config, Mount, aifdata_home, load_config
 from ._errors import MountNotFound, NotFound
+from ._guard import Guard
 from ._paths import PROTOCOL, clean_path, has_magic
 from ._router import Route, Router
 from .connectors import Connector, connector_for
@@ -44,6 +47,7 @@ class AifFileSystem(AbstractFileSystem):
         self.config = config if isinstance(config, Config) else load_config(config)
         self._catalog_option = catalog
         self._catalog: Any = None
+        self._guard: Guard | None = None
         self._connectors: dict[tuple[str, str], Connector] = {}
 
     @property
@@ -64,6 +68,19 @@ class AifFileSystem(AbstractFileSystem):
             else:
                 self._catalog_option = False
         return self._catalog
+
+    def _allow(self, paths: str | Iterable[str], privilege: str, action: str) -> None:
+        """Refuse (AccessDenied, audited) unless the catalog's grants allow it."""
+        if self._guard is None:
+            if self.catalog is None:
+                return
+            self._guard = Guard(self.catalog, self.config)
+        self._guard.check(paths, privilege, action)
+
+    def _readable(self, names: list[str]) -> list[str]:
+        if self._guard is None and self.catalog is not None:
+            self._guard = Guard(self.catalog, self.config)
+        return names if self._guard is None else self._guard.readable(names)
 
     def __reduce__(self) -> tuple[Any, ...]:
         options = dict(self.storage_options)
@@ -137,23 +154,37 @@ class AifFileSystem(AbstractFileSystem):
     def tier_copy(self, path: str, tier: str) -> tuple[Connector, str]:
         """The connector of ``tier`` and the path of ``path`` on it (no routing)."""
         mount, rel = self._split(path)
+        self._allow(self._logical(mount, rel), "read", "read")
+        return self.connector(mount, tier), rel
+
+    def _tier_copy(self, path: str, tier: str) -> tuple[Connector, str]:
+        """:meth:`tier_copy` for a path a checked listing returned (no second check)."""
+        mount, rel = self._split(path)
         return self.connector(mount, tier), rel
 
     def where(self, path: str) -> Route:
         """Which tier would serve a read of ``path``, and why."""
         mount, rel = self._split(path)
+        self._allow(self._logical(mount, rel), "read", "where")
         return self._router(mount).route(rel)
 
     # -- metadata ------------------------------------------------------------
 
     def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
         path = self._strip_protocol(path)
+        self._allow(path, "read", "ls")
         virtual = self._virtual_children(path)
         if virtual is not None:
             entries = [{"name": n, "size": 0, "type": "directory"} for n in virtual]
         else:
             entries = self._ls_mount(path)
+        entries = self._visible(entries)
         return entries if detail else [e["name"] for e in entries]
+
+    def _visible(self, entries: list[Info]) -> list[Info]:
+        """Only the entries the principal may read."""
+        keep = set(self._readable([e["name"] for e in entries]))
+        return [e for e in entries if e["name"] in keep]
 
     def _ls_mount(self, path: str) -> list[Info]:
         mount, rel = self.config.resolve(path)
@@ -178,6 +209,7 @@ class AifFileSystem(AbstractFileSystem):
 
     def info(self, path: str, **kwargs: Any) -> Info:
         path = self._strip_protocol(path)
+        self._allow(path, "read", "info")
         if self._virtual_children(path) is not None:
             return {"name": path, "size": 0, "type": "directory"}
         mount, rel = self.config.resolve(path)
@@ -221,6 +253,7 @@ class AifFileSystem(AbstractFileSystem):
         **kwargs: Any,
     ) -> Any:
         path = self._strip_protocol(path)
+        self._allow(path, "read", "find")
         out: dict[str, Info] = {}
         virtual = self._virtual_children(path)
         if virtual is not None:
@@ -233,7 +266,7 @@ class AifFileSystem(AbstractFileSystem):
         if maxdepth is not None:
             depth = path.count("/") + 1 if path else 0
             out = {k: v for k, v in out.items() if k.count("/") + 1 - depth <= maxdepth}
-        names = sorted(out)
+        names = sorted(self._readable(list(out)))
         return {n: out[n] for n in names} if detail else names
 
     def _find_mount(self, path: str, withdirs: bool) -> dict[str, Info]:
@@ -257,6 +290,7 @@ class AifFileSystem(AbstractFileSystem):
         self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
     ) -> bytes:
         mount, rel = self._split(path)
+        self._allow(self._logical(mount, rel), "read", "cat")
         route = self._router(mount).route(rel)
         return self.connector(mount, route.tier).cat_file(rel, start, end)
 
@@ -283,6 +317,7 @@ class AifFileSystem(AbstractFileSystem):
 
     def _cat_many(self, paths: Sequence[str]) -> dict[str, Any]:
         """Whole contents of many files: routed in bulk, read in bulk per tier."""
+        self._allow(paths, "read", "cat")
         results: dict[str, Any] = {}
         for mount, rels in self._by_mount(paths).items():
             prefix = mount.prefix + "/"
@@ -327,6 +362,7 @@ class AifFileSystem(AbstractFileSystem):
         for i, path in enumerate(paths):
             try:
                 mount, rel = self._split(path)
+                self._allow(self._logical(mount, rel), "read", "cat_ranges")
                 tier = self._router(mount).route(rel).tier
             except Exception as exc:
                 if on_error != "return":
@@ -353,6 +389,7 @@ class AifFileSystem(AbstractFileSystem):
         **kwargs: Any,
     ) -> Any:
         mount, rel = self._split(path)
+        self._allow(self._logical(mount, rel), "read" if mode == "rb" else "write", "open")
         if mode == "rb":
             route = self._router(mount).route(rel)
             return self.connector(mount, route.tier).open_read(rel, block_size, route.size)
@@ -366,6 +403,7 @@ class AifFileSystem(AbstractFileSystem):
 
     def pipe_file(self, path: str, value: bytes, mode: str = "overwrite", **kwargs: Any) -> None:
         mount, rel = self._split(path)
+        self._allow(self._logical(mount, rel), "write", "pipe")
         if mode == "create" and self.exists(path):
             raise FileExistsError(f"aif://{self._strip_protocol(path)} already exists")
         self._writer(mount).pipe_file(rel, value)
@@ -374,6 +412,7 @@ class AifFileSystem(AbstractFileSystem):
         self, lpath: str, rpath: str, callback: Any = None, mode: str = "overwrite", **kwargs: Any
     ) -> None:
         mount, rel = self._split(rpath)
+        self._allow(self._logical(mount, rel), "write", "put")
         if os.path.isdir(lpath):
             self._writer(mount).makedirs(rel)
             return
@@ -382,10 +421,11 @@ class AifFileSystem(AbstractFileSystem):
     def get_file(
         self, rpath: str, lpath: str, callback: Any = None, outfile: Any = None, **kwargs: Any
     ) -> None:
+        mount, rel = self._split(rpath)
+        self._allow(self._logical(mount, rel), "read", "get")
         if self.isdir(rpath):
             os.makedirs(lpath, exist_ok=True)
             return
-        mount, rel = self._split(rpath)
         route = self._router(mount).route(rel)
         source = self.connector(mount, route.tier)
         with source.open_read(rel, _COPY_CHUNK, route.size) as src:
@@ -400,6 +440,8 @@ class AifFileSystem(AbstractFileSystem):
     def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
         mount1, rel1 = self._split(path1)
         mount2, rel2 = self._split(path2)
+        self._allow(self._logical(mount1, rel1), "read", "cp")
+        self._allow(self._logical(mount2, rel2), "write", "cp")
         if self.isdir(path1):
             self._writer(mount2).makedirs(rel2)
             return
@@ -433,6 +475,7 @@ class AifFileSystem(AbstractFileSystem):
         (mount, rel1), (mount2, rel2) = self.config.resolve(src), self.config.resolve(dst)
         if mount is not mount2 or not rel1 or not rel2 or src == dst:
             return False
+        self._allow([src, dst], "write", "mv")
         try:
             if self.info(src)["type"] != "file" or self.isdir(dst):
                 return False
@@ -447,6 +490,7 @@ class AifFileSystem(AbstractFileSystem):
 
     def rm_file(self, path: str) -> None:
         mount, rel = self._split(path)
+        self._allow(self._logical(mount, rel), "write", "rm")
         removed = False
         for conn in self._tiers(mount):
             try:
@@ -463,6 +507,7 @@ class AifFileSystem(AbstractFileSystem):
 
     def rm(self, path: Any, recursive: bool = False, maxdepth: int | None = None) -> None:
         paths = self.expand_path(path, recursive=recursive, maxdepth=maxdepth)
+        self._allow(paths, "write", "rm")
         if not recursive:
             for p in paths:
                 self.rm_file(p)
@@ -473,6 +518,7 @@ class AifFileSystem(AbstractFileSystem):
 
     def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
         mount, rel = self._split(path)
+        self._allow(self._logical(mount, rel), "write", "mkdir")
         self._writer(mount).makedirs(rel)
 
     def makedirs(self, path: str, exist_ok: bool = False) -> None:
@@ -482,6 +528,7 @@ class AifFileSystem(AbstractFileSystem):
 
     def rmdir(self, path: str) -> None:
         mount, rel = self._split(path)
+        self._allow(self._logical(mount, rel), "write", "rmdir")
         for conn in self._tiers(mount):
             try:
                 conn.rmdir(rel)

@@ -156,7 +156,11 @@ class Router:
             elif not record.matches(st):
                 skipped.append((name, "changed since the catalog checksummed it"))
             else:
-                reason = f"unchanged since the catalog checksummed it ({record.checksum})"
+                reason = (
+                    f"unchanged since the catalog checksummed it ({record.checksum})"
+                    if record.checksum
+                    else "unchanged since the catalog recorded it (size and mtime/ETag)"
+                )
                 return Route(self._logical(rel), name, url, reason, st.size, tuple(skipped))
         return None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
@@ -11,14 +12,17 @@ from ._config import Config
 from ._filesystem import AifFileSystem
 
 
-def resolve_url(url: str, config: Config) -> tuple[AbstractFileSystem, str]:
+def resolve_url(url: str, config: Config, catalog: Any = None) -> tuple[AbstractFileSystem, str]:
     """The filesystem and path for ``aif://``, ``s3://`` or a local path.
+
+    ``catalog`` is the one whose grants an ``aif://`` filesystem enforces
+    (default: the one in ``$AIFDATA_HOME``).
 
     An ``s3://`` URL inside a mount's S3 tier uses that tier's endpoint and
     credentials; any other goes to s3fs with the usual AWS settings.
     """
     if url.startswith("aif://"):
-        fs = AifFileSystem(config)
+        fs = AifFileSystem(config, catalog=catalog)
         return fs, fs._strip_protocol(url)
     if url.startswith("s3://"):
         return _s3_filesystem(url, config), url.removeprefix("s3://")

@@ -20,3 +20,19 @@ def test_bench_read_runs_and_prints_ratios(seaweedfs):
     for case in ("aif:// cat_file", "s3fs cat_file", "boto3 get_object", "aif:// cat(list)"):
         assert case in proc.stdout
     assert "targets:" in proc.stdout
+
+
+def test_bench_catalog_runs_and_prints_targets(tmp_path):
+    bench = BENCH.parent / "bench_catalog.py"
+    args = ["--files", "300", "--datasets", "300", "--queries", "20", "--lookups", "20"]
+    proc = subprocess.run(
+        [sys.executable, str(bench), *args, "--workdir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for measure in ("ingest without hashing", "search p95", "linear scan p50", "replica lookup"):
+        assert measure in proc.stdout
+    assert "targets:" in proc.stdout
+    assert not list(tmp_path.iterdir())  # the work directory is cleaned up

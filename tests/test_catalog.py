@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import multiprocessing
 import sqlite3
 
@@ -80,14 +82,16 @@ def test_failed_ingest_records_nothing_and_names_the_file(catalog, tmp_path, mon
     src = make_tree(tmp_path / "bad", {"ok.txt": b"fine", "zz.txt": b"later"})
     catalog.ingest(str(src), "bad")
     (src / "ok.txt").write_bytes(b"changed")
-    real = _ingest.checksum
+    real = _ingest._Located.read_many
 
-    def flaky(fs, path):
-        if path.endswith("zz.txt"):
-            raise ConnectionResetError("connection dropped mid-read")
-        return real(fs, path)
+    def flaky(self, reader, paths):
+        found = real(self, reader, paths)
+        for path in paths:
+            if path.endswith("zz.txt"):
+                found[path] = ConnectionResetError("connection dropped mid-read")
+        return found
 
-    monkeypatch.setattr(_ingest, "checksum", flaky)
+    monkeypatch.setattr(_ingest._Located, "read_many", flaky)
     with pytest.raises(IngestError) as info:
         catalog.ingest(str(src), "bad")
     assert str(src / "zz.txt") in str(info.value)
@@ -97,6 +101,50 @@ def test_failed_ingest_records_nothing_and_names_the_file(catalog, tmp_path, mon
     with pytest.raises(IngestError):
         catalog.ingest(str(src), "new-dataset")
     assert "new-dataset" not in catalog.datasets()
+
+
+def test_a_large_file_failing_mid_stream_records_nothing(catalog, tmp_path, monkeypatch):
+    from aifdata.catalog import _ingest
+
+    big = b"x" * (_ingest._SMALL + 1)
+    src = make_tree(tmp_path / "big", {"big.bin": big, "small.bin": b"s"})
+    ds = catalog.ingest(str(src), "big")
+    assert ds.files[0].checksum == f"sha256:{hashlib.sha256(big).hexdigest()}"
+    (src / "small.bin").write_bytes(b"t")
+
+    def broken(self, reader, path):
+        raise ConnectionResetError("dropped")
+
+    monkeypatch.setattr(_ingest._Located, "stream", broken)
+    with pytest.raises(IngestError, match=r"big\.bin: cannot read it"):
+        catalog.ingest(str(src), "big")
+    assert catalog.versions("big") == [1]
+
+
+def test_ingest_without_checksums(catalog, two_tier_fs, tmp_path, capsysbinary):
+    two_tier_fs.pipe({"both/fast/a.bin": b"a" * 10, "both/fast/b.bin": b"b" * 20})
+    ds = catalog.ingest("aif://both/fast", "fast", checksum=False)
+    assert [(f.path, f.size, f.checksum) for f in ds.files] == [
+        ("a.bin", 10, ""),
+        ("b.bin", 20, ""),
+    ]
+    assert all(f.etag for f in ds.files)
+    assert catalog.ingest("aif://both/fast", "fast", checksum=False).version == 1  # unchanged
+    fs = aifdata.filesystem(two_tier_fs.config, catalog=catalog)
+    route = fs.where("both/fast/a.bin")
+    assert route.tier == "s3" and "size and mtime/ETag" in route.reason
+    two_tier_fs.pipe("both/fast/a.bin", b"A" * 10)  # same size, new ETag
+    assert catalog.ingest("aif://both/fast", "fast", checksum=False).version == 2
+    assert catalog.ingest("aif://both/fast", "fast").files[0].checksum.startswith("sha256:")
+
+    from aifdata.cli import main
+
+    src = make_tree(tmp_path / "fast2", {"x.bin": b"x"})
+    args = ["ingest", str(src), "-d", "fast2", "--no-checksum", "--json"]
+    capsysbinary.readouterr()
+    assert main([*args, "--catalog", str(catalog.path)]) == 0
+    shown = json.loads(capsysbinary.readouterr()[0])
+    assert {f["checksum"] for f in shown["files"]} == {""}
 
 
 def test_missing_source_is_not_found(catalog, tmp_path):
@@ -135,7 +183,6 @@ def test_eight_processes_ingest_into_one_catalog(tmp_path):
 
 
 def test_cli_ingest_and_show(tmp_path, capsysbinary):
-    import json
 
     from aifdata.cli import main
 
@@ -163,7 +210,7 @@ def test_parquet_snapshot_round_trip(catalog, tmp_path, seaweedfs, bucket, where
     catalog.ingest(str(src), "snap/one")
     dest = str(tmp_path / "snapshot") if where == "local" else f"s3://{bucket}/snapshot"
     written = catalog.export(dest)
-    assert len(written) == 5
+    assert len(written) == len(aifdata.catalog._parquet.TABLES)
     snap = Catalog.from_parquet(dest, config=catalog.config)
     assert snap.read_only
     assert snap.datasets() == ["snap/one"]
@@ -200,7 +247,7 @@ def test_cli_export(tmp_path, capsysbinary):
     db = str(tmp_path / "e.db")
     assert main(["ingest", str(src), "-d", "e", "--catalog", db]) == 0
     assert main(["export", str(tmp_path / "snap"), "--catalog", db]) == 0
-    assert b"wrote 5 tables" in capsysbinary.readouterr()[0]
+    assert b"wrote 9 tables" in capsysbinary.readouterr()[0]
     assert Catalog.from_parquet(str(tmp_path / "snap")).datasets() == ["e"]
 
 
@@ -242,7 +289,6 @@ def test_search_ranks_names_first_and_filters(searchable, fts):
 
 
 def test_search_cli_json(searchable, capsysbinary):
-    import json
 
     from aifdata.cli import main
 

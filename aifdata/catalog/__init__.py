@@ -1,16 +1,21 @@
 """The catalog: datasets, versions, files, checksums and replicas in one SQLite file."""
 
-from ._catalog import Catalog, Dataset, FileRecord, current_user, open_dataset
+from ._catalog import Catalog, Dataset, FileRecord, open_dataset
 from ._ingest import CHECKSUM_ALGORITHM
+from ._policy import PRIVILEGES, Grant, Principal, current_principal, current_user
 from ._search import SearchHit
 from ._store import filesystem_type, is_network_filesystem
 
 __all__ = [
     "CHECKSUM_ALGORITHM",
+    "PRIVILEGES",
     "Catalog",
     "Dataset",
     "FileRecord",
+    "Grant",
+    "Principal",
     "SearchHit",
+    "current_principal",
     "current_user",
     "filesystem_type",
     "is_network_filesystem",

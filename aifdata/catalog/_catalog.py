@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import os
 import sqlite3
@@ -14,18 +13,36 @@ from pathlib import Path
 from typing import Any
 
 from .._config import Config, aifdata_home, load_config
-from .._errors import CatalogError, NotFound
+from .._errors import AccessDenied, CatalogError, NotFound
 from .._router import ReplicaRecord
 from .._urls import resolve_url
 from ..connectors._base import FileStat
 from ._ingest import SourceFile, scan
+from ._lineage import (
+    LineageNode,
+    RunRecord,
+    add_dataset,
+    finish_run,
+    graph,
+    run_record,
+    runs_touching,
+    start_run,
+    version_id,
+)
+from ._policy import (
+    Grant,
+    Policy,
+    Principal,
+    Resource,
+    check_pattern,
+    check_privilege,
+    current_principal,
+    current_user,
+    load_policy,
+    parse_principal,
+)
 from ._search import SearchHit, reindex, search
 from ._store import connect, write_transaction
-
-
-def current_user() -> str:
-    """The principal: ``$AIFDATA_USER``, else the OS user."""
-    return os.environ.get("AIFDATA_USER") or getpass.getuser()
 
 
 @dataclass(frozen=True)
@@ -64,7 +81,8 @@ class Dataset:
     created: float
     digest: str
     files: tuple[FileRecord, ...] = field(repr=False)
-    lineage: tuple[Any, ...] = ()
+    #: The runs that made this version (its upstream edges), oldest first.
+    lineage: tuple[RunRecord, ...] = ()
 
     @property
     def total_bytes(self) -> int:
@@ -99,7 +117,8 @@ class Catalog:
         """Write the catalog's tables as Parquet under ``dest``; return the files written."""
         from ._parquet import export
 
-        fs, root = resolve_url(dest, self.config)
+        self.require_admin("export", dest)
+        fs, root = resolve_url(dest, self.config, catalog=self)
         return export(self.conn, fs, root)
 
     def _writable(self) -> None:
@@ -135,6 +154,236 @@ class Catalog:
             self._local.conn.close()
             self._local.conn = None
 
+    # -- access policies -----------------------------------------------------
+
+    def policy(self, config: Config | None = None) -> Policy:
+        """Grants, admins and dataset locations as of now (cached until the file changes)."""
+        conn = self.conn
+        config = config or self.config
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        key = (id(conn), version, conn.total_changes, id(config))
+        cached = getattr(self._local, "policy", None)
+        if cached is None or cached[0] != key:
+            cached = self._local.policy = (key, load_policy(conn, config))
+        return cached[1]
+
+    def require(self, name: str, privilege: str, action: str) -> None:
+        """Raise AccessDenied (audited) unless the current principal may act on dataset ``name``."""
+        policy, who = self.policy(), current_principal()
+        resource = policy.dataset(name)
+        if not policy.allows(who, privilege, resource):
+            self._deny(who, action, name, privilege, resource)
+
+    def require_admin(self, action: str, target: str) -> None:
+        """Raise AccessDenied (audited) unless the current principal is a catalog admin."""
+        who = current_principal()
+        if not self.policy().is_admin(who):
+            self._deny(who, action, target, "admin", Resource("(catalog)"))
+
+    def _deny(
+        self, who: Principal, action: str, target: str, privilege: str, resource: Resource
+    ) -> None:
+        self.record_audit(who, action, target, privilege, resource.name, allowed=False)
+        raise AccessDenied(
+            f"{who} may not {privilege} {resource.describe()} ({action} {target}); "
+            f"an admin can allow it with: aifdata policy grant {who} {privilege} {resource.name}"
+        )
+
+    def record_audit(
+        self,
+        who: Principal,
+        action: str,
+        target: str,
+        privilege: str,
+        resource: str,
+        *,
+        allowed: bool,
+    ) -> None:
+        """Append one decision to the audit table (not kept by a read-only snapshot)."""
+        if self._snapshot is not None:
+            return
+        with write_transaction(self.conn) as conn:
+            conn.execute(
+                "INSERT INTO audit (time, principal, action, target, privilege, resource, allowed)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (time.time(), str(who), action, target, privilege, resource, int(allowed)),
+            )
+
+    def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest audit rows first (admins only)."""
+        self.require_admin("audit", "audit")
+        rows = self.conn.execute(
+            "SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [dict(r) for r in rows]
+
+    def grant(self, principal: str, privilege: str, pattern: str) -> Grant:
+        """Let ``principal`` (``user:NAME``, ``group:NAME``, ``*``) ``privilege`` ``pattern``.
+
+        Needs admin on the pattern: a catalog admin, the owner of the dataset
+        it names, or an admin grant that covers it.
+        """
+        self._writable()
+        principal = parse_principal(principal)
+        check_privilege(privilege)
+        check_pattern(pattern)
+        self._require_admin_on(pattern, "grant")
+        who, now = current_principal(), time.time()
+        with write_transaction(self.conn) as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO grants (principal, privilege, pattern, granted_by, created)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (principal, privilege, pattern, str(who), now),
+            )
+            _audit_row(conn, who, "grant", f"{principal} {privilege}", privilege, pattern)
+        return Grant(principal, privilege, pattern, str(who), now)
+
+    def revoke(self, principal: str, privilege: str, pattern: str) -> None:
+        """Remove a grant; NotFound if there is no such grant."""
+        self._writable()
+        principal = parse_principal(principal)
+        check_privilege(privilege)
+        self._require_admin_on(pattern, "revoke")
+        who = current_principal()
+        with write_transaction(self.conn) as conn:
+            gone = conn.execute(
+                "DELETE FROM grants WHERE principal = ? AND privilege = ? AND pattern = ?",
+                (principal, privilege, pattern),
+            ).rowcount
+            if gone:
+                _audit_row(conn, who, "revoke", f"{principal} {privilege}", privilege, pattern)
+        if not gone:
+            raise NotFound(f"no grant of {privilege} on {pattern!r} to {principal}")
+
+    def _require_admin_on(self, pattern: str, action: str) -> None:
+        policy, who = self.policy(), current_principal()
+        resource = policy.dataset(pattern)
+        if not policy.allows(who, "admin", resource, strict=True):
+            self._deny(who, action, pattern, "admin", resource)
+
+    def grants(self, pattern: str | None = None) -> list[Grant]:
+        """Grants (those whose pattern covers ``pattern`` if given), by pattern."""
+        from ._policy import covers
+
+        found = self.policy().grants
+        if pattern is not None:
+            found = tuple(g for g in found if covers(g.pattern, pattern) or g.pattern == pattern)
+        return list(found)
+
+    def admins(self) -> list[str]:
+        """The catalog's admins."""
+        return sorted(self.policy().admins)
+
+    def add_admin(self, principal: str) -> None:
+        """Make ``principal`` a catalog admin (admins only)."""
+        self._writable()
+        self.require_admin("add-admin", principal)
+        principal = parse_principal(principal)
+        with write_transaction(self.conn) as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO admins (principal, created) VALUES (?, ?)",
+                (principal, time.time()),
+            )
+            _audit_row(conn, current_principal(), "add-admin", principal, "admin", "(catalog)")
+
+    def s3_bucket_policies(self, account: str | None = None) -> dict[str, dict[str, Any]]:
+        """The grants as S3 bucket policies, one document per bucket (admins only)."""
+        from ._s3_policy import bucket_policies
+
+        self.require_admin("policy-export", "s3")
+        return bucket_policies(self.policy(), self.config, account)
+
+    # -- lineage -------------------------------------------------------------
+
+    def resolve_version(self, ref: str, privilege: str = "read") -> tuple[str, int, int]:
+        """``name`` or ``name@N`` -> (name, version number, version row id), checked."""
+        name, number = split_ref(ref)
+        self.require(name, privilege, "lineage")
+        numbers = self.versions(name)
+        if not numbers:
+            raise NotFound(f"no dataset {name!r} in {self.path}")
+        number = numbers[-1] if number is None else number
+        vid = version_id(self.conn, name, number)
+        if vid is None:
+            known = ", ".join(map(str, numbers))
+            raise NotFound(f"dataset {name!r} has no version {number}; versions: {known}")
+        return name, number, vid
+
+    def begin_run(
+        self,
+        run_id: str,
+        job: str,
+        inputs: Sequence[str],
+        params: Mapping[str, Any],
+        script: str | None,
+        git_commit: str | None,
+    ) -> tuple[int, list[tuple[str, int]]]:
+        """Record a RUNNING run reading ``inputs``; return its key and the resolved inputs."""
+        self._writable()
+        resolved = [self.resolve_version(ref) for ref in inputs]
+        with write_transaction(self.conn) as conn:
+            key = start_run(
+                conn, run_id, job, current_user(), script, git_commit, dict(params),
+                time.time(), [vid for _, _, vid in resolved],
+            )  # fmt: skip
+        return key, [(n, v) for n, v, _ in resolved]
+
+    def add_run_dataset(self, run_key: int, ref: str, role: str) -> tuple[str, int]:
+        """Add an input (read needed) or output (write needed) version to a run."""
+        name, number, vid = self.resolve_version(ref, "read" if role == "input" else "write")
+        with write_transaction(self.conn) as conn:
+            add_dataset(conn, run_key, role, vid)
+        return name, number
+
+    def end_run(self, run_key: int, state: str, error: str | None = None) -> RunRecord:
+        """Mark a run COMPLETE or FAIL; return its record."""
+        with write_transaction(self.conn) as conn:
+            finish_run(conn, run_key, state, time.time(), error)
+        row = self.conn.execute("SELECT * FROM runs WHERE id = ?", (run_key,)).fetchone()
+        return run_record(self.conn, row)
+
+    def runs(self, ref: str | None = None) -> list[RunRecord]:
+        """Runs that read or wrote a dataset version (all runs if None), oldest first."""
+        if ref is None:
+            policy, who = self.policy(), current_principal()
+            rows = self.conn.execute("SELECT * FROM runs ORDER BY started, id").fetchall()
+            records = [run_record(self.conn, r) for r in rows]
+            return [
+                r
+                for r in records
+                if all(
+                    policy.allows(who, "read", policy.dataset(n)) for n, _ in r.inputs + r.outputs
+                )
+            ]
+        name, _, vid = self.resolve_version(ref)
+        if "@" not in ref:  # every version of the dataset
+            vids = [version_id(self.conn, name, n) for n in self.versions(name)]
+            return runs_touching(self.conn, [v for v in vids if v is not None])
+        return runs_touching(self.conn, [vid])
+
+    def lineage(self, ref: str, depth: int | None = None) -> dict[str, LineageNode]:
+        """The upstream and downstream graphs of a version (``name`` = latest, or ``name@N``).
+
+        Datasets the principal may not read appear as hidden leaves.
+        """
+        name, number, _ = self.resolve_version(ref)
+        policy, who = self.policy(), current_principal()
+
+        def visible(dataset: str) -> bool:
+            return policy.allows(who, "read", policy.dataset(dataset))
+
+        return {
+            direction: graph(self.conn, name, number, direction, visible, depth)
+            for direction in ("upstream", "downstream")
+        }
+
+    def openlineage_events(self, runs: Sequence[RunRecord]) -> list[dict[str, Any]]:
+        """OpenLineage START and COMPLETE/FAIL events of these runs, in time order."""
+        from ._openlineage import events_for
+
+        events = [e for r in runs for e in events_for(r)]
+        return sorted(events, key=lambda e: (e["eventTime"], e["eventType"] != "START"))
+
     # -- replicas ------------------------------------------------------------
 
     def replica_records(self, urls: Sequence[str]) -> dict[str, ReplicaRecord]:
@@ -165,6 +414,7 @@ class Catalog:
         from ._stage import stage_version
 
         self._writable()
+        self.require(name, "write", "stage")
         ds = self.dataset(name, version)
         return stage_version(self, ds, to, workers)
 
@@ -192,16 +442,20 @@ class Catalog:
         owner: str | None = None,
         workers: int = 8,
         progress: Callable[[int], None] | None = None,
+        checksum: bool = True,
     ) -> Dataset:
         """Record the files under ``source`` as a new version of ``dataset``.
 
         Files are listed and checksummed first; then one transaction records the
         dataset, the version, the files and their replicas. Unchanged data makes
-        no new version; a failure part-way records nothing.
+        no new version; a failure part-way records nothing. ``checksum=False``
+        skips hashing (the checksum is then ``""``): copies are then known by
+        size and mtime or ETag only, for trees too large to read at ingest.
         """
         self._writable()
-        fs, root = resolve_url(source, self.config)
-        files = scan(fs, root, workers=workers, progress=progress)
+        self.require(dataset, "write", "ingest")
+        fs, root = resolve_url(source, self.config, catalog=self)
+        files = scan(fs, root, workers=workers, progress=progress, hashing=checksum)
         digest = version_digest(files)
         with write_transaction(self.conn) as conn:
             dataset_id = self._dataset_id(conn, dataset, description, tags, owner)
@@ -259,18 +513,24 @@ class Catalog:
             " digest) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (dataset_id, number, source, now, len(files), sum(f.size for f in files), digest),
         )
-        version_id = cursor.lastrowid
-        for f in files:
-            file_id = conn.execute(
-                "INSERT INTO files (version_id, path, size, checksum, format, mtime, etag)"
-                " VALUES (?, ?, ?, ?, 'unknown', ?, ?)",
-                (version_id, f.path, f.size, f.checksum, f.mtime, f.etag),
-            ).lastrowid
-            conn.execute(
-                "INSERT INTO replicas (file_id, tier, url, size, checksum, mtime, etag, recorded)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (file_id, f.tier, f.url, f.size, f.checksum, f.mtime, f.etag, now),
-            )
+        version_id = int(cursor.lastrowid or 0)
+        first = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM files").fetchone()[0]
+        conn.executemany(
+            "INSERT INTO files (id, version_id, path, size, checksum, format, mtime, etag)"
+            " VALUES (?, ?, ?, ?, ?, 'unknown', ?, ?)",
+            [
+                (first + i, version_id, f.path, f.size, f.checksum, f.mtime, f.etag)
+                for i, f in enumerate(files)
+            ],
+        )
+        conn.executemany(
+            "INSERT INTO replicas (file_id, tier, url, size, checksum, mtime, etag, recorded)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (first + i, f.tier, f.url, f.size, f.checksum or None, f.mtime, f.etag, now)
+                for i, f in enumerate(files)
+            ],
+        )
 
     # -- reading -------------------------------------------------------------
 
@@ -284,15 +544,24 @@ class Catalog:
         limit: int = 50,
     ) -> list[SearchHit]:
         """Datasets whose name, description, tags or formats match every word, best first."""
-        return search(self.conn, query, format=format, tags=tags, owner=owner, limit=limit)
+        policy, who = self.policy(), current_principal()
+
+        def visible(name: str) -> bool:
+            return policy.allows(who, "read", policy.dataset(name))
+
+        return search(
+            self.conn, query, format=format, tags=tags, owner=owner, limit=limit, visible=visible
+        )
 
     def datasets(self) -> list[str]:
-        """Names of all datasets, sorted."""
+        """Names of the datasets the current principal may read, sorted."""
+        policy, who = self.policy(), current_principal()
         rows = self.conn.execute("SELECT name FROM datasets ORDER BY name").fetchall()
-        return [r["name"] for r in rows]
+        return [r["name"] for r in rows if policy.allows(who, "read", policy.dataset(r["name"]))]
 
     def versions(self, name: str) -> list[int]:
         """Version numbers of a dataset, oldest first."""
+        self.require(name, "read", "versions")
         rows = self.conn.execute(
             "SELECT v.number FROM versions v JOIN datasets d ON d.id = v.dataset_id"
             " WHERE d.name = ? ORDER BY v.number",
@@ -306,6 +575,7 @@ class Catalog:
         meta = conn.execute("SELECT * FROM datasets WHERE name = ?", (name,)).fetchone()
         if meta is None:
             raise NotFound(f"no dataset {name!r} in {self.path}")
+        self.require(name, "read", "show")
         query = "SELECT * FROM versions WHERE dataset_id = ?"
         args: tuple[Any, ...] = (meta["id"],)
         if version is not None:
@@ -329,6 +599,9 @@ class Catalog:
             created=row["created"],
             digest=row["digest"],
             files=self._files(row["id"]),
+            lineage=tuple(
+                r for r in runs_touching(conn, [row["id"]]) if (name, row["number"]) in r.outputs
+            ),
         )
 
     def _files(self, version_id: int) -> tuple[FileRecord, ...]:
@@ -345,6 +618,21 @@ class Catalog:
         return tuple(_file_record(r, replicas.get(r["id"], [])) for r in rows)
 
 
+def _audit_row(
+    conn: sqlite3.Connection,
+    who: Principal,
+    action: str,
+    target: str,
+    privilege: str,
+    resource: str,
+) -> None:
+    conn.execute(
+        "INSERT INTO audit (time, principal, action, target, privilege, resource, allowed)"
+        " VALUES (?, ?, ?, ?, ?, ?, 1)",
+        (time.time(), str(who), action, target, privilege, resource),
+    )
+
+
 def _file_record(row: sqlite3.Row, replicas: list[tuple[str, str]]) -> FileRecord:
     return FileRecord(
         id=row["id"],
@@ -358,11 +646,25 @@ def _file_record(row: sqlite3.Row, replicas: list[tuple[str, str]]) -> FileRecor
     )
 
 
+def split_ref(ref: str) -> tuple[str, int | None]:
+    """``name@3`` -> (name, 3); ``name`` -> (name, None)."""
+    name, sep, version = ref.rpartition("@")
+    if not sep:
+        return ref, None
+    if not version.isdigit():
+        raise CatalogError(f"{ref!r}: expected NAME or NAME@VERSION with a version number")
+    return name, int(version)
+
+
 def version_digest(files: Sequence[SourceFile]) -> str:
-    """SHA-256 over the sorted (path, size, checksum) rows: same data, same digest."""
+    """SHA-256 over the sorted (path, size, checksum) rows: same data, same digest.
+
+    A file ingested without its checksum counts by its mtime and ETag instead.
+    """
     digest = hashlib.sha256()
     for f in sorted(files, key=lambda f: f.path):
-        digest.update(f"{f.path}\0{f.size}\0{f.checksum}\n".encode())
+        marker = f.checksum or f"unhashed:{f.mtime}:{f.etag}"
+        digest.update(f"{f.path}\0{f.size}\0{marker}\n".encode())
     return digest.hexdigest()
 
 

@@ -1,10 +1,12 @@
 """Parquet snapshots of the catalog, for readers without the SQLite file.
 
-``export`` writes one Parquet file per table (``datasets.parquet``,
-``tags.parquet``, ``versions.parquet``, ``files.parquet``,
-``replicas.parquet``) with the columns of :mod:`._schema`, plus
-``_snapshot.json`` (schema version, time). Each file is written whole and
-then renamed (PFS) or PUT (S3), so a reader never sees half a table.
+``export`` writes one Parquet file per table (``datasets``, ``tags``,
+``versions``, ``files``, ``replicas``, ``grants``, ``admins``, ``runs``,
+``run_datasets``, each as ``NAME.parquet``) with the columns of
+:mod:`._schema`, plus ``_snapshot.json`` (schema version, time). The audit
+table stays in the SQLite file: a snapshot enforces grants but records nothing.
+Each file is written whole and then renamed (PFS) or PUT (S3), so a reader
+never sees half a table.
 ``load`` rebuilds an in-memory, read-only SQLite catalog from such a snapshot,
 so the same queries serve both.
 """
@@ -22,7 +24,17 @@ from .._errors import CatalogError
 from ._schema import migrate, schema_version
 from ._search import ensure_index, reindex
 
-TABLES = ("datasets", "tags", "versions", "files", "replicas")
+TABLES = (
+    "datasets",
+    "tags",
+    "versions",
+    "files",
+    "replicas",
+    "grants",
+    "admins",
+    "runs",
+    "run_datasets",
+)
 
 
 def _pyarrow() -> Any:

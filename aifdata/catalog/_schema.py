@@ -11,6 +11,15 @@ Tables (the Parquet export keeps the same names and columns):
 ``replicas``   file_id, tier, url, size, checksum, mtime, etag, recorded
 ``search_text`` dataset_id, name, description, tags ("k=v ..."), formats (of the latest version);
                mirrored into the FTS5 table ``search_fts`` where SQLite has FTS5
+``grants``     principal (``user:NAME``, ``group:NAME`` or ``*``), privilege (read, write, admin),
+               pattern (a dataset name or glob, e.g. ``genomics/*``), granted_by, created
+``admins``     principal, created (catalog administrators: every privilege everywhere;
+               the user who created the catalog is the first)
+``audit``      id, time, principal, action (ls, open, grant, ...), target, privilege,
+               resource (the dataset or path the decision was about), allowed (0 or 1)
+``runs``       id, run_id (a UUID), job, user, script, git_commit, params (JSON),
+               started, ended, state (RUNNING, COMPLETE, FAIL), error (of a failed run)
+``run_datasets`` run_id (runs.id), role (input or output), version_id
 """
 
 from __future__ import annotations
@@ -78,6 +87,50 @@ MIGRATIONS: tuple[str, ...] = (
         formats     TEXT NOT NULL
     );
     """,
+    """
+    CREATE TABLE grants (
+        principal   TEXT NOT NULL,
+        privilege   TEXT NOT NULL CHECK (privilege IN ('read', 'write', 'admin')),
+        pattern     TEXT NOT NULL,
+        granted_by  TEXT NOT NULL,
+        created     REAL NOT NULL,
+        PRIMARY KEY (principal, privilege, pattern)
+    );
+    CREATE TABLE admins (
+        principal   TEXT PRIMARY KEY,
+        created     REAL NOT NULL
+    );
+    CREATE TABLE audit (
+        id          INTEGER PRIMARY KEY,
+        time        REAL NOT NULL,
+        principal   TEXT NOT NULL,
+        action      TEXT NOT NULL,
+        target      TEXT NOT NULL,
+        privilege   TEXT NOT NULL,
+        resource    TEXT NOT NULL,
+        allowed     INTEGER NOT NULL
+    );
+    CREATE TABLE runs (
+        id          INTEGER PRIMARY KEY,
+        run_id      TEXT NOT NULL UNIQUE,
+        job         TEXT NOT NULL,
+        user        TEXT NOT NULL,
+        script      TEXT,
+        git_commit  TEXT,
+        params      TEXT NOT NULL DEFAULT '{}',
+        started     REAL NOT NULL,
+        ended       REAL,
+        state       TEXT NOT NULL,
+        error       TEXT
+    );
+    CREATE TABLE run_datasets (
+        run_id      INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        role        TEXT NOT NULL CHECK (role IN ('input', 'output')),
+        version_id  INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+        PRIMARY KEY (run_id, role, version_id)
+    );
+    CREATE INDEX run_datasets_by_version ON run_datasets(version_id, role)
+    """,
 )
 
 
@@ -85,8 +138,15 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
-def migrate(conn: sqlite3.Connection) -> None:
-    """Apply the migrations this file is missing (inside the caller's transaction)."""
+#: The first schema version with grants (its migration makes the migrating user an admin).
+POLICY_SCHEMA = 3
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply the migrations this file is missing (inside the caller's transaction).
+
+    Returns the schema version the file had before.
+    """
     current = schema_version(conn)
     if current > len(MIGRATIONS):
         raise CatalogError(
@@ -97,3 +157,4 @@ def migrate(conn: sqlite3.Connection) -> None:
             if statement.strip():
                 conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {number}")
+    return current

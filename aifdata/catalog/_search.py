@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 WEIGHTS = {"name": 10.0, "description": 3.0, "tags": 2.0, "formats": 2.0}
@@ -95,8 +95,12 @@ def search(
     owner: str | None = None,
     limit: int = 50,
     use_fts: bool | None = None,
+    visible: Callable[[str], bool] | None = None,
 ) -> list[SearchHit]:
-    """Datasets matching every word of ``query`` (prefixes count), best first."""
+    """Datasets matching every word of ``query`` (prefixes count), best first.
+
+    ``visible`` keeps only the datasets the asking principal may read.
+    """
     tokens = [t.lower() for t in _TOKEN.findall(query)]
     fts = _has_index(conn) if use_fts is None else use_fts
     ranked = _rank_fts(conn, tokens) if fts and tokens else _rank_scan(conn, tokens)
@@ -113,6 +117,8 @@ def search(
         if tags and any(ds_tags.get(k) != v for k, v in tags.items()):
             continue
         if format is not None and not _has_format(conn, dataset_id, format):
+            continue
+        if visible is not None and not visible(meta["name"]):
             continue
         hits.append(SearchHit(meta["name"], meta["description"], meta["owner"], ds_tags, score))
         if len(hits) >= limit:

@@ -18,7 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .._errors import CatalogError
-from ._schema import migrate
+from ._policy import bootstrap_admin
+from ._schema import POLICY_SCHEMA, migrate
 from ._search import ensure_index
 
 #: File systems on which SQLite's WAL mode is unsafe or unsupported.
@@ -92,7 +93,8 @@ def connect(path: Path) -> sqlite3.Connection:
     if mode == "wal":
         conn.execute("PRAGMA synchronous = NORMAL")
     with write_transaction(conn):
-        migrate(conn)
+        if migrate(conn) < POLICY_SCHEMA:
+            bootstrap_admin(conn)
         ensure_index(conn)
     return conn
 

@@ -49,6 +49,13 @@ def ingest(
     description: Annotated[str | None, typer.Option(help="What the dataset is.")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="KEY=VALUE (repeatable).")] = None,
     workers: Annotated[int, typer.Option(help="Files checksummed at once.")] = 8,
+    checksum: Annotated[
+        bool,
+        typer.Option(
+            "--checksum/--no-checksum",
+            help="Hash every file (SHA-256); --no-checksum records size and mtime/ETag only.",
+        ),
+    ] = True,
     catalog: CatalogOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -59,6 +66,7 @@ def ingest(
         task = progress.add_task("checksumming", total=None)
         ds = cat.ingest(
             source, dataset, description=description, tags=tags, workers=workers,
+            checksum=checksum,
             progress=lambda n: progress.advance(task, n),
         )  # fmt: skip
     if as_json:
@@ -80,11 +88,18 @@ def show(
     catalog: CatalogOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Show a dataset version: its files, checksums and replicas."""
+    """Show a dataset version: files, checksums, tiers, lineage summary and grants."""
     base, _, version = name.partition("@")
-    ds = _catalog(catalog).dataset(base, int(version) if version else None)
+    cat = _catalog(catalog)
+    ds = cat.dataset(base, int(version) if version else None)
     if as_json:
-        sys.stdout.write(json.dumps(_as_dict(ds), indent=2) + "\n")
+        payload = _as_dict(ds)
+        payload["lineage"] = [r.as_dict() for r in ds.lineage]
+        payload["grants"] = [
+            {"principal": g.principal, "privilege": g.privilege, "pattern": g.pattern}
+            for g in cat.grants(ds.name)
+        ]
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
     typer.echo(f"{ds.name}@{ds.version}  owner {ds.owner}  {ds.total_bytes:,} bytes")
     if ds.description:
@@ -92,6 +107,17 @@ def show(
     for f in ds.files:
         tiers = ",".join(t for t, _ in f.replicas)
         typer.echo(f"  {f.size:>14,}  {f.checksum[:19]}…  {tiers:<8} {f.path}")
+    for run in ds.lineage:
+        made_from = ", ".join(f"{n}@{v}" for n, v in run.inputs) or "no catalog inputs"
+        typer.echo(f"  made by {run.job} (run {run.run_id[:8]}, {run.user}) from {made_from}")
+    used = [r for r in cat.runs(f"{ds.name}@{ds.version}") if (ds.name, ds.version) in r.inputs]
+    for run in used:
+        made = ", ".join(f"{n}@{v}" for n, v in run.outputs) or "nothing recorded yet"
+        typer.echo(f"  used by {run.job} (run {run.run_id[:8]}, {run.user}) to make {made}")
+    grants = cat.grants(ds.name)
+    typer.echo(f"  owner {ds.owner} (admin)" + "".join(
+        f"; {g.principal} {g.privilege} via {g.pattern}" for g in grants
+    ))  # fmt: skip
 
 
 @app.command()

@@ -1,0 +1,284 @@
+"""Who may do what: principals, grants on dataset patterns, and the decision.
+
+* A **principal** is ``user:NAME``, ``group:NAME`` or ``*`` (everyone). The
+  acting user is ``$AIFDATA_USER``, else the OS user; their groups are
+  ``$AIFDATA_GROUPS`` (comma-separated), else the OS groups of the OS user.
+* **Privileges** are ordered ``read`` < ``write`` < ``admin``; a grant of one
+  includes those below it.
+* A **pattern** is a dataset name or a glob (``*`` also crosses ``/``). It
+  covers every name it matches and everything under such a name:
+  ``genomics/*`` covers the dataset ``genomics/run42`` and the path
+  ``genomics/run42/reads.fq``.
+* Every **dataset** is governed: its owner holds ``admin``, anyone else needs
+  a grant. A path inside a dataset's location (on any tier of its mount) is
+  the dataset. Another path is governed when some grant's pattern covers it;
+  a path no grant names is open to whoever can reach the storage.
+* Catalog **admins** (the user who created the catalog is the first) hold
+  every privilege everywhere.
+"""
+
+from __future__ import annotations
+
+import getpass
+import grp
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from functools import lru_cache
+
+from .._config import Config
+from .._errors import CatalogError
+
+PRIVILEGES = ("read", "write", "admin")
+_RANK = {name: rank for rank, name in enumerate(PRIVILEGES)}
+EVERYONE = "*"
+
+
+def current_user() -> str:
+    """The acting user: ``$AIFDATA_USER``, else the OS user."""
+    return os.environ.get("AIFDATA_USER") or getpass.getuser()
+
+
+@lru_cache(maxsize=64)
+def _os_groups(user: str) -> tuple[str, ...]:
+    try:
+        ids = os.getgrouplist(user, os.getgid())
+    except (KeyError, OSError):
+        return ()
+    names = []
+    for gid in ids:
+        try:
+            names.append(grp.getgrgid(gid).gr_name)
+        except KeyError:
+            continue
+    return tuple(sorted(set(names)))
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The acting user and their groups."""
+
+    user: str
+    groups: tuple[str, ...] = ()
+
+    @property
+    def identities(self) -> frozenset[str]:
+        """Every principal string a grant may name for this user."""
+        return frozenset({f"user:{self.user}", EVERYONE, *(f"group:{g}" for g in self.groups)})
+
+    def __str__(self) -> str:
+        return f"user:{self.user}"
+
+
+def current_principal() -> Principal:
+    """The principal of this process (see the module docstring)."""
+    user = current_user()
+    explicit = os.environ.get("AIFDATA_GROUPS")
+    if explicit is not None:
+        groups = tuple(sorted({g.strip() for g in explicit.split(",") if g.strip()}))
+    elif user == getpass.getuser():
+        groups = _os_groups(user)
+    else:
+        groups = ()
+    return Principal(user, groups)
+
+
+def parse_principal(text: str) -> str:
+    """``alice`` or ``user:alice`` -> ``user:alice``; ``group:lab``; ``*``."""
+    text = text.strip()
+    if text == EVERYONE:
+        return text
+    kind, sep, name = text.partition(":")
+    if not sep:
+        kind, name = "user", text
+    if kind not in ("user", "group") or not name or any(c in name for c in " :/*?[]"):
+        raise CatalogError(
+            f"principal {text!r} is not user:NAME, group:NAME, NAME (a user) or * (everyone)"
+        )
+    return f"{kind}:{name}"
+
+
+def check_privilege(privilege: str) -> str:
+    """The privilege, if it is one of read, write, admin."""
+    if privilege not in _RANK:
+        raise CatalogError(f"privilege {privilege!r} is not one of {', '.join(PRIVILEGES)}")
+    return privilege
+
+
+def check_pattern(pattern: str) -> str:
+    """A clean pattern: no empty, ``.`` or ``..`` segments, no leading or trailing slash."""
+    parts = pattern.split("/")
+    if not pattern or any(p in ("", ".", "..") for p in parts):
+        raise CatalogError(
+            f"pattern {pattern!r} must be a dataset name or glob such as genomics/* "
+            "(no empty, '.' or '..' segments)"
+        )
+    return pattern
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One grant: ``principal`` may ``privilege`` whatever ``pattern`` covers."""
+
+    principal: str
+    privilege: str
+    pattern: str
+    granted_by: str
+    created: float
+
+
+@dataclass(frozen=True)
+class Resource:
+    """What a request is about: a dataset, or a path outside every dataset."""
+
+    name: str
+    dataset: bool = False
+    owner: str | None = None
+
+    def describe(self) -> str:
+        if self.dataset:
+            return f"dataset {self.name} (owner {self.owner})"
+        return f"path {self.name}"
+
+
+def covers(pattern: str, name: str) -> bool:
+    """Whether ``pattern`` matches ``name`` or one of its ancestors."""
+    if fnmatchcase(name, pattern):
+        return True
+    end = name.rfind("/")
+    while end > 0:
+        if fnmatchcase(name[:end], pattern):
+            return True
+        end = name.rfind("/", 0, end)
+    return False
+
+
+def _ancestors(url: str) -> Iterator[str]:
+    """``url`` and each shorter prefix of it at a ``/``, longest first."""
+    url = url.rstrip("/")
+    floor = url.find("://") + 3 if "://" in url else 1
+    while len(url) >= floor:
+        yield url
+        cut = url.rfind("/")
+        if cut < floor:
+            return
+        url = url[:cut]
+
+
+class Policy:
+    """A snapshot of grants, admins and dataset locations, answering requests."""
+
+    def __init__(
+        self,
+        grants: Iterable[Grant],
+        admins: Iterable[str],
+        owners: Mapping[str, str],
+        locations: Mapping[str, str] | Callable[[], Mapping[str, str]],
+    ) -> None:
+        self.grants = tuple(grants)
+        self.admins = frozenset(admins)
+        self.owners = dict(owners)  # dataset name -> owner
+        self._locations = locations  # physical prefix -> dataset name, or how to get them
+
+    @property
+    def locations(self) -> Mapping[str, str]:
+        """Physical prefix -> dataset name (worked out on first use: only paths need it)."""
+        if callable(self._locations):
+            self._locations = dict(self._locations())
+        return self._locations
+
+    def is_admin(self, who: Principal) -> bool:
+        return not self.admins.isdisjoint(who.identities)
+
+    def governs(self, name: str) -> bool:
+        """Whether a grant's pattern covers ``name``."""
+        return any(covers(g.pattern, name) for g in self.grants)
+
+    def allows(
+        self, who: Principal, privilege: str, resource: Resource, *, strict: bool = False
+    ) -> bool:
+        """Whether ``who`` may ``privilege`` the resource. ``strict``: an ungoverned
+        name is refused too (granting needs a real admin right, not an open path)."""
+        if self.is_admin(who) or (resource.owner is not None and resource.owner == who.user):
+            return True
+        ids, need = who.identities, _RANK[privilege]
+        for g in self.grants:
+            strong = g.principal in ids and _RANK[g.privilege] >= need
+            if strong and covers(g.pattern, resource.name):
+                return True
+        return not strict and not resource.dataset and not self.governs(resource.name)
+
+    def dataset(self, name: str) -> Resource:
+        """The resource for a dataset name (a name not yet in the catalog is a path)."""
+        owner = self.owners.get(name)
+        return Resource(name, owner is not None, owner)
+
+    def located(self, logical: str, physical: Iterable[str]) -> Resource:
+        """The resource for a logical path whose copies live at ``physical`` URLs."""
+        if self.locations:
+            for url in physical:
+                for prefix in _ancestors(url):
+                    name = self.locations.get(prefix)
+                    if name is not None:
+                        return Resource(name, True, self.owners.get(name))
+        return Resource(logical)
+
+
+def physical_prefixes(source: str, config: Config) -> set[str]:
+    """Where a version's source lives, on every tier of its mount."""
+    urls: set[str] = set()
+    if source.startswith("aif://"):
+        from .._paths import clean_path
+
+        try:
+            mount, rel = config.resolve(clean_path(source))
+        except (CatalogError, OSError, ValueError):
+            return urls
+        urls.update(_join(t.url, rel) for t in mount.tiers)
+    else:
+        url = source.rstrip("/") if source.startswith("s3://") else os.path.abspath(source)
+        urls.add(url)
+        located = config.locate(url)
+        if located is not None:
+            mount, _tier, rel = located
+            urls.update(_join(t.url, rel) for t in mount.tiers)
+    return urls | {os.path.realpath(u) for u in urls if not u.startswith("s3://")}
+
+
+def _join(root: str, rel: str) -> str:
+    return f"{root.rstrip('/')}/{rel}" if rel else root.rstrip("/")
+
+
+def load_policy(conn: sqlite3.Connection, config: Config) -> Policy:
+    """Read grants, admins and dataset locations into a :class:`Policy`."""
+    grants = [
+        Grant(r["principal"], r["privilege"], r["pattern"], r["granted_by"], r["created"])
+        for r in conn.execute("SELECT * FROM grants ORDER BY pattern, principal, privilege")
+    ]
+    admins = [r["principal"] for r in conn.execute("SELECT principal FROM admins")]
+    owners = dict(conn.execute("SELECT name, owner FROM datasets").fetchall())
+
+    def locations() -> dict[str, str]:
+        found: dict[str, str] = {}
+        for name, source in conn.execute(
+            "SELECT DISTINCT d.name, v.source FROM datasets d"
+            " JOIN versions v ON v.dataset_id = d.id"
+        ).fetchall():
+            for prefix in physical_prefixes(source, config):
+                held = found.get(prefix)
+                found[prefix] = name if held is None else min(held, name)
+        return found
+
+    return Policy(grants, admins, owners, locations)
+
+
+def bootstrap_admin(conn: sqlite3.Connection) -> None:
+    """Make the user creating (or upgrading) the catalog its first admin."""
+    if conn.execute("SELECT 1 FROM admins LIMIT 1").fetchone() is None:
+        conn.execute(
+            "INSERT INTO admins (principal, created) VALUES (?, ?)",
+            (f"user:{current_user()}", time.time()),
+        )

@@ -1,0 +1,114 @@
+"""``aifdata policy``: grant, revoke and list access; read the audit; export S3 policies."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..catalog import PRIVILEGES
+from ._app import app
+from ._catalog import CatalogOption, _catalog
+from ._files import JsonFlag
+
+policy_app = typer.Typer(
+    help="Who may read, write or administer which datasets.", no_args_is_help=True
+)
+app.add_typer(policy_app, name="policy")
+
+Principal = Annotated[
+    str, typer.Argument(help="user:NAME, group:NAME, NAME (a user) or '*' (everyone).")
+]
+Privilege = Annotated[str, typer.Argument(help=" | ".join(PRIVILEGES))]
+Pattern = Annotated[str, typer.Argument(help="A dataset name or glob, e.g. 'genomics/*'.")]
+
+
+@policy_app.command("grant")
+def grant(
+    principal: Principal, privilege: Privilege, pattern: Pattern, catalog: CatalogOption = None
+) -> None:
+    """Let PRINCIPAL read, write or administer what PATTERN covers."""
+    g = _catalog(catalog).grant(principal, privilege, pattern)
+    typer.echo(f"granted {g.privilege} on {g.pattern} to {g.principal}")
+
+
+@policy_app.command("revoke")
+def revoke(
+    principal: Principal, privilege: Privilege, pattern: Pattern, catalog: CatalogOption = None
+) -> None:
+    """Remove a grant."""
+    _catalog(catalog).revoke(principal, privilege, pattern)
+    typer.echo(f"revoked {privilege} on {pattern} from {principal}")
+
+
+@policy_app.command("list")
+def list_grants(
+    pattern: Annotated[str | None, typer.Argument(help="Only grants that cover this name.")] = None,
+    catalog: CatalogOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List the grants and the catalog admins."""
+    cat = _catalog(catalog)
+    grants, admins = cat.grants(pattern), cat.admins()
+    if as_json:
+        payload = {
+            "admins": admins,
+            "grants": [
+                {"principal": g.principal, "privilege": g.privilege, "pattern": g.pattern,
+                 "granted_by": g.granted_by, "created": g.created}
+                for g in grants
+            ],
+        }  # fmt: skip
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        return
+    typer.echo(f"admins: {', '.join(admins) or '(none)'}")
+    for g in grants:
+        typer.echo(f"{g.pattern:<32} {g.privilege:<6} {g.principal:<24} by {g.granted_by}")
+
+
+@policy_app.command("audit")
+def audit(
+    limit: Annotated[int, typer.Option(help="At most this many rows, newest first.")] = 50,
+    catalog: CatalogOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Show recent access decisions (refusals, grants, revokes); admins only."""
+    rows = _catalog(catalog).audit_log(limit)
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    for r in rows:
+        verdict = "allowed" if r["allowed"] else "DENIED"
+        typer.echo(
+            f"{r['time']:.0f} {verdict:<7} {r['principal']:<20} {r['action']:<8} "
+            f"{r['privilege']:<6} {r['target']}"
+        )
+
+
+@policy_app.command("export")
+def export_policy(
+    s3: Annotated[bool, typer.Option("--s3", help="S3 bucket policy JSON.")] = False,
+    account: Annotated[str | None, typer.Option(help="AWS account id for user principals.")] = None,
+    bucket: Annotated[str | None, typer.Option(help="Only this bucket's policy document.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+    catalog: CatalogOption = None,
+) -> None:
+    """Write the grants as S3 bucket policies (``{bucket: document}``, or one with --bucket)."""
+    if not s3:
+        raise typer.BadParameter("choose an export format: --s3")
+    documents = _catalog(catalog).s3_bucket_policies(account)
+    if bucket is not None and bucket not in documents:
+        known = ", ".join(documents) or "(none)"
+        raise typer.BadParameter(f"no grant reaches bucket {bucket!r}; buckets: {known}")
+    chosen = documents if bucket is None else documents[bucket]
+    text = json.dumps(chosen, indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}")

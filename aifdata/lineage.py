@@ -1,0 +1,147 @@
+"""Record which dataset versions were made from which, by what code, with what parameters.
+
+::
+
+    with aifdata.lineage.run("trim-reads", inputs=["genomics/run42"], params={"q": 20}) as run:
+        ...  # read the inputs, write the result under aif://genomics/run42-trimmed
+        run.output("genomics/run42-trimmed", source="aif://genomics/run42-trimmed")
+
+The run is recorded in the catalog when it starts (with its inputs, resolved
+to their current versions), each output when it is declared, and its end
+state (COMPLETE, or FAIL with the error) when the block exits. With
+``emit=`` (or ``$AIFDATA_OPENLINEAGE``) the run also sends OpenLineage START
+and COMPLETE/FAIL events to a JSON-lines file or an HTTP endpoint; a sink
+that cannot be reached is reported as a warning and never fails the job (the
+catalog keeps the run, and ``aifdata lineage NAME --openlineage DEST`` can
+send it again).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import uuid
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ._errors import AifDataError
+from .catalog import Catalog, Dataset
+from .catalog._lineage import LineageNode, RunRecord
+
+__all__ = ["LineageNode", "Run", "RunRecord", "run"]
+
+
+class Run:
+    """A run in progress: declare more inputs, and the outputs it made."""
+
+    def __init__(self, catalog: Catalog, key: int, run_id: str, job: str) -> None:
+        self.catalog = catalog
+        self.run_id = run_id
+        self.job = job
+        self.inputs: list[tuple[str, int]] = []
+        self.outputs: list[tuple[str, int]] = []
+        self._key = key
+
+    def input(self, dataset: str) -> tuple[str, int]:
+        """Also read ``dataset`` (``name`` = latest version, or ``name@N``)."""
+        ref = self.catalog.add_run_dataset(self._key, dataset, "input")
+        self.inputs.append(ref)
+        return ref
+
+    def output(self, dataset: str, source: str | None = None, **ingest: Any) -> Dataset:
+        """Record that this run made ``dataset`` (its latest version, or ``name@N``).
+
+        With ``source``, the files there are ingested first (as a new version
+        unless unchanged); ``ingest`` options go to :meth:`Catalog.ingest`.
+        """
+        if source is not None:
+            self.catalog.ingest(source, dataset, **ingest)
+        name, number = self.catalog.add_run_dataset(self._key, dataset, "output")
+        self.outputs.append((name, number))
+        return self.catalog.dataset(name, number)
+
+    def __repr__(self) -> str:
+        return f"Run({self.job!r}, run_id={self.run_id!r})"
+
+
+@contextlib.contextmanager
+def run(
+    job: str,
+    inputs: Sequence[str] = (),
+    *,
+    params: Mapping[str, Any] | None = None,
+    catalog: Catalog | None = None,
+    emit: str | None = None,
+) -> Iterator[Run]:
+    """Record a run of ``job`` that reads ``inputs`` (dataset names, or ``name@N``)."""
+    catalog = catalog or Catalog()
+    sink = emit if emit is not None else os.environ.get("AIFDATA_OPENLINEAGE") or None
+    script = _script()
+    run_id = str(uuid.uuid4())
+    key, resolved = catalog.begin_run(
+        run_id, job, list(inputs), dict(params or {}), script, _git_commit(script)
+    )
+    handle = Run(catalog, key, run_id, job)
+    handle.inputs.extend(resolved)
+    if sink is not None:
+        _send(catalog, [_started(catalog, key)], sink)
+    try:
+        yield handle
+    except BaseException as exc:
+        record = catalog.end_run(key, "FAIL", f"{type(exc).__name__}: {exc}")
+        if sink is not None:
+            _send(catalog, [record], sink, end_only=True)
+        raise
+    record = catalog.end_run(key, "COMPLETE")
+    if sink is not None:
+        _send(catalog, [record], sink, end_only=True)
+
+
+def _started(catalog: Catalog, key: int) -> RunRecord:
+    from .catalog._lineage import run_record
+
+    row = catalog.conn.execute("SELECT * FROM runs WHERE id = ?", (key,)).fetchone()
+    return run_record(catalog.conn, row)
+
+
+def _send(catalog: Catalog, records: list[RunRecord], sink: str, end_only: bool = False) -> None:
+    from .catalog._openlineage import send
+
+    events = catalog.openlineage_events(records)
+    if end_only:
+        events = [e for e in events if e["eventType"] != "START"]
+    try:
+        send(events, sink)
+    except (AifDataError, OSError) as exc:
+        warnings.warn(f"lineage events not sent: {exc}", RuntimeWarning, stacklevel=4)
+
+
+def _script() -> str | None:
+    """The running script's path (None in an interactive session)."""
+    main = sys.modules.get("__main__")
+    candidate = getattr(main, "__file__", None) or (sys.argv[0] if sys.argv else None)
+    if not candidate or not Path(candidate).is_file():
+        return None
+    return str(Path(candidate).resolve())
+
+
+def _git_commit(script: str | None) -> str | None:
+    """The commit checked out where ``script`` lives, if it is in a git work tree."""
+    if script is None:
+        return None
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(Path(script).parent), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    commit = done.stdout.strip()
+    return commit if done.returncode == 0 and len(commit) >= 40 else None
