@@ -277,11 +277,13 @@ class AifFileSystem(AbstractFileSystem):
                 found = conn.find(rel, withdirs=withdirs)
             except FileNotFoundError:
                 continue
+            prefix, tier = f"{mount.prefix}/", conn.tier.name
             for entry in found.values():
-                named = self._named(mount, entry, conn.tier.name)
-                if named["name"] == path and named["type"] == "directory":
+                name = prefix + entry["name"] if entry["name"] else mount.prefix
+                if name in out or (name == path and entry["type"] == "directory"):
                     continue
-                out.setdefault(named["name"], named)
+                named = out[name] = dict(entry)
+                named["name"], named["tier"] = name, tier
         return out
 
     # -- reads ---------------------------------------------------------------

@@ -141,7 +141,7 @@ def build_big_catalog(path: Path, datasets: int, per_dataset: int, seed: int = 1
         domain = DOMAINS[d % len(DOMAINS)]
         name = f"{domain}/{rng.choice(vocab)}-{rng.choice(vocab)}-{d}"
         description = " ".join(rng.choices(vocab, weights, k=rng.randint(6, 14)))
-        fmt = FORMATS[(d * 7) % len(FORMATS)]
+        fmt = rng.choice(FORMATS)
         site = SITES[d % len(SITES)]
         ds_rows.append((d, name, description, f"user{d % 500}", now))
         tag_rows += [(d, "site", site), (d, "project", rng.choice(vocab))]

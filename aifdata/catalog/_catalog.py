@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._config import Config, aifdata_home, load_config
 from .._errors import AccessDenied, CatalogError, NotFound
 from .._router import ReplicaRecord
 from .._urls import resolve_url
 from ..connectors._base import FileStat
+from ._bulk import insert_files
 from ._ingest import SourceFile, scan
 from ._lineage import (
     LineageNode,
@@ -40,6 +42,7 @@ from ._policy import (
     current_user,
     load_policy,
     parse_principal,
+    read_scope,
 )
 from ._search import SearchHit, reindex, search
 from ._store import connect, write_transaction
@@ -54,9 +57,8 @@ class StageReport:
     bytes_copied: int
 
 
-@dataclass(frozen=True)
-class FileRecord:
-    """One file of a dataset version."""
+class FileRecord(NamedTuple):
+    """One file of a dataset version (``checksum`` is ``""`` if ingest skipped hashing)."""
 
     id: int
     path: str
@@ -457,18 +459,19 @@ class Catalog:
         fs, root = resolve_url(source, self.config, catalog=self)
         files = scan(fs, root, workers=workers, progress=progress, hashing=checksum)
         digest = version_digest(files)
-        with write_transaction(self.conn) as conn:
+        with _bulk(self.conn), write_transaction(self.conn) as conn:
             dataset_id = self._dataset_id(conn, dataset, description, tags, owner)
             latest = conn.execute(
                 "SELECT number, digest FROM versions WHERE dataset_id = ? "
                 "ORDER BY number DESC LIMIT 1",
                 (dataset_id,),
             ).fetchone()
+            made: tuple[FileRecord, ...] | None = None
             if latest is None or latest["digest"] != digest:
                 number = 1 if latest is None else latest["number"] + 1
-                self._insert_version(conn, dataset_id, number, source, digest, files)
+                made = self._insert_version(conn, dataset_id, number, source, digest, files)
             reindex(conn, dataset_id)
-        return self.dataset(dataset)
+        return self._dataset(dataset, None, made)
 
     def _dataset_id(
         self,
@@ -506,7 +509,8 @@ class Catalog:
         source: str,
         digest: str,
         files: Sequence[SourceFile],
-    ) -> None:
+    ) -> tuple[FileRecord, ...]:
+        """Insert a version with its files and their replicas; return the file records."""
         now = time.time()
         cursor = conn.execute(
             "INSERT INTO versions (dataset_id, number, source, created, file_count, total_bytes,"
@@ -515,22 +519,12 @@ class Catalog:
         )
         version_id = int(cursor.lastrowid or 0)
         first = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM files").fetchone()[0]
-        conn.executemany(
-            "INSERT INTO files (id, version_id, path, size, checksum, format, mtime, etag)"
-            " VALUES (?, ?, ?, ?, ?, 'unknown', ?, ?)",
-            [
-                (first + i, version_id, f.path, f.size, f.checksum, f.mtime, f.etag)
-                for i, f in enumerate(files)
-            ],
-        )
-        conn.executemany(
-            "INSERT INTO replicas (file_id, tier, url, size, checksum, mtime, etag, recorded)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (first + i, f.tier, f.url, f.size, f.checksum or None, f.mtime, f.etag, now)
-                for i, f in enumerate(files)
-            ],
-        )
+        insert_files(conn, version_id, first, files, now)
+        return tuple(
+            FileRecord(first + i, f.path, f.size, f.checksum, "unknown", f.mtime, f.etag,
+                       ((f.tier, f.url),))
+            for i, f in enumerate(files)
+        )  # fmt: skip
 
     # -- reading -------------------------------------------------------------
 
@@ -550,8 +544,9 @@ class Catalog:
             return policy.allows(who, "read", policy.dataset(name))
 
         return search(
-            self.conn, query, format=format, tags=tags, owner=owner, limit=limit, visible=visible
-        )
+            self.conn, query, format=format, tags=tags, owner=owner, limit=limit,
+            visible=visible, scope=read_scope(policy, who),
+        )  # fmt: skip
 
     def datasets(self) -> list[str]:
         """Names of the datasets the current principal may read, sorted."""
@@ -571,6 +566,12 @@ class Catalog:
 
     def dataset(self, name: str, version: int | None = None) -> Dataset:
         """A dataset at ``version`` (default: the latest)."""
+        return self._dataset(name, version, None)
+
+    def _dataset(
+        self, name: str, version: int | None, files: tuple[FileRecord, ...] | None
+    ) -> Dataset:
+        """:meth:`dataset`, with the files given when the caller just wrote them."""
         conn = self.conn
         meta = conn.execute("SELECT * FROM datasets WHERE name = ?", (name,)).fetchone()
         if meta is None:
@@ -598,24 +599,31 @@ class Catalog:
             source=row["source"],
             created=row["created"],
             digest=row["digest"],
-            files=self._files(row["id"]),
+            files=self._files(row["id"]) if files is None else files,
             lineage=tuple(
                 r for r in runs_touching(conn, [row["id"]]) if (name, row["number"]) in r.outputs
             ),
         )
 
     def _files(self, version_id: int) -> tuple[FileRecord, ...]:
+        cursor = self.conn.cursor()
+        cursor.row_factory = None  # plain tuples: a version may hold millions of files
         replicas: dict[int, list[tuple[str, str]]] = {}
-        for r in self.conn.execute(
+        for file_id, tier, url in cursor.execute(
             "SELECT r.file_id, r.tier, r.url FROM replicas r JOIN files f ON f.id = r.file_id"
             " WHERE f.version_id = ?",
             (version_id,),
         ):
-            replicas.setdefault(r["file_id"], []).append((r["tier"], r["url"]))
-        rows = self.conn.execute(
-            "SELECT * FROM files WHERE version_id = ? ORDER BY path", (version_id,)
+            replicas.setdefault(file_id, []).append((tier, url))
+        rows = cursor.execute(
+            "SELECT id, path, size, checksum, format, mtime, etag FROM files"
+            " WHERE version_id = ? ORDER BY path",
+            (version_id,),
         ).fetchall()
-        return tuple(_file_record(r, replicas.get(r["id"], [])) for r in rows)
+        return tuple(
+            FileRecord(i, path, size, checksum, fmt, mtime, etag, tuple(replicas.get(i, ())))
+            for i, path, size, checksum, fmt, mtime, etag in rows
+        )
 
 
 def _audit_row(
@@ -633,17 +641,14 @@ def _audit_row(
     )
 
 
-def _file_record(row: sqlite3.Row, replicas: list[tuple[str, str]]) -> FileRecord:
-    return FileRecord(
-        id=row["id"],
-        path=row["path"],
-        size=row["size"],
-        checksum=row["checksum"],
-        format=row["format"],
-        mtime=row["mtime"],
-        etag=row["etag"],
-        replicas=tuple(replicas),
-    )
+@contextlib.contextmanager
+def _bulk(conn: sqlite3.Connection) -> Iterator[None]:
+    """Skip foreign-key checks for rows whose parents the same transaction just wrote."""
+    conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        yield
+    finally:
+        conn.execute("PRAGMA foreign_keys = ON")
 
 
 def split_ref(ref: str) -> tuple[str, int | None]:
@@ -661,11 +666,11 @@ def version_digest(files: Sequence[SourceFile]) -> str:
 
     A file ingested without its checksum counts by its mtime and ETag instead.
     """
-    digest = hashlib.sha256()
-    for f in sorted(files, key=lambda f: f.path):
-        marker = f.checksum or f"unhashed:{f.mtime}:{f.etag}"
-        digest.update(f"{f.path}\0{f.size}\0{marker}\n".encode())
-    return digest.hexdigest()
+    lines = [
+        f"{f.path}\0{f.size}\0{f.checksum or f'unhashed:{f.mtime}:{f.etag}'}\n"
+        for f in sorted(files, key=lambda f: f.path)
+    ]
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
 def open_dataset(name: str, version: int | None = None, catalog: Catalog | None = None) -> Dataset:

@@ -11,8 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from fsspec import AbstractFileSystem
 
@@ -23,8 +22,7 @@ CHECKSUM_ALGORITHM = "sha256"
 _BLOCK = 8 * 2**20
 
 
-@dataclass(frozen=True)
-class SourceFile:
+class SourceFile(NamedTuple):
     """One file found under an ingest source, with its checksum."""
 
     path: str  # relative to the source root, '/'-separated
@@ -62,15 +60,18 @@ class _Located:
     def __init__(self, fs: AbstractFileSystem, root: str) -> None:
         self.fs = fs
         self.aif = isinstance(fs, AifFileSystem)
+        self.connectors: dict[str, Any] = {}
         if self.aif:
             self.mount, _ = fs._split(root)
 
     def where(self, name: str, entry: dict[str, Any]) -> tuple[Any, str, str]:
         """(connector or filesystem, path on it, URL to record)."""
         if self.aif:
-            fs: Any = self.fs
             rel = name[len(self.mount.prefix) + 1 :]
-            conn = fs.connector(self.mount, entry["tier"])
+            conn = self.connectors.get(entry["tier"])
+            if conn is None:
+                fs: Any = self.fs
+                conn = self.connectors[entry["tier"]] = fs.connector(self.mount, entry["tier"])
             return conn, rel, conn.url(rel)
         return self.fs, name, _display(self.fs, name)
 
@@ -117,27 +118,35 @@ def scan(
     single = len(entries) == 1 and base in entries
     located = _Located(fs, root)
     items = []
+    cut = len(base) + 1
+    where = located.where
     for name, entry in sorted(entries.items()):
-        reader, path, url = located.where(name, entry)
-        rel = name.rsplit("/", 1)[-1] if single else name[len(base) :].lstrip("/")
+        reader, path, url = where(name, entry)
+        rel = name.rsplit("/", 1)[-1] if single else name[cut:] if base else name
         items.append((rel, reader, path, url, entry))
     digests: dict[str, str] = {}
     if hashing:
         digests = _hash_all(located, items, workers, progress)
     elif progress is not None:
         progress(sum(int(e.get("size") or 0) for *_, e in items))
+    kind = _kind(fs)
     return [
         SourceFile(
-            path=rel,
-            url=url,
-            size=int(entry.get("size") or 0),
-            checksum=digests.get(url, ""),
-            mtime=_mtime(entry),
-            etag=(entry.get("etag") or entry.get("ETag") or "").strip('"') or None,
-            tier=str(entry.get("tier") or _kind(fs)),
+            rel,
+            url,
+            int(entry.get("size") or 0),
+            digests.get(url, ""),
+            _mtime(entry),
+            _etag(entry),
+            entry.get("tier") or kind,
         )
-        for rel, reader, path, url, entry in items
+        for rel, _reader, _path, url, entry in items
     ]
+
+
+def _etag(entry: dict[str, Any]) -> str | None:
+    value = entry.get("etag") or entry.get("ETag")
+    return value.strip('"') or None if value else None
 
 
 def _hash_all(
@@ -206,6 +215,9 @@ def _hash_all(
 
 
 def _mtime(entry: dict[str, Any]) -> float | None:
+    value = entry.get("mtime")
+    if type(value) is float:  # the PFS case, fast
+        return value
     for key in ("mtime", "LastModified"):
         value = entry.get(key)
         if isinstance(value, int | float):

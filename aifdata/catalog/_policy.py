@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from functools import lru_cache
+from typing import Any
 
 from .._config import Config
 from .._errors import CatalogError
@@ -282,3 +283,22 @@ def bootstrap_admin(conn: sqlite3.Connection) -> None:
             "INSERT INTO admins (principal, created) VALUES (?, ?)",
             (f"user:{current_user()}", time.time()),
         )
+
+
+def read_scope(policy: Policy, who: Principal) -> Any:
+    """An SQL condition on datasets ``d`` equal to "``who`` may read it" (None: everything).
+
+    SQLite's GLOB means what a pattern means (``*`` crosses ``/``; ``[!x]`` is
+    written ``[^x]``), and ``name GLOB 'p/*'`` is "an ancestor matches p".
+    """
+    from ._search import Scope
+
+    if policy.is_admin(who):
+        return None
+    sql, params = ["d.owner = ?"], [who.user]
+    ids = who.identities
+    for pattern in sorted({g.pattern for g in policy.grants if g.principal in ids}):
+        glob = pattern.replace("[!", "[^")
+        sql.append("d.name GLOB ? OR d.name GLOB ?")
+        params += [glob, f"{glob}/*"]
+    return Scope(" OR ".join(sql), tuple(params))

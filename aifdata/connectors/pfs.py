@@ -36,13 +36,14 @@ class PFSConnector(Connector):
         super().__init__(tier)
         self.root = tier.url
         self.real_root = os.path.realpath(self.root)
+        self._url_prefix = self.root.rstrip("/") + "/"
         self.block_size = int(tier.options.get("block_size", DEFAULT_BLOCK_SIZE))
         self._dir_cache: dict[str, tuple[float, str]] = {}
 
     # -- paths ---------------------------------------------------------------
 
     def url(self, rel: str) -> str:
-        return os.path.join(self.root, rel) if rel else self.root
+        return self._url_prefix + rel if rel else self.root
 
     def resolve(self, rel: str) -> str:
         """The absolute path of ``rel``, after checking that it stays in the root."""
@@ -111,21 +112,11 @@ class PFSConnector(Connector):
         if not os.path.isdir(full):
             return {rel: self.info(rel)} if os.path.exists(full) else {}
         out: dict[str, Info] = {}
-        for dirpath, dirnames, filenames in os.walk(full):
-            below = os.path.relpath(dirpath, full).replace(os.sep, "/")
-            base = rel if below == "." else _join(rel, below)
-            if withdirs:
-                for name in dirnames:
-                    path = _join(base, name)
-                    out[path] = _info(path, os.stat(os.path.join(dirpath, name)))
-            for name in filenames:
-                if name.endswith(TEMP_SUFFIX):
-                    continue
-                path = _join(base, name)
-                try:
-                    out[path] = _info(path, os.stat(os.path.join(dirpath, name)))
-                except FileNotFoundError:
-                    continue
+        pending = [(full, rel)]
+        while pending:  # one thread: threads only fight over the GIL here
+            infos, below = _scan_directory(*pending.pop(), withdirs)
+            out.update(infos)
+            pending.extend(below)
         return out
 
     def stats(self, rels: Iterable[str]) -> dict[str, FileStat]:
@@ -288,6 +279,31 @@ def _read_fd(fd: int, name: str) -> bytes:
     while chunk := os.read(fd, 2**20):
         parts.append(chunk)
     return b"".join(parts)
+
+
+def _scan_directory(
+    directory: str, base: str, withdirs: bool
+) -> tuple[dict[str, Info], list[tuple[str, str]]]:
+    """One directory's files (and directories if asked), and the directories to descend."""
+    out: dict[str, Info] = {}
+    below: list[tuple[str, str]] = []
+    try:
+        entries = list(os.scandir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return out, below
+    for entry in entries:
+        path = f"{base}/{entry.name}" if base else entry.name
+        try:
+            if entry.is_dir():
+                if withdirs:
+                    out[path] = _info(path, entry.stat())
+                if not entry.is_symlink():  # as os.walk: never descend a link
+                    below.append((entry.path, path))
+            elif not entry.name.endswith(TEMP_SUFFIX):
+                out[path] = _info(path, entry.stat())
+        except FileNotFoundError:
+            continue
+    return out, below
 
 
 def _join(base: str, name: str) -> str:
