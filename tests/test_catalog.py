@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import os
 import sqlite3
 
 import pytest
@@ -304,3 +305,18 @@ def test_search_works_on_a_parquet_snapshot(searchable, tmp_path):
     searchable.export(str(tmp_path / "snap"))
     snap = Catalog.from_parquet(str(tmp_path / "snap"))
     assert [h.name for h in snap.search("higgs")] == ["physics/higgs"]
+
+
+@pytest.mark.parametrize("sqlite_json", [True, False])
+def test_the_version_ingest_returns_is_the_one_it_recorded(
+    catalog, tmp_path, monkeypatch, sqlite_json
+):
+    from aifdata.catalog import _bulk
+
+    if not sqlite_json:
+        monkeypatch.setattr(_bulk, "has_json", lambda conn: False)
+    src = make_tree(tmp_path / "rows", {"a.bin": b"a", "d/b.bin": b"bb", "d/c d.bin": b"c"})
+    os.utime(src / "a.bin", (1.0, 1234567890.123456))
+    made = catalog.ingest(str(src), "rows")
+    assert catalog.dataset("rows").files == made.files  # from memory == from the tables
+    assert made.files[0].mtime == 1234567890.123456
