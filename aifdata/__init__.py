@@ -22,6 +22,7 @@ from ._filesystem import AifFileSystem, filesystem
 from ._router import Route
 from ._version import __version__
 from .catalog import Catalog, Dataset, FileRecord, open_dataset
+from .formats import Partition, partition
 
 __all__ = [
     "AccessDenied",
@@ -38,6 +39,7 @@ __all__ = [
     "Mount",
     "MountNotFound",
     "NotFound",
+    "Partition",
     "PathEscape",
     "Route",
     "StorageError",
@@ -49,4 +51,5 @@ __all__ = [
     "load_config",
     "open_dataset",
     "parse_config",
+    "partition",
 ]

@@ -49,7 +49,7 @@ def test_ingest_local_directory_makes_version_one(catalog, tmp_path):
     assert [f.path for f in ds.files] == ["a.fastq", "sub/b.bin"]
     assert ds.files[1].size == 1000
     assert ds.files[1].checksum.startswith(f"{CHECKSUM_ALGORITHM}:")
-    assert ds.files[0].format == "unknown"
+    assert [f.format for f in ds.files] == ["fastq", "unknown"]  # sniffed by the registry
     assert ds.tags == {"site": "x"}
     assert ds.owner == aifdata.catalog.current_user()
     assert ds.files[0].replicas[0][1] == str(src / "a.fastq")

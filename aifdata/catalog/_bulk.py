@@ -17,7 +17,7 @@ from ._ingest import SourceFile
 _FILES_JSON = (
     "INSERT INTO files (id, version_id, path, size, checksum, format, mtime, etag)"
     " SELECT ? + key, ?, json_extract(value, '$[0]'), json_extract(value, '$[2]'),"
-    " json_extract(value, '$[3]'), 'unknown', json_extract(value, '$[4]'),"
+    " json_extract(value, '$[3]'), json_extract(value, '$[7]'), json_extract(value, '$[4]'),"
     " json_extract(value, '$[5]') FROM json_each(?)"
 )
 _REPLICAS_JSON = (
@@ -51,9 +51,9 @@ def insert_files(
         return
     conn.executemany(
         "INSERT INTO files (id, version_id, path, size, checksum, format, mtime, etag)"
-        " VALUES (?, ?, ?, ?, ?, 'unknown', ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [
-            (first_id + i, version_id, f.path, f.size, f.checksum, f.mtime, f.etag)
+            (first_id + i, version_id, f.path, f.size, f.checksum, f.format, f.mtime, f.etag)
             for i, f in enumerate(files)
         ],
     )

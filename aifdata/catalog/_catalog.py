@@ -90,6 +90,37 @@ class Dataset:
     def total_bytes(self) -> int:
         return sum(f.size for f in self.files)
 
+    def urls(self, config: Config | None = None) -> list[str]:
+        """Where to read each file: ``aif://`` when a mount holds it (routed to the best
+        tier), else its recorded ``s3://`` URL or local path."""
+        config = config or load_config()
+        out = []
+        for f in self.files:
+            url = f.replicas[0][1] if f.replicas else f"{self.source.rstrip('/')}/{f.path}"
+            located = config.locate(url)
+            out.append(f"aif://{located[0].prefix}/{located[2]}" if located else url)
+        return out
+
+    def partitions(
+        self,
+        n: int | None = None,
+        target_bytes: int | None = None,
+        format: str | None = None,
+        config: Config | None = None,
+    ) -> list[Any]:
+        """Partitions of every file of this version; ``n`` is shared out by file size."""
+        from ..formats import partition
+
+        config = config or load_config()
+        total = max(1, self.total_bytes)
+        out: list[Any] = []
+        for f, url in zip(self.files, self.urls(config), strict=True):
+            share = None if n is None else max(1, round(n * f.size / total))
+            fmt = format or (f.format if f.format != "unknown" else None)
+            out.extend(partition(url, n=share, target_bytes=target_bytes, format=fmt,
+                                 config=config))  # fmt: skip
+        return out
+
 
 class Catalog:
     """The embedded catalog: one SQLite file, ``$AIFDATA_HOME/catalog.db`` by default."""
@@ -521,7 +552,7 @@ class Catalog:
         first = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM files").fetchone()[0]
         insert_files(conn, version_id, first, files, now)
         return tuple(
-            FileRecord(first + i, f.path, f.size, f.checksum, "unknown", f.mtime, f.etag,
+            FileRecord(first + i, f.path, f.size, f.checksum, f.format, f.mtime, f.etag,
                        ((f.tier, f.url),))
             for i, f in enumerate(files)
         )  # fmt: skip

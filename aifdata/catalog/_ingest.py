@@ -32,6 +32,7 @@ class SourceFile(NamedTuple):
     mtime: float | None
     etag: str | None
     tier: str
+    format: str = "unknown"
 
 
 def list_source(fs: AbstractFileSystem, root: str) -> dict[str, dict[str, Any]]:
@@ -83,20 +84,31 @@ class _Located:
         found = reader.cat_ranges(paths, [None] * n, [None] * n, on_error="return")
         return dict(zip(paths, found, strict=True))
 
-    def stream(self, reader: Any, path: str) -> str:
-        """Checksum of a large file, streamed."""
+    def stream(self, reader: Any, path: str) -> tuple[str, bytes]:
+        """Checksum of a large file, streamed, and its first bytes (to sniff its format)."""
         opened = reader.open_read(path, _BLOCK) if self.aif else reader.open(path, "rb", _BLOCK)
         digest = hashlib.sha256()
+        head = b""
         with opened as f:
             while block := f.read(_BLOCK):
+                head = head or block[:_HEAD]
                 digest.update(block)
-        return f"{CHECKSUM_ALGORITHM}:{digest.hexdigest()}"
+        return f"{CHECKSUM_ALGORITHM}:{digest.hexdigest()}", head
+
+
+def sniff_format(path: str, head: bytes | None) -> str:
+    """The format registry's name for a file (by its first bytes when known), or ``unknown``."""
+    from ..formats import detect
+
+    plugin = detect(path, head) if head else detect(path)
+    return plugin.name if plugin is not None else "unknown"
 
 
 #: Files up to this size are read whole, many per task; larger ones are streamed.
 _SMALL = 4 * 2**20
 _BATCH_BYTES = 32 * 2**20
 _BATCH_FILES = 1024
+_HEAD = 4096
 
 
 def scan(
@@ -124,21 +136,32 @@ def scan(
         reader, path, url = where(name, entry)
         rel = name.rsplit("/", 1)[-1] if single else name[cut:] if base else name
         items.append((rel, reader, path, url, entry))
-    digests: dict[str, str] = {}
+    found: dict[str, tuple[str, str]] = {}  # url -> (checksum, format)
     if hashing:
-        digests = _hash_all(located, items, workers, progress)
-    elif progress is not None:
-        progress(sum(int(e.get("size") or 0) for *_, e in items))
+        found = _hash_all(located, items, workers, progress)
+    else:  # no bytes are read: the format comes from the name
+        by_extension: dict[str, str] = {}
+        for rel, *_ in items:
+            ext = rel.rsplit("/", 1)[-1].rpartition(".")[2].lower()
+            if ext not in by_extension:
+                by_extension[ext] = sniff_format(rel, None)
+        found = {
+            url: ("", by_extension[rel.rsplit("/", 1)[-1].rpartition(".")[2].lower()])
+            for rel, _, _, url, _ in items
+        }
+        if progress is not None:
+            progress(sum(int(e.get("size") or 0) for *_, e in items))
     kind = _kind(fs)
     return [
         SourceFile(
             rel,
             url,
             int(entry.get("size") or 0),
-            digests.get(url, ""),
+            found[url][0],
             _mtime(entry),
             _etag(entry),
             entry.get("tier") or kind,
+            found[url][1],
         )
         for rel, _reader, _path, url, entry in items
     ]
@@ -154,8 +177,8 @@ def _hash_all(
     items: list[tuple[str, Any, str, str, dict[str, Any]]],
     workers: int,
     progress: Callable[[int], None] | None,
-) -> dict[str, str]:
-    """url -> ``sha256:<hex>`` for every item; IngestError naming the first failure."""
+) -> dict[str, tuple[str, str]]:
+    """url -> (``sha256:<hex>``, format) for every item; IngestError naming the first failure."""
     batches: list[list[tuple[Any, str, str, int]]] = []
     large: list[tuple[Any, str, str, int]] = []
     current: list[tuple[Any, str, str, int]] = []
@@ -177,7 +200,7 @@ def _hash_all(
     if current:
         batches.append(current)
 
-    def small(batch: list[tuple[Any, str, str, int]]) -> dict[str, str]:
+    def small(batch: list[tuple[Any, str, str, int]]) -> dict[str, tuple[str, str]]:
         reader = batch[0][0]
         try:
             contents = located.read_many(reader, [path for _, path, _, _ in batch])
@@ -190,22 +213,23 @@ def _hash_all(
             if not isinstance(data, bytes):
                 why = data if isinstance(data, Exception) else "no data returned"
                 raise IngestError(f"{url}: cannot read it ({why}); nothing was recorded")
-            out[url] = f"{CHECKSUM_ALGORITHM}:{hashlib.sha256(data).hexdigest()}"
+            digest = f"{CHECKSUM_ALGORITHM}:{hashlib.sha256(data).hexdigest()}"
+            out[url] = (digest, sniff_format(path, data[:_HEAD]))
         if progress is not None:
             progress(sum(size for *_, size in batch))
         return out
 
-    def big(item: tuple[Any, str, str, int]) -> dict[str, str]:
+    def big(item: tuple[Any, str, str, int]) -> dict[str, tuple[str, str]]:
         reader, path, url, size = item
         try:
-            digest = located.stream(reader, path)
+            digest, head = located.stream(reader, path)
         except Exception as exc:
             raise IngestError(f"{url}: cannot read it ({exc}); nothing was recorded") from exc
         if progress is not None:
             progress(size)
-        return {url: digest}
+        return {url: (digest, sniff_format(path, head))}
 
-    digests: dict[str, str] = {}
+    digests: dict[str, tuple[str, str]] = {}
     with ThreadPoolExecutor(max(1, workers)) as pool:
         for found in pool.map(small, batches):
             digests.update(found)

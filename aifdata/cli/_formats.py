@@ -1,0 +1,60 @@
+"""``aifdata formats`` and ``aifdata partition``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+from .. import formats
+from ._app import app, state
+from ._files import JsonFlag
+
+
+@app.command("formats")
+def formats_command(as_json: JsonFlag = False) -> None:
+    """List the format plug-ins (built-in and installed through the aifdata.formats group)."""
+    rows = []
+    for name in formats.available():
+        plugin = formats.get(name)
+        rows.append(
+            {"name": name, "extensions": list(plugin.extensions), "description": plugin.description}
+        )
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    for row in rows:
+        typer.echo(f"{row['name']:<10} {' '.join(row['extensions']):<24} {row['description']}")
+
+
+@app.command("partition")
+def partition_command(
+    url: Annotated[str, typer.Argument(help="A file: aif://, s3:// or a local path.")],
+    n: Annotated[int | None, typer.Option("--n", help="Number of partitions.")] = None,
+    target_bytes: Annotated[
+        int | None, typer.Option("--target-bytes", help="About this many bytes per partition.")
+    ] = None,
+    format: Annotated[
+        str | None, typer.Option("--format", help="Force a format (default: detect).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Plan the partitions of a file from a few small range reads (nothing is converted)."""
+    if n is not None and target_bytes is not None:
+        raise typer.BadParameter("give --n or --target-bytes, not both")
+    parts = formats.partition(url, n=n, target_bytes=target_bytes, format=format,
+                              config=state.config)  # fmt: skip
+    if as_json:
+        rows = [
+            {"url": p.url, "format": p.format, "ordinal": p.ordinal, "spec": p.options,
+             "fingerprint": p.fingerprint}
+            for p in parts
+        ]  # fmt: skip
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    for p in parts:
+        spec = "  ".join(f"{k}={v}" for k, v in p.spec)
+        typer.echo(f"{p.ordinal:>6}  {p.format:<8} {spec}")
+    typer.echo(f"{len(parts)} partition(s) of {url}", err=True)

@@ -1,0 +1,184 @@
+"""What every format plug-in shares: the partition descriptor, range reads, the plug-in base.
+
+A :class:`Partition` is a frozen, picklable description of one independent
+piece of one file: where the file is (a URL), which format reads it, its
+ordinal, and the format's own spec (byte ranges, a tile window, an entry
+range). It holds no open handle and no credential: any process that has the
+configuration can read it. Its ``fingerprint`` (size and ETag or mtime, as
+seen when planned) lets :meth:`Partition.read` refuse a file that changed
+since, instead of returning records of another version.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, ClassVar
+
+from .._errors import FormatError
+
+#: A partition's target size when neither ``n`` nor ``target_bytes`` is given.
+DEFAULT_TARGET_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One independent piece of one file, readable anywhere the configuration is."""
+
+    url: str
+    format: str
+    ordinal: int
+    spec: tuple[tuple[str, Any], ...]
+    fingerprint: str = ""
+
+    @classmethod
+    def make(
+        cls, url: str, format: str, ordinal: int, fingerprint: str = "", **spec: Any
+    ) -> Partition:
+        return cls(url, format, ordinal, tuple(spec.items()), fingerprint)
+
+    def __getitem__(self, key: str) -> Any:
+        for name, value in self.spec:
+            if name == key:
+                return value
+        raise KeyError(f"partition spec of {self.format!r} has no {key!r}")
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The spec as a dict."""
+        return dict(self.spec)
+
+    def read(self, **options: Any) -> Any:
+        """This partition's records, through its format's plug-in."""
+        from ._registry import get
+
+        return get(self.format).read(self, **options)
+
+    def __repr__(self) -> str:
+        spec = ", ".join(f"{k}={v!r}" for k, v in self.spec)
+        return f"Partition({self.url!r}, {self.format!r}, #{self.ordinal}, {spec})"
+
+
+class RangeSource:
+    """Byte ranges of one file (``aif://``, ``s3://`` or local), with a count of what was read.
+
+    The counts (``bytes_read``, ``requests``) are how tests show that planning
+    reads little.
+    """
+
+    def __init__(self, url: str, config: Any = None) -> None:
+        from .._config import load_config
+        from .._urls import resolve_url
+
+        self.url = url
+        self.fs, self.path = resolve_url(url, config if config is not None else load_config())
+        self.bytes_read = 0
+        self.requests = 0
+
+    @cached_property
+    def info(self) -> Mapping[str, Any]:
+        info = self.fs.info(self.path)
+        if info.get("type") == "directory":
+            raise FormatError(f"{self.url}: is a directory, not a file")
+        return info
+
+    @property
+    def size(self) -> int:
+        return int(self.info.get("size") or 0)
+
+    @property
+    def fingerprint(self) -> str:
+        """Size plus ETag (S3) or mtime (PFS): changes when the file does."""
+        info = self.info
+        marker = info.get("ETag") or info.get("etag") or info.get("mtime") or ""
+        if hasattr(marker, "timestamp"):
+            marker = marker.timestamp()
+        return f"{self.size}:{str(marker).strip(chr(34))}"
+
+    def head(self, n: int = 4096) -> bytes:
+        """The first ``n`` bytes (read once, then kept)."""
+        cached = getattr(self, "_head", b"")
+        if len(cached) < n and len(cached) < self.size:
+            cached = self._head = self.read(0, n)
+        return cached[:n]
+
+    def read(self, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` (clipped to the file)."""
+        end = min(end, self.size)
+        if start >= end:
+            return b""
+        data: bytes = self.fs.cat_file(self.path, start, end)
+        self.bytes_read += len(data)
+        self.requests += 1
+        return data
+
+    def check(self, partition: Partition) -> None:
+        """Refuse to read a partition planned on another version of the file."""
+        if partition.fingerprint and partition.fingerprint != self.fingerprint:
+            raise FormatError(
+                f"{self.url}: changed since it was partitioned (was {partition.fingerprint},"
+                f" now {self.fingerprint}); plan the partitions again"
+            )
+
+
+class FormatPlugin(ABC):
+    """A file format aifdata can partition: sniff it, plan partitions, read one."""
+
+    #: Registry name, e.g. ``fastq``.
+    name: ClassVar[str]
+    #: File name endings this format usually has (lower case, with the dot).
+    extensions: ClassVar[tuple[str, ...]] = ()
+    #: One line for ``aifdata formats``.
+    description: ClassVar[str] = ""
+
+    @abstractmethod
+    def sniff(self, head: bytes, path: str) -> bool:
+        """Whether ``head`` (the file's first bytes) looks like this format."""
+
+    def explain(self, head: bytes, url: str) -> str:
+        """Why ``head`` is not this format, for an error message (file and byte offset)."""
+        return f"{url}: byte 0: this is not {self.name} data (it starts with {head[:16]!r})"
+
+    @abstractmethod
+    def plan(
+        self, source: RangeSource, n: int | None = None, target_bytes: int | None = None
+    ) -> list[Partition]:
+        """Partitions of the file, from a few small range reads."""
+
+    @abstractmethod
+    def read(self, partition: Partition, source: RangeSource | None = None, **options: Any) -> Any:
+        """The records of one partition."""
+
+    def records(self, partition: Partition, **options: Any) -> Iterator[Any]:
+        """The records of one partition, one by one (for streaming consumers)."""
+        yield from self.read(partition, **options)
+
+    def matches_name(self, path: str) -> bool:
+        lower = path.lower()
+        return any(lower.endswith(ext) for ext in self.extensions)
+
+    def __repr__(self) -> str:
+        return f"<format {self.name}>"
+
+
+def open_source(
+    partition: Partition, source: RangeSource | None = None, config: Any = None
+) -> RangeSource:
+    """The source to read a partition from, checked to be the file that was planned."""
+    source = source or RangeSource(partition.url, config)
+    source.check(partition)
+    return source
+
+
+def partition_count(size: int, n: int | None, target_bytes: int | None) -> int:
+    """How many partitions to aim for: ``n``, else ``size / target_bytes`` rounded up."""
+    if n is not None:
+        if n < 1:
+            raise ValueError(f"n must be at least 1, not {n}")
+        return n
+    target = target_bytes or DEFAULT_TARGET_BYTES
+    if target < 1:
+        raise ValueError(f"target_bytes must be positive, not {target}")
+    return max(1, -(-size // target))

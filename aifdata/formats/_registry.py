@@ -1,0 +1,82 @@
+"""The format registry: built-ins loaded on first use, third parties by entry point.
+
+A third-party package registers a plug-in class in its ``pyproject.toml``::
+
+    [project.entry-points."aifdata.formats"]
+    fasta = "mypackage.fasta:FastaFormat"
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from importlib.metadata import entry_points
+
+from .._errors import FormatError
+from ._base import FormatPlugin
+
+ENTRY_POINT_GROUP = "aifdata.formats"
+#: name -> "module:Class", imported only when the format is first asked for.
+_BUILTINS = {
+    "fastq": "aifdata.formats.fastq:FastqFormat",
+}
+_loaded: dict[str, FormatPlugin] = {}
+_extra: dict[str, str] = {}
+_lock = threading.Lock()
+_scanned = False
+
+
+def _entry_points() -> dict[str, str]:
+    global _scanned
+    if not _scanned:
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            _extra.setdefault(ep.name, ep.value)
+        _scanned = True
+    return _extra
+
+
+def available() -> list[str]:
+    """Names of every format: built-in, registered, or installed by entry point."""
+    return sorted({*_BUILTINS, *_entry_points(), *_loaded})
+
+
+def register(plugin: type[FormatPlugin] | FormatPlugin) -> FormatPlugin:
+    """Add (or replace) a format plug-in; returns the instance registered."""
+    instance = plugin() if isinstance(plugin, type) else plugin
+    with _lock:
+        _loaded[instance.name] = instance
+    return instance
+
+
+def get(name: str) -> FormatPlugin:
+    """The plug-in called ``name``; FormatError (a ValueError) lists the known ones."""
+    with _lock:
+        found = _loaded.get(name)
+    if found is not None:
+        return found
+    target = _BUILTINS.get(name) or _entry_points().get(name)
+    if target is None:
+        raise FormatError(f"no format {name!r}; known formats: {', '.join(available())}")
+    module, _, attr = target.partition(":")
+    cls = getattr(importlib.import_module(module), attr)
+    return register(cls)
+
+
+def _plugins() -> list[FormatPlugin]:
+    names = available()
+    with _lock:
+        if all(name in _loaded for name in names):
+            return [_loaded[name] for name in names]
+    return [get(name) for name in names]
+
+
+def detect(path: str, head: bytes | None = None) -> FormatPlugin | None:
+    """The format of a file: by name first, confirmed by sniffing ``head`` when given."""
+    plugins = _plugins()
+    by_name = [p for p in plugins if p.matches_name(path)]
+    if head is None:
+        return by_name[0] if by_name else None
+    for plugin in by_name + [p for p in plugins if p not in by_name]:
+        if plugin.sniff(head, path):
+            return plugin
+    return None

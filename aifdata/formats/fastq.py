@@ -1,0 +1,193 @@
+"""FASTQ: split at any byte offset, exactly, from one small read per boundary.
+
+A record belongs to the partition in which its header line starts. A header
+is recognised by the four-line structure, not by '@' alone (quality lines may
+start with '@'): a line is a header when it starts with '@' *and the line two
+below it starts with '+'*. Only a header passes that test in valid FASTQ: the
+line two below a quality line is the next record's sequence, and sequences
+never start with '+'. Planning snaps each nominal split offset to the first
+header at or after it, reading 64 KiB there (more only for reads longer than
+that), so partitions are whole records and their union is exactly the file.
+
+Records are parsed by dnaio (the reference FASTQ parser) and come out as its
+``SequenceRecord`` (``name``, ``sequence``, ``qualities``), or as an Arrow
+table with ``as_arrow=True``. Wrapped (multi-line) FASTQ, unequal sequence and
+quality lengths, a truncated last record and quality bytes outside 33..126
+raise :class:`~aifdata.FormatError` with the file and byte offset.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import re
+from typing import Any
+
+from .._errors import FormatError
+from ._base import FormatPlugin, Partition, RangeSource, open_source, partition_count
+
+#: Bytes read at each partition boundary (a boundary with longer reads reads more).
+BOUNDARY_WINDOW = 64 * 2**10
+#: Bytes read from the start of the file to check it is FASTQ.
+HEAD_BYTES = 4 * 2**10
+_BAD_QUALITY = re.compile(r"[^!-~]")
+
+
+class FastqFormat(FormatPlugin):
+    """Plain FASTQ."""
+
+    name = "fastq"
+    extensions = (".fastq", ".fq")
+    description = "FASTQ reads; split at any byte offset, each record in exactly one partition"
+
+    def sniff(self, head: bytes, path: str) -> bool:
+        if not head.startswith(b"@"):
+            return False
+        lines = head.split(b"\n", 3)
+        if len(lines) < 3:  # one long read fills the head: '@' is all there is to go on
+            return b"\x00" not in head
+        return lines[2].startswith(b"+")
+
+    def explain(self, head: bytes, url: str) -> str:
+        if not head.startswith(b"@"):
+            return (
+                f"{url}: byte 0: this is not fastq data: expected a header line starting"
+                f" with '@', found {head[:16]!r}"
+            )
+        lines = head.split(b"\n", 3)
+        offset = len(lines[0]) + len(lines[1]) + 2
+        return (
+            f"{url}: byte {offset}: this is not fastq data: expected the '+' line after the"
+            f" sequence, found {lines[2][:16]!r} (wrapped, multi-line FASTQ is not supported)"
+        )
+
+    def plan(
+        self, source: RangeSource, n: int | None = None, target_bytes: int | None = None
+    ) -> list[Partition]:
+        size = source.size
+        if size == 0:
+            return []
+        head = source.head(HEAD_BYTES)
+        if not self.sniff(head, source.url):
+            raise FormatError(self.explain(head, source.url))
+        count = partition_count(size, n, target_bytes)
+        starts = [0]
+        for i in range(1, count):
+            offset = size * i // count
+            if offset <= starts[-1]:
+                continue
+            start = record_start(source, offset)
+            if starts[-1] < start < size:
+                starts.append(start)
+        bounds = [*starts, size]
+        fingerprint = source.fingerprint
+        return [
+            Partition.make(source.url, self.name, i, fingerprint, start=a, end=b)
+            for i, (a, b) in enumerate(itertools.pairwise(bounds))
+        ]
+
+    def read(
+        self,
+        partition: Partition,
+        source: RangeSource | None = None,
+        as_arrow: bool = False,
+        config: Any = None,
+        **options: Any,
+    ) -> Any:
+        source = open_source(partition, source, config)
+        start = partition["start"]
+        data = source.read(start, partition["end"])
+        records = parse(data, source.url, start, last=partition["end"] >= source.size)
+        return to_arrow(records) if as_arrow else records
+
+
+def record_start(source: RangeSource, offset: int) -> int:
+    """The offset of the first record header at or after ``offset`` (the file size if none)."""
+    size = source.size
+    window = BOUNDARY_WINDOW
+    while True:
+        low = offset - 1  # one byte before: is ``offset`` itself a line start?
+        data = source.read(low, min(size, low + window))
+        at_eof = low + len(data) >= size
+        found = first_header(data, at_eof)
+        if found is not None:
+            return low + found
+        if at_eof:
+            return size
+        window *= 2
+
+
+def first_header(data: bytes, at_eof: bool) -> int | None:
+    """Index (>= 1) in ``data`` of the first line that starts a record; ``data[0]`` is context.
+
+    None means no header in ``data``: more bytes are needed (or, at the end
+    of the file, there is none).
+    """
+    pos = 1 if data[:1] == b"\n" else data.find(b"\n", 1) + 1
+    if pos == 0:
+        return None
+    end = len(data)
+    while pos < end:
+        line0_end = data.find(b"\n", pos)
+        line1_end = data.find(b"\n", line0_end + 1) if line0_end >= 0 else -1
+        if line1_end < 0 or line1_end + 1 >= end:
+            return None  # the third line is not here yet (or never comes: a truncated tail)
+        if data[pos] == 64 and data[line1_end + 1] == 43:  # '@' ... '+'
+            return pos
+        pos = line0_end + 1
+    return None
+
+
+def parse(data: bytes, url: str, start: int, last: bool = False) -> list[Any]:
+    """Records in ``data`` (which begins at byte ``start`` of ``url``), checked.
+
+    ``last``: ``data`` runs to the end of the file (a missing final newline
+    there means the file was cut short).
+    """
+    import dnaio
+
+    try:
+        with dnaio.open(io.BytesIO(data), fileformat="fastq") as reader:
+            records = list(reader)
+    except dnaio.exceptions.FileFormatError as exc:
+        line = getattr(exc, "line", None)
+        where = start + _line_offset(data, line) if line is not None else start
+        message = str(exc).split(": ", 1)[-1]
+        if last and data and not data.endswith(b"\n"):
+            message += " (the file ends in the middle of a line: truncated?)"
+        raise FormatError(f"{url}: byte {where}: {message}") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise FormatError(f"{url}: in bytes {start}..{start + len(data)}: {exc}") from None
+    for index, record in enumerate(records):
+        if _BAD_QUALITY.search(record.qualities):
+            line = 4 * index + 3
+            raise FormatError(
+                f"{url}: byte {start + _line_offset(data, line)}: quality characters must be"
+                f" '!'..'~' (ASCII 33..126); record {record.name!r} has"
+                f" {_BAD_QUALITY.search(record.qualities).group()!r}"  # type: ignore[union-attr]
+            )
+    return records
+
+
+def _line_offset(data: bytes, line: int) -> int:
+    """Byte offset of 0-based line ``line`` in ``data``."""
+    pos = 0
+    for _ in range(line):
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            return len(data)
+        pos = nl + 1
+    return pos
+
+
+def to_arrow(records: list[Any]) -> Any:
+    """Records as an Arrow table (``name``, ``sequence``, ``quality``)."""
+    import pyarrow as pa
+
+    return pa.table(
+        {
+            "name": pa.array([r.name for r in records], pa.string()),
+            "sequence": pa.array([r.sequence for r in records], pa.string()),
+            "quality": pa.array([r.qualities for r in records], pa.string()),
+        }
+    )
