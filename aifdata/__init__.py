@@ -53,3 +53,12 @@ __all__ = [
     "parse_config",
     "partition",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``aifdata.dask`` and ``aifdata.torch`` load on first use (they import heavy libraries)."""
+    if name in ("dask", "torch"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'aifdata' has no attribute {name!r}")

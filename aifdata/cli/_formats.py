@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from .. import formats
+from .._errors import FormatError
 from ._app import app, state
 from ._files import JsonFlag
 
@@ -18,7 +19,11 @@ def formats_command(as_json: JsonFlag = False) -> None:
     """List the format plug-ins (built-in and installed through the aifdata.formats group)."""
     rows = []
     for name in formats.available():
-        plugin = formats.get(name)
+        try:
+            plugin = formats.get(name)
+        except FormatError as exc:  # its library is not installed
+            rows.append({"name": name, "extensions": [], "description": f"unavailable: {exc}"})
+            continue
         rows.append(
             {"name": name, "extensions": list(plugin.extensions), "description": plugin.description}
         )

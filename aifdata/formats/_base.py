@@ -151,6 +151,12 @@ class FormatPlugin(ABC):
     def read(self, partition: Partition, source: RangeSource | None = None, **options: Any) -> Any:
         """The records of one partition."""
 
+    def to_pandas(self, partition: Partition, **options: Any) -> Any:
+        """One partition as a pandas DataFrame (a row per record)."""
+        import pandas as pd
+
+        return pd.DataFrame(list(self.read(partition, **options)))
+
     def records(self, partition: Partition, **options: Any) -> Iterator[Any]:
         """The records of one partition, one by one (for streaming consumers)."""
         yield from self.read(partition, **options)

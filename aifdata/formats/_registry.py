@@ -19,9 +19,12 @@ ENTRY_POINT_GROUP = "aifdata.formats"
 #: name -> "module:Class", imported only when the format is first asked for.
 _BUILTINS = {
     "fastq": "aifdata.formats.fastq:FastqFormat",
+    "geotiff": "aifdata.formats.geotiff:GeoTiffFormat",
+    "root": "aifdata.formats.root:RootFormat",
 }
 _loaded: dict[str, FormatPlugin] = {}
 _extra: dict[str, str] = {}
+_unavailable: set[str] = set()  # formats whose library is missing: not retried per file
 _lock = threading.Lock()
 _scanned = False
 
@@ -45,6 +48,7 @@ def register(plugin: type[FormatPlugin] | FormatPlugin) -> FormatPlugin:
     instance = plugin() if isinstance(plugin, type) else plugin
     with _lock:
         _loaded[instance.name] = instance
+        _unavailable.discard(instance.name)
     return instance
 
 
@@ -58,16 +62,29 @@ def get(name: str) -> FormatPlugin:
     if target is None:
         raise FormatError(f"no format {name!r}; known formats: {', '.join(available())}")
     module, _, attr = target.partition(":")
-    cls = getattr(importlib.import_module(module), attr)
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except ImportError as exc:
+        raise FormatError(
+            f"format {name!r} needs {exc.name or 'a missing package'}:"
+            " pip install 'aifdata[formats]'"
+        ) from exc
     return register(cls)
 
 
 def _plugins() -> list[FormatPlugin]:
-    names = available()
+    """Every plug-in that loads (one whose library is missing cannot claim a file)."""
+    names = [name for name in available() if name not in _unavailable]
     with _lock:
         if all(name in _loaded for name in names):
             return [_loaded[name] for name in names]
-    return [get(name) for name in names]
+    out = []
+    for name in names:
+        try:
+            out.append(get(name))
+        except FormatError:
+            _unavailable.add(name)
+    return out
 
 
 def detect(path: str, head: bytes | None = None) -> FormatPlugin | None:

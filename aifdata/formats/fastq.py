@@ -100,6 +100,10 @@ class FastqFormat(FormatPlugin):
         records = parse(data, source.url, start, last=partition["end"] >= source.size)
         return to_arrow(records) if as_arrow else records
 
+    def to_pandas(self, partition: Partition, **options: Any) -> Any:
+        """Columns ``name``, ``sequence``, ``quality``."""
+        return self.read(partition, as_arrow=True, **options).to_pandas()
+
 
 def record_start(source: RangeSource, offset: int) -> int:
     """The offset of the first record header at or after ``offset`` (the file size if none)."""

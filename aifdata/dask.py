@@ -1,0 +1,57 @@
+"""Partitions as Dask collections: one Dask partition per aifdata partition.
+
+::
+
+    parts = aifdata.partition("aif://genomics/run42/reads.fastq", n=256)
+    aifdata.dask.to_bag(parts).count().compute()
+    aifdata.dask.to_dataframe(parts).groupby(...)
+
+Only the small partition descriptors travel in the task graph; each task
+reads its own partition where it runs (through ``aif://``, so from the PFS
+copy when there is one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .formats import Partition, get
+
+
+def _records(partition: Partition, config: Any) -> list[Any]:
+    return list(partition.read(config=config))
+
+
+def _frame(partition: Partition, config: Any) -> Any:
+    return get(partition.format).to_pandas(partition, config=config)
+
+
+def to_bag(partitions: Sequence[Partition], config: Any = None) -> Any:
+    """A ``dask.bag.Bag`` of the records (as each format gives them)."""
+    import dask.bag as db
+
+    if not partitions:
+        return db.from_sequence([], npartitions=1)
+    return db.from_sequence(list(partitions), npartitions=len(partitions)).map_partitions(
+        _bag_partition, config=config
+    )
+
+
+def _bag_partition(partitions: list[Partition], config: Any = None) -> list[Any]:
+    return [record for p in partitions for record in _records(p, config)]
+
+
+def to_dataframe(partitions: Sequence[Partition], meta: Any = None, config: Any = None) -> Any:
+    """A ``dask.dataframe.DataFrame``, one pandas frame per partition.
+
+    ``meta`` (an empty frame with the columns) saves reading the first
+    partition to learn them.
+    """
+    import dask.dataframe as dd
+
+    if not partitions:
+        raise ValueError("no partitions to make a DataFrame of")
+    if meta is None:
+        meta = _frame(partitions[0], config).iloc[:0]
+    return dd.from_map(_frame, list(partitions), config=config, meta=meta)

@@ -1,0 +1,104 @@
+"""Dask and PyTorch over partitions: every record exactly once."""
+
+from __future__ import annotations
+
+import collections
+
+import pytest
+
+import aifdata
+from aifdata.formats import partition
+
+from .conftest import two_tier_toml
+from .test_fastq import fastq_bytes, random_records
+
+torch = pytest.importorskip("torch")
+from torch.utils.data import DataLoader  # noqa: E402
+
+from aifdata.torch import PartitionDataset  # noqa: E402
+
+
+@pytest.fixture
+def fastq(tmp_path):
+    records = random_records(21, 6000)
+    path = tmp_path / "reads.fastq"
+    path.write_bytes(fastq_bytes(records))
+    return str(path), [name for name, _, _ in records]
+
+
+def names_of(records) -> list[str]:
+    return [r.name for r in records]
+
+
+def test_dataloader_with_two_workers_sees_every_record_once(fastq):
+    url, names = fastq
+    parts = partition(url, n=7)
+    loader = DataLoader(PartitionDataset(parts), num_workers=2, batch_size=None)
+    seen = names_of(loader)
+    assert collections.Counter(seen) == collections.Counter(names)
+    assert len(seen) == len(names)
+
+
+def test_dataloader_batches_through_a_transform(fastq):
+    url, names = fastq
+    dataset = PartitionDataset(partition(url, n=5), transform=lambda r: len(r.sequence))
+    loader = DataLoader(dataset, num_workers=2, batch_size=64)
+    total = sum(int(batch.shape[0]) for batch in loader)
+    assert total == len(names)
+
+
+def test_ranks_and_workers_split_partitions_without_overlap(fastq, monkeypatch):
+    url, names = fastq
+    parts = partition(url, n=9)
+    seen: list[str] = []
+    for rank in range(3):
+        monkeypatch.setattr("aifdata.torch._rank_and_world", lambda rank=rank: (rank, 3))
+        loader = DataLoader(PartitionDataset(parts), num_workers=2, batch_size=None)
+        seen += names_of(loader)
+    assert sorted(seen) == sorted(names)
+
+
+def test_shuffle_changes_the_order_per_epoch_not_the_records(fastq):
+    url, names = fastq
+    dataset = PartitionDataset(partition(url, n=12), shuffle=True, seed=3)
+    first = names_of(dataset)
+    dataset.set_epoch(1)
+    second = names_of(dataset)
+    assert first != second and sorted(first) == sorted(second) == sorted(names)
+    assert len(dataset) == 12
+
+
+def test_a_dask_bag_counts_the_same_records(fastq):
+    pytest.importorskip("dask.bag")
+    url, names = fastq
+    parts = partition(url, n=7)
+    bag = aifdata.dask.to_bag(parts)
+    assert bag.npartitions == 7
+    assert bag.count().compute() == len(names)
+    assert sorted(bag.map(lambda r: r.name).compute()) == sorted(names)
+
+
+def test_a_dask_dataframe_of_fastq(fastq):
+    pytest.importorskip("dask.dataframe")
+    url, names = fastq
+    frame = aifdata.dask.to_dataframe(partition(url, n=4))
+    assert list(frame.columns) == ["name", "sequence", "quality"]
+    assert frame.npartitions == 4
+    assert len(frame) == len(names)
+    assert frame["name"].compute().tolist() == names
+
+
+def test_loaders_read_aif_partitions_in_their_own_processes(
+    seaweedfs, bucket, pfs_dir, tmp_path, monkeypatch
+):
+    records = random_records(5, 2000)
+    config = tmp_path / "config.toml"
+    config.write_text(two_tier_toml(seaweedfs, f"s3://{bucket}/data", pfs_dir, "genomics"))
+    monkeypatch.setenv("AIFDATA_CONFIG", str(config))
+    aifdata.filesystem(str(config), catalog=False).pipe("genomics/r/reads.fq", fastq_bytes(records))
+    parts = partition("aif://genomics/r/reads.fq", n=6)
+    loader = DataLoader(
+        PartitionDataset(parts), num_workers=2, batch_size=None, multiprocessing_context="spawn"
+    )
+    assert sorted(names_of(loader)) == sorted(n for n, _, _ in records)
+    assert aifdata.dask.to_bag(parts).count().compute(scheduler="processes") == len(records)
