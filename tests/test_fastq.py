@@ -251,10 +251,11 @@ def test_a_format_forced_on_the_wrong_file(tmp_path):
     url = write(tmp_path, "image.tif", b"II*\x00" + bytes(200))
     with pytest.raises(FormatError, match=r"image\.tif: byte 0: this is not fastq data"):
         partition(url, format="fastq")
-    with pytest.raises(FormatError, match="no format recognises it"):
-        partition(url)
+    unknown = write(tmp_path, "blob.bin", b"\x89PNG\r\n" + bytes(200))
+    with pytest.raises(FormatError, match=r"blob\.bin: byte 0: no format recognises it"):
+        partition(unknown)
     with pytest.raises(FormatError, match="no format 'fasta'"):
-        partition(url, format="fasta")
+        partition(unknown, format="fasta")
     assert isinstance(FormatError("x"), ValueError)
 
 

@@ -97,8 +97,11 @@ def test_loaders_read_aif_partitions_in_their_own_processes(
     monkeypatch.setenv("AIFDATA_CONFIG", str(config))
     aifdata.filesystem(str(config), catalog=False).pipe("genomics/r/reads.fq", fastq_bytes(records))
     parts = partition("aif://genomics/r/reads.fq", n=6)
-    loader = DataLoader(
-        PartitionDataset(parts), num_workers=2, batch_size=None, multiprocessing_context="spawn"
-    )
-    assert sorted(names_of(loader)) == sorted(n for n, _, _ in records)
+    assert len(parts[0].read()) > 0  # this process has used S3 (obstore) before forking
+    for context in ("fork", "spawn"):  # a forked worker must not hang on obstore's runtime
+        loader = DataLoader(
+            PartitionDataset(parts), num_workers=2, batch_size=None,
+            multiprocessing_context=context, timeout=120,
+        )  # fmt: skip
+        assert sorted(names_of(loader)) == sorted(n for n, _, _ in records)
     assert aifdata.dask.to_bag(parts).count().compute(scheduler="processes") == len(records)

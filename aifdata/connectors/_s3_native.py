@@ -14,6 +14,7 @@ large object several times slower than the network allows
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,25 @@ from ._s3_settings import S3Settings
 
 #: A whole-object read first asks for this much; smaller objects take one request.
 FIRST_REQUEST = 8 * 2**20
+#: The first request of a whole-object read when obstore cannot be used (smaller:
+#: the buffer is allocated before the size is known).
+FALLBACK_FIRST_REQUEST = 2**20
+_obstore_pid: int | None = None
+
+
+def obstore_usable() -> bool:
+    """Whether obstore works in this process.
+
+    obstore runs on a Rust (tokio) runtime whose threads do not survive a
+    fork: in a child forked from a process that used it (a PyTorch DataLoader
+    worker, a ``fork`` multiprocessing pool), its calls would block forever.
+    There, reads go through the http.client path instead.
+    """
+    global _obstore_pid
+    pid = os.getpid()
+    if _obstore_pid is None:
+        _obstore_pid = pid
+    return _obstore_pid == pid
 
 
 def make_store(settings: S3Settings) -> S3Store:
@@ -131,9 +151,16 @@ class NativeReader:
         """One ranged GET (end past the object's end is clipped)."""
         if end <= start:
             return b""
+        if not obstore_usable():
+            return self.ranged.get(key, start, end)[0]
         return obstore.get_range(self.store, key, start=start, end=end).to_bytes()
 
     def _read_to_end(self, key: str, start: int) -> bytes:
+        if not obstore_usable():
+            data, total = self.ranged.get(key, start, start + FALLBACK_FIRST_REQUEST)
+            if start + len(data) >= total:
+                return data
+            return self._read_large(key, start, total - start, data)
         try:
             first = obstore.get(self.store, key, options={"range": (start, start + FIRST_REQUEST)})
         except GenericError:
@@ -163,7 +190,7 @@ class NativeReader:
 
     def read_many(self, keys: Sequence[str]) -> list[bytes | BaseException]:
         """Whole contents of many keys, ``max_concurrency`` requests in flight."""
-        return self._map(lambda key: obstore.get(self.store, key).bytes().to_bytes(), keys)
+        return self._map(lambda key: self._read_to_end(key, 0), keys)
 
     def read_ranges(
         self, keys: Sequence[str], starts: Sequence[int], ends: Sequence[int]

@@ -73,6 +73,17 @@ class RangedReader:
         """
         return self._with_retries(lambda: self._get_into(key, start, view, etag))
 
+    def get(self, key: str, start: int, end: int) -> tuple[bytes, int]:
+        """Bytes ``[start, end)`` of ``key`` (clipped to its end) and the object's size."""
+        buffer = bytearray(end - start)
+        try:
+            size = self.read_into(key, start, memoryview(buffer))
+        except S3HTTPError as exc:
+            if exc.status == 416 and start == 0:  # an empty object has no byte 0
+                return b"", 0
+            raise
+        return bytes(buffer[: max(0, min(end, size) - start)]), size
+
     def read_parts_into(
         self, key: str, start: int, view: memoryview, part_size: int, etag: str | None = None
     ) -> None:

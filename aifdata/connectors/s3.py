@@ -23,7 +23,7 @@ from .._errors import StorageError, StorageUnavailable
 from ._base import Connector, FileStat, Info
 from ._range_file import RangeReader
 from ._s3_errors import translate, translated
-from ._s3_native import NativeReader
+from ._s3_native import NativeReader, obstore_usable
 from ._s3_settings import S3Settings
 
 _MIN_PART = 5 * 2**20
@@ -266,6 +266,10 @@ class S3Connector(Connector):
         """Bulk-delete keys (missing ones are fine), then empty folder markers above them."""
         keys = [self.key(r) for r in rels if r]
         keys += [k + "/" for k in keys]
+        if not obstore_usable():  # a forked child: s3fs's bulk delete, no folder pruning
+            with self._errors(rels[0] if rels else ""):
+                self.fs.rm([f"{self.settings.bucket}/{k}" for k in keys])
+            return
         try:
             for i in range(0, len(keys), 1000):
                 obstore.delete(self.native.store, keys[i : i + 1000])
