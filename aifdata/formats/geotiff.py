@@ -1,12 +1,13 @@
 """GeoTIFF and Cloud-Optimized GeoTIFF: tile-aligned windows planned from the header alone.
 
 Planning reads the first 64 KiB of the file and parses the TIFF structure
-itself (classic and BigTIFF, either byte order): the IFD chain, then only the
-tag values it needs (tile or strip offsets and byte counts of the chosen
-level, the GeoTIFF tags of the full-resolution image). A COG keeps every IFD
-at the front, so its plan takes one request, or two when the offset arrays
-run past the first 64 KiB (the missing bytes are read in one merged request).
-Other files cost one more request per IFD that lies elsewhere.
+itself (``_tiff``: classic and BigTIFF, either byte order): the IFD chain,
+then only the tag values it needs (tile or strip offsets and byte counts of
+the chosen level, the GeoTIFF tags of the full-resolution image). A COG
+keeps every IFD at the front, so its plan takes one request, or two when the
+offset arrays run past the first 64 KiB (the missing bytes are read in one
+merged request). Other files cost one more request per IFD that lies
+elsewhere.
 
 Levels are the full-resolution image (IFD 0) and its overviews: the
 reduced-resolution IFDs that follow it in the main chain (GDAL, COG; masks
@@ -30,41 +31,35 @@ with the file and the byte offset of the problem.
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import math
-import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._errors import FormatError
 from ._base import FormatPlugin, Partition, RangeSource, open_source, partition_count
+from ._tiff import HEAD_BYTES as HEAD_BYTES
+from ._tiff import (
+    IFD_BYTES,
+    INTEGER_TYPES,
+    MAGICS,
+    MAX_LEVELS,
+    Entry,
+    Ifd,
+    Reader,
+    Tag,
+    not_a_tiff,
+    tag_name,
+)
 
 if TYPE_CHECKING:
     import numpy as np
 
-#: Bytes read from the start of the file to plan (a COG's IFDs all lie in them).
-HEAD_BYTES = 64 * 2**10
-#: Bytes read at an IFD that is not in hand (its entries and small values follow it).
-IFD_BYTES = 16 * 2**10
 #: Byte ranges closer than this are read as one request.
 MERGE_GAP = 256 * 2**10
 #: Larger tiles or strips are refused (a corrupt width would otherwise allocate without end).
 MAX_SEGMENT_BYTES = 2**31
-#: Overviews beyond this many are ignored (a bound on walking a hostile IFD chain).
-MAX_LEVELS = 64
-
-_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-#: TIFF field types 1..13 and 16..18 as numpy dtype codes (5 and 10, rationals, are pairs).
-_CODES = "u1 S1 u2 u4 u4 i1 u1 i2 i4 i4 f4 f8 u4 u8 i8 u8"
-#: TIFF field type -> (numpy dtype code, bytes per value).
-_TYPES = {
-    t: (code, int(code[1]) * (2 if t in (5, 10) else 1))
-    for t, code in zip([*range(1, 14), 16, 17, 18], _CODES.split(), strict=True)
-}
-_INTEGER_TYPES = frozenset({1, 3, 4, 6, 8, 9, 13, 16, 17, 18})
 #: (SampleFormat, BitsPerSample) -> numpy dtype code (SampleFormat 4, "void", reads as 1).
 _DTYPES = {
     (f, b): f"{k}{b // 8}" for f, k in ((1, "u"), (2, "i"), (3, "f")) for b in (8, 16, 32, 64)
@@ -77,38 +72,6 @@ _FLOAT_PREDICTORS = frozenset({3, 34894, 34895})
 _MODEL_TYPE, _RASTER_TYPE, _GEOGRAPHIC, _PROJECTED = 1024, 1025, 2048, 3072
 
 Transform = tuple[float, float, float, float, float, float]
-
-
-class Tag(IntEnum):
-    """The TIFF and GeoTIFF tags this plug-in reads."""
-
-    NewSubfileType = 254
-    ImageWidth = 256
-    ImageLength = 257
-    BitsPerSample = 258
-    Compression = 259
-    Photometric = 262
-    FillOrder = 266
-    StripOffsets = 273
-    SamplesPerPixel = 277
-    RowsPerStrip = 278
-    StripByteCounts = 279
-    PlanarConfig = 284
-    Predictor = 317
-    TileWidth = 322
-    TileLength = 323
-    TileOffsets = 324
-    TileByteCounts = 325
-    SubIFDs = 330
-    ExtraSamples = 338
-    SampleFormat = 339
-    JPEGTables = 347
-    ModelPixelScale = 33550
-    ModelTiepoint = 33922
-    ModelTransformation = 34264
-    GeoKeyDirectory = 34735
-    GDALNoData = 42113
-
 
 #: Offsets and byte counts of tiles (True) or strips (False).
 _SEGMENT_TAGS = {
@@ -126,13 +89,6 @@ _GEO_TAGS = (
     Tag.GDALNoData,
 )
 _LAYOUT_TAGS = (Tag.BitsPerSample, Tag.SampleFormat, *_SEGMENT_TAGS[True], *_SEGMENT_TAGS[False])
-
-
-def _tag_name(code: int) -> str:
-    try:
-        return f"{Tag(code).name} ({code})"
-    except ValueError:
-        return f"tag {code}"
 
 
 @dataclass(frozen=True, eq=False, slots=True)
@@ -160,13 +116,10 @@ class GeoTiffFormat(FormatPlugin):
     description = "GeoTIFF / COG; tile-aligned windows of any level, planned from the header"
 
     def sniff(self, head: bytes, path: str) -> bool:
-        return head[:4] in _MAGICS
+        return head[:4] in MAGICS
 
     def explain(self, head: bytes, url: str) -> str:
-        return (
-            f"{url}: byte 0: this is not a TIFF file: expected II*\\0 or MM\\0* (BigTIFF:"
-            f" II+\\0 or MM\\0+), found {head[:8]!r}"
-        )
+        return not_a_tiff(head, url)
 
     def plan(
         self,
@@ -187,7 +140,7 @@ class GeoTiffFormat(FormatPlugin):
         source = open_source(partition, source, config)
         spec = partition.options
         ifd = spec["ifd"]
-        reader = _Reader.open(source, [(ifd, ifd + IFD_BYTES)])
+        reader = Reader.open(source, [(ifd, ifd + IFD_BYTES)], gap=MERGE_GAP)
         layout = _layout(reader, reader.ifd(ifd))
         data = _read_window(reader, layout, spec)
         where = (spec[k] for k in ("transform", "crs", "nodata", "row", "col", "level"))
@@ -209,7 +162,7 @@ def plan_level(
         raise ValueError(f"level must be 0 or more, not {level}")
     if source.size == 0:
         return []
-    reader = _Reader.open(source)
+    reader = Reader.open(source, gap=MERGE_GAP)
     first = reader.ifd(reader.first, reader.first_at)
     found = reader.levels(first, level)
     if level >= len(found):
@@ -239,279 +192,9 @@ def plan_level(
 
 def levels(source: RangeSource) -> list[tuple[int, int]]:
     """``(height, width)`` of each level: the full-resolution image, then its overviews."""
-    reader = _Reader.open(source)
+    reader = Reader.open(source, gap=MERGE_GAP)
     found = reader.levels(reader.ifd(reader.first, reader.first_at), MAX_LEVELS)
     return [_dimensions(reader, ifd)[::-1] for ifd in found]
-
-
-# -- the TIFF structure, from range reads --------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    """One IFD entry: where its values are (``at``) and where the entry is (``pos``)."""
-
-    tag: int
-    type: int
-    count: int
-    at: int
-    pos: int
-
-    @property
-    def itemsize(self) -> int:
-        return _TYPES[self.type][1]
-
-    @property
-    def end(self) -> int:
-        return self.at + self.count * self.itemsize
-
-    def span(self, lo: int, hi: int) -> tuple[int, int]:
-        """Byte range of values ``lo..hi``."""
-        return self.at + lo * self.itemsize, self.at + hi * self.itemsize
-
-
-@dataclass(frozen=True, slots=True)
-class _Ifd:
-    offset: int
-    entries: dict[int, _Entry]
-    next: int
-    next_at: int
-
-
-class _Reader:
-    """One TIFF's bytes as they come in (counted by the source), and its structure."""
-
-    def __init__(self, source: RangeSource) -> None:
-        self.source = source
-        self.url = source.url
-        self.size = source.size
-        self._starts: list[int] = []
-        self._chunks: list[bytes] = []
-        self.order, self.big = "<", False
-        self.first = self.first_at = self.header_size = 0
-
-    @classmethod
-    def open(cls, source: RangeSource, also: list[tuple[int, int]] | None = None) -> _Reader:
-        """Parse the header: the head when planning, or ``also`` with the first 16 bytes."""
-        reader = cls(source)
-        if also:
-            reader.fetch([(0, 16), *also])
-        else:
-            reader._add(0, source.head(HEAD_BYTES))
-        reader._header()
-        return reader
-
-    def error(self, pos: int, message: str) -> FormatError:
-        return FormatError(f"{self.url}: byte {pos}: {message}")
-
-    # bytes in hand
-
-    def _add(self, start: int, data: bytes) -> None:
-        i = bisect.bisect_right(self._starts, start)
-        self._starts.insert(i, start)
-        self._chunks.insert(i, data)
-
-    def _find(self, start: int, end: int) -> memoryview | None:
-        i = bisect.bisect_right(self._starts, start)
-        while i > 0:
-            i -= 1
-            chunk_start, chunk = self._starts[i], self._chunks[i]
-            if end <= chunk_start + len(chunk):
-                return memoryview(chunk)[start - chunk_start : end - chunk_start]
-        return None
-
-    def fetch(self, ranges: list[tuple[int, int]]) -> None:
-        """Read the ranges not in hand, nearby ones merged, in as few requests as that makes."""
-        missing = sorted(
-            (start, min(end, self.size))
-            for start, end in ranges
-            if start < min(end, self.size) and self._find(start, min(end, self.size)) is None
-        )
-        merged: list[list[int]] = []
-        for start, end in missing:
-            if merged and start - merged[-1][1] <= MERGE_GAP:
-                merged[-1][1] = max(merged[-1][1], end)
-            else:
-                merged.append([start, end])
-        for (start, _), data in zip(merged, _read_ranges(self.source, merged), strict=True):
-            self._add(start, data)
-
-    def get(self, start: int, end: int) -> memoryview:
-        """Bytes ``[start, end)``, read now if not in hand."""
-        found = self._find(start, end)
-        if found is None:
-            self.fetch([(start, end)])
-            found = self._find(start, end)
-        if found is None or len(found) < end - start:
-            raise self.error(start, f"{end - start} bytes are past the end of the file")
-        return found
-
-    # structure
-
-    def _header(self) -> None:
-        head = bytes(self.get(0, min(16, self.size)))
-        if head[:4] not in _MAGICS:
-            raise FormatError(GeoTiffFormat().explain(head, self.url))
-        self.order = "<" if head[:2] == b"II" else ">"
-        self.big = head[2:4] in (b"+\x00", b"\x00+")
-        if self.big:
-            if len(head) < 16:
-                raise self.error(
-                    0, f"the file is too short for a BigTIFF header ({self.size} bytes)"
-                )
-            offset_size, reserved = struct.unpack(self.order + "HH", head[4:8])
-            if (offset_size, reserved) != (8, 0):
-                raise self.error(4, f"BigTIFF offset size must be 8 (then 0), found {offset_size}")
-            self.first_at, self.header_size = 8, 16
-        else:
-            if len(head) < 8:
-                raise self.error(0, f"the file is too short for a TIFF header ({self.size} bytes)")
-            self.first_at, self.header_size = 4, 8
-        self.first = self._pointer(head, self.first_at)
-
-    def _pointer(self, data: bytes | memoryview, at: int) -> int:
-        value: int = struct.unpack_from(self.order + ("Q" if self.big else "I"), data, at)[0]
-        return value
-
-    def ifd(self, offset: int, pointer: int | None = None) -> _Ifd:
-        """The IFD at ``offset`` (``pointer``: where that offset was read, for errors)."""
-        where = offset if pointer is None else pointer
-        if offset < self.header_size:
-            raise self.error(where, f"IFD offset {offset} points into the file header")
-        count_size, entry_size, pointer_size = (8, 20, 8) if self.big else (2, 12, 4)
-        if offset + count_size > self.size:
-            raise self.error(
-                where, f"IFD offset {offset} is past the end of the file ({self.size} bytes)"
-            )
-        if self._find(offset, offset + count_size) is None:
-            self.fetch([(offset, offset + IFD_BYTES)])
-        count: int = struct.unpack(
-            self.order + ("Q" if self.big else "H"), self.get(offset, offset + count_size)
-        )[0]
-        end = offset + count_size + count * entry_size + pointer_size
-        if count == 0 or end > self.size:
-            raise self.error(
-                offset,
-                f"IFD of {count} entries runs to byte {end}, past the end of the file"
-                f" ({self.size} bytes)"
-                if count
-                else "IFD has no entries",
-            )
-        raw = self.get(offset, end)
-        entries: dict[int, _Entry] = {}
-        for k in range(count):
-            pos = offset + count_size + k * entry_size
-            entry = self._entry(raw, pos - offset, pos)
-            if entry is not None:
-                entries.setdefault(entry.tag, entry)
-        next_at = end - pointer_size
-        return _Ifd(offset, entries, self._pointer(raw, next_at - offset), next_at)
-
-    def _entry(self, raw: memoryview, i: int, pos: int) -> _Entry | None:
-        fmt = self.order + ("HHQ" if self.big else "HHI")
-        tag, type_, count = struct.unpack_from(fmt, raw, i)
-        if type_ not in _TYPES:
-            return None  # unknown field types are skipped, as the TIFF spec asks
-        field = i + (12 if self.big else 8)
-        nbytes = count * _TYPES[type_][1]
-        at = pos + field - i if nbytes <= (8 if self.big else 4) else self._pointer(raw, field)
-        if at + nbytes > self.size:
-            raise self.error(
-                pos,
-                f"{_tag_name(tag)} claims {count} values ({nbytes} bytes) at byte {at},"
-                f" past the end of the file ({self.size} bytes)",
-            )
-        return _Entry(tag, type_, count, at, pos)
-
-    def levels(self, first: _Ifd, want: int) -> list[_Ifd]:
-        """IFD 0 and its overviews, walked until level ``want`` is found (and on while free)."""
-        found, seen = [first], {first.offset}
-        subifds = first.entries.get(Tag.SubIFDs)
-        if subifds is not None:
-            self.fetch([(subifds.at, subifds.end)])
-            pointers = [
-                (int(o), subifds.at + k * subifds.itemsize)
-                for k, o in enumerate(self.ints(subifds))
-            ]
-        else:
-            pointers = []
-        nxt, nxt_at = first.next, first.next_at
-        while len(found) < MAX_LEVELS:
-            if pointers:
-                nxt, nxt_at = pointers.pop(0)
-            elif subifds is not None or nxt == 0:
-                break
-            if len(found) > want and self._find(nxt, nxt + 2) is None:
-                break  # enough levels, and walking on would cost a request
-            if nxt in seen:
-                raise self.error(nxt_at, f"the IFD chain loops back to the IFD at byte {nxt}")
-            seen.add(nxt)
-            ifd = self.ifd(nxt, nxt_at)
-            kind = self.scalar(ifd, Tag.NewSubfileType, 0)
-            if not kind & 4:  # masks are skipped
-                if not kind & 1 and subifds is None:
-                    break  # another image, not an overview of this one
-                found.append(ifd)
-            nxt, nxt_at = ifd.next, ifd.next_at
-        return found
-
-    # tag values
-
-    def ints(self, entry: _Entry, lo: int = 0, hi: int | None = None) -> np.ndarray:
-        """Values ``lo..hi`` of an integer tag, as int64."""
-        import numpy as np
-
-        if entry.type not in _INTEGER_TYPES:
-            raise self.error(
-                entry.pos, f"{_tag_name(entry.tag)} has field type {entry.type}, not an integer"
-            )
-        hi = entry.count if hi is None else hi
-        dtype = np.dtype(self.order + _TYPES[entry.type][0])
-        return np.frombuffer(self.get(*entry.span(lo, hi)), dtype).astype(np.int64)
-
-    def scalar(self, ifd: _Ifd, tag: int, default: int | None = None) -> int:
-        """The (single, or first and equal to the others) value of an integer tag."""
-        entry = ifd.entries.get(tag)
-        if entry is None:
-            if default is None:
-                raise self.error(ifd.offset, f"the IFD has no {_tag_name(tag)} tag")
-            return default
-        values = self.ints(entry)
-        if len(values) == 0:
-            raise self.error(entry.pos, f"{_tag_name(tag)} has no value")
-        if (values != values[0]).any():
-            raise self.error(
-                entry.pos,
-                f"{_tag_name(tag)} differs between samples ({values.tolist()}): not supported",
-            )
-        return int(values[0])
-
-    def floats(self, ifd: _Ifd, tag: int) -> list[float] | None:
-        """The values of a numeric tag (None if absent)."""
-        import numpy as np
-
-        entry = ifd.entries.get(tag)
-        if entry is None:
-            return None
-        if entry.type not in (11, 12):
-            return [float(v) for v in self.ints(entry)]
-        dtype = self.order + _TYPES[entry.type][0]
-        return [float(v) for v in np.frombuffer(self.get(entry.at, entry.end), dtype)]
-
-
-def _read_ranges(source: RangeSource, ranges: list[list[int]]) -> list[bytes]:
-    """The bytes of each range: one request each, concurrent where the filesystem can."""
-    if len(ranges) <= 1:
-        return [source.read(start, end) for start, end in ranges]
-    blobs = source.fs.cat_ranges(
-        [source.path] * len(ranges), [r[0] for r in ranges], [r[1] for r in ranges]
-    )
-    for blob in blobs:
-        if isinstance(blob, Exception):
-            raise blob
-    source.requests += len(ranges)
-    source.bytes_read += sum(len(blob) for blob in blobs)
-    return list(blobs)
 
 
 # -- one level's pixel layout -------------------------------------------------
@@ -533,9 +216,9 @@ class _Layout:
     predictor: int
     photometric: int
     extra_samples: bool
-    offsets: _Entry
-    counts: _Entry
-    jpegtables: _Entry | None
+    offsets: Entry
+    counts: Entry
+    jpegtables: Entry | None
 
     @property
     def across(self) -> int:
@@ -551,19 +234,19 @@ class _Layout:
         return self.across * self.down * (self.samples if self.planar == 2 else 1)
 
 
-def _ranges(ifd: _Ifd, tags: tuple[int, ...]) -> list[tuple[int, int]]:
+def _ranges(ifd: Ifd, tags: tuple[int, ...]) -> list[tuple[int, int]]:
     """Where the values of these tags are."""
     return [(e.at, e.end) for t in tags if (e := ifd.entries.get(t)) is not None]
 
 
-def _dimensions(reader: _Reader, ifd: _Ifd) -> tuple[int, int]:
+def _dimensions(reader: Reader, ifd: Ifd) -> tuple[int, int]:
     width, height = reader.scalar(ifd, Tag.ImageWidth), reader.scalar(ifd, Tag.ImageLength)
     if width < 0 or height < 0:
         raise reader.error(ifd.offset, f"image size {width}x{height} is negative")
     return width, height
 
 
-def _layout(reader: _Reader, ifd: _Ifd) -> _Layout:
+def _layout(reader: Reader, ifd: Ifd) -> _Layout:
     """The checked layout of the image in ``ifd``."""
     import numpy as np
 
@@ -597,16 +280,16 @@ def _layout(reader: _Reader, ifd: _Ifd) -> _Layout:
     return layout
 
 
-def _required(reader: _Reader, ifd: _Ifd, tag: int) -> _Entry:
+def _required(reader: Reader, ifd: Ifd, tag: int) -> Entry:
     entry = ifd.entries.get(tag)
     if entry is None:
-        raise reader.error(ifd.offset, f"the IFD has no {_tag_name(tag)} tag")
-    if entry.type not in _INTEGER_TYPES:
-        raise reader.error(entry.pos, f"{_tag_name(tag)} has field type {entry.type}")
+        raise reader.error(ifd.offset, f"the IFD has no {tag_name(tag)} tag")
+    if entry.type not in INTEGER_TYPES:
+        raise reader.error(entry.pos, f"{tag_name(tag)} has field type {entry.type}")
     return entry
 
 
-def _check_layout(reader: _Reader, ifd: _Ifd, layout: _Layout) -> None:
+def _check_layout(reader: Reader, ifd: Ifd, layout: _Layout) -> None:
     """Refuse what cannot be decoded, naming the tag."""
     from tifffile import TIFF
 
@@ -635,13 +318,13 @@ def _check_layout(reader: _Reader, ifd: _Ifd, layout: _Layout) -> None:
             shape = "tiles" if layout.tiled else "rows per strip"
             raise reader.error(
                 entry.pos,
-                f"{_tag_name(entry.tag)} has {entry.count} values; a {layout.width}x"
+                f"{tag_name(entry.tag)} has {entry.count} values; a {layout.width}x"
                 f"{layout.height} image in {layout.tile_width}x{layout.tile_height} {shape}"
                 f" needs {expected}",
             )
 
 
-def _check_segments(reader: _Reader, layout: _Layout) -> np.ndarray:
+def _check_segments(reader: Reader, layout: _Layout) -> np.ndarray:
     """Every tile's bytes lie inside the file; returns the byte counts."""
     offsets = reader.ints(layout.offsets, 0, layout.segments)
     counts = reader.ints(layout.counts, 0, layout.segments)
@@ -659,7 +342,7 @@ def _check_segments(reader: _Reader, layout: _Layout) -> np.ndarray:
 # -- georeferencing -----------------------------------------------------------
 
 
-def _georeference(reader: _Reader, ifd: _Ifd) -> tuple[Transform | None, str | None, float | None]:
+def _georeference(reader: Reader, ifd: Ifd) -> tuple[Transform | None, str | None, float | None]:
     """GDAL geotransform, ``EPSG:<code>`` and nodata of the image in ``ifd``."""
     keys = _geokeys(reader, ifd)
     matrix = reader.floats(ifd, Tag.ModelTransformation)
@@ -680,7 +363,7 @@ def _georeference(reader: _Reader, ifd: _Ifd) -> tuple[Transform | None, str | N
     return transform, f"EPSG:{codes[0]}" if codes else None, _nodata(reader, ifd)
 
 
-def _geokeys(reader: _Reader, ifd: _Ifd) -> dict[int, int]:
+def _geokeys(reader: Reader, ifd: Ifd) -> dict[int, int]:
     """The GeoKeys whose value is stored in the directory itself."""
     entry = ifd.entries.get(Tag.GeoKeyDirectory)
     if entry is None:
@@ -698,7 +381,7 @@ def _geokeys(reader: _Reader, ifd: _Ifd) -> dict[int, int]:
     }
 
 
-def _nodata(reader: _Reader, ifd: _Ifd) -> float | None:
+def _nodata(reader: Reader, ifd: Ifd) -> float | None:
     entry = ifd.entries.get(Tag.GDALNoData)
     if entry is None:
         return None
@@ -769,7 +452,7 @@ class _Segment(NamedTuple):
     number: int
 
 
-def _read_window(reader: _Reader, layout: _Layout, spec: dict[str, Any]) -> np.ndarray:
+def _read_window(reader: Reader, layout: _Layout, spec: dict[str, Any]) -> np.ndarray:
     """The pixels of the window in ``spec`` (any rectangle inside the level)."""
     import numpy as np
 
@@ -802,7 +485,7 @@ def _read_window(reader: _Reader, layout: _Layout, spec: dict[str, Any]) -> np.n
 
 
 def _segments(
-    reader: _Reader, layout: _Layout, top: int, left: int, bottom: int, right: int
+    reader: Reader, layout: _Layout, top: int, left: int, bottom: int, right: int
 ) -> tuple[list[_Segment], bytes | None]:
     """The tiles (or strips) under a window, and the JPEG tables."""
     th, tw, across = layout.tile_height, layout.tile_width, layout.across
@@ -840,7 +523,7 @@ def _fill(layout: _Layout, nodata: float | None) -> Any:
 
 
 def _decode(
-    reader: _Reader, layout: _Layout, segment: _Segment, jpegtables: bytes | None
+    reader: Reader, layout: _Layout, segment: _Segment, jpegtables: bytes | None
 ) -> np.ndarray:
     """One tile or strip decoded to ``(rows, width, samples)`` (edge tiles may be smaller)."""
     data = reader.get(segment.offset, segment.offset + segment.nbytes)
