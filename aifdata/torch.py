@@ -10,7 +10,8 @@ this process and, when ``torch.distributed`` is initialised, every rank
 (reader ``k`` of ``R`` takes partitions ``k, k + R, k + 2R, ...``). So each
 record is read exactly once per epoch in all. ``shuffle=True`` changes the
 order of partitions each epoch (seeded; call :meth:`set_epoch`), the same on
-every rank.
+every rank. Each reader fetches ``prefetch`` partitions ahead of the one it
+yields from, so storage latency hides behind the training step.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .formats import Partition
+from .formats import Partition, read_all
 
 
 def _rank_and_world() -> tuple[int, int]:
@@ -42,6 +43,7 @@ class PartitionDataset(IterableDataset):
         *,
         shuffle: bool = False,
         seed: int = 0,
+        prefetch: int = 2,
         config: Any = None,
     ) -> None:
         super().__init__()
@@ -50,6 +52,7 @@ class PartitionDataset(IterableDataset):
         self.shuffle = shuffle
         self.seed = seed
         self.config = config
+        self.prefetch = prefetch
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -69,8 +72,8 @@ class PartitionDataset(IterableDataset):
 
     def __iter__(self) -> Iterator[Any]:
         transform = self.transform
-        for partition in self.shard():
-            for record in partition.read(config=self.config):
+        for _, records in read_all(self.shard(), prefetch=self.prefetch, config=self.config):
+            for record in records:
                 yield record if transform is None else transform(record)
 
     def __len__(self) -> int:

@@ -105,3 +105,12 @@ def test_loaders_read_aif_partitions_in_their_own_processes(
         )  # fmt: skip
         assert sorted(names_of(loader)) == sorted(n for n, _, _ in records)
     assert aifdata.dask.to_bag(parts).count().compute(scheduler="processes") == len(records)
+
+
+@pytest.mark.parametrize("prefetch", [0, 1, 4])
+def test_read_all_keeps_the_order(fastq, prefetch):
+    url, names = fastq
+    parts = partition(url, n=9)
+    pairs = list(aifdata.formats.read_all(parts, prefetch=prefetch))
+    assert [p for p, _ in pairs] == parts
+    assert [r.name for _, records in pairs for r in records] == names

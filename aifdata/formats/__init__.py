@@ -11,6 +11,8 @@ third-party ones come from the ``aifdata.formats`` entry-point group.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from .._errors import FormatError
@@ -28,6 +30,7 @@ __all__ = [
     "detect",
     "get",
     "partition",
+    "read_all",
     "register",
 ]
 
@@ -68,3 +71,26 @@ def partition(
     if source.size == 0:
         return []  # no records, whatever the format
     return choose(source, format).plan(source, n=n, target_bytes=target_bytes)
+
+
+def read_all(
+    partitions: Iterable[Partition], prefetch: int = 4, config: Any = None, **options: Any
+) -> Iterator[tuple[Partition, Any]]:
+    """``(partition, records)`` in order, reading up to ``prefetch`` partitions ahead.
+
+    Storage latency (an S3 GET, a PFS seek) overlaps with the caller's work on
+    the partition before; memory holds at most ``prefetch + 1`` partitions.
+    """
+    if prefetch < 1:
+        for p in partitions:
+            yield p, p.read(config=config, **options)
+        return
+    with ThreadPoolExecutor(prefetch, thread_name_prefix="aifdata-prefetch") as pool:
+        pending: list[tuple[Partition, Future[Any]]] = []
+        for p in partitions:
+            pending.append((p, pool.submit(p.read, config=config, **options)))
+            if len(pending) > prefetch:
+                done, future = pending.pop(0)
+                yield done, future.result()
+        for done, future in pending:
+            yield done, future.result()
