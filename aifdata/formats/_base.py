@@ -11,6 +11,7 @@ since, instead of returning records of another version.
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -76,6 +77,7 @@ class RangeSource:
         self.fs, self.path = resolve_url(url, config if config is not None else load_config())
         self.bytes_read = 0
         self.requests = 0
+        self._count_lock = threading.Lock()  # plug-ins may read from several threads
 
     @cached_property
     def info(self) -> Mapping[str, Any]:
@@ -110,8 +112,9 @@ class RangeSource:
         if start >= end:
             return b""
         data: bytes = self.fs.cat_file(self.path, start, end)
-        self.bytes_read += len(data)
-        self.requests += 1
+        with self._count_lock:
+            self.bytes_read += len(data)
+            self.requests += 1
         return data
 
     def check(self, partition: Partition) -> None:

@@ -7,7 +7,8 @@ below it starts with '+'*. Only a header passes that test in valid FASTQ: the
 line two below a quality line is the next record's sequence, and sequences
 never start with '+'. Planning snaps each nominal split offset to the first
 header at or after it, reading 64 KiB there (more only for reads longer than
-that), so partitions are whole records and their union is exactly the file.
+that; the boundaries are looked up concurrently), so partitions are whole
+records and their union is exactly the file.
 
 Records are parsed by dnaio (the reference FASTQ parser) and come out as its
 ``SequenceRecord`` (``name``, ``sequence``, ``qualities``), or as an Arrow
@@ -21,6 +22,7 @@ from __future__ import annotations
 import io
 import itertools
 import re
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .._errors import FormatError
@@ -30,6 +32,8 @@ from ._base import FormatPlugin, Partition, RangeSource, open_source, partition_
 BOUNDARY_WINDOW = 64 * 2**10
 #: Bytes read from the start of the file to check it is FASTQ.
 HEAD_BYTES = 4 * 2**10
+#: Boundaries looked up at once (each is one small range read: latency, not bandwidth).
+PLAN_THREADS = 16
 _BAD_QUALITY = re.compile(r"[^!-~]")
 
 
@@ -71,14 +75,10 @@ class FastqFormat(FormatPlugin):
         if not self.sniff(head, source.url):
             raise FormatError(self.explain(head, source.url))
         count = partition_count(size, n, target_bytes)
-        starts = [0]
-        for i in range(1, count):
-            offset = size * i // count
-            if offset <= starts[-1]:
-                continue
-            start = record_start(source, offset)
-            if starts[-1] < start < size:
-                starts.append(start)
+        offsets = sorted({size * i // count for i in range(1, count)} - {0})
+        with ThreadPoolExecutor(min(PLAN_THREADS, max(1, len(offsets)))) as pool:
+            found = pool.map(lambda offset: record_start(source, offset), offsets)
+            starts = sorted({0, *(s for s in found if s < size)})
         bounds = [*starts, size]
         fingerprint = source.fingerprint
         return [
