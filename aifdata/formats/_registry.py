@@ -19,6 +19,7 @@ ENTRY_POINT_GROUP = "aifdata.formats"
 #: name -> "module:Class", imported only when the format is first asked for.
 _BUILTINS = {
     "fastq": "aifdata.formats.fastq:FastqFormat",
+    "fastq-bgzf": "aifdata.formats.bgzf:FastqBgzfFormat",
     "geotiff": "aifdata.formats.geotiff:GeoTiffFormat",
     "root": "aifdata.formats.root:RootFormat",
 }
