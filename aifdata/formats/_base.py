@@ -11,9 +11,11 @@ since, instead of returning records of another version.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar
@@ -179,6 +181,29 @@ def open_source(
     source = source or RangeSource(partition.url, config)
     source.check(partition)
     return source
+
+
+def byte_range_partitions(
+    plugin: FormatPlugin,
+    source: RangeSource,
+    n: int | None,
+    target_bytes: int | None,
+    snap: Callable[[int], int],
+    threads: int = 16,
+) -> list[Partition]:
+    """Partitions ``[start, end)`` of the file's bytes, each nominal split offset moved by
+    ``snap`` to where a partition may start (looked up concurrently: each is a small read)."""
+    size = source.size
+    count = partition_count(size, n, target_bytes)
+    offsets = sorted({size * i // count for i in range(1, count)} - {0})
+    with ThreadPoolExecutor(min(threads, max(1, len(offsets)))) as pool:
+        starts = sorted({0, *(s for s in pool.map(snap, offsets) if s < size)})
+    bounds = [*starts, size]
+    fingerprint = source.fingerprint
+    return [
+        Partition.make(source.url, plugin.name, i, fingerprint, start=a, end=b)
+        for i, (a, b) in enumerate(itertools.pairwise(bounds))
+    ]
 
 
 def partition_count(size: int, n: int | None, target_bytes: int | None) -> int:

@@ -18,14 +18,12 @@ index; it is refused with a clear error for now.
 
 from __future__ import annotations
 
-import itertools
 import struct
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .._errors import FormatError
-from ._base import FormatPlugin, Partition, RangeSource, open_source, partition_count
+from ._base import FormatPlugin, Partition, RangeSource, byte_range_partitions, open_source
 from .fastq import PLAN_THREADS, first_header, parse, to_arrow
 
 MAX_BLOCK = 65536
@@ -90,21 +88,12 @@ class FastqBgzfFormat(FormatPlugin):
     def plan(
         self, source: RangeSource, n: int | None = None, target_bytes: int | None = None
     ) -> list[Partition]:
-        size = source.size
         head = source.head(MAX_BLOCK + 18)
         if not self.sniff(head, source.url):
             raise FormatError(self.explain(head, source.url))
-        count = partition_count(size, n, target_bytes)
-        offsets = sorted({size * i // count for i in range(1, count)} - {0})
-        with ThreadPoolExecutor(min(PLAN_THREADS, max(1, len(offsets)))) as pool:
-            found = pool.map(lambda offset: next_block(source, offset), offsets)
-            starts = sorted({0, *(s for s in found if s < size)})
-        bounds = [*starts, size]
-        fingerprint = source.fingerprint
-        return [
-            Partition.make(source.url, self.name, i, fingerprint, start=a, end=b)
-            for i, (a, b) in enumerate(itertools.pairwise(bounds))
-        ]
+        return byte_range_partitions(
+            self, source, n, target_bytes, lambda offset: next_block(source, offset), PLAN_THREADS
+        )
 
     def read(
         self,

@@ -20,13 +20,11 @@ raise :class:`~aifdata.FormatError` with the file and byte offset.
 from __future__ import annotations
 
 import io
-import itertools
 import re
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .._errors import FormatError
-from ._base import FormatPlugin, Partition, RangeSource, open_source, partition_count
+from ._base import FormatPlugin, Partition, RangeSource, byte_range_partitions, open_source
 
 #: Bytes read at each partition boundary (a boundary with longer reads reads more).
 BOUNDARY_WINDOW = 64 * 2**10
@@ -74,17 +72,9 @@ class FastqFormat(FormatPlugin):
         head = source.head(HEAD_BYTES)
         if not self.sniff(head, source.url):
             raise FormatError(self.explain(head, source.url))
-        count = partition_count(size, n, target_bytes)
-        offsets = sorted({size * i // count for i in range(1, count)} - {0})
-        with ThreadPoolExecutor(min(PLAN_THREADS, max(1, len(offsets)))) as pool:
-            found = pool.map(lambda offset: record_start(source, offset), offsets)
-            starts = sorted({0, *(s for s in found if s < size)})
-        bounds = [*starts, size]
-        fingerprint = source.fingerprint
-        return [
-            Partition.make(source.url, self.name, i, fingerprint, start=a, end=b)
-            for i, (a, b) in enumerate(itertools.pairwise(bounds))
-        ]
+        return byte_range_partitions(
+            self, source, n, target_bytes, lambda offset: record_start(source, offset), PLAN_THREADS
+        )
 
     def read(
         self,
