@@ -139,16 +139,14 @@ def scan(
     found: dict[str, tuple[str, str]] = {}  # url -> (checksum, format)
     if hashing:
         found = _hash_all(located, items, workers, progress)
-    else:  # no bytes are read: the format comes from the name
-        by_extension: dict[str, str] = {}
-        for rel, *_ in items:
-            ext = rel.rsplit("/", 1)[-1].rpartition(".")[2].lower()
-            if ext not in by_extension:
-                by_extension[ext] = sniff_format(rel, None)
-        found = {
-            url: ("", by_extension[rel.rsplit("/", 1)[-1].rpartition(".")[2].lower()])
-            for rel, _, _, url, _ in items
-        }
+    else:  # no bytes are read: the format comes from the name (worked out once per suffix)
+        by_suffix: dict[str, str] = {}
+        for rel, _, _, url, _ in items:
+            suffix = rel[rel.rfind("/") + 1 :].partition(".")[2].lower()
+            fmt = by_suffix.get(suffix)
+            if fmt is None:
+                fmt = by_suffix[suffix] = sniff_format(rel, None)
+            found[url] = ("", fmt)
         if progress is not None:
             progress(sum(int(e.get("size") or 0) for *_, e in items))
     kind = _kind(fs)
