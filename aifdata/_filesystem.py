@@ -69,18 +69,21 @@ class AifFileSystem(AbstractFileSystem):
                 self._catalog_option = False
         return self._catalog
 
-    def _allow(self, paths: str | Iterable[str], privilege: str, action: str) -> None:
-        """Refuse (AccessDenied, audited) unless the catalog's grants allow it."""
-        if self._guard is None:
-            if self.catalog is None:
-                return
-            self._guard = Guard(self.catalog, self.config)
-        self._guard.check(paths, privilege, action)
-
-    def _readable(self, names: list[str]) -> list[str]:
+    def _policy_guard(self) -> Guard | None:
+        """The guard of the catalog's grants (None without a catalog: nothing to enforce)."""
         if self._guard is None and self.catalog is not None:
             self._guard = Guard(self.catalog, self.config)
-        return names if self._guard is None else self._guard.readable(names)
+        return self._guard
+
+    def _allow(self, paths: str | Iterable[str], privilege: str, action: str) -> None:
+        """Refuse (AccessDenied, audited) unless the catalog's grants allow it."""
+        guard = self._policy_guard()
+        if guard is not None:
+            guard.check(paths, privilege, action)
+
+    def _readable(self, names: list[str]) -> list[str]:
+        guard = self._policy_guard()
+        return names if guard is None else guard.readable(names)
 
     def __reduce__(self) -> tuple[Any, ...]:
         options = dict(self.storage_options)

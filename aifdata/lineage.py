@@ -31,6 +31,7 @@ from typing import Any
 from ._errors import AifDataError
 from .catalog import Catalog, Dataset
 from .catalog._lineage import LineageNode, RunRecord
+from .catalog._openlineage import events_for
 
 __all__ = ["LineageNode", "Run", "RunRecord", "run"]
 
@@ -88,32 +89,22 @@ def run(
     handle = Run(catalog, key, run_id, job)
     handle.inputs.extend(resolved)
     if sink is not None:
-        _send(catalog, [_started(catalog, key)], sink)
+        _send(events_for(catalog.run_record(key)), sink)  # a running run: START only
     try:
         yield handle
     except BaseException as exc:
         record = catalog.end_run(key, "FAIL", f"{type(exc).__name__}: {exc}")
         if sink is not None:
-            _send(catalog, [record], sink, end_only=True)
+            _send(events_for(record)[1:], sink)
         raise
     record = catalog.end_run(key, "COMPLETE")
     if sink is not None:
-        _send(catalog, [record], sink, end_only=True)
+        _send(events_for(record)[1:], sink)
 
 
-def _started(catalog: Catalog, key: int) -> RunRecord:
-    from .catalog._lineage import run_record
-
-    row = catalog.conn.execute("SELECT * FROM runs WHERE id = ?", (key,)).fetchone()
-    return run_record(catalog.conn, row)
-
-
-def _send(catalog: Catalog, records: list[RunRecord], sink: str, end_only: bool = False) -> None:
+def _send(events: list[dict[str, Any]], sink: str) -> None:
     from .catalog._openlineage import send
 
-    events = catalog.openlineage_events(records)
-    if end_only:
-        events = [e for e in events if e["eventType"] != "START"]
     try:
         send(events, sink)
     except (AifDataError, OSError) as exc:

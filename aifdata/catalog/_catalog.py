@@ -372,6 +372,10 @@ class Catalog:
         """Mark a run COMPLETE or FAIL; return its record."""
         with write_transaction(self.conn) as conn:
             finish_run(conn, run_key, state, time.time(), error)
+        return self.run_record(run_key)
+
+    def run_record(self, run_key: int) -> RunRecord:
+        """The record of one run, by its catalog key."""
         row = self.conn.execute("SELECT * FROM runs WHERE id = ?", (run_key,)).fetchone()
         return run_record(self.conn, row)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 import sys
+from collections.abc import Iterable
 from typing import Annotated
 
 import typer
@@ -51,7 +52,7 @@ def lineage_command(
             typer.echo(line)
 
 
-def _runs(trees: object) -> list[RunRecord]:
+def _runs(trees: Iterable[LineageNode]) -> list[RunRecord]:
     """Every run in the trees, once each."""
     seen: dict[str, RunRecord] = {}
 
@@ -61,7 +62,7 @@ def _runs(trees: object) -> list[RunRecord]:
             for child in nodes:
                 walk(child)
 
-    for tree in trees:  # type: ignore[attr-defined]
+    for tree in trees:
         walk(tree)
     return sorted(seen.values(), key=lambda r: r.started)
 
