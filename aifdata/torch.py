@@ -7,7 +7,8 @@
 
 The partitions are dealt out over every reader: the DataLoader workers of
 this process and, when ``torch.distributed`` is initialised, every rank
-(reader ``k`` of ``R`` takes partitions ``k, k + R, k + 2R, ...``). So each
+(reader ``k`` of ``R`` takes the ``k``-th of ``R`` equal runs of consecutive
+partitions, so neighbouring byte ranges are fetched in one request). So each
 record is read exactly once per epoch in all. ``shuffle=True`` changes the
 order of partitions each epoch (seeded; call :meth:`set_epoch`), the same on
 every rank. Each reader fetches ``prefetch`` partitions ahead of the one it
@@ -68,7 +69,9 @@ class PartitionDataset(IterableDataset):
         worker_id, workers = (worker.id, worker.num_workers) if worker else (0, 1)
         rank, world = _rank_and_world()
         reader, readers = rank * workers + worker_id, world * workers
-        return [self.partitions[i] for i in order[reader::readers]]
+        count = len(order)
+        mine = order[reader * count // readers : (reader + 1) * count // readers]
+        return [self.partitions[i] for i in mine]
 
     def __iter__(self) -> Iterator[Any]:
         transform = self.transform

@@ -243,7 +243,7 @@ def main() -> int:
     parser.add_argument("--geotiff-side", type=int, default=8192, help="pixels per side")
     parser.add_argument("--root-entries", type=int, default=2_000_000)
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--prefetch", type=int, default=8, help="partitions read ahead")
+    parser.add_argument("--prefetch", type=int, default=4, help="requests read ahead")
     parser.add_argument("--skip", choices=["fastq", "geotiff", "root"], action="append", default=[])
     args = parser.parse_args()
     endpoint = os.environ.get("AIFDATA_BENCH_S3_ENDPOINT")

@@ -247,6 +247,18 @@ def test_quality_outside_33_126_is_an_error(tmp_path, bad):
         read_all(url, n=1)
 
 
+@pytest.mark.parametrize("bad", [" ", "\t"])
+def test_a_bad_quality_byte_is_found_among_headers_with_spaces(tmp_path, bad):
+    """Headers may hold spaces and tabs; the same byte in a quality line is still an error."""
+    records = [(f"r{i} lane=1\tx", "ACGT", "IIII") for i in range(50)]
+    records[37] = ("r37 lane=1\tx", "ACGT", f"II{bad}I")
+    url = write(tmp_path, "h.fq", fastq_bytes(records))
+    with pytest.raises(FormatError, match=r"h\.fq: byte \d+: .*'r37 lane=1\\tx'"):
+        read_all(url, n=1)
+    records[37] = ("r37 lane=1\tx", "ACGT", "IIII")
+    assert len(read_all(write(tmp_path, "ok.fq", fastq_bytes(records)), n=3)) == 50
+
+
 def test_a_format_forced_on_the_wrong_file(tmp_path):
     url = write(tmp_path, "image.tif", b"II*\x00" + bytes(200))
     with pytest.raises(FormatError, match=r"image\.tif: byte 0: this is not fastq data"):

@@ -114,3 +114,31 @@ def test_read_all_keeps_the_order(fastq, prefetch):
     pairs = list(aifdata.formats.read_all(parts, prefetch=prefetch))
     assert [p for p, _ in pairs] == parts
     assert [r.name for _, records in pairs for r in records] == names
+
+
+@pytest.mark.parametrize("coalesce", [1, 50_000, 2**30])
+@pytest.mark.parametrize("prefetch", [0, 3])
+def test_read_all_fetches_neighbours_together_and_decodes_each_alike(
+    tmp_path, monkeypatch, coalesce, prefetch
+):
+    from .test_bgzf import bgzf
+
+    records = random_records(5, 3000)
+    plain, packed = tmp_path / "a.fastq", tmp_path / "b.fastq.gz"
+    plain.write_bytes(fastq_bytes(records))
+    packed.write_bytes(bgzf(fastq_bytes(records), block=7000))
+    parts = partition(str(plain), n=8) + partition(str(packed), n=6)
+    parts = parts[:5] + parts[9:] + parts[5:9]  # another file between neighbours
+    expected = [[r.name for r in p.read()] for p in parts]
+
+    requests = []
+    read = aifdata.formats.RangeSource.read
+    monkeypatch.setattr(
+        aifdata.formats.RangeSource, "read", lambda s, a, b: requests.append(s.url) or read(s, a, b)
+    )
+    pairs = list(aifdata.formats.read_all(parts, prefetch=prefetch, coalesce_bytes=coalesce))
+    assert [p for p, _ in pairs] == parts
+    assert [[r.name for r in records] for _, records in pairs] == expected
+    plain_fetches = requests.count(str(plain))  # its 8 partitions come in two runs
+    assert plain_fetches == {1: 8, 2**30: 2}.get(coalesce, plain_fetches)
+    assert 2 <= plain_fetches <= 8

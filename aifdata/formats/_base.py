@@ -11,6 +11,8 @@ since, instead of returning records of another version.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import itertools
 import threading
 from abc import ABC, abstractmethod
@@ -18,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from .._errors import FormatError
 
@@ -62,6 +64,16 @@ class Partition:
     def __repr__(self) -> str:
         spec = ", ".join(f"{k}={v!r}" for k, v in self.spec)
         return f"Partition({self.url!r}, {self.format!r}, #{self.ordinal}, {spec})"
+
+
+class ByteReader(Protocol):
+    """Anything with a size that reads byte ranges: a :class:`RangeSource`, or a view of
+    one (the uncompressed bytes of a gzip file)."""
+
+    @property
+    def size(self) -> int: ...
+
+    def read(self, start: int, end: int) -> bytes: ...
 
 
 class RangeSource:
@@ -174,6 +186,28 @@ class FormatPlugin(ABC):
         return f"<format {self.name}>"
 
 
+class ByteRangeFormat(FormatPlugin):
+    """A format whose partitions are byte ranges ``[start, end)`` of the file.
+
+    Reading is split in two: fetching the bytes and :meth:`decode`-ing them,
+    so :func:`~aifdata.formats.read_all` can fetch neighbouring partitions in
+    one larger request (object stores serve large ranges much faster per byte)
+    and decode each from its slice.
+    """
+
+    def read(
+        self, partition: Partition, source: RangeSource | None = None, config: Any = None,
+        **options: Any,
+    ) -> Any:  # fmt: skip
+        source = open_source(partition, source, config)
+        data = source.read(partition["start"], partition["end"])
+        return self.decode(partition, data, source, **options)
+
+    @abstractmethod
+    def decode(self, partition: Partition, data: bytes, source: RangeSource, **options: Any) -> Any:
+        """The records of ``partition`` from its bytes ``data`` (``source`` for anything more)."""
+
+
 def open_source(
     partition: Partition, source: RangeSource | None = None, config: Any = None
 ) -> RangeSource:
@@ -216,3 +250,34 @@ def partition_count(size: int, n: int | None, target_bytes: int | None) -> int:
     if target < 1:
         raise ValueError(f"target_bytes must be positive, not {target}")
     return max(1, -(-size // target))
+
+
+class _GcPause:
+    """Counts the threads that asked for the collector to pause (see :func:`gc_paused`)."""
+
+    lock = threading.Lock()
+    pausers = 0
+    resume = False  # whether the collector was on when the first pauser came
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building many small objects.
+
+    Parsers make a million records per partition; each allocation would
+    otherwise count towards collections that walk all of them again (about 3x
+    the parse time for FASTQ). Records hold no cycles, so nothing is lost.
+    Safe from several threads: the last one out switches the collector back on.
+    """
+    with _GcPause.lock:
+        if _GcPause.pausers == 0:
+            _GcPause.resume = gc.isenabled()
+            gc.disable()
+        _GcPause.pausers += 1
+    try:
+        yield
+    finally:
+        with _GcPause.lock:
+            _GcPause.pausers -= 1
+            if _GcPause.pausers == 0 and _GcPause.resume:
+                gc.enable()

@@ -20,6 +20,7 @@ ENTRY_POINT_GROUP = "aifdata.formats"
 _BUILTINS = {
     "fastq": "aifdata.formats.fastq:FastqFormat",
     "fastq-bgzf": "aifdata.formats.bgzf:FastqBgzfFormat",
+    "fastq-gzip": "aifdata.formats.fastq_gzip:FastqGzipFormat",
     "geotiff": "aifdata.formats.geotiff:GeoTiffFormat",
     "root": "aifdata.formats.root:RootFormat",
 }

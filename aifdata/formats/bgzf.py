@@ -13,7 +13,7 @@ sides compute that boundary from the same bytes, so every record lands in
 exactly one partition.
 
 A gzip file that is not BGZF (one long member) cannot be split without an
-index; it is refused with a clear error for now.
+index: that is the ``fastq-gzip`` format's job.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import zlib
 from typing import Any
 
 from .._errors import FormatError
-from ._base import FormatPlugin, Partition, RangeSource, byte_range_partitions, open_source
+from ._base import ByteRangeFormat, Partition, RangeSource, byte_range_partitions
 from .fastq import PLAN_THREADS, first_header, parse, to_arrow
 
 MAX_BLOCK = 65536
@@ -61,7 +61,7 @@ def decompress_blocks(data: bytes, url: str, offset: int) -> tuple[bytes, int]:
     return b"".join(out), pos
 
 
-class FastqBgzfFormat(FormatPlugin):
+class FastqBgzfFormat(ByteRangeFormat):
     """FASTQ in BGZF blocks."""
 
     name = "fastq-bgzf"
@@ -81,7 +81,7 @@ class FastqBgzfFormat(FormatPlugin):
         if head[:3] == b"\x1f\x8b\x08":
             return (
                 f"{url}: byte 12: a gzip file but not BGZF (no 'BC' block-size field);"
-                " only BGZF (bgzip) FASTQ can be split without an index"
+                " the fastq-gzip format splits it through an index"
             )
         return f"{url}: byte 0: this is not BGZF data (it starts with {head[:16]!r})"
 
@@ -95,17 +95,16 @@ class FastqBgzfFormat(FormatPlugin):
             self, source, n, target_bytes, lambda offset: next_block(source, offset), PLAN_THREADS
         )
 
-    def read(
+    def decode(
         self,
         partition: Partition,
-        source: RangeSource | None = None,
+        data: bytes,
+        source: RangeSource,
         as_arrow: bool = False,
-        config: Any = None,
         **options: Any,
     ) -> Any:
-        source = open_source(partition, source, config)
         start, end = partition["start"], partition["end"]
-        own, used = decompress_blocks(source.read(start, end), source.url, start)
+        own, used = decompress_blocks(data, source.url, start)
         if used != end - start:
             raise FormatError(f"{source.url}: byte {start + used}: a BGZF block is cut short")
         first: int | None = 0

@@ -1,0 +1,287 @@
+"""Random access into one gzip file: an index built once, kept where every worker finds it.
+
+A gzip stream decompresses only from its start, unless one keeps checkpoints:
+every ``SPACING`` uncompressed bytes, the bit position in the compressed data
+and the 32 KiB of output before it (deflate's window). indexed_gzip builds
+them in one sequential pass. With them, any uncompressed range costs one range
+read of the compressed bytes from the checkpoint before it.
+
+The index is a file under ``$AIFDATA_HOME/gzindex/`` named by a hash of the
+file's URL and of its fingerprint (size plus ETag or mtime): a changed file
+gets a new name, so an index is never used for another version, and writing
+the new one removes the old. It is written to a temporary name and renamed
+into place (atomic on a PFS too; no locks: two builders write the same bytes).
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import hashlib
+import io
+import json
+import os
+import tempfile
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .._config import aifdata_home
+from .._errors import FormatError
+from ._base import RangeSource
+
+#: Uncompressed bytes between checkpoints (each checkpoint keeps a 32 KiB window).
+SPACING = 4 * 2**20
+#: Compressed bytes fetched per request while building (one sequential pass).
+BUILD_BLOCK = 16 * 2**20
+#: Compressed bytes the inflater asks for at a time when reading a range.
+READ_BUFFER = 32 * 2**10
+#: Compressed bytes fetched past the checkpoint after a range (the inflater reads ahead).
+READ_MARGIN = 2 * READ_BUFFER
+_MAGIC = b"aifdata-gzip-index 1\n"
+
+
+@dataclass(frozen=True)
+class GzipIndex:
+    """Checkpoints of one version of one gzip file."""
+
+    url: str
+    fingerprint: str
+    size: int  # uncompressed
+    points: tuple[tuple[int, int], ...]  # (uncompressed offset, compressed offset)
+    path: Path  # where the index (with the windows) is stored
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """The compressed bytes ``[a, b)`` to fetch to decompress ``[start, end)``
+        (``b`` is -1 for the end of the file)."""
+        offsets = [u for u, _ in self.points]
+        before = bisect.bisect_right(offsets, start) - 1
+        first = self.points[before][1] - 1 if before > 0 else 0  # the byte holding its bit
+        after = bisect.bisect_left(offsets, end)
+        last = self.points[after][1] + READ_MARGIN if after < len(self.points) else -1
+        return first, last
+
+
+def index_dir() -> Path:
+    return aifdata_home() / "gzindex"
+
+
+def index_path(url: str, fingerprint: str) -> Path:
+    """Where the index of this version of ``url`` lives."""
+    return index_dir() / f"{_digest(url)}-{_digest(fingerprint)[:16]}.gzi"
+
+
+def load_or_build(source: RangeSource) -> GzipIndex:
+    """The index of ``source`` as it is now: loaded if stored, else built and stored."""
+    path = index_path(source.url, source.fingerprint)
+    if path.exists():
+        try:
+            return _load(path)
+        except (OSError, ValueError):
+            pass  # unreadable (cut short by a crash?): build it again
+    return build(source)
+
+
+def build(source: RangeSource) -> GzipIndex:
+    """Read the whole compressed file once, make the checkpoints, store them."""
+    import indexed_gzip
+
+    check = StreamCheck(source.url)
+    raw = SourceFile(source, block=BUILD_BLOCK, on_fetch=check.feed)
+    try:
+        with indexed_gzip.IndexedGzipFile(
+            fileobj=raw, spacing=SPACING, readbuf_size=2**20, buffer_size=2**16
+        ) as gz:
+            gz.build_full_index()
+            points = tuple((int(u), int(c)) for u, c in gz.seek_points())
+            size = gz.seek(0, os.SEEK_END)
+            windows = io.BytesIO()
+            gz.export_index(fileobj=windows)
+    except (indexed_gzip.ZranError, OSError, ValueError) as exc:
+        raise FormatError(
+            f"{source.url}: near byte {raw.position}: not a readable gzip stream ({exc})"
+        ) from None
+    check.finish(source.size, size)
+    header = {"url": source.url, "fingerprint": source.fingerprint, "size": size}
+    header["points"] = points
+    path = index_path(source.url, source.fingerprint)
+    _store(path, json.dumps(header).encode() + b"\n" + windows.getvalue())
+    return GzipIndex(source.url, source.fingerprint, size, points, path)
+
+
+def read_range(source: RangeSource, index: GzipIndex, start: int, end: int) -> bytes:
+    """Uncompressed bytes ``[start, end)``, from one range read of the compressed file."""
+    import indexed_gzip
+
+    end = min(end, index.size)
+    if start >= end:
+        return b""
+    first, last = index.span(start, end)
+    raw = SourceFile(source, block=READ_MARGIN)
+    raw.prefetch(first, source.size if last < 0 else min(last, source.size))
+    try:
+        with indexed_gzip.IndexedGzipFile(
+            fileobj=raw, auto_build=False, readbuf_size=READ_BUFFER, buffer_size=2**16
+        ) as gz:
+            gz.import_index(fileobj=io.BytesIO(_windows(index.path)))
+            gz.seek(start)
+            data: bytes = gz.read(end - start)
+    except (indexed_gzip.ZranError, OSError, ValueError) as exc:
+        raise FormatError(
+            f"{source.url}: near byte {raw.position}: the gzip stream does not decompress ({exc})"
+        ) from None
+    if len(data) != end - start:
+        raise FormatError(
+            f"{source.url}: uncompressed byte {start + len(data)}: the gzip stream ends early"
+        )
+    return data
+
+
+class SourceFile(io.RawIOBase):
+    """A seekable, read-only file over a :class:`RangeSource` (what indexed_gzip reads).
+
+    It keeps one range fetched up front (:meth:`prefetch`) and, apart from it,
+    the last ``block`` fetched on demand (the gzip header, a read past the end).
+    """
+
+    def __init__(
+        self, source: RangeSource, block: int, on_fetch: Callable[[int, bytes], None] | None = None
+    ) -> None:
+        super().__init__()
+        self.source = source
+        self.block = block
+        self.on_fetch = on_fetch
+        self.position = 0
+        self._buffers: list[tuple[int, bytes]] = []  # (start, data): prefetched, on demand
+
+    def prefetch(self, start: int, end: int) -> None:
+        """Fetch ``[start, end)`` in one request now and keep it."""
+        self._buffers = [(start, self.source.read(start, end))]
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self.position, os.SEEK_END: self.source.size}
+        self.position = max(0, base[whence] + offset)
+        return self.position
+
+    def readinto(self, buffer: Any) -> int:
+        if self.position >= self.source.size:
+            return 0
+        view = memoryview(buffer).cast("B")
+        for start, data in self._buffers:
+            at = self.position - start
+            if 0 <= at < len(data):
+                break
+        else:
+            want = max(len(view), self.block)
+            start, data = self.position, self.source.read(self.position, self.position + want)
+            if self.on_fetch is not None:
+                self.on_fetch(start, data)
+            self._buffers = [*self._buffers[:1], (start, data)]
+            at = 0
+        n = min(len(view), len(data) - at)
+        view[:n] = data[at : at + n]
+        self.position += n
+        return n
+
+
+class StreamCheck:
+    """Decompress the bytes once more, in order, to prove the gzip stream is complete.
+
+    indexed_gzip takes a file cut inside its deflate data for a shorter file;
+    zlib knows whether each member reached its end. Only the build pays this.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.fed = 0  # compressed bytes checked so far
+        self.produced = 0  # uncompressed bytes seen
+        self.member: Any = zlib.decompressobj(wbits=31)
+        self.ended = False  # the current member reached its trailer
+
+    def feed(self, start: int, data: bytes) -> None:
+        if start != self.fed:
+            return  # a re-read of bytes already checked (or a look ahead)
+        self.fed += len(data)
+        while data:
+            if self.ended:
+                if not data.strip(b"\0"):
+                    return  # zero padding after the last member
+                self.member, self.ended = zlib.decompressobj(wbits=31), False
+            try:
+                self.produced += len(self.member.decompress(data))
+            except zlib.error as exc:
+                raise FormatError(
+                    f"{self.url}: near byte {self.fed - len(data)}: not a readable gzip stream"
+                    f" ({exc})"
+                ) from None
+            self.ended = self.member.eof
+            data = self.member.unused_data if self.ended else b""
+
+    def finish(self, size: int, uncompressed: int) -> None:
+        if self.fed < size:
+            return  # indexed_gzip read out of order: it checked the trailers itself
+        if not self.ended:
+            raise FormatError(
+                f"{self.url}: byte {size}: the gzip stream ends early (after {self.produced}"
+                " uncompressed bytes, with no gzip trailer): truncated?"
+            )
+        if self.produced != uncompressed:
+            raise FormatError(
+                f"{self.url}: the gzip index saw {uncompressed} uncompressed bytes, zlib"
+                f" {self.produced}"
+            )
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@functools.lru_cache(maxsize=8)
+def _read_file(path: Path, mtime_ns: int) -> tuple[dict[str, Any], bytes]:
+    data = path.read_bytes()
+    if not data.startswith(_MAGIC):
+        raise ValueError(f"{path}: not an aifdata gzip index")
+    newline = data.index(b"\n", len(_MAGIC))
+    return json.loads(data[len(_MAGIC) : newline]), data[newline + 1 :]
+
+
+def _parts(path: Path) -> tuple[dict[str, Any], bytes]:
+    return _read_file(path, path.stat().st_mtime_ns)
+
+
+def _load(path: Path) -> GzipIndex:
+    header, _ = _parts(path)
+    points = tuple((int(u), int(c)) for u, c in header["points"])
+    return GzipIndex(header["url"], header["fingerprint"], int(header["size"]), points, path)
+
+
+def _windows(path: Path) -> bytes:
+    return _parts(path)[1]
+
+
+def _store(path: Path, payload: bytes) -> None:
+    """Write atomically (temporary name, then rename) and drop older versions' indexes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".building-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(_MAGIC + payload)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    prefix = path.name.split("-")[0]
+    for old in path.parent.glob(f"{prefix}-*.gzi"):
+        if old != path:
+            old.unlink(missing_ok=True)

@@ -1,0 +1,185 @@
+"""gzip FASTQ partitions through a stored index: exact, built once, invalidated on change."""
+
+from __future__ import annotations
+
+import gzip
+import multiprocessing
+import os
+import pickle
+import zlib
+
+import pytest
+
+pytest.importorskip("dnaio")
+pytest.importorskip("indexed_gzip")
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import aifdata
+from aifdata import FormatError
+from aifdata.formats import RangeSource, get, partition
+from aifdata.formats import _gzip_index as gzip_index
+
+from .conftest import two_tier_toml
+from .test_bgzf import bgzf
+from .test_fastq import BOUNDARY_WINDOW, fastq_bytes, random_records, records_strategy, reference
+
+
+@pytest.fixture
+def small_spacing(monkeypatch):
+    """Checkpoints every 64 KiB, so test-sized files have many."""
+    monkeypatch.setattr(gzip_index, "SPACING", 64 * 2**10)
+
+
+def names(parts) -> list[tuple[str, str, str]]:
+    return [(r.name, r.sequence, r.qualities) for p in parts for r in p.read()]
+
+
+def write_gz(tmp_path, name: str, data: bytes, members: int = 1) -> str:
+    """``data`` gzipped, as ``members`` concatenated gzip streams."""
+    step = -(-len(data) // members) or 1
+    path = tmp_path / name
+    path.write_bytes(b"".join(gzip.compress(data[i : i + step]) for i in range(0, len(data), step)))
+    return str(path)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(records=records_strategy, n=st.integers(min_value=1, max_value=30))
+def test_partitions_union_is_exactly_the_file(tmp_path, records, n):
+    data = fastq_bytes(records)
+    url = write_gz(tmp_path, f"r{n}.fastq.gz", data)
+    parts = partition(url, n=n)
+    assert all(p.format == "fastq-gzip" for p in parts)
+    assert names(parts) == reference(data)
+
+
+@pytest.mark.parametrize(("n", "members"), [(1, 1), (5, 1), (16, 1), (64, 1), (9, 4)])
+def test_larger_files_over_many_checkpoints(tmp_path, small_spacing, n, members):
+    records = random_records(12, 12_000)
+    url = write_gz(tmp_path, "big.fq.gz", fastq_bytes(records), members)
+    parts = partition(url, n=n)
+    assert len(parts) == n
+    assert names(parts) == records
+    index = gzip_index.load_or_build(RangeSource(url))
+    assert len(index.points) > 20 and index.size == len(fastq_bytes(records))
+
+
+def test_the_index_is_built_once_and_found_by_a_fresh_process(tmp_path, small_spacing):
+    records = random_records(3, 8000)
+    url = write_gz(tmp_path, "once.fastq.gz", fastq_bytes(records))
+    first = RangeSource(url)
+    parts = get("fastq-gzip").plan(first, n=6)
+    assert first.bytes_read >= first.size  # building reads the whole file once
+    again = RangeSource(url)
+    assert get("fastq-gzip").plan(again, n=6) == parts
+    # from the stored index, each of the 5 boundaries reads one range: from the checkpoint
+    # before it, a 64 KiB window, and a little more for the inflater's read-ahead
+    assert again.requests == 1 + 5  # the head, then the boundaries
+    per_boundary = gzip_index.SPACING + BOUNDARY_WINDOW + gzip_index.READ_MARGIN
+    assert again.bytes_read <= 5 * per_boundary < first.bytes_read
+    stored = list(gzip_index.index_dir().glob("*.gzi"))
+    assert len(stored) == 1
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        counts = pool.map(_count_in_fresh_process, [pickle.dumps(p) for p in parts])
+    assert sum(counts) == len(records)
+    assert list(gzip_index.index_dir().glob("*.gzi")) == stored  # nothing rebuilt
+
+
+def _count_in_fresh_process(blob: bytes) -> int:
+    return len(pickle.loads(blob).read())
+
+
+def test_a_partition_read_costs_about_one_range_read(tmp_path, small_spacing):
+    records = random_records(4, 16_000)
+    url = write_gz(tmp_path, "reads.fq.gz", fastq_bytes(records))
+    parts = partition(url, n=8)
+    for p in parts:
+        source = RangeSource(url)
+        p.read(source=source)
+        assert source.requests <= 2
+
+
+def test_a_changed_file_gets_a_new_index(tmp_path, small_spacing):
+    url = write_gz(tmp_path, "moving.fastq.gz", fastq_bytes(random_records(5, 3000)))
+    old_parts = partition(url, n=4)
+    old_index = gzip_index.index_path(url, RangeSource(url).fingerprint)
+    assert old_index.exists()
+    changed = random_records(6, 4000)
+    write_gz(tmp_path, "moving.fastq.gz", fastq_bytes(changed))
+    os.utime(url, ns=(1, 1))  # a different mtime even on a coarse clock
+    with pytest.raises(FormatError, match="changed since it was partitioned"):
+        old_parts[1].read()
+    assert names(partition(url, n=4)) == changed
+    assert not old_index.exists()
+    assert len(list(gzip_index.index_dir().glob("*.gzi"))) == 1
+
+
+def test_a_damaged_index_file_is_rebuilt(tmp_path):
+    records = random_records(7, 500)
+    url = write_gz(tmp_path, "d.fastq.gz", fastq_bytes(records))
+    partition(url, n=2)
+    path = gzip_index.index_path(url, RangeSource(url).fingerprint)
+    path.write_bytes(b"half an index")
+    assert names(partition(url, n=2)) == records
+
+
+def test_detection_tells_plain_gzip_from_bgzf(tmp_path):
+    data = fastq_bytes(random_records(8, 300))
+    plain = write_gz(tmp_path, "a.fastq.gz", data)
+    blocked = tmp_path / "b.fastq.gz"
+    blocked.write_bytes(bgzf(data))
+    assert {p.format for p in partition(plain, n=2)} == {"fastq-gzip"}
+    assert {p.format for p in partition(str(blocked), n=2)} == {"fastq-bgzf"}
+    with pytest.raises(FormatError, match=r"b\.fastq\.gz: byte 12: BGZF, not plain gzip"):
+        partition(str(blocked), format="fastq-gzip")
+    with pytest.raises(FormatError, match=r"a\.fastq\.gz: byte 12: .*fastq-gzip format splits"):
+        partition(plain, format="fastq-bgzf")
+
+
+@pytest.mark.timeout(60)
+def test_truncated_gzip_names_the_file(tmp_path):
+    data = gzip.compress(fastq_bytes(random_records(9, 2000)))
+    path = tmp_path / "cut.fastq.gz"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(FormatError, match=r"cut\.fastq\.gz: .*byte \d+"):
+        names(partition(str(path), n=3))
+
+
+@pytest.mark.timeout(60)
+def test_corrupt_deflate_data_names_the_file_and_offset(tmp_path):
+    data = bytearray(gzip.compress(fastq_bytes(random_records(10, 2000))))
+    data[len(data) // 3 : len(data) // 3 + 64] = os.urandom(64)
+    path = tmp_path / "bad.fastq.gz"
+    path.write_bytes(bytes(data))
+    with pytest.raises(FormatError, match=r"bad\.fastq\.gz: near byte \d+"):
+        names(partition(str(path), n=3))
+
+
+@pytest.mark.timeout(60)
+def test_gzip_of_something_else_is_not_fastq(tmp_path):
+    path = tmp_path / "table.fastq.gz"
+    path.write_bytes(gzip.compress(b"id,value\n1,2\n" * 100))
+    with pytest.raises(FormatError, match=r"table\.fastq\.gz: .*not"):
+        partition(str(path), n=2)
+    path.write_bytes(gzip.compress(b"@r1\nACGT\n+\nII\n"))
+    with pytest.raises(FormatError, match=r"table\.fastq\.gz \(uncompressed\): byte \d+"):
+        names(partition(str(path), n=1))
+
+
+def test_partitions_from_s3_in_fresh_processes(seaweedfs, bucket, pfs_dir, tmp_path, monkeypatch):
+    records = random_records(11, 6000)
+    config = tmp_path / "config.toml"
+    config.write_text(two_tier_toml(seaweedfs, f"s3://{bucket}/gz", pfs_dir, "genomics"))
+    monkeypatch.setenv("AIFDATA_CONFIG", str(config))
+    monkeypatch.setattr(gzip_index, "SPACING", 64 * 2**10)
+    fs = aifdata.filesystem(str(config), catalog=False)
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+    packed = compressor.compress(fastq_bytes(records)) + compressor.flush()
+    fs.pipe("genomics/run7/reads.fastq.gz", packed)
+    parts = aifdata.partition("aif://genomics/run7/reads.fastq.gz", n=7)
+    assert len(parts) == 7 and all(len(pickle.dumps(p)) < 1024 for p in parts)
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        counts = pool.map(_count_in_fresh_process, [pickle.dumps(p) for p in parts])
+    assert sum(counts) == len(records)
