@@ -116,10 +116,10 @@ def test_read_all_keeps_the_order(fastq, prefetch):
     assert [r.name for _, records in pairs for r in records] == names
 
 
-@pytest.mark.parametrize("coalesce", [1, 50_000, 2**30])
+@pytest.mark.parametrize("block", [1000, 50_000, 2**30])
 @pytest.mark.parametrize("prefetch", [0, 3])
-def test_read_all_fetches_neighbours_together_and_decodes_each_alike(
-    tmp_path, monkeypatch, coalesce, prefetch
+def test_read_all_streams_runs_of_neighbours_in_aligned_blocks(
+    tmp_path, monkeypatch, block, prefetch
 ):
     from .test_bgzf import bgzf
 
@@ -127,18 +127,27 @@ def test_read_all_fetches_neighbours_together_and_decodes_each_alike(
     plain, packed = tmp_path / "a.fastq", tmp_path / "b.fastq.gz"
     plain.write_bytes(fastq_bytes(records))
     packed.write_bytes(bgzf(fastq_bytes(records), block=7000))
-    parts = partition(str(plain), n=8) + partition(str(packed), n=6)
-    parts = parts[:5] + parts[9:] + parts[5:9]  # another file between neighbours
+    plain_parts, packed_parts = partition(str(plain), n=8), partition(str(packed), n=6)
+    # two runs of the plain file, with the other file between them
+    parts = plain_parts[:5] + packed_parts[1:] + plain_parts[5:] + packed_parts[:1]
     expected = [[r.name for r in p.read()] for p in parts]
 
     requests = []
     read = aifdata.formats.RangeSource.read
     monkeypatch.setattr(
-        aifdata.formats.RangeSource, "read", lambda s, a, b: requests.append(s.url) or read(s, a, b)
+        aifdata.formats.RangeSource,
+        "read",
+        lambda s, a, b: requests.append((s.url, a, b)) or read(s, a, b),
     )
-    pairs = list(aifdata.formats.read_all(parts, prefetch=prefetch, coalesce_bytes=coalesce))
+    pairs = list(aifdata.formats.read_all(parts, prefetch=prefetch, block_bytes=block))
     assert [p for p, _ in pairs] == parts
     assert [[r.name for r in records] for _, records in pairs] == expected
-    plain_fetches = requests.count(str(plain))  # its 8 partitions come in two runs
-    assert plain_fetches == {1: 8, 2**30: 2}.get(coalesce, plain_fetches)
-    assert 2 <= plain_fetches <= 8
+
+    plain_reads = [(a, b) for url, a, b in requests if url == str(plain)]
+    runs = [
+        (plain_parts[0]["start"], plain_parts[4]["end"]),
+        (plain_parts[5]["start"], plain.stat().st_size),
+    ]
+    grid = sum(len(range(a // block, (b - 1) // block + 1)) for a, b in runs)
+    assert len(plain_reads) == grid  # one request per grid cell a run touches
+    assert all(a // block == (b - 1) // block for a, b in plain_reads)  # none crosses the grid

@@ -11,7 +11,11 @@ third-party ones come from the ``aifdata.formats`` entry-point group.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import collections
+import functools
+import itertools
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -26,11 +30,11 @@ from ._base import (
 )
 from ._registry import ENTRY_POINT_GROUP, available, detect, get, register
 
-#: ``read_all`` fetches neighbouring byte-range partitions in requests up to this size.
-COALESCE_BYTES = 16 * 2**20
+#: ``read_all`` fetches runs of byte-range partitions in blocks on a grid of this size.
+BLOCK_BYTES = 16 * 2**20
 
 __all__ = [
-    "COALESCE_BYTES",
+    "BLOCK_BYTES",
     "DEFAULT_TARGET_BYTES",
     "ENTRY_POINT_GROUP",
     "ByteRangeFormat",
@@ -89,66 +93,125 @@ def read_all(
     partitions: Iterable[Partition],
     prefetch: int = 4,
     config: Any = None,
-    coalesce_bytes: int = COALESCE_BYTES,
+    block_bytes: int = BLOCK_BYTES,
     **options: Any,
 ) -> Iterator[tuple[Partition, Any]]:
     """``(partition, records)`` in order, reading ahead while the caller works.
 
-    Neighbouring byte-range partitions of one file (FASTQ, BGZF) are fetched
-    together, in requests of up to ``coalesce_bytes``, then decoded one by
-    one: object stores serve a few large ranges much faster than many small
-    ones. Up to ``prefetch`` such requests run ahead of the caller, so storage
-    latency overlaps with the caller's work; memory holds at most
-    ``prefetch + 1`` of them.
+    A run of neighbouring byte-range partitions of one file (FASTQ, BGZF) is
+    fetched as a stream of blocks on a grid of ``block_bytes``, whatever the
+    partition sizes: object stores serve a few large, aligned ranges much
+    faster than many small ones (a server that stores the object in chunks
+    reads each chunk once). Each partition is cut from the blocks and decoded
+    in the caller's thread while up to ``prefetch`` blocks are in flight.
+    Other formats read whole partitions ahead in threads (their decoders
+    release the GIL). Memory holds about ``prefetch + 2`` blocks or partitions.
     """
-    groups = _coalesced(partitions, coalesce_bytes)
-    if prefetch < 1:
-        for group in groups:
-            yield from zip(group, _read_group(group, config, options), strict=True)
-        return
-    with ThreadPoolExecutor(prefetch, thread_name_prefix="aifdata-prefetch") as pool:
-        pending: list[tuple[list[Partition], Future[list[Any]]]] = []
-        for group in groups:
-            pending.append((group, pool.submit(_read_group, group, config, options)))
-            if len(pending) > prefetch:
-                done, future = pending.pop(0)
-                yield from zip(done, future.result(), strict=True)
-        for done, future in pending:
-            yield from zip(done, future.result(), strict=True)
+    if block_bytes < 1:
+        raise ValueError(f"block_bytes must be positive, not {block_bytes}")
+    steps = list(_steps(partitions))
+    tasks = (task for step in steps for task in _tasks(step, config, options, block_bytes))
+    with ThreadPoolExecutor(max(1, prefetch), thread_name_prefix="aifdata-prefetch") as pool:
+        results = _ahead(pool, tasks, prefetch)
+        for step in steps:
+            if isinstance(step, Partition):
+                yield step, next(results)
+            else:
+                yield from step.decoded(results, config, options)
 
 
-def _coalesced(partitions: Iterable[Partition], limit: int) -> Iterator[list[Partition]]:
-    """Runs of partitions that one request can fetch: adjacent byte ranges of one file."""
-    group: list[Partition] = []
+class _Run:
+    """Neighbouring byte-range partitions of one file, read as one stream of blocks."""
+
+    def __init__(self, first: Partition) -> None:
+        self.partitions = [first]
+        self.plugin = get(first.format)
+        self._source: RangeSource | None = None
+        self._lock = threading.Lock()
+
+    def open(self, config: Any) -> RangeSource:
+        """The file, checked once for the whole run (size and ETag or mtime)."""
+        with self._lock:
+            if self._source is None:
+                self._source = open_source(self.partitions[0], None, config)
+            return self._source
+
+    def takes(self, p: Partition) -> bool:
+        last = self.partitions[-1]
+        return (p.url, p.format, p.fingerprint) == (last.url, last.format, last.fingerprint) and (
+            p["start"] == last["end"]
+        )
+
+    def blocks(self, block_bytes: int) -> list[tuple[int, int]]:
+        """``[a, b)`` pieces of the run's bytes, cut on the grid of ``block_bytes``."""
+        start, end = self.partitions[0]["start"], self.partitions[-1]["end"]
+        cuts = range((start // block_bytes + 1) * block_bytes, end, block_bytes)
+        bounds = [start, *cuts, end]
+        return list(itertools.pairwise(bounds))
+
+    def decoded(
+        self, blocks: Iterator[Any], config: Any, options: dict[str, Any]
+    ) -> Iterator[tuple[Partition, Any]]:
+        """Each partition, cut from the next blocks in order and decoded."""
+        plugin = self.plugin
+        assert isinstance(plugin, ByteRangeFormat)
+        pieces: list[bytes] = []
+        at = self.partitions[0]["start"]  # file offset of pieces[0][0]
+        held = 0
+        for p in self.partitions:
+            while at + held < p["end"]:
+                block = next(blocks)
+                pieces.append(block)
+                held += len(block)
+                if not block:
+                    raise FormatError(f"{p.url}: byte {at + held}: the file ended early")
+            data = b"".join(pieces)
+            cut = p["end"] - at
+            own, rest = data[p["start"] - at : cut], data[cut:]
+            pieces, at, held = ([rest] if rest else []), p["end"], len(rest)
+            yield p, plugin.decode(p, own, self.open(config), **options)
+
+
+def _steps(partitions: Iterable[Partition]) -> Iterator[Partition | _Run]:
+    """Partitions read whole, and runs of neighbouring byte-range partitions."""
+    run: _Run | None = None
     for p in partitions:
-        if group and not _continues(group, p, limit):
-            yield group
-            group = []
-        group.append(p)
-    if group:
-        yield group
+        if run is not None and run.takes(p):
+            run.partitions.append(p)
+            continue
+        if run is not None:
+            yield run
+            run = None
+        if isinstance(get(p.format), ByteRangeFormat):
+            run = _Run(p)
+        else:
+            yield p
+    if run is not None:
+        yield run
 
 
-def _continues(group: list[Partition], p: Partition, limit: int) -> bool:
-    first, last = group[0], group[-1]
-    return (
-        (p.url, p.format, p.fingerprint) == (first.url, first.format, first.fingerprint)
-        and isinstance(get(p.format), ByteRangeFormat)
-        and p["start"] == last["end"]
-        and p["end"] - first["start"] <= limit
-    )
+def _tasks(
+    step: Partition | _Run, config: Any, options: dict[str, Any], block_bytes: int
+) -> Iterator[Callable[[], Any]]:
+    if isinstance(step, Partition):
+        yield lambda: step.read(config=config, **options)
+        return
+    for a, b in step.blocks(block_bytes):
+        yield functools.partial(_read_block, step, config, a, b)
 
 
-def _read_group(group: list[Partition], config: Any, options: dict[str, Any]) -> list[Any]:
-    """The records of each partition of ``group`` (one request when they are adjacent ranges)."""
-    if len(group) == 1:
-        return [group[0].read(config=config, **options)]
-    plugin = get(group[0].format)
-    assert isinstance(plugin, ByteRangeFormat)
-    source = open_source(group[0], None, config)
-    base = group[0]["start"]
-    data = source.read(base, group[-1]["end"])
-    return [
-        plugin.decode(p, data[p["start"] - base : p["end"] - base], source, **options)
-        for p in group
-    ]
+def _read_block(run: _Run, config: Any, start: int, end: int) -> bytes:
+    return run.open(config).read(start, end)
+
+
+def _ahead(
+    pool: ThreadPoolExecutor, tasks: Iterator[Callable[[], Any]], prefetch: int
+) -> Iterator[Any]:
+    """The results of ``tasks`` in order, with up to ``prefetch`` running ahead."""
+    pending: collections.deque[Future[Any]] = collections.deque()
+    for task in tasks:
+        pending.append(pool.submit(task))
+        if len(pending) > prefetch:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
