@@ -336,6 +336,19 @@ def test_planning_a_cog_takes_two_requests_when_its_arrays_pass_64_kib(big_cog):
     np.testing.assert_array_equal(r.data, full[r.row : r.row + 512, r.col : r.col + 512])
 
 
+def test_later_windows_of_a_level_read_only_their_tiles(tmp_path):
+    """The IFD and tile tables read for one window are kept for the next ones."""
+    full = image(9, (1024, 1024), "uint16")
+    url = write(tmp_path / "kept.tif", cog_bytes(overviews(full, 1), tile=(64, 64)))
+    parts = get("geotiff").plan(RangeSource(url), n=16)
+    sources = [RangeSource(url) for _ in parts]
+    for part, source in zip(parts, sources, strict=True):
+        r = part.read(source=source)
+        np.testing.assert_array_equal(r.data, full[r.row : r.row + 256, r.col : r.col + 256])
+    assert sources[0].requests >= 2  # the first window reads the header and tables, then tiles
+    assert all(s.requests == 1 for s in sources[1:])  # the others, only their (merged) tiles
+
+
 def test_planning_a_small_cog_takes_one_request(tmp_path):
     full = image(8, (400, 300, 3), "uint8")
     url = write(tmp_path / "small.tif", cog_bytes(overviews(full, 2), compression="zlib"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import os
 import pickle
 from pathlib import Path
 
@@ -267,6 +268,25 @@ def test_planning_a_file_of_many_baskets_reads_only_metadata(tmp_path):
         reads.append(counted.bytes_read)
     assert max(reads) < size / 5
     assert sum(reads) < 1.5 * size
+
+
+def test_later_partitions_of_a_file_read_only_their_data(tmp_path):
+    """The metadata read for the first partition is kept: the others read only baskets."""
+    path = many_baskets_file(tmp_path / "kept.root")
+    parts = get("root").plan(RangeSource(str(path)), n=6)
+    ttree = [p for p in parts if p["kind"] == "ttree"]
+    baskets = basket_ranges(path)
+    sources = [LoggedSource(str(path)) for _ in ttree]
+    for part, source in zip(ttree, sources, strict=True):
+        part.read(source=source)
+    metadata_reads = [[r for r in src.ranges if overlap([r], baskets) == 0] for src in sources]
+    assert metadata_reads[0]  # the first partition reads the header and the tree metadata
+    assert not any(metadata_reads[1:])  # the others read (merged runs of) baskets only
+    os.utime(path, ns=(1, 1))  # the same bytes, another mtime: another version
+    fresh = LoggedSource(str(path))
+    parts = get("root").plan(RangeSource(str(path)), n=6)
+    parts[1].read(source=fresh)
+    assert any(overlap([r], baskets) == 0 for r in fresh.ranges)  # its metadata read afresh
 
 
 # -- generated files ------------------------------------------------------------

@@ -110,14 +110,32 @@ def read_all(
     if block_bytes < 1:
         raise ValueError(f"block_bytes must be positive, not {block_bytes}")
     steps = list(_steps(partitions))
-    tasks = (task for step in steps for task in _tasks(step, config, options, block_bytes))
+    sources = _Sources(config)
+    tasks = (task for step in steps for task in _tasks(step, sources, options, block_bytes))
     with ThreadPoolExecutor(max(1, prefetch), thread_name_prefix="aifdata-prefetch") as pool:
         results = _ahead(pool, tasks, prefetch)
         for step in steps:
             if isinstance(step, Partition):
                 yield step, next(results)
             else:
-                yield from step.decoded(results, config, options)
+                yield from step.decoded(results, sources, options)
+
+
+class _Sources:
+    """One checked :class:`RangeSource` per file version for a whole ``read_all``
+    (one look at the file's size and ETag, however many partitions it has)."""
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self._opened: dict[tuple[str, str], RangeSource] = {}
+        self._lock = threading.Lock()
+
+    def of(self, p: Partition) -> RangeSource:
+        with self._lock:
+            source = self._opened.get((p.url, p.fingerprint))
+            if source is None:
+                source = self._opened[p.url, p.fingerprint] = open_source(p, None, self.config)
+            return source
 
 
 class _Run:
@@ -126,15 +144,6 @@ class _Run:
     def __init__(self, first: Partition) -> None:
         self.partitions = [first]
         self.plugin = get(first.format)
-        self._source: RangeSource | None = None
-        self._lock = threading.Lock()
-
-    def open(self, config: Any) -> RangeSource:
-        """The file, checked once for the whole run (size and ETag or mtime)."""
-        with self._lock:
-            if self._source is None:
-                self._source = open_source(self.partitions[0], None, config)
-            return self._source
 
     def takes(self, p: Partition) -> bool:
         last = self.partitions[-1]
@@ -150,7 +159,7 @@ class _Run:
         return list(itertools.pairwise(bounds))
 
     def decoded(
-        self, blocks: Iterator[Any], config: Any, options: dict[str, Any]
+        self, blocks: Iterator[Any], sources: _Sources, options: dict[str, Any]
     ) -> Iterator[tuple[Partition, Any]]:
         """Each partition, cut from the next blocks in order and decoded."""
         plugin = self.plugin
@@ -169,7 +178,7 @@ class _Run:
             cut = p["end"] - at
             own, rest = data[p["start"] - at : cut], data[cut:]
             pieces, at, held = ([rest] if rest else []), p["end"], len(rest)
-            yield p, plugin.decode(p, own, self.open(config), **options)
+            yield p, plugin.decode(p, own, sources.of(p), **options)
 
 
 def _steps(partitions: Iterable[Partition]) -> Iterator[Partition | _Run]:
@@ -191,17 +200,21 @@ def _steps(partitions: Iterable[Partition]) -> Iterator[Partition | _Run]:
 
 
 def _tasks(
-    step: Partition | _Run, config: Any, options: dict[str, Any], block_bytes: int
+    step: Partition | _Run, sources: _Sources, options: dict[str, Any], block_bytes: int
 ) -> Iterator[Callable[[], Any]]:
     if isinstance(step, Partition):
-        yield lambda: step.read(config=config, **options)
+        yield functools.partial(_read_whole, step, sources, options)
         return
     for a, b in step.blocks(block_bytes):
-        yield functools.partial(_read_block, step, config, a, b)
+        yield functools.partial(_read_block, step.partitions[0], sources, a, b)
 
 
-def _read_block(run: _Run, config: Any, start: int, end: int) -> bytes:
-    return run.open(config).read(start, end)
+def _read_whole(p: Partition, sources: _Sources, options: dict[str, Any]) -> Any:
+    return p.read(source=sources.of(p), **options)
+
+
+def _read_block(p: Partition, sources: _Sources, start: int, end: int) -> bytes:
+    return sources.of(p).read(start, end)
 
 
 def _ahead(

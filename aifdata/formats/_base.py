@@ -11,6 +11,7 @@ since, instead of returning records of another version.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import gc
 import itertools
@@ -206,6 +207,33 @@ class ByteRangeFormat(FormatPlugin):
     @abstractmethod
     def decode(self, partition: Partition, data: bytes, source: RangeSource, **options: Any) -> Any:
         """The records of ``partition`` from its bytes ``data`` (``source`` for anything more)."""
+
+
+class KeptMetadata:
+    """Per-process memory of each file version's metadata (a TIFF's IFDs, a ROOT file's
+    directories), so reading partition after partition of one file reads it once.
+
+    An LRU of ``files`` slots keyed by URL and fingerprint: a changed file gets
+    a new slot. A slot is a dict the format fills as it likes (thread-safe
+    enough: single dict operations are atomic).
+    """
+
+    def __init__(self, files: int = 32) -> None:
+        self.files = files
+        self._slots: collections.OrderedDict[tuple[str, str], dict[Any, Any]] = (
+            collections.OrderedDict()
+        )
+        self._lock = threading.Lock()
+
+    def slot(self, source: RangeSource) -> dict[Any, Any]:
+        key = (source.url, source.fingerprint)
+        with self._lock:
+            found = self._slots.pop(key, None)
+            found = {} if found is None else found
+            self._slots[key] = found
+            while len(self._slots) > self.files:
+                self._slots.popitem(last=False)
+            return found
 
 
 def open_source(

@@ -152,6 +152,21 @@ class Reader:
         reader._header()
         return reader
 
+    def snapshot(self) -> tuple[tuple[int, bytes], ...]:
+        """The bytes in hand, to seed a later reader of the same file (:meth:`restore`)."""
+        return tuple(zip(self._starts, self._chunks, strict=True))
+
+    @classmethod
+    def restore(
+        cls, source: RangeSource, snapshot: tuple[tuple[int, bytes], ...], *, gap: int
+    ) -> Reader:
+        """A reader holding the bytes of ``snapshot`` (which includes the header)."""
+        reader = cls(source, gap)
+        for start, data in snapshot:
+            reader._add(start, data)
+        reader._header()
+        return reader
+
     def error(self, pos: int, message: str) -> FormatError:
         return FormatError(f"{self.url}: byte {pos}: {message}")
 

@@ -38,7 +38,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._errors import FormatError
-from ._base import FormatPlugin, Partition, RangeSource, open_source, partition_count
+from ._base import (
+    FormatPlugin,
+    KeptMetadata,
+    Partition,
+    RangeSource,
+    open_source,
+    partition_count,
+)
 from ._tiff import HEAD_BYTES as HEAD_BYTES
 from ._tiff import (
     IFD_BYTES,
@@ -58,6 +65,8 @@ if TYPE_CHECKING:
 
 #: Byte ranges closer than this are read as one request.
 MERGE_GAP = 256 * 2**10
+#: Each level's IFD and segment tables, kept per file version for the next window.
+_KEPT = KeptMetadata()
 #: Larger tiles or strips are refused (a corrupt width would otherwise allocate without end).
 MAX_SEGMENT_BYTES = 2**31
 #: (SampleFormat, BitsPerSample) -> numpy dtype code (SampleFormat 4, "void", reads as 1).
@@ -140,8 +149,14 @@ class GeoTiffFormat(FormatPlugin):
         source = open_source(partition, source, config)
         spec = partition.options
         ifd = spec["ifd"]
-        reader = Reader.open(source, [(ifd, ifd + IFD_BYTES)], gap=MERGE_GAP)
-        layout = _layout(reader, reader.ifd(ifd))
+        kept = _KEPT.slot(source)
+        if ifd in kept:  # this level's IFD and segment tables, from an earlier window
+            reader = Reader.restore(source, kept[ifd], gap=MERGE_GAP)
+            layout = _layout(reader, reader.ifd(ifd))
+        else:
+            reader = Reader.open(source, [(ifd, ifd + IFD_BYTES)], gap=MERGE_GAP)
+            layout = _layout(reader, reader.ifd(ifd))
+            kept[ifd] = reader.snapshot()
         data = _read_window(reader, layout, spec)
         where = (spec[k] for k in ("transform", "crs", "nodata", "row", "col", "level"))
         return Raster(data, *where)

@@ -19,9 +19,10 @@ tree* (or about ``target_bytes`` of compressed data each), balanced by
 entries. A cluster is never split, so a tree with fewer clusters than ``n``
 gets one partition per cluster, and a tree with no entries gets none.
 
-:meth:`RootFormat.read` opens the file again (reading the metadata once
-more) and returns the partition's entries as an awkward Array (``library="np"``
-or ``"pd"`` as uproot allows); ``branches`` picks some of them. A file that
+:meth:`RootFormat.read` opens the file again (its metadata ranges are kept
+per process, so later partitions of a file read only their baskets) and
+returns the partition's entries as an awkward Array (``library="np"`` or
+``"pd"`` as uproot allows); ``branches`` picks some of them. A file that
 does not start with ``root`` is refused at byte 0, and one shorter than its
 header says (``fEND``) as truncated, at its last byte. Anything uproot cannot
 parse becomes a :class:`~aifdata.FormatError` naming the file, the tree and
@@ -43,7 +44,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from .._errors import FormatError
-from ._base import FormatPlugin, Partition, RangeSource, open_source, partition_count
+from ._base import (
+    FormatPlugin,
+    KeptMetadata,
+    Partition,
+    RangeSource,
+    open_source,
+    partition_count,
+)
 
 MAGIC = b"root"
 #: Bytes read from the start of the file: the TFile header, which ROOT gives the first 100
@@ -121,9 +129,10 @@ class RootFormat(FormatPlugin):
         source = open_source(partition, source, config)
         path, kind = partition["tree"], partition["kind"]
         start, stop = partition["entry_start"], partition["entry_stop"]
-        with open_root(source) as (root, reader):
+        with open_root(source, metadata=_KEPT.slot(source)) as (root, reader):
             with translated(reader, f"the metadata of {kind} {path!r}"):
                 table = root[path]
+            reader.metadata = None  # what follows is data: not kept
             names = selected(table, branches, f"{source.url}: {kind} {path!r}")
             unknown = sorted(set(options) - set(inspect.signature(table.arrays).parameters))
             if unknown:  # a TypeError of the caller's, before anything is read
@@ -246,16 +255,30 @@ class _Reader:
     ``head``, the file's first bytes if already read, serves reads that fall inside it.
     """
 
-    def __init__(self, source: RangeSource, head: bytes = b"") -> None:
+    def __init__(
+        self, source: RangeSource, head: bytes = b"", metadata: dict[int, bytes] | None = None
+    ) -> None:
         self.source = source
         self.head = head
         self.last = (0, 0)
+        self.metadata = metadata  # ranges kept for this file version: start -> bytes
 
     def read(self, start: int, stop: int) -> bytes:
         self.last = (start, min(stop, self.source.size))
         if self.last[1] <= len(self.head):
             return self.head[start:stop]
-        return self.source.read(start, stop)
+        kept = self.metadata.get(start) if self.metadata is not None else None
+        if kept is not None and len(kept) >= self.last[1] - start:
+            return kept[: stop - start]
+        data = self.source.read(start, stop)
+        if self.metadata is not None:
+            self.metadata[start] = data
+        return data
+
+
+#: Metadata ranges (header, directories, tree metadata) kept per file version:
+#: later partitions of a file fetch only their baskets.
+_KEPT = KeptMetadata()
 
 
 @contextmanager
@@ -281,11 +304,14 @@ def translated(reader: _Reader, what: str) -> Iterator[None]:
 
 
 @contextmanager
-def open_root(source: RangeSource, head: bytes = b"") -> Iterator[tuple[Any, _Reader]]:
-    """The file's root directory, opened by uproot reading through ``source``."""
+def open_root(
+    source: RangeSource, head: bytes = b"", metadata: dict[int, bytes] | None = None
+) -> Iterator[tuple[Any, _Reader]]:
+    """The file's root directory, opened by uproot reading through ``source``
+    (and through ``metadata``, ranges kept from an earlier opening, while it is set)."""
     import uproot
 
-    reader = _Reader(source, head)
+    reader = _Reader(source, head, metadata)
     with translated(reader, "the file header and root directory"):
         root = uproot.open(
             {source.url: None},  # a dict: no "file.root:object" splitting of the URL
