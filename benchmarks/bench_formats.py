@@ -10,8 +10,11 @@ a seeded plain FASTQ through ``aif://``, then measures, in one run:
   (fetched whole by the same fast path), records/s and the ratio;
 * a Dask bag count with 2 worker processes vs 1 (the speed-up);
 * a PyTorch DataLoader with 2 workers, records/s;
+* a gzip FASTQ: building its index once, planning from the stored index, and
+  reading all partitions vs dnaio reading the whole object;
 * a tiled GeoTIFF: all windows stitched vs one tifffile read of the whole object;
-* a ROOT TTree: all entry-range partitions vs one uproot read of the whole object.
+* a ROOT TTree: all entry-range partitions vs one uproot read of the whole object;
+* what planning costs per format: requests, bytes, time.
 
 Targets (issue 4): partitions read >= 0.8x dnaio's whole-file speed; Dask on 2
 workers >= 1.6x one worker.
@@ -33,6 +36,8 @@ from aifdata import _seaweedfs
 from aifdata.formats import RangeSource, get, read_all
 
 BUCKET = "aifdata-bench-formats"
+#: (format, case, partitions, requests, bytes read, seconds) of every plan measured.
+PLANS: list[tuple[str, str, int, int, int, float]] = []
 KEY = "reads/run.fastq"
 URL = f"aif://bench/{KEY}"
 
@@ -90,6 +95,8 @@ def bench_fastq(server: _seaweedfs.SeaweedFS, args: argparse.Namespace) -> list[
 
     source = RangeSource(URL)
     plan_s, parts = timed(lambda: get("fastq").plan(source, n=args.partitions))
+    PLANS.append(("fastq", f"{args.fastq_mib} MiB", len(parts), source.requests,
+                  source.bytes_read, plan_s))  # fmt: skip
     print(f"  plan: {len(parts)} partitions in {plan_s * 1e3:.0f} ms, "
           f"{source.bytes_read / 2**10:.0f} KiB in {source.requests} requests")  # fmt: skip
     rows.append(("FASTQ plan", f"{len(parts)} partitions", plan_s * 1e3, "ms",
@@ -147,6 +154,55 @@ def bench_fastq(server: _seaweedfs.SeaweedFS, args: argparse.Namespace) -> list[
     return rows
 
 
+def bench_fastq_gzip(server: _seaweedfs.SeaweedFS, args: argparse.Namespace) -> list[tuple]:
+    import zlib
+
+    import dnaio
+
+    data, records = fastq_payload(args.gzip_mib * 2**20, seed=7)
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 31)  # gzip, fast level
+    packed = compressor.compress(data) + compressor.flush()
+    size = len(data)
+    del data
+    upload(server, "reads/run.fastq.gz", packed)
+    url = "aif://bench/reads/run.fastq.gz"
+    n = max(1, args.partitions // 4)
+    plugin = get("fastq-gzip")
+    first = RangeSource(url)
+    build_s, parts = timed(lambda: plugin.plan(first, n=n))
+    again = RangeSource(url)
+    plan_s, parts = timed(lambda: plugin.plan(again, n=n))
+    PLANS.append(("fastq-gzip", "index stored", len(parts), again.requests, again.bytes_read,
+                  plan_s))  # fmt: skip
+    print(f"  gzip: index built in {build_s:.1f} s ({first.bytes_read / 2**20:.0f} MiB read),"
+          f" then a plan in {plan_s * 1e3:.0f} ms")  # fmt: skip
+
+    def ours() -> int:
+        return sum(len(r) for _, r in read_all(parts, prefetch=args.prefetch))
+
+    def peer() -> int:
+        from isal import igzip  # what dnaio itself decompresses with (through xopen)
+
+        whole = aifdata.filesystem(catalog=False).cat_file(url)
+        with igzip.GzipFile(fileobj=io.BytesIO(whole)) as stream:
+            with dnaio.open(stream, fileformat="fastq") as reader:
+                return sum(1 for _ in reader)
+
+    peer_s, peer_n = best(peer, args.repeat)
+    ours_s, ours_n = best(ours, args.repeat)
+    assert ours_n == peer_n == records, (ours_n, peer_n, records)
+    print(f"  gzip read: partitions {records / ours_s:,.0f} rec/s, dnaio {records / peer_s:,.0f}")
+    return [
+        ("gzip FASTQ index build (once)", f"{len(packed) >> 20} MiB gz", build_s, "s",
+         f"{first.requests} requests, then stored under $AIFDATA_HOME"),
+        ("gzip FASTQ read, all partitions", f"{len(parts)} partitions", records / ours_s,
+         "rec/s", f"{size / ours_s / 1e6:.0f} MB/s uncompressed"),
+        ("gzip FASTQ read, dnaio whole file", "peer", records / peer_s, "rec/s",
+         f"{size / peer_s / 1e6:.0f} MB/s uncompressed"),
+        ("  ratio partitions / dnaio (gzip)", "", peer_s / ours_s, "x", ""),
+    ]  # fmt: skip
+
+
 def upload(server: _seaweedfs.SeaweedFS, key: str, data: bytes) -> None:
     from boto3.s3.transfer import TransferConfig
 
@@ -169,7 +225,10 @@ def bench_geotiff(server: _seaweedfs.SeaweedFS, home: Path, args: argparse.Names
     tifffile.imwrite(local, image, tile=(512, 512), compression="zlib")
     upload(server, "raster/image.tif", local.read_bytes())
     url = "aif://bench/raster/image.tif"
-    parts = aifdata.partition(url, n=args.partitions // 4)
+    source = RangeSource(url)
+    plan_s, parts = timed(lambda: get("geotiff").plan(source, n=args.partitions // 4))
+    PLANS.append(("geotiff", "tiled, tifffile", len(parts), source.requests, source.bytes_read,
+                  plan_s))  # fmt: skip
 
     def ours() -> int:
         out = np.empty_like(image)
@@ -213,7 +272,10 @@ def bench_root(server: _seaweedfs.SeaweedFS, home: Path, args: argparse.Namespac
                                 "pz": rng.normal(size=k), "n": rng.integers(0, 9, k, dtype="i4")})  # fmt: skip
     upload(server, "hep/events.root", local.read_bytes())
     url = "aif://bench/hep/events.root"
-    parts = aifdata.partition(url, n=16)
+    source = RangeSource(url)
+    plan_s, parts = timed(lambda: get("root").plan(source, n=16))
+    PLANS.append(("root", f"{entries:,} entries", len(parts), source.requests, source.bytes_read,
+                  plan_s))  # fmt: skip
 
     def ours() -> int:
         return sum(len(arrays) for _, arrays in read_all(parts, prefetch=args.prefetch))
@@ -240,11 +302,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fastq-mib", type=int, default=1024)
     parser.add_argument("--partitions", type=int, default=256)
+    parser.add_argument("--gzip-mib", type=int, default=256, help="uncompressed FASTQ")
     parser.add_argument("--geotiff-side", type=int, default=8192, help="pixels per side")
     parser.add_argument("--root-entries", type=int, default=2_000_000)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--prefetch", type=int, default=4, help="requests read ahead")
-    parser.add_argument("--skip", choices=["fastq", "geotiff", "root"], action="append", default=[])
+    parser.add_argument(
+        "--skip", choices=["fastq", "gzip", "geotiff", "root"], action="append", default=[]
+    )
     args = parser.parse_args()
     endpoint = os.environ.get("AIFDATA_BENCH_S3_ENDPOINT")
     server = _seaweedfs.SeaweedFS.existing(endpoint) if endpoint else _seaweedfs.start()
@@ -254,6 +319,8 @@ def main() -> int:
             os.environ["AIFDATA_CONFIG"] = str(write_config(server, Path(home)))
             server.make_bucket(BUCKET)
             rows = [] if "fastq" in args.skip else bench_fastq(server, args)
+            if "gzip" not in args.skip:
+                rows += bench_fastq_gzip(server, args)
             if "geotiff" not in args.skip:
                 rows += bench_geotiff(server, Path(home), args)
             if "root" not in args.skip:
@@ -265,6 +332,13 @@ def main() -> int:
     print("-" * 100)
     for name, case, value, unit, note in rows:
         print(f"{name:<36} {case:<18} {value:14,.2f} {unit:<6} {note}")
+    if PLANS:
+        print()
+        print(f"{'planning cost':<14} {'case':<18} {'parts':>6} {'requests':>9} {'KiB read':>10}"
+              f" {'KiB/part':>9} {'ms':>9}")  # fmt: skip
+        for fmt, case, parts, requests, nbytes, seconds in PLANS:
+            print(f"{fmt:<14} {case:<18} {parts:>6} {requests:>9} {nbytes / 2**10:>10,.0f}"
+                  f" {nbytes / 2**10 / max(parts, 1):>9,.1f} {seconds * 1e3:>9,.0f}")  # fmt: skip
     by_name = {name.strip(): value for name, _, value, _, _ in rows}
     if "ratio partitions / dnaio" in by_name:
         print()

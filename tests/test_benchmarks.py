@@ -41,13 +41,14 @@ def test_bench_catalog_runs_and_prints_targets(tmp_path):
 def test_bench_formats_runs_and_prints_ratios(seaweedfs):
     env = dict(os.environ, AIFDATA_BENCH_S3_ENDPOINT=seaweedfs.endpoint_url)
     args = ["--fastq-mib", "2", "--partitions", "8", "--repeat", "1"]
-    args += ["--geotiff-side", "512", "--root-entries", "20000"]
+    args += ["--gzip-mib", "1", "--geotiff-side", "512", "--root-entries", "20000"]
     proc = subprocess.run(
         [sys.executable, str(BENCH.parent / "bench_formats.py"), *args],
         capture_output=True, text=True, env=env, timeout=900,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    for measure in ("FASTQ plan", "ratio partitions / dnaio", "Dask bag count", "DataLoader",
-                    "GeoTIFF windows", "ROOT partitions"):  # fmt: skip
+    measures = ["FASTQ plan", "ratio partitions / dnaio", "Dask bag count", "DataLoader"]
+    measures += ["gzip FASTQ read", "GeoTIFF windows", "ROOT partitions", "planning cost"]
+    for measure in measures:
         assert measure in proc.stdout
     assert "targets:" in proc.stdout
