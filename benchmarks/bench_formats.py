@@ -184,9 +184,11 @@ def bench_fastq_gzip(server: _seaweedfs.SeaweedFS, args: argparse.Namespace) -> 
         from isal import igzip  # what dnaio itself decompresses with (through xopen)
 
         whole = aifdata.filesystem(catalog=False).cat_file(url)
-        with igzip.GzipFile(fileobj=io.BytesIO(whole)) as stream:
-            with dnaio.open(stream, fileformat="fastq") as reader:
-                return sum(1 for _ in reader)
+        with (
+            igzip.GzipFile(fileobj=io.BytesIO(whole)) as stream,
+            dnaio.open(stream, fileformat="fastq") as reader,
+        ):
+            return sum(1 for _ in reader)
 
     peer_s, peer_n = best(peer, args.repeat)
     ours_s, ours_n = best(ours, args.repeat)

@@ -107,6 +107,33 @@ def test_loaders_read_aif_partitions_in_their_own_processes(
     assert aifdata.dask.to_bag(parts).count().compute(scheduler="processes") == len(records)
 
 
+@pytest.mark.timeout(120)
+def test_the_parent_keeps_working_after_forked_workers_used_s3(
+    seaweedfs, bucket, pfs_dir, tmp_path, monkeypatch, capfd
+):
+    """Forked workers make their own s3fs clients: the parent's pooled connections and
+    event loop stay its own (a child using them made the parent's next request wait
+    out the read timeout, and printed 'attached to a different loop' errors)."""
+    records = random_records(6, 2000)
+    config = tmp_path / "config.toml"
+    config.write_text(two_tier_toml(seaweedfs, f"s3://{bucket}/fork", pfs_dir, "genomics"))
+    monkeypatch.setenv("AIFDATA_CONFIG", str(config))
+    fs = aifdata.filesystem(str(config), catalog=False)
+    fs.pipe("genomics/f/reads.fq", fastq_bytes(records))
+    url = "aif://genomics/f/reads.fq"
+    parts = partition(url, n=4)
+    assert fs.info(url)["size"] > 0  # the parent's s3fs client has a pooled connection
+    loader = DataLoader(
+        PartitionDataset(parts), num_workers=2, batch_size=None,
+        multiprocessing_context="fork", timeout=60,
+    )  # fmt: skip
+    assert len(names_of(loader)) == len(records)
+    for _ in range(3):  # each within moments, not a read timeout
+        assert fs.info(url)["size"] > 0
+        assert sum(len(r) for _, r in aifdata.formats.read_all(parts)) == len(records)
+    assert "attached to a different loop" not in capfd.readouterr().err
+
+
 @pytest.mark.parametrize("prefetch", [0, 1, 4])
 def test_read_all_keeps_the_order(fastq, prefetch):
     url, names = fastq

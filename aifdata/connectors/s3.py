@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
@@ -29,6 +30,16 @@ from ._s3_settings import S3Settings
 _MIN_PART = 5 * 2**20
 
 
+#: One s3fs client per process and tier settings, kept for the life of the process.
+#: A client that is garbage-collected closes its session from a finalizer, on
+#: whichever thread and event loop happen to run it; its unfinished close, copied
+#: into a forked child (a DataLoader worker), then ran there on the child's loop
+#: and stalled the parent's next request until its read timeout. Clients kept
+#: alive are never closed that way, and a child makes its own (by process id).
+_CLIENTS: dict[tuple[int, str], S3FileSystem] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
 class S3Connector(Connector):
     """A tier under one S3 bucket and key prefix."""
 
@@ -37,7 +48,6 @@ class S3Connector(Connector):
     def __init__(self, tier: Tier) -> None:
         super().__init__(tier)
         self.settings = S3Settings.from_tier(tier)
-        self._fs: S3FileSystem | None = None
         self._native: NativeReader | None = None
         self._native_pid = os.getpid()
 
@@ -45,7 +55,6 @@ class S3Connector(Connector):
         return {
             "tier": self.tier,
             "settings": self.settings,
-            "_fs": None,
             "_native": None,
             "_native_pid": 0,
         }
@@ -54,26 +63,33 @@ class S3Connector(Connector):
 
     @property
     def fs(self) -> S3FileSystem:
-        """The s3fs filesystem (created on first use, never shared with other tiers)."""
-        if self._fs is None:
-            s = self.settings
-            key, secret, token = s.credentials()
-            self._fs = S3FileSystem(
-                anon=s.anon,
-                key=key,
-                secret=secret,
-                token=token,
-                endpoint_url=s.endpoint_url,
-                client_kwargs={"region_name": s.region},
-                config_kwargs=s.botocore_config(),
-                use_listings_cache=False,
-                skip_instance_cache=True,
-                max_concurrency=1,
-            )
-            # botocore's standard mode already retries throttling, 5xx and dropped
-            # connections with backoff; s3fs's own loop on top only multiplies waits.
-            self._fs.retries = 2
-        return self._fs
+        """The s3fs client of this process for these settings (made on first use)."""
+        key = (os.getpid(), repr(self.settings))
+        with _CLIENTS_LOCK:
+            client = _CLIENTS.get(key)
+            if client is None:
+                client = _CLIENTS[key] = self._new_client()
+            return client
+
+    def _new_client(self) -> S3FileSystem:
+        s = self.settings
+        key, secret, token = s.credentials()
+        client = S3FileSystem(
+            anon=s.anon,
+            key=key,
+            secret=secret,
+            token=token,
+            endpoint_url=s.endpoint_url,
+            client_kwargs={"region_name": s.region},
+            config_kwargs=s.botocore_config(),
+            use_listings_cache=False,
+            skip_instance_cache=True,
+            max_concurrency=1,
+        )
+        # botocore's standard mode already retries throttling, 5xx and dropped
+        # connections with backoff; s3fs's own loop on top only multiplies waits.
+        client.retries = 2
+        return client
 
     @property
     def native(self) -> NativeReader:

@@ -1,0 +1,81 @@
+"""Seeded synthetic files in the formats aifdata partitions: for the demo and notebooks.
+
+Each writer returns the bytes of a small but real file: FASTQ whose quality
+lines often start with '@', a tiled GeoTIFF with georeferencing (UTM zone 33N,
+10 m pixels), and a ROOT file with a TTree written by uproot.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import tempfile
+from pathlib import Path
+
+#: EPSG code, origin (x, y) and pixel size of the synthetic GeoTIFF.
+GEOTIFF_EPSG = 32633
+GEOTIFF_ORIGIN = (500_000.0, 4_600_000.0)
+GEOTIFF_PIXEL = 10.0
+
+
+def fastq(records: int, seed: int = 0, length: int = 100) -> bytes:
+    """``records`` FASTQ records of about ``length`` bases (half the quality lines start '@')."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(records):
+        n = rng.randint(length // 2, length)
+        sequence = "".join(rng.choices("ACGT", k=n))
+        quality = "".join(chr(rng.randint(35, 74)) for _ in range(n))
+        if rng.random() < 0.5:
+            quality = "@" + quality[1:]
+        out.append(f"@read{i} lane={1 + i % 8}\n{sequence}\n+\n{quality}\n")
+    return "".join(out).encode()
+
+
+def geotiff(side: int = 1024, tile: int = 256, seed: int = 0) -> bytes:
+    """A ``side`` x ``side`` uint16 GeoTIFF in zlib tiles, with a geotransform and a CRS."""
+    import numpy as np
+    import tifffile
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:side, 0:side] / side
+    terrain = 1000 + 400 * np.sin(6 * x) * np.cos(4 * y) + rng.normal(0, 20, (side, side))
+    pixel, (east, north) = GEOTIFF_PIXEL, GEOTIFF_ORIGIN
+    geokeys = (1, 1, 0, 3, 1024, 0, 1, 1, 1025, 0, 1, 1, 3072, 0, 1, GEOTIFF_EPSG)
+    extratags = [
+        (33550, "d", 3, (pixel, pixel, 0.0), False),  # ModelPixelScale
+        (33922, "d", 6, (0.0, 0.0, 0.0, east, north, 0.0), False),  # ModelTiepoint
+        (34735, "H", len(geokeys), geokeys, False),  # GeoKeyDirectory
+    ]
+    buffer = io.BytesIO()
+    tifffile.imwrite(
+        buffer,
+        terrain.astype("uint16"),
+        tile=(tile, tile),
+        compression="zlib",
+        extratags=extratags,
+    )
+    return buffer.getvalue()
+
+
+def root(entries: int = 100_000, seed: int = 0, basket: int = 10_000) -> bytes:
+    """A ROOT file with a TTree ``events`` (px, py, pz, nhits), in baskets of ``basket``."""
+    import numpy as np
+    import uproot
+
+    rng = np.random.default_rng(seed)
+    with tempfile.TemporaryDirectory(prefix="aifdata-synthetic-") as tmp:
+        path = Path(tmp) / "events.root"
+        with uproot.recreate(path) as f:
+            tree = f.mktree("events", {"px": "f8", "py": "f8", "pz": "f8", "nhits": "i4"})
+            for start in range(0, entries, basket):
+                k = min(basket, entries - start)
+                tree.extend(
+                    {
+                        "px": rng.normal(size=k),
+                        "py": rng.normal(size=k),
+                        "pz": rng.normal(size=k),
+                        "nhits": rng.integers(0, 50, k, dtype="i4"),
+                    }
+                )
+        return path.read_bytes()

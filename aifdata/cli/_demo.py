@@ -1,0 +1,38 @@
+"""``aifdata demo``: the main job end to end on a real S3 server and a PFS directory."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Annotated
+
+import typer
+
+from ._app import app
+
+
+@app.command("demo")
+def demo_command(
+    s3_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--s3-endpoint",
+            help="Use this S3 server (credentials from AWS_ACCESS_KEY_ID and"
+            " AWS_SECRET_ACCESS_KEY) instead of starting SeaweedFS.",
+        ),
+    ] = None,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Leave the server and files running; print the setup.")
+    ] = False,
+) -> None:
+    """Ingest, stage, partition, Dask, PyTorch, lineage and a policy denial, in two minutes."""
+    from .._demo import run
+
+    report = run(s3_endpoint=s3_endpoint, keep=keep, echo=typer.echo)
+    typer.echo("")
+    typer.echo(report.text())
+    if keep:
+        typer.echo("")
+        typer.echo("Everything is still running. To use it from a shell:")
+        for key, value in report.environment.items():
+            typer.echo(f"  export {key}={shlex.quote(value)}")
+        typer.echo("  aifdata search demo; aifdata lineage genomics/read-lengths")
