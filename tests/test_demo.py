@@ -37,3 +37,36 @@ def test_the_demo_runs_the_main_job_and_reports_it(tmp_path):
     assert "attached to a different loop" not in proc.stderr
     assert "Task exception" not in proc.stderr
     assert not list(Path(tmp_path).glob("**/seaweedfs/*.pid"))  # nothing left running
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@pytest.mark.timeout(300)
+def test_without_weed_the_demo_says_so_and_runs_on_moto(tmp_path, monkeypatch):
+    from aifdata import _demo, _seaweedfs
+
+    monkeypatch.setattr(_seaweedfs, "weed_binary", lambda: None)
+    before = os.environ.get("AIFDATA_HOME")
+    report = _demo.run(home=tmp_path / "home", echo=_quiet)
+    assert report.server.startswith("moto (in-process)")
+    assert "no weed binary" in report.server
+    assert {tier for _, tier, _ in report.reads} == {"pfs", "s3"}
+    assert {fmt for _, fmt, _, _ in report.partitions} == {"fastq", "geotiff", "root"}
+    assert report.lineage and report.denied.startswith("user:guest may not read")
+    assert os.environ.get("AIFDATA_HOME") == before  # the caller's environment is back
+
+
+@pytest.mark.timeout(300)
+def test_the_demo_uses_an_s3_server_it_is_given(seaweedfs, tmp_path, monkeypatch):
+    from aifdata import _demo
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", seaweedfs.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", seaweedfs.secret_key)
+    report = _demo.run(s3_endpoint=seaweedfs.endpoint_url, home=tmp_path / "h", echo=_quiet)
+    assert report.server == f"the S3 server at {seaweedfs.endpoint_url}"
+    assert ("aif://demo/genomics/run1/reads.fastq", "pfs") in {(u, t) for u, t, _ in report.reads}
+    assert len(report.partitions) == 12
+    text = report.text()
+    assert "reads served from" in text and "refused:" in text

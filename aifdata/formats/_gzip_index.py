@@ -53,15 +53,20 @@ class GzipIndex:
     points: tuple[tuple[int, int], ...]  # (uncompressed offset, compressed offset)
     path: Path  # where the index (with the windows) is stored
 
-    def span(self, start: int, end: int) -> tuple[int, int]:
-        """The compressed bytes ``[a, b)`` to fetch to decompress ``[start, end)``
-        (``b`` is -1 for the end of the file)."""
+    def span(self, start: int, end: int, compressed_size: int) -> tuple[int, int]:
+        """The compressed bytes ``[a, b)`` to fetch to decompress ``[start, end)``: from the
+        checkpoint before ``start`` to the one after ``end``, or less when the range is
+        short (as many bytes as the file's compression ratio says, and a quarter more;
+        the inflater asks for any more it needs)."""
         offsets = [u for u, _ in self.points]
         before = bisect.bisect_right(offsets, start) - 1
-        first = self.points[before][1] - 1 if before > 0 else 0  # the byte holding its bit
+        u_first, c_first = self.points[before]
+        first = c_first - 1 if before > 0 else 0  # the byte holding its first bit
         after = bisect.bisect_left(offsets, end)
-        last = self.points[after][1] + READ_MARGIN if after < len(self.points) else -1
-        return first, last
+        last = self.points[after][1] if after < len(self.points) else compressed_size
+        ratio = compressed_size / max(1, self.size)
+        estimate = first + int((end - u_first) * ratio * 1.25)
+        return first, min(last, estimate) + READ_MARGIN
 
 
 def index_dir() -> Path:
@@ -118,9 +123,9 @@ def read_range(source: RangeSource, index: GzipIndex, start: int, end: int) -> b
     end = min(end, index.size)
     if start >= end:
         return b""
-    first, last = index.span(start, end)
+    first, last = index.span(start, end, source.size)
     raw = SourceFile(source, block=READ_MARGIN)
-    raw.prefetch(first, source.size if last < 0 else min(last, source.size))
+    raw.prefetch(first, min(last, source.size))
     try:
         with indexed_gzip.IndexedGzipFile(
             fileobj=raw, auto_build=False, readbuf_size=READ_BUFFER, buffer_size=2**16

@@ -102,11 +102,14 @@ class Uncompressed:
 
 
 def _near_checkpoint(index: GzipIndex, offset: int, count: int) -> int:
-    """A checkpoint near ``offset`` if one is close (a quarter partition), else ``offset``."""
+    """The checkpoint nearest ``offset`` if within half a partition, else ``offset``.
+
+    A partition that starts on a checkpoint decompresses nothing another one does.
+    """
     offsets = [u for u, _ in index.points]
     at = bisect.bisect_left(offsets, offset)
     near = [offsets[i] for i in (at - 1, at) if 0 < i < len(offsets)]
     best = min(near, key=lambda u: abs(u - offset), default=None)
-    if best is not None and abs(best - offset) <= index.size // count // 4:
+    if best is not None and abs(best - offset) <= index.size // count // 2:
         return best + 1  # the boundary lookup reads from one byte before: from ``best``
     return offset
