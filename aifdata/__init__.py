@@ -56,8 +56,9 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    """``aifdata.dask`` and ``aifdata.torch`` load on first use (they import heavy libraries)."""
-    if name in ("dask", "torch"):
+    """``aifdata.dask``, ``aifdata.torch`` and ``aifdata.xarray`` load on first use (they
+    import heavy libraries)."""
+    if name in ("dask", "torch", "xarray"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

@@ -205,6 +205,17 @@ def plan_level(
     return partitions
 
 
+def pixel_type(source: RangeSource, level: int = 0) -> tuple[int, Any]:
+    """Samples per pixel and the (native-order) numpy dtype of ``level``, from the header."""
+    reader = Reader.open(source, gap=MERGE_GAP)
+    found = reader.levels(reader.ifd(reader.first, reader.first_at), level)
+    if level >= len(found):
+        raise ValueError(f"{source.url}: has {len(found)} level(s), no level {level}")
+    reader.fetch(_ranges(found[level], _LAYOUT_TAGS))
+    layout = _layout(reader, found[level])
+    return layout.samples, layout.dtype.newbyteorder("=")
+
+
 def levels(source: RangeSource) -> list[tuple[int, int]]:
     """``(height, width)`` of each level: the full-resolution image, then its overviews."""
     reader = Reader.open(source, gap=MERGE_GAP)
