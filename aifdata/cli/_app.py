@@ -96,7 +96,7 @@ def _one_line(exc: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return (and, run as a script, exit with) its exit code."""
-    from . import _catalog, _demo, _files, _formats, _lineage, _policy  # noqa: F401  (commands)
+    from . import _catalog, _convert, _demo, _files, _formats, _lineage, _policy  # noqa: F401
 
     args = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in args

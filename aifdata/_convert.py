@@ -1,0 +1,87 @@
+"""``aifdata convert URL --to zarr DEST``: a GeoTIFF as a Zarr v3 store, with its lineage.
+
+The store is written through ``aif://`` (or to ``s3://`` or a local path),
+chunked like the source's tiles, from the source's windows read in parallel
+by Dask. When the source belongs to a catalog dataset, the conversion is a
+recorded run: that dataset's version in, the store ingested as a new dataset
+out. A failed conversion removes what it wrote.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._config import Config, aifdata_home, load_config
+from ._urls import resolve_url
+
+#: Windows planned per tile at most: a window is then one tile (one Zarr chunk).
+_ONE_TILE_PER_WINDOW = 2**31
+
+
+def default_dataset(dest: str) -> str:
+    """The output dataset's name when none is given: ``DEST`` without scheme and ``.zarr``."""
+    name = dest.split("://", 1)[-1].strip("/")
+    return name.removesuffix(".zarr") or name
+
+
+def geotiff_to_zarr(
+    url: str,
+    dest: str,
+    *,
+    dataset: str | None = None,
+    source_dataset: str | None = None,
+    level: int = 0,
+    config: Config | None = None,
+) -> str | None:
+    """Write ``level`` of the GeoTIFF at ``url`` to a Zarr v3 store at ``dest``.
+
+    Returns the output dataset recorded in the catalog (None when the source
+    is not a catalog dataset and ``source_dataset`` names none).
+    """
+    from .xarray import open_geotiff
+
+    config = config or load_config()
+    array = open_geotiff(url, level=level, n=_ONE_TILE_PER_WINDOW, config=config)
+    catalog = _catalog(config)
+    source_dataset = source_dataset or _dataset_of(catalog, url, config)
+    if catalog is None or source_dataset is None:
+        _write(array, dest, config)
+        return None
+    from . import lineage
+
+    name = dataset or default_dataset(dest)
+    params = {"url": url, "dest": dest, "level": level, "format": "zarr v3"}
+    with lineage.run("aifdata convert --to zarr", [source_dataset], params=params,
+                     catalog=catalog) as run:  # fmt: skip
+        _write(array, dest, config)
+        run.output(name, source=dest)
+    return name
+
+
+def _write(array: Any, dest: str, config: Config) -> None:
+    fs, path = resolve_url(dest, config)
+    try:
+        array.to_dataset(name=array.name or "data").to_zarr(
+            fs.get_mapper(path), mode="w-", zarr_format=3, consolidated=False
+        )
+    except BaseException:
+        if fs.exists(path):
+            fs.rm(path, recursive=True)  # nothing half-written stays behind
+        raise
+
+
+def _catalog(config: Config) -> Any:
+    from .catalog import Catalog
+
+    path = aifdata_home() / "catalog.db"
+    return Catalog(path, config=config) if path.exists() else None
+
+
+def _dataset_of(catalog: Any, url: str, config: Config) -> str | None:
+    """The catalog dataset whose files include ``url``, if any."""
+    if catalog is None:
+        return None
+    from .catalog._policy import physical_prefixes
+
+    found = catalog.policy().located(url, physical_prefixes(url, config))
+    return found.name if found.dataset else None
