@@ -1,7 +1,7 @@
 # The two commands a new user needs (Python 3.11+ and nothing else set up):
 #   make demo   create .venv, install aifdata, run `aifdata demo`
 #   make test   create .venv, install aifdata for development, run lint, types and every test
-# .ci/run calls `make test`.
+# `make test` is .ci/run, what CI runs.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -24,8 +24,8 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/aifdata demo
 
-test: $(VENV)/.installed
-	bash .ci/test
+test:
+	bash .ci/run
 
 clean:
 	rm -rf $(VENV)
