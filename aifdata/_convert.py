@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._config import Config, aifdata_home, load_config
+from ._config import Config, load_config
 from ._urls import resolve_url
 
 #: Windows planned per tile at most: a window is then one tile (one Zarr chunk).
@@ -73,8 +73,8 @@ def _write(array: Any, dest: str, config: Config) -> None:
 def _catalog(config: Config) -> Any:
     from .catalog import Catalog
 
-    path = aifdata_home() / "catalog.db"
-    return Catalog(path, config=config) if path.exists() else None
+    catalog = Catalog(config=config)  # $AIFDATA_HOME's, if there is one
+    return catalog if catalog.path.exists() else None
 
 
 def _dataset_of(catalog: Any, url: str, config: Config) -> str | None:

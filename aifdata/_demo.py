@@ -77,7 +77,6 @@ class _Server:
 
     def __init__(self, endpoint: str | None, home: Path) -> None:
         self._stop: Callable[[], None] = lambda: None
-        self.pid: int | None = None
         if endpoint:
             self.endpoint = endpoint
             self.key = os.environ.get("AWS_ACCESS_KEY_ID", "minioadmin")
@@ -93,7 +92,6 @@ class _Server:
                 server.access_key,
                 server.secret_key,
             )
-            self.pid = server.process.pid if server.process else None
             self._stop = server.stop
             self.description = f"SeaweedFS (weed server) on {self.endpoint}"
             return

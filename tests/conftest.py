@@ -77,6 +77,22 @@ def pfs_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def genomics_fs(
+    seaweedfs: _seaweedfs.SeaweedFS,
+    bucket: str,
+    pfs_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AifFileSystem:
+    """Mount ``genomics`` (PFS first, S3 the write tier) as the configuration of this test
+    and of the processes it starts (``$AIFDATA_CONFIG``)."""
+    config = tmp_path / "config.toml"
+    config.write_text(two_tier_toml(seaweedfs, f"s3://{bucket}", pfs_dir, "genomics"))
+    monkeypatch.setenv("AIFDATA_CONFIG", str(config))
+    return aifdata.filesystem(str(config), catalog=False)
+
+
+@pytest.fixture
 def two_tier_fs(seaweedfs: _seaweedfs.SeaweedFS, bucket: str, pfs_dir: Path) -> AifFileSystem:
     """Mount ``both``: PFS read first, S3 the write tier (the usual layout)."""
     mount = aifdata.Mount(

@@ -36,7 +36,21 @@ def test_the_demo_runs_the_main_job_and_reports_it(tmp_path):
     # forked DataLoader workers must not touch the parent's S3 sessions
     assert "attached to a different loop" not in proc.stderr
     assert "Task exception" not in proc.stderr
-    assert not list(Path(tmp_path).glob("**/seaweedfs/*.pid"))  # nothing left running
+    home = next(line.split(": ", 1)[1] for line in out.splitlines() if "home: " in line)
+    assert home and not _processes_under(home)  # its SeaweedFS was stopped
+
+
+def _processes_under(home: str) -> list[str]:
+    """Command lines of running processes that name ``home``."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if home in text:
+            found.append(text)
+    return found
 
 
 def _quiet(_: str) -> None:

@@ -21,8 +21,6 @@ from aifdata import FormatError  # noqa: E402
 from aifdata.formats import RangeSource, partition  # noqa: E402
 from aifdata.formats.fastq import BOUNDARY_WINDOW, HEAD_BYTES, record_start  # noqa: E402
 
-from .conftest import two_tier_toml  # noqa: E402
-
 QUALITY = "".join(chr(c) for c in range(33, 127))
 
 
@@ -168,15 +166,9 @@ def _read_in_fresh_process(blob: bytes) -> int:
     return len(pickle.loads(blob).read())
 
 
-def test_partitions_read_in_a_fresh_process_from_s3(
-    seaweedfs, bucket, pfs_dir, tmp_path, monkeypatch
-):
+def test_partitions_read_in_a_fresh_process_from_s3(genomics_fs):
     records = random_records(9, 3000)
-    config = tmp_path / "config.toml"
-    config.write_text(two_tier_toml(seaweedfs, f"s3://{bucket}/data", pfs_dir, "genomics"))
-    monkeypatch.setenv("AIFDATA_CONFIG", str(config))
-    fs = aifdata.filesystem(str(config), catalog=False)
-    fs.pipe("genomics/run42/reads.fastq", fastq_bytes(records))
+    genomics_fs.pipe("genomics/run42/reads.fastq", fastq_bytes(records))
     parts = aifdata.partition("aif://genomics/run42/reads.fastq", n=8)
     assert len(parts) == 8
     blobs = [pickle.dumps(p) for p in parts]

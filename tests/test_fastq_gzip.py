@@ -20,7 +20,6 @@ from aifdata import FormatError
 from aifdata.formats import RangeSource, get, partition
 from aifdata.formats import _gzip_index as gzip_index
 
-from .conftest import two_tier_toml
 from .test_bgzf import bgzf
 from .test_fastq import BOUNDARY_WINDOW, fastq_bytes, random_records, records_strategy, reference
 
@@ -168,13 +167,10 @@ def test_gzip_of_something_else_is_not_fastq(tmp_path):
         names(partition(str(path), n=1))
 
 
-def test_partitions_from_s3_in_fresh_processes(seaweedfs, bucket, pfs_dir, tmp_path, monkeypatch):
+def test_partitions_from_s3_in_fresh_processes(genomics_fs, monkeypatch):
     records = random_records(11, 6000)
-    config = tmp_path / "config.toml"
-    config.write_text(two_tier_toml(seaweedfs, f"s3://{bucket}/gz", pfs_dir, "genomics"))
-    monkeypatch.setenv("AIFDATA_CONFIG", str(config))
     monkeypatch.setattr(gzip_index, "SPACING", 64 * 2**10)
-    fs = aifdata.filesystem(str(config), catalog=False)
+    fs = genomics_fs
     compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
     packed = compressor.compress(fastq_bytes(records)) + compressor.flush()
     fs.pipe("genomics/run7/reads.fastq.gz", packed)

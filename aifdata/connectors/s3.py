@@ -48,6 +48,7 @@ class S3Connector(Connector):
     def __init__(self, tier: Tier) -> None:
         super().__init__(tier)
         self.settings = S3Settings.from_tier(tier)
+        self._client_key = repr(self.settings)
         self._native: NativeReader | None = None
         self._native_pid = os.getpid()
 
@@ -55,6 +56,7 @@ class S3Connector(Connector):
         return {
             "tier": self.tier,
             "settings": self.settings,
+            "_client_key": self._client_key,
             "_native": None,
             "_native_pid": 0,
         }
@@ -64,7 +66,7 @@ class S3Connector(Connector):
     @property
     def fs(self) -> S3FileSystem:
         """The s3fs client of this process for these settings (made on first use)."""
-        key = (os.getpid(), repr(self.settings))
+        key = (os.getpid(), self._client_key)
         with _CLIENTS_LOCK:
             client = _CLIENTS.get(key)
             if client is None:

@@ -164,7 +164,7 @@ class _Run:
         """Each partition, cut from the next blocks in order and decoded."""
         plugin = self.plugin
         assert isinstance(plugin, ByteRangeFormat)
-        pieces: list[bytes] = []
+        pieces: collections.deque[bytes] = collections.deque()
         at = self.partitions[0]["start"]  # file offset of pieces[0][0]
         held = 0
         for p in self.partitions:
@@ -174,11 +174,24 @@ class _Run:
                 held += len(block)
                 if not block:
                     raise FormatError(f"{p.url}: byte {at + held}: the file ended early")
-            data = b"".join(pieces)
-            cut = p["end"] - at
-            own, rest = data[p["start"] - at : cut], data[cut:]
-            pieces, at, held = ([rest] if rest else []), p["end"], len(rest)
+            own = _cut(pieces, p["start"] - at, p["end"] - at)
+            while pieces and at + len(pieces[0]) <= p["end"]:  # blocks used up
+                at += len(pieces[0])
+                held -= len(pieces.popleft())
             yield p, plugin.decode(p, own, sources.of(p), **options)
+
+
+def _cut(pieces: Iterable[bytes], start: int, end: int) -> bytes:
+    """Bytes ``[start, end)`` of the concatenated ``pieces``, copied once."""
+    views, offset = [], 0
+    for piece in pieces:
+        lo, hi = max(start - offset, 0), min(end - offset, len(piece))
+        if lo < hi:
+            views.append(memoryview(piece)[lo:hi])
+        offset += len(piece)
+        if offset >= end:
+            break
+    return b"".join(views)
 
 
 def _steps(partitions: Iterable[Partition]) -> Iterator[Partition | _Run]:

@@ -53,12 +53,17 @@ class GzipIndex:
     points: tuple[tuple[int, int], ...]  # (uncompressed offset, compressed offset)
     path: Path  # where the index (with the windows) is stored
 
+    @functools.cached_property
+    def offsets(self) -> list[int]:
+        """The checkpoints' uncompressed offsets, ascending."""
+        return [u for u, _ in self.points]
+
     def span(self, start: int, end: int, compressed_size: int) -> tuple[int, int]:
         """The compressed bytes ``[a, b)`` to fetch to decompress ``[start, end)``: from the
         checkpoint before ``start`` to the one after ``end``, or less when the range is
         short (as many bytes as the file's compression ratio says, and a quarter more;
         the inflater asks for any more it needs)."""
-        offsets = [u for u, _ in self.points]
+        offsets = self.offsets
         before = bisect.bisect_right(offsets, start) - 1
         u_first, c_first = self.points[before]
         first = c_first - 1 if before > 0 else 0  # the byte holding its first bit

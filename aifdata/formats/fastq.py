@@ -44,7 +44,15 @@ _QUALITY_BYTES = bytes(range(33, 127))
 _LINE_BYTES = _QUALITY_BYTES + b"\n"
 
 
-class FastqFormat(ByteRangeFormat):
+class FastqColumns:
+    """``to_pandas`` for formats whose records are FASTQ reads: the Arrow table's columns."""
+
+    def to_pandas(self, partition: Partition, **options: Any) -> Any:
+        """Columns ``name``, ``sequence``, ``quality``."""
+        return self.read(partition, as_arrow=True, **options).to_pandas()  # type: ignore[attr-defined]
+
+
+class FastqFormat(FastqColumns, ByteRangeFormat):
     """Plain FASTQ."""
 
     name = "fastq"
@@ -95,10 +103,6 @@ class FastqFormat(ByteRangeFormat):
     ) -> Any:
         records = parse(data, source.url, partition["start"], last=partition["end"] >= source.size)
         return to_arrow(records) if as_arrow else records
-
-    def to_pandas(self, partition: Partition, **options: Any) -> Any:
-        """Columns ``name``, ``sequence``, ``quality``."""
-        return self.read(partition, as_arrow=True, **options).to_pandas()
 
 
 def record_start(source: ByteReader, offset: int) -> int:

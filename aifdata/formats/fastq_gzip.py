@@ -22,10 +22,10 @@ from .._errors import FormatError
 from ._base import FormatPlugin, Partition, RangeSource, open_source, partition_count
 from ._gzip_index import GzipIndex, load_or_build, read_range
 from .bgzf import block_size_at
-from .fastq import PLAN_THREADS, parse, record_start, to_arrow
+from .fastq import PLAN_THREADS, FastqColumns, parse, record_start, to_arrow
 
 
-class FastqGzipFormat(FormatPlugin):
+class FastqGzipFormat(FastqColumns, FormatPlugin):
     """FASTQ in one gzip stream (or several concatenated), split through an index."""
 
     name = "fastq-gzip"
@@ -86,10 +86,6 @@ class FastqGzipFormat(FormatPlugin):
         records = parse(data, label, start, last=end >= index.size)
         return to_arrow(records) if as_arrow else records
 
-    def to_pandas(self, partition: Partition, **options: Any) -> Any:
-        """Columns ``name``, ``sequence``, ``quality``."""
-        return self.read(partition, as_arrow=True, **options).to_pandas()
-
 
 class Uncompressed:
     """The uncompressed bytes of a gzip file, as ``record_start`` reads them."""
@@ -106,7 +102,7 @@ def _near_checkpoint(index: GzipIndex, offset: int, count: int) -> int:
 
     A partition that starts on a checkpoint decompresses nothing another one does.
     """
-    offsets = [u for u, _ in index.points]
+    offsets = index.offsets
     at = bisect.bisect_left(offsets, offset)
     near = [offsets[i] for i in (at - 1, at) if 0 < i < len(offsets)]
     best = min(near, key=lambda u: abs(u - offset), default=None)
