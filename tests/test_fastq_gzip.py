@@ -54,6 +54,21 @@ def test_partitions_union_is_exactly_the_file(tmp_path, records, n):
     assert names(parts) == reference(data)
 
 
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("n", [2, 23, 64])
+def test_more_partitions_than_bytes(tmp_path, n):
+    """A nominal boundary at byte 0 once looped forever (found by hypothesis in CI)."""
+    data = b"@read0 lane=5\n\n+\n\n"
+    parts = partition(write_gz(tmp_path, "tiny.fastq.gz", data), n=n)
+    assert len(parts) == 1 and names(parts) == reference(data)
+
+
+def test_an_empty_gzip_stream_has_no_partitions(tmp_path):
+    path = tmp_path / "empty.fastq.gz"
+    path.write_bytes(gzip.compress(b""))
+    assert partition(str(path), n=4) == []
+
+
 @pytest.mark.parametrize(("n", "members"), [(1, 1), (5, 1), (16, 1), (64, 1), (9, 4)])
 def test_larger_files_over_many_checkpoints(tmp_path, small_spacing, n, members):
     records = random_records(12, 12_000)

@@ -106,7 +106,7 @@ def build(source: RangeSource) -> GzipIndex:
         ) as gz:
             gz.build_full_index()
             points = tuple((int(u), int(c)) for u, c in gz.seek_points())
-            size = gz.seek(0, os.SEEK_END)
+            size = _uncompressed_size(gz, check)
             windows = io.BytesIO()
             gz.export_index(fileobj=windows)
     except (indexed_gzip.ZranError, OSError, ValueError) as exc:
@@ -119,6 +119,16 @@ def build(source: RangeSource) -> GzipIndex:
     path = index_path(source.url, source.fingerprint)
     _store(path, json.dumps(header).encode() + b"\n" + windows.getvalue())
     return GzipIndex(source.url, source.fingerprint, size, points, path)
+
+
+def _uncompressed_size(gz: Any, check: StreamCheck) -> int:
+    """The stream's uncompressed size (indexed_gzip cannot seek to the end of an empty one)."""
+    try:
+        return int(gz.seek(0, os.SEEK_END))
+    except ValueError:
+        if check.ended and check.produced == 0:
+            return 0
+        raise
 
 
 def read_range(source: RangeSource, index: GzipIndex, start: int, end: int) -> bytes:

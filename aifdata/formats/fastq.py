@@ -108,11 +108,13 @@ class FastqFormat(FastqColumns, ByteRangeFormat):
 def record_start(source: ByteReader, offset: int) -> int:
     """The offset of the first record header at or after ``offset`` (the file size if none)."""
     size = source.size
+    if offset <= 0:
+        return 0
     window = BOUNDARY_WINDOW
     while True:
         low = offset - 1  # one byte before: is ``offset`` itself a line start?
         data = source.read(low, min(size, low + window))
-        at_eof = low + len(data) >= size
+        at_eof = low + window >= size or len(data) < min(size, low + window) - low
         found = first_header(data, at_eof)
         if found is not None:
             return low + found

@@ -60,7 +60,9 @@ class FastqGzipFormat(FastqColumns, FormatPlugin):
             return []
         view = Uncompressed(source, index)
         count = partition_count(index.size, n, target_bytes)
-        nominal = [_near_checkpoint(index, index.size * i // count, count) for i in range(1, count)]
+        nominal = sorted(
+            {_near_checkpoint(index, index.size * i // count, count) for i in range(1, count)} - {0}
+        )
         with ThreadPoolExecutor(min(PLAN_THREADS, max(1, len(nominal)))) as pool:
             snapped = pool.map(lambda offset: record_start(view, offset), nominal)
             starts = sorted({0, *(s for s in snapped if s < index.size)})
