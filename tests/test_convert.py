@@ -61,3 +61,25 @@ def test_converting_something_else_fails_cleanly_and_writes_nothing(scene, capsy
 
 def test_only_zarr_is_a_target(scene, capsys):
     assert main(["convert", "aif://local/imagery/scene.tif", "aif://local/x", "--to", "n5"]) == 2
+
+
+def test_a_cog_overview_level_converts_with_its_own_geotransform(scene, capsys):
+    from .test_geotiff import cog_bytes, image, overviews
+
+    _, fs, _ = scene
+    pyramid = overviews(image(9, (256, 192), "uint16"), 2)
+    fs.pipe_file(
+        "aif://local/imagery/cog.tif", cog_bytes(pyramid, tile=(32, 32), compression="zlib")
+    )
+    dest = "aif://local/derived/cog-level1.zarr"
+    assert (
+        main(["convert", "aif://local/imagery/cog.tif", dest, "--to", "zarr", "--level", "1"]) == 0
+    )
+    array = xr.open_zarr(fs.get_mapper(dest), zarr_format=3, consolidated=False)["cog.tif"]
+    np.testing.assert_array_equal(array.values, pyramid[1])
+    assert array.encoding["chunks"] == (32, 32)
+    full = aifdata.xarray.open_geotiff("aif://local/imagery/cog.tif")
+    assert float(array.x[1] - array.x[0]) == 2 * float(
+        full.x[1] - full.x[0]
+    )  # pixels twice as wide
+    assert float(array.x[0]) == float(full.x[0]) + float(full.x[1] - full.x[0]) / 2

@@ -113,3 +113,32 @@ def test_xarray_zarr_round_trip(configured):
     ds.to_zarr("aif://cloud/xr/ds.zarr", mode="w", consolidated=False)
     back = xr.open_zarr("aif://cloud/xr/ds.zarr", consolidated=False)
     xr.testing.assert_identical(back.load(), ds)
+
+
+@pytest.mark.parametrize("mount", ["lake", "cloud"])
+def test_h5py_reads_an_hdf5_file_through_aif(configured, pfs_dir, mount):
+    h5py = pytest.importorskip("h5py")
+    import io
+
+    import fsspec
+
+    rng = np.random.default_rng(3)
+    temperature = rng.normal(size=(200, 300)).astype("float32")
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
+        f.create_dataset("climate/t", data=temperature, chunks=(50, 100), compression="gzip")
+        f["climate/t"].attrs["units"] = "K"
+        f.create_dataset("ids", data=np.arange(1000))
+    url = f"aif://{mount}/hdf5/sample.h5"
+    fs = fsspec.filesystem("aif")
+    fs.pipe(url, buffer.getvalue())
+    with fsspec.open(url, "rb") as raw, h5py.File(raw, "r") as f:
+        assert f["climate/t"].attrs["units"] == "K"
+        np.testing.assert_array_equal(f["climate/t"][60:120, 150:260], temperature[60:120, 150:260])
+        np.testing.assert_array_equal(f["ids"][:], np.arange(1000))
+    if mount == "lake":  # an exact PFS copy: h5py now reads it from the PFS
+        (pfs_dir / "hdf5").mkdir()
+        (pfs_dir / "hdf5" / "sample.h5").write_bytes(buffer.getvalue())
+        assert fs.where(url).tier == "pfs"
+        with fsspec.open(url, "rb") as raw, h5py.File(raw, "r") as f:
+            np.testing.assert_array_equal(f["climate/t"][:], temperature)

@@ -87,6 +87,24 @@ def test_a_dask_dataframe_of_fastq(fastq):
     assert frame["name"].compute().tolist() == names
 
 
+@pytest.mark.parametrize("flavour", ["plain", "gzip", "bgzf"])
+def test_every_fastq_flavour_gives_the_same_columns(tmp_path, flavour):
+    pytest.importorskip("pandas")
+    import gzip
+
+    from .test_bgzf import bgzf
+
+    records = random_records(11, 300)
+    data = fastq_bytes(records)
+    encoded = {"plain": data, "gzip": gzip.compress(data), "bgzf": bgzf(data, block=4000)}
+    path = tmp_path / ("reads.fq" if flavour == "plain" else "reads.fq.gz")
+    path.write_bytes(encoded[flavour])
+    frames = [p.to_pandas() for p in partition(str(path), n=3)]
+    assert [list(f.columns) for f in frames] == [["name", "sequence", "quality"]] * len(frames)
+    rows = [tuple(row) for f in frames for row in f.itertuples(index=False)]
+    assert rows == [tuple(r) for r in records]
+
+
 def test_loaders_read_aif_partitions_in_their_own_processes(genomics_fs):
     records = random_records(5, 2000)
     genomics_fs.pipe("genomics/r/reads.fq", fastq_bytes(records))

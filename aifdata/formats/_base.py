@@ -62,6 +62,12 @@ class Partition:
 
         return get(self.format).read(self, **options)
 
+    def to_pandas(self, **options: Any) -> Any:
+        """This partition as a pandas DataFrame, a row per record."""
+        from ._registry import get
+
+        return get(self.format).to_pandas(self, **options)
+
     def __repr__(self) -> str:
         spec = ", ".join(f"{k}={v!r}" for k, v in self.spec)
         return f"Partition({self.url!r}, {self.format!r}, #{self.ordinal}, {spec})"

@@ -24,7 +24,7 @@ from typing import Any
 
 from .._errors import FormatError
 from ._base import ByteRangeFormat, Partition, RangeSource, byte_range_partitions
-from .fastq import PLAN_THREADS, first_header, parse, to_arrow
+from .fastq import PLAN_THREADS, FastqColumns, first_header, parse, to_arrow
 
 MAX_BLOCK = 65536
 _HEADER = struct.Struct("<4sIBBHBBHH")  # magic+flags, mtime, xfl, os, xlen, si1, si2, slen, bsize
@@ -61,7 +61,7 @@ def decompress_blocks(data: bytes, url: str, offset: int) -> tuple[bytes, int]:
     return b"".join(out), pos
 
 
-class FastqBgzfFormat(ByteRangeFormat):
+class FastqBgzfFormat(FastqColumns, ByteRangeFormat):
     """FASTQ in BGZF blocks."""
 
     name = "fastq-bgzf"
