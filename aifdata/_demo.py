@@ -54,6 +54,7 @@ class DemoReport:
     lineage: list[str] = field(default_factory=list)
     denied: str = ""
     environment: dict[str, str] = field(default_factory=dict)
+    stop_command: str = ""  # what stops a server left running by ``keep``
 
     def text(self) -> str:
         lines = [f"aifdata demo: {self.server}", f"  home: {self.home}", ""]
@@ -77,6 +78,7 @@ class _Server:
 
     def __init__(self, endpoint: str | None, home: Path) -> None:
         self._stop: Callable[[], None] = lambda: None
+        self.stop_command = ""  # a shell command that stops a server this process started
         if endpoint:
             self.endpoint = endpoint
             self.key = os.environ.get("AWS_ACCESS_KEY_ID", "minioadmin")
@@ -93,6 +95,8 @@ class _Server:
                 server.secret_key,
             )
             self._stop = server.stop
+            if server.process is not None:  # its own process group (SIGTERM takes weed minutes)
+                self.stop_command = f"kill -KILL -{server.process.pid}"
             self.description = f"SeaweedFS (weed server) on {self.endpoint}"
             return
         try:
@@ -183,7 +187,7 @@ def run(
     home = Path(home or tempfile.mkdtemp(prefix="aifdata-demo-"))
     home.mkdir(parents=True, exist_ok=True)
     server = _Server(s3_endpoint, home)
-    report = DemoReport(server.description, home)
+    report = DemoReport(server.description, home, stop_command=server.stop_command)
     try:
         echo(f"aifdata demo: {server.description}")
         server.make_bucket(BUCKET)

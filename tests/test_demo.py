@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -84,3 +86,35 @@ def test_the_demo_uses_an_s3_server_it_is_given(seaweedfs, tmp_path, monkeypatch
     assert len(report.partitions) == 12
     text = report.text()
     assert "reads served from" in text and "refused:" in text
+
+
+@pytest.mark.timeout(300)
+def test_keep_leaves_a_working_setup_and_says_how_to_stop_it(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIFDATA_", "AWS_"))}
+    env["HOME"] = str(tmp_path)
+    aifdata_cli = str(Path(sys.executable).with_name("aifdata"))
+    proc = subprocess.run(
+        [aifdata_cli, "demo", "--keep"], capture_output=True, text=True, env=env, cwd=tmp_path,
+        timeout=280,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    exports = [line.split("export ", 1)[1] for line in lines if "export " in line]
+    env |= {k: shlex.split(v)[0] for k, v in (e.split("=", 1) for e in exports)}
+    home = env["AIFDATA_HOME"]
+    stop = next(line.split("When done: ", 1)[1] for line in lines if "When done: " in line)
+    try:
+        assert _processes_under(home)  # the server is still up
+        for args in (["search", "demo"], ["lineage", "genomics/read-lengths"],
+                     ["where", "aif://demo/physics/run7/events.root"]):  # fmt: skip
+            used = subprocess.run([aifdata_cli, *args], capture_output=True, text=True, env=env)
+            assert used.returncode == 0, used.stderr
+        assert "s3" in used.stdout  # the unstaged file is served by the kept S3 server
+    finally:
+        subprocess.run(stop, shell=True, check=False)
+    for _ in range(100):
+        if not _processes_under(home):
+            break
+        time.sleep(0.1)
+    assert not _processes_under(home)
+    assert not Path(home).exists()

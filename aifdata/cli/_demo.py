@@ -32,7 +32,13 @@ def demo_command(
     typer.echo(report.text())
     if keep:
         typer.echo("")
-        typer.echo("Everything is still running. To use it from a shell:")
+        if s3_endpoint is None and not report.stop_command:
+            typer.echo("The S3 server (moto) ran inside this process and stopped with it;")
+            typer.echo("the catalog and the PFS files are kept. To look at them from a shell:")
+        else:
+            typer.echo("Everything is still running. To use it from a shell:")
         for key, value in report.environment.items():
             typer.echo(f"  export {key}={shlex.quote(value)}")
         typer.echo("  aifdata search demo; aifdata lineage genomics/read-lengths")
+        if report.stop_command:
+            typer.echo(f"When done: {report.stop_command}; rm -rf {shlex.quote(str(report.home))}")
