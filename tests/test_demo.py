@@ -118,3 +118,30 @@ def test_keep_leaves_a_working_setup_and_says_how_to_stop_it(tmp_path):
         time.sleep(0.1)
     assert not _processes_under(home)
     assert not Path(home).exists()
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_stops_the_demo_and_its_server(tmp_path):
+    import signal
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIFDATA_", "AWS_"))}
+    env |= {"HOME": str(tmp_path), "TMPDIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    demo = subprocess.Popen(
+        [str(Path(sys.executable).with_name("aifdata")), "demo"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        first = demo.stdout.readline()  # printed once the server is up
+        assert "SeaweedFS (weed server)" in first
+        assert _processes_under(str(tmp_path))
+        demo.send_signal(signal.SIGINT)
+        _, err = demo.communicate(timeout=120)
+    finally:
+        demo.kill()
+    assert demo.returncode != 0
+    assert "Traceback" not in err
+    for _ in range(100):
+        if not _processes_under(str(tmp_path)):
+            break
+        time.sleep(0.1)
+    assert not _processes_under(str(tmp_path))
