@@ -239,6 +239,8 @@ class AifFileSystem(AbstractFileSystem):
                 raise route
             info = self._named(mount, found[route.tier], route.tier)
             info["tiers"] = sorted(files)
+            # the copy a replica must match: what identifies this version on every tier
+            info["reference"] = found[mount.write_tier if mount.write_tier in files else route.tier]
             return info
         if found:
             name, info = next(iter(found.items()))

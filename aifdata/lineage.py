@@ -115,6 +115,10 @@ def _script() -> str | None:
     """The running script's path (None in an interactive session)."""
     main = sys.modules.get("__main__")
     candidate = getattr(main, "__file__", None) or (sys.argv[0] if sys.argv else None)
+    if candidate and Path(candidate).name == "ipykernel_launcher.py":
+        # a Jupyter kernel: the notebook (Jupyter names it for its kernels), not the launcher
+        notebook = os.environ.get("JPY_SESSION_NAME")
+        return str(Path(notebook).resolve()) if notebook else None
     if not candidate or not Path(candidate).is_file():
         return None
     return str(Path(candidate).resolve())

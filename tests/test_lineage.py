@@ -354,3 +354,17 @@ def test_eight_processes_ingest_and_record_lineage_at_once(tmp_path, monkeypatch
     assert conn.execute("SELECT count(*) FROM files").fetchone()[0] == 1 + 8 * 10 * 2
     downstream = Catalog(db).lineage("shared/input")["downstream"]
     assert sorted(r.job for r, _ in downstream.runs) == [f"derive-{i}" for i in range(8)]
+
+
+def test_in_a_jupyter_kernel_the_script_is_the_notebook(tmp_path, monkeypatch):
+    import types
+
+    from aifdata import lineage
+
+    launcher = types.ModuleType("__main__")
+    launcher.__file__ = str(tmp_path / "site-packages" / "ipykernel_launcher.py")
+    monkeypatch.setitem(sys.modules, "__main__", launcher)
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    assert lineage._script() is None  # not the launcher's path
+    monkeypatch.setenv("JPY_SESSION_NAME", str(tmp_path / "analysis.ipynb"))
+    assert lineage._script() == str((tmp_path / "analysis.ipynb").resolve())

@@ -543,3 +543,21 @@ def test_the_registry_finds_root_by_name_and_by_magic(tmp_path):
     assert aifdata.formats.detect("x.root") is plugin
     with pytest.raises(ValueError, match="n must be at least 1"):
         partition(str(path), n=0)
+
+
+def test_a_dataframe_has_a_row_per_entry_with_jagged_branches_as_lists():
+    pytest.importorskip("pandas")
+    import aifdata.dask
+
+    path = str(real("uproot-HZZ.root"))
+    parts = partition(path, n=3)
+    with uproot.open(path) as f:
+        whole = f["events"].arrays(["NJet", "Jet_Px"], library="np")
+    frames = [p.to_pandas(branches=["NJet", "Jet_Px"]) for p in parts]
+    assert [list(f.columns) for f in frames] == [["NJet", "Jet_Px"]] * len(parts)
+    joined = [row for f in frames for row in f.itertuples()]
+    assert [i for i, _, _ in joined] == list(range(len(whole["NJet"])))  # the entry numbers
+    assert [n for _, n, _ in joined] == whole["NJet"].tolist()
+    assert [list(px) for _, _, px in joined] == [list(px) for px in whole["Jet_Px"]]
+    frame = aifdata.dask.to_dataframe(parts)
+    assert frame.npartitions == len(parts) and len(frame) == len(whole["NJet"])

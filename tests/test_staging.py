@@ -102,3 +102,23 @@ def test_cli_stage(setup, seaweedfs, tmp_path, capsysbinary):
     report = json.loads(capsysbinary.readouterr()[0])
     assert report["copied"] == ["one.bin"]
     assert (pfs_dir / "c" / "one.bin").read_bytes() == b"abc"
+
+
+def test_partitions_planned_before_staging_read_the_staged_copy(setup):
+    pytest.importorskip("dnaio")
+    from aifdata.formats import RangeSource, partition
+
+    from .test_fastq import fastq_bytes, random_records
+
+    catalog, fs, _ = setup
+    records = random_records(4, 500)
+    fs.pipe("both/run/reads.fq", fastq_bytes(records))
+    catalog.ingest("aif://both/run", "run")
+    parts = partition("aif://both/run/reads.fq", n=3, config=fs.config)
+    catalog.stage("run", to="pfs")
+    assert RangeSource("aif://both/run/reads.fq", fs.config).info["tier"] == "pfs"
+    got = [(r.name, r.sequence, r.qualities) for p in parts for r in p.read(config=fs.config)]
+    assert got == records  # the verified replica is the same version of the file
+    fs.pipe("both/run/reads.fq", fastq_bytes(records[:-1]))  # a new version on S3
+    with pytest.raises(aifdata.FormatError, match="changed since it was partitioned"):
+        parts[0].read(config=fs.config)

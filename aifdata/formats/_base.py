@@ -113,8 +113,12 @@ class RangeSource:
 
     @property
     def fingerprint(self) -> str:
-        """Size plus ETag (S3) or mtime (PFS): changes when the file does."""
-        info = self.info
+        """Size plus ETag (S3) or mtime (PFS): changes when the file does.
+
+        Through ``aif://`` it is the reference copy's (the write tier's), so a
+        verified replica on another tier, made by staging, reads the same partitions.
+        """
+        info = self.info.get("reference") or self.info
         marker = info.get("ETag") or info.get("etag") or info.get("mtime") or ""
         if hasattr(marker, "timestamp"):
             marker = marker.timestamp()

@@ -146,6 +146,22 @@ class RootFormat(FormatPlugin):
                     **options,
                 )
 
+    def to_pandas(
+        self, partition: Partition, branches: str | Sequence[str] | None = None, **options: Any
+    ) -> Any:
+        """A row per entry: a column per branch (or record field), lists where jagged."""
+        import awkward as ak
+        import pandas as pd
+
+        entries = self.read(partition, branches=branches, **options)
+        columns = {}
+        for name in ak.fields(entries):
+            column = entries[name]
+            flat = column.ndim == 1 and not ak.fields(column)
+            columns[name] = ak.to_numpy(column) if flat else ak.to_list(column)
+        start = partition["entry_start"]
+        return pd.DataFrame(columns, index=pd.RangeIndex(start, start + len(entries)))
+
 
 def check_complete(head: bytes, source: RangeSource) -> None:
     """Refuse a file shorter than its TFile header says (``fEND``): it was cut short."""
@@ -290,8 +306,8 @@ def translated(reader: _Reader, what: str) -> Iterator[None]:
     """
     try:
         yield
-    except FormatError:
-        raise
+    except (FormatError, ImportError, MemoryError):
+        raise  # not the file's fault: a missing decompressor or library says so itself
     except Exception as exc:
         message = str(getattr(exc, "message", None) or exc)
         lines = [s.strip() for s in message.splitlines() if s.strip()]
