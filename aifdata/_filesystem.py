@@ -11,6 +11,7 @@ is in use, every operation is first checked against its grants
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -25,6 +26,7 @@ from .connectors import Connector, connector_for
 from .connectors._base import FileStat, Info
 
 _COPY_CHUNK = 16 * 2**20
+CATALOG_RECHECK_SECONDS = 1.0  # while $AIFDATA_HOME/catalog.db is absent
 
 
 class AifFileSystem(AbstractFileSystem):
@@ -47,14 +49,17 @@ class AifFileSystem(AbstractFileSystem):
         self.config = config if isinstance(config, Config) else load_config(config)
         self._catalog_option = catalog
         self._catalog: Any = None
+        self._catalog_absent_until = 0.0  # monotonic time of the next look for catalog.db
         self._guard: Guard | None = None
         self._connectors: dict[tuple[str, str], Connector] = {}
 
     @property
     def catalog(self) -> Any:
-        """The catalog whose checksums guide routing: the one given, else
-        ``$AIFDATA_HOME/catalog.db`` if it exists when first needed (looked for
-        once, not on every read); ``catalog=False`` for none."""
+        """The catalog whose checksums guide routing and whose grants are enforced:
+        the one given, else ``$AIFDATA_HOME/catalog.db`` once it exists (while it
+        does not, looked for again at most every ``CATALOG_RECHECK_SECONDS``, so a
+        catalog made later in a long-lived process is enforced); ``catalog=False``
+        for none."""
         if self._catalog is None and self._catalog_option is not False:
             from .catalog import Catalog
 
@@ -63,10 +68,11 @@ class AifFileSystem(AbstractFileSystem):
                 self._catalog = option
             elif option is not None:
                 self._catalog = Catalog(option, config=self.config)
-            elif (aifdata_home() / "catalog.db").exists():
-                self._catalog = Catalog(config=self.config)
-            else:
-                self._catalog_option = False
+            elif time.monotonic() >= self._catalog_absent_until:
+                if (aifdata_home() / "catalog.db").exists():
+                    self._catalog = Catalog(config=self.config)
+                else:
+                    self._catalog_absent_until = time.monotonic() + CATALOG_RECHECK_SECONDS
         return self._catalog
 
     def _policy_guard(self) -> Guard | None:

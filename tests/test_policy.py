@@ -397,3 +397,20 @@ def test_cli_policy_bad_input_is_one_line(cli_world, who, capfd):
     assert main(["--config", config, "policy", "grant", "bob", "own", "x/*"]) == 1
     err = capfd.readouterr().err.strip().splitlines()
     assert err == ["aifdata: error: privilege 'own' is not one of read, write, admin"]
+
+
+def test_a_catalog_made_after_the_filesystem_is_still_enforced(
+    isolated_home, two_tier_fs, who, monkeypatch
+):
+    from aifdata import _filesystem
+
+    monkeypatch.setattr(_filesystem, "CATALOG_RECHECK_SECONDS", 0.0)
+    who("boss")
+    fs = aifdata.filesystem(two_tier_fs.config)  # no catalog.db yet: nothing to enforce
+    fs.pipe("both/run42/reads.fq", DATA)
+    assert fs.catalog is None
+    catalog = Catalog(config=two_tier_fs.config)  # $AIFDATA_HOME/catalog.db, made later
+    catalog.ingest("aif://both/run42", "genomics/run42")
+    who("mallory")
+    with pytest.raises(aifdata.AccessDenied):
+        fs.cat_file("both/run42/reads.fq")
