@@ -27,6 +27,13 @@ from .connectors._base import FileStat, Info
 
 _COPY_CHUNK = 16 * 2**20
 CATALOG_RECHECK_SECONDS = 1.0  # while $AIFDATA_HOME/catalog.db is absent
+_catalogs_opened = 0  # by this process: a filesystem that found none looks again at once
+
+
+def catalog_opened() -> None:
+    """Called when this process opens a catalog file (and so may have made one)."""
+    global _catalogs_opened
+    _catalogs_opened += 1
 
 
 class AifFileSystem(AbstractFileSystem):
@@ -50,6 +57,7 @@ class AifFileSystem(AbstractFileSystem):
         self._catalog_option = catalog
         self._catalog: Any = None
         self._catalog_absent_until = 0.0  # monotonic time of the next look for catalog.db
+        self._catalogs_seen = -1  # ``_catalogs_opened`` when last looked for
         self._guard: Guard | None = None
         self._connectors: dict[tuple[str, str], Connector] = {}
 
@@ -68,7 +76,11 @@ class AifFileSystem(AbstractFileSystem):
                 self._catalog = option
             elif option is not None:
                 self._catalog = Catalog(option, config=self.config)
-            elif time.monotonic() >= self._catalog_absent_until:
+            elif (
+                time.monotonic() >= self._catalog_absent_until
+                or self._catalogs_seen != _catalogs_opened
+            ):
+                self._catalogs_seen = _catalogs_opened
                 if (aifdata_home() / "catalog.db").exists():
                     self._catalog = Catalog(config=self.config)
                 else:
@@ -245,8 +257,8 @@ class AifFileSystem(AbstractFileSystem):
                 raise route
             info = self._named(mount, found[route.tier], route.tier)
             info["tiers"] = sorted(files)
-            # the copy a replica must match: what identifies this version on every tier
-            info["reference"] = found[mount.write_tier if mount.write_tier in files else route.tier]
+            if route.checksum:  # the same bytes on every tier that serves them
+                info["checksum"] = route.checksum
             return info
         if found:
             name, info = next(iter(found.items()))

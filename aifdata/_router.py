@@ -29,6 +29,7 @@ class Route:
     reason: str
     size: int | None = None
     skipped: tuple[tuple[str, str], ...] = ()
+    checksum: str | None = None  # the catalog's, when it verified this copy
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready form."""
@@ -39,6 +40,7 @@ class Route:
             "reason": self.reason,
             "size": self.size,
             "skipped": [{"tier": t, "why": w} for t, w in self.skipped],
+            "checksum": self.checksum,
         }
 
 
@@ -135,7 +137,8 @@ class Router:
         """The catalog's records of every tier's copy of ``rels`` (none without a catalog)."""
         if self.records is None:
             return {}
-        urls = [self.connectors[t].url(r) for t in self.mount.read_order for r in rels]
+        tiers = dict.fromkeys([*self.mount.read_order, self.mount.write_tier])
+        urls = [self.connectors[t].url(r) for t in tiers for r in rels]
         return self.records(urls)
 
     def verified(
@@ -144,8 +147,16 @@ class Router:
         stats: Mapping[str, Mapping[str, FileStat]],
         records: Mapping[str, ReplicaRecord],
     ) -> Route | None:
-        """The first copy in read order that the catalog checksummed and that is unchanged."""
+        """The first copy in read order that the catalog checksummed, that is
+        unchanged, and that holds the write tier's version (a replica of an
+        older version is skipped: then the write tier's copy is served)."""
+        write = self.mount.write_tier
+        ref_stat = stats.get(write, {}).get(rel)
+        ref_record = records.get(self.connectors[write].url(rel))
+        current = ref_record is not None and ref_stat is not None and ref_record.matches(ref_stat)
+        reference = ref_record.checksum if current and ref_record else None
         skipped: list[tuple[str, str]] = []
+        other_version = False
         for name in self.mount.read_order:
             url = self.connectors[name].url(rel)
             st, record = stats[name].get(rel), records.get(url)
@@ -155,13 +166,22 @@ class Router:
                 skipped.append((name, "copy not verified by the catalog"))
             elif not record.matches(st):
                 skipped.append((name, "changed since the catalog checksummed it"))
+            elif name != write and ref_stat is not None and record.checksum != reference:
+                skipped.append((name, f"another version than the write tier {write!r} holds"))
+                other_version = True
             else:
                 reason = (
                     f"unchanged since the catalog checksummed it ({record.checksum})"
                     if record.checksum
                     else "unchanged since the catalog recorded it (size and mtime/ETag)"
                 )
-                return Route(self._logical(rel), name, url, reason, st.size, tuple(skipped))
+                return Route(
+                    self._logical(rel), name, url, reason, st.size, tuple(skipped), record.checksum
+                )
+        if other_version and ref_stat is not None:
+            url = self.connectors[write].url(rel)
+            reason = f"{write!r} is the write tier; the verified copies elsewhere are older"
+            return Route(self._logical(rel), write, url, reason, ref_stat.size, tuple(skipped))
         return None
 
     def decide(self, rel: str, stats: Mapping[str, Mapping[str, FileStat]]) -> Route | None:

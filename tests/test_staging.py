@@ -104,21 +104,98 @@ def test_cli_stage(setup, seaweedfs, tmp_path, capsysbinary):
     assert (pfs_dir / "c" / "one.bin").read_bytes() == b"abc"
 
 
-def test_partitions_planned_before_staging_read_the_staged_copy(setup):
+@pytest.fixture
+def home_catalog(isolated_home, two_tier_fs):
+    """The catalog at ``$AIFDATA_HOME/catalog.db``, the one every reader finds."""
+    aifdata.AifFileSystem.clear_instance_cache()
+    return Catalog(config=two_tier_fs.config), two_tier_fs.config
+
+
+def _names(parts, config) -> list[tuple[str, str, str]]:
+    return [(r.name, r.sequence, r.qualities) for p in parts for r in p.read(config=config)]
+
+
+def test_partitions_planned_before_staging_read_the_staged_copy(home_catalog):
     pytest.importorskip("dnaio")
     from aifdata.formats import RangeSource, partition
 
     from .test_fastq import fastq_bytes, random_records
 
-    catalog, fs, _ = setup
+    catalog, config = home_catalog
+    fs = aifdata.filesystem(config)
     records = random_records(4, 500)
     fs.pipe("both/run/reads.fq", fastq_bytes(records))
     catalog.ingest("aif://both/run", "run")
-    parts = partition("aif://both/run/reads.fq", n=3, config=fs.config)
+    parts = partition("aif://both/run/reads.fq", n=3, config=config)
+    assert "#sha256:" in parts[0].fingerprint  # the catalog's checksum names the version
     catalog.stage("run", to="pfs")
-    assert RangeSource("aif://both/run/reads.fq", fs.config).info["tier"] == "pfs"
-    got = [(r.name, r.sequence, r.qualities) for p in parts for r in p.read(config=fs.config)]
-    assert got == records  # the verified replica is the same version of the file
+    assert RangeSource("aif://both/run/reads.fq", config).info["tier"] == "pfs"
+    assert _names(parts, config) == records  # the verified replica: the same version
     fs.pipe("both/run/reads.fq", fastq_bytes(records[:-1]))  # a new version on S3
     with pytest.raises(aifdata.FormatError, match="changed since it was partitioned"):
-        parts[0].read(config=fs.config)
+        parts[0].read(config=config)
+
+
+def test_a_stale_replica_refreshed_after_planning_is_a_new_version(two_tier_fs, pfs_dir):
+    """Without a catalog the size rule serves a stale same-size copy; what was
+    planned on it must not be read from the refreshed copy (nor its gzip index reused)."""
+    pytest.importorskip("indexed_gzip")
+    import gzip
+    import time
+
+    from aifdata.formats import partition
+
+    from .test_fastq import fastq_bytes, random_records
+
+    config = two_tier_fs.config
+    good, stale = (gzip.compress(fastq_bytes(random_records(s, 300)), mtime=0) for s in (1, 2))
+    stale = stale[: len(good)].ljust(len(good), b"\0")  # the same size, other bytes
+    two_tier_fs.pipe("both/g/reads.fq.gz", good)
+    (pfs_dir / "g").mkdir()
+    (pfs_dir / "g" / "reads.fq.gz").write_bytes(stale)
+    assert two_tier_fs.where("both/g/reads.fq.gz").tier == "pfs"
+    try:
+        old = partition("aif://both/g/reads.fq.gz", n=2, config=config)  # on the stale bytes
+    except aifdata.FormatError:
+        old = []  # or refused, when the stale bytes do not decompress
+    time.sleep(0.01)
+    (pfs_dir / "g" / "reads.fq.gz").write_bytes(good)  # refreshed: a new mtime
+    for part in old:
+        with pytest.raises(aifdata.FormatError, match="changed since it was partitioned"):
+            part.read(config=config)
+    parts = partition("aif://both/g/reads.fq.gz", n=2, config=config)
+    assert _names(parts, config) == random_records(1, 300)
+
+
+def test_staging_a_pfs_only_file_to_the_write_tier_keeps_its_partitions(home_catalog, pfs_dir):
+    pytest.importorskip("dnaio")
+    from aifdata.formats import partition
+
+    from .test_fastq import fastq_bytes, random_records
+
+    catalog, config = home_catalog
+    records = random_records(6, 400)
+    (pfs_dir / "only").mkdir()
+    (pfs_dir / "only" / "reads.fq").write_bytes(fastq_bytes(records))
+    catalog.ingest("aif://both/only", "only")
+    parts = partition("aif://both/only/reads.fq", n=3, config=config)
+    catalog.stage("only", to="s3")
+    assert _names(parts, config) == records
+
+
+def test_a_replica_of_an_older_version_is_not_served(setup):
+    catalog, fs, pfs_dir = setup
+    fs.pipe("both/v/data.bin", b"version one")
+    catalog.ingest("aif://both/v", "v")
+    catalog.stage("v", to="pfs")
+    assert fs.where("both/v/data.bin").tier == "pfs"
+    fs.pipe("both/v/data.bin", b"version two")  # the same size, on the write tier
+    route = fs.where("both/v/data.bin")  # the catalog does not know version two yet
+    assert route.tier == "s3" and fs.cat("both/v/data.bin") == b"version two"
+    catalog.ingest("aif://both/v", "v")  # now it does; the PFS copy is still version one
+    route = fs.where("both/v/data.bin")
+    assert route.tier == "s3" and fs.cat("both/v/data.bin") == b"version two"
+    assert ("pfs", "another version than the write tier 's3' holds") in route.skipped
+    catalog.stage("v", to="pfs")
+    assert fs.where("both/v/data.bin").tier == "pfs"
+    assert (pfs_dir / "v" / "data.bin").read_bytes() == b"version two"

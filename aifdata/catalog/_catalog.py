@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from .._config import Config, aifdata_home, load_config
 from .._errors import AccessDenied, CatalogError, NotFound
+from .._filesystem import catalog_opened
 from .._router import ReplicaRecord
 from .._urls import resolve_url
 from ..connectors._base import FileStat
@@ -180,6 +181,7 @@ class Catalog:
         local = self._local
         if getattr(local, "conn", None) is None or local.pid != os.getpid():
             local.conn, local.pid = connect(self.path), os.getpid()
+            catalog_opened()  # aif:// filesystems that found no catalog look again
         return local.conn
 
     def close(self) -> None:

@@ -115,14 +115,22 @@ class RangeSource:
     def fingerprint(self) -> str:
         """Size plus ETag (S3) or mtime (PFS): changes when the file does.
 
-        Through ``aif://`` it is the reference copy's (the write tier's), so a
-        verified replica on another tier, made by staging, reads the same partitions.
+        Through ``aif://``, a copy the catalog has verified adds its checksum
+        (``#sha256:...``): a replica made by staging holds the same version.
         """
-        info = self.info.get("reference") or self.info
+        info = self.info
         marker = info.get("ETag") or info.get("etag") or info.get("mtime") or ""
         if hasattr(marker, "timestamp"):
             marker = marker.timestamp()
-        return f"{self.size}:{str(marker).strip(chr(34))}"
+        checksum = info.get("checksum")
+        own = f"{self.size}:{str(marker).strip(chr(34))}"
+        return f"{own}#{checksum}" if checksum else own
+
+    @property
+    def version(self) -> str:
+        """What names this version of the file for caches: its checksum when
+        known (the same on every tier), else its fingerprint."""
+        return self.fingerprint.partition("#")[2] or self.fingerprint
 
     def head(self, n: int = 4096) -> bytes:
         """The first ``n`` bytes (read once, then kept)."""
@@ -144,11 +152,21 @@ class RangeSource:
 
     def check(self, partition: Partition) -> None:
         """Refuse to read a partition planned on another version of the file."""
-        if partition.fingerprint and partition.fingerprint != self.fingerprint:
+        if partition.fingerprint and not same_version(partition.fingerprint, self.fingerprint):
             raise FormatError(
                 f"{self.url}: changed since it was partitioned (was {partition.fingerprint},"
                 f" now {self.fingerprint}); plan the partitions again"
             )
+
+
+def same_version(planned: str, current: str) -> bool:
+    """Whether two fingerprints name the same version of a file: by checksum
+    when both have one (copies on two tiers), else by size and ETag or mtime."""
+    planned_own, _, planned_sum = planned.partition("#")
+    current_own, _, current_sum = current.partition("#")
+    if planned_sum and current_sum:
+        return planned_sum == current_sum
+    return planned_own == current_own
 
 
 class FormatPlugin(ABC):
@@ -236,7 +254,7 @@ class KeptMetadata:
         self._lock = threading.Lock()
 
     def slot(self, source: RangeSource) -> dict[Any, Any]:
-        key = (source.url, source.fingerprint)
+        key = (source.url, source.version)
         with self._lock:
             found = self._slots.pop(key, None)
             found = {} if found is None else found

@@ -85,7 +85,7 @@ def index_path(url: str, fingerprint: str) -> Path:
 
 def load_or_build(source: RangeSource) -> GzipIndex:
     """The index of ``source`` as it is now: loaded if stored, else built and stored."""
-    path = index_path(source.url, source.fingerprint)
+    path = index_path(source.url, source.version)
     if path.exists():
         try:
             return _load(path)
@@ -116,7 +116,7 @@ def build(source: RangeSource) -> GzipIndex:
     check.finish(source.size, size)
     header = {"url": source.url, "fingerprint": source.fingerprint, "size": size}
     header["points"] = points
-    path = index_path(source.url, source.fingerprint)
+    path = index_path(source.url, source.version)
     _store(path, json.dumps(header).encode() + b"\n" + windows.getvalue())
     return GzipIndex(source.url, source.fingerprint, size, points, path)
 
