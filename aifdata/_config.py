@@ -8,36 +8,130 @@ TOML or built in Python; both are validated the same way.
 
 from __future__ import annotations
 
+import difflib
+import math
+import numbers
 import os
+import re
+import reprlib
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 
 from ._errors import ConfigError, MountNotFound
 
 TIER_KINDS = ("s3", "pfs")
+MOUNT_KEYS = ("prefix", "read_order", "write_tier")
+_LOCATION_KEYS = {"s3": "url", "pfs": "path"}
+_S3_URL_SHAPE = "s3://bucket[/prefix]"
+_BUCKET = re.compile(r"[A-Za-z0-9._-]+")
 
-S3_OPTION_KEYS = frozenset(
-    {
-        "endpoint_url",
-        "key",
-        "secret",
-        "token",
-        "region",
-        "profile",
-        "anon",
-        "max_concurrency",
-        "part_size",
-        "connect_timeout",
-        "read_timeout",
-        "max_attempts",
-    }
-)
-PFS_OPTION_KEYS = frozenset({"block_size"})
-_OPTION_KEYS = {"s3": S3_OPTION_KEYS, "pfs": PFS_OPTION_KEYS}
+
+@dataclass(frozen=True)
+class _Check:
+    """What a tier option must be: a phrase for messages and a predicate."""
+
+    expected: str
+    accepts: Callable[[Any], bool]
+
+    def problem(self, value: Any) -> str | None:
+        return None if self.accepts(value) else f"expected {self.expected}, got {_shown(value)}"
+
+
+def _is_http_url(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        parts = urlsplit(value) if isinstance(value, str) else None
+    except ValueError:
+        return False
+    return parts is not None and parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _is_positive_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) > 0
+
+
+def _is_positive_seconds(value: Any) -> bool:
+    real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    return real and math.isfinite(value) and float(value) > 0
+
+
+_TEXT = _Check("a string", lambda v: v is None or isinstance(v, str))
+_FLAG = _Check("true or false", lambda v: isinstance(v, bool))
+_COUNT = _Check("a positive integer", _is_positive_int)
+_BYTES = _Check("a positive integer (bytes)", _is_positive_int)
+_SECONDS = _Check("a positive number (seconds)", _is_positive_seconds)
+_OPTION_CHECKS: dict[str, dict[str, _Check]] = {
+    "s3": {
+        "endpoint_url": _Check("an http:// or https:// URL", _is_http_url),
+        "key": _TEXT,
+        "secret": _TEXT,
+        "token": _TEXT,
+        "region": _TEXT,
+        "profile": _TEXT,
+        "anon": _FLAG,
+        "max_concurrency": _COUNT,
+        "part_size": _BYTES,
+        "connect_timeout": _SECONDS,
+        "read_timeout": _SECONDS,
+        "max_attempts": _COUNT,
+    },
+    "pfs": {"block_size": _BYTES},
+}
+S3_OPTION_KEYS = frozenset(_OPTION_CHECKS["s3"])
+PFS_OPTION_KEYS = frozenset(_OPTION_CHECKS["pfs"])
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 60
+
+
+def _shown(value: Any) -> str:
+    """A short, one-line repr of a value given in a config."""
+    return _REPR.repr(value)
+
+
+def _did_you_mean(word: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _is_s3_url(url: Any) -> bool:
+    if not isinstance(url, str) or not url.startswith("s3://"):
+        return False
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    segments = prefix.rstrip("/").split("/") if prefix.rstrip("/") else []
+    return bool(_BUCKET.fullmatch(bucket)) and all(s not in ("", ".", "..") for s in segments)
+
+
+def _location_problem(kind: str, location: Any) -> str | None:
+    """Why an S3 URL or a PFS path is unusable, or None."""
+    if kind == "s3":
+        ok, expected = _is_s3_url(location), _S3_URL_SHAPE
+    else:
+        ok, expected = isinstance(location, str) and bool(location), "a directory path"
+    return None if ok else f"expected {expected}, got {_shown(location)}"
+
+
+def _tier_problem(kind: str, location: Any, options: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The first (key, problem) of a tier's location and options, or None if all are valid."""
+    problem = _location_problem(kind, location)
+    if problem:
+        return _LOCATION_KEYS[kind], problem
+    checks = _OPTION_CHECKS[kind]
+    for option, value in options.items():
+        if option not in checks:
+            allowed = ", ".join(sorted(checks))
+            hint = _did_you_mean(option, sorted(checks))
+            return option, f"unknown {kind} option; expected one of {allowed}{hint}"
+        problem = checks[option].problem(value)
+        if problem:
+            return option, problem
+    return None
 
 
 def aifdata_home() -> Path:
@@ -63,15 +157,13 @@ class Tier:
     def __post_init__(self) -> None:
         if self.kind not in TIER_KINDS:
             raise ConfigError(f"tier kind {self.kind!r} is not one of {', '.join(TIER_KINDS)}")
-        object.__setattr__(self, "name", self.name or self.kind)
+        name = self.name or self.kind
+        problem = _tier_problem(self.kind, self.url, self.options)
+        if problem:
+            raise ConfigError(f"tier {name!r}: {problem[0]}: {problem[1]}")
+        object.__setattr__(self, "name", name)
         object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
         object.__setattr__(self, "url", _normalise_url(self.kind, self.url))
-        unknown = sorted(set(self.options) - _OPTION_KEYS[self.kind])
-        if unknown:
-            allowed = ", ".join(sorted(_OPTION_KEYS[self.kind]))
-            raise ConfigError(
-                f"tier {self.name!r}: unknown option {unknown[0]!r}; expected one of {allowed}"
-            )
 
     @classmethod
     def s3(cls, url: str, name: str = "s3", **options: Any) -> Tier:
@@ -81,20 +173,17 @@ class Tier:
     @classmethod
     def pfs(cls, path: str | os.PathLike[str], name: str = "pfs", **options: Any) -> Tier:
         """A parallel-file-system tier rooted at a directory."""
-        return cls("pfs", os.fspath(path), name, options)
+        location = os.fspath(path) if isinstance(path, os.PathLike) else path
+        return cls("pfs", location, name, options)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Tier, (self.kind, self.url, self.name, dict(self.options)))
 
 
 def _normalise_url(kind: str, url: str) -> str:
+    """``s3://bucket/prefix`` without trailing slashes; an absolute PFS path."""
     if kind == "s3":
-        bare = url.removeprefix("s3://").strip("/")
-        if not bare:
-            raise ConfigError(f"S3 tier URL {url!r} names no bucket; expected s3://bucket[/prefix]")
-        return f"s3://{bare}"
-    if not url:
-        raise ConfigError("PFS tier has an empty path; expected a directory")
+        return "s3://" + url.removeprefix("s3://").rstrip("/")
     return os.path.abspath(os.path.expanduser(url))
 
 
@@ -114,6 +203,11 @@ class Mount:
         tiers = tuple(self.tiers)
         if not tiers:
             raise ConfigError(f"mount {prefix!r} has no tiers")
+        if isinstance(self.read_order, str):
+            raise ConfigError(
+                f"mount {prefix!r}: read_order must be a sequence of tier names,"
+                f" not the string {self.read_order!r}"
+            )
         names = [t.name for t in tiers]
         if len(set(names)) != len(names):
             raise ConfigError(f"mount {prefix!r} has two tiers with the same name: {names}")
@@ -265,48 +359,72 @@ class _ConfigReader:
     def _mount(self, name: str, table: Any) -> Mount:
         key = f"mounts.{name}"
         if not isinstance(table, dict):
-            raise self.fail(key, "expected a table with tier sub-tables")
+            raise self.fail(
+                key, f"expected a table [{key}] with tier sub-tables, got {_shown(table)}"
+            )
         prefix = table.get("prefix", name)
         read_order = table.get("read_order", [])
         write_tier = table.get("write_tier", "")
-        self._expect(f"{key}.prefix", prefix, str)
-        self._expect(f"{key}.read_order", read_order, list)
-        self._expect(f"{key}.write_tier", write_tier, str)
+        self._expect(f"{key}.prefix", prefix, "a string", isinstance(prefix, str))
+        self._read_order(f"{key}.read_order", read_order)
+        self._expect(f"{key}.write_tier", write_tier, "a string", isinstance(write_tier, str))
         tiers = [
             self._tier(f"{key}.{tier_name}", tier_name, tier_table)
             for tier_name, tier_table in table.items()
-            if tier_name not in ("prefix", "read_order", "write_tier")
+            if tier_name not in MOUNT_KEYS
         ]
         try:
             return Mount(prefix, tuple(tiers), tuple(read_order), write_tier)
         except ConfigError as exc:
             raise self.fail(key, str(exc)) from None
 
+    def _read_order(self, key: str, value: Any) -> None:
+        names = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        example = f' like ["{value}"]' if isinstance(value, str) else ""
+        self._expect(key, value, f"a list of tier names{example}", names)
+
     def _tier(self, key: str, name: str, table: Any) -> Tier:
         if not isinstance(table, dict):
-            raise self.fail(key, "expected a tier table with 'url' (s3) or 'path' (pfs)")
-        kind = table.get("kind", name if name in TIER_KINDS else None)
-        if kind not in TIER_KINDS:
-            raise self.fail(f"{key}.kind", f"expected one of {', '.join(TIER_KINDS)}, got {kind!r}")
-        location_key = "url" if kind == "s3" else "path"
-        location = table.get(location_key)
-        if not isinstance(location, str) or not location:
-            raise self.fail(f"{key}.{location_key}", "missing or not a string")
+            raise self.fail(key, self._not_a_tier(key, name, table))
+        kind = self._kind(key, name, table)
+        location_key = _LOCATION_KEYS[kind]
+        if location_key not in table:
+            other = next((k for k in _LOCATION_KEYS.values() if k in table), None)
+            hint = f" (a {kind} tier has {location_key}, not {other})" if other else ""
+            raise self.fail(f"{key}.{location_key}", f"missing{hint}")
         options = {k: v for k, v in table.items() if k not in ("kind", location_key)}
-        for option in options:
-            if option not in _OPTION_KEYS[kind]:
-                allowed = ", ".join(sorted(_OPTION_KEYS[kind]))
-                raise self.fail(
-                    f"{key}.{option}", f"unknown {kind} option; expected one of {allowed}"
-                )
+        problem = _tier_problem(kind, table[location_key], options)
+        if problem:
+            raise self.fail(f"{key}.{problem[0]}", problem[1])
         try:
-            return Tier(kind, location, name, options)
+            return Tier(kind, table[location_key], name, options)
         except ConfigError as exc:
             raise self.fail(key, str(exc)) from None
 
-    def _expect(self, key: str, value: Any, kind: type | tuple[type, ...]) -> None:
-        if not isinstance(value, kind):
-            expected = (
-                kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+    def _not_a_tier(self, key: str, name: str, value: Any) -> str:
+        """The problem with a non-table value under a mount: a tier without its table, or a typo."""
+        if name in TIER_KINDS:
+            return f"expected a tier table [{key}], got {_shown(value)}"
+        tier_keys = {"kind", *_LOCATION_KEYS.values(), *S3_OPTION_KEYS, *PFS_OPTION_KEYS}
+        mount = key.rpartition(".")[0]
+        if name in tier_keys:
+            return f"unknown mount key; {name} belongs in a tier sub-table such as [{mount}.s3]"
+        known = ", ".join(MOUNT_KEYS)
+        hint = _did_you_mean(name, MOUNT_KEYS)
+        return f"unknown mount key; mount keys are {known}, and tiers are sub-tables{hint}"
+
+    def _kind(self, key: str, name: str, table: Mapping[str, Any]) -> str:
+        if "kind" not in table:
+            if name in TIER_KINDS:
+                return name
+            raise self.fail(
+                key, "a tier named other than 's3' or 'pfs' needs kind = \"s3\" or \"pfs\""
             )
-            raise self.fail(key, f"expected {expected}, got {type(value).__name__}")
+        kind = table["kind"]
+        if kind not in TIER_KINDS:
+            raise self.fail(f"{key}.kind", f'expected "s3" or "pfs", got {_shown(kind)}')
+        return str(kind)
+
+    def _expect(self, key: str, value: Any, expected: str, ok: bool) -> None:
+        if not ok:
+            raise self.fail(key, f"expected {expected}, got {_shown(value)}")

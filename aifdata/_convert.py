@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._config import Config, load_config
+from ._errors import AifDataError
 from ._urls import resolve_url
 
 #: Windows planned per tile at most: a window is then one tile (one Zarr chunk).
@@ -41,6 +42,12 @@ def geotiff_to_zarr(
     from .xarray import open_geotiff
 
     config = config or load_config()
+    fs, path = resolve_url(dest, config)
+    if fs.exists(path):
+        raise AifDataError(
+            f"{dest}: already exists; convert writes a new store (remove it, or choose another"
+            " DEST)"
+        )
     array = open_geotiff(url, level=level, n=_ONE_TILE_PER_WINDOW, config=config)
     catalog = _catalog(config)
     source_dataset = source_dataset or _dataset_of(catalog, url, config)
@@ -60,6 +67,8 @@ def geotiff_to_zarr(
 
 def _write(array: Any, dest: str, config: Config) -> None:
     fs, path = resolve_url(dest, config)
+    if fs.exists(path):  # made since the check: not ours to remove on failure
+        raise AifDataError(f"{dest}: already exists")
     try:
         array.to_dataset(name=array.name or "data").to_zarr(
             fs.get_mapper(path), mode="w-", zarr_format=3, consolidated=False

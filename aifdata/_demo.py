@@ -16,6 +16,7 @@ import contextlib
 import csv
 import io
 import os
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -55,9 +56,11 @@ class DemoReport:
     denied: str = ""
     environment: dict[str, str] = field(default_factory=dict)
     stop_command: str = ""  # what stops a server left running by ``keep``
+    kept: bool = False  # the server and ``home`` outlive the run
 
     def text(self) -> str:
-        lines = [f"aifdata demo: {self.server}", f"  home: {self.home}", ""]
+        where = f"  home: {self.home}" + ("" if self.kept else " (removed on exit)")
+        lines = [f"aifdata demo: {self.server}", where, ""]
         lines += [f"  {s.name:<12} {s.seconds:6.2f} s  {s.detail}" for s in self.steps]
         lines += ["", "  reads served from:"]
         lines += [f"    {tier:<4} {url}  ({why})" for url, tier, why in self.reads]
@@ -184,10 +187,12 @@ def run(
     echo: Callable[[str], None] = print,
 ) -> DemoReport:
     """Run the demo; ``keep`` leaves the server and files for the user."""
+    made_home = home is None
     home = Path(home or tempfile.mkdtemp(prefix="aifdata-demo-"))
     home.mkdir(parents=True, exist_ok=True)
     server = _Server(s3_endpoint, home)
     report = DemoReport(server.description, home, stop_command=server.stop_command)
+    kept = False
     try:
         echo(f"aifdata demo: {server.description}")
         server.make_bucket(BUCKET)
@@ -195,9 +200,12 @@ def run(
         report.environment = {"AIFDATA_HOME": str(home), "AIFDATA_CONFIG": str(config)}
         with _environment(report.environment, keep):
             _main_job(report, echo)
+        kept = report.kept = keep  # only after a run that worked
     finally:
-        if not keep:
+        if not kept:
             server.stop()
+            if made_home:
+                shutil.rmtree(home, ignore_errors=True)
     return report
 
 

@@ -115,13 +115,18 @@ def _script() -> str | None:
     """The running script's path (None in an interactive session)."""
     main = sys.modules.get("__main__")
     candidate = getattr(main, "__file__", None) or (sys.argv[0] if sys.argv else None)
-    if candidate and Path(candidate).name == "ipykernel_launcher.py":
+    if candidate and _is_ipykernel(Path(candidate)):
         # a Jupyter kernel: the notebook (Jupyter names it for its kernels), not the launcher
-        notebook = os.environ.get("JPY_SESSION_NAME")
-        return str(Path(notebook).resolve()) if notebook else None
+        notebook = Path(os.environ.get("JPY_SESSION_NAME", ""))
+        is_notebook = notebook.suffix == ".ipynb" and notebook.is_file()
+        return str(notebook.resolve()) if is_notebook else None
     if not candidate or not Path(candidate).is_file():
         return None
     return str(Path(candidate).resolve())
+
+
+def _is_ipykernel(path: Path) -> bool:
+    return path.name == "ipykernel_launcher.py" or path.parts[-2:] == ("ipykernel", "__main__.py")
 
 
 def _git_commit(script: str | None) -> str | None:

@@ -120,3 +120,13 @@ def test_debug_shows_the_traceback(tmp_path):
         proc.stderr.strip()
         == "aifdata: error: no mount holds 'aif://nomount/x'; known mounts: local"
     )
+
+
+def test_version_and_bad_partition_counts_are_usage_errors(capsys):
+    from aifdata import __version__
+    from aifdata.cli import main
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"aifdata {__version__}"
+    assert main(["partition", "whatever.fastq", "--n", "0"]) == 2
+    assert main(["partition", "whatever.fastq", "--target-bytes", "-5"]) == 2

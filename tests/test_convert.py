@@ -83,3 +83,17 @@ def test_a_cog_overview_level_converts_with_its_own_geotransform(scene, capsys):
         full.x[1] - full.x[0]
     )  # pixels twice as wide
     assert float(array.x[0]) == float(full.x[0]) + float(full.x[1] - full.x[0]) / 2
+
+
+def test_an_existing_destination_is_refused_and_kept(scene, capsys):
+    catalog, fs, image = scene
+    dest = "aif://local/derived/keep.zarr"
+    args = ["convert", "aif://local/imagery/scene.tif", dest, "--to", "zarr"]
+    assert main([*args, "--dataset", "imagery/keep"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--dataset", "imagery/keep-again"]) != 0
+    err = capsys.readouterr().err
+    assert "already exists" in err and len(err.strip().splitlines()) == 1
+    store = xr.open_zarr(fs.get_mapper(dest), zarr_format=3, consolidated=False)
+    np.testing.assert_array_equal(store["scene.tif"].values, image)  # the first store is intact
+    assert [r.state for r, _ in catalog.lineage("imagery/keep")["upstream"].runs] == ["COMPLETE"]

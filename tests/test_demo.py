@@ -39,7 +39,9 @@ def test_the_demo_runs_the_main_job_and_reports_it(tmp_path):
     assert "attached to a different loop" not in proc.stderr
     assert "Task exception" not in proc.stderr
     home = next(line.split(": ", 1)[1] for line in out.splitlines() if "home: " in line)
+    home = home.removesuffix(" (removed on exit)")
     assert home and not _processes_under(home)  # its SeaweedFS was stopped
+    assert not Path(home).exists()  # and its temporary home removed
 
 
 def _processes_under(home: str) -> list[str]:

@@ -367,4 +367,8 @@ def test_in_a_jupyter_kernel_the_script_is_the_notebook(tmp_path, monkeypatch):
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
     assert lineage._script() is None  # not the launcher's path
     monkeypatch.setenv("JPY_SESSION_NAME", str(tmp_path / "analysis.ipynb"))
+    assert lineage._script() is None  # no such notebook (a relative API path, say)
+    (tmp_path / "analysis.ipynb").write_text("{}")
     assert lineage._script() == str((tmp_path / "analysis.ipynb").resolve())
+    monkeypatch.setenv("JPY_SESSION_NAME", "console-1")  # a console, not a notebook
+    assert lineage._script() is None

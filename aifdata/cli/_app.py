@@ -67,6 +67,14 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from .._version import __version__
+
+        typer.echo(f"aifdata {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _options(
     config: Annotated[
@@ -74,6 +82,10 @@ def _options(
         typer.Option("--config", envvar="AIFDATA_CONFIG", help="Mount table (TOML)."),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_print_version, help="Show the version."),
+    ] = False,
 ) -> None:
     state.config_path, state.debug, state._config = config, debug, None
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shlex
+import shutil
+import sys
 from typing import Annotated
 
 import typer
@@ -39,6 +41,7 @@ def demo_command(
             typer.echo("Everything is still running. To use it from a shell:")
         for key, value in report.environment.items():
             typer.echo(f"  export {key}={shlex.quote(value)}")
-        typer.echo("  aifdata search demo; aifdata lineage genomics/read-lengths")
+        exe = "aifdata" if shutil.which("aifdata") else f"{sys.executable} -m aifdata"
+        typer.echo(f"  {exe} search demo; {exe} lineage genomics/read-lengths")
         if report.stop_command:
             typer.echo(f"When done: {report.stop_command}; rm -rf {shlex.quote(str(report.home))}")

@@ -37,9 +37,10 @@ def formats_command(as_json: JsonFlag = False) -> None:
 @app.command("partition")
 def partition_command(
     url: Annotated[str, typer.Argument(help="A file: aif://, s3:// or a local path.")],
-    n: Annotated[int | None, typer.Option("--n", help="Number of partitions.")] = None,
+    n: Annotated[int | None, typer.Option("--n", min=1, help="Number of partitions.")] = None,
     target_bytes: Annotated[
-        int | None, typer.Option("--target-bytes", help="About this many bytes per partition.")
+        int | None,
+        typer.Option("--target-bytes", min=1, help="About this many bytes per partition."),
     ] = None,
     format: Annotated[
         str | None, typer.Option("--format", help="Force a format (default: detect).")

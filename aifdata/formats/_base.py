@@ -141,7 +141,7 @@ class RangeSource:
 
     def read(self, start: int, end: int) -> bytes:
         """Bytes ``[start, end)`` (clipped to the file)."""
-        end = min(end, self.size)
+        start, end = max(0, start), min(end, self.size)
         if start >= end:
             return b""
         data: bytes = self.fs.cat_file(self.path, start, end)

@@ -303,11 +303,14 @@ def translated(reader: _Reader, what: str) -> Iterator[None]:
 
     uproot's exceptions rarely carry a file offset, so the one named is the
     start of the last range read, which holds the bytes that failed to parse.
+    A missing library (a decompressor) stays an ImportError, naming the file.
     """
     try:
         yield
-    except (FormatError, ImportError, MemoryError):
-        raise  # not the file's fault: a missing decompressor or library says so itself
+    except (FormatError, MemoryError):
+        raise
+    except ImportError as exc:  # not the file's fault: a decompressor or library is missing
+        raise ImportError(f"{reader.source.url}: reading {what} needs {exc}") from exc
     except Exception as exc:
         message = str(getattr(exc, "message", None) or exc)
         lines = [s.strip() for s in message.splitlines() if s.strip()]
