@@ -196,7 +196,7 @@ class AifFileSystem(AbstractFileSystem):
         self._allow(path, "read", "ls")
         virtual = self._virtual_children(path)
         if virtual is not None:
-            entries = [{"name": n, "size": 0, "type": "directory"} for n in virtual]
+            entries = [self._virtual_entry(n) for n in virtual]
         else:
             entries = self._ls_mount(path)
         entries = self._visible(entries)
@@ -208,39 +208,61 @@ class AifFileSystem(AbstractFileSystem):
         return [e for e in entries if e["name"] in keep]
 
     def _ls_mount(self, path: str) -> list[Info]:
+        """The union of the tiers' listings of ``path`` (of a file: that file alone)."""
         mount, rel = self.config.resolve(path)
-        merged: dict[str, Info] = {}
-        found = False
+        listings = []
         for conn in self._tiers(mount):
             try:
-                entries = conn.ls(rel)
+                listings.append((conn.tier.name, conn.ls(rel)))
             except FileNotFoundError:
                 continue
-            found = True
-            for entry in entries:
-                named = self._named(mount, entry, conn.tier.name)
-                held = merged.setdefault(named["name"], named)
-                held.setdefault("tiers", [])
-                held["tiers"].append(conn.tier.name)
-        if not found and rel:
+        if not listings and rel:
             raise NotFound(f"aif://{path}: no such file or directory")
+        return sorted(self._union(mount, listings).values(), key=lambda e: e["name"])
+
+    def _union(
+        self, mount: Mount, listings: Iterable[tuple[str, Iterable[Info]]]
+    ) -> dict[str, Info]:
+        """Each entry once, by logical name, with ``tiers``: the tiers holding it as that type.
+
+        The metadata is the first listing's (the write tier's), and ``tier`` names
+        the tier it describes; a file wins over a directory of the same name, as in
+        :meth:`info`.
+        """
+        merged: dict[str, Info] = {}
+        for tier, entries in listings:
+            for entry in entries:
+                name = self._logical(mount, entry["name"])
+                held = merged.get(name)
+                if held is None or (held["type"] == "directory" and entry["type"] == "file"):
+                    merged[name] = {**entry, "name": name, "tier": tier, "tiers": [tier]}
+                elif held["type"] == entry["type"]:
+                    held["tiers"].append(tier)
         for entry in merged.values():
-            entry.pop("tier", None)
-        return sorted(merged.values(), key=lambda e: e["name"])
+            entry["tiers"] = self._read_ordered(mount, entry["tiers"])
+        return merged
+
+    @staticmethod
+    def _read_ordered(mount: Mount, names: Iterable[str]) -> list[str]:
+        """Tier names in the mount's read order (tiers it leaves out last, as declared):
+        the one order of every ``tiers`` list."""
+        order = [*mount.read_order, *(t.name for t in mount.tiers)]
+        return sorted(set(names), key=order.index)
+
+    def _virtual_entry(self, path: str) -> Info:
+        """A directory of the namespace: a mount's root (held by its tiers) or above mounts."""
+        mount = next((m for m in self.config.mounts if m.prefix == path), None)
+        tiers = [] if mount is None else self._read_ordered(mount, (t.name for t in mount.tiers))
+        return {"name": path, "size": 0, "type": "directory", "tiers": tiers}
 
     def info(self, path: str, **kwargs: Any) -> Info:
         path = self._strip_protocol(path)
         self._allow(path, "read", "info")
         if self._virtual_children(path) is not None:
-            return {"name": path, "size": 0, "type": "directory"}
+            return self._virtual_entry(path)
         mount, rel = self.config.resolve(path)
         if not rel:
-            return {
-                "name": path,
-                "size": 0,
-                "type": "directory",
-                "tiers": [t.name for t in mount.tiers],
-            }
+            return self._virtual_entry(path)
         found: dict[str, Info] = {}
         for conn in self._tiers(mount):
             try:
@@ -256,14 +278,14 @@ class AifFileSystem(AbstractFileSystem):
             if isinstance(route, NotFound):
                 raise route
             info = self._named(mount, found[route.tier], route.tier)
-            info["tiers"] = sorted(files)
+            info["tiers"] = self._read_ordered(mount, files)
             if route.checksum:  # the same bytes on every tier that serves them
                 info["checksum"] = route.checksum
             return info
         if found:
             name, info = next(iter(found.items()))
             out = self._named(mount, info, name)
-            out["tiers"] = sorted(found)
+            out["tiers"] = self._read_ordered(mount, found)
             return out
         raise NotFound(f"aif://{path}: no such file or directory")
 
@@ -282,7 +304,7 @@ class AifFileSystem(AbstractFileSystem):
         if virtual is not None:
             for child in virtual:
                 if withdirs:
-                    out[child] = {"name": child, "size": 0, "type": "directory"}
+                    out[child] = self._virtual_entry(child)
                 out.update(self.find(child, withdirs=withdirs, detail=True))
         else:
             out = self._find_mount(path, withdirs)
@@ -294,19 +316,15 @@ class AifFileSystem(AbstractFileSystem):
 
     def _find_mount(self, path: str, withdirs: bool) -> dict[str, Info]:
         mount, rel = self.config.resolve(path)
-        out: dict[str, Info] = {}
+        listings = []
         for conn in self._tiers(mount):
             try:
-                found = conn.find(rel, withdirs=withdirs)
+                listings.append((conn.tier.name, conn.find(rel, withdirs=withdirs).values()))
             except FileNotFoundError:
                 continue
-            prefix, tier = f"{mount.prefix}/", conn.tier.name
-            for entry in found.values():
-                name = prefix + entry["name"] if entry["name"] else mount.prefix
-                if name in out or (name == path and entry["type"] == "directory"):
-                    continue
-                named = out[name] = dict(entry)
-                named["name"], named["tier"] = name, tier
+        out = self._union(mount, listings)
+        if out.get(path, {}).get("type") == "directory":
+            del out[path]  # a directory is not below itself
         return out
 
     # -- reads ---------------------------------------------------------------

@@ -71,7 +71,8 @@ def ls_command(
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Every file below.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """List a directory (the union of a mount's tiers)."""
+    """List a directory, or one file: the union of a mount's tiers, with the tiers
+    that hold each entry (in read order)."""
     fs, path = resolve_url(url, state.config)
     found = list(fs.find(path, detail=True).values()) if recursive else fs.ls(path, detail=True)
     entries = sorted(found, key=lambda e: e["name"])

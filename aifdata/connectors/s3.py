@@ -161,19 +161,17 @@ class S3Connector(Connector):
             return self._info(self.fs.info(self.path(rel)))
 
     def ls(self, rel: str) -> list[Info]:
+        """The entries under directory ``rel``; of a file, that file alone (as fsspec)."""
         with self._errors(rel):
             entries = self.fs.ls(self.path(rel), detail=True)
-        return [self._info(e) for e in entries if self._rel(e["name"]) != rel or not rel]
+        infos = (self._info(e) for e in entries if not _is_marker(e))
+        return [i for i in infos if i["name"] != rel or i["type"] == "file"]
 
     def find(self, rel: str, withdirs: bool = False) -> dict[str, Info]:
         with self._errors(rel):
             found = self.fs.find(self.path(rel), withdirs=withdirs, detail=True)
-        out = {}
-        for raw in found.values():
-            info = self._info(raw)
-            if info["name"] != rel or info["type"] == "file":
-                out[info["name"]] = info
-        return out
+        infos = (self._info(e) for e in found.values() if not _is_marker(e))
+        return {i["name"]: i for i in infos if i["name"] != rel or i["type"] == "file"}
 
     def stats(self, rels: Iterable[str]) -> dict[str, FileStat]:
         """One listing per parent directory instead of one HEAD per file."""
@@ -312,6 +310,11 @@ class S3Connector(Connector):
 
     def makedirs(self, rel: str) -> None:
         """Directories are implicit in S3: they exist once a key is under them."""
+
+
+def _is_marker(raw: Info) -> bool:
+    """Whether a listed object is a folder marker (``prefix/``), not a file of the tier."""
+    return raw.get("type") != "directory" and str(raw["name"]).endswith("/")
 
 
 def _absolute(offset: int | None, size: int) -> int | None:
