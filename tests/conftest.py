@@ -105,6 +105,21 @@ def two_tier_fs(seaweedfs: _seaweedfs.SeaweedFS, bucket: str, pfs_dir: Path) -> 
 
 
 @pytest.fixture
+def both(two_tier_fs, pfs_dir):
+    """Place a file on the S3 tier (through ``aif://``) and/or the PFS tier (directly)."""
+
+    def place(rel, s3=None, pfs=None):
+        if s3 is not None:
+            two_tier_fs.pipe(f"both/{rel}", s3)
+        if pfs is not None:
+            target = pfs_dir / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(pfs)
+
+    return place
+
+
+@pytest.fixture
 def s3_fs(seaweedfs: _seaweedfs.SeaweedFS, bucket: str) -> AifFileSystem:
     return aifdata.filesystem(
         aifdata.Config((aifdata.Mount("s3only", (s3_tier(seaweedfs, bucket),)),))

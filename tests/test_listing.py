@@ -13,28 +13,13 @@ from aifdata.cli import main
 from .conftest import s3_tier
 
 
-@pytest.fixture
-def place(two_tier_fs, pfs_dir):
-    """Put a file on the S3 tier (through aif://) and/or the PFS tier (directly)."""
-
-    def put(rel, s3=None, pfs=None):
-        if s3 is not None:
-            two_tier_fs.pipe(f"both/{rel}", s3)
-        if pfs is not None:
-            target = pfs_dir / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(pfs)
-
-    return put
-
-
 @pytest.mark.parametrize(
     ("where", "tiers"),
     [({"s3": b"abc"}, ["s3"]), ({"pfs": b"abc"}, ["pfs"]), ({"s3": b"abc", "pfs": b"abc"}, None)],
     ids=["s3-only", "pfs-only", "both"],
 )
-def test_ls_of_a_file_is_that_file(two_tier_fs, place, where, tiers):
-    place("d/f.bin", **where)
+def test_ls_of_a_file_is_that_file(two_tier_fs, both, where, tiers):
+    both("d/f.bin", **where)
     [entry] = two_tier_fs.ls("aif://both/d/f.bin")
     assert entry["name"] == "both/d/f.bin"
     assert entry["type"] == "file" and entry["size"] == 3
@@ -43,16 +28,16 @@ def test_ls_of_a_file_is_that_file(two_tier_fs, place, where, tiers):
     assert two_tier_fs.info("both/d/f.bin")["tiers"] == entry["tiers"]
 
 
-def test_ls_of_a_missing_path_is_not_found(two_tier_fs, place):
-    place("d/f.bin", s3=b"abc", pfs=b"abc")
+def test_ls_of_a_missing_path_is_not_found(two_tier_fs, both):
+    both("d/f.bin", s3=b"abc", pfs=b"abc")
     with pytest.raises(FileNotFoundError):
         two_tier_fs.ls("both/d/nothing.bin")
     with pytest.raises(FileNotFoundError):
         two_tier_fs.ls("both/d/f.bin/below")
 
 
-def test_each_tier_lists_a_file_as_itself(two_tier_fs, place):
-    place("d/f.bin", s3=b"abc", pfs=b"abc")
+def test_each_tier_lists_a_file_as_itself(two_tier_fs, both):
+    both("d/f.bin", s3=b"abc", pfs=b"abc")
     mount = two_tier_fs.config.mounts[0]
     for tier in ("s3", "pfs"):
         conn = two_tier_fs.connector(mount, tier)
@@ -62,11 +47,11 @@ def test_each_tier_lists_a_file_as_itself(two_tier_fs, place):
         assert list(conn.find("d/f.bin")) == ["d/f.bin"], tier
 
 
-def test_ls_find_and_info_agree_on_tiers(two_tier_fs, place):
-    place("d/common.bin", s3=b"1234", pfs=b"1234")
-    place("d/s3.bin", s3=b"x")
-    place("d/pfs.bin", pfs=b"y")
-    place("d/sub/deep.bin", s3=b"z", pfs=b"z")
+def test_ls_find_and_info_agree_on_tiers(two_tier_fs, both):
+    both("d/common.bin", s3=b"1234", pfs=b"1234")
+    both("d/s3.bin", s3=b"x")
+    both("d/pfs.bin", pfs=b"y")
+    both("d/sub/deep.bin", s3=b"z", pfs=b"z")
     expected = {
         "both/d/common.bin": ["pfs", "s3"],
         "both/d/pfs.bin": ["pfs"],

@@ -7,21 +7,6 @@ import pytest
 from aifdata import NotFound
 
 
-@pytest.fixture
-def both(two_tier_fs, pfs_dir):
-    """A helper that places a file on either tier directly."""
-
-    def place(rel, s3=None, pfs=None):
-        if s3 is not None:
-            two_tier_fs.pipe(f"both/{rel}", s3)
-        if pfs is not None:
-            target = pfs_dir / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(pfs)
-
-    return place
-
-
 def test_same_size_copy_is_read_from_pfs(two_tier_fs, both):
     both("run42/reads.fastq", s3=b"S3S3S3", pfs=b"PFSPFS")
     assert two_tier_fs.cat("aif://both/run42/reads.fastq") == b"PFSPFS"
