@@ -561,3 +561,16 @@ def test_a_dataframe_has_a_row_per_entry_with_jagged_branches_as_lists():
     assert [list(px) for _, _, px in joined] == [list(px) for px in whole["Jet_Px"]]
     frame = aifdata.dask.to_dataframe(parts)
     assert frame.npartitions == len(parts) and len(frame) == len(whole["NJet"])
+
+
+def test_a_dataframe_of_several_trees_is_refused_with_their_names():
+    pytest.importorskip("dask.dataframe")
+    import aifdata.dask
+
+    parts = partition(str(real("uproot-issue243-new.root")), n=8)  # eight trees, one file
+    with pytest.raises(ValueError, match=r"kinds of table .*'sig'.* make one DataFrame per kind"):
+        aifdata.dask.to_dataframe(parts)
+    sig = [p for p in parts if p["tree"] == "sig"]
+    assert len(aifdata.dask.to_dataframe(sig)) == sum(
+        p["entry_stop"] - p["entry_start"] for p in sig
+    )
