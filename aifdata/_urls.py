@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from fsspec import AbstractFileSystem
@@ -13,7 +14,7 @@ from ._filesystem import AifFileSystem
 
 
 def resolve_url(url: str, config: Config, catalog: Any = None) -> tuple[AbstractFileSystem, str]:
-    """The filesystem and path for ``aif://``, ``s3://`` or a local path.
+    """The filesystem and path for ``aif://``, ``s3://`` or a local path (or ``file://``).
 
     ``catalog`` is the one whose grants an ``aif://`` filesystem enforces
     (default: the one in ``$AIFDATA_HOME``).
@@ -26,6 +27,9 @@ def resolve_url(url: str, config: Config, catalog: Any = None) -> tuple[Abstract
         return fs, fs._strip_protocol(url)
     if url.startswith("s3://"):
         return _s3_filesystem(url, config), url.removeprefix("s3://")
+    if url.startswith("file://"):
+        url = url.removeprefix("file://")
+    _refuse_other_schemes(url)
     local = LocalFileSystem()
     return local, os.path.abspath(url)
 
@@ -42,3 +46,14 @@ def _s3_filesystem(url: str, config: Config) -> AbstractFileSystem:
     import s3fs
 
     return s3fs.S3FileSystem()
+
+
+def _refuse_other_schemes(url: str) -> None:
+    """A URL that is neither ``aif://``, ``s3://`` nor a local path is a mistake: say which."""
+    scheme, sep, rest = url.partition(":")
+    if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]+", scheme):
+        return  # a local path (``C:`` style drive letters are one letter: not a scheme)
+    if scheme.lower() in ("aif", "s3") and not rest.startswith("//"):
+        raise ValueError(f"{url}: did you mean {scheme.lower()}://{rest.lstrip('/')}?")
+    if rest.startswith("//"):
+        raise ValueError(f"{url}: {scheme}:// is not supported here: use aif://, s3:// or a path")

@@ -130,3 +130,27 @@ def test_version_and_bad_partition_counts_are_usage_errors(capsys):
     assert capsys.readouterr().out.strip() == f"aifdata {__version__}"
     assert main(["partition", "whatever.fastq", "--n", "0"]) == 2
     assert main(["partition", "whatever.fastq", "--target-bytes", "-5"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("aif:/demo/reads.fq", "did you mean aif://demo/reads.fq?"),
+        ("s3:bucket/key", "did you mean s3://bucket/key?"),
+        ("http://host/x", "http:// is not supported here: use aif://, s3:// or a path"),
+    ],
+)
+def test_a_mistyped_url_is_named_not_taken_for_a_path(url, says, capsys):
+    from aifdata.cli import main
+
+    assert main(["cat", url]) != 0
+    err = capsys.readouterr().err
+    assert says in err and len(err.strip().splitlines()) == 1
+
+
+def test_file_urls_are_local_paths(tmp_path, capsysbinary):
+    from aifdata.cli import main
+
+    (tmp_path / "x.txt").write_bytes(b"local bytes")
+    assert main(["cat", f"file://{tmp_path / 'x.txt'}"]) == 0
+    assert capsysbinary.readouterr().out == b"local bytes"

@@ -30,8 +30,11 @@ def formats_command(as_json: JsonFlag = False) -> None:
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
+    name_width = max((len(row["name"]) for row in rows), default=0)
+    ext_width = max((len(" ".join(row["extensions"])) for row in rows), default=0)
     for row in rows:
-        typer.echo(f"{row['name']:<10} {' '.join(row['extensions']):<24} {row['description']}")
+        extensions = " ".join(row["extensions"])
+        typer.echo(f"{row['name']:<{name_width}}  {extensions:<{ext_width}}  {row['description']}")
 
 
 @app.command("partition")
