@@ -63,7 +63,7 @@ class DemoReport:
         lines = [f"aifdata demo: {self.server}", where, ""]
         lines += [f"  {s.name:<12} {s.seconds:6.2f} s  {s.detail}" for s in self.steps]
         lines += ["", "  reads served from:"]
-        lines += [f"    {tier:<4} {url}  ({why})" for url, tier, why in self.reads]
+        lines += [f"    {tier:<4} {url}: {why}" for url, tier, why in self.reads]
         lines += ["", "  records per partition:"]
         by_file: dict[str, list[str]] = {}
         for url, fmt, ordinal, count in self.partitions:

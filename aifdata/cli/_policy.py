@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import sys
 from pathlib import Path
@@ -82,8 +83,9 @@ def audit(
         return
     for r in rows:
         verdict = "allowed" if r["allowed"] else "DENIED"
+        when = datetime.datetime.fromtimestamp(r["time"]).strftime("%Y-%m-%d %H:%M:%S")
         typer.echo(
-            f"{r['time']:.0f} {verdict:<7} {r['principal']:<20} {r['action']:<8} "
+            f"{when} {verdict:<7} {r['principal']:<20} {r['action']:<8} "
             f"{r['privilege']:<6} {r['target']}"
         )
 
