@@ -58,3 +58,20 @@ def test_opening_reads_the_header_only(scene, monkeypatch):
     read.clear()
     array[:128, :128].compute()
     assert 0 < sum(read) < size / 8  # one window's tile (and its tables, once)
+
+
+def test_xarray_opens_an_aif_geotiff_through_the_aifdata_engine(scene):
+    _, image = scene
+    fs = aifdata.filesystem()
+    url = "aif://local/imagery/scene.tif"
+    fs.pipe_file(url, _synthetic.geotiff(side=512, tile=128, seed=4))
+    for engine in ("aifdata", None):  # named, or guessed from an aif:// .tif
+        dataset = xr.open_dataset(url, engine=engine, n=4)
+        assert not dataset["band_data"]._in_memory  # lazy
+        np.testing.assert_array_equal(dataset["band_data"].values, image)
+        assert dataset.attrs["crs"] == f"EPSG:{_synthetic.GEOTIFF_EPSG}"
+    chunked = xr.open_dataset(url, engine="aifdata", n=4, chunks={})["band_data"]
+    assert chunked.chunks == ((256, 256), (256, 256))  # a Dask chunk per window
+    np.testing.assert_array_equal(chunked[:10, 300:310].values, image[:10, 300:310])
+    overview = xr.open_dataset(url, engine="aifdata", level=0, drop_variables=["band_data"])
+    assert list(overview.data_vars) == []
