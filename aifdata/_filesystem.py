@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from fsspec.spec import AbstractFileSystem
@@ -28,6 +29,15 @@ from .connectors._base import FileStat, Info
 _COPY_CHUNK = 16 * 2**20
 CATALOG_RECHECK_SECONDS = 1.0  # while $AIFDATA_HOME/catalog.db is absent
 _catalogs_opened = 0  # by this process: a filesystem that found none looks again at once
+
+
+def _made_catalog(path: Path) -> bool:
+    """Whether ``path`` holds a catalog: an empty file is one still being made (by its
+    first admin, who must not be this process)."""
+    try:
+        return path.stat().st_size > 0
+    except OSError:
+        return False
 
 
 def catalog_opened() -> None:
@@ -81,7 +91,7 @@ class AifFileSystem(AbstractFileSystem):
                 or self._catalogs_seen != _catalogs_opened
             ):
                 self._catalogs_seen = _catalogs_opened
-                if (aifdata_home() / "catalog.db").exists():
+                if _made_catalog(aifdata_home() / "catalog.db"):
                     self._catalog = Catalog(config=self.config)
                 else:
                     self._catalog_absent_until = time.monotonic() + CATALOG_RECHECK_SECONDS
