@@ -52,7 +52,7 @@ def geotiff_to_zarr(
     catalog = _catalog(config)
     source_dataset = source_dataset or _dataset_of(catalog, url, config)
     if catalog is None or source_dataset is None:
-        _write(array, dest, config)
+        _write(array, fs, path)
         return None
     from . import lineage
 
@@ -60,19 +60,18 @@ def geotiff_to_zarr(
     params = {"url": url, "dest": dest, "level": level, "format": "zarr v3"}
     with lineage.run("aifdata convert --to zarr", [source_dataset], params=params,
                      catalog=catalog) as run:  # fmt: skip
-        _write(array, dest, config)
+        _write(array, fs, path)
         run.output(name, source=dest)
     return name
 
 
-def _write(array: Any, dest: str, config: Config) -> None:
-    fs, path = resolve_url(dest, config)
-    if fs.exists(path):  # made since the check: not ours to remove on failure
-        raise AifDataError(f"{dest}: already exists")
+def _write(array: Any, fs: Any, path: str) -> None:
     try:
         array.to_dataset(name=array.name or "data").to_zarr(
             fs.get_mapper(path), mode="w-", zarr_format=3, consolidated=False
         )
+    except FileExistsError:
+        raise  # made by someone else since the check: not ours to remove
     except BaseException:
         if fs.exists(path):
             fs.rm(path, recursive=True)  # nothing half-written stays behind

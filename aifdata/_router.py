@@ -153,8 +153,9 @@ class Router:
         write = self.mount.write_tier
         ref_stat = stats.get(write, {}).get(rel)
         ref_record = records.get(self.connectors[write].url(rel))
-        current = ref_record is not None and ref_stat is not None and ref_record.matches(ref_stat)
-        reference = ref_record.checksum if current and ref_record else None
+        reference = None  # the checksum of the write tier's copy, if it is the one recorded
+        if ref_record is not None and ref_stat is not None and ref_record.matches(ref_stat):
+            reference = ref_record.checksum
         skipped: list[tuple[str, str]] = []
         other_version = False
         for name in self.mount.read_order:

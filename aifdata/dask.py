@@ -52,7 +52,7 @@ def to_dataframe(partitions: Sequence[Partition], meta: Any = None, config: Any 
 
     if not partitions:
         raise ValueError("no partitions to make a DataFrame of")
-    kinds = sorted({_table_kind(p) for p in partitions})
+    kinds = sorted({get(p.format).table(p) for p in partitions})
     if len(kinds) > 1:
         raise ValueError(
             f"partitions of {len(kinds)} kinds of table ({', '.join(kinds)}) have different"
@@ -61,10 +61,3 @@ def to_dataframe(partitions: Sequence[Partition], meta: Any = None, config: Any 
     if meta is None:
         meta = _frame(partitions[0], config).iloc[:0]
     return dd.from_map(_frame, list(partitions), config=config, meta=meta)
-
-
-def _table_kind(partition: Partition) -> str:
-    """What decides a partition's columns: its format family, and a ROOT tree's path."""
-    family = "fastq" if partition.format.startswith("fastq") else partition.format
-    tree = partition.options.get("tree")
-    return f"{family} {tree!r}" if tree is not None else family

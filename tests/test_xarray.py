@@ -73,5 +73,5 @@ def test_xarray_opens_an_aif_geotiff_through_the_aifdata_engine(scene):
     chunked = xr.open_dataset(url, engine="aifdata", n=4, chunks={})["band_data"]
     assert chunked.chunks == ((256, 256), (256, 256))  # a Dask chunk per window
     np.testing.assert_array_equal(chunked[:10, 300:310].values, image[:10, 300:310])
-    overview = xr.open_dataset(url, engine="aifdata", level=0, drop_variables=["band_data"])
-    assert list(overview.data_vars) == []
+    dropped = xr.open_dataset(url, engine="aifdata", level=0, drop_variables=["band_data"])
+    assert list(dropped.data_vars) == []

@@ -130,7 +130,8 @@ class RangeSource:
     def version(self) -> str:
         """What names this version of the file for caches: its checksum when
         known (the same on every tier), else its fingerprint."""
-        return self.fingerprint.partition("#")[2] or self.fingerprint
+        fingerprint = self.fingerprint
+        return fingerprint.partition("#")[2] or fingerprint
 
     def head(self, n: int = 4096) -> bytes:
         """The first ``n`` bytes (read once, then kept)."""
@@ -196,6 +197,11 @@ class FormatPlugin(ABC):
     @abstractmethod
     def read(self, partition: Partition, source: RangeSource | None = None, **options: Any) -> Any:
         """The records of one partition."""
+
+    def table(self, partition: Partition) -> str:
+        """What decides the columns of :meth:`to_pandas` for ``partition`` (the same
+        string: the same columns)."""
+        return self.name
 
     def to_pandas(self, partition: Partition, **options: Any) -> Any:
         """One partition as a pandas DataFrame (a row per record)."""

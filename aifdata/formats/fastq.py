@@ -47,6 +47,9 @@ _LINE_BYTES = _QUALITY_BYTES + b"\n"
 class FastqColumns:
     """``to_pandas`` for formats whose records are FASTQ reads: the Arrow table's columns."""
 
+    def table(self, partition: Partition) -> str:
+        return "fastq"  # plain, gzip and BGZF: the same columns
+
     def to_pandas(self, partition: Partition, **options: Any) -> Any:
         """Columns ``name``, ``sequence``, ``quality``."""
         return self.read(partition, as_arrow=True, **options).to_pandas()  # type: ignore[attr-defined]

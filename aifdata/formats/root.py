@@ -146,6 +146,9 @@ class RootFormat(FormatPlugin):
                     **options,
                 )
 
+    def table(self, partition: Partition) -> str:
+        return f"root {partition['tree']!r}"
+
     def to_pandas(
         self, partition: Partition, branches: str | Sequence[str] | None = None, **options: Any
     ) -> Any:
