@@ -122,15 +122,24 @@ def test_keep_leaves_a_working_setup_and_says_how_to_stop_it(tmp_path):
     assert not Path(home).exists()
 
 
+def _default_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.timeout(300)
 def test_ctrl_c_stops_the_demo_and_its_server(tmp_path):
     import signal
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIFDATA_", "AWS_"))}
     env |= {"HOME": str(tmp_path), "TMPDIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    # A shell runs background jobs with SIGINT ignored, and Python then never raises
+    # KeyboardInterrupt; give the demo the SIGINT disposition a terminal's Ctrl-C meets.
     demo = subprocess.Popen(
         [str(Path(sys.executable).with_name("aifdata")), "demo"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+        preexec_fn=_default_sigint,
     )  # fmt: skip
     try:
         first = demo.stdout.readline()  # printed once the server is up
