@@ -47,6 +47,24 @@ def test_each_tier_lists_a_file_as_itself(two_tier_fs, both):
         assert list(conn.find("d/f.bin")) == ["d/f.bin"], tier
 
 
+def test_s3_ls_of_a_file_does_not_list_its_folder(two_tier_fs, both, monkeypatch):
+    for i in range(3):
+        both(f"d/f{i}.bin", s3=b"abc")
+    conn = two_tier_fs.connector(two_tier_fs.config.mounts[0], "s3")
+    listed = []
+    lsdir = type(conn.fs)._lsdir
+
+    async def spy(fs, path, *args, **kwargs):
+        listed.append(path)
+        return await lsdir(fs, path, *args, **kwargs)
+
+    monkeypatch.setattr(type(conn.fs), "_lsdir", spy)
+    conn.fs.invalidate_cache()
+    assert [e["name"] for e in conn.ls("d/f1.bin")] == ["d/f1.bin"]
+    assert listed == [conn.path("d/f1.bin")]  # the file's own prefix only, never "d/"
+    assert [e["name"] for e in conn.ls("d")] == ["d/f0.bin", "d/f1.bin", "d/f2.bin"]
+
+
 def test_ls_find_and_info_agree_on_tiers(two_tier_fs, both):
     both("d/common.bin", s3=b"1234", pfs=b"1234")
     both("d/s3.bin", s3=b"x")

@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 import obstore
+from fsspec.asyn import sync
 from s3fs import S3FileSystem
 from s3fs.core import S3File
 
@@ -161,9 +162,16 @@ class S3Connector(Connector):
             return self._info(self.fs.info(self.path(rel)))
 
     def ls(self, rel: str) -> list[Info]:
-        """The entries under directory ``rel``; of a file, that file alone (as fsspec)."""
+        """The entries under directory ``rel``; of a file, that file alone (as fsspec).
+
+        A file costs one HEAD: s3fs's own ``ls`` of a file lists its whole folder.
+        """
+        path = self.path(rel)
         with self._errors(rel):
-            entries = self.fs.ls(self.path(rel), detail=True)
+            entries = sync(self.fs.loop, self.fs._lsdir, path)
+            if not entries:
+                found = self.fs.info(path)  # FileNotFoundError when nothing is there
+                entries = [found] if found["type"] == "file" else []
         infos = (self._info(e) for e in entries if not _is_marker(e))
         return [i for i in infos if i["name"] != rel or i["type"] == "file"]
 
