@@ -248,16 +248,24 @@ class AifFileSystem(AbstractFileSystem):
                     merged[name] = {**entry, "name": name, "tier": tier, "tiers": [tier]}
                 elif held["type"] == entry["type"]:
                     held["tiers"].append(tier)
+        rank = self._tier_ranks(mount)
         for entry in merged.values():
-            entry["tiers"] = self._read_ordered(mount, entry["tiers"])
+            if len(entry["tiers"]) > 1:  # one tier is in order already (most entries)
+                entry["tiers"] = sorted(set(entry["tiers"]), key=rank.__getitem__)
         return merged
 
     @staticmethod
-    def _read_ordered(mount: Mount, names: Iterable[str]) -> list[str]:
-        """Tier names in the mount's read order (tiers it leaves out last, as declared):
-        the one order of every ``tiers`` list."""
-        order = [*mount.read_order, *(t.name for t in mount.tiers)]
-        return sorted(set(names), key=order.index)
+    def _tier_ranks(mount: Mount) -> dict[str, int]:
+        """Each tier's place in the mount's read order (tiers it leaves out last, as declared)."""
+        rank: dict[str, int] = {}
+        for name in (*mount.read_order, *(t.name for t in mount.tiers)):
+            rank.setdefault(name, len(rank))
+        return rank
+
+    @classmethod
+    def _read_ordered(cls, mount: Mount, names: Iterable[str]) -> list[str]:
+        """Tier names in the mount's read order: the one order of every ``tiers`` list."""
+        return sorted(set(names), key=cls._tier_ranks(mount).__getitem__)
 
     def _virtual_entry(self, path: str) -> Info:
         """A directory of the namespace: a mount's root (held by its tiers) or above mounts."""

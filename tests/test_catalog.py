@@ -307,14 +307,7 @@ def test_search_works_on_a_parquet_snapshot(searchable, tmp_path):
     assert [h.name for h in snap.search("higgs")] == ["physics/higgs"]
 
 
-@pytest.mark.parametrize("sqlite_json", [True, False])
-def test_the_version_ingest_returns_is_the_one_it_recorded(
-    catalog, tmp_path, monkeypatch, sqlite_json
-):
-    from aifdata.catalog import _bulk
-
-    if not sqlite_json:
-        monkeypatch.setattr(_bulk, "has_json", lambda conn: False)
+def test_the_version_ingest_returns_is_the_one_it_recorded(catalog, tmp_path):
     src = make_tree(tmp_path / "rows", {"a.bin": b"a", "d/b.bin": b"bb", "d/c d.bin": b"c"})
     os.utime(src / "a.bin", (1.0, 1234567890.123456))
     made = catalog.ingest(str(src), "rows")

@@ -19,7 +19,7 @@ from .._filesystem import catalog_opened
 from .._router import ReplicaRecord
 from .._urls import resolve_url
 from ..connectors._base import FileStat
-from ._bulk import insert_files
+from ._bulk import gc_paused, insert_files
 from ._ingest import SourceFile, scan
 from ._lineage import (
     LineageNode,
@@ -494,20 +494,21 @@ class Catalog:
         self._writable()
         self.require(dataset, "write", "ingest")
         fs, root = resolve_url(source, self.config, catalog=self)
-        files = scan(fs, root, workers=workers, progress=progress, hashing=checksum)
-        digest = version_digest(files)
-        with _bulk(self.conn), write_transaction(self.conn) as conn:
-            dataset_id = self._dataset_id(conn, dataset, description, tags, owner)
-            latest = conn.execute(
-                "SELECT number, digest FROM versions WHERE dataset_id = ? "
-                "ORDER BY number DESC LIMIT 1",
-                (dataset_id,),
-            ).fetchone()
-            made: tuple[FileRecord, ...] | None = None
-            if latest is None or latest["digest"] != digest:
-                number = 1 if latest is None else latest["number"] + 1
-                made = self._insert_version(conn, dataset_id, number, source, digest, files)
-            reindex(conn, dataset_id)
+        with gc_paused():  # a million rows are made here, none in a cycle
+            files = scan(fs, root, workers=workers, progress=progress, hashing=checksum)
+            digest = version_digest(files)
+            with _bulk(self.conn), write_transaction(self.conn) as conn:
+                dataset_id = self._dataset_id(conn, dataset, description, tags, owner)
+                latest = conn.execute(
+                    "SELECT number, digest FROM versions WHERE dataset_id = ? "
+                    "ORDER BY number DESC LIMIT 1",
+                    (dataset_id,),
+                ).fetchone()
+                made: tuple[FileRecord, ...] | None = None
+                if latest is None or latest["digest"] != digest:
+                    number = 1 if latest is None else latest["number"] + 1
+                    made = self._insert_version(conn, dataset_id, number, source, digest, files)
+                reindex(conn, dataset_id)
         return self._dataset(dataset, None, made)
 
     def _dataset_id(
