@@ -80,6 +80,48 @@ def test_larger_files_over_many_checkpoints(tmp_path, small_spacing, n, members)
     assert len(index.points) > 20 and index.size == len(fastq_bytes(records))
 
 
+@pytest.mark.parametrize("members", [1, 3])
+def test_ranges_inflate_from_checkpoints_at_any_bit(tmp_path, small_spacing, monkeypatch, members):
+    """ISA-L reads every range that stays in one member, from checkpoints that start
+    mid-byte too; a range reaching into the next member is read by indexed_gzip."""
+    pytest.importorskip("isal")
+    data = fastq_bytes(random_records(13, 6000))
+    url = write_gz(tmp_path, "bits.fq.gz", data, members)
+    source = RangeSource(url)
+    index = gzip_index.load_or_build(source)
+    points = gzip_index._checkpoints(index.path)
+    assert points is not None and {bits for _, _, bits, _ in points} - {0}  # mid-byte ones
+    member_starts = [u for u, _, _, window in points if window is None and u > 0]
+    assert len(member_starts) == members - 1
+    by_zran = []
+    zran = gzip_index._read_with_zran
+    monkeypatch.setattr(gzip_index, "_read_with_zran", lambda *a: by_zran.append(a) or zran(*a))
+    rng = __import__("random").Random(5)
+    for _ in range(60):
+        start = rng.randrange(len(data))
+        end = min(len(data), start + rng.randrange(1, 3 * gzip_index.SPACING))
+        assert gzip_index.read_range(source, index, start, end) == data[start:end]
+    crossing = [(a, b) for *_, a, b in by_zran]
+    assert all(any(a < m < b for m in member_starts) for a, b in crossing)
+    assert bool(crossing) == (members > 1)
+
+
+def test_without_isal_indexed_gzip_reads_everything(tmp_path, small_spacing, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_isal(name, *args, **kwargs):
+        if name == "isal":
+            raise ImportError("no isal here")
+        return real_import(name, *args, **kwargs)
+
+    records = random_records(14, 3000)
+    url = write_gz(tmp_path, "plain.fq.gz", fastq_bytes(records))
+    monkeypatch.setattr(builtins, "__import__", no_isal)
+    assert names(partition(url, n=7)) == records
+
+
 def test_the_index_is_built_once_and_found_by_a_fresh_process(tmp_path, small_spacing):
     records = random_records(3, 8000)
     url = write_gz(tmp_path, "once.fastq.gz", fastq_bytes(records))

@@ -6,6 +6,12 @@ and the 32 KiB of output before it (deflate's window). indexed_gzip builds
 them in one sequential pass. With them, any uncompressed range costs one range
 read of the compressed bytes from the checkpoint before it.
 
+Reads inflate with ISA-L (through ``isal``, which dnaio installs) when it is
+there: a checkpoint's bit offset is undone by shifting the compressed bytes,
+and its window is the dictionary. Anything that path does not cover (a range
+crossing into another gzip member, a damaged stream) is read again through
+indexed_gzip, which also words the errors.
+
 The index is a file under ``$AIFDATA_HOME/gzindex/`` named by a hash of the
 file's URL and of its fingerprint (size plus ETag or mtime): a changed file
 gets a new name, so an index is never used for another version, and writing
@@ -21,6 +27,7 @@ import hashlib
 import io
 import json
 import os
+import struct
 import tempfile
 import zlib
 from collections.abc import Callable
@@ -133,11 +140,70 @@ def _uncompressed_size(gz: Any, check: StreamCheck) -> int:
 
 def read_range(source: RangeSource, index: GzipIndex, start: int, end: int) -> bytes:
     """Uncompressed bytes ``[start, end)``, from one range read of the compressed file."""
-    import indexed_gzip
-
     end = min(end, index.size)
     if start >= end:
         return b""
+    data = _inflate_from_checkpoint(source, index, start, end)
+    return data if data is not None else _read_with_zran(source, index, start, end)
+
+
+def _inflate_from_checkpoint(
+    source: RangeSource, index: GzipIndex, start: int, end: int
+) -> bytes | None:
+    """``[start, end)`` inflated by ISA-L from the checkpoint before ``start``; None when
+    that cannot give it (no ``isal``, another member, a damaged stream)."""
+    try:
+        from isal import isal_zlib
+    except ImportError:
+        return None
+    points = _checkpoints(index.path)
+    before = bisect.bisect_right(index.offsets, start) - 1
+    if points is None or not 0 <= before < len(points):
+        return None
+    uncompressed, compressed, bits, window = points[before]
+    begin = compressed - 1 if bits else compressed  # the byte holding the first bit
+    stop = max(index.span(start, end, source.size)[1], begin + 1)
+    need = end - uncompressed
+    damaged: Any = isal_zlib.error  # typed as an instance in isal's stubs
+    if window:
+        inflater = isal_zlib.decompressobj(wbits=-15, zdict=window)
+    else:  # the start of a member's deflate data
+        inflater = isal_zlib.decompressobj(wbits=-15)
+    pieces, got = [], 0
+    held = b""  # the last compressed byte: its high bits start the next shifted byte
+    while got < need and not inflater.eof and begin < source.size:
+        raw = source.read(begin, min(stop, source.size))
+        begin, stop = begin + len(raw), begin + len(raw) + max(READ_MARGIN, stop - begin)
+        shifted = _shift(held + raw, bits)
+        held = raw[-1:]
+        try:
+            piece = inflater.decompress(shifted, need - got)
+        except damaged:
+            return None
+        pieces.append(piece)
+        got += len(piece)
+    if got < need:
+        return None
+    data = b"".join(pieces)
+    return data[start - uncompressed :] if start > uncompressed else data
+
+
+def _shift(raw: bytes, bits: int) -> bytes:
+    """Compressed bytes re-cut to start ``8 - bits`` bits into ``raw`` (the last byte's
+    leftover bits wait for the next call)."""
+    if not bits or not raw:
+        return raw
+    import numpy as np
+
+    octets = np.frombuffer(raw, dtype=np.uint8)
+    shifted = octets[:-1] >> (8 - bits)
+    shifted |= octets[1:] << bits  # deflate packs bits from the low end of each byte
+    return shifted.tobytes()
+
+
+def _read_with_zran(source: RangeSource, index: GzipIndex, start: int, end: int) -> bytes:
+    import indexed_gzip
+
     first, last = index.span(start, end, source.size)
     raw = SourceFile(source, block=READ_MARGIN)
     raw.prefetch(first, min(last, source.size))
@@ -219,14 +285,16 @@ class StreamCheck:
     """Decompress the bytes once more, in order, to prove the gzip stream is complete.
 
     indexed_gzip takes a file cut inside its deflate data for a shorter file;
-    zlib knows whether each member reached its end. Only the build pays this.
+    zlib (or ISA-L, faster, when installed) knows whether each member reached its
+    end. Only the build pays this.
     """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.fed = 0  # compressed bytes checked so far
         self.produced = 0  # uncompressed bytes seen
-        self.member: Any = zlib.decompressobj(wbits=31)
+        self.inflate: Any = _member_inflater()
+        self.member: Any = self.inflate.decompressobj(wbits=31)
         self.ended = False  # the current member reached its trailer
 
     def feed(self, start: int, data: bytes) -> None:
@@ -237,10 +305,10 @@ class StreamCheck:
             if self.ended:
                 if not data.strip(b"\0"):
                     return  # zero padding after the last member
-                self.member, self.ended = zlib.decompressobj(wbits=31), False
+                self.member, self.ended = self.inflate.decompressobj(wbits=31), False
             try:
                 self.produced += len(self.member.decompress(data))
-            except zlib.error as exc:
+            except self.inflate.error as exc:
                 raise FormatError(
                     f"{self.url}: near byte {self.fed - len(data)}: not a readable gzip stream"
                     f" ({exc})"
@@ -258,9 +326,18 @@ class StreamCheck:
             )
         if self.produced != uncompressed:
             raise FormatError(
-                f"{self.url}: the gzip index saw {uncompressed} uncompressed bytes, zlib"
+                f"{self.url}: the gzip index saw {uncompressed} uncompressed bytes, a plain inflate"
                 f" {self.produced}"
             )
+
+
+def _member_inflater() -> Any:
+    """isal's ``isal_zlib`` when installed, else ``zlib``: the same interface."""
+    try:
+        from isal import isal_zlib
+    except ImportError:
+        return zlib
+    return isal_zlib
 
 
 def _digest(text: str) -> str:
@@ -288,6 +365,39 @@ def _load(path: Path) -> GzipIndex:
 
 def _windows(path: Path) -> bytes:
     return _parts(path)[1]
+
+
+#: indexed_gzip's export: magic, version, flags, sizes, spacing, window size, points.
+_ZRAN_HEADER = struct.Struct("<5sBBQQIII")
+_ZRAN_POINT = struct.Struct("<QQBB")  # compressed, uncompressed, bits, has a window
+
+
+def _checkpoints(path: Path) -> list[tuple[int, int, int, bytes | None]] | None:
+    """(uncompressed, compressed, bits, window) of each checkpoint in the stored index."""
+    return _parse_checkpoints(path, path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_checkpoints(
+    path: Path, mtime_ns: int
+) -> list[tuple[int, int, int, bytes | None]] | None:
+    blob = _parts(path)[1]
+    try:
+        magic, version, _, _, _, _, window, count = _ZRAN_HEADER.unpack_from(blob)
+        if magic != b"GZIDX" or version != 1:
+            return None  # a layout this reader does not know: indexed_gzip reads it
+        heads = [_ZRAN_POINT.unpack_from(blob, _ZRAN_HEADER.size + i * _ZRAN_POINT.size)
+                 for i in range(count)]  # fmt: skip
+    except struct.error:
+        return None
+    at = _ZRAN_HEADER.size + count * _ZRAN_POINT.size
+    points = []
+    for compressed, uncompressed, bits, has_window in heads:
+        data = None
+        if has_window:
+            data, at = blob[at : at + window], at + window
+        points.append((uncompressed, compressed, bits, data))
+    return points if at == len(blob) else None
 
 
 def _store(path: Path, payload: bytes) -> None:
