@@ -2,35 +2,15 @@
 
 A version may hold millions of files: their rows go in with one
 ``executemany`` per table, inside the caller's transaction, while Python's
-cycle collector is held (:func:`gc_paused`).
+cycle collector is held (:func:`aifdata._gc.gc_paused`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from ._ingest import SourceFile
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Hold Python's cycle collector while a listing's rows are made and written.
-
-    Each pass of the collector walks every live container, and a listing of
-    many files makes a pass every few hundred new dicts over an ever larger
-    heap: a third of an ingest's time. The rows hold no reference cycles.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def insert_files(

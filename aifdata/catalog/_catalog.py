@@ -16,10 +16,11 @@ from typing import Any, NamedTuple
 from .._config import Config, aifdata_home, load_config
 from .._errors import AccessDenied, CatalogError, NotFound
 from .._filesystem import catalog_opened
+from .._gc import gc_paused
 from .._router import ReplicaRecord
 from .._urls import resolve_url
 from ..connectors._base import FileStat
-from ._bulk import gc_paused, insert_files
+from ._bulk import insert_files
 from ._ingest import SourceFile, scan
 from ._lineage import (
     LineageNode,
@@ -494,8 +495,8 @@ class Catalog:
         self._writable()
         self.require(dataset, "write", "ingest")
         fs, root = resolve_url(source, self.config, catalog=self)
+        files = scan(fs, root, workers=workers, progress=progress, hashing=checksum)
         with gc_paused():  # a million rows are made here, none in a cycle
-            files = scan(fs, root, workers=workers, progress=progress, hashing=checksum)
             digest = version_digest(files)
             with _bulk(self.conn), write_transaction(self.conn) as conn:
                 dataset_id = self._dataset_id(conn, dataset, description, tags, owner)

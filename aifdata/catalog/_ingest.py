@@ -17,6 +17,7 @@ from fsspec import AbstractFileSystem
 
 from .._errors import IngestError, MountNotFound, NotFound
 from .._filesystem import AifFileSystem
+from .._gc import gc_paused
 
 CHECKSUM_ALGORITHM = "sha256"
 _BLOCK = 8 * 2**20
@@ -125,17 +126,18 @@ def scan(
     ``hashing`` files are only listed: their checksum is ``""``, and the
     catalog then knows a copy by its size and mtime or ETag alone.
     """
-    entries = list_source(fs, root)
-    base = root.rstrip("/")
-    single = len(entries) == 1 and base in entries
-    located = _Located(fs, root)
-    items = []
-    cut = len(base) + 1
-    where = located.where
-    for name, entry in sorted(entries.items()):
-        reader, path, url = where(name, entry)
-        rel = name.rsplit("/", 1)[-1] if single else name[cut:] if base else name
-        items.append((rel, reader, path, url, entry))
+    with gc_paused():  # a dict per file, none in a cycle (hashing below runs unpaused)
+        entries = list_source(fs, root)
+        base = root.rstrip("/")
+        single = len(entries) == 1 and base in entries
+        located = _Located(fs, root)
+        items = []
+        cut = len(base) + 1
+        where = located.where
+        for name, entry in sorted(entries.items()):
+            reader, path, url = where(name, entry)
+            rel = name.rsplit("/", 1)[-1] if single else name[cut:] if base else name
+            items.append((rel, reader, path, url, entry))
     found: dict[str, tuple[str, str]] = {}  # url -> (checksum, format)
     if hashing:
         found = _hash_all(located, items, workers, progress)
@@ -150,6 +152,15 @@ def scan(
         if progress is not None:
             progress(sum(int(e.get("size") or 0) for *_, e in items))
     kind = _kind(fs)
+    with gc_paused():
+        return _source_files(items, found, kind)
+
+
+def _source_files(
+    items: list[tuple[str, Any, str, str, dict[str, Any]]],
+    found: dict[str, tuple[str, str]],
+    kind: str,
+) -> list[SourceFile]:
     return [
         SourceFile(
             rel,

@@ -12,8 +12,6 @@ since, instead of returning records of another version.
 from __future__ import annotations
 
 import collections
-import contextlib
-import gc
 import itertools
 import threading
 from abc import ABC, abstractmethod
@@ -312,34 +310,3 @@ def partition_count(size: int, n: int | None, target_bytes: int | None) -> int:
     if target < 1:
         raise ValueError(f"target_bytes must be positive, not {target}")
     return max(1, -(-size // target))
-
-
-class _GcPause:
-    """Counts the threads that asked for the collector to pause (see :func:`gc_paused`)."""
-
-    lock = threading.Lock()
-    pausers = 0
-    resume = False  # whether the collector was on when the first pauser came
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building many small objects.
-
-    Parsers make a million records per partition; each allocation would
-    otherwise count towards collections that walk all of them again (about 3x
-    the parse time for FASTQ). Records hold no cycles, so nothing is lost.
-    Safe from several threads: the last one out switches the collector back on.
-    """
-    with _GcPause.lock:
-        if _GcPause.pausers == 0:
-            _GcPause.resume = gc.isenabled()
-            gc.disable()
-        _GcPause.pausers += 1
-    try:
-        yield
-    finally:
-        with _GcPause.lock:
-            _GcPause.pausers -= 1
-            if _GcPause.pausers == 0 and _GcPause.resume:
-                gc.enable()

@@ -158,7 +158,11 @@ def _inflate_from_checkpoint(
         return None
     points = _checkpoints(index.path)
     before = bisect.bisect_right(index.offsets, start) - 1
-    if points is None or not 0 <= before < len(points):
+    if (
+        points is None
+        or not 0 <= before < len(points)
+        or points[before][0] != index.offsets[before]
+    ):
         return None
     uncompressed, compressed, bits, window = points[before]
     begin = compressed - 1 if bits else compressed  # the byte holding the first bit
@@ -173,9 +177,11 @@ def _inflate_from_checkpoint(
     held = b""  # the last compressed byte: its high bits start the next shifted byte
     while got < need and not inflater.eof and begin < source.size:
         raw = source.read(begin, min(stop, source.size))
+        if not raw:
+            return None  # the object is shorter than it was
         begin, stop = begin + len(raw), begin + len(raw) + max(READ_MARGIN, stop - begin)
         shifted = _shift(held + raw, bits)
-        held = raw[-1:]
+        held = raw[-1:] if bits else b""
         try:
             piece = inflater.decompress(shifted, need - got)
         except damaged:
@@ -285,16 +291,15 @@ class StreamCheck:
     """Decompress the bytes once more, in order, to prove the gzip stream is complete.
 
     indexed_gzip takes a file cut inside its deflate data for a shorter file;
-    zlib (or ISA-L, faster, when installed) knows whether each member reached its
-    end. Only the build pays this.
+    zlib knows whether each member reached its end (and, unlike ISA-L, takes a
+    header split over two reads). Only the build pays this.
     """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.fed = 0  # compressed bytes checked so far
         self.produced = 0  # uncompressed bytes seen
-        self.inflate: Any = _member_inflater()
-        self.member: Any = self.inflate.decompressobj(wbits=31)
+        self.member: Any = zlib.decompressobj(wbits=31)
         self.ended = False  # the current member reached its trailer
 
     def feed(self, start: int, data: bytes) -> None:
@@ -305,10 +310,10 @@ class StreamCheck:
             if self.ended:
                 if not data.strip(b"\0"):
                     return  # zero padding after the last member
-                self.member, self.ended = self.inflate.decompressobj(wbits=31), False
+                self.member, self.ended = zlib.decompressobj(wbits=31), False
             try:
                 self.produced += len(self.member.decompress(data))
-            except self.inflate.error as exc:
+            except zlib.error as exc:
                 raise FormatError(
                     f"{self.url}: near byte {self.fed - len(data)}: not a readable gzip stream"
                     f" ({exc})"
@@ -326,18 +331,9 @@ class StreamCheck:
             )
         if self.produced != uncompressed:
             raise FormatError(
-                f"{self.url}: the gzip index saw {uncompressed} uncompressed bytes, a plain inflate"
+                f"{self.url}: the gzip index saw {uncompressed} uncompressed bytes, zlib"
                 f" {self.produced}"
             )
-
-
-def _member_inflater() -> Any:
-    """isal's ``isal_zlib`` when installed, else ``zlib``: the same interface."""
-    try:
-        from isal import isal_zlib
-    except ImportError:
-        return zlib
-    return isal_zlib
 
 
 def _digest(text: str) -> str:

@@ -67,6 +67,8 @@ def get(name: str) -> FormatPlugin:
     try:
         cls = getattr(importlib.import_module(module), attr)
     except ImportError as exc:
+        if (exc.name or "").partition(".")[0] == "aifdata":
+            raise  # a bug in aifdata, not a missing extra
         raise FormatError(
             f"format {name!r} needs {exc.name or 'a missing package'}:"
             " pip install 'aifdata[formats]'"

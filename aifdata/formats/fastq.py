@@ -24,13 +24,13 @@ import re
 from typing import Any
 
 from .._errors import FormatError
+from .._gc import gc_paused
 from ._base import (
     ByteRangeFormat,
     ByteReader,
     Partition,
     RangeSource,
     byte_range_partitions,
-    gc_paused,
 )
 
 #: Bytes read at each partition boundary (a boundary with longer reads reads more).
