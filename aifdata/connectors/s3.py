@@ -166,7 +166,7 @@ class S3Connector(Connector):
 
         A file costs one HEAD: s3fs's own ``ls`` of a file lists its whole folder.
         """
-        path = self.path(rel)
+        path = self.path(rel).rstrip("/")
         with self._errors(rel):
             entries = sync(self.fs.loop, self.fs._lsdir, path)
             if not entries:
