@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import pickle
 import zlib
+from pathlib import Path
 
 import pytest
 
@@ -85,9 +86,8 @@ def test_larger_files_over_many_checkpoints(tmp_path, small_spacing, n, members)
 def test_ranges_inflate_from_checkpoints_at_any_bit(
     tmp_path, small_spacing, monkeypatch, members, short_reads
 ):
-    """ISA-L reads every range that stays in one member, from checkpoints that start
-    mid-byte too, in one range read or in many; a range reaching into the next member
-    is read by indexed_gzip."""
+    """ISA-L reads every range, from checkpoints that start mid-byte too, in one range
+    read or in many, and across gzip members; indexed_gzip is never needed."""
     pytest.importorskip("isal")
     # runs of one record (compresses ~100x) between random ones: the span's estimate
     # from the average ratio falls short in places, so reads continue
@@ -107,13 +107,32 @@ def test_ranges_inflate_from_checkpoints_at_any_bit(
     zran = gzip_index._read_with_zran
     monkeypatch.setattr(gzip_index, "_read_with_zran", lambda *a: by_zran.append(a) or zran(*a))
     rng = __import__("random").Random(5)
+    ranges = [(m - 1, m + 1) for m in member_starts]  # a byte either side of a member start
     for _ in range(60):
         start = rng.randrange(len(data))
-        end = min(len(data), start + rng.randrange(1, 3 * gzip_index.SPACING))
+        ranges.append((start, min(len(data), start + rng.randrange(1, 3 * gzip_index.SPACING))))
+    ranges.append((0, len(data)))
+    for start, end in ranges:
         assert gzip_index.read_range(source, index, start, end) == data[start:end]
-    crossing = [(a, b) for *_, a, b in by_zran]
-    assert all(any(a < m < b for m in member_starts) for a, b in crossing)
-    assert bool(crossing) == (members > 1)
+    assert by_zran == []
+
+
+def test_a_damaged_member_falls_back_to_indexed_gzip_and_names_the_offset(tmp_path, small_spacing):
+    pytest.importorskip("isal")
+    data = fastq_bytes(random_records(16, 3000))
+    url = write_gz(tmp_path, "hurt.fq.gz", data, members=2)
+    index = gzip_index.load_or_build(RangeSource(url))
+    points = gzip_index._checkpoints(index.path)
+    second = next(c for u, c, _, window in points if window is None and u > 0)
+    path = Path(url)
+    raw = bytearray(path.read_bytes())
+    raw[second + 100 : second + 140] = bytes(40)  # the second member's deflate data
+    stat = path.stat()
+    path.write_bytes(raw)  # same size and mtime: the stored index still applies
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    source = RangeSource(url)
+    with pytest.raises(FormatError, match=r"hurt\.fq\.gz: near byte"):
+        gzip_index.read_range(source, index, 0, len(data))
 
 
 def test_without_isal_indexed_gzip_reads_everything(tmp_path, small_spacing, monkeypatch):

@@ -8,8 +8,9 @@ read of the compressed bytes from the checkpoint before it.
 
 Reads inflate with ISA-L (through ``isal``, which dnaio installs) when it is
 there: a checkpoint's bit offset is undone by shifting the compressed bytes,
-and its window is the dictionary. Anything that path does not cover (a range
-crossing into another gzip member, a damaged stream) is read again through
+and its window is the dictionary; a range that runs into the next gzip member
+goes on from that member's checkpoint. Anything that path does not cover (a
+damaged stream, an index without member starts) is read again through
 indexed_gzip, which also words the errors.
 
 The index is a file under ``$AIFDATA_HOME/gzindex/`` named by a hash of the
@@ -150,48 +151,72 @@ def read_range(source: RangeSource, index: GzipIndex, start: int, end: int) -> b
 def _inflate_from_checkpoint(
     source: RangeSource, index: GzipIndex, start: int, end: int
 ) -> bytes | None:
-    """``[start, end)`` inflated by ISA-L from the checkpoint before ``start``; None when
-    that cannot give it (no ``isal``, another member, a damaged stream)."""
+    """``[start, end)`` inflated by ISA-L from the checkpoint before ``start`` (and on
+    from the start of each later gzip member); None when that cannot give it (no
+    ``isal``, an index without member starts, a damaged stream)."""
     try:
         from isal import isal_zlib
     except ImportError:
         return None
     points = _checkpoints(index.path)
-    before = bisect.bisect_right(index.offsets, start) - 1
-    if (
-        points is None
-        or not 0 <= before < len(points)
-        or points[before][0] != index.offsets[before]
-    ):
-        return None
-    uncompressed, compressed, bits, window = points[before]
-    begin = compressed - 1 if bits else compressed  # the byte holding the first bit
-    stop = max(index.span(start, end, source.size)[1], begin + 1)
-    need = end - uncompressed
+    at = bisect.bisect_right(index.offsets, start) - 1
+    if points is None or not 0 <= at < len(points) or points[at][0] != index.offsets[at]:
+        return None  # not the checkpoints the plan was made with
+    first = points[at][0]
+    stop = index.span(start, end, source.size)[1]
+    pieces, got = [], 0
+    while True:
+        inflated = _inflate_member(isal_zlib, source, points[at], end - first - got, stop)
+        if inflated is None:
+            return None
+        piece, ended = inflated
+        pieces.append(piece)
+        got += len(piece)
+        if first + got >= end:
+            break
+        # the member ended: go on from the checkpoint at the next member's deflate data
+        at = next((j for j in range(at + 1, len(points)) if points[j][3] is None), len(points))
+        if not ended or at == len(points) or points[at][0] != first + got:
+            return None
+        ratio = source.size / max(1, index.size)  # compressed bytes per byte, on average
+        stop = points[at][1] + int((end - first - got) * ratio * 1.25) + READ_MARGIN
+    data = b"".join(pieces)
+    return data[start - first :] if start > first else data
+
+
+def _inflate_member(
+    isal_zlib: Any,
+    source: RangeSource,
+    point: tuple[int, int, int, bytes | None],
+    want: int,
+    stop: int,
+) -> tuple[bytes, bool] | None:
+    """Up to ``want`` bytes inflated from ``point`` to the end of its gzip member, and
+    whether the member ended; the first read runs to ``stop``."""
+    _, compressed, bits, window = point
     damaged: Any = isal_zlib.error  # typed as an instance in isal's stubs
     if window:
         inflater = isal_zlib.decompressobj(wbits=-15, zdict=window)
     else:  # the start of a member's deflate data
         inflater = isal_zlib.decompressobj(wbits=-15)
+    begin = compressed - 1 if bits else compressed  # the byte holding the first bit
+    stop = max(stop, begin + READ_MARGIN)
     pieces, got = [], 0
     held = b""  # the last compressed byte: its high bits start the next shifted byte
-    while got < need and not inflater.eof and begin < source.size:
+    while got < want and not inflater.eof and begin < source.size:
         raw = source.read(begin, min(stop, source.size))
         if not raw:
             return None  # the object is shorter than it was
-        begin, stop = begin + len(raw), begin + len(raw) + max(READ_MARGIN, stop - begin)
+        begin, stop = begin + len(raw), begin + len(raw) + max(READ_MARGIN, 2 * len(raw))
         shifted = _shift(held + raw, bits)
         held = raw[-1:] if bits else b""
         try:
-            piece = inflater.decompress(shifted, need - got)
+            piece = inflater.decompress(shifted, want - got)
         except damaged:
             return None
         pieces.append(piece)
         got += len(piece)
-    if got < need:
-        return None
-    data = b"".join(pieces)
-    return data[start - uncompressed :] if start > uncompressed else data
+    return b"".join(pieces), bool(inflater.eof)
 
 
 def _shift(raw: bytes, bits: int) -> bytes:
