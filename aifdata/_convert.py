@@ -9,14 +9,17 @@ out. A failed conversion removes what it wrote.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from ._config import Config, load_config
 from ._errors import AifDataError
 from ._urls import resolve_url
+from .formats._base import MAX_PARTITIONS
 
-#: Windows planned per tile at most: a window is then one tile (one Zarr chunk).
-_ONE_TILE_PER_WINDOW = 2**31
+#: As many windows as may be asked for: more than the tiles, so a window is one tile
+#: (one Zarr chunk) in any image of up to a million tiles.
+_ONE_TILE_PER_WINDOW = MAX_PARTITIONS
 
 
 def default_dataset(dest: str) -> str:
@@ -57,6 +60,7 @@ def geotiff_to_zarr(
     from . import lineage
 
     name = dataset or default_dataset(dest)
+    catalog.require(name, "write", "convert")  # refused before a byte is written
     params = {"url": url, "dest": dest, "level": level, "format": "zarr v3"}
     with lineage.run("aifdata convert --to zarr", [source_dataset], params=params,
                      catalog=catalog) as run:  # fmt: skip
@@ -66,16 +70,30 @@ def geotiff_to_zarr(
 
 
 def _write(array: Any, fs: Any, path: str) -> None:
+    from fsspec.implementations.local import LocalFileSystem
+
+    # zarr's own local store makes the store's directories; an fsspec mapper would not
+    store = path if isinstance(fs, LocalFileSystem) else fs.get_mapper(path)
     try:
         array.to_dataset(name=array.name or "data").to_zarr(
-            fs.get_mapper(path), mode="w-", zarr_format=3, consolidated=False
+            store, mode="w-", zarr_format=3, consolidated=False
         )
     except FileExistsError:
         raise  # made by someone else since the check: not ours to remove
     except BaseException:
-        if fs.exists(path):
-            fs.rm(path, recursive=True)  # nothing half-written stays behind
+        _remove(fs, path)  # nothing half-written stays behind
         raise
+
+
+def _remove(fs: Any, path: str) -> None:
+    """Remove a failed store; Dask threads may still be writing chunks at first."""
+    for attempt in range(6):
+        try:
+            if not fs.exists(path):
+                return
+            fs.rm(path, recursive=True)
+        except OSError:
+            time.sleep(0.1 * 2**attempt)  # a chunk landed in a directory being removed
 
 
 def _catalog(config: Config) -> Any:

@@ -70,6 +70,22 @@ def test_cp_ls_cat_where_round_trip(capsysbinary, config_file, tmp_path, pfs_dir
     assert (dest / "sub" / "b.txt").read_bytes() == b"beta"
 
 
+def test_cp_onto_the_same_file_keeps_it(capsysbinary, config_file, tmp_path, pfs_dir):
+    cfg = ["--config", str(config_file)]
+    local = tmp_path / "same.txt"
+    local.write_bytes(b"keep me")
+    code, _, err = run(capsysbinary, "cp", str(local), str(local))
+    assert code != 0 and "same file" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsysbinary, "cp", str(local), f"{tmp_path}/")  # into its own folder
+    assert code != 0 and "same file" in err
+    assert local.read_bytes() == b"keep me"
+    replica = pfs_dir / "same.txt"
+    replica.write_bytes(b"keep me")  # the PFS tier is read first: the source is this file
+    code, _, err = run(capsysbinary, *cfg, "cp", "aif://both/same.txt", str(replica))
+    assert replica.read_bytes() == b"keep me"  # written beside it, then renamed over it
+    assert not [p for p in pfs_dir.iterdir() if p.name != "same.txt"]  # no temporary left
+
+
 def test_cp_between_s3_url_and_local(capsysbinary, config_file, bucket, tmp_path):
     local = tmp_path / "one.bin"
     local.write_bytes(b"\x00\x01" * 1000)

@@ -97,3 +97,39 @@ def test_an_existing_destination_is_refused_and_kept(scene, capsys):
     store = xr.open_zarr(fs.get_mapper(dest), zarr_format=3, consolidated=False)
     np.testing.assert_array_equal(store["scene.tif"].values, image)  # the first store is intact
     assert [r.state for r, _ in catalog.lineage("imagery/keep")["upstream"].runs] == ["COMPLETE"]
+
+
+def test_a_corrupt_tile_names_itself_and_leaves_no_store(scene, capsys):
+    """Chunks of good tiles are written before the bad one fails: all are removed."""
+    _, fs, _ = scene
+    data = bytearray(_synthetic.geotiff(side=512, tile=128, seed=6))
+    with tifffile.TiffFile(io.BytesIO(bytes(data))) as tif:
+        page = tif.pages[0]
+        offset, count = page.dataoffsets[10], page.databytecounts[10]
+    data[offset : offset + count] = b"\xff" * count  # not deflate data
+    fs.pipe_file("aif://local/imagery/hurt.tif", bytes(data))
+    dest = "aif://local/derived/hurt.zarr"
+    code = main(["convert", "aif://local/imagery/hurt.tif", dest, "--to", "zarr"])
+    err = capsys.readouterr().err
+    assert code != 0 and len(err.strip().splitlines()) == 1, err
+    assert "hurt.tif" in err and f"byte {offset}" in err and "cannot be decoded" in err
+    assert not fs.exists(dest)
+
+
+def test_a_local_destination_is_made(scene, tmp_path, capsys):
+    _, _, image = scene
+    dest = tmp_path / "out" / "scene.zarr"
+    args = ["convert", "aif://local/imagery/scene.tif", str(dest), "--to", "zarr"]
+    assert main([*args, "--dataset", "imagery/local-copy"]) == 0, capsys.readouterr().err
+    store = xr.open_zarr(str(dest), zarr_format=3, consolidated=False)
+    np.testing.assert_array_equal(store["scene.tif"].values, image)
+
+
+def test_a_refused_output_dataset_writes_nothing(scene, monkeypatch, capsys):
+    catalog, fs, _ = scene
+    catalog.grant("user:mallory", "read", "imagery/scene")  # may read the input, not write
+    monkeypatch.setenv("AIFDATA_USER", "mallory")
+    dest = "aif://local/derived/stolen.zarr"
+    args = ["convert", "aif://local/imagery/scene.tif", dest, "--to", "zarr"]
+    assert main([*args, "--dataset", "imagery/scene"]) == 4  # alice's dataset
+    assert not fs.exists(dest)

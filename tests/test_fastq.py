@@ -141,6 +141,24 @@ def test_target_bytes_and_arrow(tmp_path):
     assert table.column("quality").to_pylist() == [q for _, _, q in records]
 
 
+@pytest.mark.timeout(60)
+def test_more_partitions_than_bytes_or_than_allowed(tmp_path):
+    """A huge ``n`` once planned for minutes; each partition holds a byte at least."""
+    from aifdata.formats._base import MAX_PARTITIONS
+
+    data = fastq_bytes(random_records(6, 3))
+    path = tmp_path / "tiny.fq"
+    path.write_bytes(data)
+    parts = partition(str(path), n=MAX_PARTITIONS)
+    assert len(parts) == 3 and sum(len(p.read()) for p in parts) == 3
+    with pytest.raises(ValueError, match="at most 1,000,000"):
+        partition(str(path), n=MAX_PARTITIONS + 1)
+    big = tmp_path / "big.fq"
+    big.write_bytes(data * 400_000)  # about 20 MB
+    with pytest.raises(ValueError, match="choose a larger target"):
+        partition(str(big), target_bytes=1)
+
+
 def test_a_partition_is_small_frozen_and_picklable(tmp_path):
     path = tmp_path / "p.fq"
     path.write_bytes(fastq_bytes(random_records(1, 100)))

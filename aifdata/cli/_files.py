@@ -20,8 +20,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from .._errors import AifDataError
 from .._filesystem import AifFileSystem
 from .._urls import resolve_url
+from ..connectors._atomic import AtomicWriter
 from ._app import app, state
 
 _CHUNK = 16 * 2**20
@@ -202,12 +204,25 @@ def _copy_one(
     dst_path: str,
     advance: Any,
 ) -> None:
-    if isinstance(dst_fs, LocalFileSystem):
+    local = isinstance(dst_fs, LocalFileSystem)
+    if local:
+        if isinstance(src_fs, LocalFileSystem) and _same_file(src_path, dst_path):
+            raise AifDataError(f"{src_path} and {dst_path} are the same file")
         os.makedirs(os.path.dirname(dst_path) or ".", exist_ok=True)
-    with src_fs.open(src_path, "rb", block_size=_CHUNK) as src, dst_fs.open(dst_path, "wb") as dst:
+    with (
+        src_fs.open(src_path, "rb", block_size=_CHUNK) as src,
+        AtomicWriter(dst_path) if local else dst_fs.open(dst_path, "wb") as dst,
+    ):  # a local file appears whole or not at all (and its old bytes stay readable)
         while chunk := src.read(_CHUNK):
             dst.write(chunk)
             advance(len(chunk))
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _progress(show: bool) -> Progress:

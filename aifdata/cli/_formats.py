@@ -10,6 +10,7 @@ import typer
 
 from .. import formats
 from .._errors import FormatError
+from ..formats._base import MAX_PARTITIONS
 from ._app import app, state
 from ._files import JsonFlag
 
@@ -40,7 +41,10 @@ def formats_command(as_json: JsonFlag = False) -> None:
 @app.command("partition")
 def partition_command(
     url: Annotated[str, typer.Argument(help="A file: aif://, s3:// or a local path.")],
-    n: Annotated[int | None, typer.Option("--n", min=1, help="Number of partitions.")] = None,
+    n: Annotated[
+        int | None,
+        typer.Option("--n", min=1, max=MAX_PARTITIONS, help="Number of partitions."),
+    ] = None,
     target_bytes: Annotated[
         int | None,
         typer.Option("--target-bytes", min=1, help="About this many bytes per partition."),

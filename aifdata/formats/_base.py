@@ -288,7 +288,7 @@ def byte_range_partitions(
     """Partitions ``[start, end)`` of the file's bytes, each nominal split offset moved by
     ``snap`` to where a partition may start (looked up concurrently: each is a small read)."""
     size = source.size
-    count = partition_count(size, n, target_bytes)
+    count = min(partition_count(size, n, target_bytes), max(1, size))  # a byte at least each
     offsets = sorted({size * i // count for i in range(1, count)} - {0})
     with ThreadPoolExecutor(min(threads, max(1, len(offsets)))) as pool:
         starts = sorted({0, *(s for s in pool.map(snap, offsets) if s < size)})
@@ -300,13 +300,25 @@ def byte_range_partitions(
     ]
 
 
+#: More partitions than this is a mistake (each costs a small read to plan, and a task).
+MAX_PARTITIONS = 1_000_000
+
+
 def partition_count(size: int, n: int | None, target_bytes: int | None) -> int:
     """How many partitions to aim for: ``n``, else ``size / target_bytes`` rounded up."""
     if n is not None:
         if n < 1:
             raise ValueError(f"n must be at least 1, not {n}")
+        if n > MAX_PARTITIONS:
+            raise ValueError(f"n must be at most {MAX_PARTITIONS:,}, not {n:,}")
         return n
     target = target_bytes or DEFAULT_TARGET_BYTES
     if target < 1:
         raise ValueError(f"target_bytes must be positive, not {target}")
-    return max(1, -(-size // target))
+    count = max(1, -(-size // target))
+    if count > MAX_PARTITIONS:
+        raise ValueError(
+            f"target_bytes={target:,} makes {count:,} partitions of {size:,} bytes; at most"
+            f" {MAX_PARTITIONS:,} (choose a larger target)"
+        )
+    return count
