@@ -197,7 +197,11 @@ class AifFileSystem(AbstractFileSystem):
         """Which tier would serve a read of ``path``, and why."""
         mount, rel = self._split(path)
         self._allow(self._logical(mount, rel), "read", "where")
-        return self._router(mount).route(rel)
+        route = self._router(mount).route(rel)
+        unseen = len(mount.tiers) == 1 and route.size is None  # routed without a look
+        if unseen and self.connector(mount, route.tier).stat_or_none(rel) is None:
+            raise NotFound(f"aif://{route.path}: no such file on tier {route.tier!r}")
+        return route
 
     # -- metadata ------------------------------------------------------------
 

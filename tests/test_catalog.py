@@ -11,7 +11,7 @@ import sqlite3
 import pytest
 
 import aifdata
-from aifdata import Catalog, IngestError, NotFound
+from aifdata import Catalog, CatalogError, IngestError, NotFound
 from aifdata.catalog import CHECKSUM_ALGORITHM, is_network_filesystem
 
 
@@ -313,3 +313,37 @@ def test_the_version_ingest_returns_is_the_one_it_recorded(catalog, tmp_path):
     made = catalog.ingest(str(src), "rows")
     assert catalog.dataset("rows").files == made.files  # from memory == from the tables
     assert made.files[0].mtime == 1234567890.123456
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "   ", " padded", "../x", "/abs", "a//b", "a/./b", "trailing/", "a*b", "x@3", "tab\tname",
+     "n" * 300],
+    ids=lambda n: repr(n)[:20],
+)  # fmt: skip
+def test_a_dataset_name_grants_cannot_name_is_refused_before_anything_is_read(
+    catalog, tmp_path, name
+):
+    src = make_tree(tmp_path / "named", {"a.bin": b"a"})
+    with pytest.raises(CatalogError, match=r"dataset name .* is not valid"):
+        catalog.ingest(str(src), name)
+    assert catalog.datasets() == []
+
+
+def test_cli_refuses_a_missing_catalog_and_a_bad_version(tmp_path, capsys):
+    from aifdata.cli import main
+
+    missing = str(tmp_path / "nowhere" / "catalog.db")
+    for args in (["search", "x"], ["show", "x"], ["policy", "list"], ["lineage", "x"]):
+        assert main([*args, "--catalog", missing]) == 3, args
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "no catalog at" in err
+    assert not (tmp_path / "nowhere").exists()
+    src = make_tree(tmp_path / "one", {"a.bin": b"a"})
+    made = str(tmp_path / "made.db")
+    assert main(["ingest", str(src), "-d", "one", "--catalog", made]) == 0  # ingest creates it
+    capsys.readouterr()
+    for args in (["show", "one@abc"], ["stage", "one@abc", "--to", "pfs"]):
+        assert main([*args, "--catalog", made]) != 0
+        err = capsys.readouterr().err
+        assert "expected NAME or NAME@VERSION" in err and "ValueError" not in err

@@ -372,3 +372,15 @@ def test_in_a_jupyter_kernel_the_script_is_the_notebook(tmp_path, monkeypatch):
     assert lineage._script() == str((tmp_path / "analysis.ipynb").resolve())
     monkeypatch.setenv("JPY_SESSION_NAME", "console-1")  # a console, not a notebook
     assert lineage._script() is None
+
+
+def test_openlineage_goes_to_http_or_a_file_and_nowhere_else(tmp_path, monkeypatch):
+    from aifdata import AifDataError
+    from aifdata.catalog._openlineage import send
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(AifDataError, match="expected an http"):
+        send([{"eventType": "START"}], "ftp://x")
+    assert list(tmp_path.iterdir()) == []  # no ./ftp:/x file
+    assert send([{"eventType": "START"}], f"file://{tmp_path}/events.jsonl") == 1
+    assert (tmp_path / "events.jsonl").read_text().count("\n") == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import aifdata
 from aifdata import NotFound
 
 
@@ -79,3 +80,12 @@ def test_rm_removes_every_replica(two_tier_fs, both, pfs_dir):
     two_tier_fs.rm("both/gone.bin")
     assert not (pfs_dir / "gone.bin").exists()
     assert not two_tier_fs.exists("both/gone.bin")
+
+
+def test_where_on_a_one_tier_mount_looks_for_the_file(tmp_path):
+    mount = aifdata.Mount("p", (aifdata.Tier.pfs(tmp_path),))
+    fs = aifdata.filesystem(aifdata.Config((mount,)), catalog=False)
+    (tmp_path / "there.bin").write_bytes(b"x")
+    assert fs.where("aif://p/there.bin").tier == "pfs"
+    with pytest.raises(FileNotFoundError, match="no such file on tier 'pfs'"):
+        fs.where("aif://p/missing.bin")

@@ -38,6 +38,7 @@ from ._policy import (
     Policy,
     Principal,
     Resource,
+    check_dataset_name,
     check_pattern,
     check_privilege,
     current_principal,
@@ -493,6 +494,7 @@ class Catalog:
         size and mtime or ETag only, for trees too large to read at ingest.
         """
         self._writable()
+        check_dataset_name(dataset)
         self.require(dataset, "write", "ingest")
         fs, root = resolve_url(source, self.config, catalog=self)
         files = scan(fs, root, workers=workers, progress=progress, hashing=checksum)

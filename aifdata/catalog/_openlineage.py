@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .._errors import StorageUnavailable
+from .._errors import AifDataError, StorageUnavailable
 from .._version import __version__
 from ._lineage import RunRecord
 
@@ -129,6 +129,13 @@ def send(events: Iterable[dict[str, Any]], dest: str, timeout: float = 10.0) -> 
         for event in events:
             _post(url, event, timeout)
         return len(events)
+    scheme = urllib.parse.urlsplit(dest).scheme
+    if scheme == "file":
+        dest = urllib.parse.unquote(urllib.parse.urlsplit(dest).path)
+    elif "://" in dest:
+        raise AifDataError(
+            f"OpenLineage destination {dest!r}: expected an http(s):// endpoint or a file path"
+        )
     path = Path(dest).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

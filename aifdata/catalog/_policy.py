@@ -120,6 +120,32 @@ def check_pattern(pattern: str) -> str:
     return pattern
 
 
+#: Longest dataset name (a path of a few segments, not a document).
+MAX_NAME = 255
+
+
+def check_dataset_name(name: str) -> str:
+    """A dataset name grants can name: ``a/b/c`` segments of printable characters, with no
+    ``.``/``..``, no glob characters and no ``@`` (which starts a version: ``name@3``)."""
+    reasons = []
+    if not name.strip() or name != name.strip():
+        reasons.append("no leading or trailing spaces, not empty")
+    if any(p in ("", ".", "..") for p in name.split("/")):
+        reasons.append("no empty, '.' or '..' segments")
+    if set(name) & set("*?[]@"):
+        reasons.append("none of * ? [ ] @")
+    if not name.isprintable():
+        reasons.append("printable characters only")
+    if len(name) > MAX_NAME:
+        reasons.append(f"at most {MAX_NAME} characters")
+    if reasons:
+        shown = name if len(name) <= 60 else f"{name[:57]}..."
+        raise CatalogError(
+            f"dataset name {shown!r} is not valid: {'; '.join(reasons)} (e.g. genomics/run42)"
+        )
+    return name
+
+
 @dataclass(frozen=True)
 class Grant:
     """One grant: ``principal`` may ``privilege`` whatever ``pattern`` covers."""

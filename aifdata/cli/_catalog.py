@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from .._errors import NotFound
 from ..catalog import Catalog, Dataset
+from ..catalog._catalog import split_ref
 from ._app import app, state
 from ._files import JsonFlag, _progress
 
@@ -17,7 +20,11 @@ CatalogOption = Annotated[
 ]
 
 
-def _catalog(path: str | None) -> Catalog:
+def _catalog(path: str | None, create: bool = False) -> Catalog:
+    """The catalog at ``--catalog PATH`` (which must exist unless ``create``), else the
+    default one."""
+    if path is not None and not create and not Path(path).expanduser().exists():
+        raise NotFound(f"no catalog at {path} (aifdata ingest --catalog {path} makes one)")
     return Catalog(path, config=state.config)
 
 
@@ -61,7 +68,7 @@ def ingest(
 ) -> None:
     """Record the files under SOURCE (with SHA-256 checksums) as a version of a dataset."""
     tags = dict(_split_tag(t) for t in tag or [])
-    cat = _catalog(catalog)
+    cat = _catalog(catalog, create=True)
     with _progress(sys.stderr.isatty() and not as_json) as progress:
         task = progress.add_task("checksumming", total=None)
         ds = cat.ingest(
@@ -89,9 +96,9 @@ def show(
     as_json: JsonFlag = False,
 ) -> None:
     """Show a dataset version: files, checksums, tiers, lineage summary and grants."""
-    base, _, version = name.partition("@")
+    base, version = split_ref(name)
     cat = _catalog(catalog)
-    ds = cat.dataset(base, int(version) if version else None)
+    ds = cat.dataset(base, version)
     if as_json:
         payload = _as_dict(ds)
         payload["lineage"] = [r.as_dict() for r in ds.lineage]
@@ -129,8 +136,8 @@ def stage(
     as_json: JsonFlag = False,
 ) -> None:
     """Copy a dataset's missing or stale files to a tier, verify checksums, record replicas."""
-    base, _, version = name.partition("@")
-    report = _catalog(catalog).stage(base, to, int(version) if version else None, workers)
+    base, version = split_ref(name)
+    report = _catalog(catalog).stage(base, to, version, workers)
     if as_json:
         payload = {
             "copied": list(report.copied),
