@@ -62,3 +62,7 @@ class IngestError(CatalogError):
 
 class FormatError(AifDataError, ValueError):
     """A file does not hold what its format promises; names the file and offset."""
+
+
+class BadURL(AifDataError, ValueError):
+    """A URL with a mistyped or unsupported scheme (a usage error in the CLI)."""

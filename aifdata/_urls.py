@@ -10,6 +10,7 @@ from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
 
 from ._config import Config
+from ._errors import BadURL
 from ._filesystem import AifFileSystem
 
 
@@ -54,6 +55,6 @@ def _refuse_other_schemes(url: str) -> None:
     if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]+", scheme):
         return  # a local path (``C:`` style drive letters are one letter: not a scheme)
     if scheme.lower() in ("aif", "s3") and not rest.startswith("//"):
-        raise ValueError(f"{url}: did you mean {scheme.lower()}://{rest.lstrip('/')}?")
+        raise BadURL(f"{url}: did you mean {scheme.lower()}://{rest.lstrip('/')}?")
     if rest.startswith("//"):
-        raise ValueError(f"{url}: {scheme}:// is not supported here: use aif://, s3:// or a path")
+        raise BadURL(f"{url}: {scheme}:// is not supported here: use aif://, s3:// or a path")

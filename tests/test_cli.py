@@ -159,9 +159,17 @@ def test_version_and_bad_partition_counts_are_usage_errors(capsys):
 def test_a_mistyped_url_is_named_not_taken_for_a_path(url, says, capsys):
     from aifdata.cli import main
 
-    assert main(["cat", url]) != 0
+    assert main(["cat", url]) == 2  # a usage error
     err = capsys.readouterr().err
     assert says in err and len(err.strip().splitlines()) == 1
+    assert "ValueError" not in err and "--debug" not in err
+
+
+def test_a_file_where_a_directory_is_needed_is_not_found(tmp_path, capsys):
+    from aifdata.cli import main
+
+    (tmp_path / "x.txt").write_bytes(b"x")
+    assert main(["cat", str(tmp_path / "x.txt" / "below")]) == 3
 
 
 def test_file_urls_are_local_paths(tmp_path, capsysbinary):

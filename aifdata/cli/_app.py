@@ -17,6 +17,7 @@ from .._config import Config, load_config
 from .._errors import (
     AccessDenied,
     AifDataError,
+    BadURL,
     ConfigError,
     NotFound,
     StorageUnavailable,
@@ -31,6 +32,8 @@ EXIT_UNAVAILABLE = 6
 
 _EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (ConfigError, EXIT_CONFIG),
+    (BadURL, EXIT_USAGE),
+    (NotADirectoryError, EXIT_NOT_FOUND),  # a file where the path needs a directory
     (FileNotFoundError, EXIT_NOT_FOUND),
     (NotFound, EXIT_NOT_FOUND),
     (PermissionError, EXIT_ACCESS_DENIED),
@@ -99,8 +102,10 @@ def exit_code_for(exc: BaseException) -> int:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    text = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     message = text[0] if text else type(exc).__name__
+    if message.endswith(":") and len(text) > 1:  # "Parameter validation failed:" then why
+        message = f"{message} {text[1]}"
     if not isinstance(exc, AifDataError) and type(exc).__name__ not in message:
         message = f"{type(exc).__name__}: {message}"
     return message
