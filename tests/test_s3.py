@@ -25,11 +25,18 @@ def test_wrong_credentials_are_access_denied(seaweedfs, bucket):
         f"s3://{bucket}/data", endpoint_url=seaweedfs.endpoint_url, key="nobody", secret="wrong"
     )
     fs = aifdata.filesystem(aifdata.Config((aifdata.Mount("m", (tier,)),)))
-    for call in (lambda: fs.cat("m/x"), lambda: fs.ls("m/"), lambda: fs.pipe("m/x", b"1")):
+    for call in (lambda: fs.cat("m/x"), lambda: fs.ls("m/"), lambda: fs.pipe("m/x", b"1"),
+                 lambda: _write_through_open(fs, "m/x")):  # fmt: skip
         with pytest.raises(AccessDenied) as info:
             call()
         assert isinstance(info.value, PermissionError)
         assert bucket in str(info.value)
+
+
+def _write_through_open(fs, path):
+    """What ``aifdata cp`` does: the upload happens when the file closes."""
+    with fs.open(path, "wb") as f:
+        f.write(b"1")
 
 
 def test_endpoint_down_fails_fast_and_names_the_endpoint():
@@ -38,7 +45,9 @@ def test_endpoint_down_fails_fast_and_names_the_endpoint():
     endpoint = f"http://127.0.0.1:{free_ports(1)[0]}"
     tier = aifdata.Tier.s3("s3://nobucket/x", endpoint_url=endpoint, key="k", secret="s")
     fs = aifdata.filesystem(aifdata.Config((aifdata.Mount("down", (tier,)),)))
-    for call in (lambda: fs.cat("down/a.bin"), lambda: fs.ls("down/"), lambda: fs.info("down/a")):
+    calls = (lambda: fs.cat("down/a.bin"), lambda: fs.ls("down/"), lambda: fs.info("down/a"),
+             lambda: _write_through_open(fs, "down/a.bin"))  # fmt: skip
+    for call in calls:
         started = time.monotonic()
         with pytest.raises(StorageUnavailable) as info:
             call()

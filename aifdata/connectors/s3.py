@@ -21,7 +21,7 @@ from s3fs import S3FileSystem
 from s3fs.core import S3File
 
 from .._config import Tier
-from .._errors import StorageError, StorageUnavailable
+from .._errors import AifDataError, StorageError, StorageUnavailable
 from ._base import Connector, FileStat, Info
 from ._range_file import RangeReader
 from ._s3_errors import translate, translated
@@ -266,7 +266,9 @@ class S3Connector(Connector):
     def open_write(self, rel: str, block_size: int | None = None) -> BinaryIO:
         part = max(block_size or self.settings.part_size, _MIN_PART)
         with self._errors(rel):
-            return _DiscardOnError(self.fs, self.path(rel), "wb", block_size=part)
+            writer = _DiscardOnError(self.fs, self.path(rel), "wb", block_size=part)
+        writer.fail = lambda exc: self._fail(exc, rel)
+        return writer
 
     def pipe_file(self, rel: str, data: bytes) -> None:
         with self._errors(rel):
@@ -332,7 +334,18 @@ def _absolute(offset: int | None, size: int) -> int | None:
 
 
 class _DiscardOnError(S3File):
-    """An s3fs writer that aborts the upload when its ``with`` block raises."""
+    """An s3fs writer that aborts the upload when its ``with`` block raises, and whose
+    upload errors name the object and the endpoint like every other S3 error."""
+
+    fail: Any = None  # exception -> aifdata error, set by the connector
+
+    def flush(self, force: bool = False) -> None:  # uploads a part, or all on close
+        try:
+            super().flush(force)
+        except Exception as exc:
+            if self.fail is None or isinstance(exc, AifDataError):
+                raise
+            raise self.fail(exc) from exc
 
     def __exit__(self, exc_type: Any, *rest: Any) -> None:
         if exc_type is not None:
