@@ -347,3 +347,11 @@ def test_cli_refuses_a_missing_catalog_and_a_bad_version(tmp_path, capsys):
         assert main([*args, "--catalog", made]) != 0
         err = capsys.readouterr().err
         assert "expected NAME or NAME@VERSION" in err and "ValueError" not in err
+
+
+def test_a_file_that_is_not_a_catalog_is_named(tmp_path):
+    other = tmp_path / "reads.fastq"
+    other.write_bytes(b"@r1\nACGT\n+\nIIII\n" * 100)
+    with pytest.raises(CatalogError, match=r"reads\.fastq: not an aifdata catalog"):
+        Catalog(other).datasets()  # the file is opened on first use
+    assert other.read_bytes() == b"@r1\nACGT\n+\nIIII\n" * 100

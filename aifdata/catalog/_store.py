@@ -86,6 +86,17 @@ def connect(path: Path) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         raise CatalogError(f"{path}: cannot open the catalog: {exc}") from exc
     conn.row_factory = sqlite3.Row
+    try:
+        _prepare(conn, path)
+    except sqlite3.DatabaseError as exc:  # another kind of file, or a damaged one
+        conn.close()
+        if isinstance(exc, sqlite3.OperationalError):
+            raise  # locked, read-only, out of space: not about what the file is
+        raise CatalogError(f"{path}: not an aifdata catalog ({exc})") from exc
+    return conn
+
+
+def _prepare(conn: sqlite3.Connection, path: Path) -> None:
     conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
     conn.execute("PRAGMA foreign_keys = ON")
     mode = journal_mode_for(path)
@@ -96,7 +107,6 @@ def connect(path: Path) -> sqlite3.Connection:
         if migrate(conn) < POLICY_SCHEMA:
             bootstrap_admin(conn)
         ensure_index(conn)
-    return conn
 
 
 @contextlib.contextmanager
