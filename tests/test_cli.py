@@ -149,6 +149,30 @@ def test_version_and_bad_partition_counts_are_usage_errors(capsys):
 
 
 @pytest.mark.parametrize(
+    "args",
+    [["search", "x", "--limit", "0"], ["policy", "audit", "--limit", "-3"],
+     ["lineage", "x", "--depth", "-1"], ["ingest", ".", "-d", "x", "--workers", "0"],
+     ["stage", "x", "--to", "pfs", "--workers", "-3"]],
+    ids=lambda a: " ".join(a[:1] + a[-2:]),
+)  # fmt: skip
+def test_counts_below_their_minimum_are_usage_errors(args, tmp_path, monkeypatch):
+    from aifdata.cli import main
+
+    monkeypatch.setenv("AIFDATA_HOME", str(tmp_path))
+    assert main(args) == 2
+    assert not (tmp_path / "catalog.db").exists()  # refused before anything is opened
+
+
+def test_an_unknown_format_is_named_even_for_an_empty_file(tmp_path, capsys):
+    from aifdata.cli import main
+
+    empty = tmp_path / "empty.fastq"
+    empty.write_bytes(b"")
+    assert main(["partition", str(empty), "--format", "nosuch"]) == 1
+    assert "no format 'nosuch'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
     ("url", "says"),
     [
         ("aif:/demo/reads.fq", "did you mean aif://demo/reads.fq?"),

@@ -55,7 +55,7 @@ def ingest(
     ],
     description: Annotated[str | None, typer.Option(help="What the dataset is.")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="KEY=VALUE (repeatable).")] = None,
-    workers: Annotated[int, typer.Option(help="Files checksummed at once.")] = 8,
+    workers: Annotated[int, typer.Option(min=1, help="Files checksummed at once.")] = 8,
     checksum: Annotated[
         bool,
         typer.Option(
@@ -131,7 +131,7 @@ def show(
 def stage(
     name: Annotated[str, typer.Argument(help="NAME or NAME@VERSION.")],
     to: Annotated[str, typer.Option("--to", help="Tier to stage to (e.g. pfs or s3).")],
-    workers: Annotated[int, typer.Option(help="Files copied at once.")] = 8,
+    workers: Annotated[int, typer.Option(min=1, help="Files copied at once.")] = 8,
     catalog: CatalogOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -170,7 +170,7 @@ def search_command(
     ] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="KEY=VALUE (repeatable).")] = None,
     owner: Annotated[str | None, typer.Option(help="Only datasets of this owner.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many results.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many results.")] = 50,
     catalog: CatalogOption = None,
     as_json: JsonFlag = False,
 ) -> None:

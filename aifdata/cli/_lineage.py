@@ -19,7 +19,7 @@ from ._files import JsonFlag
 @app.command("lineage")
 def lineage_command(
     name: Annotated[str, typer.Argument(help="NAME (latest version) or NAME@VERSION.")],
-    depth: Annotated[int | None, typer.Option(help="Stop after this many runs.")] = None,
+    depth: Annotated[int | None, typer.Option(min=0, help="Stop after this many runs.")] = None,
     openlineage: Annotated[
         str | None,
         typer.Option(

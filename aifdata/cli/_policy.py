@@ -72,7 +72,7 @@ def list_grants(
 
 @policy_app.command("audit")
 def audit(
-    limit: Annotated[int, typer.Option(help="At most this many rows, newest first.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many rows, newest first.")] = 50,
     catalog: CatalogOption = None,
     as_json: JsonFlag = False,
 ) -> None:

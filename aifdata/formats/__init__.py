@@ -83,6 +83,8 @@ def partition(
     ``n`` partitions, or as many as make about ``target_bytes`` each (default
     64 MiB); a format may make fewer when records are larger than the spacing.
     """
+    if format is not None:
+        get(format)  # a format that does not exist is an error even for an empty file
     source = RangeSource(url, config)
     if source.size == 0:
         return []  # no records, whatever the format
