@@ -288,7 +288,7 @@ def byte_range_partitions(
     """Partitions ``[start, end)`` of the file's bytes, each nominal split offset moved by
     ``snap`` to where a partition may start (looked up concurrently: each is a small read)."""
     size = source.size
-    count = min(partition_count(size, n, target_bytes), max(1, size))  # a byte at least each
+    count = partition_count(size, n, target_bytes, at_most=size)
     offsets = sorted({size * i // count for i in range(1, count)} - {0})
     with ThreadPoolExecutor(min(threads, max(1, len(offsets)))) as pool:
         starts = sorted({0, *(s for s in pool.map(snap, offsets) if s < size)})
@@ -304,8 +304,16 @@ def byte_range_partitions(
 MAX_PARTITIONS = 1_000_000
 
 
-def partition_count(size: int, n: int | None, target_bytes: int | None) -> int:
-    """How many partitions to aim for: ``n``, else ``size / target_bytes`` rounded up."""
+def partition_count(
+    size: int, n: int | None, target_bytes: int | None, at_most: int | None = None
+) -> int:
+    """How many partitions to aim for: ``n``, else ``size / target_bytes`` rounded up;
+    never more than ``at_most`` (a byte-range plan: one per byte)."""
+    count = _requested_count(size, n, target_bytes)
+    return count if at_most is None else min(count, max(1, at_most))
+
+
+def _requested_count(size: int, n: int | None, target_bytes: int | None) -> int:
     if n is not None:
         if n < 1:
             raise ValueError(f"n must be at least 1, not {n}")

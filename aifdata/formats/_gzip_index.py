@@ -164,6 +164,7 @@ def _inflate_from_checkpoint(
         return None  # not the checkpoints the plan was made with
     first = points[at][0]
     stop = index.span(start, end, source.size)[1]
+    ratio = source.size / max(1, index.size)  # compressed bytes per byte, on average
     pieces, got = [], 0
     while True:
         inflated = _inflate_member(isal_zlib, source, points[at], end - first - got, stop)
@@ -178,7 +179,6 @@ def _inflate_from_checkpoint(
         at = next((j for j in range(at + 1, len(points)) if points[j][3] is None), len(points))
         if not ended or at == len(points) or points[at][0] != first + got:
             return None
-        ratio = source.size / max(1, index.size)  # compressed bytes per byte, on average
         stop = points[at][1] + int((end - first - got) * ratio * 1.25) + READ_MARGIN
     data = b"".join(pieces)
     return data[start - first :] if start > first else data

@@ -59,7 +59,7 @@ class FastqGzipFormat(FastqColumns, FormatPlugin):
         if index.size == 0:
             return []
         view = Uncompressed(source, index)
-        count = min(partition_count(index.size, n, target_bytes), index.size)
+        count = partition_count(index.size, n, target_bytes, at_most=index.size)
         nominal = sorted(
             {_near_checkpoint(index, index.size * i // count, count) for i in range(1, count)} - {0}
         )
