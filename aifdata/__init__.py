@@ -4,7 +4,7 @@ The public face is what this module exports; everything else is private.
 """
 
 from . import lineage
-from ._config import Config, Mount, Tier, load_config, parse_config
+from ._config import Config, Mount, load_config, parse_config
 from ._errors import (
     AccessDenied,
     AifDataError,
@@ -18,10 +18,11 @@ from ._errors import (
     StorageError,
     StorageUnavailable,
 )
-from ._filesystem import AifFileSystem, filesystem
 from ._router import Route
 from ._version import __version__
+from ._wiring import AifFileSystem, filesystem
 from .catalog import Catalog, Dataset, FileRecord, open_dataset
+from .connectors import StorageKind, Tier
 from .formats import Partition, partition
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "PathEscape",
     "Route",
     "StorageError",
+    "StorageKind",
     "StorageUnavailable",
     "Tier",
     "__version__",

@@ -9,90 +9,18 @@ TOML or built in Python; both are validated the same way.
 from __future__ import annotations
 
 import difflib
-import math
-import numbers
 import os
-import re
-import reprlib
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit
 
 from ._errors import ConfigError, MountNotFound
+from .connectors import Tier, get_kind, names
+from .connectors._kind import shown as _shown
 
-TIER_KINDS = ("s3", "pfs")
 MOUNT_KEYS = ("prefix", "read_order", "write_tier")
-_LOCATION_KEYS = {"s3": "url", "pfs": "path"}
-_S3_URL_SHAPE = "s3://bucket[/prefix]"
-_BUCKET = re.compile(r"[A-Za-z0-9._-]+")
-
-
-@dataclass(frozen=True)
-class _Check:
-    """What a tier option must be: a phrase for messages and a predicate."""
-
-    expected: str
-    accepts: Callable[[Any], bool]
-
-    def problem(self, value: Any) -> str | None:
-        return None if self.accepts(value) else f"expected {self.expected}, got {_shown(value)}"
-
-
-def _is_http_url(value: Any) -> bool:
-    if value is None:
-        return True
-    try:
-        parts = urlsplit(value) if isinstance(value, str) else None
-    except ValueError:
-        return False
-    return parts is not None and parts.scheme in ("http", "https") and bool(parts.netloc)
-
-
-def _is_positive_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) > 0
-
-
-def _is_positive_seconds(value: Any) -> bool:
-    real = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    return real and math.isfinite(value) and float(value) > 0
-
-
-_TEXT = _Check("a string", lambda v: v is None or isinstance(v, str))
-_FLAG = _Check("true or false", lambda v: isinstance(v, bool))
-_COUNT = _Check("a positive integer", _is_positive_int)
-_BYTES = _Check("a positive integer (bytes)", _is_positive_int)
-_SECONDS = _Check("a positive number (seconds)", _is_positive_seconds)
-_OPTION_CHECKS: dict[str, dict[str, _Check]] = {
-    "s3": {
-        "endpoint_url": _Check("an http:// or https:// URL", _is_http_url),
-        "key": _TEXT,
-        "secret": _TEXT,
-        "token": _TEXT,
-        "region": _TEXT,
-        "profile": _TEXT,
-        "anon": _FLAG,
-        "max_concurrency": _COUNT,
-        "part_size": _BYTES,
-        "connect_timeout": _SECONDS,
-        "read_timeout": _SECONDS,
-        "max_attempts": _COUNT,
-    },
-    "pfs": {"block_size": _BYTES},
-}
-S3_OPTION_KEYS = frozenset(_OPTION_CHECKS["s3"])
-PFS_OPTION_KEYS = frozenset(_OPTION_CHECKS["pfs"])
-
-_REPR = reprlib.Repr()
-_REPR.maxstring = _REPR.maxother = 60
-
-
-def _shown(value: Any) -> str:
-    """A short, one-line repr of a value given in a config."""
-    return _REPR.repr(value)
 
 
 def _did_you_mean(word: str, choices: Sequence[str]) -> str:
@@ -100,37 +28,24 @@ def _did_you_mean(word: str, choices: Sequence[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def _is_s3_url(url: Any) -> bool:
-    if not isinstance(url, str) or not url.startswith("s3://"):
-        return False
-    bucket, _, prefix = url.removeprefix("s3://").partition("/")
-    segments = prefix.rstrip("/").split("/") if prefix.rstrip("/") else []
-    return bool(_BUCKET.fullmatch(bucket)) and all(s not in ("", ".", "..") for s in segments)
-
-
-def _location_problem(kind: str, location: Any) -> str | None:
-    """Why an S3 URL or a PFS path is unusable, or None."""
-    if kind == "s3":
-        ok, expected = _is_s3_url(location), _S3_URL_SHAPE
-    else:
-        ok, expected = isinstance(location, str) and bool(location), "a directory path"
-    return None if ok else f"expected {expected}, got {_shown(location)}"
+def _kind_choices(quote: str = '"') -> str:
+    """``"s3", "pfs" or "fsspec"``: the kinds a tier may name."""
+    quoted = [f"{quote}{n}{quote}" for n in names()]
+    return ", ".join(quoted[:-1]) + f" or {quoted[-1]}" if len(quoted) > 1 else quoted[0]
 
 
 def _tier_problem(kind: str, location: Any, options: Mapping[str, Any]) -> tuple[str, str] | None:
     """The first (key, problem) of a tier's location and options, or None if all are valid."""
-    problem = _location_problem(kind, location)
+    spec = get_kind(kind)
+    problem = spec.location_problem(location)
     if problem:
-        return _LOCATION_KEYS[kind], problem
-    checks = _OPTION_CHECKS[kind]
-    for option, value in options.items():
-        if option not in checks:
-            allowed = ", ".join(sorted(checks))
-            hint = _did_you_mean(option, sorted(checks))
-            return option, f"unknown {kind} option; expected one of {allowed}{hint}"
-        problem = checks[option].problem(value)
-        if problem:
-            return option, problem
+        return spec.location_key, problem
+    found = spec.option_problem(options)
+    if found is not None:
+        option, problem = found
+        if problem.startswith(f"unknown {kind} option"):
+            problem += _did_you_mean(option, sorted(spec.options))
+        return option, problem
     return None
 
 
@@ -143,48 +58,6 @@ def default_config_path() -> Path:
     """Return ``$AIFDATA_CONFIG``, else ``$AIFDATA_HOME/config.toml``."""
     explicit = os.environ.get("AIFDATA_CONFIG")
     return Path(explicit).expanduser() if explicit else aifdata_home() / "config.toml"
-
-
-@dataclass(frozen=True)
-class Tier:
-    """One storage location of a mount: an S3 URL prefix or a PFS directory."""
-
-    kind: str
-    url: str
-    name: str = ""
-    options: Mapping[str, Any] = field(default_factory=dict, hash=False)
-
-    def __post_init__(self) -> None:
-        if self.kind not in TIER_KINDS:
-            raise ConfigError(f"tier kind {self.kind!r} is not one of {', '.join(TIER_KINDS)}")
-        name = self.name or self.kind
-        problem = _tier_problem(self.kind, self.url, self.options)
-        if problem:
-            raise ConfigError(f"tier {name!r}: {problem[0]}: {problem[1]}")
-        object.__setattr__(self, "name", name)
-        object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
-        object.__setattr__(self, "url", _normalise_url(self.kind, self.url))
-
-    @classmethod
-    def s3(cls, url: str, name: str = "s3", **options: Any) -> Tier:
-        """An S3 tier at ``s3://bucket/prefix`` with endpoint/credential options."""
-        return cls("s3", url, name, options)
-
-    @classmethod
-    def pfs(cls, path: str | os.PathLike[str], name: str = "pfs", **options: Any) -> Tier:
-        """A parallel-file-system tier rooted at a directory."""
-        location = os.fspath(path) if isinstance(path, os.PathLike) else path
-        return cls("pfs", location, name, options)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (Tier, (self.kind, self.url, self.name, dict(self.options)))
-
-
-def _normalise_url(kind: str, url: str) -> str:
-    """``s3://bucket/prefix`` without trailing slashes; an absolute PFS path."""
-    if kind == "s3":
-        return "s3://" + url.removeprefix("s3://").rstrip("/")
-    return os.path.abspath(os.path.expanduser(url))
 
 
 @dataclass(frozen=True)
@@ -234,14 +107,14 @@ class Mount:
 
 
 def _default_read_order(tiers: Sequence[Tier]) -> tuple[str, ...]:
-    """PFS tiers first (fast, local), then S3, each in declaration order."""
-    ranked = sorted(tiers, key=lambda t: 0 if t.kind == "pfs" else 1)
+    """Local tiers first (a PFS: fast), then remote ones (S3), each in declaration order."""
+    ranked = sorted(tiers, key=lambda t: 0 if t.local else 1)
     return tuple(t.name for t in ranked)
 
 
 def _default_write_tier(tiers: Sequence[Tier]) -> str:
-    """The first S3 tier (the shared, governed copy), else the first tier."""
-    return next((t.name for t in tiers if t.kind == "s3"), tiers[0].name)
+    """The first remote tier (S3: the shared, governed copy), else the first tier."""
+    return next((t.name for t in tiers if not t.local), tiers[0].name)
 
 
 @dataclass(frozen=True)
@@ -275,12 +148,21 @@ class Config:
         raise MountNotFound(f"no mount {prefix!r}; known mounts: {', '.join(self.prefixes)}")
 
     def locate(self, url: str) -> tuple[Mount, Tier, str] | None:
-        """The mount, tier and relative path of a physical URL (``s3://b/k`` or a PFS path)."""
+        """The mount, tier and relative path of a physical URL (``s3://b/k``, a PFS path,
+        a URL of another kind's tier)."""
         for mount in self.mounts:
             for tier in mount.tiers:
                 if url.startswith(tier.url.rstrip("/") + "/"):
                     return mount, tier, url[len(tier.url.rstrip("/")) + 1 :]
         return None
+
+    def tier_at(self, url: str) -> tuple[Mount, Tier, str] | None:
+        """:meth:`locate`, also for the root of a tier itself (``rel`` is then ``""``)."""
+        for mount in self.mounts:
+            for tier in mount.tiers:
+                if url.rstrip("/") == tier.url.rstrip("/"):
+                    return mount, tier, ""
+        return self.locate(url)
 
     def resolve(self, path: str) -> tuple[Mount, str]:
         """Split a clean logical path into its mount (longest prefix) and the rest."""
@@ -387,9 +269,9 @@ class _ConfigReader:
         if not isinstance(table, dict):
             raise self.fail(key, self._not_a_tier(key, name, table))
         kind = self._kind(key, name, table)
-        location_key = _LOCATION_KEYS[kind]
+        location_key = get_kind(kind).location_key
         if location_key not in table:
-            other = next((k for k in _LOCATION_KEYS.values() if k in table), None)
+            other = next((k for k in ("url", "path") if k in table and k != location_key), None)
             hint = f" (a {kind} tier has {location_key}, not {other})" if other else ""
             raise self.fail(f"{key}.{location_key}", f"missing{hint}")
         options = {k: v for k, v in table.items() if k not in ("kind", location_key)}
@@ -403,9 +285,12 @@ class _ConfigReader:
 
     def _not_a_tier(self, key: str, name: str, value: Any) -> str:
         """The problem with a non-table value under a mount: a tier without its table, or a typo."""
-        if name in TIER_KINDS:
+        if name in names():
             return f"expected a tier table [{key}], got {_shown(value)}"
-        tier_keys = {"kind", *_LOCATION_KEYS.values(), *S3_OPTION_KEYS, *PFS_OPTION_KEYS}
+        tier_keys = {"kind"}
+        for kind in names():
+            spec = get_kind(kind)
+            tier_keys |= {spec.location_key, *spec.options}
         mount = key.rpartition(".")[0]
         if name in tier_keys:
             return f"unknown mount key; {name} belongs in a tier sub-table such as [{mount}.s3]"
@@ -415,14 +300,12 @@ class _ConfigReader:
 
     def _kind(self, key: str, name: str, table: Mapping[str, Any]) -> str:
         if "kind" not in table:
-            if name in TIER_KINDS:
+            if name in names():
                 return name
-            raise self.fail(
-                key, "a tier named other than 's3' or 'pfs' needs kind = \"s3\" or \"pfs\""
-            )
+            raise self.fail(key, f"a tier named other than {_kind_choices(chr(39))} needs kind = {_kind_choices()}")
         kind = table["kind"]
-        if kind not in TIER_KINDS:
-            raise self.fail(f"{key}.kind", f'expected "s3" or "pfs", got {_shown(kind)}')
+        if not isinstance(kind, str) or kind not in names():
+            raise self.fail(f"{key}.kind", f"expected {_kind_choices()}, got {_shown(kind)}")
         return str(kind)
 
     def _expect(self, key: str, value: Any, expected: str, ok: bool) -> None:

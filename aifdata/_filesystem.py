@@ -3,54 +3,39 @@
 A logical path ``aif://genomics/run42/reads.fastq`` is cleaned (one spelling,
 no way out), split into its mount and the rest, and served by the mount's
 tiers: reads by the tier the :class:`~aifdata._router.Router` picks, writes
-by the mount's write tier, listings as the union of all tiers. When a catalog
-is in use, every operation is first checked against its grants
-(:mod:`aifdata._guard`), before any storage is touched.
+by the mount's write tier, listings as the union of all tiers. Every operation
+is first checked by the access gate given (:mod:`aifdata._access`; the
+catalog's grants), before any storage is touched. This layer never imports the
+catalog: :mod:`aifdata._wiring` builds the public :class:`aifdata.AifFileSystem`
+with the catalog found as users expect.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 from fsspec.spec import AbstractFileSystem
 
-from ._config import Config, Mount, aifdata_home, load_config
+from ._access import AccessGate
+from ._config import Config, Mount, load_config
 from ._errors import MountNotFound, NotFound
-from ._guard import Guard
 from ._paths import PROTOCOL, clean_path, has_magic
-from ._router import Route, Router
-from .connectors import Connector, connector_for
-from .connectors._base import FileStat, Info
+from ._router import RecordLookup, Route, Router
+from .connectors import Connector, FileStat, Info, connector_for
 
 _COPY_CHUNK = 16 * 2**20
-CATALOG_RECHECK_SECONDS = 1.0  # while $AIFDATA_HOME/catalog.db is absent
-_catalogs_opened = 0  # by this process: a filesystem that found none looks again at once
 
 
-def _made_catalog(path: Path) -> bool:
-    """Whether ``path`` holds a catalog: an empty file is one still being made (by its
-    first admin, who must not be this process)."""
-    try:
-        return path.stat().st_size > 0
-    except OSError:
-        return False
-
-
-def catalog_opened() -> None:
-    """Called when this process opens a catalog file (and so may have made one)."""
-    global _catalogs_opened
-    _catalogs_opened += 1
-
-
-class AifFileSystem(AbstractFileSystem):
-    """The ``aif://`` virtual filesystem: a mount table over S3 and PFS tiers.
+class MountedFileSystem(AbstractFileSystem):
+    """The ``aif://`` virtual filesystem: a mount table over tiers of any storage kind.
 
     ``config`` is a :class:`~aifdata.Config`, a path to a TOML file, or None
-    for :func:`~aifdata.load_config`'s default lookup.
+    for :func:`~aifdata.load_config`'s default lookup. ``gate`` checks every
+    request (none: nothing is enforced); ``records`` gives the verified
+    replicas that routing prefers. :class:`aifdata.AifFileSystem` is this with
+    both taken from the catalog.
     """
 
     protocol = PROTOCOL
@@ -59,64 +44,39 @@ class AifFileSystem(AbstractFileSystem):
     def __init__(
         self,
         config: Config | str | os.PathLike[str] | None = None,
-        catalog: Any = None,
+        *,
+        gate: AccessGate | None = None,
+        records: RecordLookup | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.config = config if isinstance(config, Config) else load_config(config)
-        self._catalog_option = catalog
-        self._catalog: Any = None
-        self._catalog_absent_until = 0.0  # monotonic time of the next look for catalog.db
-        self._catalogs_seen = -1  # ``_catalogs_opened`` when last looked for
-        self._guard: Guard | None = None
+        self._gate = gate
+        self._records = records
         self._connectors: dict[tuple[str, str], Connector] = {}
 
-    @property
-    def catalog(self) -> Any:
-        """The catalog whose checksums guide routing and whose grants are enforced:
-        the one given, else ``$AIFDATA_HOME/catalog.db`` once it exists (while it
-        does not, looked for again at most every ``CATALOG_RECHECK_SECONDS``, so a
-        catalog made later in a long-lived process is enforced); ``catalog=False``
-        for none."""
-        if self._catalog is None and self._catalog_option is not False:
-            from .catalog import Catalog
+    def _access_gate(self) -> AccessGate | None:
+        """The gate every request passes (None: nothing to enforce)."""
+        return self._gate
 
-            option = self._catalog_option
-            if isinstance(option, Catalog):
-                self._catalog = option
-            elif option is not None:
-                self._catalog = Catalog(option, config=self.config)
-            elif (
-                time.monotonic() >= self._catalog_absent_until
-                or self._catalogs_seen != _catalogs_opened
-            ):
-                self._catalogs_seen = _catalogs_opened
-                if _made_catalog(aifdata_home() / "catalog.db"):
-                    self._catalog = Catalog(config=self.config)
-                else:
-                    self._catalog_absent_until = time.monotonic() + CATALOG_RECHECK_SECONDS
-        return self._catalog
-
-    def _policy_guard(self) -> Guard | None:
-        """The guard of the catalog's grants (None without a catalog: nothing to enforce)."""
-        if self._guard is None and self.catalog is not None:
-            self._guard = Guard(self.catalog, self.config)
-        return self._guard
+    def _replica_lookup(self) -> RecordLookup | None:
+        """Where routing finds the replicas verified so far (None: the size rule only)."""
+        return self._records
 
     def _allow(self, paths: str | Iterable[str], privilege: str, action: str) -> None:
-        """Refuse (AccessDenied, audited) unless the catalog's grants allow it."""
-        guard = self._policy_guard()
-        if guard is not None:
-            guard.check(paths, privilege, action)
+        """Refuse (AccessDenied, audited) unless the gate allows it."""
+        gate = self._access_gate()
+        if gate is not None:
+            gate.check(paths, privilege, action)
 
     def _readable(self, names: list[str]) -> list[str]:
-        guard = self._policy_guard()
-        return names if guard is None else guard.readable(names)
+        gate = self._access_gate()
+        return names if gate is None else gate.readable(names)
 
     def __reduce__(self) -> tuple[Any, ...]:
         options = dict(self.storage_options)
         options.pop("config", None)
-        return _rebuild, (self.config, options)
+        return _rebuild, (type(self), self.config, options)
 
     # -- paths and parts -----------------------------------------------------
 
@@ -137,12 +97,12 @@ class AifFileSystem(AbstractFileSystem):
             conn = self._connectors[key] = connector_for(mount.tier(tier_name))
         return conn
 
-    def _split(self, path: str) -> tuple[Mount, str]:
+    def split(self, path: str) -> tuple[Mount, str]:
+        """The mount that holds ``path`` and the path within it (tier-relative)."""
         return self.config.resolve(self._strip_protocol(path))
 
     def _router(self, mount: Mount) -> Router:
-        catalog = self.catalog if len(mount.tiers) > 1 else None
-        lookup = catalog.replica_records if catalog is not None else None
+        lookup = self._replica_lookup() if len(mount.tiers) > 1 else None
         return Router(mount, {t.name: self.connector(mount, t.name) for t in mount.tiers}, lookup)
 
     def _tiers(self, mount: Mount) -> list[Connector]:
@@ -184,18 +144,18 @@ class AifFileSystem(AbstractFileSystem):
 
     def tier_copy(self, path: str, tier: str) -> tuple[Connector, str]:
         """The connector of ``tier`` and the path of ``path`` on it (no routing)."""
-        mount, rel = self._split(path)
+        mount, rel = self.split(path)
         self._allow(self._logical(mount, rel), "read", "read")
         return self.connector(mount, tier), rel
 
     def _tier_copy(self, path: str, tier: str) -> tuple[Connector, str]:
         """:meth:`tier_copy` for a path a checked listing returned (no second check)."""
-        mount, rel = self._split(path)
+        mount, rel = self.split(path)
         return self.connector(mount, tier), rel
 
     def where(self, path: str) -> Route:
         """Which tier would serve a read of ``path``, and why."""
-        mount, rel = self._split(path)
+        mount, rel = self.split(path)
         self._allow(self._logical(mount, rel), "read", "where")
         route = self._router(mount).route(rel)
         unseen = len(mount.tiers) == 1 and route.size is None  # routed without a look
@@ -354,7 +314,7 @@ class AifFileSystem(AbstractFileSystem):
     def cat_file(
         self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
     ) -> bytes:
-        mount, rel = self._split(path)
+        mount, rel = self.split(path)
         self._allow(self._logical(mount, rel), "read", "cat")
         route = self._router(mount).route(rel)
         return self.connector(mount, route.tier).cat_file(rel, start, end)
@@ -426,7 +386,7 @@ class AifFileSystem(AbstractFileSystem):
         groups: dict[tuple[Mount, str], list[int]] = {}
         for i, path in enumerate(paths):
             try:
-                mount, rel = self._split(path)
+                mount, rel = self.split(path)
                 self._allow(self._logical(mount, rel), "read", "cat_ranges")
                 tier = self._router(mount).route(rel).tier
             except Exception as exc:
@@ -436,7 +396,7 @@ class AifFileSystem(AbstractFileSystem):
                 continue
             groups.setdefault((mount, tier), []).append(i)
         for (mount, tier), idx in groups.items():
-            rels = [self._split(paths[i])[1] for i in idx]
+            rels = [self.split(paths[i])[1] for i in idx]
             data = self.connector(mount, tier).cat_ranges(
                 rels, [starts[i] for i in idx], [ends[i] for i in idx]
             )
@@ -453,7 +413,7 @@ class AifFileSystem(AbstractFileSystem):
         cache_options: Any = None,
         **kwargs: Any,
     ) -> Any:
-        mount, rel = self._split(path)
+        mount, rel = self.split(path)
         self._allow(self._logical(mount, rel), "read" if mode == "rb" else "write", "open")
         if mode == "rb":
             route = self._router(mount).route(rel)
@@ -467,7 +427,7 @@ class AifFileSystem(AbstractFileSystem):
     # -- writes --------------------------------------------------------------
 
     def pipe_file(self, path: str, value: bytes, mode: str = "overwrite", **kwargs: Any) -> None:
-        mount, rel = self._split(path)
+        mount, rel = self.split(path)
         self._allow(self._logical(mount, rel), "write", "pipe")
         if mode == "create" and self.exists(path):
             raise FileExistsError(f"aif://{self._strip_protocol(path)} already exists")
@@ -476,7 +436,7 @@ class AifFileSystem(AbstractFileSystem):
     def put_file(
         self, lpath: str, rpath: str, callback: Any = None, mode: str = "overwrite", **kwargs: Any
     ) -> None:
-        mount, rel = self._split(rpath)
+        mount, rel = self.split(rpath)
         self._allow(self._logical(mount, rel), "write", "put")
         if os.path.isdir(lpath):
             self._writer(mount).makedirs(rel)
@@ -486,7 +446,7 @@ class AifFileSystem(AbstractFileSystem):
     def get_file(
         self, rpath: str, lpath: str, callback: Any = None, outfile: Any = None, **kwargs: Any
     ) -> None:
-        mount, rel = self._split(rpath)
+        mount, rel = self.split(rpath)
         self._allow(self._logical(mount, rel), "read", "get")
         if self.isdir(rpath):
             os.makedirs(lpath, exist_ok=True)
@@ -503,8 +463,8 @@ class AifFileSystem(AbstractFileSystem):
                 _copy_stream(src, dst, callback, route.size)
 
     def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
-        mount1, rel1 = self._split(path1)
-        mount2, rel2 = self._split(path2)
+        mount1, rel1 = self.split(path1)
+        mount2, rel2 = self.split(path2)
         self._allow(self._logical(mount1, rel1), "read", "cp")
         self._allow(self._logical(mount2, rel2), "write", "cp")
         if self.isdir(path1):
@@ -554,7 +514,7 @@ class AifFileSystem(AbstractFileSystem):
         return True
 
     def rm_file(self, path: str) -> None:
-        mount, rel = self._split(path)
+        mount, rel = self.split(path)
         self._allow(self._logical(mount, rel), "write", "rm")
         removed = False
         for conn in self._tiers(mount):
@@ -582,7 +542,7 @@ class AifFileSystem(AbstractFileSystem):
                 conn.rm_many(rels)
 
     def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
-        mount, rel = self._split(path)
+        mount, rel = self.split(path)
         self._allow(self._logical(mount, rel), "write", "mkdir")
         self._writer(mount).makedirs(rel)
 
@@ -592,7 +552,7 @@ class AifFileSystem(AbstractFileSystem):
         self.mkdir(path)
 
     def rmdir(self, path: str) -> None:
-        mount, rel = self._split(path)
+        mount, rel = self.split(path)
         self._allow(self._logical(mount, rel), "write", "rmdir")
         for conn in self._tiers(mount):
             try:
@@ -628,16 +588,7 @@ def _copy_stream(src: Any, dst: Any, callback: Any, size: int | None) -> None:
             callback.relative_update(len(chunk))
 
 
-def _rebuild(config: Config, storage_options: dict[str, Any]) -> AifFileSystem:
-    return AifFileSystem(config, **storage_options)
-
-
-def filesystem(
-    config: Config | str | os.PathLike[str] | None = None, catalog: Any = None
-) -> AifFileSystem:
-    """An ``aif://`` filesystem over ``config`` (default: :func:`~aifdata.load_config`).
-
-    ``catalog`` (a :class:`~aifdata.Catalog` or a path; default: the one in
-    ``$AIFDATA_HOME`` if it exists; False: none) lets verified checksums guide reads.
-    """
-    return AifFileSystem(config, catalog=catalog)
+def _rebuild(
+    cls: type[MountedFileSystem], config: Config, storage_options: dict[str, Any]
+) -> MountedFileSystem:
+    return cls(config, **storage_options)

@@ -1,52 +1,91 @@
-"""Turn a user's URL (``aif://``, ``s3://`` or a local path) into a filesystem and a path."""
+"""Turn a user's URL (``aif://``, ``s3://``, another kind's URL, a local path) into a
+filesystem and a path.
+
+The ``aif://`` scheme is served by a resolver that the layer which builds the
+virtual filesystem registers at import (:func:`register_scheme`), so the
+modules that open bytes (format plug-ins, ingest) never import it.
+"""
 
 from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from collections.abc import Callable
 
 from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
 
 from ._config import Config
 from ._errors import BadURL
-from ._filesystem import AifFileSystem
+from .connectors import Tier, connector_for, kind_of_url
+
+#: How a scheme's URLs become a filesystem and a path, given the mount table.
+Resolver = Callable[[str, Config], tuple[AbstractFileSystem, str]]
+_resolvers: dict[str, Resolver] = {}
 
 
-def resolve_url(url: str, config: Config, catalog: Any = None) -> tuple[AbstractFileSystem, str]:
-    """The filesystem and path for ``aif://``, ``s3://`` or a local path (or ``file://``).
+def register_scheme(scheme: str, resolver: Resolver) -> None:
+    """Serve ``scheme://`` URLs with ``resolver`` (replacing any earlier one)."""
+    _resolvers[scheme] = resolver
 
-    ``catalog`` is the one whose grants an ``aif://`` filesystem enforces
-    (default: the one in ``$AIFDATA_HOME``).
 
-    An ``s3://`` URL inside a mount's S3 tier uses that tier's endpoint and
-    credentials; any other goes to s3fs with the usual AWS settings.
+def resolve_url(url: str, config: Config) -> tuple[AbstractFileSystem, str]:
+    """The filesystem and path for ``aif://``, ``s3://``, a local path (or ``file://``), or a
+    URL inside a mount's tier of another kind.
+
+    A URL inside a mount's tier uses that tier's endpoint, credentials and
+    options; an ``s3://`` URL outside every mount goes to s3fs with the usual
+    AWS settings.
     """
-    if url.startswith("aif://"):
-        fs = AifFileSystem(config, catalog=catalog)
-        return fs, fs._strip_protocol(url)
-    if url.startswith("s3://"):
-        return _s3_filesystem(url, config), url.removeprefix("s3://")
+    scheme = url.partition("://")[0] if "://" in url else ""
+    resolver = _resolvers.get(scheme)
+    if resolver is not None:
+        return resolver(url, config)
     if url.startswith("file://"):
         url = url.removeprefix("file://")
+    if "://" in url:
+        return _tier_filesystem(url, config)
     _refuse_other_schemes(url)
-    local = LocalFileSystem()
-    return local, os.path.abspath(url)
+    return LocalFileSystem(), os.path.abspath(url)
 
 
-def _s3_filesystem(url: str, config: Config) -> AbstractFileSystem:
-    from .connectors.s3 import S3Connector
+def _tier_filesystem(url: str, config: Config) -> tuple[AbstractFileSystem, str]:
+    """A URL of a remote kind: the filesystem of the tier that holds it, else of the kind."""
+    located = config.tier_at(url)
+    if located is None and url.startswith("s3://"):  # another key of a mounted bucket
+        located = _same_bucket(url, config)
+    if located is not None:
+        fs = _wrapped_filesystem(connector_for(located[1]))
+        if fs is not None:
+            return fs, fs._strip_protocol(url)
+    kind = kind_of_url(url)
+    if kind is None or not kind.direct:
+        _refuse_other_schemes(url)
+        raise BadURL(f"{url}: no storage kind serves this URL")
+    fs = _wrapped_filesystem(connector_for(Tier(kind.name, _root_of(url), kind.name)))
+    if fs is None:
+        raise BadURL(f"{url}: tier kind {kind.name!r} gives no filesystem for direct URLs")
+    return fs, fs._strip_protocol(url)
 
-    bare = url.removeprefix("s3://")
+
+def _same_bucket(url: str, config: Config) -> tuple[object, Tier, str] | None:
+    bucket = url.removeprefix("s3://").split("/")[0]
     for mount in config.mounts:
         for tier in mount.tiers:
-            root = tier.url.removeprefix("s3://")
-            if tier.kind == "s3" and (bare == root or bare.startswith(root.split("/")[0] + "/")):
-                return S3Connector(tier).fs
-    import s3fs
+            if tier.kind == "s3" and tier.url.removeprefix("s3://").split("/")[0] == bucket:
+                return mount, tier, ""
+    return None
 
-    return s3fs.S3FileSystem()
+
+def _root_of(url: str) -> str:
+    """The first segment of a URL (``s3://bucket``): a location any kind accepts."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/')[0]}"
+
+
+def _wrapped_filesystem(connector: object) -> AbstractFileSystem | None:
+    fs = getattr(connector, "fs", None)
+    return fs if isinstance(fs, AbstractFileSystem) else None
 
 
 def _refuse_other_schemes(url: str) -> None:

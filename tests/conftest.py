@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 import aifdata
-from aifdata import _seaweedfs
-from aifdata._filesystem import AifFileSystem
+from aifdata import AifFileSystem, _seaweedfs
 
 _bucket_numbers = itertools.count()
 

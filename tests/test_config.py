@@ -8,8 +8,9 @@ import re
 import pytest
 
 import aifdata
-from aifdata import ConfigError, MountNotFound, _config
+from aifdata import ConfigError, MountNotFound
 from aifdata.cli import main
+from aifdata.connectors import get_kind
 
 GOOD = """
 [mounts.genomics]
@@ -197,9 +198,9 @@ def test_tier_values_are_checked_at_load_time(tmp_path, tier, line, expected):
     assert message == f"{path}: mounts.demo.{tier}.{key}: expected {expected}"
 
 
-@pytest.mark.parametrize("option", sorted(_config.S3_OPTION_KEYS | _config.PFS_OPTION_KEYS))
+@pytest.mark.parametrize("option", sorted({*get_kind("s3").options, *get_kind("pfs").options}))
 def test_every_tier_option_has_a_type(tmp_path, option):
-    tier = "pfs" if option in _config.PFS_OPTION_KEYS else "s3"
+    tier = "pfs" if option in get_kind("pfs").options else "s3"
     location = "path = '/x'" if tier == "pfs" else "url = 's3://b'"
     message, path = config_error(tmp_path, f"[mounts.d.{tier}]\n{location}\n{option} = [1]")
     assert message.startswith(f"{path}: mounts.d.{tier}.{option}: expected ")
@@ -241,8 +242,8 @@ def test_a_tier_option_in_the_mount_table_points_to_a_tier(tmp_path):
 def test_a_tier_with_another_name_needs_a_kind(tmp_path):
     message, path = config_error(tmp_path, "[mounts.demo.scratch]\npath = '/x'")
     assert message == (
-        f"{path}: mounts.demo.scratch: a tier named other than 's3' or 'pfs'"
-        ' needs kind = "s3" or "pfs"'
+        f"{path}: mounts.demo.scratch: a tier named other than 's3', 'pfs' or 'fsspec'"
+        ' needs kind = "s3", "pfs" or "fsspec"'
     )
 
 

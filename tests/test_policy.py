@@ -402,9 +402,9 @@ def test_cli_policy_bad_input_is_one_line(cli_world, who, capfd):
 def test_a_catalog_made_after_the_filesystem_is_still_enforced(
     isolated_home, two_tier_fs, who, monkeypatch
 ):
-    from aifdata import _filesystem
+    from aifdata import _wiring
 
-    monkeypatch.setattr(_filesystem, "CATALOG_RECHECK_SECONDS", 0.0)
+    monkeypatch.setattr(_wiring, "CATALOG_RECHECK_SECONDS", 0.0)
     who("boss")
     fs = aifdata.filesystem(two_tier_fs.config)  # no catalog.db yet: nothing to enforce
     fs.pipe("both/run42/reads.fq", DATA)

@@ -53,9 +53,10 @@ from pathlib import Path
 from typing import Any
 
 import aifdata
-from aifdata import _config, _synthetic
-from aifdata._filesystem import AifFileSystem
+from aifdata import AifFileSystem, _synthetic
 from aifdata.cli import _app, main
+from aifdata.connectors import get_kind
+from aifdata.connectors import names as kind_names
 from aifdata.connectors._s3_settings import S3Settings
 from aifdata.connectors.pfs import PFSConnector
 
@@ -432,7 +433,7 @@ def test_the_configuration_table_has_every_key_with_the_codes_defaults(monkeypat
         monkeypatch.delenv(var, raising=False)
     rows = _table_rows(section("Configuration reference").split("### ")[0])
     keys = {row[0].strip("`"): row for row in rows}
-    code_keys = _config.S3_OPTION_KEYS | _config.PFS_OPTION_KEYS
+    code_keys = {option for kind in kind_names() for option in get_kind(kind).options}
     code_keys |= {"prefix", "read_order", "write_tier", "kind", "url", "path"}
     assert set(keys) == code_keys
     s3 = S3Settings.from_tier(aifdata.Tier.s3("s3://bucket"))
@@ -443,7 +444,7 @@ def test_the_configuration_table_has_every_key_with_the_codes_defaults(monkeypat
         if default is None:
             continue  # prose: "required", "none", ...
         value = tomllib.loads(f"v = {default.group(1)}")["v"]
-        actual = getattr(pfs if key in _config.PFS_OPTION_KEYS else s3, key)
+        actual = getattr(pfs if key in get_kind("pfs").options else s3, key)
         assert actual == value, f"configuration table: {key} defaults to {actual!r}, not {value!r}"
         checked += 1
     assert checked >= 8

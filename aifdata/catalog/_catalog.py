@@ -9,18 +9,20 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
+
+from fsspec import AbstractFileSystem
 
 from .._config import Config, aifdata_home, load_config
 from .._errors import AccessDenied, CatalogError, NotFound
-from .._filesystem import catalog_opened
+from .._filesystem import MountedFileSystem
 from .._gc import gc_paused
 from .._router import ReplicaRecord
 from .._urls import resolve_url
-from ..connectors._base import FileStat
+from ..connectors import FileStat
 from ._bulk import insert_files
+from ._gate import CatalogGate
 from ._ingest import SourceFile, scan
 from ._lineage import (
     LineageNode,
@@ -47,82 +49,10 @@ from ._policy import (
     parse_principal,
     read_scope,
 )
+from ._records import Dataset, FileRecord, StageReport
 from ._search import SearchHit, reindex, search
-from ._store import connect, write_transaction
-
-
-@dataclass(frozen=True)
-class StageReport:
-    """What ``stage`` did: files copied, files already in place, bytes copied."""
-
-    copied: tuple[str, ...]
-    present: tuple[str, ...]
-    bytes_copied: int
-
-
-class FileRecord(NamedTuple):
-    """One file of a dataset version (``checksum`` is ``""`` if ingest skipped hashing)."""
-
-    id: int
-    path: str
-    size: int
-    checksum: str
-    format: str
-    mtime: float | None
-    etag: str | None
-    replicas: tuple[tuple[str, str], ...] = ()  # (tier, url)
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """One version of a dataset, with its files."""
-
-    name: str
-    version: int
-    description: str
-    owner: str
-    tags: Mapping[str, str]
-    source: str
-    created: float
-    digest: str
-    files: tuple[FileRecord, ...] = field(repr=False)
-    #: The runs that made this version (its upstream edges), oldest first.
-    lineage: tuple[RunRecord, ...] = ()
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(f.size for f in self.files)
-
-    def urls(self, config: Config | None = None) -> list[str]:
-        """Where to read each file: ``aif://`` when a mount holds it (routed to the best
-        tier), else its recorded ``s3://`` URL or local path."""
-        config = config or load_config()
-        out = []
-        for f in self.files:
-            url = f.replicas[0][1] if f.replicas else f"{self.source.rstrip('/')}/{f.path}"
-            located = config.locate(url)
-            out.append(f"aif://{located[0].prefix}/{located[2]}" if located else url)
-        return out
-
-    def partitions(
-        self,
-        n: int | None = None,
-        target_bytes: int | None = None,
-        format: str | None = None,
-        config: Config | None = None,
-    ) -> list[Any]:
-        """Partitions of every file of this version; ``n`` is shared out by file size."""
-        from ..formats import partition
-
-        config = config or load_config()
-        total = max(1, self.total_bytes)
-        out: list[Any] = []
-        for f, url in zip(self.files, self.urls(config), strict=True):
-            share = None if n is None else max(1, round(n * f.size / total))
-            fmt = format or (f.format if f.format != "unknown" else None)
-            out.extend(partition(url, n=share, target_bytes=target_bytes, format=fmt,
-                                 config=config))  # fmt: skip
-        return out
+from ._stage import stage_version
+from ._store import catalog_opened, connect, write_transaction
 
 
 class Catalog:
@@ -154,7 +84,7 @@ class Catalog:
         from ._parquet import export
 
         self.require_admin("export", dest)
-        fs, root = resolve_url(dest, self.config, catalog=self)
+        fs, root = self.open_url(dest)
         return export(self.conn, fs, root)
 
     def _writable(self) -> None:
@@ -191,7 +121,24 @@ class Catalog:
             self._local.conn.close()
             self._local.conn = None
 
+    def open_url(self, url: str) -> tuple[AbstractFileSystem, str]:
+        """The filesystem and path of ``url``; ``aif://`` is governed by this catalog."""
+        if url.startswith("aif://"):
+            fs = self.filesystem()
+            return fs, fs._strip_protocol(url)
+        return resolve_url(url, self.config)
+
+    def filesystem(self, config: Config | None = None) -> MountedFileSystem:
+        """An ``aif://`` filesystem whose reads route by this catalog's replicas and whose
+        every request passes its grants."""
+        config = config or self.config
+        return MountedFileSystem(config, gate=self.gate(config), records=self.replica_records)
+
     # -- access policies -----------------------------------------------------
+
+    def gate(self, config: Config | None = None) -> CatalogGate:
+        """The access gate of ``aif://`` filesystems governed by this catalog."""
+        return CatalogGate(self, config or self.config)
 
     def policy(self, config: Config | None = None) -> Policy:
         """Grants, admins and dataset locations as of now (cached until the file changes)."""
@@ -452,12 +399,10 @@ class Catalog:
         Missing or stale copies are written atomically while their SHA-256 is
         checked against the catalog; good copies are only recorded.
         """
-        from ._stage import stage_version
-
         self._writable()
         self.require(name, "write", "stage")
         ds = self.dataset(name, version)
-        return stage_version(self, ds, to, workers)
+        return stage_version(self.config, self.record_replica, ds, to, workers)
 
     def record_replica(
         self, file_id: int, tier: str, url: str, size: int, checksum: str, stat: FileStat
@@ -496,7 +441,7 @@ class Catalog:
         self._writable()
         check_dataset_name(dataset)
         self.require(dataset, "write", "ingest")
-        fs, root = resolve_url(source, self.config, catalog=self)
+        fs, root = self.open_url(source)
         files = scan(fs, root, workers=workers, progress=progress, hashing=checksum)
         with gc_paused():  # a million rows are made here, none in a cycle
             digest = version_digest(files)

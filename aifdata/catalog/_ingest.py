@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from fsspec import AbstractFileSystem
 
 from .._errors import IngestError, MountNotFound, NotFound
-from .._filesystem import AifFileSystem
+from .._filesystem import MountedFileSystem
 from .._gc import gc_paused
 
 CHECKSUM_ALGORITHM = "sha256"
@@ -61,10 +61,10 @@ class _Located:
 
     def __init__(self, fs: AbstractFileSystem, root: str) -> None:
         self.fs = fs
-        self.aif = isinstance(fs, AifFileSystem)
+        self.aif = isinstance(fs, MountedFileSystem)
         self.connectors: dict[str, Any] = {}
         if self.aif:
-            self.mount, _ = fs._split(root)
+            self.mount, _ = fs.split(root)
 
     def where(self, name: str, entry: dict[str, Any]) -> tuple[Any, str, str]:
         """(connector or filesystem, path on it, URL to record)."""

@@ -32,6 +32,9 @@ from typing import Any
 
 from .._config import Config
 from .._errors import CatalogError
+from .._paths import clean_path
+from ..connectors import kind_of_url
+from ..connectors._kind import join
 
 PRIVILEGES = ("read", "write", "admin")
 _RANK = {name: rank for rank, name in enumerate(PRIVILEGES)}
@@ -255,28 +258,26 @@ class Policy:
 
 
 def physical_prefixes(source: str, config: Config) -> set[str]:
-    """Where a version's source lives, on every tier of its mount."""
-    urls: set[str] = set()
+    """Where a version's source lives, on every tier of its mount, in every spelling its
+    storage kind knows (a PFS path also by its real path)."""
     if source.startswith("aif://"):
-        from .._paths import clean_path
-
         try:
             mount, rel = config.resolve(clean_path(source))
         except (CatalogError, OSError, ValueError):
-            return urls
-        urls.update(_join(t.url, rel) for t in mount.tiers)
+            return set()
     else:
-        url = source.rstrip("/") if source.startswith("s3://") else os.path.abspath(source)
-        urls.add(url)
-        located = config.locate(url)
-        if located is not None:
-            mount, _tier, rel = located
-            urls.update(_join(t.url, rel) for t in mount.tiers)
-    return urls | {os.path.realpath(u) for u in urls if not u.startswith("s3://")}
-
-
-def _join(root: str, rel: str) -> str:
-    return f"{root.rstrip('/')}/{rel}" if rel else root.rstrip("/")
+        kind = kind_of_url(source)
+        if kind is None:  # a location no installed kind serves: only its own spelling
+            return {source.rstrip("/")}
+        spellings = kind.aliases(kind.normalise(source))
+        located = next(filter(None, map(config.tier_at, sorted(spellings))), None)
+        if located is None:
+            return spellings
+        mount, _tier, rel = located
+    urls: set[str] = set() if source.startswith("aif://") else set(spellings)
+    for tier in mount.tiers:
+        urls |= tier.storage_kind.aliases(join(tier.url, rel))
+    return urls
 
 
 def load_policy(conn: sqlite3.Connection, config: Config) -> Policy:

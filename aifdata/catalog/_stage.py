@@ -7,28 +7,30 @@ checksum (``checksum=False``) can only be checked by size.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
 
+from .._config import Config
 from .._errors import CatalogError, ConfigError
-from .._filesystem import AifFileSystem
-from ..connectors import Connector
+from .._filesystem import MountedFileSystem
+from ..connectors import Connector, FileStat
 from ._ingest import CHECKSUM_ALGORITHM
+from ._records import Dataset, FileRecord, StageReport
 
-if TYPE_CHECKING:
-    from ._catalog import Catalog, Dataset, FileRecord, StageReport
+#: Records one verified copy: (file id, tier, url, size, checksum, stat).
+RecordReplica = Callable[[int, str, str, int, str, FileStat], None]
 
 _BLOCK = 8 * 2**20
 
 
-def stage_version(catalog: Catalog, ds: Dataset, to: str, workers: int) -> StageReport:
+def stage_version(
+    config: Config, record_replica: RecordReplica, ds: Dataset, to: str, workers: int
+) -> StageReport:
     """Copy what is missing or stale to tier ``to``; record every verified copy."""
-    from ._catalog import StageReport
-
-    fs = AifFileSystem(catalog.config, catalog=False)
+    fs = MountedFileSystem(config)
 
     def one(record: FileRecord) -> tuple[str, int]:
-        source, target, rel = _endpoints(fs, catalog, ds, record, to)
+        source, target, rel = _endpoints(fs, config, ds, record, to)
         if _already_there(target, rel, record):
             outcome, copied = "present", 0
         else:
@@ -37,7 +39,7 @@ def stage_version(catalog: Catalog, ds: Dataset, to: str, workers: int) -> Stage
         stat = target.stats([rel]).get(rel)
         if stat is None:
             raise CatalogError(f"{target.url(rel)}: vanished right after staging")
-        catalog.record_replica(record.id, to, target.url(rel), record.size, record.checksum, stat)
+        record_replica(record.id, to, target.url(rel), record.size, record.checksum, stat)
         return outcome, copied
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
@@ -51,11 +53,11 @@ def stage_version(catalog: Catalog, ds: Dataset, to: str, workers: int) -> Stage
 
 
 def _endpoints(
-    fs: AifFileSystem, catalog: Catalog, ds: Dataset, record: FileRecord, to: str
+    fs: MountedFileSystem, config: Config, ds: Dataset, record: FileRecord, to: str
 ) -> tuple[Connector, Connector, str]:
     """The connector to read from, the one to write to, and the path within the mount."""
     for _tier, url in record.replicas:
-        located = catalog.config.locate(url)
+        located = config.locate(url)
         if located is None:
             continue
         mount, tier, rel = located

@@ -78,6 +78,21 @@ def journal_mode_for(path: Path) -> str:
     return "delete" if is_network_filesystem(path.parent) else "wal"
 
 
+_opened = 0  # catalog connections made by this process
+
+
+def catalog_opened() -> None:
+    """Count a catalog opened by this process (it may have made the file)."""
+    global _opened
+    _opened += 1
+
+
+def catalogs_opened() -> int:
+    """How many catalog connections this process has made: a filesystem that found no
+    catalog file looks again when this changes."""
+    return _opened
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """Open (creating and migrating if needed) the catalog at ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -21,8 +21,8 @@ from rich.progress import (
 from rich.table import Table
 
 from .._errors import AifDataError
-from .._filesystem import AifFileSystem
 from .._urls import resolve_url
+from .._wiring import AifFileSystem
 from ..connectors._atomic import AtomicWriter
 from ._app import app, state
 

@@ -1,36 +1,38 @@
 """Connectors: one module per storage kind, one table that names them.
 
-Like fsspec's ``registry.py``, the table maps a tier kind to a dotted class
-path and an install hint; the module is imported only when a tier of that
-kind is first used.
+A storage kind (:class:`StorageKind`) says everything aifdata needs to know
+of a kind of storage; its connector (:class:`Connector`) serves one tier of
+it. Like fsspec's ``registry.py``, the table maps a kind's name to a dotted
+path, imported only when a tier of that kind is first used; third parties add
+kinds through the ``aifdata.connectors`` entry-point group.
 """
 
 from __future__ import annotations
 
-import importlib
+from ._base import Connector, FileStat, Info
+from ._kind import OptionCheck, StorageKind, load_object
+from ._registry import ENTRY_POINT_GROUP, get_kind, kind_of_url, names, register
+from ._tier import Tier
 
-from .._config import Tier
-from .._errors import ConfigError
-from ._base import Connector
-
-REGISTRY: dict[str, tuple[str, str]] = {
-    "s3": ("aifdata.connectors.s3.S3Connector", "pip install aifdata (needs s3fs, obstore)"),
-    "pfs": ("aifdata.connectors.pfs.PFSConnector", "pip install aifdata"),
-}
-
-__all__ = ["REGISTRY", "Connector", "connector_for"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Connector",
+    "FileStat",
+    "Info",
+    "OptionCheck",
+    "StorageKind",
+    "Tier",
+    "connector_for",
+    "get_kind",
+    "kind_of_url",
+    "names",
+    "register",
+]
 
 
 def connector_for(tier: Tier) -> Connector:
-    """Make the connector that serves ``tier``."""
-    try:
-        dotted, hint = REGISTRY[tier.kind]
-    except KeyError:
-        raise ConfigError(f"no connector for tier kind {tier.kind!r}") from None
-    module_name, _, class_name = dotted.rpartition(".")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"tier kind {tier.kind!r} needs {exc.name}: {hint}") from exc
-    cls: type[Connector] = getattr(module, class_name)
+    """Make the connector that serves ``tier`` (its kind's module imported now)."""
+    kind = tier.storage_kind
+    cls: type[Connector] = load_object(kind.connector, f"tier kind {kind.name!r}",
+                                       kind.install_hint)  # fmt: skip
     return cls(tier)

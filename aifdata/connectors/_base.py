@@ -11,8 +11,8 @@ import abc
 from collections.abc import Iterable, Sequence
 from typing import Any, BinaryIO, NamedTuple
 
-from .._config import Tier
 from .._errors import NotFound
+from ._tier import Tier
 
 Info = dict[str, Any]
 

@@ -1,12 +1,22 @@
-"""Where an S3 tier lives and how to talk to it: endpoint, credentials, limits."""
+"""The ``s3`` storage kind: where an S3 tier lives and how to talk to it.
+
+:data:`S3_KIND` is what the mount table checks (an ``s3://bucket[/prefix]``
+URL and the endpoint, credential and limit options); :class:`S3Settings`
+is what the connector (:mod:`aifdata.connectors.s3`, which imports s3fs and
+obstore) makes its clients from.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from .._config import Tier
+from ._kind import BYTES, COUNT, FLAG, HTTP_URL, SECONDS, TEXT, OptionCheck, StorageKind, shown
+
+if TYPE_CHECKING:
+    from ._tier import Tier
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_CONCURRENCY = 16
@@ -87,3 +97,52 @@ class S3Settings:
             "max_pool_connections": max(self.max_concurrency, 10),
             "s3": {"addressing_style": "path" if self.endpoint_url else "auto"},
         }
+
+
+_BUCKET = re.compile(r"[A-Za-z0-9._-]+")
+
+
+class S3Kind(StorageKind):
+    """S3-compatible object storage (AWS, MinIO, Ceph RGW, SeaweedFS)."""
+
+    name = "s3"
+    location_key = "url"
+    location_shape = "s3://bucket[/prefix]"
+    options: ClassVar[dict[str, OptionCheck]] = {
+        "endpoint_url": HTTP_URL,
+        "key": TEXT,
+        "secret": TEXT,
+        "token": TEXT,
+        "region": TEXT,
+        "profile": TEXT,
+        "anon": FLAG,
+        "max_concurrency": COUNT,
+        "part_size": BYTES,
+        "connect_timeout": SECONDS,
+        "read_timeout": SECONDS,
+        "max_attempts": COUNT,
+    }
+    local = False
+    direct = True
+    connector = "aifdata.connectors.s3:S3Connector"
+    install_hint = "pip install aifdata (needs s3fs, obstore)"
+
+    def location_problem(self, location: Any) -> str | None:
+        if isinstance(location, str) and location.startswith("s3://"):
+            bucket, _, prefix = location.removeprefix("s3://").partition("/")
+            segments = prefix.rstrip("/").split("/") if prefix.rstrip("/") else []
+            if _BUCKET.fullmatch(bucket) and all(s not in ("", ".", "..") for s in segments):
+                return None
+        return f"expected {self.location_shape}, got {shown(location)}"
+
+    def normalise(self, location: str) -> str:
+        return "s3://" + location.removeprefix("s3://").rstrip("/")
+
+    def serves(self, url: str) -> bool:
+        return url.startswith("s3://")
+
+    def aliases(self, url: str) -> set[str]:
+        return {url.rstrip("/")}
+
+
+S3_KIND = S3Kind()

@@ -14,17 +14,43 @@ import shutil
 import stat
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, ClassVar
 
-from .._config import Tier
 from .._errors import PathEscape, StorageError
 from ._atomic import TEMP_SUFFIX, AtomicWriter, fsync_directory, temp_path_for, write_atomically
 from ._base import Connector, FileStat, Info
+from ._kind import BYTES, OptionCheck, StorageKind
+from ._tier import Tier
 
 #: Large, aligned reads suit Lustre and GPFS stripes.
 DEFAULT_BLOCK_SIZE = 4 * 2**20
 #: How long a directory's resolved real path is trusted before it is checked again.
 _REALPATH_TTL = 2.0
+
+
+class PFSKind(StorageKind):
+    """A directory of a POSIX, Lustre or GPFS file system mounted on this machine."""
+
+    name = "pfs"
+    location_key = "path"
+    location_shape = "a directory path"
+    options: ClassVar[dict[str, OptionCheck]] = {"block_size": BYTES}
+    local = True
+    connector = "aifdata.connectors.pfs:PFSConnector"
+
+    def normalise(self, location: str) -> str:
+        return os.path.abspath(os.path.expanduser(location.removeprefix("file://")))
+
+    def serves(self, url: str) -> bool:
+        return url.startswith("file://") or "://" not in url
+
+    def aliases(self, url: str) -> set[str]:
+        """The path, absolute, and its real path (a symlink is another name of its target)."""
+        path = os.path.abspath(url.removeprefix("file://"))
+        return {path, os.path.realpath(path)}
+
+
+PFS_KIND = PFSKind()
 
 
 class PFSConnector(Connector):

@@ -20,13 +20,13 @@ from fsspec.asyn import sync
 from s3fs import S3FileSystem
 from s3fs.core import S3File
 
-from .._config import Tier
 from .._errors import AifDataError, StorageError, StorageUnavailable
 from ._base import Connector, FileStat, Info
 from ._range_file import RangeReader
 from ._s3_errors import translate, translated
 from ._s3_native import NativeReader, obstore_usable
 from ._s3_settings import S3Settings
+from ._tier import Tier
 
 _MIN_PART = 5 * 2**20
 

@@ -1,37 +1,58 @@
-"""The ``aif://`` side of access policies: check a request before storage sees it.
+"""The catalog's access gate for ``aif://``: check a request before storage sees it.
 
 Every operation of :class:`~aifdata.AifFileSystem` names its clean logical
-paths and the privilege it needs; the guard finds what each path is (a
+paths and the privilege it needs; the gate finds what each path is (a
 dataset, by where its copies live on every tier, or a plain path), asks the
 catalog's :class:`~aifdata.catalog._policy.Policy`, and on a refusal writes
 the audit row and raises :class:`~aifdata.AccessDenied`. Paths are checked in
 the one spelling that reaches storage; a percent-encoded spelling is also
-checked decoded, and a PFS path also by its real path (a symlink is checked
-as its target), so no spelling reaches more than the plain one.
+checked decoded, and each physical location by every spelling its storage
+kind knows (a PFS symlink is checked as its target), so no spelling reaches
+more than the plain one.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
-from typing import Any
+from typing import Protocol
 from urllib.parse import unquote
 
-from ._config import Config
-from ._errors import AccessDenied, MountNotFound
+from .._config import Config
+from .._errors import AccessDenied, MountNotFound
+from ..connectors._kind import join
+from ._policy import Policy, Principal, Resource, current_principal
 
 
-class Guard:
-    """Checks the current principal's requests against a catalog's grants."""
+class Governing(Protocol):
+    """What the gate needs of a catalog: its grants, and where refusals are recorded."""
 
-    def __init__(self, catalog: Any, config: Config) -> None:
+    def policy(self, config: Config | None = None) -> Policy: ...
+
+    def record_audit(
+        self,
+        who: Principal,
+        action: str,
+        target: str,
+        privilege: str,
+        resource: str,
+        *,
+        allowed: bool,
+    ) -> None: ...
+
+
+class CatalogGate:
+    """Checks the current principal's requests against a catalog's grants
+    (an :class:`~aifdata._access.AccessGate`)."""
+
+    def __init__(self, catalog: Governing, config: Config) -> None:
         self.catalog = catalog
         self.config = config
 
+    def __repr__(self) -> str:
+        return f"CatalogGate({self.catalog!r})"
+
     def check(self, paths: str | Iterable[str], privilege: str, action: str) -> None:
         """Raise AccessDenied (and audit it) unless every path allows ``privilege``."""
-        from .catalog._policy import current_principal
-
         policy = self.catalog.policy(self.config)
         who = current_principal()
         if policy.is_admin(who):
@@ -51,8 +72,6 @@ class Guard:
 
     def readable(self, paths: Iterable[str]) -> list[str]:
         """The paths the current principal may read (for listings: no audit rows)."""
-        from .catalog._policy import current_principal
-
         policy = self.catalog.policy(self.config)
         who = current_principal()
         paths = list(paths)
@@ -64,19 +83,16 @@ class Guard:
             if all(policy.allows(who, "read", self._resource(policy, s)) for s in _spellings(p))
         ]
 
-    def _resource(self, policy: Any, path: str) -> Any:
+    def _resource(self, policy: Policy, path: str) -> Resource:
         try:
             mount, rel = self.config.resolve(path)
         except MountNotFound:
             return policy.located(path, ())
-        physical = []
+        physical: list[str] = []
         for tier in mount.tiers:
-            url = f"{tier.url.rstrip('/')}/{rel}" if rel else tier.url
+            url = join(tier.url, rel)
             physical.append(url)
-            if tier.kind == "pfs":  # a symlink inside the tier is another name for its target
-                real = os.path.realpath(url)
-                if real != url:
-                    physical.append(real)
+            physical.extend(sorted(tier.storage_kind.aliases(url) - {url}))
         return policy.located(path, physical)
 
 

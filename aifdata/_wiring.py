@@ -1,0 +1,116 @@
+"""Wiring: the one place that knows every part, and builds ``aif://`` from them.
+
+:class:`AifFileSystem` is the virtual filesystem of :mod:`aifdata._filesystem`
+with its catalog found the way users expect: the one given, else
+``$AIFDATA_HOME/catalog.db`` once it exists. Its grants gate every request
+and its verified replicas guide routing. Importing this module also makes
+``aif://`` URLs resolvable by the lower layers (format plug-ins, ingest).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from fsspec import AbstractFileSystem
+
+from ._access import AccessGate
+from ._config import Config, aifdata_home
+from ._filesystem import MountedFileSystem
+from ._router import RecordLookup
+from ._urls import register_scheme
+from .catalog import Catalog
+from .catalog._store import catalogs_opened
+
+CATALOG_RECHECK_SECONDS = 1.0  # while $AIFDATA_HOME/catalog.db is absent
+
+
+def _made_catalog(path: Path) -> bool:
+    """Whether ``path`` holds a catalog: an empty file is one still being made (by its
+    first admin, who must not be this process)."""
+    try:
+        return path.stat().st_size > 0
+    except OSError:
+        return False
+
+
+class AifFileSystem(MountedFileSystem):
+    """The ``aif://`` virtual filesystem: a mount table over S3, PFS and other tiers,
+    governed by a catalog.
+
+    ``config`` is a :class:`~aifdata.Config`, a path to a TOML file, or None
+    for :func:`~aifdata.load_config`'s default lookup. ``catalog`` is a
+    :class:`~aifdata.Catalog` or the path of one; None (the default) takes
+    ``$AIFDATA_HOME/catalog.db`` once it exists; False means none.
+    """
+
+    def __init__(
+        self,
+        config: Config | str | os.PathLike[str] | None = None,
+        catalog: Catalog | str | os.PathLike[str] | bool | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(config, **kwargs)
+        self._catalog_option = catalog
+        self._catalog: Catalog | None = None
+        self._catalog_gate: AccessGate | None = None
+        self._catalog_absent_until = 0.0  # monotonic time of the next look for catalog.db
+        self._catalogs_seen = -1  # catalogs_opened() when last looked for
+
+    @property
+    def catalog(self) -> Catalog | None:
+        """The catalog whose checksums guide routing and whose grants are enforced:
+        the one given, else ``$AIFDATA_HOME/catalog.db`` once it exists (while it
+        does not, looked for again at most every ``CATALOG_RECHECK_SECONDS``, and at
+        once after this process opens a catalog, so a catalog made later in a
+        long-lived process is enforced); ``catalog=False`` for none."""
+        option = self._catalog_option
+        if self._catalog is not None or option is False:
+            return self._catalog
+        if isinstance(option, Catalog):
+            self._catalog = option
+        elif option is not None and option is not True:
+            self._catalog = Catalog(option, config=self.config)
+        elif time.monotonic() >= self._catalog_absent_until or (
+            self._catalogs_seen != catalogs_opened()
+        ):
+            self._catalogs_seen = catalogs_opened()
+            if _made_catalog(aifdata_home() / "catalog.db"):
+                self._catalog = Catalog(config=self.config)
+            else:
+                self._catalog_absent_until = time.monotonic() + CATALOG_RECHECK_SECONDS
+        return self._catalog
+
+    def _access_gate(self) -> AccessGate | None:
+        if self._catalog_gate is None:
+            catalog = self.catalog
+            if catalog is not None:
+                self._catalog_gate = catalog.gate(self.config)
+        return self._catalog_gate or self._gate
+
+    def _replica_lookup(self) -> RecordLookup | None:
+        catalog = self.catalog
+        return catalog.replica_records if catalog is not None else self._records
+
+
+def filesystem(
+    config: Config | str | os.PathLike[str] | None = None,
+    catalog: Catalog | str | os.PathLike[str] | bool | None = None,
+) -> AifFileSystem:
+    """An ``aif://`` filesystem over ``config`` (default: :func:`~aifdata.load_config`).
+
+    ``catalog`` (a :class:`~aifdata.Catalog` or a path; default: the one in
+    ``$AIFDATA_HOME`` if it exists; False: none) lets verified checksums guide
+    reads and enforces its grants.
+    """
+    return AifFileSystem(config, catalog=catalog)
+
+
+def _resolve_aif(url: str, config: Config) -> tuple[AbstractFileSystem, str]:
+    fs = AifFileSystem(config)
+    return fs, fs._strip_protocol(url)
+
+
+register_scheme("aif", _resolve_aif)
