@@ -444,7 +444,10 @@ def test_the_configuration_table_has_every_key_with_the_codes_defaults(monkeypat
         if default is None:
             continue  # prose: "required", "none", ...
         value = tomllib.loads(f"v = {default.group(1)}")["v"]
-        actual = getattr(pfs if key in get_kind("pfs").options else s3, key)
+        if key in get_kind("fsspec").options:
+            actual = dict(aifdata.Tier.fsspec("memory://x").options.get(key, {}))
+        else:
+            actual = getattr(pfs if key in get_kind("pfs").options else s3, key)
         assert actual == value, f"configuration table: {key} defaults to {actual!r}, not {value!r}"
         checked += 1
     assert checked >= 8
