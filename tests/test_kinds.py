@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import fsspec
 import pytest
 
 import aifdata
 from aifdata import AccessDenied, ConfigError
-from aifdata.connectors import get_kind, kind_of_url, names
+from aifdata.connectors import _registry, get_kind, kind_of_url, names
 
 
 @pytest.fixture
@@ -33,8 +34,7 @@ def test_the_builtin_kinds_describe_themselves():
 
 def test_an_fsspec_tier_reads_and_writes_through_aif(memory_url, tmp_path):
     config = aifdata.parse_config(
-        f'[mounts.mem.fsspec]\nurl = "{memory_url}/data/"\n'
-        f'[mounts.mem.pfs]\npath = "{tmp_path}"\n'
+        f'[mounts.mem.fsspec]\nurl = "{memory_url}/data/"\n[mounts.mem.pfs]\npath = "{tmp_path}"\n'
     )
     mount = config.mount("mem")
     assert mount.tier("fsspec").url == f"{memory_url}/data"
@@ -63,9 +63,7 @@ def test_fsspec_tier_locations_are_checked(tmp_path):
         aifdata.parse_config('[mounts.m.fsspec]\nurl = "memory://x"\nstorage_options = 3\n')
 
 
-def test_a_grant_on_a_dataset_on_an_fsspec_tier_refuses_an_ungranted_read(
-    memory_url, monkeypatch
-):
+def test_a_grant_on_a_dataset_on_an_fsspec_tier_refuses_an_ungranted_read(memory_url, monkeypatch):
     config = aifdata.Config((aifdata.Mount("mem", (aifdata.Tier.fsspec(f"{memory_url}/d"),)),))
     monkeypatch.setenv("AIFDATA_USER", "alice")
     catalog = aifdata.Catalog(config=config)
@@ -83,3 +81,52 @@ def test_a_grant_on_a_dataset_on_an_fsspec_tier_refuses_an_ungranted_read(
     assert fs.find("mem") == ["mem/open/y.txt"]
     monkeypatch.setenv("AIFDATA_USER", "alice")
     assert fs.cat("mem/prot/x.txt") == b"secret"
+
+
+PLUGINS = Path(__file__).parent / "plugins"
+
+
+def install_toy_kind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, entry: str) -> None:
+    """Install the toy kind the way pip would: a dist-info with an entry point on sys.path."""
+    dist = tmp_path / "site" / "toykind-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: toykind\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[aifdata.connectors]\n{entry}\n")
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    _registry.rescan()
+    monkeypatch.setattr(_registry, "_loaded", dict(_registry._loaded))  # forgotten afterwards
+
+
+@pytest.fixture
+def toy_kind(tmp_path, monkeypatch):
+    install_toy_kind(tmp_path, monkeypatch, "toy = toykind:TOY_KIND")
+    yield
+    _registry.rescan()
+
+
+def test_a_kind_installed_by_entry_point_serves_a_mount(toy_kind):
+    assert "toy" in names()
+    config = aifdata.parse_config('[mounts.play.toy]\nurl = "toy://one/data"\nlatency = 0.5\n')
+    fs = aifdata.filesystem(config, catalog=False)
+    fs.pipe("play/a/b.txt", b"toy bytes")
+    assert fs.cat("play/a/b.txt") == b"toy bytes"
+    assert fs.find("play") == ["play/a/b.txt"]
+    assert fs.where("play/a/b.txt").url == "toy://one/data/a/b.txt"
+    with pytest.raises(ConfigError, match="mounts.play.toy.latency: expected a number"):
+        aifdata.parse_config('[mounts.play.toy]\nurl = "toy://one"\nlatency = "slow"\n')
+    with pytest.raises(ConfigError, match="mounts.play.toy.url: expected toy://NAME"):
+        aifdata.parse_config('[mounts.play.toy]\nurl = "memory://one"\n')
+
+
+def test_an_unknown_kind_names_the_installed_ones(toy_kind):
+    with pytest.raises(ConfigError, match='expected "s3", "pfs", "fsspec" or "toy"'):
+        aifdata.parse_config('[mounts.m.x]\nkind = "tape"\nurl = "t://x"\n')
+
+
+def test_an_entry_point_that_takes_a_builtin_name_is_ignored_with_a_warning(tmp_path, monkeypatch):
+    install_toy_kind(tmp_path, monkeypatch, "s3 = toykind:TOY_KIND")
+    with pytest.warns(UserWarning, match="storage kind 's3' from toykind:TOY_KIND is ignored"):
+        assert names()[:3] == ["s3", "pfs", "fsspec"]
+    assert get_kind("s3").location_shape == "s3://bucket[/prefix]"
+    _registry.rescan()
