@@ -113,9 +113,9 @@ def test_a_kind_installed_by_entry_point_serves_a_mount(toy_kind):
     assert fs.cat("play/a/b.txt") == b"toy bytes"
     assert fs.find("play") == ["play/a/b.txt"]
     assert fs.where("play/a/b.txt").url == "toy://one/data/a/b.txt"
-    with pytest.raises(ConfigError, match="mounts.play.toy.latency: expected a number"):
+    with pytest.raises(ConfigError, match=r"mounts\.play\.toy\.latency: expected a number"):
         aifdata.parse_config('[mounts.play.toy]\nurl = "toy://one"\nlatency = "slow"\n')
-    with pytest.raises(ConfigError, match="mounts.play.toy.url: expected toy://NAME"):
+    with pytest.raises(ConfigError, match=r"mounts\.play\.toy\.url: expected toy://NAME"):
         aifdata.parse_config('[mounts.play.toy]\nurl = "memory://one"\n')
 
 
