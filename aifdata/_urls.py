@@ -15,7 +15,7 @@ from collections.abc import Callable
 from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
 
-from ._config import Config
+from ._config import Config, Mount
 from ._errors import BadURL
 from .connectors import Tier, connector_for, kind_of_url
 
@@ -68,7 +68,7 @@ def _tier_filesystem(url: str, config: Config) -> tuple[AbstractFileSystem, str]
     return fs, fs._strip_protocol(url)
 
 
-def _same_bucket(url: str, config: Config) -> tuple[object, Tier, str] | None:
+def _same_bucket(url: str, config: Config) -> tuple[Mount, Tier, str] | None:
     bucket = url.removeprefix("s3://").split("/")[0]
     for mount in config.mounts:
         for tier in mount.tiers:

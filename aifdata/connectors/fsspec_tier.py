@@ -17,7 +17,7 @@ import errno
 import io
 import uuid
 from collections.abc import Mapping
-from typing import Any, BinaryIO, ClassVar
+from typing import Any, BinaryIO, ClassVar, cast
 
 import fsspec
 from fsspec.spec import AbstractFileSystem
@@ -199,7 +199,7 @@ class FsspecConnector(Connector):
 
     def open_write(self, rel: str, block_size: int | None = None) -> BinaryIO:
         self._check_writable(rel)
-        return _MoveOnClose(self, rel)
+        return cast(BinaryIO, _MoveOnClose(self, rel))
 
     def pipe_file(self, rel: str, data: bytes) -> None:
         with self.open_write(rel) as f:
