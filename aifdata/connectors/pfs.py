@@ -20,6 +20,7 @@ from .._config import Tier
 from .._errors import PathEscape, StorageError
 from ._atomic import TEMP_SUFFIX, AtomicWriter, fsync_directory, temp_path_for, write_atomically
 from ._base import Connector, FileStat, Info
+from ._writer import TierWriter
 
 #: Large, aligned reads suit Lustre and GPFS stripes.
 DEFAULT_BLOCK_SIZE = 4 * 2**20
@@ -200,7 +201,7 @@ class PFSConnector(Connector):
             raise IsADirectoryError(errno.EISDIR, "is a directory", self.url(rel))
         return full
 
-    def open_write(self, rel: str, block_size: int | None = None) -> BinaryIO:
+    def open_write(self, rel: str, block_size: int | None = None) -> TierWriter:
         return AtomicWriter(self._target(rel), block_size or self.block_size)
 
     def pipe_file(self, rel: str, data: bytes) -> None:

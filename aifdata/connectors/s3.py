@@ -27,6 +27,7 @@ from ._range_file import RangeReader
 from ._s3_errors import translate, translated
 from ._s3_native import NativeReader, obstore_usable
 from ._s3_settings import S3Settings
+from ._writer import TierWriter
 
 _MIN_PART = 5 * 2**20
 
@@ -263,7 +264,7 @@ class S3Connector(Connector):
 
     # -- writes --------------------------------------------------------------
 
-    def open_write(self, rel: str, block_size: int | None = None) -> BinaryIO:
+    def open_write(self, rel: str, block_size: int | None = None) -> TierWriter:
         part = max(block_size or self.settings.part_size, _MIN_PART)
         with self._errors(rel):
             writer = _DiscardOnError(self.fs, self.path(rel), "wb", block_size=part)
