@@ -196,7 +196,10 @@ class PFSConnector(Connector):
         if not rel:
             raise IsADirectoryError(errno.EISDIR, "cannot write to the tier root", self.root)
         full = self.resolve(rel)
-        os.makedirs(os.path.dirname(full), exist_ok=True)
+        try:
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+        except FileExistsError:  # the parent is a file
+            raise NotADirectoryError(errno.ENOTDIR, "a parent is a file", self.url(rel)) from None
         if os.path.isdir(full):
             raise IsADirectoryError(errno.EISDIR, "is a directory", self.url(rel))
         return full
