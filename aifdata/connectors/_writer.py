@@ -9,11 +9,9 @@ a ``with`` block by an exception) drops it and leaves the target as it was.
 from __future__ import annotations
 
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
 
 if TYPE_CHECKING:
-    from typing import Self
-
     from typing_extensions import Buffer
 
 

@@ -11,6 +11,11 @@ runtime one); ``import aifdata`` does not import it.
 
 from __future__ import annotations
 
-from ._connector import ConnectorTests
+import pytest
+
+# The suite's asserts explain their failures the way a test module's do.
+pytest.register_assert_rewrite("aifdata.testing._connector", "aifdata.testing._escapes")
+
+from ._connector import ConnectorTests  # noqa: E402
 
 __all__ = ["ConnectorTests"]

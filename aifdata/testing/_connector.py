@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import functools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,14 +13,25 @@ from .._config import Tier
 from ..connectors import Connector, connector_for
 from ..connectors._base import FileStat
 from ..connectors._writer import TierWriter
+from ._escapes import (
+    PWNED,
+    Attempt,
+    Outside,
+    assert_reads_refused,
+    assert_writes_contained,
+    attempt,
+    leaf,
+    local_root,
+    parent_tier,
+    reveals,
+    write_and_close,
+)
 
 __all__ = ["ConnectorTests"]
 
 #: 1 KiB of every byte value, then a short tail: ranges never land on round numbers.
 DATA = bytes(range(256)) * 4 + b"tail!"
 OTHER = b"the other file"
-SECRET = b"outside the tier: never to be read or changed through it"
-PWNED = b"written through an escape"
 
 #: (start, end) pairs and the slice of DATA each must return, as Python slices do.
 RANGES = [
@@ -43,8 +52,6 @@ RANGES = [
     (len(DATA) + 50, len(DATA) + 60),
     (-len(DATA) - 50, 4),
 ]
-
-Attempt = Callable[[], Any]
 
 
 class ConnectorTests:
@@ -101,7 +108,7 @@ class ConnectorTests:
     @pytest.fixture
     def outside_tier(self, tier: Tier) -> Tier | None:
         """A tier over the storage that holds ``tier`` (its parent), or None if it has none."""
-        return _parent_tier(tier)
+        return parent_tier(tier)
 
     def make_connector(self, tier: Tier) -> Connector:
         """The connector under test for ``tier``."""
@@ -124,14 +131,11 @@ class ConnectorTests:
         return connector
 
     @pytest.fixture
-    def outside(self, outside_tier: Tier | None, tier: Tier) -> Iterator[_Outside]:
+    def outside(self, outside_tier: Tier | None, tier: Tier) -> Iterator[Outside]:
         if outside_tier is None:
             pytest.skip(f"tier {tier.url} has no enclosing storage to watch for escapes")
         made = self.make_connector(outside_tier)
-        inside = _leaf(tier.url)
-        made.pipe_file("secret.txt", SECRET)
-        made.pipe_file(f"{inside}-sibling/secret.txt", SECRET)
-        yield _Outside(made, inside)
+        yield Outside.planted(made, leaf(tier.url))
         made.close()
 
     @pytest.fixture
@@ -552,7 +556,7 @@ class ConnectorTests:
             "cat_files": lambda: _raise_first(unreachable.cat_files(["a.bin"])),
             "open_read": lambda: unreachable.open_read("a.bin").read(),
             "pipe_file": lambda: unreachable.pipe_file("a.bin", DATA),
-            "open_write": lambda: _write_and_close(unreachable, "a.bin"),
+            "open_write": lambda: write_and_close(unreachable, "a.bin"),
         }
         with pytest.raises(ConnectionError):
             calls[operation]()
@@ -561,162 +565,43 @@ class ConnectorTests:
 
     @pytest.mark.parametrize("escape", ["../secret.txt", "d/../../secret.txt", "/secret.txt"])
     def test_reads_never_leave_the_tier(
-        self, filled: Connector, outside: _Outside, escape: str
+        self, filled: Connector, outside: Outside, escape: str
     ) -> None:
         for path in (escape, outside.absolute(escape)):
             if path is not None:
-                _assert_reads_refused(filled, path)
+                assert_reads_refused(filled, path)
         outside.assert_untouched()
 
     @pytest.mark.parametrize("escape", ["../secret.txt", "d/../../secret.txt", "/secret.txt"])
     def test_writes_never_leave_the_tier(
-        self, filled: Connector, outside: _Outside, escape: str, pwned: str
+        self, filled: Connector, outside: Outside, escape: str, pwned: str
     ) -> None:
         for path in (escape, outside.absolute(escape)):
             if path is not None:
-                _assert_writes_contained(filled, path, pwned, outside)
+                assert_writes_contained(filled, path, pwned, outside)
 
     def test_listing_the_parent_is_refused_or_empty(
-        self, filled: Connector, outside: _Outside
+        self, filled: Connector, outside: Outside
     ) -> None:
         for call in (lambda: filled.ls(".."), lambda: filled.find("..", withdirs=True)):
-            listed = _attempt(call)
-            assert not _reveals(listed), listed
+            listed = attempt(call)
+            assert not reveals(listed), listed
         outside.assert_untouched()
 
     def test_symlinks_out_of_the_root_are_refused(
-        self, filled: Connector, outside: _Outside, tier: Tier, pwned: str
+        self, filled: Connector, outside: Outside, tier: Tier, pwned: str
     ) -> None:
-        root = _local_root(tier)
+        root = local_root(tier)
         if root is None or outside.root is None:
             pytest.skip(f"{tier.url} is not a local directory: no symbolic links to follow")
         os.symlink(os.path.join(outside.root, "secret.txt"), os.path.join(root, "file-link"))
         os.symlink(os.path.join(outside.root, outside.sibling), os.path.join(root, "dir-link"))
         for path in ("file-link", "dir-link/secret.txt", "dir-link/new.txt", "dir-link/a/b"):
-            _assert_reads_refused(filled, path)
-            _assert_writes_contained(filled, path, pwned, outside)
+            assert_reads_refused(filled, path)
+            assert_writes_contained(filled, path, pwned, outside)
 
 
 # -- helpers ---------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class _Outside:
-    """The storage around a tier, planted with secrets that must stay as they are."""
-
-    connector: Connector
-    inside: str  # the tier's own name in here
-
-    @property
-    def sibling(self) -> str:
-        return f"{self.inside}-sibling"
-
-    @property
-    def root(self) -> str | None:
-        return _local_root(self.connector.tier)
-
-    def absolute(self, escape: str) -> str | None:
-        """The absolute local path of what ``escape`` aims at, for local tiers."""
-        if self.root is None or not escape.startswith("/"):
-            return None
-        return os.path.join(self.root, escape.lstrip("/"))
-
-    def snapshot(self) -> dict[str, bytes]:
-        prefix = self.inside + "/"
-        names = [n for n in self.connector.find("") if not n.startswith(prefix)]
-        return {n: self.connector.cat_file(n) for n in sorted(names)}
-
-    def assert_untouched(self, after: str = "") -> None:
-        expected = {"secret.txt": SECRET, f"{self.sibling}/secret.txt": SECRET}
-        assert self.snapshot() == expected, f"storage outside the tier changed {after}"
-
-
-def _assert_reads_refused(connector: Connector, path: str) -> None:
-    reads: dict[str, Attempt] = {
-        "cat_file": lambda: connector.cat_file(path),
-        "cat_file range": lambda: connector.cat_file(path, 0, len(SECRET)),
-        "cat_ranges": lambda: connector.cat_ranges([path], [0], [len(SECRET)]),
-        "cat_files": lambda: connector.cat_files([path]),
-        "open_read": lambda: _read_all(connector, path),
-        "info": lambda: connector.info(path),
-        "ls": lambda: connector.ls(path),
-        "find": lambda: connector.find(path),
-        "stats": lambda: connector.stats([path]),
-    }
-    for name, call in reads.items():
-        got = _attempt(call)
-        assert not _reveals(got), f"{name}({path!r}) read outside the tier: {got!r}"
-    assert _attempt(lambda: connector.exists(path)) is not True
-
-
-def _assert_writes_contained(
-    connector: Connector, path: str, local: str, outside: _Outside
-) -> None:
-    writes: dict[str, Attempt] = {
-        "pipe_file": lambda: connector.pipe_file(path, PWNED),
-        "open_write": lambda: _write_and_close(connector, path),
-        "put_file": lambda: connector.put_file(local, path),
-        "copy to": lambda: connector.copy("a.bin", path),
-        "move to": lambda: connector.move("d/b.txt", path),
-        "makedirs": lambda: connector.makedirs(path + "-dir"),
-        "rm_file": lambda: connector.rm_file(path),
-        "rm_many": lambda: connector.rm_many([path]),
-        "rmdir": lambda: connector.rmdir(path.rpartition("/")[0] or ".."),
-        "copy from": lambda: connector.copy(path, "stolen-copy"),
-        "move from": lambda: connector.move(path, "stolen-move"),
-    }
-    for name, call in writes.items():
-        connector.pipe_file("d/b.txt", OTHER)  # what "move to" moves, each time
-        _attempt(call)
-        outside.assert_untouched(f"after {name}({path!r})")
-        for stolen in ("stolen-copy", "stolen-move"):
-            assert not _reveals(_attempt(functools.partial(connector.cat_file, stolen)))
-
-
-class _Failed:
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
-
-    def __repr__(self) -> str:
-        return f"<raised {self.exc!r}>"
-
-
-def _attempt(call: Attempt) -> Any:
-    """The call's result, or a marker of the error it raised (any refusal is fine here)."""
-    try:
-        return call()
-    except (OSError, ValueError) as exc:  # PathEscape, FileNotFoundError, ...
-        return _Failed(exc)
-
-
-def _reveals(got: Any) -> bool:
-    """Whether a result holds the secret bytes, or an entry sized like the secret file."""
-    if isinstance(got, _Failed):
-        return False
-    if isinstance(got, bytes):
-        return SECRET in got
-    if isinstance(got, dict):
-        return any(_reveals(v) for v in got.values()) or _sized_like_secret(got)
-    if isinstance(got, list):
-        return any(_reveals(v) for v in got)
-    if isinstance(got, FileStat):
-        return got.size == len(SECRET)
-    return False
-
-
-def _sized_like_secret(info: dict[str, Any]) -> bool:
-    return info.get("type") == "file" and info.get("size") == len(SECRET)
-
-
-def _read_all(connector: Connector, rel: str) -> bytes:
-    with connector.open_read(rel) as f:
-        return f.read()
-
-
-def _write_and_close(connector: Connector, rel: str) -> None:
-    writer = connector.open_write(rel)
-    writer.write(PWNED if rel != "a.bin" else DATA)
-    writer.close()
 
 
 def _write_then_fail(connector: Connector, rel: str, exc: Exception) -> None:
@@ -755,22 +640,3 @@ def _assert_no_files(connector: Connector) -> None:
     assert _files(connector.find("", withdirs=True).values()) == []
     for info in connector.find("", withdirs=True).values():
         assert _files(connector.ls(info["name"])) == []
-
-
-def _leaf(url: str) -> str:
-    return url.rstrip("/").rpartition("/")[2]
-
-
-def _parent_tier(tier: Tier) -> Tier | None:
-    """The tier one level up (``s3://b/p/data`` -> ``s3://b/p``), or None at a root."""
-    scheme, sep, rest = tier.url.rpartition("://")
-    parent = rest.rstrip("/").rpartition("/")[0]
-    if not parent:
-        return None
-    return dataclasses.replace(tier, url=f"{scheme}{sep}{parent}")
-
-
-def _local_root(tier: Tier) -> str | None:
-    """The tier's directory when its url is a local absolute path, else None."""
-    url = tier.url
-    return url if os.path.isabs(url) and os.path.isdir(url) else None
