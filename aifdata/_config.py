@@ -302,7 +302,10 @@ class _ConfigReader:
         if "kind" not in table:
             if name in names():
                 return name
-            raise self.fail(key, f"a tier named other than {_kind_choices(chr(39))} needs kind = {_kind_choices()}")
+            raise self.fail(
+                key,
+                f"a tier named other than {_kind_choices(chr(39))} needs kind = {_kind_choices()}",
+            )
         kind = table["kind"]
         if not isinstance(kind, str) or kind not in names():
             raise self.fail(f"{key}.kind", f"expected {_kind_choices()}, got {_shown(kind)}")

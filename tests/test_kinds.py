@@ -11,6 +11,7 @@ import pytest
 import aifdata
 from aifdata import AccessDenied, ConfigError
 from aifdata.connectors import _registry, get_kind, kind_of_url, names
+from aifdata.testing import ConnectorTests
 
 
 @pytest.fixture
@@ -130,3 +131,19 @@ def test_an_entry_point_that_takes_a_builtin_name_is_ignored_with_a_warning(tmp_
         assert names()[:3] == ["s3", "pfs", "fsspec"]
     assert get_kind("s3").location_shape == "s3://bucket[/prefix]"
     _registry.rescan()
+
+
+class TestFsspecMemoryConnector(ConnectorTests):
+    """The conformance suite on an ``fsspec`` tier over ``memory://``."""
+
+    @pytest.fixture
+    def tier(self, memory_url: str) -> aifdata.Tier:
+        return aifdata.Tier.fsspec(f"{memory_url}/root")
+
+
+class TestToyConnector(ConnectorTests):
+    """The conformance suite on the toy kind, installed by entry point."""
+
+    @pytest.fixture
+    def tier(self, toy_kind: None) -> aifdata.Tier:
+        return aifdata.Tier("toy", f"toy://{uuid.uuid4().hex[:8]}/root")

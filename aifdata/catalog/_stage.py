@@ -94,11 +94,11 @@ def _copy_verified(source: Connector, target: Connector, rel: str, record: FileR
                 digest.update(block)
                 writer.write(block)
     except BaseException:
-        writer.discard()  # type: ignore[attr-defined]
+        writer.discard()
         raise
     got = f"{CHECKSUM_ALGORITHM}:{digest.hexdigest()}"
     if record.checksum and got != record.checksum:
-        writer.discard()  # type: ignore[attr-defined]
+        writer.discard()
         raise CatalogError(
             f"{source.url(rel)}: checksum {got} differs from the catalog's {record.checksum};"
             " nothing was staged"

@@ -13,6 +13,7 @@ from ._base import Connector, FileStat, Info
 from ._kind import OptionCheck, StorageKind, load_object
 from ._registry import ENTRY_POINT_GROUP, get_kind, kind_of_url, names, register
 from ._tier import Tier
+from ._writer import TierWriter
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -22,6 +23,7 @@ __all__ = [
     "OptionCheck",
     "StorageKind",
     "Tier",
+    "TierWriter",
     "connector_for",
     "get_kind",
     "kind_of_url",

@@ -13,6 +13,7 @@ from typing import Any, BinaryIO, NamedTuple
 
 from .._errors import NotFound
 from ._tier import Tier
+from ._writer import TierWriter
 
 Info = dict[str, Any]
 
@@ -68,7 +69,7 @@ class Connector(abc.ABC):
         """A seekable binary reader."""
 
     @abc.abstractmethod
-    def open_write(self, rel: str, block_size: int | None = None) -> BinaryIO:
+    def open_write(self, rel: str, block_size: int | None = None) -> TierWriter:
         """A binary writer whose bytes appear at ``rel`` only when it closes cleanly."""
 
     @abc.abstractmethod

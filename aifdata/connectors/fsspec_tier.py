@@ -17,7 +17,7 @@ import errno
 import io
 import uuid
 from collections.abc import Mapping
-from typing import Any, BinaryIO, ClassVar, cast
+from typing import Any, BinaryIO, ClassVar
 
 import fsspec
 from fsspec.spec import AbstractFileSystem
@@ -26,6 +26,7 @@ from .._errors import StorageError
 from ._base import Connector, Info
 from ._kind import TABLE, OptionCheck, StorageKind, join, shown
 from ._tier import Tier
+from ._writer import TierWriter
 
 #: Hidden temporary files of unfinished writes end so; listings leave them out.
 TEMP_SUFFIX = ".aif-tmp"
@@ -192,14 +193,22 @@ class FsspecConnector(Connector):
     # -- writes --------------------------------------------------------------
 
     def _check_writable(self, rel: str) -> None:
+        """Refuse the root and directories; where directories are real, make the parent
+        (a file in the way is NotADirectoryError, as on a POSIX tree)."""
         if not rel:
             raise IsADirectoryError(errno.EISDIR, "cannot write to the tier root", self.url(""))
         if self.fs.isdir(self.path(rel)):
             raise IsADirectoryError(errno.EISDIR, "is a directory", self.url(rel))
+        parent = rel.rpartition("/")[0]
+        if self.supports_empty_directories and parent:
+            self.makedirs(parent)
 
-    def open_write(self, rel: str, block_size: int | None = None) -> BinaryIO:
+    def _not_a_directory(self, rel: str) -> NotADirectoryError:
+        return NotADirectoryError(errno.ENOTDIR, "a file is in the way", self.url(rel))
+
+    def open_write(self, rel: str, block_size: int | None = None) -> TierWriter:
         self._check_writable(rel)
-        return cast(BinaryIO, _MoveOnClose(self, rel))
+        return _MoveOnClose(self, rel)
 
     def pipe_file(self, rel: str, data: bytes) -> None:
         with self.open_write(rel) as f:
@@ -238,8 +247,13 @@ class FsspecConnector(Connector):
             raise self._not_found(rel) from None
 
     def makedirs(self, rel: str) -> None:
-        if self.supports_empty_directories and rel:
-            self.fs.makedirs(self.path(rel), exist_ok=True)
+        if not (self.supports_empty_directories and rel):
+            return
+        parts = rel.split("/")
+        for depth in range(1, len(parts) + 1):  # a file on the way is not a directory
+            if self.fs.isfile(self.path("/".join(parts[:depth]))):
+                raise self._not_a_directory(rel)
+        self.fs.makedirs(self.path(rel), exist_ok=True)
 
     def _temp_name(self, rel: str) -> str:
         directory, _, name = rel.rpartition("/")

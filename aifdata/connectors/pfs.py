@@ -21,6 +21,7 @@ from ._atomic import TEMP_SUFFIX, AtomicWriter, fsync_directory, temp_path_for, 
 from ._base import Connector, FileStat, Info
 from ._kind import BYTES, OptionCheck, StorageKind
 from ._tier import Tier
+from ._writer import TierWriter
 
 #: Large, aligned reads suit Lustre and GPFS stripes.
 DEFAULT_BLOCK_SIZE = 4 * 2**20
@@ -221,12 +222,15 @@ class PFSConnector(Connector):
         if not rel:
             raise IsADirectoryError(errno.EISDIR, "cannot write to the tier root", self.root)
         full = self.resolve(rel)
-        os.makedirs(os.path.dirname(full), exist_ok=True)
+        try:
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+        except FileExistsError:  # the parent is a file
+            raise NotADirectoryError(errno.ENOTDIR, "a parent is a file", self.url(rel)) from None
         if os.path.isdir(full):
             raise IsADirectoryError(errno.EISDIR, "is a directory", self.url(rel))
         return full
 
-    def open_write(self, rel: str, block_size: int | None = None) -> BinaryIO:
+    def open_write(self, rel: str, block_size: int | None = None) -> TierWriter:
         return AtomicWriter(self._target(rel), block_size or self.block_size)
 
     def pipe_file(self, rel: str, data: bytes) -> None:

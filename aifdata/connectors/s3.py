@@ -27,6 +27,7 @@ from ._s3_errors import translate, translated
 from ._s3_native import NativeReader, obstore_usable
 from ._s3_settings import S3Settings
 from ._tier import Tier
+from ._writer import TierWriter
 
 _MIN_PART = 5 * 2**20
 
@@ -215,7 +216,12 @@ class S3Connector(Connector):
                 return b""
             return self.native.read(key, start, end)
         except Exception as exc:
-            if start and not isinstance(exc, FileNotFoundError) and self._past_end(rel, start):
+            ranged = start is not None or end is not None  # an empty file has no byte 0
+            if (
+                ranged
+                and not isinstance(exc, FileNotFoundError)
+                and self._past_end(rel, start or 0)
+            ):
                 return b""
             raise self._fail(exc, rel) from exc
 
@@ -263,7 +269,7 @@ class S3Connector(Connector):
 
     # -- writes --------------------------------------------------------------
 
-    def open_write(self, rel: str, block_size: int | None = None) -> BinaryIO:
+    def open_write(self, rel: str, block_size: int | None = None) -> TierWriter:
         part = max(block_size or self.settings.part_size, _MIN_PART)
         with self._errors(rel):
             writer = _DiscardOnError(self.fs, self.path(rel), "wb", block_size=part)
@@ -338,6 +344,7 @@ class _DiscardOnError(S3File):
     upload errors name the object and the endpoint like every other S3 error."""
 
     fail: Any = None  # exception -> aifdata error, set by the connector
+    closed: bool
 
     def flush(self, force: bool = False) -> None:  # uploads a part, or all on close
         try:
@@ -347,9 +354,14 @@ class _DiscardOnError(S3File):
                 raise
             raise self.fail(exc) from exc
 
+    def discard(self) -> None:
+        """Abort the upload; the writer is closed and publishes nothing."""
+        if not self.closed:
+            super().discard()
+            self.closed = True
+
     def __exit__(self, exc_type: Any, *rest: Any) -> None:
         if exc_type is not None:
             self.discard()
-            self.closed = True
         else:
             self.close()

@@ -10,13 +10,14 @@ from __future__ import annotations
 import errno
 import io
 import threading
+import time
 from typing import Any, BinaryIO, ClassVar
 
 from aifdata import StorageKind
 from aifdata.connectors import Connector, Info, OptionCheck
 
-#: NAME -> {key: bytes}: the toy's "servers".
-STORES: dict[str, dict[str, bytes]] = {}
+#: NAME -> {key: (bytes, mtime)}: the toy's "servers".
+STORES: dict[str, dict[str, tuple[bytes, float]]] = {}
 _LOCK = threading.Lock()
 
 
@@ -86,15 +87,15 @@ class ToyConnector(Connector):
     def _key(self, rel: str) -> str:
         return f"{self.prefix}/{rel}" if self.prefix and rel else (self.prefix or rel)
 
-    def _below(self, rel: str) -> dict[str, bytes]:
+    def _below(self, rel: str) -> dict[str, tuple[bytes, float]]:
         start = self._key(rel) + "/" if self._key(rel) else ""
         cut = len(self.prefix) + 1 if self.prefix else 0
         return {k[cut:]: v for k, v in list(self.store.items()) if k.startswith(start)}
 
     def info(self, rel: str) -> Info:
-        data = self.store.get(self._key(rel))
-        if data is not None and rel:
-            return {"name": rel, "size": len(data), "type": "file"}
+        held = self.store.get(self._key(rel))
+        if held is not None and rel:
+            return {"name": rel, "size": len(held[0]), "type": "file", "mtime": held[1]}
         if not rel or self._below(rel):
             return {"name": rel, "size": 0, "type": "directory"}
         raise self._not_found(rel)
@@ -124,9 +125,10 @@ class ToyConnector(Connector):
         return out
 
     def _bytes(self, rel: str) -> bytes:
-        if self.info(rel)["type"] == "directory":
-            raise IsADirectoryError(errno.EISDIR, "is a directory", self.url(rel))
-        return self.store[self._key(rel)]
+        held = self.store.get(self._key(rel)) if rel else None
+        if held is None:  # a directory is only a prefix: no object there
+            raise self._not_found(rel)
+        return held[0]
 
     def cat_file(self, rel: str, start: int | None = None, end: int | None = None) -> bytes:
         return self._bytes(rel)[slice(start, end)]
@@ -140,7 +142,7 @@ class ToyConnector(Connector):
         if not rel or self._below(rel):
             raise IsADirectoryError(errno.EISDIR, "is a directory", self.url(rel))
         key = self._key(rel)
-        return _Writer(lambda data: self.store.__setitem__(key, data))
+        return _Writer(lambda data: self.store.__setitem__(key, (data, time.time())))
 
     def pipe_file(self, rel: str, data: bytes) -> None:
         with self.open_write(rel) as f:
