@@ -114,7 +114,8 @@ class Catalog:
         if getattr(local, "conn", None) is None or local.pid != os.getpid():
             local.conn, local.pid = connect(self.path), os.getpid()
             catalog_opened()  # aif:// filesystems that found no catalog look again
-        return local.conn
+        conn: sqlite3.Connection = local.conn
+        return conn
 
     def close(self) -> None:
         if getattr(self._local, "conn", None) is not None:

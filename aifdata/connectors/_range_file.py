@@ -28,7 +28,8 @@ class RangeReader(AbstractBufferedFile):
     def _fetch_range(self, start: int, end: int) -> bytes:
         if start >= end:
             return b""
-        return self.source.cat_file(self.rel, start, end)
+        data: bytes = self.source.cat_file(self.rel, start, end)
+        return data
 
     def __reduce__(self) -> tuple[Any, ...]:
         return _reopen, (self.source, self.rel, self.size, self.blocksize, self.loc)

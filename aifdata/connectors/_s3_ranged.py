@@ -71,7 +71,8 @@ class RangedReader:
 
         With ``etag``, a changed object fails (412) instead of mixing versions.
         """
-        return self._with_retries(lambda: self._get_into(key, start, view, etag))
+        size: int = self._with_retries(lambda: self._get_into(key, start, view, etag))
+        return size
 
     def get(self, key: str, start: int, end: int) -> tuple[bytes, int]:
         """Bytes ``[start, end)`` of ``key`` (clipped to its end) and the object's size."""

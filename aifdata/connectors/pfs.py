@@ -361,7 +361,7 @@ def _bounds(start: int | None, end: int | None, size: int) -> tuple[int, int]:
 
 def _read_exactly(f: Any, n: int) -> bytes:
     """Read ``n`` bytes (fewer only at end of file) with as few syscalls as possible."""
-    first = f.read(n)
+    first: bytes = f.read(n)
     if len(first) == n or not first:
         return first
     parts, got = [first], len(first)

@@ -227,7 +227,7 @@ class S3Connector(Connector):
 
     def _past_end(self, rel: str, start: int) -> bool:
         try:
-            return start >= self.info(rel)["size"]
+            return start >= int(self.info(rel)["size"])
         except Exception:
             return False
 

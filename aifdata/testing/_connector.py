@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from .._config import Tier
+from ..connectors import Tier
 from ..connectors import Connector, connector_for
 from ..connectors._base import FileStat
 from ..connectors._writer import TierWriter

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from .._config import Tier
+from ..connectors import Tier
 from ..connectors import Connector
 from ..connectors._base import FileStat
 
