@@ -1,9 +1,9 @@
 """The catalog: datasets, versions, files, checksums and replicas in one SQLite file."""
 
 from ._catalog import Catalog, open_dataset
-from ._records import Dataset, FileRecord
 from ._ingest import CHECKSUM_ALGORITHM
 from ._policy import PRIVILEGES, Grant, Principal, current_principal, current_user
+from ._records import Dataset, FileRecord
 from ._search import SearchHit
 from ._store import filesystem_type, is_network_filesystem
 

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from ..connectors import Tier
-from ..connectors import Connector, connector_for
+from ..connectors import Connector, Tier, connector_for
 from ..connectors._base import FileStat
 from ..connectors._writer import TierWriter
 from ._escapes import (

@@ -13,8 +13,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from ..connectors import Tier
-from ..connectors import Connector
+from ..connectors import Connector, Tier
 from ..connectors._base import FileStat
 
 SECRET = b"outside the tier: never to be read or changed through it"
