@@ -15,6 +15,7 @@ from typing import Any
 from ._config import Config, load_config
 from ._errors import AifDataError
 from ._urls import resolve_url
+from .catalog import Catalog
 from .formats._base import MAX_PARTITIONS
 
 #: As many windows as may be asked for: more than the tiles, so a window is one tile
@@ -96,14 +97,12 @@ def _remove(fs: Any, path: str) -> None:
             time.sleep(0.1 * 2**attempt)  # a chunk landed in a directory being removed
 
 
-def _catalog(config: Config) -> Any:
-    from .catalog import Catalog
-
+def _catalog(config: Config) -> Catalog | None:
     catalog = Catalog(config=config)  # $AIFDATA_HOME's, if there is one
     return catalog if catalog.path.exists() else None
 
 
-def _dataset_of(catalog: Any, url: str, config: Config) -> str | None:
+def _dataset_of(catalog: Catalog | None, url: str, config: Config) -> str | None:
     """The catalog dataset whose files include ``url``, if any."""
     if catalog is None:
         return None

@@ -14,20 +14,26 @@ copy when there is one).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ._config import Config
 from .formats import Partition, get
 
+if TYPE_CHECKING:
+    import dask.bag
+    import dask.dataframe
+    import pandas
 
-def _records(partition: Partition, config: Any) -> list[Any]:
+
+def _records(partition: Partition, config: Config | None) -> list[Any]:
     return list(partition.read(config=config))
 
 
-def _frame(partition: Partition, config: Any) -> Any:
+def _frame(partition: Partition, config: Config | None) -> pandas.DataFrame:
     return get(partition.format).to_pandas(partition, config=config)
 
 
-def to_bag(partitions: Sequence[Partition], config: Any = None) -> Any:
+def to_bag(partitions: Sequence[Partition], config: Config | None = None) -> dask.bag.Bag:
     """A ``dask.bag.Bag`` of the records (as each format gives them)."""
     import dask.bag as db
 
@@ -38,11 +44,15 @@ def to_bag(partitions: Sequence[Partition], config: Any = None) -> Any:
     )
 
 
-def _bag_partition(partitions: list[Partition], config: Any = None) -> list[Any]:
+def _bag_partition(partitions: list[Partition], config: Config | None = None) -> list[Any]:
     return [record for p in partitions for record in _records(p, config)]
 
 
-def to_dataframe(partitions: Sequence[Partition], meta: Any = None, config: Any = None) -> Any:
+def to_dataframe(
+    partitions: Sequence[Partition],
+    meta: pandas.DataFrame | None = None,
+    config: Config | None = None,
+) -> dask.dataframe.DataFrame:
     """A ``dask.dataframe.DataFrame``, one pandas frame per partition.
 
     ``meta`` (an empty frame with the columns) saves reading the first

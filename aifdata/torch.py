@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from ._config import Config
 from .formats import Partition, read_all
 
 
@@ -45,7 +46,7 @@ class PartitionDataset(IterableDataset):
         shuffle: bool = False,
         seed: int = 0,
         prefetch: int = 2,
-        config: Any = None,
+        config: Config | None = None,
     ) -> None:
         super().__init__()
         self.partitions = list(partitions)

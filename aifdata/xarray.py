@@ -20,6 +20,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from ._config import Config
 from .formats import Partition, RangeSource
 from .formats.geotiff import pixel_type, plan_level
 
@@ -31,7 +32,7 @@ def open_geotiff(
     level: int = 0,
     n: int | None = None,
     target_bytes: int | None = None,
-    config: Any = None,
+    config: Config | None = None,
 ) -> xr.DataArray:
     """``level`` of a GeoTIFF (0: full resolution) as a lazy DataArray over its windows.
 
@@ -67,11 +68,11 @@ def open_geotiff(
     return xr.DataArray(data, dims=dims, coords=coords, attrs=attrs, name=url.rsplit("/", 1)[-1])
 
 
-def _chunk(p: Partition, samples: int, dtype: Any, config: Any) -> da.Array:
+def _chunk(p: Partition, samples: int, dtype: Any, config: Config | None) -> da.Array:
     shape = (p["height"], p["width"]) + ((samples,) if samples > 1 else ())
     pixels = dask.delayed(_pixels, pure=True)(p, config)
     return da.from_delayed(pixels, shape=shape, dtype=dtype)
 
 
-def _pixels(p: Partition, config: Any) -> np.ndarray:
+def _pixels(p: Partition, config: Config | None) -> np.ndarray:
     return p.read(config=config).data
