@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aifdata import FormatError
-from aifdata.formats import RangeSource, get, partition
 from aifdata.codecs.bgzf import MAX_BLOCK
+from aifdata.formats import RangeSource, get, partition
 
 from .test_fastq import HEAD_BYTES, fastq_bytes, random_records, records_strategy, reference
 

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 import aifdata
 from aifdata import FormatError
-from aifdata.formats import RangeSource, get, partition
 from aifdata.codecs import _gzip_index as gzip_index
+from aifdata.formats import RangeSource, get, partition
 
 from .test_bgzf import bgzf
 from .test_fastq import (

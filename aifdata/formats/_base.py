@@ -170,6 +170,8 @@ class FormatPlugin(ABC):
     extensions: ClassVar[tuple[str, ...]] = ()
     #: One line for ``aifdata formats``.
     description: ClassVar[str] = ""
+    #: The codecs (compressions, see :mod:`aifdata.codecs`) its files may come in.
+    codecs: ClassVar[tuple[str, ...]] = ("none",)
 
     @abstractmethod
     def sniff(self, head: bytes, path: str) -> bool:
