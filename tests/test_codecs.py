@@ -229,3 +229,15 @@ def test_planning_a_compressed_file_reads_little_once_indexed(tmp_path):
     source = RangeSource(url)
     parts = formats.get("fastq").plan(source, n=4)
     assert len(parts) == 4 and source.requests == 4  # the head, then one read per boundary
+
+
+def test_read_all_finds_each_bgzf_boundary_in_the_bytes_it_holds(tmp_path, monkeypatch):
+    records = random_records(29, 6000)
+    url = write(tmp_path, "run.fq.gz", bgzf(fastq_bytes(records), block=3000, seed=2))
+    parts = partition(url, n=12)
+    requests = []
+    real = RangeSource.read
+    monkeypatch.setattr(RangeSource, "read", lambda s, a, b: requests.append(a) or real(s, a, b))
+    got = [(r.name, r.sequence, r.qualities) for _, rs in read_all(parts) for r in rs]
+    assert got == records
+    assert len(requests) == 1  # the one grid block: no read past a partition's end

@@ -84,11 +84,16 @@ class Stream(ABC):
         if none)."""
 
     @abstractmethod
-    def text(self, start: int, end: int, boundary: Boundary, raw: bytes | None = None) -> Text:
+    def text(
+        self, start: int, end: int, boundary: Boundary, raw: bytes | None = None,
+        after: bytes = b"",
+    ) -> Text:  # fmt: skip
         """The uncompressed bytes of exactly the records of partition ``[start, end)``.
 
         ``raw``: the file's bytes ``[start, end)``, when the codec's offsets are file
-        offsets (:attr:`Codec.file_offsets`) and the caller has read them.
+        offsets (:attr:`Codec.file_offsets`) and the caller has read them; ``after``:
+        some file bytes from ``end`` on that the caller holds too (a codec that looks
+        past the end for the next record start reads them instead of the file).
         """
 
 

@@ -113,7 +113,10 @@ class BgzfStream(Stream):
     def snap(self, offset: int, boundary: Boundary) -> int:
         return next_block(self.source, offset)
 
-    def text(self, start: int, end: int, boundary: Boundary, raw: bytes | None = None) -> Text:
+    def text(
+        self, start: int, end: int, boundary: Boundary, raw: bytes | None = None,
+        after: bytes = b"",
+    ) -> Text:  # fmt: skip
         url, size = self.source.url, self.extent
         raw = self.source.read(start, end) if raw is None else raw
         whole = list(_blocks(raw, url, start))
@@ -131,21 +134,25 @@ class BgzfStream(Stream):
             return Text(url, b"", start, last=True)
         tail = b""
         if end < size:
-            found, after = self.scan(end, boundary)
-            tail = b"".join(piece for _, piece in after)
+            found, following = self.scan(end, boundary, after)
+            tail = b"".join(piece for _, piece in following)
             tail = tail if found is None else tail[:found]
-            blocks += after
+            blocks += following
         data = (own + tail)[first:] if first or tail else own
         return Text(url, data, start, last=end >= size, locate=_Locate(url, blocks, first))
 
-    def scan(self, block: int, boundary: Boundary) -> tuple[int | None, list[tuple[int, bytes]]]:
+    def scan(
+        self, block: int, boundary: Boundary, held: bytes = b""
+    ) -> tuple[int | None, list[tuple[int, bytes]]]:
         """Where the partition starting at ``block`` begins: the first record start in the
         uncompressed data from there (its first byte only context), found block by block;
-        and the blocks looked at. None: no record starts from there to the end."""
+        and the blocks looked at. None: no record starts from there to the end.
+
+        ``held``: file bytes from ``block`` on, looked at before reading any."""
         url, size = self.source.url, self.extent
         data, blocks, pos, window = b"", [], block, MAX_BLOCK
         while True:
-            raw = self.source.read(pos, pos + window)
+            looked, raw, held = bool(held), held or self.source.read(pos, pos + window), b""
             before = pos
             for at, piece, n in _blocks(raw, url, pos):
                 blocks.append((at, piece))
@@ -154,9 +161,10 @@ class BgzfStream(Stream):
                 found = boundary(data, pos >= size)
                 if found is not None or pos >= size:
                     return found, blocks
-            if pos == before:
+            if pos == before and not looked:  # a window holds a whole block, unless cut short
                 raise FormatError(f"{url}: byte {pos}: a BGZF block is cut short")
-            window = min(2 * window, 4 * MAX_BLOCK)
+            if pos > before:
+                window = min(2 * window, 4 * MAX_BLOCK)
 
 
 class _Locate:

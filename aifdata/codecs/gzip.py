@@ -63,7 +63,10 @@ class GzipStream(Stream):
     def snap(self, offset: int, boundary: Boundary) -> int:
         return find_start(self.uncompressed, offset, boundary)
 
-    def text(self, start: int, end: int, boundary: Boundary, raw: bytes | None = None) -> Text:
+    def text(
+        self, start: int, end: int, boundary: Boundary, raw: bytes | None = None,
+        after: bytes = b"",
+    ) -> Text:  # fmt: skip
         url = self.source.url
         data = read_range(self.source, self.index, start, end)
         return Text(url, data, start, last=end >= self.extent,

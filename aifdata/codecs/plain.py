@@ -30,6 +30,9 @@ class PlainStream(Stream):
     def snap(self, offset: int, boundary: Boundary) -> int:
         return find_start(self.source, offset, boundary)
 
-    def text(self, start: int, end: int, boundary: Boundary, raw: bytes | None = None) -> Text:
+    def text(
+        self, start: int, end: int, boundary: Boundary, raw: bytes | None = None,
+        after: bytes = b"",
+    ) -> Text:  # fmt: skip
         data = self.source.read(start, end) if raw is None else raw
         return Text(self.source.url, data, start, last=end >= self.extent)

@@ -36,6 +36,9 @@ from ._registry import ENTRY_POINT_GROUP, available, detect, get, register
 
 #: ``read_all`` fetches runs of byte-range partitions in blocks on a grid of this size.
 BLOCK_BYTES = 16 * 2**20
+#: Bytes after a partition handed to a text format's decode when already fetched (BGZF
+#: finds where the next partition starts in them instead of reading them again).
+LOOK_AHEAD = 256 * 2**10
 
 __all__ = [
     "BLOCK_BYTES",
@@ -183,10 +186,13 @@ class _Run:
                 if not block:
                     raise FormatError(f"{p.url}: byte {at + held}: the file ended early")
             own = _cut(pieces, start - at, end - at)
+            extra = {}
+            if isinstance(plugin, TextFormat):  # the bytes after it that are here already
+                extra["after"] = _cut(pieces, end - at, min(held, end - at + LOOK_AHEAD))
             while pieces and at + len(pieces[0]) <= end:  # blocks used up
                 at += len(pieces[0])
                 held -= len(pieces.popleft())
-            yield p, plugin.decode(p, own, sources.of(p), **options)
+            yield p, plugin.decode(p, own, sources.of(p), **extra, **options)
 
 
 def _cut(pieces: Iterable[bytes], start: int, end: int) -> bytes:

@@ -373,11 +373,17 @@ class TextFormat(ByteRangeFormat):
         return self.parse(stream.text(partition["start"], partition["end"], self.boundary),
                           **options)  # fmt: skip
 
-    def decode(self, partition: Partition, data: bytes, source: RangeSource, **options: Any) -> Any:
+    def decode(
+        self, partition: Partition, data: bytes, source: RangeSource, after: bytes = b"",
+        **options: Any,
+    ) -> Any:  # fmt: skip
+        """The records of ``partition`` from its bytes ``data``; ``after``: file bytes that
+        follow them, when the caller holds some (BGZF looks there for the next record)."""
         codec = self.codec_of(partition)
         if not codec.file_offsets:  # not a range of the file: read it through the codec
             return self.read(partition, source, **options)
-        text = codec.open(source).text(partition["start"], partition["end"], self.boundary, data)
+        stream = codec.open(source)
+        text = stream.text(partition["start"], partition["end"], self.boundary, data, after)
         return self.parse(text, **options)
 
 
