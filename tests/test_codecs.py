@@ -92,6 +92,14 @@ def test_gzip_of_random_bytes_is_not_fastq_inside_gzip(tmp_path):
         assert "BGZF" not in message
 
 
+def test_gzip_of_an_unknown_format_says_what_it_holds(tmp_path):
+    url = write(tmp_path, "blob.gz", gzip.compress(b"%PDF-1.7\n" + bytes(300)))
+    with pytest.raises(
+        FormatError, match=r"blob\.gz: uncompressed byte 0: no format recognises what this gzip"
+    ):
+        partition(url)
+
+
 def test_a_broken_gzip_header_names_the_file(tmp_path):
     url = write(tmp_path, "broken.fq.gz", b"\x1f\x8b\x08\x00" + bytes(6) + b"\xff" * 200)
     with pytest.raises(FormatError, match=r"broken\.fq\.gz: byte 0: a gzip header, but the data"):

@@ -73,7 +73,13 @@ def choose(source: RangeSource, format: str | None = None) -> FormatPlugin:
     named = detect(source.url)  # the name promises a format the bytes do not hold
     if named is not None:
         raise FormatError(named.explain(head, source.url))
-    codecs.detect(head, source.url).peek(head, source.url)  # names a broken compressed stream
+    codec = codecs.detect(head, source.url)
+    text = codec.peek(head, source.url)  # a broken compressed stream is named as such
+    if codec.name != "none":
+        raise FormatError(
+            f"{source.url}: uncompressed byte 0: no format recognises what this {codec.label}"
+            f" file holds (it starts with {text[:16]!r}); known formats: {', '.join(available())}"
+        )
     raise FormatError(
         f"{source.url}: byte 0: no format recognises it (it starts with {head[:16]!r});"
         f" known formats: {', '.join(available())}"
