@@ -12,6 +12,8 @@ a seeded plain FASTQ through ``aif://``, then measures, in one run:
 * a PyTorch DataLoader with 2 workers, records/s;
 * a gzip FASTQ: building its index once, planning from the stored index, and
   reading all partitions vs dnaio reading the whole object;
+* a BGZF FASTQ (``bgzip``'s blocks): planning, and reading all partitions vs
+  dnaio reading the whole object;
 * a tiled GeoTIFF: all windows stitched vs one tifffile read of the whole object;
 * a ROOT TTree: all entry-range partitions vs one uproot read of the whole object;
 * what planning costs per format: requests, bytes, time.
@@ -33,7 +35,7 @@ from pathlib import Path
 
 import aifdata
 from aifdata import _seaweedfs
-from aifdata.formats import RangeSource, get, read_all
+from aifdata.formats import RangeSource, choose, get, read_all
 
 BUCKET = "aifdata-bench-formats"
 #: (format, case, partitions, requests, bytes read, seconds) of every plan measured.
@@ -157,8 +159,6 @@ def bench_fastq(server: _seaweedfs.SeaweedFS, args: argparse.Namespace) -> list[
 def bench_fastq_gzip(server: _seaweedfs.SeaweedFS, args: argparse.Namespace) -> list[tuple]:
     import zlib
 
-    import dnaio
-
     data, records = fastq_payload(args.gzip_mib * 2**20, seed=7)
     compressor = zlib.compressobj(1, zlib.DEFLATED, 31)  # gzip, fast level
     packed = compressor.compress(data) + compressor.flush()
@@ -167,15 +167,75 @@ def bench_fastq_gzip(server: _seaweedfs.SeaweedFS, args: argparse.Namespace) -> 
     upload(server, "reads/run.fastq.gz", packed)
     url = "aif://bench/reads/run.fastq.gz"
     n = max(1, args.partitions // 4)
-    plugin = get("fastq-gzip")
+    plugin = choose(RangeSource(url))  # detected: the format reads the codec's bytes
     first = RangeSource(url)
     build_s, parts = timed(lambda: plugin.plan(first, n=n))
     again = RangeSource(url)
     plan_s, parts = timed(lambda: plugin.plan(again, n=n))
-    PLANS.append(("fastq-gzip", "index stored", len(parts), again.requests, again.bytes_read,
+    PLANS.append(("fastq, gzip", "index stored", len(parts), again.requests, again.bytes_read,
                   plan_s))  # fmt: skip
     print(f"  gzip: index built in {build_s:.1f} s ({first.bytes_read / 2**20:.0f} MiB read),"
           f" then a plan in {plan_s * 1e3:.0f} ms")  # fmt: skip
+    ours_s, peer_s = compare_with_dnaio(url, parts, records, args)
+    print(f"  gzip read: partitions {records / ours_s:,.0f} rec/s, dnaio {records / peer_s:,.0f}")
+    return [
+        ("gzip FASTQ index build (once)", f"{len(packed) >> 20} MiB gz", build_s, "s",
+         f"{first.requests} requests, then stored under $AIFDATA_HOME"),
+        ("gzip FASTQ plan (index stored)", f"{len(parts)} partitions", plan_s * 1e3, "ms",
+         f"{again.bytes_read / 2**10:.0f} KiB read, {again.requests} requests"),
+        ("gzip FASTQ read, all partitions", f"{len(parts)} partitions", records / ours_s,
+         "rec/s", f"{size / ours_s / 1e6:.0f} MB/s uncompressed"),
+        ("gzip FASTQ read, dnaio whole file", "peer", records / peer_s, "rec/s",
+         f"{size / peer_s / 1e6:.0f} MB/s uncompressed"),
+        ("  ratio partitions / dnaio (gzip)", "", peer_s / ours_s, "x", ""),
+    ]  # fmt: skip
+
+
+def bgzf_blocks(data: bytes, block: int = 65280, level: int = 1) -> bytes:
+    """``data`` in BGZF blocks, as ``bgzip`` writes them (with its empty last block)."""
+    import struct
+    import zlib
+
+    out = []
+    for pos in range(0, len(data) + 1, block):  # the empty block last
+        chunk = data[pos : pos + block]
+        deflate = zlib.compressobj(level, zlib.DEFLATED, -15)
+        body = deflate.compress(chunk) + deflate.flush()
+        header = b"\x1f\x8b\x08\x04" + struct.pack("<IBBH", 0, 0, 255, 6) + b"BC"
+        out.append(header + struct.pack("<HH", 2, len(body) + 25) + body)
+        out.append(struct.pack("<II", zlib.crc32(chunk), len(chunk)))
+    return b"".join(out)
+
+
+def bench_fastq_bgzf(server: _seaweedfs.SeaweedFS, args: argparse.Namespace) -> list[tuple]:
+    data, records = fastq_payload(args.bgzf_mib * 2**20, seed=9)
+    packed = bgzf_blocks(data)
+    size = len(data)
+    del data
+    upload(server, "reads/run.bgzf.fastq.gz", packed)
+    url = "aif://bench/reads/run.bgzf.fastq.gz"
+    plugin = choose(RangeSource(url))
+    source = RangeSource(url)
+    plan_s, parts = timed(lambda: plugin.plan(source, n=args.partitions))
+    PLANS.append(("fastq, bgzf", f"{len(packed) >> 20} MiB bgzf", len(parts), source.requests,
+                  source.bytes_read, plan_s))  # fmt: skip
+    print(f"  bgzf: a plan in {plan_s * 1e3:.0f} ms")
+    ours_s, peer_s = compare_with_dnaio(url, parts, records, args)
+    print(f"  bgzf read: partitions {records / ours_s:,.0f} rec/s, dnaio {records / peer_s:,.0f}")
+    return [
+        ("BGZF FASTQ plan", f"{len(parts)} partitions", plan_s * 1e3, "ms",
+         f"{source.bytes_read / 2**10:.0f} KiB read, {source.requests} requests"),
+        ("BGZF FASTQ read, all partitions", f"{len(parts)} partitions", records / ours_s,
+         "rec/s", f"{size / ours_s / 1e6:.0f} MB/s uncompressed"),
+        ("BGZF FASTQ read, dnaio whole file", "peer", records / peer_s, "rec/s",
+         f"{size / peer_s / 1e6:.0f} MB/s uncompressed"),
+        ("  ratio partitions / dnaio (bgzf)", "", peer_s / ours_s, "x", ""),
+    ]  # fmt: skip
+
+
+def compare_with_dnaio(url: str, parts: list, records: int, args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """Best seconds of reading every partition, and of dnaio reading the whole gzip object."""
+    import dnaio
 
     def ours() -> int:
         return sum(len(r) for _, r in read_all(parts, prefetch=args.prefetch))
@@ -193,16 +253,7 @@ def bench_fastq_gzip(server: _seaweedfs.SeaweedFS, args: argparse.Namespace) -> 
     peer_s, peer_n = best(peer, args.repeat)
     ours_s, ours_n = best(ours, args.repeat)
     assert ours_n == peer_n == records, (ours_n, peer_n, records)
-    print(f"  gzip read: partitions {records / ours_s:,.0f} rec/s, dnaio {records / peer_s:,.0f}")
-    return [
-        ("gzip FASTQ index build (once)", f"{len(packed) >> 20} MiB gz", build_s, "s",
-         f"{first.requests} requests, then stored under $AIFDATA_HOME"),
-        ("gzip FASTQ read, all partitions", f"{len(parts)} partitions", records / ours_s,
-         "rec/s", f"{size / ours_s / 1e6:.0f} MB/s uncompressed"),
-        ("gzip FASTQ read, dnaio whole file", "peer", records / peer_s, "rec/s",
-         f"{size / peer_s / 1e6:.0f} MB/s uncompressed"),
-        ("  ratio partitions / dnaio (gzip)", "", peer_s / ours_s, "x", ""),
-    ]  # fmt: skip
+    return ours_s, peer_s
 
 
 def upload(server: _seaweedfs.SeaweedFS, key: str, data: bytes) -> None:
@@ -305,14 +356,18 @@ def main() -> int:
     parser.add_argument("--fastq-mib", type=int, default=1024)
     parser.add_argument("--partitions", type=int, default=256)
     parser.add_argument("--gzip-mib", type=int, default=256, help="uncompressed FASTQ")
+    parser.add_argument(
+        "--bgzf-mib", type=int, default=None, help="uncompressed FASTQ (default: --gzip-mib)"
+    )
     parser.add_argument("--geotiff-side", type=int, default=8192, help="pixels per side")
     parser.add_argument("--root-entries", type=int, default=2_000_000)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--prefetch", type=int, default=4, help="requests read ahead")
     parser.add_argument(
-        "--skip", choices=["fastq", "gzip", "geotiff", "root"], action="append", default=[]
+        "--skip", choices=["fastq", "gzip", "bgzf", "geotiff", "root"], action="append", default=[]
     )
     args = parser.parse_args()
+    args.bgzf_mib = args.gzip_mib if args.bgzf_mib is None else args.bgzf_mib
     endpoint = os.environ.get("AIFDATA_BENCH_S3_ENDPOINT")
     server = _seaweedfs.SeaweedFS.existing(endpoint) if endpoint else _seaweedfs.start()
     try:
@@ -323,6 +378,8 @@ def main() -> int:
             rows = [] if "fastq" in args.skip else bench_fastq(server, args)
             if "gzip" not in args.skip:
                 rows += bench_fastq_gzip(server, args)
+            if "bgzf" not in args.skip:
+                rows += bench_fastq_bgzf(server, args)
             if "geotiff" not in args.skip:
                 rows += bench_geotiff(server, Path(home), args)
             if "root" not in args.skip:

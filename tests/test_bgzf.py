@@ -1,4 +1,4 @@
-"""BGZF FASTQ: block-aligned partitions, each record exactly once."""
+"""BGZF FASTQ (format ``fastq``, codec ``bgzf``): block-aligned partitions, each record once."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aifdata import FormatError
+from aifdata.codecs.bgzf import MAX_BLOCK
 from aifdata.formats import RangeSource, get, partition
-from aifdata.formats.bgzf import MAX_BLOCK
 
-from .test_fastq import fastq_bytes, random_records, records_strategy, reference
+from .test_fastq import HEAD_BYTES, fastq_bytes, random_records, records_strategy, reference
 
 EOF_BLOCK = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
 
@@ -61,7 +61,7 @@ def test_partitions_union_is_exactly_the_file(tmp_path, records, n, block, seed)
     path = tmp_path / "reads.fastq.gz"
     path.write_bytes(bgzf(data, block=block, seed=seed))
     parts = partition(str(path), n=n)
-    assert all(p.format == "fastq-bgzf" for p in parts)
+    assert all((p.format, p["codec"]) == ("fastq", "bgzf") for p in parts)
     assert names(parts) == reference(data)
 
 
@@ -79,26 +79,31 @@ def test_planning_reads_one_window_per_boundary(tmp_path):
     path = tmp_path / "plan.fq.gz"
     path.write_bytes(bgzf(fastq_bytes(random_records(9, 40_000))))
     source = RangeSource(str(path))
-    parts = get("fastq-bgzf").plan(source, n=8)
+    parts = get("fastq").plan(source, n=8)
     assert len(parts) == 8
     assert source.requests == 8  # the head, then one window per boundary
-    assert source.bytes_read <= (MAX_BLOCK + 18) + 7 * (2 * MAX_BLOCK + 64)
+    assert source.bytes_read <= HEAD_BYTES + 7 * (2 * MAX_BLOCK + 64)
 
 
-def test_plain_gzip_forced_as_bgzf_is_refused_with_a_reason(tmp_path):
+def test_the_old_format_name_reads_plain_gzip_too(tmp_path):
+    """``fastq-bgzf`` was a format of its own; now it names ``fastq``, whatever the codec."""
     path = tmp_path / "plain.fastq.gz"
-    path.write_bytes(gzip.compress(fastq_bytes(random_records(1, 100))))
-    with pytest.raises(FormatError, match=r"plain\.fastq\.gz: byte 12: a gzip file but not BGZF"):
-        partition(str(path), n=2, format="fastq-bgzf")
-    assert {p.format for p in partition(str(path), n=2)} == {"fastq-gzip"}  # through an index
+    records = random_records(1, 100)
+    path.write_bytes(gzip.compress(fastq_bytes(records)))
+    parts = partition(str(path), n=2, format="fastq-bgzf")
+    assert {(p.format, p["codec"]) for p in parts} == {("fastq", "gzip")}  # through an index
+    assert names(parts) == records
 
 
 @pytest.mark.timeout(60)
-def test_a_non_bgzf_file_forced_as_bgzf(tmp_path):
-    path = tmp_path / "reads.fq"
-    path.write_bytes(fastq_bytes(random_records(1, 100)))
-    with pytest.raises(FormatError, match=r"reads\.fq: byte 0: this is not BGZF data"):
-        partition(str(path), format="fastq-bgzf")
+def test_bgzf_of_something_else_is_not_fastq_inside_bgzf(tmp_path):
+    path = tmp_path / "table.fq.gz"
+    path.write_bytes(bgzf(b"id,value\n1,2\n" * 100))
+    with pytest.raises(
+        FormatError,
+        match=r"table\.fq\.gz: uncompressed byte 0: this is not fastq data inside BGZF: expected",
+    ):
+        partition(str(path), n=2)
 
 
 @pytest.mark.timeout(60)

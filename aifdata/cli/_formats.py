@@ -17,25 +17,26 @@ from ._files import JsonFlag
 
 @app.command("formats")
 def formats_command(as_json: JsonFlag = False) -> None:
-    """List the format plug-ins (built-in and installed through the aifdata.formats group)."""
+    """List the format plug-ins (built-in and installed through the aifdata.formats group),
+    each with the codecs (compressions) its files may come in."""
     rows = []
     for name in formats.available():
         try:
             plugin = formats.get(name)
         except FormatError as exc:  # its library is not installed
-            rows.append({"name": name, "extensions": [], "description": f"unavailable: {exc}"})
+            rows.append({"name": name, "extensions": [], "codecs": [],
+                         "description": f"unavailable: {exc}"})  # fmt: skip
             continue
-        rows.append(
-            {"name": name, "extensions": list(plugin.extensions), "description": plugin.description}
-        )
+        rows.append({"name": name, "extensions": list(plugin.extensions),
+                     "codecs": list(plugin.codecs), "description": plugin.description})  # fmt: skip
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
-    name_width = max((len(row["name"]) for row in rows), default=0)
-    ext_width = max((len(" ".join(row["extensions"])) for row in rows), default=0)
-    for row in rows:
-        extensions = " ".join(row["extensions"])
-        typer.echo(f"{row['name']:<{name_width}}  {extensions:<{ext_width}}  {row['description']}")
+    columns = [[row["name"], " ".join(row["extensions"]), " ".join(row["codecs"])] for row in rows]
+    widths = [max((len(cells[i]) for cells in columns), default=0) for i in range(3)]
+    for cells, row in zip(columns, rows, strict=True):
+        padded = "  ".join(f"{cell:<{width}}" for cell, width in zip(cells, widths, strict=True))
+        typer.echo(f"{padded}  {row['description']}")
 
 
 @app.command("partition")

@@ -6,7 +6,9 @@
     records = parts[0].read()          # in any process that has the configuration
 
 ``get(name)`` and ``detect(path)`` find plug-ins; built-ins load on first use,
-third-party ones come from the ``aifdata.formats`` entry-point group.
+third-party ones come from the ``aifdata.formats`` entry-point group. A text
+format (:class:`TextFormat`) reads its files through any codec it lists
+(plain, gzip, BGZF: see :mod:`aifdata.codecs`), found from their first bytes.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from .. import codecs
 from .._errors import FormatError
 from ._base import (
     DEFAULT_TARGET_BYTES,
@@ -26,12 +29,16 @@ from ._base import (
     FormatPlugin,
     Partition,
     RangeSource,
+    TextFormat,
     open_source,
 )
 from ._registry import ENTRY_POINT_GROUP, available, detect, get, register
 
 #: ``read_all`` fetches runs of byte-range partitions in blocks on a grid of this size.
 BLOCK_BYTES = 16 * 2**20
+#: Bytes after a partition handed to a text format's decode when already fetched (BGZF
+#: finds where the next partition starts in them instead of reading them again).
+LOOK_AHEAD = 256 * 2**10
 
 __all__ = [
     "BLOCK_BYTES",
@@ -41,6 +48,7 @@ __all__ = [
     "FormatPlugin",
     "Partition",
     "RangeSource",
+    "TextFormat",
     "available",
     "choose",
     "detect",
@@ -65,6 +73,13 @@ def choose(source: RangeSource, format: str | None = None) -> FormatPlugin:
     named = detect(source.url)  # the name promises a format the bytes do not hold
     if named is not None:
         raise FormatError(named.explain(head, source.url))
+    codec = codecs.detect(head, source.url)
+    text = codec.peek(head, source.url)  # a broken compressed stream is named as such
+    if codec.name != "none":
+        raise FormatError(
+            f"{source.url}: uncompressed byte 0: no format recognises what this {codec.label}"
+            f" file holds (it starts with {text[:16]!r}); known formats: {', '.join(available())}"
+        )
     raise FormatError(
         f"{source.url}: byte 0: no format recognises it (it starts with {head[:16]!r});"
         f" known formats: {', '.join(available())}"
@@ -143,19 +158,20 @@ class _Sources:
 class _Run:
     """Neighbouring byte-range partitions of one file, read as one stream of blocks."""
 
-    def __init__(self, first: Partition) -> None:
+    def __init__(self, first: Partition, plugin: ByteRangeFormat, span: tuple[int, int]) -> None:
         self.partitions = [first]
-        self.plugin = get(first.format)
+        self.spans = [span]
+        self.plugin = plugin
 
-    def takes(self, p: Partition) -> bool:
+    def takes(self, p: Partition, span: tuple[int, int]) -> bool:
         last = self.partitions[-1]
         return (p.url, p.format, p.fingerprint) == (last.url, last.format, last.fingerprint) and (
-            p["start"] == last["end"]
+            span[0] == self.spans[-1][1]
         )
 
     def blocks(self, block_bytes: int) -> list[tuple[int, int]]:
         """``[a, b)`` pieces of the run's bytes, cut on the grid of ``block_bytes``."""
-        start, end = self.partitions[0]["start"], self.partitions[-1]["end"]
+        start, end = self.spans[0][0], self.spans[-1][1]
         cuts = range((start // block_bytes + 1) * block_bytes, end, block_bytes)
         bounds = [start, *cuts, end]
         return list(itertools.pairwise(bounds))
@@ -165,22 +181,24 @@ class _Run:
     ) -> Iterator[tuple[Partition, Any]]:
         """Each partition, cut from the next blocks in order and decoded."""
         plugin = self.plugin
-        assert isinstance(plugin, ByteRangeFormat)
         pieces: collections.deque[bytes] = collections.deque()
-        at = self.partitions[0]["start"]  # file offset of pieces[0][0]
+        at = self.spans[0][0]  # file offset of pieces[0][0]
         held = 0
-        for p in self.partitions:
-            while at + held < p["end"]:
+        for p, (start, end) in zip(self.partitions, self.spans, strict=True):
+            while at + held < end:
                 block = next(blocks)
                 pieces.append(block)
                 held += len(block)
                 if not block:
                     raise FormatError(f"{p.url}: byte {at + held}: the file ended early")
-            own = _cut(pieces, p["start"] - at, p["end"] - at)
-            while pieces and at + len(pieces[0]) <= p["end"]:  # blocks used up
+            own = _cut(pieces, start - at, end - at)
+            extra = {}
+            if isinstance(plugin, TextFormat):  # the bytes after it that are here already
+                extra["after"] = _cut(pieces, end - at, min(held, end - at + LOOK_AHEAD))
+            while pieces and at + len(pieces[0]) <= end:  # blocks used up
                 at += len(pieces[0])
                 held -= len(pieces.popleft())
-            yield p, plugin.decode(p, own, sources.of(p), **options)
+            yield p, plugin.decode(p, own, sources.of(p), **extra, **options)
 
 
 def _cut(pieces: Iterable[bytes], start: int, end: int) -> bytes:
@@ -200,14 +218,17 @@ def _steps(partitions: Iterable[Partition]) -> Iterator[Partition | _Run]:
     """Partitions read whole, and runs of neighbouring byte-range partitions."""
     run: _Run | None = None
     for p in partitions:
-        if run is not None and run.takes(p):
+        plugin = get(p.format)
+        span = plugin.byte_span(p) if isinstance(plugin, ByteRangeFormat) else None
+        if run is not None and span is not None and run.takes(p, span):
             run.partitions.append(p)
+            run.spans.append(span)
             continue
         if run is not None:
             yield run
             run = None
-        if isinstance(get(p.format), ByteRangeFormat):
-            run = _Run(p)
+        if span is not None and isinstance(plugin, ByteRangeFormat):
+            run = _Run(p, plugin, span)
         else:
             yield p
     if run is not None:

@@ -15,13 +15,16 @@ import collections
 import itertools
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
+from .. import codecs
 from .._errors import FormatError
+from ..codecs import ByteReader as ByteReader  # where it lived before the codecs layer
+from ..codecs import Codec, Text
 
 #: A partition's target size when neither ``n`` nor ``target_bytes`` is given.
 DEFAULT_TARGET_BYTES = 64 * 2**20
@@ -69,16 +72,6 @@ class Partition:
     def __repr__(self) -> str:
         spec = ", ".join(f"{k}={v!r}" for k, v in self.spec)
         return f"Partition({self.url!r}, {self.format!r}, #{self.ordinal}, {spec})"
-
-
-class ByteReader(Protocol):
-    """Anything with a size that reads byte ranges: a :class:`RangeSource`, or a view of
-    one (the uncompressed bytes of a gzip file)."""
-
-    @property
-    def size(self) -> int: ...
-
-    def read(self, start: int, end: int) -> bytes: ...
 
 
 class RangeSource:
@@ -177,6 +170,8 @@ class FormatPlugin(ABC):
     extensions: ClassVar[tuple[str, ...]] = ()
     #: One line for ``aifdata formats``.
     description: ClassVar[str] = ""
+    #: The codecs (compressions, see :mod:`aifdata.codecs`) its files may come in.
+    codecs: ClassVar[tuple[str, ...]] = ("none",)
 
     @abstractmethod
     def sniff(self, head: bytes, path: str) -> bool:
@@ -236,9 +231,160 @@ class ByteRangeFormat(FormatPlugin):
         data = source.read(partition["start"], partition["end"])
         return self.decode(partition, data, source, **options)
 
+    def byte_span(self, partition: Partition) -> tuple[int, int] | None:
+        """The file bytes :meth:`decode` takes for ``partition``; None when the partition is
+        not a plain range of the file (then only :meth:`read` reads it)."""
+        return partition["start"], partition["end"]
+
     @abstractmethod
     def decode(self, partition: Partition, data: bytes, source: RangeSource, **options: Any) -> Any:
         """The records of ``partition`` from its bytes ``data`` (``source`` for anything more)."""
+
+
+class TextFormat(ByteRangeFormat):
+    """A record-oriented text format, read through any codec it lists (plain, gzip, BGZF).
+
+    A subclass gives the text's rules: :meth:`boundary` (where a record
+    starts), :meth:`sniff_text`, :meth:`explain_text` and :meth:`parse`. The
+    codec under it (found from the file's first bytes, recorded in each
+    partition's spec as ``codec``) plans boundaries with that rule and hands
+    :meth:`parse` the uncompressed bytes of exactly one partition's records.
+    """
+
+    #: The codecs this format's files may come in (capability as data).
+    codecs: ClassVar[tuple[str, ...]] = ("none", "gzip", "bgzf")
+    #: Format names from before codecs were a layer, and the codec each meant: partitions
+    #: planned then (``Partition.format`` is the old name, no ``codec`` in the spec) read on.
+    formerly: ClassVar[Mapping[str, str]] = {}
+    #: Bytes of the file read first, to find the codec and check the text.
+    head_bytes: ClassVar[int] = 4 * 2**10
+    #: Boundaries looked up at once (each is one small range read: latency, not bandwidth).
+    plan_threads: ClassVar[int] = 16
+
+    @abstractmethod
+    def boundary(self, data: bytes, at_eof: bool) -> int | None:
+        """The index (>= 1) of the first record start in ``data`` (``data[0]`` is context);
+        None when ``data`` does not settle it."""
+
+    @abstractmethod
+    def sniff_text(self, text: bytes, path: str) -> bool:
+        """Whether ``text`` (the uncompressed start of the file) looks like this format."""
+
+    def explain_text(self, text: bytes) -> tuple[int, str]:
+        """Where (an offset in ``text``) and why ``text`` is not this format."""
+        return 0, f"it starts with {text[:16]!r}"
+
+    @abstractmethod
+    def parse(self, text: Text, **options: Any) -> Any:
+        """The records in ``text`` (whole records; name places with ``text.where(i)``)."""
+
+    def codec(self, head: bytes, url: str) -> Codec:
+        """The codec of a file from its first bytes; FormatError when this format does not
+        take it (or no codec reads it)."""
+        found = codecs.detect(head, url)
+        while found.name not in self.codecs and found.fallback is not None:
+            found = codecs.get(found.fallback)
+        if found.name not in self.codecs:
+            raise FormatError(
+                f"{url}: byte 0: {found.label} data; the {self.name} format reads"
+                f" {', '.join(self.codecs)}"
+            )
+        return found
+
+    def sniff(self, head: bytes, path: str) -> bool:
+        try:
+            codec = self.codec(head, path)
+            text = codec.peek(head, path)
+        except FormatError:
+            return False
+        if codec.name != "none" and not text:
+            return True  # an empty stream: nothing says it is not this format
+        return self.sniff_text(text, path)
+
+    def explain(self, head: bytes, url: str) -> str:
+        try:
+            codec = self.codec(head, url)
+            text = codec.peek(head, url)
+        except FormatError as exc:
+            return str(exc)
+        offset, reason = self.explain_text(text)
+        if codec.name == "none":
+            return f"{url}: byte {offset}: this is not {self.name} data: {reason}"
+        return (
+            f"{url}: uncompressed byte {offset}: this is not {self.name} data inside"
+            f" {codec.label}: {reason}"
+        )
+
+    def matches_name(self, path: str) -> bool:
+        names = [path]
+        for name in self.codecs:
+            try:
+                stripped = codecs.get(name).strip(path)
+            except FormatError:
+                continue
+            if stripped is not None:
+                names.append(stripped)
+        return any(super(TextFormat, self).matches_name(name) for name in names)
+
+    def plan(
+        self, source: RangeSource, n: int | None = None, target_bytes: int | None = None
+    ) -> list[Partition]:
+        """Partitions of about ``target_bytes`` each (or ``n`` of them), counted in the
+        codec's offsets (uncompressed bytes for gzip), each snapped to a record start."""
+        if source.size == 0:
+            return []
+        head = source.head(self.head_bytes)
+        if not self.sniff(head, source.url):
+            raise FormatError(self.explain(head, source.url))
+        codec = self.codec(head, source.url)
+        stream = codec.open(source)
+        extent = stream.extent
+        if extent == 0:
+            return []  # an empty compressed stream
+        count = partition_count(extent, n, target_bytes, at_most=extent)
+        nominal = stream.nominal(count)
+        with ThreadPoolExecutor(min(self.plan_threads, max(1, len(nominal)))) as pool:
+            snapped = pool.map(lambda offset: stream.snap(offset, self.boundary), nominal)
+            starts = sorted({0, *(s for s in snapped if s < extent)})
+        bounds = [*starts, extent]
+        fingerprint = source.fingerprint
+        spans = itertools.pairwise(bounds)
+        return [
+            Partition.make(source.url, self.name, i, fingerprint, start=a, end=b, codec=codec.name)
+            for i, (a, b) in enumerate(spans)
+        ]
+
+    def codec_of(self, partition: Partition) -> Codec:
+        """The codec a partition was planned with (its spec says; older ones, their format)."""
+        name = partition.options.get("codec") or self.formerly.get(partition.format, "none")
+        return codecs.get(name)
+
+    def byte_span(self, partition: Partition) -> tuple[int, int] | None:
+        if not self.codec_of(partition).file_offsets:
+            return None
+        return partition["start"], partition["end"]
+
+    def read(
+        self, partition: Partition, source: RangeSource | None = None, config: Any = None,
+        **options: Any,
+    ) -> Any:  # fmt: skip
+        source = open_source(partition, source, config)
+        stream = self.codec_of(partition).open(source)
+        return self.parse(stream.text(partition["start"], partition["end"], self.boundary),
+                          **options)  # fmt: skip
+
+    def decode(
+        self, partition: Partition, data: bytes, source: RangeSource, after: bytes = b"",
+        **options: Any,
+    ) -> Any:  # fmt: skip
+        """The records of ``partition`` from its bytes ``data``; ``after``: file bytes that
+        follow them, when the caller holds some (BGZF looks there for the next record)."""
+        codec = self.codec_of(partition)
+        if not codec.file_offsets:  # not a range of the file: read it through the codec
+            return self.read(partition, source, **options)
+        stream = codec.open(source)
+        text = stream.text(partition["start"], partition["end"], self.boundary, data, after)
+        return self.parse(text, **options)
 
 
 class KeptMetadata:
@@ -275,29 +421,6 @@ def open_source(
     source = source or RangeSource(partition.url, config)
     source.check(partition)
     return source
-
-
-def byte_range_partitions(
-    plugin: FormatPlugin,
-    source: RangeSource,
-    n: int | None,
-    target_bytes: int | None,
-    snap: Callable[[int], int],
-    threads: int = 16,
-) -> list[Partition]:
-    """Partitions ``[start, end)`` of the file's bytes, each nominal split offset moved by
-    ``snap`` to where a partition may start (looked up concurrently: each is a small read)."""
-    size = source.size
-    count = partition_count(size, n, target_bytes, at_most=size)
-    offsets = sorted({size * i // count for i in range(1, count)} - {0})
-    with ThreadPoolExecutor(min(threads, max(1, len(offsets)))) as pool:
-        starts = sorted({0, *(s for s in pool.map(snap, offsets) if s < size)})
-    bounds = [*starts, size]
-    fingerprint = source.fingerprint
-    return [
-        Partition.make(source.url, plugin.name, i, fingerprint, start=a, end=b)
-        for i, (a, b) in enumerate(itertools.pairwise(bounds))
-    ]
 
 
 #: More partitions than this is a mistake (each costs a small read to plan, and a task).

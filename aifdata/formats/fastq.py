@@ -1,41 +1,39 @@
-"""FASTQ: split at any byte offset, exactly, from one small read per boundary.
+"""FASTQ, plain or compressed (gzip, BGZF): split exactly, from one small read per boundary.
 
 A record belongs to the partition in which its header line starts. A header
 is recognised by the four-line structure, not by '@' alone (quality lines may
 start with '@'): a line is a header when it starts with '@' *and the line two
 below it starts with '+'*. Only a header passes that test in valid FASTQ: the
 line two below a quality line is the next record's sequence, and sequences
-never start with '+'. Planning snaps each nominal split offset to the first
+never start with '+'. That rule (:func:`first_header`) is all the codec under
+the file needs: plain FASTQ snaps each nominal split offset to the first
 header at or after it, reading 64 KiB there (more only for reads longer than
-that; the boundaries are looked up concurrently), so partitions are whole
-records and their union is exactly the file.
+that; the boundaries are looked up concurrently); gzip does the same in the
+uncompressed bytes through a stored index; BGZF splits at block starts and
+applies the rule to the decompressed blocks (see :mod:`aifdata.codecs`). So
+partitions are whole records and their union is exactly the file.
 
 Records are parsed by dnaio (the reference FASTQ parser) and come out as its
 ``SequenceRecord`` (``name``, ``sequence``, ``qualities``), or as an Arrow
 table with ``as_arrow=True``. Wrapped (multi-line) FASTQ, unequal sequence and
 quality lengths, a truncated last record and quality bytes outside 33..126
-raise :class:`~aifdata.FormatError` with the file and byte offset.
+raise :class:`~aifdata.FormatError` with the file and byte offset (in the
+uncompressed bytes for gzip, the block and the byte in it for BGZF).
 """
 
 from __future__ import annotations
 
 import io
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from .._errors import FormatError
 from .._gc import gc_paused
-from ._base import (
-    ByteRangeFormat,
-    ByteReader,
-    Partition,
-    RangeSource,
-    byte_range_partitions,
-)
+from ..codecs import BOUNDARY_WINDOW, ByteReader, Text, find_start
+from ._base import Partition, TextFormat
 
-#: Bytes read at each partition boundary (a boundary with longer reads reads more).
-BOUNDARY_WINDOW = 64 * 2**10
-#: Bytes read from the start of the file to check it is FASTQ.
+#: Bytes read from the start of the file to find its codec and check it is FASTQ.
 HEAD_BYTES = 4 * 2**10
 #: Boundaries looked up at once (each is one small range read: latency, not bandwidth).
 PLAN_THREADS = 16
@@ -43,87 +41,56 @@ _BAD_QUALITY = re.compile(r"[^!-~]")
 _QUALITY_BYTES = bytes(range(33, 127))
 _LINE_BYTES = _QUALITY_BYTES + b"\n"
 
-
-class FastqColumns:
-    """``to_pandas`` for formats whose records are FASTQ reads: the Arrow table's columns."""
-
-    def table(self, partition: Partition) -> str:
-        return "fastq"  # plain, gzip and BGZF: the same columns
-
-    def to_pandas(self, partition: Partition, **options: Any) -> Any:
-        """Columns ``name``, ``sequence``, ``quality``."""
-        return self.read(partition, as_arrow=True, **options).to_pandas()  # type: ignore[attr-defined]
+__all__ = ["BOUNDARY_WINDOW", "HEAD_BYTES", "FastqFormat", "first_header", "parse", "record_start"]
 
 
-class FastqFormat(FastqColumns, ByteRangeFormat):
-    """Plain FASTQ."""
+class FastqFormat(TextFormat):
+    """FASTQ, uncompressed, in gzip or in BGZF."""
 
     name = "fastq"
     extensions = (".fastq", ".fq")
-    description = "FASTQ reads; split at any byte offset, each record in exactly one partition"
+    description = "FASTQ reads; split at any record, each record in exactly one partition"
+    codecs = ("none", "gzip", "bgzf")
+    formerly: ClassVar[Mapping[str, str]] = {"fastq-gzip": "gzip", "fastq-bgzf": "bgzf"}
+    head_bytes = HEAD_BYTES
+    plan_threads = PLAN_THREADS
 
-    def sniff(self, head: bytes, path: str) -> bool:
-        if not head.startswith(b"@"):
+    def boundary(self, data: bytes, at_eof: bool) -> int | None:
+        return first_header(data, at_eof)
+
+    def sniff_text(self, text: bytes, path: str) -> bool:
+        if not text.startswith(b"@"):
             return False
-        lines = head.split(b"\n", 3)
+        lines = text.split(b"\n", 3)
         if len(lines) < 3:  # one long read fills the head: '@' is all there is to go on
-            return b"\x00" not in head
+            return b"\x00" not in text
         return lines[2].startswith(b"+")
 
-    def explain(self, head: bytes, url: str) -> str:
-        if not head.startswith(b"@"):
-            return (
-                f"{url}: byte 0: this is not fastq data: expected a header line starting"
-                f" with '@', found {head[:16]!r}"
-            )
-        lines = head.split(b"\n", 3)
+    def explain_text(self, text: bytes) -> tuple[int, str]:
+        if not text.startswith(b"@"):
+            return 0, f"expected a header line starting with '@', found {text[:16]!r}"
+        lines = text.split(b"\n", 3)
         offset = len(lines[0]) + len(lines[1]) + 2
-        return (
-            f"{url}: byte {offset}: this is not fastq data: expected the '+' line after the"
-            f" sequence, found {lines[2][:16]!r} (wrapped, multi-line FASTQ is not supported)"
+        return offset, (
+            f"expected the '+' line after the sequence, found {lines[2][:16]!r}"
+            " (wrapped, multi-line FASTQ is not supported)"
         )
 
-    def plan(
-        self, source: RangeSource, n: int | None = None, target_bytes: int | None = None
-    ) -> list[Partition]:
-        size = source.size
-        if size == 0:
-            return []
-        head = source.head(HEAD_BYTES)
-        if not self.sniff(head, source.url):
-            raise FormatError(self.explain(head, source.url))
-        return byte_range_partitions(
-            self, source, n, target_bytes, lambda offset: record_start(source, offset), PLAN_THREADS
-        )
-
-    def decode(
-        self,
-        partition: Partition,
-        data: bytes,
-        source: RangeSource,
-        as_arrow: bool = False,
-        **options: Any,
-    ) -> Any:
-        records = parse(data, source.url, partition["start"], last=partition["end"] >= source.size)
+    def parse(self, text: Text, as_arrow: bool = False, **options: Any) -> Any:
+        records = parse(text)
         return to_arrow(records) if as_arrow else records
+
+    def table(self, partition: Partition) -> str:
+        return "fastq"  # plain, gzip and BGZF (and the old format names): the same columns
+
+    def to_pandas(self, partition: Partition, **options: Any) -> Any:
+        """Columns ``name``, ``sequence``, ``quality``."""
+        return self.read(partition, as_arrow=True, **options).to_pandas()
 
 
 def record_start(source: ByteReader, offset: int) -> int:
     """The offset of the first record header at or after ``offset`` (the file size if none)."""
-    size = source.size
-    if offset <= 0:
-        return 0
-    window = BOUNDARY_WINDOW
-    while True:
-        low = offset - 1  # one byte before: is ``offset`` itself a line start?
-        data = source.read(low, min(size, low + window))
-        at_eof = low + window >= size or len(data) < min(size, low + window) - low
-        found = first_header(data, at_eof)
-        if found is not None:
-            return low + found
-        if at_eof:
-            return size
-        window *= 2
+    return find_start(source, offset, first_header)
 
 
 def first_header(data: bytes, at_eof: bool) -> int | None:
@@ -147,33 +114,30 @@ def first_header(data: bytes, at_eof: bool) -> int | None:
     return None
 
 
-def parse(data: bytes, url: str, start: int, last: bool = False) -> list[Any]:
-    """Records in ``data`` (which begins at byte ``start`` of ``url``), checked.
-
-    ``last``: ``data`` runs to the end of the file (a missing final newline
-    there means the file was cut short).
-    """
+def parse(text: Text) -> list[Any]:
+    """The records in ``text`` (whole records of one partition), checked."""
     import dnaio
 
+    data = text.data
     try:
         with gc_paused(), dnaio.open(io.BytesIO(data), fileformat="fastq") as reader:
             records = list(reader)
     except dnaio.exceptions.FileFormatError as exc:
         line = getattr(exc, "line", None)
-        where = start + _line_offset(data, line) if line is not None else start
+        where = text.where(_line_offset(data, line) if line is not None else 0)
         message = str(exc).split(": ", 1)[-1]
-        if last and data and not data.endswith(b"\n"):
+        if text.last and data and not data.endswith(b"\n"):
             message += " (the file ends in the middle of a line: truncated?)"
-        raise FormatError(f"{url}: byte {where}: {message}") from None
+        raise FormatError(f"{where}: {message}") from None
     except (UnicodeDecodeError, ValueError) as exc:
-        raise FormatError(f"{url}: in bytes {start}..{start + len(data)}: {exc}") from None
+        raise FormatError(f"{text.where(0)} (or the {len(data)} bytes after it): {exc}") from None
     if _only_headers_hold_other_bytes(data, records):
         return records  # the common case, found in one pass over the bytes in C
     for index, record in enumerate(records):
         if _BAD_QUALITY.search(record.qualities):
             line = 4 * index + 3
             raise FormatError(
-                f"{url}: byte {start + _line_offset(data, line)}: quality characters must be"
+                f"{text.where(_line_offset(data, line))}: quality characters must be"
                 f" '!'..'~' (ASCII 33..126); record {record.name!r} has"
                 f" {_BAD_QUALITY.search(record.qualities).group()!r}"  # type: ignore[union-attr]
             )

@@ -38,7 +38,7 @@ from typing import Any
 
 from .._config import aifdata_home
 from .._errors import FormatError
-from ._base import RangeSource
+from ._base import Source
 
 #: Uncompressed bytes between checkpoints (each checkpoint keeps a 32 KiB window).
 SPACING = 4 * 2**20
@@ -91,7 +91,7 @@ def index_path(url: str, fingerprint: str) -> Path:
     return index_dir() / f"{_digest(url)}-{_digest(fingerprint)[:16]}.gzi"
 
 
-def load_or_build(source: RangeSource) -> GzipIndex:
+def load_or_build(source: Source) -> GzipIndex:
     """The index of ``source`` as it is now: loaded if stored, else built and stored."""
     path = index_path(source.url, source.version)
     if path.exists():
@@ -102,9 +102,9 @@ def load_or_build(source: RangeSource) -> GzipIndex:
     return build(source)
 
 
-def build(source: RangeSource) -> GzipIndex:
+def build(source: Source) -> GzipIndex:
     """Read the whole compressed file once, make the checkpoints, store them."""
-    import indexed_gzip
+    indexed_gzip = _indexed_gzip()
 
     check = StreamCheck(source.url)
     raw = SourceFile(source, block=BUILD_BLOCK, on_fetch=check.feed)
@@ -139,7 +139,7 @@ def _uncompressed_size(gz: Any, check: StreamCheck) -> int:
         raise
 
 
-def read_range(source: RangeSource, index: GzipIndex, start: int, end: int) -> bytes:
+def read_range(source: Source, index: GzipIndex, start: int, end: int) -> bytes:
     """Uncompressed bytes ``[start, end)``, from one range read of the compressed file."""
     end = min(end, index.size)
     if start >= end:
@@ -149,7 +149,7 @@ def read_range(source: RangeSource, index: GzipIndex, start: int, end: int) -> b
 
 
 def _inflate_from_checkpoint(
-    source: RangeSource, index: GzipIndex, start: int, end: int
+    source: Source, index: GzipIndex, start: int, end: int
 ) -> bytes | None:
     """``[start, end)`` inflated by ISA-L from the checkpoint before ``start`` (and on
     from the start of each later gzip member); None when that cannot give it (no
@@ -186,7 +186,7 @@ def _inflate_from_checkpoint(
 
 def _inflate_member(
     isal_zlib: Any,
-    source: RangeSource,
+    source: Source,
     point: tuple[int, int, int, bytes | None],
     want: int,
     stop: int,
@@ -232,8 +232,8 @@ def _shift(raw: bytes, bits: int) -> bytes:
     return shifted.tobytes()
 
 
-def _read_with_zran(source: RangeSource, index: GzipIndex, start: int, end: int) -> bytes:
-    import indexed_gzip
+def _read_with_zran(source: Source, index: GzipIndex, start: int, end: int) -> bytes:
+    indexed_gzip = _indexed_gzip()
 
     first, last = index.span(start, end, source.size)
     raw = SourceFile(source, block=READ_MARGIN)
@@ -257,14 +257,14 @@ def _read_with_zran(source: RangeSource, index: GzipIndex, start: int, end: int)
 
 
 class SourceFile(io.RawIOBase):
-    """A seekable, read-only file over a :class:`RangeSource` (what indexed_gzip reads).
+    """A seekable, read-only file over a :class:`Source` (what indexed_gzip reads).
 
     It keeps one range fetched up front (:meth:`prefetch`) and, apart from it,
     the last ``block`` fetched on demand (the gzip header, a read past the end).
     """
 
     def __init__(
-        self, source: RangeSource, block: int, on_fetch: Callable[[int, bytes], None] | None = None
+        self, source: Source, block: int, on_fetch: Callable[[int, bytes], None] | None = None
     ) -> None:
         super().__init__()
         self.source = source
@@ -359,6 +359,18 @@ class StreamCheck:
                 f"{self.url}: the gzip index saw {uncompressed} uncompressed bytes, zlib"
                 f" {self.produced}"
             )
+
+
+def _indexed_gzip() -> Any:
+    """The indexed_gzip module, or a FormatError that says how to install it."""
+    try:
+        import indexed_gzip
+    except ImportError:
+        raise FormatError(
+            "the gzip codec needs indexed_gzip to index a gzip file:"
+            " pip install 'aifdata[formats]' (or bgzip the file: BGZF needs no index)"
+        ) from None
+    return indexed_gzip
 
 
 def _digest(text: str) -> str:
