@@ -21,7 +21,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from .. import codecs
+import aifdata.codecs as codecs
+
 from .._errors import FormatError
 from ._base import (
     DEFAULT_TARGET_BYTES,

@@ -15,19 +15,37 @@ import collections
 import itertools
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar
 
-from .. import codecs
+import aifdata.codecs as codecs
+
 from .._errors import FormatError
 from ..codecs import ByteReader as ByteReader  # where it lived before the codecs layer
 from ..codecs import Codec, Text
 
 #: A partition's target size when neither ``n`` nor ``target_bytes`` is given.
 DEFAULT_TARGET_BYTES = 64 * 2**20
+
+
+#: How a partition finds its format's plug-in: the registry's lookup, installed by
+#: :mod:`aifdata.formats._registry` when it loads (so this module never imports it).
+_lookup: list[Callable[[str], FormatPlugin]] = []
+
+
+def use_lookup(lookup: Callable[[str], FormatPlugin]) -> None:
+    """Make ``lookup`` the way partitions find plug-ins by name."""
+    _lookup[:] = [lookup]
+
+
+def plugin_named(name: str) -> FormatPlugin:
+    """The plug-in called ``name``, through the registry."""
+    if not _lookup:  # importing aifdata.formats loads the registry, which installs it
+        raise RuntimeError("the format registry (aifdata.formats) has not loaded")
+    return _lookup[0](name)
 
 
 @dataclass(frozen=True)
@@ -59,15 +77,11 @@ class Partition:
 
     def read(self, **options: Any) -> Any:
         """This partition's records, through its format's plug-in."""
-        from ._registry import get
-
-        return get(self.format).read(self, **options)
+        return plugin_named(self.format).read(self, **options)
 
     def to_pandas(self, **options: Any) -> Any:
         """This partition as a pandas DataFrame, a row per record."""
-        from ._registry import get
-
-        return get(self.format).to_pandas(self, **options)
+        return plugin_named(self.format).to_pandas(self, **options)
 
     def __repr__(self) -> str:
         spec = ", ".join(f"{k}={v!r}" for k, v in self.spec)

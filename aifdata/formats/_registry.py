@@ -13,7 +13,7 @@ import threading
 from importlib.metadata import entry_points
 
 from .._errors import FormatError
-from ._base import FormatPlugin
+from ._base import FormatPlugin, use_lookup
 
 ENTRY_POINT_GROUP = "aifdata.formats"
 #: name -> "module:Class", imported only when the format is first asked for.
@@ -105,3 +105,6 @@ def detect(path: str, head: bytes | None = None) -> FormatPlugin | None:
         if plugin.sniff(head, path):
             return plugin
     return None
+
+
+use_lookup(get)
