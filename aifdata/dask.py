@@ -38,10 +38,11 @@ def to_bag(partitions: Sequence[Partition], config: Config | None = None) -> das
     import dask.bag as db
 
     if not partitions:
-        return db.from_sequence([], npartitions=1)
-    return db.from_sequence(list(partitions), npartitions=len(partitions)).map_partitions(
-        _bag_partition, config=config
-    )
+        empty: dask.bag.Bag = db.from_sequence([], npartitions=1)
+        return empty
+    bag: dask.bag.Bag = db.from_sequence(list(partitions), npartitions=len(partitions))
+    mapped: dask.bag.Bag = bag.map_partitions(_bag_partition, config=config)
+    return mapped
 
 
 def _bag_partition(partitions: list[Partition], config: Config | None = None) -> list[Any]:
@@ -70,4 +71,7 @@ def to_dataframe(
         )
     if meta is None:
         meta = _frame(partitions[0], config).iloc[:0]
-    return dd.from_map(_frame, list(partitions), config=config, meta=meta)
+    frame: dask.dataframe.DataFrame = dd.from_map(
+        _frame, list(partitions), config=config, meta=meta
+    )
+    return frame

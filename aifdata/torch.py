@@ -35,7 +35,7 @@ def _rank_and_world() -> tuple[int, int]:
     return 0, 1
 
 
-class PartitionDataset(IterableDataset):
+class PartitionDataset(IterableDataset[Any]):
     """Records of aifdata partitions, shared out over DataLoader workers and ranks."""
 
     def __init__(

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
+from dask.delayed import delayed
 
 from ._config import Config
 from .formats import Partition, RangeSource
@@ -70,9 +70,11 @@ def open_geotiff(
 
 def _chunk(p: Partition, samples: int, dtype: Any, config: Config | None) -> da.Array:
     shape = (p["height"], p["width"]) + ((samples,) if samples > 1 else ())
-    pixels = dask.delayed(_pixels, pure=True)(p, config)
-    return da.from_delayed(pixels, shape=shape, dtype=dtype)
+    pixels = delayed(_pixels, pure=True)(p, config)
+    chunk: da.Array = da.from_delayed(pixels, shape=shape, dtype=dtype)
+    return chunk
 
 
 def _pixels(p: Partition, config: Config | None) -> np.ndarray:
-    return p.read(config=config).data
+    data: np.ndarray = p.read(config=config).data
+    return data

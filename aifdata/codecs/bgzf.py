@@ -45,7 +45,7 @@ def block_size_at(data: bytes, pos: int) -> int | None:
     _, _, _, _, xlen, si1, si2, slen, bsize = _HEADER.unpack_from(data, pos)
     if xlen < 6 or (si1, si2, slen) != (66, 67, 2):
         return None
-    return bsize + 1
+    return int(bsize) + 1
 
 
 def decompress_blocks(data: bytes, url: str, offset: int) -> tuple[bytes, int]:

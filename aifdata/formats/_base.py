@@ -107,7 +107,7 @@ class RangeSource:
 
     @cached_property
     def info(self) -> Mapping[str, Any]:
-        info = self.fs.info(self.path)
+        info: Mapping[str, Any] = self.fs.info(self.path)
         if info.get("type") == "directory":
             raise FormatError(f"{self.url}: is a directory, not a file")
         return info
