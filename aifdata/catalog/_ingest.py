@@ -1,14 +1,14 @@
 """Find the files under a source and checksum them, before anything is recorded.
 
 Checksums are SHA-256 (written ``sha256:<hex>``), computed by streaming each
-file in 8 MiB blocks (never whole in memory), several files at a time:
-hashlib releases the GIL on large blocks. Any failure stops the ingest with an
+large file in :data:`~aifdata._streams.CHUNK_SIZE` chunks (never whole in
+memory), several files at a time: hashlib releases the GIL on large chunks.
+Any failure stops the ingest with an
 :class:`~aifdata.IngestError` that names the file; the caller records nothing.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
@@ -18,9 +18,7 @@ from fsspec import AbstractFileSystem
 from .._errors import IngestError, MountNotFound, NotFound
 from .._filesystem import MountedFileSystem
 from .._gc import gc_paused
-
-CHECKSUM_ALGORITHM = "sha256"
-_BLOCK = 8 * 2**20
+from .._streams import CHUNK_SIZE, checksum_of, copy_stream
 
 
 class SourceFile(NamedTuple):
@@ -87,14 +85,13 @@ class _Located:
 
     def stream(self, reader: Any, path: str) -> tuple[str, bytes]:
         """Checksum of a large file, streamed, and its first bytes (to sniff its format)."""
-        opened = reader.open_read(path, _BLOCK) if self.aif else reader.open(path, "rb", _BLOCK)
-        digest = hashlib.sha256()
-        head = b""
+        if self.aif:
+            opened = reader.open_read(path, CHUNK_SIZE)
+        else:
+            opened = reader.open(path, "rb", CHUNK_SIZE)
         with opened as f:
-            while block := f.read(_BLOCK):
-                head = head or block[:_HEAD]
-                digest.update(block)
-        return f"{CHECKSUM_ALGORITHM}:{digest.hexdigest()}", head
+            streamed = copy_stream(f, checksum=True, head=_HEAD)
+        return streamed.checksum, streamed.head
 
 
 def sniff_format(path: str, head: bytes | None) -> str:
@@ -222,8 +219,7 @@ def _hash_all(
             if not isinstance(data, bytes):
                 why = data if isinstance(data, Exception) else "no data returned"
                 raise IngestError(f"{url}: cannot read it ({why}); nothing was recorded")
-            digest = f"{CHECKSUM_ALGORITHM}:{hashlib.sha256(data).hexdigest()}"
-            out[url] = (digest, sniff_format(path, data[:_HEAD]))
+            out[url] = (checksum_of(data), sniff_format(path, data[:_HEAD]))
         if progress is not None:
             progress(sum(size for *_, size in batch))
         return out
