@@ -22,6 +22,7 @@ from typing import Any
 from .._errors import FormatError
 from ._base import (
     DEFAULT_TARGET_BYTES,
+    MAX_PARTITIONS,
     ByteRangeFormat,
     FormatPlugin,
     Partition,
@@ -37,6 +38,7 @@ __all__ = [
     "BLOCK_BYTES",
     "DEFAULT_TARGET_BYTES",
     "ENTRY_POINT_GROUP",
+    "MAX_PARTITIONS",
     "ByteRangeFormat",
     "FormatPlugin",
     "Partition",
