@@ -5,9 +5,11 @@ The public face is what this module exports; everything else is private.
 
 from . import lineage
 from ._config import Config, Mount, load_config, parse_config
+from ._copy import CopiedFile, copy, url_to_fs
 from ._errors import (
     AccessDenied,
     AifDataError,
+    BadURL,
     CatalogError,
     ConfigError,
     FormatError,
@@ -29,10 +31,12 @@ __all__ = [
     "AccessDenied",
     "AifDataError",
     "AifFileSystem",
+    "BadURL",
     "Catalog",
     "CatalogError",
     "Config",
     "ConfigError",
+    "CopiedFile",
     "Dataset",
     "FileRecord",
     "FormatError",
@@ -48,12 +52,14 @@ __all__ = [
     "StorageUnavailable",
     "Tier",
     "__version__",
+    "copy",
     "filesystem",
     "lineage",
     "load_config",
     "open_dataset",
     "parse_config",
     "partition",
+    "url_to_fs",
 ]
 
 

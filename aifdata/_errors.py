@@ -14,7 +14,8 @@ keeps working around aifdata code::
      ├── StorageError (OSError)          any other storage failure
      ├── CatalogError                    the catalog file cannot be opened or written
      │    └── IngestError                an ingest failed part-way; nothing was recorded
-     └── FormatError (ValueError)        bad bytes in a file of a known format
+     ├── FormatError (ValueError)        bad bytes in a file of a known format
+     └── BadURL (ValueError)             a mistyped URL, or a scheme no tier serves
 """
 
 from __future__ import annotations

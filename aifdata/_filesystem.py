@@ -23,9 +23,8 @@ from ._config import Config, Mount, load_config
 from ._errors import MountNotFound, NotFound
 from ._paths import PROTOCOL, clean_path, has_magic
 from ._router import RecordLookup, Route, Router
+from ._streams import CHUNK_SIZE, copy_stream
 from .connectors import Connector, FileStat, Info, connector_for
-
-_COPY_CHUNK = 16 * 2**20
 
 
 class MountedFileSystem(AbstractFileSystem):
@@ -453,7 +452,7 @@ class MountedFileSystem(AbstractFileSystem):
             return
         route = self._router(mount).route(rel)
         source = self.connector(mount, route.tier)
-        with source.open_read(rel, _COPY_CHUNK, route.size) as src:
+        with source.open_read(rel, CHUNK_SIZE, route.size) as src:
             if outfile is not None:
                 _copy_stream(src, outfile, callback, route.size)
                 return
@@ -476,7 +475,7 @@ class MountedFileSystem(AbstractFileSystem):
         if source is target:
             target.copy(rel1, rel2)
             return
-        with source.open_read(rel1, _COPY_CHUNK, route.size) as src, target.open_write(rel2) as dst:
+        with source.open_read(rel1, CHUNK_SIZE, route.size) as src, target.open_write(rel2) as dst:
             _copy_stream(src, dst, kwargs.get("callback"), route.size)
 
     def mv(
@@ -582,10 +581,7 @@ def _copy_stream(src: Any, dst: Any, callback: Any, size: int | None) -> None:
     """Copy in large chunks, reporting progress to an fsspec callback if given."""
     if callback is not None and size is not None:
         callback.set_size(size)
-    while chunk := src.read(_COPY_CHUNK):
-        dst.write(chunk)
-        if callback is not None:
-            callback.relative_update(len(chunk))
+    copy_stream(src, dst, progress=None if callback is None else callback.relative_update)
 
 
 def _rebuild(

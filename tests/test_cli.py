@@ -202,3 +202,43 @@ def test_file_urls_are_local_paths(tmp_path, capsysbinary):
     (tmp_path / "x.txt").write_bytes(b"local bytes")
     assert main(["cat", f"file://{tmp_path / 'x.txt'}"]) == 0
     assert capsysbinary.readouterr().out == b"local bytes"
+
+
+def test_cp_reports_what_it_copied(capsysbinary, tmp_path):
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.txt").write_bytes(b"alpha")
+    (src / "sub" / "b.txt").write_bytes(b"beta")
+    code, _, err = run(capsysbinary, "cp", "-r", str(src), str(tmp_path / "dest"))
+    assert code == 0 and err == "copied 2 file(s), 9 bytes\n"
+    code, _, err = run(capsysbinary, "cp", "-q", str(src / "a.txt"), str(tmp_path / "x.txt"))
+    assert code == 0 and err == ""
+    assert (tmp_path / "x.txt").read_bytes() == b"alpha"
+    code, _, err = run(capsysbinary, "cp", str(src), str(tmp_path / "nope"))
+    assert code == 1 and "is a directory (use -r to copy it)" in err
+
+
+def test_command_modules_use_only_the_public_api():
+    """Each command module imports its shared helpers from ``_options`` and the library
+    through public names: no ``aifdata._x`` or ``aifdata.catalog._x``, no other command's
+    privates (the demo and convert applications excepted, loaded when their command runs)."""
+    import ast
+    from pathlib import Path
+
+    import aifdata.cli
+
+    shared = {"_app", "_options"}
+    applications = {"_convert", "_demo"}
+    for path in Path(aifdata.cli.__file__).parent.glob("_[a-z]*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            module = node.module or ""
+            if node.level == 1:  # a sibling in aifdata.cli
+                names = [module] if module else [a.name for a in node.names]
+                assert set(names) <= shared, f"{path.name} imports {names} from the CLI"
+            elif node.level == 2:  # aifdata itself
+                private = [p for p in module.split(".") if p.startswith("_")]
+                assert not private or set(private) <= applications, f"{path.name}: {module}"
+            else:
+                assert not module.startswith("aifdata"), f"{path.name}: {module}"

@@ -1,7 +1,9 @@
 """The catalog: datasets, versions, files, checksums and replicas in one SQLite file."""
 
-from ._catalog import Catalog, open_dataset
-from ._ingest import CHECKSUM_ALGORITHM
+from .._streams import CHECKSUM_ALGORITHM
+from ._catalog import Catalog, open_dataset, split_ref
+from ._lineage import LineageNode, RunRecord
+from ._openlineage import send as send_openlineage
 from ._policy import PRIVILEGES, Grant, Principal, current_principal, current_user
 from ._records import Dataset, FileRecord
 from ._search import SearchHit
@@ -14,11 +16,15 @@ __all__ = [
     "Dataset",
     "FileRecord",
     "Grant",
+    "LineageNode",
     "Principal",
+    "RunRecord",
     "SearchHit",
     "current_principal",
     "current_user",
     "filesystem_type",
     "is_network_filesystem",
     "open_dataset",
+    "send_openlineage",
+    "split_ref",
 ]

@@ -1,26 +1,28 @@
 """Find the files under a source and checksum them, before anything is recorded.
 
 Checksums are SHA-256 (written ``sha256:<hex>``), computed by streaming each
-file in 8 MiB blocks (never whole in memory), several files at a time:
-hashlib releases the GIL on large blocks. Any failure stops the ingest with an
+large file in :data:`~aifdata._streams.CHUNK_SIZE` chunks (never whole in
+memory), several files at a time: hashlib releases the GIL on large chunks.
+Any failure stops the ingest with an
 :class:`~aifdata.IngestError` that names the file; the caller records nothing.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
 from fsspec import AbstractFileSystem
 
 from .._errors import IngestError, MountNotFound, NotFound
 from .._filesystem import MountedFileSystem
 from .._gc import gc_paused
+from .._streams import CHUNK_SIZE, checksum_of, copy_stream
+from ..connectors import Connector
 
-CHECKSUM_ALGORITHM = "sha256"
-_BLOCK = 8 * 2**20
+#: Where a listed file's bytes are read: a tier's connector (``aif://``) or a filesystem.
+Reader: TypeAlias = "Connector | AbstractFileSystem"
 
 
 class SourceFile(NamedTuple):
@@ -61,40 +63,40 @@ class _Located:
 
     def __init__(self, fs: AbstractFileSystem, root: str) -> None:
         self.fs = fs
-        self.aif = isinstance(fs, MountedFileSystem)
-        self.connectors: dict[str, Any] = {}
-        if self.aif:
-            self.mount, _ = fs.split(root)
+        self.mounted = fs if isinstance(fs, MountedFileSystem) else None
+        self.aif = self.mounted is not None
+        self.connectors: dict[str, Connector] = {}
+        if self.mounted is not None:
+            self.mount, _ = self.mounted.split(root)
 
-    def where(self, name: str, entry: dict[str, Any]) -> tuple[Any, str, str]:
+    def where(self, name: str, entry: dict[str, Any]) -> tuple[Reader, str, str]:
         """(connector or filesystem, path on it, URL to record)."""
-        if self.aif:
+        if self.mounted is not None:
             rel = name[len(self.mount.prefix) + 1 :]
             conn = self.connectors.get(entry["tier"])
             if conn is None:
-                fs: Any = self.fs
-                conn = self.connectors[entry["tier"]] = fs.connector(self.mount, entry["tier"])
+                conn = self.mounted.connector(self.mount, entry["tier"])
+                self.connectors[entry["tier"]] = conn
             return conn, rel, conn.url(rel)
         return self.fs, name, _display(self.fs, name)
 
-    def read_many(self, reader: Any, paths: list[str]) -> dict[str, Any]:
+    def read_many(self, reader: Reader, paths: list[str]) -> dict[str, bytes | Exception]:
         """Whole contents of small files (failures in place of bytes)."""
-        if self.aif:
+        if isinstance(reader, Connector):
             return reader.cat_files(paths)
         n = len(paths)  # cat_ranges: concurrent on s3fs, and no glob expansion of names
         found = reader.cat_ranges(paths, [None] * n, [None] * n, on_error="return")
         return dict(zip(paths, found, strict=True))
 
-    def stream(self, reader: Any, path: str) -> tuple[str, bytes]:
+    def stream(self, reader: Reader, path: str) -> tuple[str, bytes]:
         """Checksum of a large file, streamed, and its first bytes (to sniff its format)."""
-        opened = reader.open_read(path, _BLOCK) if self.aif else reader.open(path, "rb", _BLOCK)
-        digest = hashlib.sha256()
-        head = b""
+        if isinstance(reader, Connector):
+            opened = reader.open_read(path, CHUNK_SIZE)
+        else:
+            opened = reader.open(path, "rb", CHUNK_SIZE)
         with opened as f:
-            while block := f.read(_BLOCK):
-                head = head or block[:_HEAD]
-                digest.update(block)
-        return f"{CHECKSUM_ALGORITHM}:{digest.hexdigest()}", head
+            streamed = copy_stream(f, checksum=True, head=_HEAD)
+        return streamed.checksum, streamed.head
 
 
 def sniff_format(path: str, head: bytes | None) -> str:
@@ -222,8 +224,7 @@ def _hash_all(
             if not isinstance(data, bytes):
                 why = data if isinstance(data, Exception) else "no data returned"
                 raise IngestError(f"{url}: cannot read it ({why}); nothing was recorded")
-            digest = f"{CHECKSUM_ALGORITHM}:{hashlib.sha256(data).hexdigest()}"
-            out[url] = (digest, sniff_format(path, data[:_HEAD]))
+            out[url] = (checksum_of(data), sniff_format(path, data[:_HEAD]))
         if progress is not None:
             progress(sum(size for *_, size in batch))
         return out

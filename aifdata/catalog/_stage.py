@@ -6,21 +6,18 @@ checksum (``checksum=False``) can only be checked by size.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from .._config import Config
 from .._errors import CatalogError, ConfigError
 from .._filesystem import MountedFileSystem
+from .._streams import CHUNK_SIZE, copy_stream
 from ..connectors import Connector, FileStat
-from ._ingest import CHECKSUM_ALGORITHM
 from ._records import Dataset, FileRecord, StageReport
 
 #: Records one verified copy: (file id, tier, url, size, checksum, stat).
 RecordReplica = Callable[[int, str, str, int, str, FileStat], None]
-
-_BLOCK = 8 * 2**20
 
 
 def stage_version(
@@ -77,26 +74,19 @@ def _already_there(target: Connector, rel: str, record: FileRecord) -> bool:
         return False
     if not record.checksum:  # ingested without hashing: nothing better than the size
         return True
-    digest = hashlib.sha256()
-    with target.open_read(rel, _BLOCK, stat.size) as f:
-        while block := f.read(_BLOCK):
-            digest.update(block)
-    return f"{CHECKSUM_ALGORITHM}:{digest.hexdigest()}" == record.checksum
+    with target.open_read(rel, CHUNK_SIZE, stat.size) as f:
+        return copy_stream(f, checksum=True).checksum == record.checksum
 
 
 def _copy_verified(source: Connector, target: Connector, rel: str, record: FileRecord) -> None:
     """Stream source to target, hashing; publish only if the checksum matches the catalog."""
-    digest = hashlib.sha256()
     writer = target.open_write(rel)
     try:
-        with source.open_read(rel, _BLOCK, None) as src:
-            while block := src.read(_BLOCK):
-                digest.update(block)
-                writer.write(block)
+        with source.open_read(rel, CHUNK_SIZE, None) as src:
+            got = copy_stream(src, writer, checksum=True).checksum
     except BaseException:
         writer.discard()
         raise
-    got = f"{CHECKSUM_ALGORITHM}:{digest.hexdigest()}"
     if record.checksum and got != record.checksum:
         writer.discard()
         raise CatalogError(

@@ -1,5 +1,14 @@
-"""The ``aifdata`` command line."""
+"""The ``aifdata`` command line.
+
+:mod:`._app` holds the application and its global options and imports no
+command module; each command module registers its commands on it when
+imported here, in the order ``aifdata --help`` lists them.
+"""
 
 from ._app import app, main
+
+# isort: off
+from . import _files, _catalog, _convert, _demo, _formats, _lineage, _policy  # noqa: F401
+# isort: on
 
 __all__ = ["app", "main"]

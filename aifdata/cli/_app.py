@@ -1,7 +1,9 @@
 """The ``aifdata`` application: global options, error handling, exit codes.
 
 Errors print one line (``aifdata: error: ...``) and exit with a code scripts
-can trust; ``--debug`` shows the traceback instead.
+can trust; ``--debug`` shows the traceback instead. This module imports no
+command module: each command module imports :data:`app` and registers its
+commands on it, and :mod:`aifdata.cli` imports them all.
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ from typing import Annotated
 
 import typer
 
-from .._config import Config, load_config
-from .._errors import (
+from .. import (
     AccessDenied,
     AifDataError,
     BadURL,
+    Config,
     ConfigError,
     NotFound,
     StorageUnavailable,
+    __version__,
+    load_config,
 )
 
 EXIT_ERROR = 1
@@ -72,8 +76,6 @@ app = typer.Typer(
 
 def _print_version(value: bool) -> None:
     if value:
-        from .._version import __version__
-
         typer.echo(f"aifdata {__version__}")
         raise typer.Exit()
 
@@ -113,8 +115,6 @@ def _one_line(exc: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return (and, run as a script, exit with) its exit code."""
-    from . import _catalog, _convert, _demo, _files, _formats, _lineage, _policy  # noqa: F401
-
     args = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in args
     try:

@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from .._errors import NotFound
-from ..catalog import Catalog, Dataset
-from ..catalog._catalog import split_ref
-from ._app import app, state
-from ._files import JsonFlag, _progress
-
-CatalogOption = Annotated[
-    str | None, typer.Option("--catalog", help="Catalog file (default $AIFDATA_HOME/catalog.db).")
-]
-
-
-def _catalog(path: str | None, create: bool = False) -> Catalog:
-    """The catalog at ``--catalog PATH`` (which must exist unless ``create``), else the
-    default one."""
-    if path is not None and not create and not Path(path).expanduser().exists():
-        raise NotFound(f"no catalog at {path} (aifdata ingest --catalog {path} makes one)")
-    return Catalog(path, config=state.config)
+from ..catalog import Dataset, split_ref
+from ._app import app
+from ._options import CatalogOption, JsonFlag, open_catalog, print_json, progress_bar
 
 
 def _as_dict(ds: Dataset) -> dict[str, object]:
@@ -68,8 +52,8 @@ def ingest(
 ) -> None:
     """Record the files under SOURCE (with SHA-256 checksums) as a version of a dataset."""
     tags = dict(_split_tag(t) for t in tag or [])
-    cat = _catalog(catalog, create=True)
-    with _progress(sys.stderr.isatty() and not as_json) as progress:
+    cat = open_catalog(catalog, create=True)
+    with progress_bar(sys.stderr.isatty() and not as_json) as progress:
         task = progress.add_task("checksumming", total=None)
         ds = cat.ingest(
             source, dataset, description=description, tags=tags, workers=workers,
@@ -77,7 +61,7 @@ def ingest(
             progress=lambda n: progress.advance(task, n),
         )  # fmt: skip
     if as_json:
-        sys.stdout.write(json.dumps(_as_dict(ds), indent=2) + "\n")
+        print_json(_as_dict(ds))
         return
     typer.echo(f"{ds.name}@{ds.version}: {len(ds.files)} file(s), {ds.total_bytes:,} bytes")
 
@@ -97,7 +81,7 @@ def show(
 ) -> None:
     """Show a dataset version: files, checksums, tiers, lineage summary and grants."""
     base, version = split_ref(name)
-    cat = _catalog(catalog)
+    cat = open_catalog(catalog)
     ds = cat.dataset(base, version)
     if as_json:
         payload = _as_dict(ds)
@@ -106,7 +90,7 @@ def show(
             {"principal": g.principal, "privilege": g.privilege, "pattern": g.pattern}
             for g in cat.grants(ds.name)
         ]
-        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        print_json(payload)
         return
     typer.echo(f"{ds.name}@{ds.version}  owner {ds.owner}  {ds.total_bytes:,} bytes")
     if ds.description:
@@ -137,14 +121,14 @@ def stage(
 ) -> None:
     """Copy a dataset's missing or stale files to a tier, verify checksums, record replicas."""
     base, version = split_ref(name)
-    report = _catalog(catalog).stage(base, to, version, workers)
+    report = open_catalog(catalog).stage(base, to, version, workers)
     if as_json:
         payload = {
             "copied": list(report.copied),
             "present": list(report.present),
             "bytes_copied": report.bytes_copied,
         }
-        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        print_json(payload)
         return
     typer.echo(
         f"{base} -> {to}: {len(report.copied)} copied ({report.bytes_copied:,} bytes), "
@@ -158,7 +142,7 @@ def export(
     catalog: CatalogOption = None,
 ) -> None:
     """Write the catalog's tables as Parquet (for DuckDB, pandas, Spark, Catalog.from_parquet)."""
-    written = _catalog(catalog).export(dest)
+    written = open_catalog(catalog).export(dest)
     typer.echo(f"wrote {len(written)} tables under {dest}")
 
 
@@ -176,14 +160,14 @@ def search_command(
 ) -> None:
     """Search dataset names, descriptions, tags and formats, best match first."""
     tags = dict(_split_tag(t) for t in tag or [])
-    hits = _catalog(catalog).search(query, format=format, tags=tags, owner=owner, limit=limit)
+    hits = open_catalog(catalog).search(query, format=format, tags=tags, owner=owner, limit=limit)
     if as_json:
         rows = [
             {"name": h.name, "description": h.description, "owner": h.owner,
              "tags": dict(h.tags), "score": round(h.score, 4)}
             for h in hits
         ]  # fmt: skip
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        print_json(rows)
         return
     for h in hits:
         typer.echo(f"{h.name:<40} {h.owner:<12} {h.description}")

@@ -24,7 +24,7 @@ def convert_command(
     level: Annotated[int, typer.Option("--level", help="0: full resolution, 1...: overviews.")] = 0,
 ) -> None:
     """Convert a GeoTIFF to a Zarr v3 store chunked like its tiles, as a recorded run."""
-    from .._convert import geotiff_to_zarr
+    from .._convert import geotiff_to_zarr  # an application of the public API, above it
 
     if to.lower() != "zarr":
         raise typer.BadParameter(f"--to {to}: only zarr is supported")

@@ -27,7 +27,7 @@ def demo_command(
     ] = False,
 ) -> None:
     """Ingest, stage, partition, Dask, PyTorch, lineage and a policy denial, in two minutes."""
-    from .._demo import run
+    from .._demo import run  # an application of the public API, above it
 
     report = run(s3_endpoint=s3_endpoint, keep=keep, echo=typer.echo)
     typer.echo("")

@@ -2,41 +2,28 @@
 
 from __future__ import annotations
 
-import json
-import os
+import shutil
 import sys
 from typing import Annotated, Any
 
 import typer
 from fsspec import AbstractFileSystem
+from fsspec.callbacks import Callback
 from fsspec.implementations.local import LocalFileSystem
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+from rich.progress import Progress, TaskID
 from rich.table import Table
 
-from .._errors import AifDataError
-from .._urls import resolve_url
-from .._wiring import AifFileSystem
-from ..connectors._atomic import AtomicWriter
+from .. import AifFileSystem, copy, url_to_fs
 from ._app import app, state
+from ._options import JsonFlag, print_json, progress_bar
 
-_CHUNK = 16 * 2**20
+_CAT_CHUNK = 16 * 2**20
 _PROGRESS_THRESHOLD = 8 * 2**20
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 def _console() -> Console:
     return Console(highlight=False, soft_wrap=True)
-
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
 
 
 @app.command()
@@ -53,7 +40,7 @@ def mounts(as_json: JsonFlag = False) -> None:
         for m in config.mounts
     ]
     if as_json:
-        _print_json({"source": config.source, "mounts": rows})
+        print_json({"source": config.source, "mounts": rows})
         return
     table = Table(title=f"mounts ({config.source or 'built-in default'})")
     for column in ("prefix", "tiers", "read order", "write tier"):
@@ -75,12 +62,12 @@ def ls_command(
 ) -> None:
     """List a directory, or one file: the union of a mount's tiers, with the tiers
     that hold each entry (in read order)."""
-    fs, path = resolve_url(url, state.config)
+    fs, path = url_to_fs(url, state.config)
     found = list(fs.find(path, detail=True).values()) if recursive else fs.ls(path, detail=True)
     entries = sorted(found, key=lambda e: e["name"])
     if as_json:
         keep = ("name", "size", "type", "tiers", "mtime")
-        _print_json([{k: e[k] for k in keep if k in e} for e in entries])
+        print_json([{k: e[k] for k in keep if k in e} for e in entries])
         return
     for entry in entries:
         name = _display(fs, entry["name"]) + ("/" if entry["type"] == "directory" else "")
@@ -106,14 +93,13 @@ def cat(
     end: Annotated[int | None, typer.Option(help="Byte after the last one.")] = None,
 ) -> None:
     """Write a file's bytes to standard output."""
-    fs, path = resolve_url(url, state.config)
+    fs, path = url_to_fs(url, state.config)
     out = sys.stdout.buffer
     if start is not None or end is not None:
         out.write(fs.cat_file(path, start, end))
     else:
         with fs.open(path, "rb") as f:
-            while chunk := f.read(_CHUNK):
-                out.write(chunk)
+            shutil.copyfileobj(f, out, _CAT_CHUNK)
     out.flush()
 
 
@@ -126,7 +112,7 @@ def where(
     fs = AifFileSystem(state.config)
     route = fs.where(url)
     if as_json:
-        _print_json(route.as_dict())
+        print_json(route.as_dict())
         return
     typer.echo(f"aif://{route.path} -> {route.tier}: {route.url}")
     typer.echo(f"  because {route.reason}")
@@ -144,95 +130,36 @@ def cp(
     if len(sources) < 2:
         raise typer.BadParameter("give at least one SOURCE and a DEST")
     *srcs, dest = sources
-    config = state.config
-    dst_fs, dst_path = resolve_url(dest, config)
-    into_dir = len(srcs) > 1 or dest.endswith("/") or _isdir(dst_fs, dst_path)
-    plan: list[tuple[AbstractFileSystem, str, str, int]] = []
-    for src in srcs:
-        src_fs, src_path = resolve_url(src, config)
-        plan += _plan_copy(src_fs, src_path, dst_fs, dst_path, into_dir, recursive)
-    total = sum(size for *_, size in plan)
-    show = not quiet and total >= _PROGRESS_THRESHOLD and sys.stderr.isatty()
-    with _progress(show) as progress:
-        task = progress.add_task("copying", total=total)
-        for src_fs, src_path, target, _size in plan:
-            _copy_one(src_fs, src_path, dst_fs, target, lambda n: progress.advance(task, n))
+    with _CopyProgress(show=not quiet and sys.stderr.isatty()) as bar:
+        copied = copy(srcs, dest, recursive, config=state.config, callback=bar)
     if not quiet:
-        typer.echo(f"copied {len(plan)} file(s), {total:,} bytes", err=True)
+        total = sum(c.size for c in copied)
+        typer.echo(f"copied {len(copied)} file(s), {total:,} bytes", err=True)
 
 
-def _isdir(fs: AbstractFileSystem, path: str) -> bool:
-    try:
-        return bool(fs.isdir(path))
-    except FileNotFoundError:
-        return False
+class _CopyProgress(Callback):
+    """A progress bar fed by :func:`aifdata.copy`, shown once the copy is planned if it is
+    large enough to be worth one."""
 
+    def __init__(self, show: bool) -> None:
+        super().__init__()
+        self.show = show
+        self.bar: Progress | None = None
+        self.task: TaskID | None = None
 
-def _plan_copy(
-    src_fs: AbstractFileSystem,
-    src_path: str,
-    dst_fs: AbstractFileSystem,
-    dst_path: str,
-    into_dir: bool,
-    recursive: bool,
-) -> list[tuple[AbstractFileSystem, str, str, int]]:
-    info = src_fs.info(src_path)
-    base = dst_path.rstrip("/")
-    if info["type"] != "directory":
-        target = f"{base}/{_basename(src_path)}" if into_dir else base
-        return [(src_fs, src_path, target, info["size"])]
-    if not recursive:
-        raise IsADirectoryError(f"{src_path} is a directory (use -r to copy it)")
-    root = f"{base}/{_basename(src_path)}" if into_dir else base
-    prefix = src_path.rstrip("/")
-    files = src_fs.find(prefix, detail=True)
-    return [
-        (src_fs, name, f"{root}/{name[len(prefix) :].lstrip('/')}", entry["size"])
-        for name, entry in sorted(files.items())
-        if entry["type"] == "file"
-    ]
+    def set_size(self, size: int) -> None:
+        self.size = size
+        if self.show and self.bar is None and size >= _PROGRESS_THRESHOLD:
+            self.bar = progress_bar(True)
+            self.bar.start()
+            self.task = self.bar.add_task("copying", total=size)
 
+    def relative_update(self, inc: int = 1) -> None:
+        self.value += inc
+        if self.bar is not None and self.task is not None:
+            self.bar.advance(self.task, inc)
 
-def _basename(path: str) -> str:
-    return path.rstrip("/").rsplit("/", 1)[-1]
-
-
-def _copy_one(
-    src_fs: AbstractFileSystem,
-    src_path: str,
-    dst_fs: AbstractFileSystem,
-    dst_path: str,
-    advance: Any,
-) -> None:
-    local = isinstance(dst_fs, LocalFileSystem)
-    if local:
-        if isinstance(src_fs, LocalFileSystem) and _same_file(src_path, dst_path):
-            raise AifDataError(f"{src_path} and {dst_path} are the same file")
-        os.makedirs(os.path.dirname(dst_path) or ".", exist_ok=True)
-    with (
-        src_fs.open(src_path, "rb", block_size=_CHUNK) as src,
-        AtomicWriter(dst_path) if local else dst_fs.open(dst_path, "wb") as dst,
-    ):  # a local file appears whole or not at all (and its old bytes stay readable)
-        while chunk := src.read(_CHUNK):
-            dst.write(chunk)
-            advance(len(chunk))
-
-
-def _same_file(a: str, b: str) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def _progress(show: bool) -> Progress:
-    return Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=not show,
-        transient=True,
-    )
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None

@@ -8,11 +8,10 @@ from typing import Annotated
 
 import typer
 
-from .. import formats
-from .._errors import FormatError
-from ..formats._base import MAX_PARTITIONS
+from .. import FormatError, formats
+from ..formats import MAX_PARTITIONS
 from ._app import app, state
-from ._files import JsonFlag
+from ._options import JsonFlag
 
 
 @app.command("formats")

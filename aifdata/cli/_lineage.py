@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import datetime
 import json
-import sys
 from collections.abc import Iterable
 from typing import Annotated
 
 import typer
 
-from ..catalog._lineage import LineageNode, RunRecord
+from ..catalog import LineageNode, RunRecord, send_openlineage
 from ._app import app
-from ._catalog import CatalogOption, _catalog
-from ._files import JsonFlag
+from ._options import CatalogOption, JsonFlag, open_catalog, print_json
 
 
 @app.command("lineage")
@@ -31,17 +29,15 @@ def lineage_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Show the upstream and downstream lineage graph of a dataset version."""
-    from ..catalog._openlineage import send
-
-    cat = _catalog(catalog)
+    cat = open_catalog(catalog)
     trees = cat.lineage(name, depth=depth)
     if openlineage is not None:
         runs = _runs(trees.values())
-        sent = send(cat.openlineage_events(runs), openlineage)
+        sent = send_openlineage(cat.openlineage_events(runs), openlineage)
         typer.echo(f"sent {sent} OpenLineage events to {openlineage}", err=True)
     if as_json:
         payload = {k: v.as_dict() for k, v in trees.items()}
-        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        print_json(payload)
         return
     root = trees["upstream"]
     typer.echo(f"{root.dataset}@{root.version}")

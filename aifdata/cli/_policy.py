@@ -12,8 +12,7 @@ import typer
 
 from ..catalog import PRIVILEGES
 from ._app import app
-from ._catalog import CatalogOption, _catalog
-from ._files import JsonFlag
+from ._options import CatalogOption, JsonFlag, open_catalog, print_json
 
 policy_app = typer.Typer(
     help="Who may read, write or administer which datasets.", no_args_is_help=True
@@ -32,7 +31,7 @@ def grant(
     principal: Principal, privilege: Privilege, pattern: Pattern, catalog: CatalogOption = None
 ) -> None:
     """Let PRINCIPAL read, write or administer what PATTERN covers."""
-    g = _catalog(catalog).grant(principal, privilege, pattern)
+    g = open_catalog(catalog).grant(principal, privilege, pattern)
     typer.echo(f"granted {g.privilege} on {g.pattern} to {g.principal}")
 
 
@@ -41,7 +40,7 @@ def revoke(
     principal: Principal, privilege: Privilege, pattern: Pattern, catalog: CatalogOption = None
 ) -> None:
     """Remove a grant."""
-    _catalog(catalog).revoke(principal, privilege, pattern)
+    open_catalog(catalog).revoke(principal, privilege, pattern)
     typer.echo(f"revoked {privilege} on {pattern} from {principal}")
 
 
@@ -52,7 +51,7 @@ def list_grants(
     as_json: JsonFlag = False,
 ) -> None:
     """List the grants and the catalog admins."""
-    cat = _catalog(catalog)
+    cat = open_catalog(catalog)
     grants, admins = cat.grants(pattern), cat.admins()
     if as_json:
         payload = {
@@ -63,7 +62,7 @@ def list_grants(
                 for g in grants
             ],
         }  # fmt: skip
-        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        print_json(payload)
         return
     typer.echo(f"admins: {', '.join(admins) or '(none)'}")
     for g in grants:
@@ -77,9 +76,9 @@ def audit(
     as_json: JsonFlag = False,
 ) -> None:
     """Show recent access decisions (refusals, grants, revokes); admins only."""
-    rows = _catalog(catalog).audit_log(limit)
+    rows = open_catalog(catalog).audit_log(limit)
     if as_json:
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        print_json(rows)
         return
     for r in rows:
         verdict = "allowed" if r["allowed"] else "DENIED"
@@ -103,7 +102,7 @@ def export_policy(
     """Write the grants as S3 bucket policies (``{bucket: document}``, or one with --bucket)."""
     if not s3:
         raise typer.BadParameter("choose an export format: --s3")
-    documents = _catalog(catalog).s3_bucket_policies(account)
+    documents = open_catalog(catalog).s3_bucket_policies(account)
     if bucket is not None and bucket not in documents:
         known = ", ".join(documents) or "(none)"
         raise typer.BadParameter(f"no grant reaches bucket {bucket!r}; buckets: {known}")

@@ -26,6 +26,7 @@ import aifdata.codecs as codecs
 from .._errors import FormatError
 from ._base import (
     DEFAULT_TARGET_BYTES,
+    MAX_PARTITIONS,
     ByteRangeFormat,
     FormatPlugin,
     Partition,
@@ -45,6 +46,7 @@ __all__ = [
     "BLOCK_BYTES",
     "DEFAULT_TARGET_BYTES",
     "ENTRY_POINT_GROUP",
+    "MAX_PARTITIONS",
     "ByteRangeFormat",
     "FormatPlugin",
     "Partition",

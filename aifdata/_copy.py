@@ -1,0 +1,170 @@
+"""``aifdata.copy``: copy files between ``aif://``, ``s3://``, other mounted kinds and local
+paths, planned the way ``cp`` plans (the CLI's ``aifdata cp`` is this).
+
+::
+
+    aifdata.copy("aif://genomics/run42/reads.fastq", "/scratch/me/")   # into a directory
+    aifdata.copy("s3://raw/run42", "aif://genomics/run42", recursive=True)
+
+Every file is streamed (:func:`aifdata._streams.copy_stream`), never held whole
+in memory; a local destination is written atomically (it appears whole or not
+at all, and its old bytes stay readable until then).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from fsspec import AbstractFileSystem
+from fsspec.callbacks import Callback
+from fsspec.implementations.local import LocalFileSystem
+
+from ._config import Config, load_config
+from ._errors import AifDataError
+from ._streams import CHUNK_SIZE, copy_stream
+from ._urls import resolve_url
+from .connectors._atomic import AtomicWriter
+
+PathLike = str | os.PathLike[str]
+ConfigLike = Config | PathLike | None
+
+
+@dataclass(frozen=True, slots=True)
+class CopiedFile:
+    """One file :func:`copy` wrote: where from, where to (as URLs or local paths), how many
+    bytes."""
+
+    source: str
+    destination: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    src_fs: AbstractFileSystem
+    src_path: str
+    dst_path: str
+    size: int
+
+
+def url_to_fs(url: PathLike, config: ConfigLike = None) -> tuple[AbstractFileSystem, str]:
+    """The fsspec filesystem and the path on it that serve ``url``: ``aif://`` (the virtual
+    filesystem), ``s3://`` and other kinds' URLs (a mount's tier uses that tier's endpoint,
+    credentials and options), ``file://`` or a local path.
+
+    ``config`` is a :class:`~aifdata.Config`, a TOML file, or None for
+    :func:`~aifdata.load_config`'s default lookup. A mistyped scheme raises
+    :class:`~aifdata.BadURL`.
+    """
+    return resolve_url(os.fspath(url), _config(config))
+
+
+def copy(
+    src: PathLike | Sequence[PathLike],
+    dst: PathLike,
+    recursive: bool = False,
+    *,
+    config: ConfigLike = None,
+    callback: Callback | None = None,
+) -> list[CopiedFile]:
+    """Copy ``src`` (a URL or local path, or several) to ``dst``; return the files copied.
+
+    Planned like ``cp``: a ``dst`` ending in ``/``, an existing directory, or
+    the target of several sources receives each source by its base name;
+    otherwise ``dst`` is the new name. A directory needs ``recursive=True``
+    (else :class:`IsADirectoryError`) and is copied whole, below its own name
+    when ``dst`` receives by base name. Copying a local file onto itself is
+    refused. ``callback`` (an fsspec :class:`~fsspec.callbacks.Callback`) is
+    given the total size once the copy is planned, then each chunk's size.
+    """
+    cfg = _config(config)
+    sources = (
+        [os.fspath(src)] if isinstance(src, str | os.PathLike) else [os.fspath(s) for s in src]
+    )
+    if not sources:
+        raise ValueError("copy: no source given")
+    dest = os.fspath(dst)
+    dst_fs, dst_path = resolve_url(dest, cfg)
+    into_dir = len(sources) > 1 or dest.endswith("/") or _isdir(dst_fs, dst_path)
+    plan: list[_Step] = []
+    for source in sources:
+        src_fs, src_path = resolve_url(source, cfg)
+        plan += _plan(src_fs, src_path, dst_path, into_dir, recursive)
+    if callback is not None:
+        callback.set_size(sum(step.size for step in plan))
+    progress = None if callback is None else callback.relative_update
+    done = []
+    for step in plan:
+        size = _copy_one(step, dst_fs, progress)
+        done.append(CopiedFile(_display(step.src_fs, step.src_path),
+                               _display(dst_fs, step.dst_path), size))  # fmt: skip
+    return done
+
+
+def _config(config: ConfigLike) -> Config:
+    return config if isinstance(config, Config) else load_config(config)
+
+
+def _isdir(fs: AbstractFileSystem, path: str) -> bool:
+    try:
+        return bool(fs.isdir(path))
+    except FileNotFoundError:
+        return False
+
+
+def _plan(
+    src_fs: AbstractFileSystem, src_path: str, dst_path: str, into_dir: bool, recursive: bool
+) -> list[_Step]:
+    """The files under one source and where each goes."""
+    info = src_fs.info(src_path)
+    base = dst_path.rstrip("/")
+    if info["type"] != "directory":
+        target = f"{base}/{_basename(src_path)}" if into_dir else base
+        return [_Step(src_fs, src_path, target, info["size"])]
+    if not recursive:
+        raise IsADirectoryError(f"{src_path} is a directory (use -r to copy it)")
+    root = f"{base}/{_basename(src_path)}" if into_dir else base
+    prefix = src_path.rstrip("/")
+    files = src_fs.find(prefix, detail=True)
+    return [
+        _Step(src_fs, name, f"{root}/{name[len(prefix) :].lstrip('/')}", entry["size"])
+        for name, entry in sorted(files.items())
+        if entry["type"] == "file"
+    ]
+
+
+def _basename(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _copy_one(
+    step: _Step, dst_fs: AbstractFileSystem, progress: Callable[[int], object] | None
+) -> int:
+    """Stream one file; a local target appears whole or not at all (its old bytes stay
+    readable until then)."""
+    local = isinstance(dst_fs, LocalFileSystem)
+    if local:
+        if isinstance(step.src_fs, LocalFileSystem) and _same_file(step.src_path, step.dst_path):
+            raise AifDataError(f"{step.src_path} and {step.dst_path} are the same file")
+        os.makedirs(os.path.dirname(step.dst_path) or ".", exist_ok=True)
+    with (
+        step.src_fs.open(step.src_path, "rb", block_size=CHUNK_SIZE) as src,
+        AtomicWriter(step.dst_path) if local else dst_fs.open(step.dst_path, "wb") as dst,
+    ):
+        return copy_stream(src, dst, progress=progress).size
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _display(fs: AbstractFileSystem, path: str) -> str:
+    """A path as the user would write it: local paths bare, others with their scheme."""
+    if isinstance(fs, LocalFileSystem):
+        return path
+    return str(fs.unstrip_protocol(path))

@@ -1,0 +1,57 @@
+"""What the command modules share: the ``--json`` and ``--catalog`` options, the catalog
+they name, the progress bar, JSON printing."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from .. import NotFound
+from ..catalog import Catalog
+from ._app import state
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+CatalogOption = Annotated[
+    str | None, typer.Option("--catalog", help="Catalog file (default $AIFDATA_HOME/catalog.db).")
+]
+
+
+def open_catalog(path: str | None, create: bool = False) -> Catalog:
+    """The catalog at ``--catalog PATH`` (which must exist unless ``create``), else the
+    default one."""
+    if path is not None and not create and not Path(path).expanduser().exists():
+        raise NotFound(f"no catalog at {path} (aifdata ingest --catalog {path} makes one)")
+    return Catalog(path, config=state.config)
+
+
+def print_json(value: Any) -> None:
+    """Write ``value`` to standard output as indented JSON (anything else as its ``str``)."""
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+def progress_bar(show: bool) -> Progress:
+    """A byte-counting progress bar on standard error, shown only if ``show``, erased when
+    done."""
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=not show,
+        transient=True,
+    )
