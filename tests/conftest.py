@@ -22,6 +22,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -236,6 +237,95 @@ def two_tier_fs(seaweedfs: _seaweedfs.SeaweedFS, bucket: str, pfs_dir: Path) -> 
         write_tier="s3",
     )
     return aifdata.filesystem(aifdata.Config((mount,)))
+
+
+@dataclass(frozen=True)
+class TwoTiers:
+    """Mount ``both``: the PFS tier ``pfs`` read first, then the write tier ``write``.
+
+    The write tier is S3 on the session's server (lane ``s3``) or a second PFS directory
+    called ``archive`` (lane ``unit``): routing, listings and grants are the same code on both.
+    """
+
+    fs: AifFileSystem
+    pfs_dir: Path
+    write_tier: aifdata.Tier
+    server: _seaweedfs.SeaweedFS | None = None
+
+    @property
+    def write(self) -> str:
+        """The write tier's name."""
+        return self.write_tier.name
+
+    @property
+    def tier_names(self) -> list[str]:
+        """Both tiers' names, in read order."""
+        return ["pfs", self.write]
+
+    def mount(self, name: str = "both", read_order: tuple[str, str] | None = None) -> aifdata.Mount:
+        """This layout as a mount called ``name`` (in ``read_order``, PFS first by default)."""
+        return pfs_then(self.pfs_dir, self.write_tier, name, read_order)
+
+    def url(self, tier: str, rel: str) -> str:
+        """Where ``rel`` lives on ``tier``: an ``s3://`` URL or a path."""
+        root = str(self.pfs_dir) if tier == "pfs" else self.write_tier.url
+        return f"{root}/{rel}"
+
+    def place(self, rel: str, write: bytes | None = None, pfs: bytes | None = None) -> None:
+        """Put a copy on the write tier (through ``aif://``) and/or the PFS tier (directly)."""
+        if write is not None:
+            self.fs.pipe(f"both/{rel}", write)
+        if pfs is not None:
+            target = self.pfs_dir / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(pfs)
+
+    def toml(self, mount: str) -> str:
+        """This layout as a mount table entry called ``mount``."""
+        if self.server is not None:
+            return two_tier_toml(self.server, self.write_tier.url, self.pfs_dir, mount)
+        return f"""
+[mounts.{mount}]
+read_order = ["pfs", "{self.write}"]
+write_tier = "{self.write}"
+[mounts.{mount}.pfs]
+path = "{self.pfs_dir}"
+[mounts.{mount}.{self.write}]
+kind = "pfs"
+path = "{self.write_tier.url}"
+"""
+
+
+@pytest.fixture(
+    params=["archive", pytest.param("s3", marks=pytest.mark.s3)], ids=["pfs+pfs", "pfs+s3"]
+)
+def tiers(request: pytest.FixtureRequest, pfs_dir: Path, tmp_path: Path) -> TwoTiers:
+    """The mount ``both`` twice: over two PFS directories (unit) and over PFS and S3 (s3)."""
+    server = None
+    if request.param == "s3":
+        server = request.getfixturevalue("seaweedfs")
+        write_tier = s3_tier(server, request.getfixturevalue("bucket"))
+    else:
+        archive = tmp_path / "archive"
+        archive.mkdir()
+        write_tier = aifdata.Tier.pfs(archive, name="archive")
+    fs = aifdata.filesystem(aifdata.Config((pfs_then(pfs_dir, write_tier),)))
+    return TwoTiers(fs, pfs_dir, write_tier, server)
+
+
+def pfs_then(
+    pfs_dir: Path,
+    write_tier: aifdata.Tier,
+    name: str = "both",
+    read_order: tuple[str, str] | None = None,
+) -> aifdata.Mount:
+    """A mount of the PFS tier ``pfs`` and the write tier, PFS read first unless told."""
+    return aifdata.Mount(
+        name,
+        (aifdata.Tier.pfs(pfs_dir), write_tier),
+        read_order=read_order or ("pfs", write_tier.name),
+        write_tier=write_tier.name,
+    )
 
 
 @pytest.fixture
