@@ -313,6 +313,12 @@ def tiers(request: pytest.FixtureRequest, pfs_dir: Path, tmp_path: Path) -> TwoT
     return TwoTiers(fs, pfs_dir, write_tier, server)
 
 
+#: For a test about S3 itself: the ``tiers`` layout over PFS and S3 only (lane s3).
+S3_ONLY = pytest.mark.parametrize(
+    "tiers", [pytest.param("s3", marks=pytest.mark.s3)], ids=["pfs+s3"], indirect=True
+)
+
+
 def pfs_then(
     pfs_dir: Path,
     write_tier: aifdata.Tier,
