@@ -31,9 +31,11 @@ def lanes(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
-def collected(pytester: pytest.Pytester, lane: str) -> list[str]:
-    result = pytester.runpytest("-m", lane, "--collect-only", "-q")
-    return sorted(line for line in result.outlines if "::" in line)
+def lanes_of(pytester: pytest.Pytester) -> dict[str, list[str]]:
+    """Each collected test's lanes, by node id."""
+    items, _ = pytester.inline_genitems()
+    marks = ("unit", "s3", "e2e")
+    return {i.nodeid: [m for m in marks if i.get_closest_marker(m)] for i in items}
 
 
 def test_each_test_gets_the_lanes_of_what_it_needs(lanes):
@@ -66,18 +68,14 @@ def test_each_test_gets_the_lanes_of_what_it_needs(lanes):
             pass
         """,
     )
-    assert collected(lanes, "unit") == ["test_mixed.py::test_pure"]
-    assert collected(lanes, "s3") == [
-        "test_mixed.py::test_bucket",
-        "test_mixed.py::test_server",
-        "test_processes.py::test_with_server",
-    ]
-    assert collected(lanes, "e2e") == [
-        "test_mixed.py::test_process",
-        "test_processes.py::test_one",
-        "test_processes.py::test_with_server",
-    ]
-    assert collected(lanes, "not unit and not s3 and not e2e") == []
+    assert lanes_of(lanes) == {
+        "test_mixed.py::test_pure": ["unit"],
+        "test_mixed.py::test_server": ["s3"],
+        "test_mixed.py::test_bucket": ["s3"],
+        "test_mixed.py::test_process": ["e2e"],
+        "test_processes.py::test_one": ["e2e"],
+        "test_processes.py::test_with_server": ["s3", "e2e"],
+    }
 
 
 def test_a_unit_test_that_asks_for_the_server_fails(lanes, monkeypatch):
