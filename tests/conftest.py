@@ -1,12 +1,30 @@
-"""Shared fixtures: one real SeaweedFS S3 server per test session, fresh buckets per test."""
+"""Shared fixtures and the test lanes.
+
+Every test runs in the lanes of what it needs, set at collection (``pytest -m LANE``):
+
+- ``unit``: no server and no subprocess (moto's in-process mock is allowed). Honest by
+  construction: a ``unit`` test that asks for ``seaweedfs`` or starts a process fails.
+- ``s3``: the SeaweedFS server of the session (any test whose fixtures include ``seaweedfs``).
+- ``e2e``: processes: the CLI or a script run as a process, the notebook, the demo, compose,
+  the README walk, the benchmarks. A module of such tests says ``pytestmark = pytest.mark.e2e``;
+  a test in an otherwise unit module is named in ``NEEDS`` below.
+
+A test may be both ``s3`` and ``e2e``; ``unit`` is every test that is neither.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import multiprocessing.process
+import multiprocessing.util
 import os
+import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,9 +33,117 @@ from aifdata import AifFileSystem, _seaweedfs
 
 _bucket_numbers = itertools.count()
 
+#: Tests whose needs their fixtures do not show: ``file`` or ``file::function`` -> lanes.
+NEEDS: dict[str, tuple[str, ...]] = {
+    "test_benchmarks.py": ("e2e",),
+    # a child process: a killed writer, a fresh interpreter, worker pools
+    "test_cli.py::test_debug_shows_the_traceback": ("e2e",),
+    "test_pfs.py::test_killed_writer_leaves_no_visible_file": ("e2e",),
+    "test_catalog.py::test_eight_processes_ingest_into_one_catalog": ("e2e",),
+    "test_fastq_gzip.py::test_the_index_is_built_once_and_found_by_a_fresh_process": ("e2e",),
+    "test_geotiff.py::test_a_partition_pickles_small_and_reads_in_a_fresh_process": ("e2e",),
+    "test_root.py::test_partitions_read_in_a_fresh_process": ("e2e",),
+    "test_loaders.py::test_dataloader_with_two_workers_sees_every_record_once": ("e2e",),
+    "test_loaders.py::test_dataloader_batches_through_a_transform": ("e2e",),
+    "test_loaders.py::test_ranks_and_workers_split_partitions_without_overlap": ("e2e",),
+    "test_loaders.py::test_a_dask_bag_counts_the_same_records": ("e2e",),
+    # asks for the server with request.getfixturevalue, only when minio is installed
+    "test_compose.py::test_the_setup_script_creates_a_bucket_once": ("s3",),
+    # S3 over a socket (a closed port): about 30 s of the client's retries
+    "test_s3.py::test_endpoint_down_fails_fast_and_names_the_endpoint": ("s3",),
+}
+
+_SERVER_FIXTURES = frozenset({"seaweedfs", "_seaweedfs_session"})
+
+
+def _needs(item: pytest.Item) -> set[str]:
+    needs = {m.name for m in item.iter_markers() if m.name in ("s3", "e2e")}
+    if _SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+        needs.add("s3")
+    name = getattr(item, "originalname", item.name)
+    needs.update(NEEDS.get(item.path.name, ()))
+    needs.update(NEEDS.get(f"{item.path.name}::{name}", ()))
+    return needs
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with the lanes it needs; a test that needs nothing is ``unit``."""
+    for item in items:
+        needs = _needs(item)
+        present = {m.name for m in item.iter_markers()}
+        for lane in sorted(needs - present):
+            item.add_marker(lane)
+        if not needs:
+            item.add_marker("unit")
+
+
+def _is_unit(item: pytest.Item) -> bool:
+    return item.get_closest_marker("unit") is not None
+
+
+def _refuse(item: pytest.Item, what: str, pytrace: bool = False) -> None:
+    pytest.fail(
+        f"{item.nodeid} is in the unit lane but {what}: mark it e2e "
+        "(pytestmark = pytest.mark.e2e, or NEEDS in tests/conftest.py)",
+        pytrace=pytrace,
+    )
+
+
+@contextlib.contextmanager
+def _no_processes(item: pytest.Item) -> Iterator[list[str]]:
+    """While a unit test sets up and runs, starting any process fails it.
+
+    Popen's ``_execute_child`` is where every ``subprocess`` call (and asyncio's) starts a
+    child, however the caller imported it; ``BaseProcess.start`` and ``spawnv_passfds`` are
+    multiprocessing's (its workers, its resource tracker and fork server).
+    The attempts are also collected, in case a caller swallowed the failure.
+    """
+    started: list[str] = []
+
+    def refusing(what: str) -> Callable[..., Any]:
+        def refuse(*args: Any, **kwargs: Any) -> Any:
+            started.append(what)
+            _refuse(item, f"started a process ({what})", pytrace=True)
+
+        return refuse
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(subprocess.Popen, "_execute_child", refusing("subprocess.Popen"))
+        mp.setattr(multiprocessing.process.BaseProcess, "start", refusing("multiprocessing"))
+        mp.setattr(multiprocessing.util, "spawnv_passfds", refusing("multiprocessing"))
+        for name in ("system", "fork", "forkpty", "posix_spawn", "posix_spawnp"):
+            if hasattr(os, name):
+                mp.setattr(os, name, refusing(f"os.{name}"))
+        yield started
+
+
+@contextlib.contextmanager
+def _lane_guard(item: pytest.Item) -> Iterator[None]:
+    if not _is_unit(item):
+        yield
+        return
+    with _no_processes(item) as started:
+        yield
+    if started:
+        _refuse(item, f"started a process ({', '.join(started)})")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    if _is_unit(item) and _SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+        _refuse(item, "asks for the seaweedfs fixture (an S3 server): mark it s3, not unit")
+    with _lane_guard(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    with _lane_guard(item):
+        return (yield)
+
 
 @pytest.fixture(scope="session")
-def seaweedfs() -> Iterator[_seaweedfs.SeaweedFS]:
+def _seaweedfs_session() -> Iterator[_seaweedfs.SeaweedFS]:
     """A real S3 server on loopback for the whole session (free ports, torn down at the end).
 
     Set ``AIFDATA_TEST_S3_ENDPOINT`` to reuse a server that is already running
@@ -36,16 +162,26 @@ def seaweedfs() -> Iterator[_seaweedfs.SeaweedFS]:
         server.stop()
 
 
+@pytest.fixture
+def seaweedfs(request: pytest.FixtureRequest) -> _seaweedfs.SeaweedFS:
+    """The session's S3 server; refused to ``unit`` tests (even through ``getfixturevalue``),
+    before the server is started or reached."""
+    if _is_unit(request.node):
+        _refuse(request.node, "asks for the seaweedfs fixture (an S3 server): mark it s3")
+    server: _seaweedfs.SeaweedFS = request.getfixturevalue("_seaweedfs_session")
+    return server
+
+
 @pytest.fixture(scope="session")
-def session_bucket(seaweedfs: _seaweedfs.SeaweedFS) -> str:
+def session_bucket(_seaweedfs_session: _seaweedfs.SeaweedFS) -> str:
     """One bucket for the session (SeaweedFS gives each bucket its own volumes)."""
     name = f"aifdata-tests-{uuid.uuid4().hex[:8]}"
-    seaweedfs.make_bucket(name)
+    _seaweedfs_session.make_bucket(name)
     return name
 
 
 @pytest.fixture
-def bucket(session_bucket: str) -> str:
+def bucket(seaweedfs: _seaweedfs.SeaweedFS, session_bucket: str) -> str:
     """``bucket/prefix`` unique to this test, so tests never see each other's keys."""
     return f"{session_bucket}/t{next(_bucket_numbers)}-{uuid.uuid4().hex[:6]}"
 
@@ -101,6 +237,101 @@ def two_tier_fs(seaweedfs: _seaweedfs.SeaweedFS, bucket: str, pfs_dir: Path) -> 
         write_tier="s3",
     )
     return aifdata.filesystem(aifdata.Config((mount,)))
+
+
+@dataclass(frozen=True)
+class TwoTiers:
+    """Mount ``both``: the PFS tier ``pfs`` read first, then the write tier ``write``.
+
+    The write tier is S3 on the session's server (lane ``s3``) or a second PFS directory
+    called ``archive`` (lane ``unit``): routing, listings and grants are the same code on both.
+    """
+
+    fs: AifFileSystem
+    pfs_dir: Path
+    write_tier: aifdata.Tier
+    server: _seaweedfs.SeaweedFS | None = None
+
+    @property
+    def write(self) -> str:
+        """The write tier's name."""
+        return self.write_tier.name
+
+    @property
+    def tier_names(self) -> list[str]:
+        """Both tiers' names, in read order."""
+        return ["pfs", self.write]
+
+    def mount(self, name: str = "both", read_order: tuple[str, str] | None = None) -> aifdata.Mount:
+        """This layout as a mount called ``name`` (in ``read_order``, PFS first by default)."""
+        return pfs_then(self.pfs_dir, self.write_tier, name, read_order)
+
+    def url(self, tier: str, rel: str) -> str:
+        """Where ``rel`` lives on ``tier``: an ``s3://`` URL or a path."""
+        root = str(self.pfs_dir) if tier == "pfs" else self.write_tier.url
+        return f"{root}/{rel}"
+
+    def place(self, rel: str, write: bytes | None = None, pfs: bytes | None = None) -> None:
+        """Put a copy on the write tier (through ``aif://``) and/or the PFS tier (directly)."""
+        if write is not None:
+            self.fs.pipe(f"both/{rel}", write)
+        if pfs is not None:
+            target = self.pfs_dir / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(pfs)
+
+    def toml(self, mount: str) -> str:
+        """This layout as a mount table entry called ``mount``."""
+        if self.server is not None:
+            return two_tier_toml(self.server, self.write_tier.url, self.pfs_dir, mount)
+        return f"""
+[mounts.{mount}]
+read_order = ["pfs", "{self.write}"]
+write_tier = "{self.write}"
+[mounts.{mount}.pfs]
+path = "{self.pfs_dir}"
+[mounts.{mount}.{self.write}]
+kind = "pfs"
+path = "{self.write_tier.url}"
+"""
+
+
+@pytest.fixture(
+    params=["archive", pytest.param("s3", marks=pytest.mark.s3)], ids=["pfs+pfs", "pfs+s3"]
+)
+def tiers(request: pytest.FixtureRequest, pfs_dir: Path, tmp_path: Path) -> TwoTiers:
+    """The mount ``both`` twice: over two PFS directories (unit) and over PFS and S3 (s3)."""
+    server = None
+    if request.param == "s3":
+        server = request.getfixturevalue("seaweedfs")
+        write_tier = s3_tier(server, request.getfixturevalue("bucket"))
+    else:
+        archive = tmp_path / "archive"
+        archive.mkdir()
+        write_tier = aifdata.Tier.pfs(archive, name="archive")
+    fs = aifdata.filesystem(aifdata.Config((pfs_then(pfs_dir, write_tier),)))
+    return TwoTiers(fs, pfs_dir, write_tier, server)
+
+
+#: For a test about S3 itself: the ``tiers`` layout over PFS and S3 only (lane s3).
+S3_ONLY = pytest.mark.parametrize(
+    "tiers", [pytest.param("s3", marks=pytest.mark.s3)], ids=["pfs+s3"], indirect=True
+)
+
+
+def pfs_then(
+    pfs_dir: Path,
+    write_tier: aifdata.Tier,
+    name: str = "both",
+    read_order: tuple[str, str] | None = None,
+) -> aifdata.Mount:
+    """A mount of the PFS tier ``pfs`` and the write tier, PFS read first unless told."""
+    return aifdata.Mount(
+        name,
+        (aifdata.Tier.pfs(pfs_dir), write_tier),
+        read_order=read_order or ("pfs", write_tier.name),
+        write_tier=write_tier.name,
+    )
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.e2e
 pytest.importorskip("uproot")
 pytest.importorskip("tifffile")
 

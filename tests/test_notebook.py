@@ -14,6 +14,8 @@ import pytest
 
 from aifdata import _seaweedfs
 
+pytestmark = pytest.mark.e2e
+
 nbformat = pytest.importorskip("nbformat", reason="needs nbformat (extra: test)")
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "quickstart.ipynb"

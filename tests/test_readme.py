@@ -13,7 +13,8 @@ The fence convention (any other info string fails ``test_every_block_has_a_known
   - ``make demo``, ``make test``, the install lines (``python3 -m venv .venv``,
     ``.venv/bin/python -m pip ...``) and ``.venv/bin/python -m pytest`` are what CI runs
     (``.ci/run``: ``make install``, pytest, ``make demo``): checked against the Makefile and
-    ``.ci/run``, not run here.
+    ``.ci/run``, not run here. ``.venv/bin/python -m pytest -m LANE`` lines follow it, one for
+    each lane (marker) pyproject registers and no other.
   - ``.venv/bin/python benchmarks/NAME.py [--option ...]`` is too slow to run here: the script
     must exist, answer ``--help``, and know every option the line uses.
   - Any other line fails.
@@ -51,6 +52,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 import aifdata
 from aifdata import AifFileSystem, _synthetic
@@ -264,14 +267,29 @@ def test_the_install_lines_are_the_makefiles():
     assert "install" in recipes
 
 
-def test_the_readmes_pytest_command_is_cis():
+def _lanes() -> set[str]:
+    """The markers pyproject registers for pytest: the test lanes."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    markers = pyproject["tool"]["pytest"]["ini_options"]["markers"]
+    return {line.split(":", 1)[0].strip() for line in markers}
+
+
+def test_the_readmes_pytest_commands_are_cis_and_its_lanes():
     readme = [cmd.split("#")[0].strip() for *_, cmd in _bash_lines() if _is_pytest(cmd)]
     assert readme, "the README shows how to run the tests alone"
     ci = "\n".join(_ci_lines())
-    for cmd in readme:
-        assert cmd in ci
+    every, *lanes = readme
+    assert every == ".venv/bin/python -m pytest" and every in ci, "the first runs every lane"
+    shown = []
+    for cmd in lanes:
+        words = shlex.split(cmd)
+        assert words[:4] == [".venv/bin/python", "-m", "pytest", "-m"] and len(words) == 5, cmd
+        shown.append(words[4])
+    assert sorted(shown) == sorted(_lanes()), "the README runs each lane pyproject registers"
+    assert {"unit", "s3", "e2e"} <= _lanes()
 
 
+@pytest.mark.e2e
 def test_the_benchmark_commands_exist_and_take_their_options():
     lines = [cmd for *_, cmd in _bash_lines() if _is_benchmark(cmd)]
     assert lines
@@ -561,6 +579,7 @@ class Walk:
         self.ran["aifdata"] += 1
 
 
+@pytest.mark.e2e
 def test_the_readme_runs_in_order(seaweedfs, bucket, tmp_path, isolated_home, monkeypatch):
     """Every ``aifdata`` line and every python block, top to bottom, as a reader would."""
     assert AIFDATA.is_file(), (
