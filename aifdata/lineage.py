@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 import sys
 import uuid
 import warnings
@@ -130,18 +129,58 @@ def _is_ipykernel(path: Path) -> bool:
 
 
 def _git_commit(script: str | None) -> str | None:
-    """The commit checked out where ``script`` lives, if it is in a git work tree."""
+    """The commit checked out where ``script`` lives, if it is in a git work tree.
+
+    Read from the repository's files (``HEAD``, the branch's ref, ``packed-refs``;
+    a linked work tree through its ``gitdir`` and ``commondir``), so recording a
+    run starts no process.
+    """
     if script is None:
         return None
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(Path(script).parent), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
+    git_dir = _git_dir(Path(script).resolve().parent)
+    if git_dir is None:
         return None
-    commit = done.stdout.strip()
-    return commit if done.returncode == 0 and len(commit) >= 40 else None
+    try:
+        head = (git_dir / "HEAD").read_text(encoding="utf-8").strip()
+        if not head.startswith("ref: "):
+            return head if _is_sha(head) else None
+        return _resolve_ref(git_dir, head.removeprefix("ref: ").strip())
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _git_dir(start: Path) -> Path | None:
+    """The ``.git`` directory of the work tree holding ``start`` (following a ``gitdir:`` file)."""
+    for folder in (start, *start.parents):
+        dot_git = folder / ".git"
+        if dot_git.is_dir():
+            return dot_git
+        if dot_git.is_file():
+            text = dot_git.read_text(encoding="utf-8", errors="replace").strip()
+            if text.startswith("gitdir: "):
+                return (folder / text.removeprefix("gitdir: ").strip()).resolve()
+            return None
+    return None
+
+
+def _resolve_ref(git_dir: Path, ref: str) -> str | None:
+    """The commit a ref names: its loose file, else its line in ``packed-refs``."""
+    common = git_dir
+    if (git_dir / "commondir").is_file():
+        common = (git_dir / (git_dir / "commondir").read_text(encoding="utf-8").strip()).resolve()
+    for root in dict.fromkeys((git_dir, common)):
+        loose = root / ref
+        if loose.is_file():
+            sha = loose.read_text(encoding="utf-8").strip()
+            return sha if _is_sha(sha) else None
+    packed = common / "packed-refs"
+    if packed.is_file():
+        for line in packed.read_text(encoding="utf-8").splitlines():
+            sha, _, name = line.partition(" ")
+            if name.strip() == ref and _is_sha(sha):
+                return sha
+    return None
+
+
+def _is_sha(text: str) -> bool:
+    return len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text)

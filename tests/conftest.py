@@ -35,11 +35,12 @@ _bucket_numbers = itertools.count()
 
 #: Tests whose needs their fixtures do not show: ``file`` or ``file::function`` -> lanes.
 NEEDS: dict[str, tuple[str, ...]] = {
-    "test_benchmarks.py": ("e2e",),
     # a child process: a killed writer, a fresh interpreter, worker pools
     "test_cli.py::test_debug_shows_the_traceback": ("e2e",),
     "test_pfs.py::test_killed_writer_leaves_no_visible_file": ("e2e",),
     "test_catalog.py::test_eight_processes_ingest_into_one_catalog": ("e2e",),
+    "test_lineage.py::test_eight_processes_ingest_and_record_lineage_at_once": ("e2e",),
+    "test_lineage.py::test_script_and_git_commit_are_recorded": ("e2e",),  # runs git itself
     "test_fastq_gzip.py::test_the_index_is_built_once_and_found_by_a_fresh_process": ("e2e",),
     "test_geotiff.py::test_a_partition_pickles_small_and_reads_in_a_fresh_process": ("e2e",),
     "test_root.py::test_partitions_read_in_a_fresh_process": ("e2e",),

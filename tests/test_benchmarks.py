@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.e2e  # each runs a benchmark script in a child process
+
 BENCH = Path(__file__).parent.parent / "benchmarks" / "bench_read.py"
 
 

@@ -16,8 +16,6 @@ from aifdata import _synthetic  # noqa: E402
 from aifdata.catalog import Catalog  # noqa: E402
 from aifdata.cli import main  # noqa: E402
 
-pytestmark = pytest.mark.e2e  # lineage.run asks git for the script's commit
-
 
 @pytest.fixture
 def scene(monkeypatch):

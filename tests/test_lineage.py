@@ -20,8 +20,6 @@ from aifdata import Catalog, lineage
 
 from .test_catalog import make_tree
 
-pytestmark = pytest.mark.e2e  # lineage.run asks git for the script's commit
-
 
 @pytest.fixture
 def cat(tmp_path, monkeypatch):
