@@ -38,6 +38,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     # a child process: a killed writer, a fresh interpreter, worker pools
     "test_cli.py::test_debug_shows_the_traceback": ("e2e",),
     "test_pfs.py::test_killed_writer_leaves_no_visible_file": ("e2e",),
+    "test_connector_conformance.py::test_import_aifdata_needs_no_pytest": ("e2e",),
     "test_catalog.py::test_eight_processes_ingest_into_one_catalog": ("e2e",),
     "test_lineage.py::test_eight_processes_ingest_and_record_lineage_at_once": ("e2e",),
     "test_lineage.py::test_script_and_git_commit_are_recorded": ("e2e",),  # runs git itself

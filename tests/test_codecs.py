@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import functools
 import gzip
 import json
 import pickle
@@ -30,6 +31,13 @@ ENCODE = {
 NAME = {"none": "reads.fq", "gzip": "reads.fq.gz", "bgzf": "reads.fastq.bgz"}
 
 
+@functools.cache
+def sample(codec: str) -> tuple[bytes, list[tuple[str, str, str]]]:
+    """One FASTQ file's bytes in ``codec`` and dnaio's records of it (made once per run)."""
+    data = fastq_bytes(random_records(17, 4000, at_rate=0.9))
+    return ENCODE[codec](data), reference(data)
+
+
 def records_of(parts) -> list[tuple[str, str, str]]:
     return [(r.name, r.sequence, r.qualities) for p in parts for r in p.read()]
 
@@ -47,12 +55,11 @@ def test_the_codec_is_found_from_the_first_bytes(tmp_path, codec):
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 16, 64, 300])
 @pytest.mark.parametrize("codec", ["none", "gzip", "bgzf"])
 def test_format_fastq_reads_exactly_what_dnaio_reads_in_every_codec(tmp_path, codec, n):
-    data = fastq_bytes(random_records(17, 4000, at_rate=0.9))
-    url = write(tmp_path, NAME[codec], ENCODE[codec](data))
+    encoded, expected = sample(codec)
+    url = write(tmp_path, NAME[codec], encoded)
     parts = partition(url, n=n, format="fastq")
     assert {(p.format, p["codec"]) for p in parts} == {("fastq", codec)}
     assert [p.ordinal for p in parts] == list(range(len(parts)))
-    expected = reference(data)
     assert records_of(parts) == expected
     streamed = [(r.name, r.sequence, r.qualities) for _, rs in read_all(parts) for r in rs]
     assert streamed == expected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 import json
@@ -34,16 +35,23 @@ def reference(data: bytes) -> list[tuple[str, str, str]]:
 
 
 def random_records(seed: int, count: int, max_len: int = 150, at_rate: float = 0.5) -> list:
+    """``count`` seeded FASTQ records (each set made once per run: many tests share them)."""
+    return list(_random_records(seed, count, max_len, at_rate))
+
+
+@functools.cache
+def _random_records(seed: int, count: int, max_len: int, at_rate: float) -> tuple:
     rng = random.Random(seed)
+    below, k = rng._randbelow, len(QUALITY)  # what rng.choice(QUALITY) does, without its call
     out = []
     for i in range(count):
         n = rng.randint(0, max_len)
-        quality = "".join(rng.choice(QUALITY) for _ in range(n))
+        quality = "".join([QUALITY[below(k)] for _ in range(n)])  # rng.choice, inlined
         if n and rng.random() < at_rate:
             quality = "@" + quality[1:]  # quality lines that start with '@' are common
         sequence = "".join(rng.choices("ACGTN", k=n))
         out.append((f"read{i} lane={rng.randint(1, 8)}", sequence, quality))
-    return out
+    return tuple(out)
 
 
 records_strategy = st.lists(

@@ -88,14 +88,10 @@ class RootFormat(FormatPlugin):
             raise FormatError(self.explain(head, source.url))
         check_complete(head, source)
         pieces: list[tuple[str, str, int, int]] = []
-        with open_root(source, head) as (root, reader):
-            for path, kind in tables(root, reader):
-                with translated(reader, f"the metadata of {kind} {path!r}"):
-                    table = root[path]
-                    size = 0 if n is not None else compressed_bytes(table, kind)
-                    count = partition_count(size, n, target_bytes)
-                    bounds = group_clusters(cluster_offsets(table, kind), count)
-                pieces.extend((path, kind, a, b) for a, b in itertools.pairwise(bounds))
+        for path, kind, offsets, size in self._layout(source, head):
+            count = partition_count(size if n is None else 0, n, target_bytes)
+            bounds = group_clusters(offsets, count)
+            pieces.extend((path, kind, a, b) for a, b in itertools.pairwise(bounds))
         fingerprint = source.fingerprint
         return [
             Partition.make(
@@ -110,6 +106,24 @@ class RootFormat(FormatPlugin):
             )
             for i, (path, kind, a, b) in enumerate(pieces)
         ]
+
+    @staticmethod
+    def _layout(source: RangeSource, head: bytes) -> list[tuple[str, str, list[int], int]]:
+        """``(path, kind, cluster offsets, compressed bytes)`` of every tree of this version
+        of the file: read from its metadata once per process, then kept (planning a file
+        again, for another ``n``, reads nothing more)."""
+        slot = _LAYOUTS.slot(source)
+        layout: list[tuple[str, str, list[int], int]] | None = slot.get("tables")
+        if layout is None:
+            layout = []
+            with open_root(source, head) as (root, reader):
+                for path, kind in tables(root, reader):
+                    with translated(reader, f"the metadata of {kind} {path!r}"):
+                        table = root[path]
+                        offsets = cluster_offsets(table, kind)
+                        layout.append((path, kind, offsets, compressed_bytes(table, kind)))
+            slot["tables"] = layout
+        return layout
 
     def read(
         self,
@@ -298,6 +312,8 @@ class _Reader:
 #: Metadata ranges (header, directories, tree metadata) kept per file version:
 #: later partitions of a file fetch only their baskets.
 _KEPT = KeptMetadata()
+#: Each file version's trees and their clusters, as planning found them.
+_LAYOUTS = KeptMetadata()
 
 
 @contextmanager
