@@ -13,6 +13,6 @@ RUN pip install torch==2.13.0
 
 COPY . .
 # The demo extra, and the MinIO client for the compose file's setup service (docker/setup_bucket.py).
-RUN pip install ".[demo]" "minio>=7.2,<8"
+RUN pip install ".[demo]" "minio>=7.2"
 
 CMD ["aifdata", "demo"]
