@@ -10,7 +10,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONSTRAINTS ?= .ci/constraints.txt
 
-.PHONY: demo test install lowest constraints clean
+.PHONY: demo test test-unit install lowest constraints clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ demo: $(VENV)/.installed
 
 test:
 	bash .ci/run
+
+# the fast lane while you work: no server, no subprocess (see README, Tests)
+test-unit: $(VENV)/.installed
+	$(BIN)/python -m pytest -m unit
 
 # the unit tests on the oldest versions pyproject.toml admits, in .venv-lowest
 lowest: $(VENV)/.installed
