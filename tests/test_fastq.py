@@ -42,11 +42,19 @@ def random_records(seed: int, count: int, max_len: int = 150, at_rate: float = 0
 @functools.cache
 def _random_records(seed: int, count: int, max_len: int, at_rate: float) -> tuple:
     rng = random.Random(seed)
-    below, k = rng._randbelow, len(QUALITY)  # what rng.choice(QUALITY) does, without its call
+    # rng.choice(QUALITY) per character, inlined (the same draws, without a call per character)
+    getrandbits, k = rng.getrandbits, len(QUALITY)
+    bits = k.bit_length()
     out = []
     for i in range(count):
         n = rng.randint(0, max_len)
-        quality = "".join([QUALITY[below(k)] for _ in range(n)])  # rng.choice, inlined
+        chars = []
+        for _ in range(n):
+            r = getrandbits(bits)
+            while r >= k:
+                r = getrandbits(bits)
+            chars.append(QUALITY[r])
+        quality = "".join(chars)
         if n and rng.random() < at_rate:
             quality = "@" + quality[1:]  # quality lines that start with '@' are common
         sequence = "".join(rng.choices("ACGTN", k=n))
