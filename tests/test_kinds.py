@@ -147,3 +147,14 @@ class TestToyConnector(ConnectorTests):
     @pytest.fixture
     def tier(self, toy_kind: None) -> aifdata.Tier:
         return aifdata.Tier("toy", f"toy://{uuid.uuid4().hex[:8]}/root")
+
+
+@pytest.mark.parametrize("rel", ["../other/key", "a/../../b", "/abs/key"])
+def test_an_s3_key_that_would_leave_the_tier_is_refused_before_any_request(rel):
+    from aifdata import PathEscape
+    from aifdata.connectors import connector_for
+
+    conn = connector_for(aifdata.Tier.s3("s3://bucket/prefix", endpoint_url="http://127.0.0.1:9"))
+    with pytest.raises(PathEscape, match="would leave the tier"):
+        conn.key(rel)
+    assert conn.key("a/..b/c") == "prefix/a/..b/c"  # '..' inside a name is a name

@@ -60,6 +60,17 @@ def test_symlink_out_of_the_root_is_refused(pfs_fs, pfs_dir, outside):
     assert not (outside / "new.txt").exists()
 
 
+def test_listings_do_not_show_symlinks_out_of_the_root(pfs_fs, pfs_dir, outside):
+    """A link out of the tier would tell its target's size and times: it is not listed."""
+    (pfs_dir / "kept.txt").write_bytes(b"in")
+    (pfs_dir / "link").symlink_to(outside)
+    (pfs_dir / "file-link").symlink_to(outside / "secret.txt")
+    (pfs_dir / "inner-link").symlink_to(pfs_dir / "kept.txt")
+    listed = pfs_fs.ls("pfsonly", detail=False)
+    assert sorted(listed) == ["pfsonly/inner-link", "pfsonly/kept.txt"]
+    assert pfs_fs.find("pfsonly", withdirs=True) == ["pfsonly/inner-link", "pfsonly/kept.txt"]
+
+
 def test_symlink_inside_the_root_is_followed(pfs_fs, pfs_dir):
     (pfs_dir / "real").mkdir()
     (pfs_dir / "real" / "data.bin").write_bytes(b"inside")

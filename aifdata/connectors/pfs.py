@@ -125,7 +125,7 @@ class PFSConnector(Connector):
             return [self.info(rel)]
         out = []
         for entry in entries:
-            if entry.name.endswith(TEMP_SUFFIX):
+            if entry.name.endswith(TEMP_SUFFIX) or not _inside(entry, self.real_root):
                 continue
             try:
                 st = entry.stat()
@@ -141,7 +141,7 @@ class PFSConnector(Connector):
         out: dict[str, Info] = {}
         pending = [(full, rel)]
         while pending:  # one thread: threads only fight over the GIL here
-            infos, below = _scan_directory(*pending.pop(), withdirs)
+            infos, below = _scan_directory(*pending.pop(), withdirs, self.real_root)
             out.update(infos)
             pending.extend(below)
         return out
@@ -311,8 +311,17 @@ def _read_fd(fd: int, name: str) -> bytes:
     return b"".join(parts)
 
 
+def _inside(entry: os.DirEntry[str], real_root: str) -> bool:
+    """Whether a listed entry stays in the tier: a symlink out of it is not shown (its
+    target's size and times are not the tier's to tell; reading it is refused too)."""
+    if not entry.is_symlink():
+        return True
+    real = os.path.realpath(entry.path)
+    return real == real_root or real.startswith(real_root + os.sep)
+
+
 def _scan_directory(
-    directory: str, base: str, withdirs: bool
+    directory: str, base: str, withdirs: bool, real_root: str
 ) -> tuple[dict[str, Info], list[tuple[str, str]]]:
     """One directory's files (and directories if asked), and the directories to descend."""
     out: dict[str, Info] = {}
@@ -323,6 +332,8 @@ def _scan_directory(
         return out, below
     for entry in entries:
         path = f"{base}/{entry.name}" if base else entry.name
+        if not _inside(entry, real_root):
+            continue
         try:
             if entry.is_dir():
                 if withdirs:

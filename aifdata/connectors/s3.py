@@ -20,7 +20,7 @@ from fsspec.asyn import sync
 from s3fs import S3FileSystem
 from s3fs.core import S3File
 
-from .._errors import AifDataError, StorageError, StorageUnavailable
+from .._errors import AifDataError, PathEscape, StorageError, StorageUnavailable
 from ._base import Connector, FileStat, Info
 from ._range_file import RangeReader
 from ._s3_errors import translate, translated
@@ -106,6 +106,9 @@ class S3Connector(Connector):
     # -- paths ---------------------------------------------------------------
 
     def key(self, rel: str) -> str:
+        """The object key of ``rel``; a path that would leave the tier's prefix is refused."""
+        if rel.startswith("/") or (".." in rel and ".." in rel.split("/")):
+            raise PathEscape(f"{self.tier.url}: refusing {rel!r}: it would leave the tier")
         prefix = self.settings.prefix
         return f"{prefix}/{rel}" if prefix and rel else (prefix or rel)
 
