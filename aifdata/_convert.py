@@ -106,7 +106,4 @@ def _dataset_of(catalog: Catalog | None, url: str, config: Config) -> str | None
     """The catalog dataset whose files include ``url``, if any."""
     if catalog is None:
         return None
-    from .catalog._policy import physical_prefixes
-
-    found = catalog.policy().located(url, physical_prefixes(url, config))
-    return found.name if found.dataset else None
+    return catalog.dataset_at(url)

@@ -21,8 +21,7 @@ from ._config import Config, aifdata_home
 from ._filesystem import MountedFileSystem
 from ._router import RecordLookup
 from ._urls import register_scheme
-from .catalog import Catalog
-from .catalog._store import catalogs_opened
+from .catalog import Catalog, catalogs_opened
 
 CATALOG_RECHECK_SECONDS = 1.0  # while $AIFDATA_HOME/catalog.db is absent
 

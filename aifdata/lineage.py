@@ -28,9 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import AifDataError
-from .catalog import Catalog, Dataset
-from .catalog._lineage import LineageNode, RunRecord
-from .catalog._openlineage import events_for
+from .catalog import (
+    Catalog,
+    Dataset,
+    LineageNode,
+    RunRecord,
+    openlineage_events_of,
+    send_openlineage,
+)
 
 __all__ = ["LineageNode", "Run", "RunRecord", "run"]
 
@@ -88,24 +93,23 @@ def run(
     handle = Run(catalog, key, run_id, job)
     handle.inputs.extend(resolved)
     if sink is not None:
-        _send(events_for(catalog.run_record(key)), sink)  # a running run: START only
+        _send(openlineage_events_of(catalog.run_record(key)), sink)  # a running run: START only
     try:
         yield handle
     except BaseException as exc:
         record = catalog.end_run(key, "FAIL", f"{type(exc).__name__}: {exc}")
         if sink is not None:
-            _send(events_for(record)[1:], sink)
+            _send(openlineage_events_of(record)[1:], sink)
         raise
     record = catalog.end_run(key, "COMPLETE")
     if sink is not None:
-        _send(events_for(record)[1:], sink)
+        _send(openlineage_events_of(record)[1:], sink)
 
 
 def _send(events: list[dict[str, Any]], sink: str) -> None:
-    from .catalog._openlineage import send
 
     try:
-        send(events, sink)
+        send_openlineage(events, sink)
     except (AifDataError, OSError) as exc:
         warnings.warn(f"lineage events not sent: {exc}", RuntimeWarning, stacklevel=4)
 

@@ -3,11 +3,12 @@
 from .._streams import CHECKSUM_ALGORITHM
 from ._catalog import Catalog, open_dataset, split_ref
 from ._lineage import LineageNode, RunRecord
+from ._openlineage import events_for as openlineage_events_of
 from ._openlineage import send as send_openlineage
 from ._policy import PRIVILEGES, Grant, Principal, current_principal, current_user
 from ._records import Dataset, FileRecord
 from ._search import SearchHit
-from ._store import filesystem_type, is_network_filesystem
+from ._store import catalogs_opened, filesystem_type, is_network_filesystem
 
 __all__ = [
     "CHECKSUM_ALGORITHM",
@@ -20,11 +21,13 @@ __all__ = [
     "Principal",
     "RunRecord",
     "SearchHit",
+    "catalogs_opened",
     "current_principal",
     "current_user",
     "filesystem_type",
     "is_network_filesystem",
     "open_dataset",
+    "openlineage_events_of",
     "send_openlineage",
     "split_ref",
 ]

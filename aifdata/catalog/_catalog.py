@@ -47,6 +47,7 @@ from ._policy import (
     current_user,
     load_policy,
     parse_principal,
+    physical_prefixes,
     read_scope,
 )
 from ._records import Dataset, FileRecord, StageReport
@@ -254,6 +255,12 @@ class Catalog:
         if pattern is not None:
             found = tuple(g for g in found if covers(g.pattern, pattern) or g.pattern == pattern)
         return list(found)
+
+    def dataset_at(self, url: str) -> str | None:
+        """The dataset whose files live at ``url`` (a physical URL or path, on any tier of
+        its mount), or None."""
+        found = self.policy().located(url, physical_prefixes(url, self.config))
+        return found.name if found.dataset else None
 
     def admins(self) -> list[str]:
         """The catalog's admins."""
