@@ -142,7 +142,7 @@ def test_fastq_names_with_codec_endings_are_fastq():
 def test_a_codec_missing_its_library_says_what_to_install(tmp_path, monkeypatch):
     from aifdata.codecs import _registry
 
-    monkeypatch.setitem(_registry._extra, "toy", "aifdata_test_no_such_module:Toy")
+    monkeypatch.setitem(_registry.REGISTRY.entry_points(), "toy", "aifdata_test_no_such_module:Toy")
     with pytest.raises(FormatError, match=r"codec 'toy' needs aifdata_test_no_such_module"):
         codecs.get("toy")
     assert codecs.detect(b"plain text").name == "none"  # a codec that does not load claims nothing
@@ -211,8 +211,8 @@ def test_a_third_party_codec_serves_an_existing_text_format(tmp_path, monkeypatc
     from aifdata.codecs import _registry as codec_registry
     from aifdata.formats import _registry as format_registry
 
-    monkeypatch.setattr(codec_registry, "_loaded", dict(codec_registry._loaded))
-    monkeypatch.setattr(format_registry, "_loaded", dict(format_registry._loaded))
+    for registry in (codec_registry.REGISTRY, format_registry.REGISTRY):
+        monkeypatch.setattr(registry, "_loaded", dict(registry._loaded))
     codecs.register(ZlibCodec)
     formats.register(ToyFastq)
     records = random_records(31, 2000)

@@ -96,7 +96,7 @@ def install_toy_kind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, entry: str
     monkeypatch.syspath_prepend(str(PLUGINS))
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     _registry.rescan()
-    monkeypatch.setattr(_registry, "_loaded", dict(_registry._loaded))  # forgotten afterwards
+    monkeypatch.setattr(_registry.REGISTRY, "_loaded", dict(_registry.REGISTRY._loaded))
 
 
 @pytest.fixture
