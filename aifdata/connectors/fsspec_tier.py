@@ -22,7 +22,7 @@ from typing import Any, BinaryIO, ClassVar
 import fsspec
 from fsspec.spec import AbstractFileSystem
 
-from .._errors import StorageError
+from .._errors import PathEscape, StorageError
 from ._base import Connector, Info
 from ._kind import TABLE, OptionCheck, StorageKind, join, shown
 from ._tier import Tier
@@ -111,6 +111,10 @@ class FsspecConnector(Connector):
 
     def path(self, rel: str) -> str:
         """The wrapped filesystem's path of ``rel``."""
+        # Refused as on a pfs tier: "/x" would be the key "root//x", whose empty segment
+        # fsspec's memory filesystem before 2026.7 lists as a directory and cannot remove.
+        if rel.startswith("/"):
+            raise PathEscape(f"{self.url('')}: refusing absolute path {rel!r}")
         return join(self.root, rel) if self.root else rel
 
     def _rel(self, path: str) -> str:
@@ -257,7 +261,8 @@ class FsspecConnector(Connector):
 
     def _temp_name(self, rel: str) -> str:
         directory, _, name = rel.rpartition("/")
-        return self.path(join(directory, f".{name}.{uuid.uuid4().hex[:12]}{TEMP_SUFFIX}"))
+        temp = f".{name}.{uuid.uuid4().hex[:12]}{TEMP_SUFFIX}"
+        return self.path(join(directory, temp) if directory else temp)
 
 
 class _MoveOnClose(io.RawIOBase):
