@@ -23,6 +23,7 @@ from typing import Any
 
 import aifdata.codecs as codecs
 
+from .._config import Config
 from .._errors import FormatError
 from ._base import (
     DEFAULT_TARGET_BYTES,
@@ -94,7 +95,7 @@ def partition(
     n: int | None = None,
     target_bytes: int | None = None,
     format: str | None = None,
-    config: Any = None,
+    config: Config | None = None,
 ) -> list[Partition]:
     """Partitions of one file (``aif://``, ``s3://`` or local), planned from small range reads.
 
@@ -112,7 +113,7 @@ def partition(
 def read_all(
     partitions: Iterable[Partition],
     prefetch: int = 4,
-    config: Any = None,
+    config: Config | None = None,
     block_bytes: int = BLOCK_BYTES,
     **options: Any,
 ) -> Iterator[tuple[Partition, Any]]:
@@ -145,7 +146,7 @@ class _Sources:
     """One checked :class:`RangeSource` per file version for a whole ``read_all``
     (one look at the file's size and ETag, however many partitions it has)."""
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Config | None) -> None:
         self.config = config
         self._opened: dict[tuple[str, str], RangeSource] = {}
         self._lock = threading.Lock()

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 import aifdata.codecs as codecs
 
+from .._config import Config, load_config
 from .._errors import FormatError
 from ..codecs import ByteReader as ByteReader  # where it lived before the codecs layer
 from ..codecs import Codec, Text
@@ -95,8 +96,7 @@ class RangeSource:
     reads little.
     """
 
-    def __init__(self, url: str, config: Any = None) -> None:
-        from .._config import load_config
+    def __init__(self, url: str, config: Config | None = None) -> None:
         from .._urls import resolve_url
 
         self.url = url
@@ -238,7 +238,7 @@ class ByteRangeFormat(FormatPlugin):
     """
 
     def read(
-        self, partition: Partition, source: RangeSource | None = None, config: Any = None,
+        self, partition: Partition, source: RangeSource | None = None, config: Config | None = None,
         **options: Any,
     ) -> Any:  # fmt: skip
         source = open_source(partition, source, config)
@@ -379,7 +379,7 @@ class TextFormat(ByteRangeFormat):
         return partition["start"], partition["end"]
 
     def read(
-        self, partition: Partition, source: RangeSource | None = None, config: Any = None,
+        self, partition: Partition, source: RangeSource | None = None, config: Config | None = None,
         **options: Any,
     ) -> Any:  # fmt: skip
         source = open_source(partition, source, config)
@@ -429,7 +429,7 @@ class KeptMetadata:
 
 
 def open_source(
-    partition: Partition, source: RangeSource | None = None, config: Any = None
+    partition: Partition, source: RangeSource | None = None, config: Config | None = None
 ) -> RangeSource:
     """The source to read a partition from, checked to be the file that was planned."""
     source = source or RangeSource(partition.url, config)

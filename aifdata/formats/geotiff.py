@@ -37,6 +37,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .._config import Config
 from .._errors import FormatError
 from ._base import (
     FormatPlugin,
@@ -143,7 +144,7 @@ class GeoTiffFormat(FormatPlugin):
         self,
         partition: Partition,
         source: RangeSource | None = None,
-        config: Any = None,
+        config: Config | None = None,
         **options: Any,
     ) -> Raster:
         source = open_source(partition, source, config)

@@ -43,6 +43,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from .._config import Config
 from .._errors import FormatError
 from ._base import (
     FormatPlugin,
@@ -130,7 +131,7 @@ class RootFormat(FormatPlugin):
         partition: Partition,
         source: RangeSource | None = None,
         branches: str | Sequence[str] | None = None,
-        config: Any = None,
+        config: Config | None = None,
         library: str = "ak",
         **options: Any,
     ) -> Any:
