@@ -18,7 +18,7 @@ from typing import Any
 
 from ._errors import ConfigError, MountNotFound
 from .connectors import Tier, get_kind, names
-from .connectors._kind import shown as _shown
+from .connectors import shown as _shown
 
 MOUNT_KEYS = ("prefix", "read_order", "write_tier")
 
@@ -289,7 +289,10 @@ class _ConfigReader:
             return f"expected a tier table [{key}], got {_shown(value)}"
         tier_keys = {"kind"}
         for kind in names():
-            spec = get_kind(kind)
+            try:
+                spec = get_kind(kind)
+            except ConfigError:  # a kind that does not load: no help from it here
+                continue
             tier_keys |= {spec.location_key, *spec.options}
         mount = key.rpartition(".")[0]
         if name in tier_keys:

@@ -25,7 +25,7 @@ from ._config import Config, load_config
 from ._errors import AifDataError
 from ._streams import CHUNK_SIZE, copy_stream
 from ._urls import resolve_url
-from .connectors._atomic import AtomicWriter
+from .connectors import AtomicWriter
 
 PathLike = str | os.PathLike[str]
 ConfigLike = Config | PathLike | None

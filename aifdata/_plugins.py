@@ -117,3 +117,9 @@ class Registry(Generic[T]):
             raise self.error(
                 f"{self.noun} {name!r} needs {exc.name or 'a missing package'}: {hint}"
             ) from exc
+        except Exception as exc:  # a broken third-party plug-in: named, not a crash
+            if module.partition(".")[0] == "aifdata":
+                raise
+            raise self.error(
+                f"{self.noun} {name!r} from {target} cannot be loaded: {type(exc).__name__}: {exc}"
+            ) from exc

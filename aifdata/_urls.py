@@ -16,7 +16,7 @@ from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
 
 from ._config import Config, Mount
-from ._errors import BadURL
+from ._errors import BadURL, PathEscape
 from .connectors import Tier, connector_for, kind_of_url
 
 #: How a scheme's URLs become a filesystem and a path, given the mount table.
@@ -55,6 +55,7 @@ def _tier_filesystem(url: str, config: Config) -> tuple[AbstractFileSystem, str]
     if located is None and url.startswith("s3://"):  # another key of a mounted bucket
         located = _same_bucket(url, config)
     if located is not None:
+        _refuse_dot_segments(url, located[1])
         fs = _wrapped_filesystem(connector_for(located[1]))
         if fs is not None:
             return fs, fs._strip_protocol(url)
@@ -62,10 +63,15 @@ def _tier_filesystem(url: str, config: Config) -> tuple[AbstractFileSystem, str]
     if kind is None or not kind.direct:
         _refuse_other_schemes(url)
         raise BadURL(f"{url}: no storage kind serves this URL")
-    fs = _wrapped_filesystem(connector_for(Tier(kind.name, _root_of(url), kind.name)))
-    if fs is None:
-        raise BadURL(f"{url}: tier kind {kind.name!r} gives no filesystem for direct URLs")
+    fs = kind.direct_filesystem(url)
     return fs, fs._strip_protocol(url)
+
+
+def _refuse_dot_segments(url: str, tier: Tier) -> None:
+    """A URL inside a tier gets that tier's credentials: it may not walk out of it."""
+    rest = url[len(tier.url) :] if url.startswith(tier.url) else url.partition("://")[2]
+    if any(part in (".", "..") for part in rest.split("/")):
+        raise PathEscape(f"{url}: refusing '.' or '..' in a URL of tier {tier.name!r}")
 
 
 def _same_bucket(url: str, config: Config) -> tuple[Mount, Tier, str] | None:
@@ -75,12 +81,6 @@ def _same_bucket(url: str, config: Config) -> tuple[Mount, Tier, str] | None:
             if tier.kind == "s3" and tier.url.removeprefix("s3://").split("/")[0] == bucket:
                 return mount, tier, ""
     return None
-
-
-def _root_of(url: str) -> str:
-    """The first segment of a URL (``s3://bucket``): a location any kind accepts."""
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.split('/')[0]}"
 
 
 def _wrapped_filesystem(connector: object) -> AbstractFileSystem | None:

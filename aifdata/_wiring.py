@@ -51,6 +51,11 @@ class AifFileSystem(MountedFileSystem):
         catalog: Catalog | str | os.PathLike[str] | bool | None = None,
         **kwargs: Any,
     ):
+        if "gate" in kwargs or "records" in kwargs:
+            raise TypeError(
+                "AifFileSystem takes its gate and records from its catalog; for others, use"
+                " aifdata._filesystem.MountedFileSystem(config, gate=..., records=...)"
+            )
         super().__init__(config, **kwargs)
         self._catalog_option = catalog
         self._catalog: Catalog | None = None
@@ -87,11 +92,21 @@ class AifFileSystem(MountedFileSystem):
             catalog = self.catalog
             if catalog is not None:
                 self._catalog_gate = catalog.gate(self.config)
-        return self._catalog_gate or self._gate
+        return self._catalog_gate
 
     def _replica_lookup(self) -> RecordLookup | None:
         catalog = self.catalog
-        return catalog.replica_records if catalog is not None else self._records
+        return catalog.replica_records if catalog is not None else None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Rebuilt elsewhere with the same config and catalog option (given either way)."""
+        options = {k: v for k, v in self.storage_options.items() if k != "config"}
+        options["catalog"] = self._catalog_option
+        return _rebuild, (self.config, options)
+
+
+def _rebuild(config: Config, options: dict[str, Any]) -> AifFileSystem:
+    return AifFileSystem(config, **options)
 
 
 def filesystem(

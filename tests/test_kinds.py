@@ -74,6 +74,10 @@ def test_a_grant_on_a_dataset_on_an_fsspec_tier_refuses_an_ungranted_read(memory
     catalog.ingest("aif://mem/prot", "lab/prot")
     # a second spelling of the same place: the tier's own URL
     catalog.ingest(f"{memory_url}/d/open", "lab/open")
+    assert catalog.dataset("lab/open").urls(config) == ["aif://mem/open/y.txt"]
+    assert catalog.dataset("lab/open").files[0].replicas == (
+        ("fsspec", f"{memory_url}/d/open/y.txt"),
+    )
     catalog.grant("*", "read", "lab/open")
     monkeypatch.setenv("AIFDATA_USER", "bob")
     with pytest.raises(AccessDenied, match="lab/prot"):
@@ -158,3 +162,52 @@ def test_an_s3_key_that_would_leave_the_tier_is_refused_before_any_request(rel):
     with pytest.raises(PathEscape, match="would leave the tier"):
         conn.key(rel)
     assert conn.key("a/..b/c") == "prefix/a/..b/c"  # '..' inside a name is a name
+
+
+@pytest.mark.parametrize(
+    "url", ["simplecache::s3://b/k", "simplecache://b/k", "dir://x", "reference://x", "aif://m"]
+)
+def test_an_fsspec_tier_over_other_storage_is_refused(url):
+    """A cache or a directory of another filesystem would be a second name for data whose
+    grants match its own location."""
+    with pytest.raises(ConfigError, match=r"wraps other storage|fsspec knows no protocol"):
+        aifdata.Tier.fsspec(url)
+
+
+def test_other_names_of_a_protocol_match_the_same_grants(monkeypatch):
+    kind = get_kind("fsspec")
+    assert kind.normalise("gcs://bucket/data/") == "gs://bucket/data"
+    assert kind.normalise("hdfs:///user/me/") == "hdfs:///user/me"  # a path from the root
+    assert kind.aliases("gcs://bucket/data") == {"gcs://bucket/data", "gs://bucket/data"}
+    config = aifdata.parse_config('[mounts.m.fsspec]\nurl = "memory://spell/root"\n')
+    from aifdata.catalog._policy import physical_prefixes
+
+    assert "memory://spell/root/ds" in physical_prefixes("memory://spell/root/ds", config)
+    assert "memory://spell/root/ds" in physical_prefixes("aif://m/ds", config)
+
+
+@pytest.mark.parametrize(
+    ("root", "rel", "joined"),
+    [
+        ("memory://", "x", "memory://x"),
+        ("/", "", "/"),
+        ("/", "a", "/a"),
+        ("s3://b/p/", "k", "s3://b/p/k"),
+    ],
+)
+def test_a_bare_root_keeps_its_slashes_when_joined(root, rel, joined):
+    from aifdata.connectors import join
+
+    assert join(root, rel) == joined
+
+
+def test_a_url_inside_a_tier_may_not_walk_out_of_it(memory_url):
+    from aifdata import PathEscape, url_to_fs
+
+    config = aifdata.parse_config(f'[mounts.m.fsspec]\nurl = "{memory_url}/data"\n')
+    for url in (f"{memory_url}/data/../secret", f"{memory_url}/data/a/./b"):
+        with pytest.raises(PathEscape, match=r"refusing '\.' or '\.\.'"):
+            url_to_fs(url, config)
+    conn = aifdata.connectors.connector_for(config.mount("m").tier("fsspec"))
+    with pytest.raises(PathEscape, match=r"refusing '\.\.'"):
+        conn.path("a/../../b")

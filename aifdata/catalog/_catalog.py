@@ -20,7 +20,7 @@ from .._filesystem import MountedFileSystem
 from .._gc import gc_paused
 from .._router import ReplicaRecord
 from .._urls import resolve_url
-from ..connectors import FileStat
+from ..connectors import FileStat, join
 from ._bulk import insert_files
 from ._gate import CatalogGate
 from ._ingest import SourceFile, scan
@@ -43,6 +43,7 @@ from ._policy import (
     check_dataset_name,
     check_pattern,
     check_privilege,
+    covers,
     current_principal,
     current_user,
     load_policy,
@@ -124,7 +125,16 @@ class Catalog:
             self._local.conn = None
 
     def open_url(self, url: str) -> tuple[AbstractFileSystem, str]:
-        """The filesystem and path of ``url``; ``aif://`` is governed by this catalog."""
+        """The filesystem and path of ``url``; ``aif://`` is governed by this catalog.
+
+        A URL inside a mounted tier of a kind that has no filesystem of its own outside
+        mounts (``fsspec``, a third party's) is read through ``aif://``, so what is
+        recorded are the tier's own URLs, which routing and staging find again.
+        """
+        located = self.config.tier_at(url) if "://" in url else None
+        if located is not None and not (located[1].local or located[1].storage_kind.direct):
+            mount, _tier, rel = located
+            url = "aif://" + join(mount.prefix, rel)
         if url.startswith("aif://"):
             fs = self.filesystem()
             return fs, fs._strip_protocol(url)
@@ -249,8 +259,6 @@ class Catalog:
 
     def grants(self, pattern: str | None = None) -> list[Grant]:
         """Grants (those whose pattern covers ``pattern`` if given), by pattern."""
-        from ._policy import covers
-
         found = self.policy().grants
         if pattern is not None:
             found = tuple(g for g in found if covers(g.pattern, pattern) or g.pattern == pattern)

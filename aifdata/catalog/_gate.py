@@ -19,7 +19,7 @@ from urllib.parse import unquote
 
 from .._config import Config
 from .._errors import AccessDenied, MountNotFound
-from ..connectors._kind import join
+from ..connectors import join
 from ._policy import Policy, Principal, Resource, current_principal
 
 
@@ -49,7 +49,7 @@ class CatalogGate:
         self.config = config
 
     def __repr__(self) -> str:
-        return f"CatalogGate({self.catalog!r})"
+        return f"CatalogGate({self.catalog!r}, {self.config!r})"
 
     def check(self, paths: str | Iterable[str], privilege: str, action: str) -> None:
         """Raise AccessDenied (and audit it) unless every path allows ``privilege``."""

@@ -33,8 +33,7 @@ from typing import Any
 from .._config import Config
 from .._errors import CatalogError
 from .._paths import clean_path
-from ..connectors import kind_of_url
-from ..connectors._kind import join
+from ..connectors import join, kind_of_url
 
 PRIVILEGES = ("read", "write", "admin")
 _RANK = {name: rank for rank, name in enumerate(PRIVILEGES)}

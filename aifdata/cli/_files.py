@@ -79,11 +79,11 @@ def ls_command(
 
 
 def _display(fs: AbstractFileSystem, name: str) -> str:
-    if isinstance(fs, AifFileSystem):
-        return f"aif://{name}"
+    """A listed name as the user would type it: a path, or a URL of the entry's scheme."""
     if isinstance(fs, LocalFileSystem):
         return name
-    return f"s3://{name}"
+    shown: str = fs.unstrip_protocol(name)
+    return shown
 
 
 @app.command()

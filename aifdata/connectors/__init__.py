@@ -9,14 +9,16 @@ kinds through the ``aifdata.connectors`` entry-point group.
 
 from __future__ import annotations
 
+from ._atomic import AtomicWriter
 from ._base import Connector, FileStat, Info
-from ._kind import OptionCheck, StorageKind, load_object
+from ._kind import OptionCheck, StorageKind, join, load_object, shown
 from ._registry import ENTRY_POINT_GROUP, get_kind, kind_of_url, names, register
 from ._tier import Tier
 from ._writer import TierWriter
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "AtomicWriter",
     "Connector",
     "FileStat",
     "Info",
@@ -26,9 +28,11 @@ __all__ = [
     "TierWriter",
     "connector_for",
     "get_kind",
+    "join",
     "kind_of_url",
     "names",
     "register",
+    "shown",
 ]
 
 

@@ -75,8 +75,12 @@ TABLE = OptionCheck(
 
 
 def join(root: str, rel: str) -> str:
-    """``root/rel`` (``root`` alone for the empty ``rel``)."""
-    return f"{root.rstrip('/')}/{rel}" if rel else root.rstrip("/")
+    """``root/rel`` (``root`` alone for the empty ``rel``); a bare root (``/``,
+    ``memory://``) keeps its slashes."""
+    base = root if root == "/" or root.endswith("://") else root.rstrip("/")
+    if not rel:
+        return base
+    return f"{base}{rel}" if base.endswith("/") else f"{base}/{rel}"
 
 
 class StorageKind:
@@ -129,6 +133,11 @@ class StorageKind:
     def serves(self, url: str) -> bool:
         """Whether ``url`` (outside any mount) is a location of this kind."""
         return False
+
+    def direct_filesystem(self, url: str) -> Any:
+        """The fsspec filesystem for a URL of this kind outside every mount, with the
+        kind's default settings (only kinds with ``direct`` set are asked)."""
+        raise NotImplementedError(f"tier kind {self.name!r} opens no URL outside a mount")
 
     def aliases(self, url: str) -> set[str]:
         """``url`` and the other spellings that reach the same bytes (grants match them all)."""

@@ -52,7 +52,12 @@ def names() -> list[str]:
 
 
 def register(kind: StorageKind | type[StorageKind]) -> StorageKind:
-    """Add (or replace) a kind at run time; returns the instance registered."""
+    """Add (or replace) a kind at run time; returns the instance registered.
+
+    A kind registered this way is known to this process only: tiers of it do not
+    unpickle in spawned workers (Dask, DataLoader) unless they register it too, so a
+    package should declare its kind as an ``aifdata.connectors`` entry point instead.
+    """
     return REGISTRY.register(kind)
 
 

@@ -144,5 +144,11 @@ class S3Kind(StorageKind):
     def aliases(self, url: str) -> set[str]:
         return {url.rstrip("/")}
 
+    def direct_filesystem(self, url: str) -> Any:
+        """s3fs with the usual AWS settings (its credentials refresh themselves)."""
+        import s3fs
+
+        return s3fs.S3FileSystem()
+
 
 S3_KIND = S3Kind()

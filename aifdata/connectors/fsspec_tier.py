@@ -23,6 +23,7 @@ import fsspec
 from fsspec.spec import AbstractFileSystem
 
 from .._errors import PathEscape, StorageError
+from .._streams import copy_stream
 from ._base import Connector, Info
 from ._kind import TABLE, OptionCheck, StorageKind, join, shown
 from ._tier import Tier
@@ -33,6 +34,15 @@ TEMP_SUFFIX = ".aif-tmp"
 #: Protocols whose directories exist on their own (object stores' do not).
 _REAL_DIRECTORIES = frozenset({"memory", "sftp", "ssh", "ftp", "smb", "webdav", "hdfs"})
 _OTHER_KINDS = {"s3": "s3", "s3a": "s3", "file": "pfs", "local": "pfs"}
+#: Filesystems over other storage (caches, a directory of another filesystem, references,
+#: archives, aif:// itself): a tier there would be a second name for data whose grants
+#: are matched by its own location, so they are refused.
+_WRAPPERS = frozenset(
+    {"aif", "simplecache", "filecache", "blockcache", "cached", "dir", "reference",
+     "zip", "tar", "libarchive", "memmap"}
+)  # fmt: skip
+#: Other names of one protocol: the location is matched in its first spelling.
+_SPELLINGS = {"gcs": "gs", "ssh": "sftp", "az": "abfs", "abfss": "abfs", "adl": "abfs"}
 
 
 def _protocol(url: str) -> str:
@@ -57,6 +67,11 @@ class FsspecKind(StorageKind):
         if protocol.lower() in _OTHER_KINDS:
             kind = _OTHER_KINDS[protocol.lower()]
             return f"{protocol}:// locations are tiers of kind {kind!r}, not 'fsspec'"
+        if protocol.lower() in _WRAPPERS:
+            return (
+                f"{protocol}:// wraps other storage: make a tier of the storage itself"
+                f" (got {shown(location)})"
+            )
         if protocol.lower() not in fsspec.available_protocols():
             return f"fsspec knows no protocol {protocol!r} (in {shown(location)})"
         segments = list(rest.rstrip("/").split("/")[1:])
@@ -65,16 +80,24 @@ class FsspecKind(StorageKind):
         return None
 
     def normalise(self, location: str) -> str:
+        """One spelling per place: the protocol's first name, no trailing slash (a leading
+        one, as in ``hdfs:///user``, is part of the path)."""
         protocol, _, rest = location.partition("://")
-        return f"{protocol.lower()}://{rest.strip('/')}"
+        protocol = _SPELLINGS.get(protocol.lower(), protocol.lower())
+        return f"{protocol}://{rest.rstrip('/')}"
 
     def serves(self, url: str) -> bool:
         protocol = _protocol(url)
         return (
             "://" in url
             and protocol not in _OTHER_KINDS
+            and protocol not in _WRAPPERS
             and protocol in fsspec.available_protocols()
         )
+
+    def aliases(self, url: str) -> set[str]:
+        """The URL as given and in its one spelling (``gcs://b`` is ``gs://b``)."""
+        return {url.rstrip("/"), self.normalise(url)}
 
 
 FSSPEC_KIND = FsspecKind()
@@ -115,6 +138,8 @@ class FsspecConnector(Connector):
         # fsspec's memory filesystem before 2026.7 lists as a directory and cannot remove.
         if rel.startswith("/"):
             raise PathEscape(f"{self.url('')}: refusing absolute path {rel!r}")
+        if ".." in rel.split("/"):
+            raise PathEscape(f"{self.url('')}: refusing '..' in {rel!r}")
         return join(self.root, rel) if self.root else rel
 
     def _rel(self, path: str) -> str:
@@ -220,8 +245,7 @@ class FsspecConnector(Connector):
 
     def put_file(self, local_path: str, rel: str) -> None:
         with open(local_path, "rb") as src, self.open_write(rel) as dst:
-            while chunk := src.read(16 * 2**20):
-                dst.write(chunk)
+            copy_stream(src, dst)
 
     def copy(self, rel1: str, rel2: str) -> None:
         if self.info(rel1)["type"] == "directory":

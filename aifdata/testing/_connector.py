@@ -9,9 +9,7 @@ from typing import Any
 
 import pytest
 
-from ..connectors import Connector, Tier, connector_for
-from ..connectors._base import FileStat
-from ..connectors._writer import TierWriter
+from ..connectors import Connector, FileStat, Tier, TierWriter, connector_for
 from ._escapes import (
     PWNED,
     Attempt,
