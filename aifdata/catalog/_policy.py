@@ -28,12 +28,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from functools import lru_cache
-from typing import Any
 
 from .._config import Config
 from .._errors import CatalogError
 from .._paths import clean_path
 from ..connectors import join, kind_of_url
+from ._search import Scope
 
 PRIVILEGES = ("read", "write", "admin")
 _RANK = {name: rank for rank, name in enumerate(PRIVILEGES)}
@@ -311,14 +311,12 @@ def bootstrap_admin(conn: sqlite3.Connection) -> None:
         )
 
 
-def read_scope(policy: Policy, who: Principal) -> Any:
+def read_scope(policy: Policy, who: Principal) -> Scope | None:
     """An SQL condition on datasets ``d`` equal to "``who`` may read it" (None: everything).
 
     SQLite's GLOB means what a pattern means (``*`` crosses ``/``; ``[!x]`` is
     written ``[^x]``), and ``name GLOB 'p/*'`` is "an ancestor matches p".
     """
-    from ._search import Scope
-
     if policy.is_admin(who):
         return None
     sql, params = ["d.owner = ?"], [who.user]
