@@ -107,19 +107,22 @@ class Registry(Generic[T]):
 
     def load(self, name: str, target: str) -> object:
         """Import ``"module:object"``; a missing library says what to install."""
-        module, _, attr = target.partition(":")
-        try:
-            return getattr(importlib.import_module(module), attr)
-        except ImportError as exc:
-            if (exc.name or "").partition(".")[0] == "aifdata":
-                raise  # a bug in aifdata, not a missing extra
-            hint = self.hints.get(name) or self.default_hint or f"install what provides {target}"
-            raise self.error(
-                f"{self.noun} {name!r} needs {exc.name or 'a missing package'}: {hint}"
-            ) from exc
-        except Exception as exc:  # a broken third-party plug-in: named, not a crash
-            if module.partition(".")[0] == "aifdata":
-                raise
-            raise self.error(
-                f"{self.noun} {name!r} from {target} cannot be loaded: {type(exc).__name__}: {exc}"
-            ) from exc
+        hint = self.hints.get(name) or self.default_hint or f"install what provides {target}"
+        return load(target, f"{self.noun} {name!r}", hint, self.error)
+
+
+def load(target: str, what: str, hint: str, error: type[Exception]) -> object:
+    """Import ``"module:object"`` for ``what``: a missing library raises ``error`` saying what
+    to install, a broken third-party module ``error`` naming it; a failure inside aifdata
+    stays the bug it is."""
+    module, _, attr = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except ImportError as exc:
+        if (exc.name or "").partition(".")[0] == "aifdata":
+            raise  # a bug in aifdata, not a missing extra
+        raise error(f"{what} needs {exc.name or 'a missing package'}: {hint}") from exc
+    except Exception as exc:  # a broken third-party plug-in: named, not a crash
+        if module.partition(".")[0] == "aifdata":
+            raise
+        raise error(f"{what} from {target} cannot be loaded: {type(exc).__name__}: {exc}") from exc

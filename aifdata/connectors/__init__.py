@@ -9,9 +9,11 @@ kinds through the ``aifdata.connectors`` entry-point group.
 
 from __future__ import annotations
 
+from .._errors import ConfigError
+from .._plugins import load
 from ._atomic import AtomicWriter
 from ._base import Connector, FileStat, Info
-from ._kind import OptionCheck, StorageKind, join, load_object, shown
+from ._kind import OptionCheck, StorageKind, join, shown
 from ._registry import ENTRY_POINT_GROUP, get_kind, kind_of_url, names, register
 from ._tier import Tier
 from ._writer import TierWriter
@@ -39,6 +41,7 @@ __all__ = [
 def connector_for(tier: Tier) -> Connector:
     """Make the connector that serves ``tier`` (its kind's module imported now)."""
     kind = tier.storage_kind
-    cls: type[Connector] = load_object(kind.connector, f"tier kind {kind.name!r}",
-                                       kind.install_hint)  # fmt: skip
-    return cls(tier)
+    found = load(kind.connector, f"tier kind {kind.name!r}", kind.install_hint, ConfigError)
+    if not (isinstance(found, type) and issubclass(found, Connector)):
+        raise ConfigError(f"tier kind {kind.name!r}: {kind.connector} is not a Connector class")
+    return found(tier)

@@ -12,7 +12,6 @@ so checking a config never pays for them.
 
 from __future__ import annotations
 
-import importlib
 import math
 import numbers
 import reprlib
@@ -20,8 +19,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
-
-from .._errors import ConfigError
 
 _REPR = reprlib.Repr()
 _REPR.maxstring = _REPR.maxother = 60
@@ -142,14 +139,3 @@ class StorageKind:
     def aliases(self, url: str) -> set[str]:
         """``url`` and the other spellings that reach the same bytes (grants match them all)."""
         return {url}
-
-
-def load_object(target: str, what: str, hint: str) -> Any:
-    """Import ``"module:attr"``; a missing library is a ConfigError with the install hint."""
-    module, _, attr = target.partition(":")
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except ImportError as exc:
-        if (exc.name or "").partition(".")[0] == "aifdata":
-            raise  # a bug in aifdata, not a missing extra
-        raise ConfigError(f"{what} needs {exc.name or 'a missing package'}: {hint}") from exc
