@@ -269,7 +269,10 @@ class _ConfigReader:
         if not isinstance(table, dict):
             raise self.fail(key, self._not_a_tier(key, name, table))
         kind = self._kind(key, name, table)
-        location_key = get_kind(kind).location_key
+        try:
+            location_key = get_kind(kind).location_key
+        except ConfigError as exc:  # an installed kind that does not load
+            raise self.fail(f"{key}.kind" if "kind" in table else key, str(exc)) from None
         if location_key not in table:
             other = next((k for k in ("url", "path") if k in table and k != location_key), None)
             hint = f" (a {kind} tier has {location_key}, not {other})" if other else ""

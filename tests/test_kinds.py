@@ -170,7 +170,7 @@ def test_an_s3_key_that_would_leave_the_tier_is_refused_before_any_request(rel):
 def test_an_fsspec_tier_over_other_storage_is_refused(url):
     """A cache or a directory of another filesystem would be a second name for data whose
     grants match its own location."""
-    with pytest.raises(ConfigError, match=r"wraps other storage|fsspec knows no protocol"):
+    with pytest.raises(ConfigError, match=r"wraps? other storage"):
         aifdata.Tier.fsspec(url)
 
 
@@ -211,3 +211,13 @@ def test_a_url_inside_a_tier_may_not_walk_out_of_it(memory_url):
     conn = aifdata.connectors.connector_for(config.mount("m").tier("fsspec"))
     with pytest.raises(PathEscape, match=r"refusing '\.\.'"):
         conn.path("a/../../b")
+
+
+def test_a_kind_whose_module_does_not_load_is_named_with_the_file_and_key(tmp_path, monkeypatch):
+    install_toy_kind(tmp_path, monkeypatch, "brk = aifdata_no_such_kind_module:KIND")
+    with pytest.raises(ConfigError) as caught:
+        aifdata.parse_config('[mounts.m.t]\nkind = "brk"\nurl = "brk://x"\n', source="c.toml")
+    assert str(caught.value).startswith(
+        "c.toml: mounts.m.t.kind: storage kind 'brk' needs aifdata_no_such_kind_module:"
+    )
+    _registry.rescan()

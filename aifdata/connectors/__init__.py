@@ -13,13 +13,32 @@ from .._errors import ConfigError
 from .._plugins import load
 from ._atomic import AtomicWriter
 from ._base import Connector, FileStat, Info
-from ._kind import OptionCheck, StorageKind, join, shown
+from ._kind import (
+    BYTES,
+    COUNT,
+    FLAG,
+    HTTP_URL,
+    SECONDS,
+    TABLE,
+    TEXT,
+    OptionCheck,
+    StorageKind,
+    join,
+    shown,
+)
 from ._registry import ENTRY_POINT_GROUP, get_kind, kind_of_url, names, register
 from ._tier import Tier
 from ._writer import TierWriter
 
 __all__ = [
+    "BYTES",
+    "COUNT",
     "ENTRY_POINT_GROUP",
+    "FLAG",
+    "HTTP_URL",
+    "SECONDS",
+    "TABLE",
+    "TEXT",
     "AtomicWriter",
     "Connector",
     "FileStat",

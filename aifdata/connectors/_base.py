@@ -1,8 +1,17 @@
 """What every connector offers the virtual filesystem.
 
 A connector serves one :class:`~aifdata.Tier`. It speaks *tier-relative*
-paths (``run42/reads.fastq``), already cleaned by :func:`aifdata._paths.clean_path`,
-and returns fsspec-style info dicts whose ``name`` is tier-relative too.
+paths (``run42/reads.fastq``; ``""`` is the tier's root) and returns
+fsspec-style info dicts whose ``name`` is tier-relative too. Paths from
+``aif://`` arrive cleaned, but a connector is a boundary of its own: it refuses
+(:class:`~aifdata.PathEscape`) or contains any path that would leave its root
+(``..``, an absolute path, a symlink out of it).
+
+Errors keep their builtin meaning: a missing path is a :class:`FileNotFoundError`
+naming it, a file where a directory is needed a :class:`NotADirectoryError`, a
+directory where a file is needed an :class:`IsADirectoryError`, unreachable
+storage a :class:`ConnectionError`. :class:`aifdata.testing.ConnectorTests`
+checks all of this; a third-party connector's tests subclass it.
 """
 
 from __future__ import annotations

@@ -63,6 +63,11 @@ class FsspecKind(StorageKind):
     def location_problem(self, location: Any) -> str | None:
         if not isinstance(location, str) or "://" not in location:
             return f"expected {self.location_shape}, got {shown(location)}"
+        if "::" in location.partition("://")[0]:
+            return (
+                f"chained fsspec URLs ({shown(location)}) wrap other storage:"
+                " give the inner URL as the tier's url"
+            )
         protocol, _, rest = location.partition("://")
         if protocol.lower() in _OTHER_KINDS:
             kind = _OTHER_KINDS[protocol.lower()]
