@@ -55,10 +55,16 @@ def _tier_filesystem(url: str, config: Config) -> tuple[AbstractFileSystem, str]
     if located is None and url.startswith("s3://"):  # another key of a mounted bucket
         located = _same_bucket(url, config)
     if located is not None:
-        _refuse_dot_segments(url, located[1])
-        fs = _wrapped_filesystem(connector_for(located[1]))
+        mount, tier, rel = located
+        _refuse_dot_segments(url, tier)
+        fs = _wrapped_filesystem(connector_for(tier))
         if fs is not None:
             return fs, fs._strip_protocol(url)
+        if rel or url.rstrip("/") == tier.url:  # a kind with no fsspec filesystem of its own
+            logical = f"aif://{mount.prefix}/{rel}" if rel else f"aif://{mount.prefix}"
+            raise BadURL(
+                f"{url}: tier {tier.name!r} of mount {mount.prefix!r} holds it: use {logical}"
+            )
     kind = kind_of_url(url)
     if kind is None or not kind.direct:
         _refuse_other_schemes(url)

@@ -221,3 +221,11 @@ def test_a_kind_whose_module_does_not_load_is_named_with_the_file_and_key(tmp_pa
         "c.toml: mounts.m.t.kind: storage kind 'brk' needs aifdata_no_such_kind_module:"
     )
     _registry.rescan()
+
+
+def test_a_url_of_a_mounted_kind_without_a_filesystem_points_to_its_aif_path(toy_kind):
+    from aifdata import BadURL, url_to_fs
+
+    config = aifdata.parse_config('[mounts.play.toy]\nurl = "toy://urls/data"\n')
+    with pytest.raises(BadURL, match=r"tier 'toy' of mount 'play' holds it: use aif://play/a/b"):
+        url_to_fs("toy://urls/data/a/b", config)
