@@ -15,7 +15,7 @@ import threading
 import warnings
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -26,8 +26,8 @@ class Registry(Generic[T]):
     ``builtins`` maps a name to ``"module:object"``; ``hints`` a name to what to
     install when its module's library is missing. An unknown name or a missing
     library raises ``error`` (the message of an unknown name is ``unknown(name)``);
-    ``make`` turns the imported object (a class or an instance) into the
-    plug-in, checking it.
+    The imported object (a class or an instance) must be a ``base``; with
+    ``same_name``, its ``name`` must be the one it is registered under.
     """
 
     def __init__(
@@ -37,7 +37,7 @@ class Registry(Generic[T]):
         builtins: Mapping[str, str],
         error: type[Exception],
         unknown: Callable[[str], str],
-        make: Callable[[str, object], T],
+        base: type,  # T itself, which may be abstract (mypy takes no abstract type[T])
         hints: Mapping[str, str] | None = None,
         default_hint: str = "",
     ) -> None:
@@ -46,7 +46,7 @@ class Registry(Generic[T]):
         self.builtins = dict(builtins)
         self.error = error
         self.unknown = unknown
-        self.make = make
+        self.base = base
         self.hints = dict(hints or {})
         self.default_hint = default_hint
         self._loaded: dict[str, T] = {}
@@ -80,6 +80,15 @@ class Registry(Generic[T]):
         """The built-ins in their order, then the others (installed or registered), sorted."""
         others = (set(self.entry_points()) | set(self._loaded)) - set(self.builtins)
         return [*self.builtins, *sorted(others)]
+
+    def make(self, name: str, found: object) -> T:
+        """The plug-in an imported object gives: the instance, or an instance of the class."""
+        plugin = found() if isinstance(found, type) else found
+        named = not name or getattr(plugin, "name", None) == name
+        if not isinstance(plugin, self.base) or not named:
+            what = f"{self.base.__module__.removesuffix('._base')}.{self.base.__name__}"
+            raise self.error(f"{self.noun} {name!r}: {found!r} is not a {what} named {name!r}")
+        return cast(T, plugin)
 
     def register(self, plugin: object) -> T:
         """Add (or replace) a plug-in, a class or an instance; returns the instance."""

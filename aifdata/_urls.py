@@ -60,11 +60,10 @@ def _tier_filesystem(url: str, config: Config) -> tuple[AbstractFileSystem, str]
         fs = _wrapped_filesystem(connector_for(tier))
         if fs is not None:
             return fs, fs._strip_protocol(url)
-        if rel or url.rstrip("/") == tier.url:  # a kind with no fsspec filesystem of its own
-            logical = f"aif://{mount.prefix}/{rel}" if rel else f"aif://{mount.prefix}"
-            raise BadURL(
-                f"{url}: tier {tier.name!r} of mount {mount.prefix!r} holds it: use {logical}"
-            )
+        logical = f"aif://{mount.prefix}/{rel}" if rel else f"aif://{mount.prefix}"
+        raise BadURL(  # a kind with no fsspec filesystem of its own
+            f"{url}: tier {tier.name!r} of mount {mount.prefix!r} holds it: use {logical}"
+        )
     kind = kind_of_url(url)
     if kind is None or not kind.direct:
         _refuse_other_schemes(url)

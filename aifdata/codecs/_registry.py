@@ -25,13 +25,6 @@ _FOREIGN = {
 }
 
 
-def _codec(name: str, found: object) -> Codec:
-    codec = found() if isinstance(found, type) else found
-    if not isinstance(codec, Codec):
-        raise FormatError(f"codec {name!r}: {found!r} is not an aifdata.codecs.Codec")
-    return codec
-
-
 REGISTRY: Registry[Codec] = Registry(
     ENTRY_POINT_GROUP,
     "codec",
@@ -42,7 +35,7 @@ REGISTRY: Registry[Codec] = Registry(
     },
     FormatError,
     lambda name: f"no codec {name!r}; known codecs: {', '.join(available())}",
-    _codec,
+    Codec,
     hints={"bgzf": _FORMATS_EXTRA, "gzip": _FORMATS_EXTRA},
 )
 

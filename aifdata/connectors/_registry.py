@@ -19,13 +19,6 @@ from ._kind import StorageKind
 ENTRY_POINT_GROUP = "aifdata.connectors"
 
 
-def _kind(name: str, found: object) -> StorageKind:
-    kind = found() if isinstance(found, type) else found
-    if not isinstance(kind, StorageKind) or (name and kind.name != name):
-        raise ConfigError(f"tier kind {name!r}: {found!r} is not a StorageKind named {name!r}")
-    return kind
-
-
 REGISTRY: Registry[StorageKind] = Registry(
     ENTRY_POINT_GROUP,
     "storage kind",
@@ -36,7 +29,7 @@ REGISTRY: Registry[StorageKind] = Registry(
     },
     ConfigError,
     lambda name: f"tier kind {name!r} is not one of {', '.join(map(repr, names()))}",
-    _kind,
+    StorageKind,
     default_hint="pip install the package that provides it",
 )
 

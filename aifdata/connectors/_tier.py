@@ -37,11 +37,13 @@ class Tier:
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
         object.__setattr__(self, "url", spec.normalise(self.url))
+        object.__setattr__(self, "_spec", spec)  # not a field: equality and pickling ignore it
 
     @property
     def storage_kind(self) -> StorageKind:
-        """What aifdata knows of this tier's kind of storage."""
-        return get_kind(self.kind)
+        """What aifdata knows of this tier's kind of storage (looked up once, when made)."""
+        spec: StorageKind = self.__dict__["_spec"]
+        return spec
 
     @property
     def local(self) -> bool:

@@ -23,13 +23,6 @@ _unavailable: set[str] = set()  # formats whose library is missing: not retried 
 _lock = threading.Lock()
 
 
-def _plugin(name: str, found: object) -> FormatPlugin:
-    plugin = found() if isinstance(found, type) else found
-    if not isinstance(plugin, FormatPlugin):
-        raise FormatError(f"format {name!r}: {found!r} is not an aifdata.formats.FormatPlugin")
-    return plugin
-
-
 REGISTRY: Registry[FormatPlugin] = Registry(
     ENTRY_POINT_GROUP,
     "format",
@@ -40,7 +33,7 @@ REGISTRY: Registry[FormatPlugin] = Registry(
     },
     FormatError,
     lambda name: f"no format {name!r}; known formats: {', '.join(available())}",
-    _plugin,
+    FormatPlugin,
     default_hint="pip install 'aifdata[formats]'",
 )
 
