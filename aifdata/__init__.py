@@ -9,6 +9,7 @@ from ._copy import CopiedFile, copy, url_to_fs
 from ._errors import (
     AccessDenied,
     AifDataError,
+    BadName,
     BadURL,
     CatalogError,
     ConfigError,
@@ -31,6 +32,7 @@ __all__ = [
     "AccessDenied",
     "AifDataError",
     "AifFileSystem",
+    "BadName",
     "BadURL",
     "Catalog",
     "CatalogError",

@@ -15,7 +15,8 @@ keeps working around aifdata code::
      ├── CatalogError                    the catalog file cannot be opened or written
      │    └── IngestError                an ingest failed part-way; nothing was recorded
      ├── FormatError (ValueError)        bad bytes in a file of a known format
-     └── BadURL (ValueError)             a mistyped URL, or a scheme no tier serves
+     ├── BadURL (ValueError)             a mistyped URL, or a scheme no tier serves
+     └── BadName (ValueError)            a malformed dataset name, NAME@VERSION or grant pattern
 """
 
 from __future__ import annotations
@@ -67,3 +68,8 @@ class FormatError(AifDataError, ValueError):
 
 class BadURL(AifDataError, ValueError):
     """A URL with a mistyped or unsupported scheme (a usage error in the CLI)."""
+
+
+class BadName(AifDataError, ValueError):
+    """A malformed dataset name, ``NAME@VERSION`` reference or grant pattern (a usage error in
+    the CLI); the message says which forms are accepted."""

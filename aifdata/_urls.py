@@ -37,6 +37,8 @@ def resolve_url(url: str, config: Config) -> tuple[AbstractFileSystem, str]:
     options; an ``s3://`` URL outside every mount goes to s3fs with the usual
     AWS settings.
     """
+    if not url.strip():
+        raise BadURL(f"{url!r}: an empty URL; expected aif://PATH, s3://BUCKET/KEY or a path")
     scheme = url.partition("://")[0] if "://" in url else ""
     resolver = _resolvers.get(scheme)
     if resolver is not None:
@@ -51,6 +53,8 @@ def resolve_url(url: str, config: Config) -> tuple[AbstractFileSystem, str]:
 
 def _tier_filesystem(url: str, config: Config) -> tuple[AbstractFileSystem, str]:
     """A URL of a remote kind: the filesystem of the tier that holds it, else of the kind."""
+    if url.startswith("s3://") and not url.removeprefix("s3://").split("/")[0]:
+        raise BadURL(f"{url}: no bucket; expected s3://BUCKET/KEY")
     located = config.tier_at(url)
     if located is None and url.startswith("s3://"):  # another key of a mounted bucket
         located = _same_bucket(url, config)

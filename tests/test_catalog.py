@@ -325,7 +325,7 @@ def test_a_dataset_name_grants_cannot_name_is_refused_before_anything_is_read(
     catalog, tmp_path, name
 ):
     src = make_tree(tmp_path / "named", {"a.bin": b"a"})
-    with pytest.raises(CatalogError, match=r"dataset name .* is not valid"):
+    with pytest.raises(aifdata.BadName, match=r"dataset name .* is not valid"):
         catalog.ingest(str(src), name)
     assert catalog.datasets() == []
 

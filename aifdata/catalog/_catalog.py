@@ -15,7 +15,7 @@ from typing import Any
 from fsspec import AbstractFileSystem
 
 from .._config import Config, aifdata_home, load_config
-from .._errors import AccessDenied, CatalogError, NotFound
+from .._errors import AccessDenied, BadName, CatalogError, NotFound
 from .._filesystem import MountedFileSystem
 from .._gc import gc_paused
 from .._router import ReplicaRecord
@@ -654,13 +654,15 @@ def _bulk(conn: sqlite3.Connection) -> Iterator[None]:
 
 
 def split_ref(ref: str) -> tuple[str, int | None]:
-    """``name@3`` -> (name, 3); ``name`` -> (name, None)."""
+    """``name@3`` -> (name, 3); ``name`` -> (name, None); anything else is a :class:`BadName`."""
     name, sep, version = ref.rpartition("@")
     if not sep:
-        return ref, None
-    if not version.isdigit():
-        raise CatalogError(f"{ref!r}: expected NAME or NAME@VERSION with a version number")
-    return name, int(version)
+        name, version = ref, ""
+    elif not version.isdigit() or int(version) < 1:
+        raise BadName(f"{ref!r}: expected NAME or NAME@VERSION with a version number from 1")
+    if not name.strip() or "@" in name:
+        raise BadName(f"{ref!r}: expected NAME or NAME@VERSION, e.g. genomics/run42@3")
+    return name, int(version) if version else None
 
 
 def version_digest(files: Sequence[SourceFile]) -> str:

@@ -30,7 +30,7 @@ from fnmatch import fnmatchcase
 from functools import lru_cache
 
 from .._config import Config
-from .._errors import CatalogError
+from .._errors import BadName, CatalogError
 from .._paths import clean_path
 from ..connectors import join, kind_of_url
 from ._search import Scope
@@ -142,7 +142,7 @@ def check_dataset_name(name: str) -> str:
         reasons.append(f"at most {MAX_NAME} characters")
     if reasons:
         shown = name if len(name) <= 60 else f"{name[:57]}..."
-        raise CatalogError(
+        raise BadName(
             f"dataset name {shown!r} is not valid: {'; '.join(reasons)} (e.g. genomics/run42)"
         )
     return name

@@ -18,6 +18,7 @@ import typer
 from .. import (
     AccessDenied,
     AifDataError,
+    BadName,
     BadURL,
     Config,
     ConfigError,
@@ -37,6 +38,7 @@ EXIT_UNAVAILABLE = 6
 _EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (ConfigError, EXIT_CONFIG),
     (BadURL, EXIT_USAGE),
+    (BadName, EXIT_USAGE),
     (NotADirectoryError, EXIT_NOT_FOUND),  # a file where the path needs a directory
     (FileNotFoundError, EXIT_NOT_FOUND),
     (NotFound, EXIT_NOT_FOUND),
@@ -45,6 +47,13 @@ _EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (StorageUnavailable, EXIT_UNAVAILABLE),
     (ConnectionError, EXIT_UNAVAILABLE),
 )
+
+
+# typer raises click's usage errors (from its own copy of click in newer typer): find the
+# classes through the public BadParameter rather than a private module path.
+_click_exceptions = sys.modules[typer.BadParameter.__module__]
+UsageError: type[Exception] = _click_exceptions.UsageError
+NoArgsIsHelp: type[Exception] = getattr(_click_exceptions, "NoArgsIsHelpError", UsageError)
 
 
 @dataclass
@@ -104,6 +113,11 @@ def exit_code_for(exc: BaseException) -> int:
 
 
 def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and not isinstance(exc, AifDataError) and exc.strerror:
+        # "[Errno 2] No such file or directory: 'x'" -> "x: no such file or directory"
+        where = exc.filename if exc.filename is not None else ""
+        what = exc.strerror[0].lower() + exc.strerror[1:]
+        return f"{where}: {what}" if where else what
     text = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     message = text[0] if text else type(exc).__name__
     if message.endswith(":") and len(text) > 1:  # "Parameter validation failed:" then why
@@ -113,13 +127,29 @@ def _one_line(exc: BaseException) -> str:
     return message
 
 
+def _usage_line(exc: Exception) -> str:
+    """A usage error in one line, with the command whose ``--help`` explains it."""
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path if ctx is not None else "aifdata"
+    message = exc.format_message()  # type: ignore[attr-defined]
+    return f"aifdata: error: {message} (see {command} --help)"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return (and, run as a script, exit with) its exit code."""
     args = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in args
     try:
-        app(args=args, prog_name="aifdata")  # usage errors exit 2 through SystemExit
-        code: int = 0
+        result = app(args=args, prog_name="aifdata", standalone_mode=False)
+        code: int = result if isinstance(result, int) else 0
+    except UsageError as exc:
+        if NoArgsIsHelp is not UsageError and isinstance(exc, NoArgsIsHelp):
+            exc.show()  # type: ignore[attr-defined]  # no arguments at all: the help
+        else:
+            print(_usage_line(exc), file=sys.stderr)
+        code = EXIT_USAGE
+    except typer.Abort:
+        code = EXIT_ERROR
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BrokenPipeError:

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
+from .. import NotFound
 from ..catalog import Dataset, split_ref
-from ._app import app
+from ._app import app, state
 from ._options import CatalogOption, JsonFlag, open_catalog, print_json, progress_bar
 
 
@@ -121,6 +122,7 @@ def stage(
 ) -> None:
     """Copy a dataset's missing or stale files to a tier, verify checksums, record replicas."""
     base, version = split_ref(name)
+    _require_tier(to)
     report = open_catalog(catalog).stage(base, to, version, workers)
     if as_json:
         payload = {
@@ -134,6 +136,13 @@ def stage(
         f"{base} -> {to}: {len(report.copied)} copied ({report.bytes_copied:,} bytes), "
         f"{len(report.present)} already in place"
     )
+
+
+def _require_tier(name: str) -> None:
+    tiers = sorted({t.name for m in state.config.mounts for t in m.tiers})
+    if name not in tiers:
+        known = ", ".join(tiers) or "none: the mount table has no mounts"
+        raise NotFound(f"no tier {name!r} in the mount table; tiers: {known}")
 
 
 @app.command()
