@@ -44,7 +44,7 @@ def test_a_pickled_file_at_the_start_and_at_the_end(both):
     assert pickle.loads(pickle.dumps(ours)).read() == pickle.loads(pickle.dumps(theirs)).read()
 
 
-def test_a_closed_file_does_not_pickle_as_a_local_one_does_not(both):
+def test_a_closed_file_refuses_to_pickle_as_a_local_one_does(both):
     for f in both:
         f.close()
         with pytest.raises(ValueError):
@@ -55,5 +55,5 @@ def test_the_copy_opens_through_the_tier_and_fails_as_a_read_does(pfs_fs, pfs_di
     pfs_fs.pipe("aif://pfsonly/gone.bin", DATA)
     data = pickle.dumps(pfs_fs.open("aif://pfsonly/gone.bin", "rb"))
     (pfs_dir / "gone.bin").unlink()
-    with pytest.raises(aifdata.NotFound, match="gone.bin"):
+    with pytest.raises(aifdata.NotFound, match=r"gone\.bin"):
         pickle.loads(data)

@@ -106,7 +106,7 @@ def test_reads_fall_back_and_a_stage_is_refused_when_the_pfs_is_not_mounted(tmp_
     assert fs.cat("aif://lab/run1/a.txt") == b"kept"  # routed to the archive
     catalog = aifdata.Catalog(tmp_path / "catalog.db", config=config)
     catalog.ingest("aif://lab/run1", "lab/run1")
-    with pytest.raises(aifdata.NotFound, match="'scratch': its root .* does not exist"):
+    with pytest.raises(aifdata.NotFound, match=r"'scratch': its root .* does not exist"):
         catalog.stage("lab/run1", to="scratch")
     assert not (tmp_path / "unmounted").exists()
 
