@@ -181,7 +181,7 @@ class Config:
 def default_config() -> Config:
     """The config used when no file exists: mount ``local`` on ``$AIFDATA_HOME/data``."""
     data = aifdata_home() / "data"
-    return Config((Mount("local", (Tier.pfs(data),)),), source=None)
+    return Config((Mount("local", (Tier.pfs(data, create=True),)),), source=None)
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:

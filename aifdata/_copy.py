@@ -8,7 +8,9 @@ paths, planned the way ``cp`` plans (the CLI's ``aifdata cp`` is this).
 
 Every file is streamed (:func:`aifdata._streams.copy_stream`), never held whole
 in memory; a local destination is written atomically (it appears whole or not
-at all, and its old bytes stay readable until then).
+at all, and its old bytes stay readable until then). A local destination inside
+a mount's PFS tier is written through that tier: its root must exist (unless
+the tier says ``create = true``), and a full disk names the tier.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from ._config import Config, load_config
 from ._errors import AifDataError
 from ._streams import CHUNK_SIZE, copy_stream
 from ._urls import resolve_url
-from .connectors import AtomicWriter
+from .connectors import AtomicWriter, TierWriter, connector_for
+from .connectors._atomic import sweep_before_write
 
 PathLike = str | os.PathLike[str]
 ConfigLike = Config | PathLike | None
@@ -97,7 +100,7 @@ def copy(
     progress = None if callback is None else callback.relative_update
     done = []
     for step in plan:
-        size = _copy_one(step, dst_fs, progress)
+        size = _copy_one(step, dst_fs, cfg, progress)
         done.append(CopiedFile(_display(step.src_fs, step.src_path),
                                _display(dst_fs, step.dst_path), size))  # fmt: skip
     return done
@@ -140,20 +143,34 @@ def _basename(path: str) -> str:
 
 
 def _copy_one(
-    step: _Step, dst_fs: AbstractFileSystem, progress: Callable[[int], object] | None
+    step: _Step,
+    dst_fs: AbstractFileSystem,
+    config: Config,
+    progress: Callable[[int], object] | None,
 ) -> int:
     """Stream one file; a local target appears whole or not at all (its old bytes stay
     readable until then)."""
     local = isinstance(dst_fs, LocalFileSystem)
-    if local:
-        if isinstance(step.src_fs, LocalFileSystem) and _same_file(step.src_path, step.dst_path):
-            raise AifDataError(f"{step.src_path} and {step.dst_path} are the same file")
-        os.makedirs(os.path.dirname(step.dst_path) or ".", exist_ok=True)
+    both_local = local and isinstance(step.src_fs, LocalFileSystem)
+    if both_local and _same_file(step.src_path, step.dst_path):
+        raise AifDataError(f"{step.src_path} and {step.dst_path} are the same file")
     with (
         step.src_fs.open(step.src_path, "rb", block_size=CHUNK_SIZE) as src,
-        AtomicWriter(step.dst_path) if local else dst_fs.open(step.dst_path, "wb") as dst,
+        _local_writer(step.dst_path, config) if local else dst_fs.open(step.dst_path, "wb") as dst,
     ):
         return copy_stream(src, dst, progress=progress).size
+
+
+def _local_writer(path: str, config: Config) -> TierWriter:
+    """A writer of a local file: through the PFS tier that holds it, if any; else a
+    file of its own, after the directory's stale temporary files are removed."""
+    located = config.tier_at(path)
+    if located is not None and located[2] and located[1].kind == "pfs":
+        return connector_for(located[1]).open_write(located[2])
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    sweep_before_write(directory)
+    return AtomicWriter(path)
 
 
 def _same_file(a: str, b: str) -> bool:

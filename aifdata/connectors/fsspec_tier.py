@@ -5,8 +5,11 @@
 with GCS, Azure or SSH storage get a tier without code here. Writes go to a
 hidden temporary name beside the target and are moved over it on a clean
 close, so readers never see part of a file (on object stores the move is a
-server-side copy). A local directory is a ``pfs`` tier, an S3 bucket an ``s3``
-tier: they keep their faster connectors.
+server-side copy). The temporary name carries its owner (host, process, start
+time), and a write first removes the temporary files in its directory whose
+owner is gone (:func:`~aifdata.connectors._atomic.is_stale`). A local directory
+is a ``pfs`` tier, an S3 bucket an ``s3`` tier: they keep their faster
+connectors.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import contextlib
 import datetime
 import errno
 import io
-import uuid
+import time
 from collections.abc import Mapping
 from typing import Any, BinaryIO, ClassVar
 
@@ -24,13 +27,12 @@ from fsspec.spec import AbstractFileSystem
 
 from .._errors import PathEscape, StorageError
 from .._streams import copy_stream
+from ._atomic import TEMP_SUFFIX, is_stale, sweep_due, temp_name
 from ._base import Connector, Info
 from ._kind import TABLE, OptionCheck, StorageKind, join, shown
 from ._tier import Tier
 from ._writer import TierWriter
 
-#: Hidden temporary files of unfinished writes end so; listings leave them out.
-TEMP_SUFFIX = ".aif-tmp"
 #: Protocols whose directories exist on their own (object stores' do not).
 _REAL_DIRECTORIES = frozenset({"memory", "sftp", "ssh", "ftp", "smb", "webdav", "hdfs"})
 _OTHER_KINDS = {"s3": "s3", "s3a": "s3", "file": "pfs", "local": "pfs"}
@@ -236,6 +238,24 @@ class FsspecConnector(Connector):
         parent = rel.rpartition("/")[0]
         if self.supports_empty_directories and parent:
             self.makedirs(parent)
+        if sweep_due(self.url(parent)):
+            self._remove_stale_temporaries(parent)
+
+    def _remove_stale_temporaries(self, rel: str) -> None:
+        """Remove the temporary files directly in directory ``rel`` whose owner is gone."""
+        try:
+            listed = self.fs.ls(self.path(rel), detail=True)
+        except OSError:  # not there yet, or not listable: nothing to tidy
+            return
+        now = time.time()
+        for raw in listed:
+            if not self._hidden(raw) or raw.get("type") == "directory":
+                continue
+            name = str(raw["name"]).rstrip("/").rpartition("/")[2]
+            if is_stale(name, self._info(raw).get("mtime", now), now):
+                with contextlib.suppress(OSError):
+                    self.fs.rm_file(raw["name"])
+        self.fs.invalidate_cache(self.path(rel))
 
     def _not_a_directory(self, rel: str) -> NotADirectoryError:
         return NotADirectoryError(errno.ENOTDIR, "a file is in the way", self.url(rel))
@@ -290,7 +310,7 @@ class FsspecConnector(Connector):
 
     def _temp_name(self, rel: str) -> str:
         directory, _, name = rel.rpartition("/")
-        temp = f".{name}.{uuid.uuid4().hex[:12]}{TEMP_SUFFIX}"
+        temp = temp_name(name)
         return self.path(join(directory, temp) if directory else temp)
 
 

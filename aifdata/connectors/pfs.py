@@ -4,11 +4,18 @@ Reads are plain buffered file reads (as fast as ``open().read()``); writes are
 atomic (temporary file, fsync, rename). Every path is resolved inside the
 tier's root: ``..``, absolute paths and symlinks that lead outside are refused
 with :class:`~aifdata.PathEscape`.
+
+A root that does not exist is not created by a write (an unmounted Lustre
+would fill the disk below its mount point): the write fails naming the root,
+unless the tier says ``create = true``. A write first removes what killed
+writers left in its directory (:func:`~aifdata.connectors._atomic.remove_stale_temporaries`),
+and so does a walk (``find``) of the tree, as an ingest makes.
 """
 
 from __future__ import annotations
 
 import errno
+import io
 import os
 import shutil
 import stat
@@ -16,10 +23,17 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any, BinaryIO, ClassVar
 
-from .._errors import PathEscape, StorageError
-from ._atomic import TEMP_SUFFIX, AtomicWriter, fsync_directory, temp_path_for, write_atomically
+from .._errors import NotFound, PathEscape, StorageError
+from ._atomic import (
+    TEMP_SUFFIX,
+    AtomicWriter,
+    mount_point,
+    remove_if_stale,
+    sweep_before_write,
+    write_atomically,
+)
 from ._base import Connector, FileStat, Info
-from ._kind import BYTES, OptionCheck, StorageKind
+from ._kind import BYTES, FLAG, OptionCheck, StorageKind
 from ._tier import Tier
 from ._writer import TierWriter
 
@@ -35,7 +49,7 @@ class PFSKind(StorageKind):
     name = "pfs"
     location_key = "path"
     location_shape = "a directory path"
-    options: ClassVar[dict[str, OptionCheck]] = {"block_size": BYTES}
+    options: ClassVar[dict[str, OptionCheck]] = {"block_size": BYTES, "create": FLAG}
     local = True
     connector = "aifdata.connectors.pfs:PFSConnector"
 
@@ -65,7 +79,34 @@ class PFSConnector(Connector):
         self.real_root = os.path.realpath(self.root)
         self._url_prefix = self.root.rstrip("/") + "/"
         self.block_size = int(tier.options.get("block_size", DEFAULT_BLOCK_SIZE))
+        self.create = bool(tier.options.get("create", False))
         self._dir_cache: dict[str, tuple[float, str]] = {}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return PFSConnector, (self.tier,)  # caches of real paths stay on this machine
+
+    def _label(self) -> str:
+        return f"{self.tier.name!r} at {self.root}"
+
+    def _require_root(self) -> None:
+        """Before a write makes directories: the root must exist, or the tier must say
+        ``create = true`` (then it is made now)."""
+        if os.path.isdir(self.real_root):
+            return
+        if os.path.lexists(self.root):
+            raise NotADirectoryError(
+                errno.ENOTDIR, f"tier {self._label()}: the root is not a directory", self.root
+            )
+        if not self.create:
+            raise NotFound(
+                f"tier {self.tier.name!r}: its root {self.root} does not exist; a write would"
+                f" create it on the file system mounted at {mount_point(self.root)}. Is the"
+                " tier's file system mounted? (create = true in the tier lets aifdata create"
+                " its root)"
+            )
+        os.makedirs(self.root, exist_ok=True)
+        self.real_root = os.path.realpath(self.root)
+        self._dir_cache.clear()
 
     # -- paths ---------------------------------------------------------------
 
@@ -212,7 +253,7 @@ class PFSConnector(Connector):
         self, rel: str, block_size: int | None = None, size: int | None = None
     ) -> BinaryIO:
         try:
-            return open(self.resolve(rel), "rb", buffering=block_size or self.block_size)
+            return PFSFile(self, rel, block_size or self.block_size)
         except FileNotFoundError:
             raise self._not_found(rel) from None
 
@@ -222,19 +263,25 @@ class PFSConnector(Connector):
         if not rel:
             raise IsADirectoryError(errno.EISDIR, "cannot write to the tier root", self.root)
         full = self.resolve(rel)
-        try:
-            os.makedirs(os.path.dirname(full), exist_ok=True)
-        except FileExistsError:  # the parent is a file
-            raise NotADirectoryError(errno.ENOTDIR, "a parent is a file", self.url(rel)) from None
+        parent = os.path.dirname(full)
+        if not os.path.isdir(parent):
+            self._require_root()
+            try:
+                os.makedirs(parent, exist_ok=True)
+            except FileExistsError:  # the parent is a file
+                raise NotADirectoryError(
+                    errno.ENOTDIR, "a parent is a file", self.url(rel)
+                ) from None
+        sweep_before_write(parent)
         if os.path.isdir(full):
             raise IsADirectoryError(errno.EISDIR, "is a directory", self.url(rel))
         return full
 
     def open_write(self, rel: str, block_size: int | None = None) -> TierWriter:
-        return AtomicWriter(self._target(rel), block_size or self.block_size)
+        return AtomicWriter(self._target(rel), block_size or self.block_size, self._label())
 
     def pipe_file(self, rel: str, data: bytes) -> None:
-        write_atomically(self._target(rel), data)
+        write_atomically(self._target(rel), data, self._label())
 
     def put_file(self, local_path: str, rel: str) -> None:
         target = self._target(rel)
@@ -247,18 +294,11 @@ class PFSConnector(Connector):
         self._copy_atomically(source, self._target(rel2))
 
     def _copy_atomically(self, source: str, target: str) -> None:
-        fd, temp = temp_path_for(target)
-        try:
-            with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
-                shutil.copyfileobj(src, dst, self.block_size)
-                dst.flush()
-                os.fsync(dst.fileno())
-            os.replace(temp, target)
-        except BaseException:
-            if os.path.exists(temp):
-                os.unlink(temp)
-            raise
-        fsync_directory(os.path.dirname(target))
+        with (
+            open(source, "rb") as src,
+            AtomicWriter(target, self.block_size, self._label()) as dst,
+        ):
+            shutil.copyfileobj(src, dst, self.block_size)
 
     def move(self, rel1: str, rel2: str) -> None:
         source = self.resolve(rel1)
@@ -290,7 +330,29 @@ class PFSConnector(Connector):
                 raise self._not_found(rel) from None
 
     def makedirs(self, rel: str) -> None:
-        os.makedirs(self.resolve(rel), exist_ok=True)
+        full = self.resolve(rel)
+        if not os.path.isdir(full):
+            self._require_root()
+            os.makedirs(full, exist_ok=True)
+
+
+class PFSFile(io.BufferedReader):
+    """A buffered reader of one file of a PFS tier. It pickles (Dask and PyTorch ship
+    open files to workers) as its tier, path and position: the copy opens the file
+    again, through the tier's checks, and seeks there."""
+
+    def __init__(self, connector: PFSConnector, rel: str, block_size: int) -> None:
+        super().__init__(io.FileIO(connector.resolve(rel), "rb"), block_size)
+        self.connector, self.rel, self.block_size = connector, rel, block_size
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _reopen, (self.connector, self.rel, self.block_size, self.tell())
+
+
+def _reopen(connector: PFSConnector, rel: str, block_size: int, position: int) -> BinaryIO:
+    reader = connector.open_read(rel, block_size)
+    reader.seek(position)
+    return reader
 
 
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
@@ -340,7 +402,9 @@ def _scan_directory(
                     out[path] = _info(path, entry.stat())
                 if not entry.is_symlink():  # as os.walk: never descend a link
                     below.append((entry.path, path))
-            elif not entry.name.endswith(TEMP_SUFFIX):
+            elif entry.name.endswith(TEMP_SUFFIX):
+                remove_if_stale(entry)  # a killed writer's leftover goes on the next walk
+            else:
                 out[path] = _info(path, entry.stat())
         except FileNotFoundError:
             continue
