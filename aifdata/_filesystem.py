@@ -278,14 +278,25 @@ class MountedFileSystem(AbstractFileSystem):
         detail: bool = False,
         **kwargs: Any,
     ) -> Any:
+        """Every file below ``path`` (and, with ``withdirs``, every directory), sorted.
+
+        As s3fs and the local filesystem do, ``withdirs`` includes ``path`` itself
+        when it is a directory (so ``glob("d/**")`` matches ``d``), except the
+        namespace root ``""``, which fsspec never lists; a file is found as itself.
+        Both agree on this, so S3-backed, PFS-only and mixed mounts all behave alike:
+        the directory's entry is :meth:`info`'s (the tiers holding it as a directory).
+        ``maxdepth`` below 1 is a ValueError, as fsspec's ``walk`` and ``glob`` say.
+        """
+        if maxdepth is not None and maxdepth < 1:
+            raise ValueError("maxdepth must be at least 1")
         path = self._strip_protocol(path)
         self._allow(path, "read", "find")
         out: dict[str, Info] = {}
         virtual = self._virtual_children(path)
         if virtual is not None:
+            if withdirs and path:
+                out[path] = self._virtual_entry(path)
             for child in virtual:
-                if withdirs:
-                    out[child] = self._virtual_entry(child)
                 out.update(self.find(child, withdirs=withdirs, detail=True))
         else:
             out = self._find_mount(path, withdirs)
@@ -300,13 +311,43 @@ class MountedFileSystem(AbstractFileSystem):
         listings = []
         for conn in self._tiers(mount):
             try:
-                listings.append((conn.tier.name, conn.find(rel, withdirs=withdirs).values()))
+                found = conn.find(rel, withdirs=withdirs)
             except FileNotFoundError:
                 continue
-        out = self._union(mount, listings)
-        if out.get(path, {}).get("type") == "directory":
-            del out[path]  # a directory is not below itself
+            if found.get(rel, {}).get("type") == "directory":
+                del found[rel]  # the tier's own idea of the root; ours is below
+            listings.append((conn, found))
+        out = self._union(mount, ((c.tier.name, f.values()) for c, f in listings))
+        if withdirs and path not in out:
+            root = self._find_root(mount, rel, listings)
+            if root is not None:
+                out[path] = root
         return out
+
+    def _find_root(
+        self, mount: Mount, rel: str, listings: list[tuple[Connector, dict[str, Info]]]
+    ) -> Info | None:
+        """The entry of the directory a find started at, or None if no tier holds one.
+
+        A tier that lists something below ``rel`` holds it as a directory; an object
+        store then needs no second request (its directories have nothing but a name).
+        A tier that lists nothing is asked, as is any tier with real directories
+        (a stat: their mtime and mode belong in the entry, as in :meth:`info`).
+        """
+        if not rel:
+            return self._virtual_entry(mount.prefix)
+        held: list[tuple[str, list[Info]]] = []
+        for conn, found in listings:
+            if found and not conn.supports_empty_directories:
+                held.append((conn.tier.name, [{"name": rel, "size": 0, "type": "directory"}]))
+                continue
+            try:
+                info = conn.info(rel)
+            except FileNotFoundError:
+                continue
+            if info["type"] == "directory":
+                held.append((conn.tier.name, [info]))
+        return self._union(mount, held).get(self._logical(mount, rel))
 
     # -- reads ---------------------------------------------------------------
 
@@ -395,10 +436,19 @@ class MountedFileSystem(AbstractFileSystem):
                 continue
             groups.setdefault((mount, tier), []).append(i)
         for (mount, tier), idx in groups.items():
+            conn = self.connector(mount, tier)
             rels = [self.split(paths[i])[1] for i in idx]
-            data = self.connector(mount, tier).cat_ranges(
-                rels, [starts[i] for i in idx], [ends[i] for i in idx]
-            )
+            los, his = [starts[i] for i in idx], [ends[i] for i in idx]
+            data: list[Any]
+            try:
+                data = conn.cat_ranges(rels, los, his)
+            except Exception as exc:
+                if on_error != "return":
+                    raise
+                if isinstance(exc, ConnectionError):  # the tier is down: each slot says so
+                    data = [exc] * len(idx)
+                else:  # one bad path: find which, one range at a time
+                    data = [_range_or_error(conn, *a) for a in zip(rels, los, his, strict=True)]
             for i, value in zip(idx, data, strict=True):
                 out[i] = value
         return out
@@ -582,6 +632,14 @@ def _copy_stream(src: Any, dst: Any, callback: Any, size: int | None) -> None:
     if callback is not None and size is not None:
         callback.set_size(size)
     copy_stream(src, dst, progress=None if callback is None else callback.relative_update)
+
+
+def _range_or_error(conn: Connector, rel: str, start: int | None, end: int | None) -> Any:
+    """One range, or the exception that reading it raised (``on_error="return"``)."""
+    try:
+        return conn.cat_file(rel, start, end)
+    except Exception as exc:
+        return exc
 
 
 def _rebuild(
