@@ -12,6 +12,7 @@ with the catalog found as users expect.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -20,7 +21,7 @@ from fsspec.spec import AbstractFileSystem
 
 from ._access import AccessGate
 from ._config import Config, Mount, load_config
-from ._errors import MountNotFound, NotFound
+from ._errors import MountNotFound, NotFound, StorageError
 from ._paths import PROTOCOL, clean_path, has_magic
 from ._router import RecordLookup, Route, Router
 from ._streams import CHUNK_SIZE, copy_stream
@@ -601,8 +602,19 @@ class MountedFileSystem(AbstractFileSystem):
         self.mkdir(path)
 
     def rmdir(self, path: str) -> None:
+        """Remove an empty directory from every tier that holds it.
+
+        As s3fs and the local filesystem: a missing directory is a FileNotFoundError,
+        and one that holds anything is refused (ENOTEMPTY), also where directories are
+        only implied by the keys below them. A file is a NotADirectoryError.
+        """
         mount, rel = self.split(path)
-        self._allow(self._logical(mount, rel), "write", "rmdir")
+        logical = self._logical(mount, rel)
+        self._allow(logical, "write", "rmdir")
+        if self.info(logical)["type"] != "directory":
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory", f"aif://{logical}")
+        if self._ls_mount(logical):
+            raise StorageError(errno.ENOTEMPTY, "directory not empty", f"aif://{logical}")
         for conn in self._tiers(mount):
             try:
                 conn.rmdir(rel)
@@ -612,7 +624,12 @@ class MountedFileSystem(AbstractFileSystem):
     def modified(self, path: str) -> Any:
         import datetime
 
-        mtime = self.info(path).get("mtime")
+        info = self.info(path)
+        mtime = info.get("mtime")
+        if mtime is None and info["type"] == "directory":  # s3fs says the same of its prefixes
+            raise IsADirectoryError(
+                errno.EISDIR, "no modification time: a directory", f"aif://{info['name']}"
+            )
         if mtime is None:
             raise NotImplementedError("this tier records no modification time")
         return datetime.datetime.fromtimestamp(mtime, tz=datetime.UTC)

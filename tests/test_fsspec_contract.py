@@ -106,7 +106,7 @@ def pair(request: pytest.FixtureRequest, pfs_dir: Path) -> Pair:
         _write_tree(pfs_dir, TREE)
         mount = aifdata.Mount("pfsonly", (aifdata.Tier.pfs(pfs_dir),))
         fs = aifdata.filesystem(aifdata.Config((mount,)), catalog=False)
-        return Pair(LocalFileSystem(), pfs_dir.as_posix(), fs, "pfsonly")
+        return Pair(LocalFileSystem(auto_mkdir=True), pfs_dir.as_posix(), fs, "pfsonly")
     server = request.getfixturevalue("seaweedfs")
     bucket = request.getfixturevalue("bucket")
     ref = _s3fs(server)
@@ -195,6 +195,9 @@ METADATA: dict[str, Callable[[Any, str], Any]] = {
         f(_join(r, "d/a.txt")) for f in (fs.exists, fs.isdir, fs.isfile)
     ],
     "sizes": lambda fs, r: fs.sizes([_join(r, "d/a.txt"), _join(r, "d/sub/b.txt")]),
+    "modified-of-a-file": lambda fs, r: type(fs.modified(_join(r, "d/a.txt"))).__name__,
+    # a PFS directory has a time (local: a datetime); an S3 prefix none (IsADirectoryError)
+    "modified-of-a-directory": lambda fs, r: type(fs.modified(_join(r, "d"))).__name__,
 }
 
 
@@ -254,6 +257,32 @@ def test_metadata_matches(pair, call):
 def test_reads_match(pair, call):
     ref, aif = pair.both(call)
     assert aif == ref
+
+
+def test_rmdir_refuses_what_is_missing_or_not_empty(pair):
+    """Both references: rmdir of a missing directory is a FileNotFoundError, of one that
+    holds a file an OSError (local: ENOTEMPTY; s3fs: FileExistsError), and the file stays."""
+    for fs, root in ((pair.ref, pair.ref_root), (pair.aif, pair.aif_root)):
+        with pytest.raises(FileNotFoundError):
+            fs.rmdir(_join(root, "nope"))
+        with pytest.raises(OSError) as refused:
+            fs.rmdir(_join(root, "d/sub/deep"))
+        assert not isinstance(refused.value, FileNotFoundError), fs
+        assert fs.cat(_join(root, "d/sub/deep/c.txt")) == b"c"
+        with pytest.raises(OSError):
+            fs.rmdir(_join(root, "d/a.txt"))
+        assert fs.cat(_join(root, "d/a.txt")) == b"aaa"
+
+
+def test_rmdir_removes_an_empty_directory(pfs_dir):
+    """An empty PFS directory goes, as a local one does."""
+    mount = aifdata.Mount("pfsonly", (aifdata.Tier.pfs(pfs_dir),))
+    fs = aifdata.filesystem(aifdata.Config((mount,)), catalog=False)
+    (pfs_dir / "mine" / "empty").mkdir(parents=True)
+    (pfs_dir / "theirs" / "empty").mkdir(parents=True)
+    fs.rmdir("pfsonly/mine/empty")
+    LocalFileSystem().rmdir((pfs_dir / "theirs" / "empty").as_posix())
+    assert fs.ls("pfsonly/mine") == fs.ls("pfsonly/theirs") == []
 
 
 def test_a_missing_range_slot_holds_the_exception(pair):
