@@ -286,6 +286,8 @@ class MountedFileSystem(AbstractFileSystem):
         namespace root ``""``, which fsspec never lists; a file is found as itself.
         Both agree on this, so S3-backed, PFS-only and mixed mounts all behave alike:
         the directory's entry is :meth:`info`'s (the tiers holding it as a directory).
+        Where they differ, the storage decides: an empty directory exists on a PFS
+        tier (local lists it) and never on S3 (s3fs has nothing to list).
         ``maxdepth`` below 1 is a ValueError, as fsspec's ``walk`` and ``glob`` say.
         """
         if maxdepth is not None and maxdepth < 1:
