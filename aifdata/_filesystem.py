@@ -12,6 +12,7 @@ with the catalog found as users expect.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -20,7 +21,7 @@ from fsspec.spec import AbstractFileSystem
 
 from ._access import AccessGate
 from ._config import Config, Mount, load_config
-from ._errors import MountNotFound, NotFound
+from ._errors import MountNotFound, NotFound, StorageError
 from ._paths import PROTOCOL, clean_path, has_magic
 from ._router import RecordLookup, Route, Router
 from ._streams import CHUNK_SIZE, copy_stream
@@ -278,14 +279,27 @@ class MountedFileSystem(AbstractFileSystem):
         detail: bool = False,
         **kwargs: Any,
     ) -> Any:
+        """Every file below ``path`` (and, with ``withdirs``, every directory), sorted.
+
+        As s3fs and the local filesystem do, ``withdirs`` includes ``path`` itself
+        when it is a directory (so ``glob("d/**")`` matches ``d``), except the
+        namespace root ``""``, which fsspec never lists; a file is found as itself.
+        Both agree on this, so S3-backed, PFS-only and mixed mounts all behave alike:
+        the directory's entry is :meth:`info`'s (the tiers holding it as a directory).
+        Where they differ, the storage decides: an empty directory exists on a PFS
+        tier (local lists it) and never on S3 (s3fs has nothing to list).
+        ``maxdepth`` below 1 is a ValueError, as fsspec's ``walk`` and ``glob`` say.
+        """
+        if maxdepth is not None and maxdepth < 1:
+            raise ValueError("maxdepth must be at least 1")
         path = self._strip_protocol(path)
         self._allow(path, "read", "find")
         out: dict[str, Info] = {}
         virtual = self._virtual_children(path)
         if virtual is not None:
+            if withdirs and path:
+                out[path] = self._virtual_entry(path)
             for child in virtual:
-                if withdirs:
-                    out[child] = self._virtual_entry(child)
                 out.update(self.find(child, withdirs=withdirs, detail=True))
         else:
             out = self._find_mount(path, withdirs)
@@ -300,13 +314,43 @@ class MountedFileSystem(AbstractFileSystem):
         listings = []
         for conn in self._tiers(mount):
             try:
-                listings.append((conn.tier.name, conn.find(rel, withdirs=withdirs).values()))
+                found = conn.find(rel, withdirs=withdirs)
             except FileNotFoundError:
                 continue
-        out = self._union(mount, listings)
-        if out.get(path, {}).get("type") == "directory":
-            del out[path]  # a directory is not below itself
+            if found.get(rel, {}).get("type") == "directory":
+                del found[rel]  # the tier's own idea of the root; ours is below
+            listings.append((conn, found))
+        out = self._union(mount, ((c.tier.name, f.values()) for c, f in listings))
+        if withdirs and path not in out:
+            root = self._find_root(mount, rel, listings)
+            if root is not None:
+                out[path] = root
         return out
+
+    def _find_root(
+        self, mount: Mount, rel: str, listings: list[tuple[Connector, dict[str, Info]]]
+    ) -> Info | None:
+        """The entry of the directory a find started at, or None if no tier holds one.
+
+        A tier that lists something below ``rel`` holds it as a directory; an object
+        store then needs no second request (its directories have nothing but a name).
+        A tier that lists nothing is asked, as is any tier with real directories
+        (a stat: their mtime and mode belong in the entry, as in :meth:`info`).
+        """
+        if not rel:
+            return self._virtual_entry(mount.prefix)
+        held: list[tuple[str, list[Info]]] = []
+        for conn, found in listings:
+            if found and not conn.supports_empty_directories:
+                held.append((conn.tier.name, [{"name": rel, "size": 0, "type": "directory"}]))
+                continue
+            try:
+                info = conn.info(rel)
+            except FileNotFoundError:
+                continue
+            if info["type"] == "directory":
+                held.append((conn.tier.name, [info]))
+        return self._union(mount, held).get(self._logical(mount, rel))
 
     # -- reads ---------------------------------------------------------------
 
@@ -395,10 +439,19 @@ class MountedFileSystem(AbstractFileSystem):
                 continue
             groups.setdefault((mount, tier), []).append(i)
         for (mount, tier), idx in groups.items():
+            conn = self.connector(mount, tier)
             rels = [self.split(paths[i])[1] for i in idx]
-            data = self.connector(mount, tier).cat_ranges(
-                rels, [starts[i] for i in idx], [ends[i] for i in idx]
-            )
+            los, his = [starts[i] for i in idx], [ends[i] for i in idx]
+            data: list[Any]
+            try:
+                data = conn.cat_ranges(rels, los, his)
+            except Exception as exc:
+                if on_error != "return":
+                    raise
+                if isinstance(exc, ConnectionError):  # the tier is down: each slot says so
+                    data = [exc] * len(idx)
+                else:  # one bad path: find which, one range at a time
+                    data = [_range_or_error(conn, *a) for a in zip(rels, los, his, strict=True)]
             for i, value in zip(idx, data, strict=True):
                 out[i] = value
         return out
@@ -551,8 +604,19 @@ class MountedFileSystem(AbstractFileSystem):
         self.mkdir(path)
 
     def rmdir(self, path: str) -> None:
+        """Remove an empty directory from every tier that holds it.
+
+        As s3fs and the local filesystem: a missing directory is a FileNotFoundError,
+        and one that holds anything is refused (ENOTEMPTY), also where directories are
+        only implied by the keys below them. A file is a NotADirectoryError.
+        """
         mount, rel = self.split(path)
-        self._allow(self._logical(mount, rel), "write", "rmdir")
+        logical = self._logical(mount, rel)
+        self._allow(logical, "write", "rmdir")
+        if self.info(logical)["type"] != "directory":
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory", f"aif://{logical}")
+        if self._ls_mount(logical):
+            raise StorageError(errno.ENOTEMPTY, "directory not empty", f"aif://{logical}")
         for conn in self._tiers(mount):
             try:
                 conn.rmdir(rel)
@@ -562,7 +626,12 @@ class MountedFileSystem(AbstractFileSystem):
     def modified(self, path: str) -> Any:
         import datetime
 
-        mtime = self.info(path).get("mtime")
+        info = self.info(path)
+        mtime = info.get("mtime")
+        if mtime is None and info["type"] == "directory":  # s3fs says the same of its prefixes
+            raise IsADirectoryError(
+                errno.EISDIR, "no modification time: a directory", f"aif://{info['name']}"
+            )
         if mtime is None:
             raise NotImplementedError("this tier records no modification time")
         return datetime.datetime.fromtimestamp(mtime, tz=datetime.UTC)
@@ -582,6 +651,14 @@ def _copy_stream(src: Any, dst: Any, callback: Any, size: int | None) -> None:
     if callback is not None and size is not None:
         callback.set_size(size)
     copy_stream(src, dst, progress=None if callback is None else callback.relative_update)
+
+
+def _range_or_error(conn: Connector, rel: str, start: int | None, end: int | None) -> Any:
+    """One range, or the exception that reading it raised (``on_error="return"``)."""
+    try:
+        return conn.cat_file(rel, start, end)
+    except Exception as exc:
+        return exc
 
 
 def _rebuild(

@@ -68,7 +68,11 @@ def test_listings_do_not_show_symlinks_out_of_the_root(pfs_fs, pfs_dir, outside)
     (pfs_dir / "inner-link").symlink_to(pfs_dir / "kept.txt")
     listed = pfs_fs.ls("pfsonly", detail=False)
     assert sorted(listed) == ["pfsonly/inner-link", "pfsonly/kept.txt"]
-    assert pfs_fs.find("pfsonly", withdirs=True) == ["pfsonly/inner-link", "pfsonly/kept.txt"]
+    assert pfs_fs.find("pfsonly", withdirs=True) == [
+        "pfsonly",
+        "pfsonly/inner-link",
+        "pfsonly/kept.txt",
+    ]
 
 
 def test_symlink_inside_the_root_is_followed(pfs_fs, pfs_dir):
