@@ -1,0 +1,270 @@
+"""``verify``: hash every replica again and hold the bad ones bad (a scrub).
+
+Lustre and GPFS sites scrub; Ceph and HDFS scan blocks for flipped bits. This
+does the same for the copies the catalog records: each is read where it lies
+and hashed against the catalog's SHA-256. A copy with other bytes is marked
+bad in the catalog (routing skips it from then on, and ``aifdata stage``
+replaces it); a copy that is gone is reported missing; a good copy has its
+stat recorded anew (for a local copy: inode, device, ctime).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from .._config import Config
+from .._filesystem import MountedFileSystem
+from ..connectors import Connector, FileStat
+from ..connectors._seal import local_path, rehash, seal
+
+Progress = Callable[[int], object]
+
+
+class Replica(NamedTuple):
+    """One recorded copy to check: where it is, and what the catalog says it holds."""
+
+    dataset: str  # NAME@VERSION
+    path: str  # the file's path in its version
+    tier: str
+    url: str
+    size: int
+    checksum: str  # "" when ingested without hashing: then only the size is checked
+
+
+@dataclass(frozen=True)
+class ReplicaProblem:
+    """A copy that is not what the catalog recorded: ``bad`` or ``missing``."""
+
+    dataset: str
+    path: str
+    tier: str
+    url: str
+    state: str
+    detail: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "dataset": self.dataset,
+            "path": self.path,
+            "tier": self.tier,
+            "url": self.url,
+            "state": self.state,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What a scrub found: copies checked, bytes hashed, the bad and the missing ones."""
+
+    checked: int
+    bytes_hashed: int
+    problems: tuple[ReplicaProblem, ...] = ()
+    size_only: int = 0  # copies ingested without a checksum: checked by size alone
+    cleaned: tuple[str, ...] = field(default=())  # stale temporary files removed (--clean)
+
+    @property
+    def bad(self) -> tuple[ReplicaProblem, ...]:
+        return tuple(p for p in self.problems if p.state == "bad")
+
+    @property
+    def missing(self) -> tuple[ReplicaProblem, ...]:
+        return tuple(p for p in self.problems if p.state == "missing")
+
+    @property
+    def ok(self) -> bool:
+        """True when every copy checked holds the catalog's bytes."""
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        return {
+            "ok": self.ok,
+            "checked": self.checked,
+            "bytes_hashed": self.bytes_hashed,
+            "bad": len(self.bad),
+            "missing": len(self.missing),
+            "size_only": self.size_only,
+            "problems": [p.as_dict() for p in self.problems],
+            "cleaned": list(self.cleaned),
+        }
+
+
+#: Records what hashing one copy found (url, checksum, stat, problem or None).
+MarkHashed = Callable[[str, str, FileStat, "str | None"], None]
+
+
+def scrub(
+    config: Config,
+    replicas: Sequence[Replica],
+    mark: MarkHashed,
+    workers: int,
+    progress: Progress | None = None,
+) -> VerifyReport:
+    """Check every replica (``workers`` at a time); mark the bad ones through ``mark``."""
+    fs = MountedFileSystem(config)
+
+    def one(replica: Replica) -> tuple[ReplicaProblem | None, int]:
+        located = config.locate(replica.url)
+        if located is None:
+            return _problem(replica, "missing", "not under any mounted tier"), 0
+        mount, tier, rel = located
+        return _check(fs.connector(mount, tier.name), rel, replica, mark, progress)
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        results = list(pool.map(one, replicas))
+    return VerifyReport(
+        checked=len(replicas),
+        bytes_hashed=sum(n for _, n in results),
+        problems=tuple(p for p, _ in results if p is not None),
+        size_only=sum(1 for r in replicas if not r.checksum),
+    )
+
+
+def _check(
+    conn: Connector, rel: str, replica: Replica, mark: MarkHashed, progress: Progress | None
+) -> tuple[ReplicaProblem | None, int]:
+    """One copy: (its problem or None, bytes hashed)."""
+    stat = conn.stats([rel]).get(rel)
+    if stat is None:
+        return _problem(replica, "missing", "no copy there"), 0
+    if stat.size != replica.size:
+        why = f"size {stat.size}, not the catalog's {replica.size}"
+        mark(replica.url, replica.checksum, stat, why)
+        return _problem(replica, "bad", why), 0
+    if not replica.checksum:  # nothing better than the size to check
+        return None, 0
+    hashed = rehash(conn, rel, progress)
+    if hashed is None:
+        return _problem(replica, "missing", "deleted while it was hashed"), 0
+    if hashed.checksum is None:
+        return _problem(replica, "bad", "changed while it was hashed"), stat.size
+    if hashed.checksum != replica.checksum:
+        why = f"hashed to {hashed.checksum}, not the catalog's {replica.checksum}"
+        mark(replica.url, replica.checksum, hashed.stat, why)
+        return _problem(replica, "bad", why), stat.size
+    sealed = seal(conn, rel, replica.checksum, hashed.stat, write=False)
+    mark(replica.url, replica.checksum, sealed, None)
+    return None, stat.size
+
+
+def _problem(replica: Replica, state: str, detail: str) -> ReplicaProblem:
+    return ReplicaProblem(replica.dataset, replica.path, replica.tier, replica.url, state, detail)
+
+
+def replicas_of(
+    conn: sqlite3.Connection,
+    versions: Iterable[tuple[str, int, int]],
+    tier: str | None = None,
+    under: Sequence[str] = (),
+) -> list[Replica]:
+    """The recorded copies of these versions ((name, number, row id)); only on ``tier``
+    if given, only at or below one of the physical prefixes ``under`` if given."""
+    out: list[Replica] = []
+    for name, number, vid in versions:
+        rows = conn.execute(
+            "SELECT f.path, r.tier, r.url, r.size, r.checksum FROM replicas r"
+            " JOIN files f ON f.id = r.file_id WHERE f.version_id = ?"
+            " ORDER BY f.path, r.tier",
+            (vid,),
+        ).fetchall()
+        for path, where, url, size, checksum in rows:
+            if tier is not None and where != tier:
+                continue
+            if under and not any(_below(url, prefix) for prefix in under):
+                continue
+            out.append(Replica(f"{name}@{number}", path, where, url, size, checksum or ""))
+    return out
+
+
+def _below(url: str, prefix: str) -> bool:
+    prefix = prefix.rstrip("/")
+    return url == prefix or url.startswith(prefix + "/")
+
+
+def local_directories(config: Config, replicas: Iterable[Replica]) -> list[str]:
+    """The directories on this machine that hold local copies among ``replicas``."""
+    fs = MountedFileSystem(config)
+    found: dict[str, None] = {}
+    for replica in replicas:
+        located = config.locate(replica.url)
+        if located is None:
+            continue
+        mount, tier, rel = located
+        path = local_path(fs.connector(mount, tier.name), rel)
+        if path is not None and os.path.isdir(os.path.dirname(path)):
+            found[os.path.dirname(path)] = None
+    return list(found)
+
+
+def remove_stale(directories: Iterable[str]) -> list[str]:
+    """Remove the stale temporary files (their writer is gone) in each directory."""
+    remover = _stale_remover()
+    return [path for directory in directories for path in remover(directory)]
+
+
+def _stale_remover() -> Callable[[str], list[str]]:
+    try:
+        from ..connectors._atomic import (  # type: ignore[attr-defined,unused-ignore]
+            remove_stale_temporaries,
+        )
+    except ImportError:
+        return _no_remover
+    remover: Callable[[str], list[str]] = remove_stale_temporaries
+    return remover
+
+
+def _no_remover(directory: str) -> list[str]:
+    raise NotImplementedError(
+        "aifdata verify --clean needs aifdata.connectors._atomic.remove_stale_temporaries,"
+        " which this build does not have yet"
+    )
+
+
+def record_copy(
+    conn: sqlite3.Connection,
+    file_id: int,
+    tier: str,
+    url: str,
+    size: int,
+    checksum: str,
+    stat: FileStat,
+    now: float,
+) -> None:
+    """Record (or replace) a verified copy, with what identifies it without reading it."""
+    conn.execute(
+        "INSERT OR REPLACE INTO replicas (file_id, tier, url, size, checksum, mtime, etag,"
+        " inode, device, ctime_ns, recorded, checked, bad)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+        (file_id, tier, url, size, checksum or None, stat.mtime, stat.etag,
+         stat.inode, stat.device, stat.ctime_ns, now, now),
+    )  # fmt: skip
+
+
+def mark_hashed(
+    conn: sqlite3.Connection,
+    url: str,
+    checksum: str | None,
+    stat: FileStat,
+    problem: str | None,
+    now: float,
+) -> None:
+    """Record what hashing the copy at ``url`` (recorded with ``checksum``) found:
+    its new stat when its bytes are the checksummed ones, else why it is bad."""
+    checksum = checksum or None  # "" (not hashed at ingest) is stored as NULL
+    if problem is not None:
+        conn.execute(
+            "UPDATE replicas SET bad = ?, checked = ? WHERE url = ? AND checksum IS ?",
+            (problem, now, url, checksum),
+        )
+        return
+    conn.execute(
+        "UPDATE replicas SET mtime = ?, etag = ?, inode = ?, device = ?, ctime_ns = ?,"
+        " checked = ?, bad = NULL WHERE url = ? AND checksum IS ?",
+        (stat.mtime, stat.etag, stat.inode, stat.device, stat.ctime_ns, now, url, checksum),
+    )
