@@ -164,6 +164,9 @@ class Router:
         route = self.verified(rel, stats, records, judged) or self.decide(rel, stats, judged.bad)
         if route is not None:
             return route
+        if judged.bad:
+            bad = "; ".join(f"{tier}: {why}" for tier, why in judged.bad.items())
+            return NotFound(f"aif://{self._logical(rel)}: no good copy on any tier ({bad})")
         tiers = ", ".join(self.mount.read_order)
         return NotFound(f"aif://{self._logical(rel)}: no copy on any tier ({tiers})")
 

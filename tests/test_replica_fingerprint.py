@@ -146,3 +146,52 @@ def test_an_old_catalog_opens_and_gains_the_new_columns(tmp_path):
     assert {"inode", "device", "ctime_ns", "checked", "bad"} <= columns
     version = catalog.conn.execute("PRAGMA user_version").fetchone()[0]
     assert version == len(MIGRATIONS)
+
+
+PFS_ONLY = pytest.mark.parametrize("tiers", ["archive"], ids=["pfs+pfs"], indirect=True)
+
+
+@PFS_ONLY
+def test_a_copy_recorded_before_fingerprints_is_hashed_before_it_serves(tiers, tmp_path):
+    """Ingest records a PFS copy by size and mtime: with a byte flipped and the mtime put
+    back, the only copy is refused, not served."""
+    catalog = Catalog(tmp_path / "catalog.db", config=tiers.fs.config)
+    fs = aifdata.filesystem(tiers.fs.config, catalog=catalog)
+    tiers.place("only/reads.fastq", pfs=GOOD)  # on the PFS tier alone
+    catalog.ingest("aif://both/only", "only")
+    copy = tiers.pfs_dir / "only" / "reads.fastq"
+    flip_one_byte_keep_mtime(copy)
+    with (
+        pytest.warns(RuntimeWarning, match="marked bad"),
+        pytest.raises(aifdata.NotFound, match="no good copy"),
+    ):
+        fs.cat("both/only/reads.fastq")
+    with pytest.raises(aifdata.NotFound, match="held bad"):  # recorded: no second hash
+        fs.cat("both/only/reads.fastq")
+
+
+@PFS_ONLY
+def test_a_busy_catalog_does_not_hold_up_the_read(tiers, tmp_path, monkeypatch):
+    """Another writer holds the catalog: the bad copy is still skipped; the verdict
+    waits for the next read."""
+    from aifdata.catalog import _verify
+
+    monkeypatch.setattr(_verify, "VERDICT_WAIT_S", 0.05)
+    catalog = Catalog(tmp_path / "catalog.db", config=tiers.fs.config)
+    fs = aifdata.filesystem(tiers.fs.config, catalog=catalog)
+    tiers.place("ds/reads.fastq", write=GOOD)
+    catalog.ingest("aif://both/ds", "ds")
+    catalog.stage("ds", to="pfs")
+    flip_one_byte_keep_mtime(tiers.pfs_dir / "ds" / "reads.fastq")
+    other = sqlite3.connect(catalog.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.warns(RuntimeWarning, match="marked bad"):
+            assert fs.cat("both/ds/reads.fastq") == GOOD
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    with pytest.warns(RuntimeWarning, match="marked bad"):  # found again, recorded now
+        assert fs.cat("both/ds/reads.fastq") == GOOD
+    bad = catalog.conn.execute("SELECT bad FROM replicas WHERE tier = 'pfs'").fetchone()[0]
+    assert bad and "hashed again" in bad

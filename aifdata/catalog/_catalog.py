@@ -57,7 +57,7 @@ from ._records import Dataset, FileRecord, StageReport
 from ._search import SearchHit, reindex, search
 from ._stage import stage_version
 from ._store import catalog_opened, connect, write_transaction
-from ._verify import VerifyReport, mark_hashed, record_copy
+from ._verify import VerifyReport, mark_hashed, record_copy, write_briefly
 
 
 class Catalog:
@@ -422,9 +422,8 @@ class Catalog:
         routing skips it at once). Not kept by a read-only catalog."""
         if self._snapshot is not None:
             return
-        # the read goes on regardless (a read-only catalog file cannot keep the verdict)
-        with contextlib.suppress(sqlite3.Error, CatalogError), write_transaction(self.conn) as conn:
-            mark_hashed(conn, url, checksum, stat, problem, time.time())
+        now = time.time()
+        write_briefly(self.conn, lambda c: mark_hashed(c, url, checksum, stat, problem, now))
 
     def verify(
         self,

@@ -226,6 +226,33 @@ def _no_remover(directory: str) -> list[str]:
     )
 
 
+#: How long a read waits for the catalog's write lock to record what a hash found.
+VERDICT_WAIT_S = 2.0
+
+
+def write_briefly(conn: sqlite3.Connection, write: Callable[[sqlite3.Connection], None]) -> bool:
+    """Run ``write`` in a transaction of its own if the catalog's write lock comes within
+    :data:`VERDICT_WAIT_S`; False when it did not, or the file cannot be written (a read
+    that found a bad copy goes on either way: the copy is skipped, the verdict is not kept)."""
+    if conn.in_transaction:  # inside the caller's transaction: not ours to commit
+        return False
+    (busy,) = conn.execute("PRAGMA busy_timeout").fetchone()
+    conn.execute(f"PRAGMA busy_timeout = {int(VERDICT_WAIT_S * 1000)}")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            write(conn)
+            conn.execute("COMMIT")
+        finally:
+            if conn.in_transaction:  # the write or the commit failed
+                conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy)}")
+    return True
+
+
 def record_copy(
     conn: sqlite3.Connection,
     file_id: int,

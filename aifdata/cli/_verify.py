@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..catalog._verify import VerifyReport
+from ..catalog import VerifyReport
 from ._app import app
 from ._options import CatalogOption, JsonFlag, open_catalog, print_json, progress_bar
 
