@@ -86,9 +86,9 @@ class ReplicaRecord(NamedTuple):
     def worth_rehashing(self, st: FileStat) -> bool:
         """A local copy of the recorded size and mtime whose ctime (or inode) moved:
         only its bytes can tell whether it is the copy checksummed."""
-        same_mtime = self.mtime is not None and st.mtime is not None
-        same_mtime = same_mtime and abs(self.mtime - st.mtime) < 1e-6  # type: ignore[operator]
-        return bool(self.checksum) and _local(st) and st.size == self.size and same_mtime
+        if not (self.checksum and _local(st) and st.size == self.size):
+            return False
+        return self.mtime is not None and st.mtime is not None and abs(self.mtime - st.mtime) < 1e-6
 
 
 def _local(st: FileStat) -> bool:
@@ -104,8 +104,9 @@ class Router:
     """Routes the reads of one mount over its connectors.
 
     With a catalog (``records``), a copy the catalog has checksummed, and that
-    has not changed since (same size and mtime or ETag), is preferred in read
-    order; when no copy is verified the size rule applies.
+    has not changed since (same size, and same ETag or local inode, device and
+    ctime), is preferred in read order; when no copy is verified the size rule
+    applies to the copies not held bad.
     """
 
     def __init__(
