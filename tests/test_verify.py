@@ -160,6 +160,27 @@ def test_clean_removes_stale_temporaries_beside_the_copies(world, monkeypatch):
 
 
 @PFS_ONLY
+def test_clean_reaches_a_directory_a_killed_stage_made_before_its_first_copy(world, monkeypatch):
+    from aifdata.connectors import _atomic
+
+    catalog, tiers = world
+    tiers.place("fresh/a.bin", write=b"abc")
+    catalog.ingest("aif://both/fresh", "fresh")  # not staged: no PFS copy recorded
+    (tiers.pfs_dir / "fresh").mkdir()  # the killed stage made the directory, no copy yet
+    asked: list[str] = []
+
+    def remove_stale_temporaries(directory):
+        asked.append(os.fspath(directory))
+        return []
+
+    monkeypatch.setattr(
+        _atomic, "remove_stale_temporaries", remove_stale_temporaries, raising=False
+    )
+    assert verify("fresh", "--clean", "--tier", "pfs")[0] == 0
+    assert asked == [os.path.realpath(tiers.pfs_dir / "fresh")]
+
+
+@PFS_ONLY
 def test_clean_without_the_remover_says_so(world, monkeypatch):
     from aifdata.connectors import _atomic
 

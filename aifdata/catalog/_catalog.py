@@ -448,6 +448,7 @@ class Catalog:
         self._writable()
         versions, under = self._verify_scope(target)
         replicas = replicas_of(self.conn, versions, tier, under)
+        everywhere = replicas_of(self.conn, versions, None, under) if clean else []
 
         def mark(url: str, checksum: str, stat: FileStat, problem: str | None) -> None:
             with write_transaction(self.conn) as conn:
@@ -455,7 +456,7 @@ class Catalog:
 
         report = scrub(self.config, replicas, mark, workers, progress)
         if clean:
-            removed = remove_stale(local_directories(self.config, replicas))
+            removed = remove_stale(local_directories(self.config, everywhere, tier))
             report = dataclasses.replace(report, cleaned=tuple(removed))
         return report
 

@@ -187,18 +187,25 @@ def _below(url: str, prefix: str) -> bool:
     return url == prefix or url.startswith(prefix + "/")
 
 
-def local_directories(config: Config, replicas: Iterable[Replica]) -> list[str]:
-    """The directories on this machine that hold local copies among ``replicas``."""
+def local_directories(
+    config: Config, replicas: Iterable[Replica], tier: str | None = None
+) -> list[str]:
+    """The existing directories on this machine where the files of ``replicas`` have or
+    would have local copies: on every local tier of their mount (only ``tier`` if given),
+    so a stage killed before its first copy in a directory is cleaned up too."""
     fs = MountedFileSystem(config)
     found: dict[str, None] = {}
     for replica in replicas:
         located = config.locate(replica.url)
         if located is None:
             continue
-        mount, tier, rel = located
-        path = local_path(fs.connector(mount, tier.name), rel)
-        if path is not None and os.path.isdir(os.path.dirname(path)):
-            found[os.path.dirname(path)] = None
+        mount, _, rel = located
+        for t in mount.tiers:
+            if not t.local or tier not in (None, t.name):
+                continue
+            path = local_path(fs.connector(mount, t.name), rel)
+            if path is not None and os.path.isdir(os.path.dirname(path)):
+                found[os.path.dirname(path)] = None
     return list(found)
 
 
