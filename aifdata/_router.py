@@ -2,11 +2,13 @@
 
 The rule: walk the mount's read order and take the first tier whose copy the
 catalog has checksummed and that has not changed since (same size, and same
-ETag, or for a local copy the same inode, device and ctime, which ``os.utime``
-cannot set back). A local copy whose ctime moved but whose size and mtime did
-not (a metadata change, or bytes rewritten with the mtime restored) is hashed
-again before it is served: the same bytes are served and recorded anew; other
-bytes are reported to the catalog as bad, with one warning, and never served.
+ETag, or for a local copy the same inode and ctime, which ``os.utime`` cannot
+set back; the device is recorded but not compared, since each client node of
+a Lustre, GPFS or NFS mount numbers it its own way). A local copy whose ctime
+moved but whose size and mtime did not (a metadata change, or bytes rewritten
+with the mtime restored) is hashed again before it is served: the same bytes
+are served and recorded anew; other bytes are reported to the catalog as bad,
+with one warning, and never served.
 Without a verified copy, take the first tier whose copy has the same size as
 the write tier's copy (the write tier is the reference); when the write tier
 has no copy, the first tier that has one serves it. A copy the catalog holds
@@ -74,9 +76,9 @@ class ReplicaRecord(NamedTuple):
         """Whether a live copy is still the one the catalog checksummed (nothing read)."""
         if st.size != self.size:
             return False
-        if _local(st):
-            recorded = (self.inode, self.device, self.ctime_ns)
-            return self.ctime_ns is not None and (st.inode, st.device, st.ctime_ns) == recorded
+        if _local(st):  # the device is not compared: each node of a cluster numbers its own
+            recorded = (self.inode, self.ctime_ns)
+            return self.ctime_ns is not None and (st.inode, st.ctime_ns) == recorded
         if self.etag and st.etag:
             return self.etag.strip('"') == st.etag.strip('"')
         if self.mtime is not None and st.mtime is not None:
@@ -104,8 +106,8 @@ class Router:
     """Routes the reads of one mount over its connectors.
 
     With a catalog (``records``), a copy the catalog has checksummed, and that
-    has not changed since (same size, and same ETag or local inode, device and
-    ctime), is preferred in read order; when no copy is verified the size rule
+    has not changed since (same size, and same ETag or local inode and ctime),
+    is preferred in read order; when no copy is verified the size rule
     applies to the copies not held bad.
     """
 

@@ -195,3 +195,19 @@ def test_a_busy_catalog_does_not_hold_up_the_read(tiers, tmp_path, monkeypatch):
         assert fs.cat("both/ds/reads.fastq") == GOOD
     bad = catalog.conn.execute("SELECT bad FROM replicas WHERE tier = 'pfs'").fetchone()[0]
     assert bad and "hashed again" in bad
+
+
+def test_a_local_copy_is_known_by_inode_and_ctime_on_any_node():
+    from aifdata._router import ReplicaRecord
+    from aifdata.connectors import FileStat
+
+    record = ReplicaRecord(4, "sha256:aa", 1.0, None, inode=7, device=1, ctime_ns=10)
+    assert record.matches(FileStat(4, 1.0, None, 7, 1, 10))
+    assert record.matches(FileStat(4, 1.0, None, 7, 99, 10))  # another client node's device
+    assert not record.matches(FileStat(4, 1.0, None, 7, 1, 11))  # a write, mtime put back
+    assert record.worth_rehashing(FileStat(4, 1.0, None, 7, 1, 11))
+    assert not record.matches(FileStat(4, 1.0, None, 8, 1, 10))  # another file in its place
+    assert not record.worth_rehashing(FileStat(4, 2.0, None, 7, 1, 11))  # openly changed
+    legacy = ReplicaRecord(4, "sha256:aa", 1.0, None)  # recorded before fingerprints
+    assert not legacy.matches(FileStat(4, 1.0, None, 7, 1, 10))
+    assert legacy.worth_rehashing(FileStat(4, 1.0, None, 7, 1, 10))

@@ -6,7 +6,7 @@ A local copy that aifdata wrote also carries an extended attribute,
 ``user.aifdata.sha256`` = ``"<checksum> <ctime_ns>"``: the checksum and the
 change time it was hashed at, for scrubs and for ``getfattr``. It is a note,
 not a proof (whoever can write the file can write the attribute): routing
-trusts the catalog's inode, device and ctime, which ``os.utime`` cannot set
+trusts the catalog's inode and ctime, which ``os.utime`` cannot set
 back. Where the file system has no user attributes (tmpfs without them, some
 NFS mounts) nothing is written and nothing is said.
 """
