@@ -125,9 +125,11 @@ def test_verify_needs_read_on_what_it_scrubs(world, monkeypatch):
 
 
 @PFS_ONLY
-def test_a_missing_dataset_is_not_found(world):
+def test_a_missing_dataset_is_not_found_and_a_mistyped_tier_is_refused(world):
     with pytest.raises(aifdata.NotFound):
         verify("nope")
+    with pytest.raises(aifdata.ConfigError, match=r"no tier .pfss.*its tiers: archive, pfs"):
+        verify("ds", "--tier", "pfss")
 
 
 @PFS_ONLY

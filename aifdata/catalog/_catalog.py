@@ -17,7 +17,7 @@ from typing import Any
 from fsspec import AbstractFileSystem
 
 from .._config import Config, aifdata_home, load_config
-from .._errors import AccessDenied, CatalogError, NotFound
+from .._errors import AccessDenied, CatalogError, ConfigError, NotFound
 from .._filesystem import MountedFileSystem
 from .._gc import gc_paused
 from .._router import ReplicaRecord
@@ -57,7 +57,16 @@ from ._records import Dataset, FileRecord, StageReport
 from ._search import SearchHit, reindex, search
 from ._stage import stage_version
 from ._store import catalog_opened, connect, write_transaction
-from ._verify import VerifyReport, mark_hashed, record_copy, write_briefly
+from ._verify import (
+    VerifyReport,
+    local_directories,
+    mark_hashed,
+    record_copy,
+    remove_stale,
+    replicas_of,
+    scrub,
+    write_briefly,
+)
 
 
 class Catalog:
@@ -443,9 +452,10 @@ class Catalog:
         a bad copy at once; ``aifdata stage`` puts a good one back. ``clean``
         also removes stale temporary files (from killed writers) beside local copies.
         """
-        from ._verify import local_directories, remove_stale, replicas_of, scrub
-
         self._writable()
+        known = sorted({t.name for m in self.config.mounts for t in m.tiers})
+        if tier is not None and tier not in known:
+            raise ConfigError(f"no tier {tier!r} in the mount table; its tiers: {', '.join(known)}")
         versions, under = self._verify_scope(target)
         replicas = replicas_of(self.conn, versions, tier, under)
         everywhere = replicas_of(self.conn, versions, None, under) if clean else []
@@ -468,10 +478,9 @@ class Catalog:
             return [self.resolve_version(target)], []
         under: list[str] = []
         if target is not None:
-            fs = self.filesystem()
-            path = fs._strip_protocol(target)
+            path = MountedFileSystem._strip_protocol(target)
             self.gate().check(path, "read", "verify")
-            mount, rel = fs.split(path)
+            mount, rel = self.config.resolve(path)
             under = [join(t.url, rel) for t in mount.tiers]
         names = self.datasets()  # the ones the caller may read
         return [self.resolve_version(name) for name in names], under
