@@ -206,3 +206,16 @@ def test_a_changed_s3_object_is_found_and_the_pfs_copy_serves(world):
     route = governed.where("both/ds/reads.fastq")
     assert route.tier == "pfs"
     assert governed.cat("both/ds/reads.fastq") == GOOD
+
+
+def test_copies_outside_every_mount_are_checked_too(tmp_path):
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    (loose / "a.txt").write_bytes(b"alpha" * 100)
+    catalog = Catalog(tmp_path / "catalog.db", config=aifdata.Config(()))
+    catalog.ingest(str(loose), "loose")
+    assert catalog.verify("loose").ok
+    flip_one_byte_keep_mtime(loose / "a.txt")
+    report = catalog.verify("loose")
+    assert [(p.state, p.url) for p in report.problems] == [("bad", str(loose / "a.txt"))]
+    assert report.checked == 1 and report.bytes_hashed == 500

@@ -15,12 +15,15 @@ import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
+
+from fsspec import AbstractFileSystem
 
 from .._config import Config
 from .._filesystem import MountedFileSystem
-from ..connectors import Connector, FileStat
-from ..connectors._seal import local_path, rehash, seal
+from .._urls import resolve_url
+from ..connectors import FileStat
+from ..connectors._seal import Copies, local_path, rehash, seal
 
 Progress = Callable[[int], object]
 
@@ -111,8 +114,9 @@ def scrub(
 
     def one(replica: Replica) -> tuple[ReplicaProblem | None, int]:
         located = config.locate(replica.url)
-        if located is None:
-            return _problem(replica, "missing", "not under any mounted tier"), 0
+        if located is None:  # ingested from s3:// or a path outside every mount
+            where, path = resolve_url(replica.url, config)
+            return _check(_Unmounted(where), path, replica, mark, progress)
         mount, tier, rel = located
         return _check(fs.connector(mount, tier.name), rel, replica, mark, progress)
 
@@ -126,8 +130,33 @@ def scrub(
     )
 
 
+class _Unmounted:
+    """A plain fsspec filesystem, seen as :func:`~aifdata.connectors._seal.rehash` sees
+    a connector."""
+
+    def __init__(self, fs: AbstractFileSystem) -> None:
+        self.fs = fs
+
+    def stats(self, rels: Iterable[str]) -> dict[str, FileStat]:
+        out = {}
+        for rel in rels:
+            try:
+                info = self.fs.info(rel)
+            except FileNotFoundError:
+                continue
+            if info.get("type") == "file":
+                out[rel] = FileStat.of(info)
+        return out
+
+    def open_read(
+        self, rel: str, block_size: int | None = None, size: int | None = None
+    ) -> BinaryIO:
+        f: BinaryIO = self.fs.open(rel, "rb")
+        return f
+
+
 def _check(
-    conn: Connector, rel: str, replica: Replica, mark: MarkHashed, progress: Progress | None
+    conn: Copies, rel: str, replica: Replica, mark: MarkHashed, progress: Progress | None
 ) -> tuple[ReplicaProblem | None, int]:
     """One copy: (its problem or None, bytes hashed)."""
     stat = conn.stats([rel]).get(rel)

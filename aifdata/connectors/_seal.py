@@ -14,14 +14,25 @@ NFS mounts) nothing is written and nothing is said.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from typing import NamedTuple
+from collections.abc import Callable, Iterable
+from typing import BinaryIO, NamedTuple, Protocol
 
 from .._streams import CHUNK_SIZE, copy_stream
-from ._base import Connector, FileStat
+from ._base import FileStat
 
 #: The extended attribute that records a local copy's checksum.
 SEAL_ATTRIBUTE = "user.aifdata.sha256"
+
+
+class Copies(Protocol):
+    """Where copies are stat'ed and read: a connector, or a plain fsspec filesystem's
+    stand-in for a copy outside every mount."""
+
+    def stats(self, rels: Iterable[str]) -> dict[str, FileStat]: ...
+
+    def open_read(
+        self, rel: str, block_size: int | None = None, size: int | None = None
+    ) -> BinaryIO: ...
 
 
 class Hashed(NamedTuple):
@@ -32,7 +43,7 @@ class Hashed(NamedTuple):
 
 
 def rehash(
-    conn: Connector, rel: str, progress: Callable[[int], object] | None = None
+    conn: Copies, rel: str, progress: Callable[[int], object] | None = None
 ) -> Hashed | None:
     """The SHA-256 of the copy at ``rel`` as it is now; None when there is no copy."""
     before = conn.stats([rel]).get(rel)
@@ -46,7 +57,7 @@ def rehash(
     return Hashed(got.checksum, before)
 
 
-def seal(conn: Connector, rel: str, checksum: str, hashed: FileStat, *, write: bool) -> FileStat:
+def seal(conn: Copies, rel: str, checksum: str, hashed: FileStat, *, write: bool) -> FileStat:
     """The stat to record for a copy whose bytes were hashed to ``checksum`` at ``hashed``.
 
     A local copy gets the attribute when ``write`` (aifdata wrote it) or when it
@@ -76,7 +87,7 @@ def read_seal(path: str) -> tuple[str, int] | None:
         return None
 
 
-def local_path(conn: Connector, rel: str) -> str | None:
+def local_path(conn: Copies, rel: str) -> str | None:
     """The path of ``rel`` on this machine, for a PFS tier; else None."""
     from .pfs import PFSConnector  # loaded when used, as the kind registry does
 
