@@ -219,3 +219,10 @@ def test_copies_outside_every_mount_are_checked_too(tmp_path):
     report = catalog.verify("loose")
     assert [(p.state, p.url) for p in report.problems] == [("bad", str(loose / "a.txt"))]
     assert report.checked == 1 and report.bytes_hashed == 500
+
+
+def test_clean_sweeps_each_tree_once():
+    from aifdata.catalog._verify import _outermost
+
+    dirs = ["/p/ds/sub", "/p/ds", "/p/other", "/p/ds2", "/p/ds/sub/deeper"]
+    assert _outermost(dirs) == ["/p/ds", "/p/ds2", "/p/other"]

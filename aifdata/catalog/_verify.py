@@ -235,13 +235,28 @@ def local_directories(
             path = local_path(fs.connector(mount, t.name), rel)
             if path is not None and os.path.isdir(os.path.dirname(path)):
                 found[os.path.dirname(path)] = None
-    return list(found)
+    return _outermost(found)
+
+
+def _outermost(directories: Iterable[str]) -> list[str]:
+    """The directories none of whose ancestors is among them (a sweep takes a whole tree)."""
+    kept: list[str] = []
+    for directory in sorted(directories):
+        if not any(directory.startswith(k.rstrip(os.sep) + os.sep) for k in kept):
+            kept.append(directory)
+    return kept
 
 
 def remove_stale(directories: Iterable[str]) -> list[str]:
-    """Remove the stale temporary files (their writer is gone) in each directory."""
+    """Remove the stale temporary files (their writer is gone) under each directory."""
     remover = _stale_remover()
-    return [path for directory in directories for path in remover(directory)]
+    removed: list[str] = []
+    for directory in directories:
+        try:
+            removed += remover(directory)
+        except FileNotFoundError:  # removed since it was listed: nothing left in it
+            continue
+    return removed
 
 
 def _stale_remover() -> Callable[[str], list[str]]:
