@@ -17,7 +17,7 @@ from typing import Any
 from fsspec import AbstractFileSystem
 
 from .._config import Config, aifdata_home, load_config
-from .._errors import AccessDenied, CatalogError, ConfigError, NotFound
+from .._errors import AccessDenied, CatalogError, NotFound
 from .._filesystem import MountedFileSystem
 from .._gc import gc_paused
 from .._router import ReplicaRecord
@@ -59,6 +59,7 @@ from ._stage import stage_version
 from ._store import catalog_opened, connect, write_transaction
 from ._verify import (
     VerifyReport,
+    check_tier,
     local_directories,
     mark_hashed,
     record_copy,
@@ -453,9 +454,7 @@ class Catalog:
         also removes stale temporary files (from killed writers) beside local copies.
         """
         self._writable()
-        known = sorted({t.name for m in self.config.mounts for t in m.tiers})
-        if tier is not None and tier not in known:
-            raise ConfigError(f"no tier {tier!r} in the mount table; its tiers: {', '.join(known)}")
+        check_tier(self.config, tier)
         versions, under = self._verify_scope(target)
         replicas = replicas_of(self.conn, versions, tier, under)
         everywhere = replicas_of(self.conn, versions, None, under) if clean else []

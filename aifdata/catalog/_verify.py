@@ -20,6 +20,7 @@ from typing import Any, BinaryIO, NamedTuple
 from fsspec import AbstractFileSystem
 
 from .._config import Config
+from .._errors import ConfigError
 from .._filesystem import MountedFileSystem
 from .._urls import resolve_url
 from ..connectors import FileStat
@@ -96,6 +97,13 @@ class VerifyReport:
             "problems": [p.as_dict() for p in self.problems],
             "cleaned": list(self.cleaned),
         }
+
+
+def check_tier(config: Config, tier: str | None) -> None:
+    """Refuse a tier name that no mount has (a typo would check nothing and pass)."""
+    known = sorted({t.name for m in config.mounts for t in m.tiers})
+    if tier is not None and tier not in known:
+        raise ConfigError(f"no tier {tier!r} in the mount table; its tiers: {', '.join(known)}")
 
 
 #: Records what hashing one copy found (url, checksum, stat, problem or None).
