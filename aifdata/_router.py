@@ -2,13 +2,22 @@
 
 The rule: walk the mount's read order and take the first tier whose copy the
 catalog has checksummed and that has not changed since (same size, and same
-mtime or ETag). Without such a copy, take the first tier whose copy has the
-same size as the write tier's copy (the write tier is the reference); when the
-write tier has no copy, the first tier that has one serves it.
+ETag, or for a local copy the same inode and ctime, which ``os.utime`` cannot
+set back; the device is recorded but not compared, since each client node of
+a Lustre, GPFS or NFS mount numbers it its own way). A local copy whose ctime
+moved but whose size and mtime did not (a metadata change, or bytes rewritten
+with the mtime restored) is hashed again before it is served: the same bytes
+are served and recorded anew; other bytes are reported to the catalog as bad,
+with one warning, and never served.
+Without a verified copy, take the first tier whose copy has the same size as
+the write tier's copy (the write tier is the reference); when the write tier
+has no copy, the first tier that has one serves it. A copy the catalog holds
+bad is never served.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -17,6 +26,7 @@ from ._config import Mount
 from ._errors import NotFound
 from .connectors import Connector
 from .connectors._base import FileStat
+from .connectors._seal import rehash, seal
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,11 @@ class Route:
         }
 
 
+#: Tells the catalog what hashing a copy again found: its stat as hashed, and None
+#: when the bytes are the ones checksummed, else why they are bad.
+Report = Callable[[FileStat, "str | None"], None]
+
+
 class ReplicaRecord(NamedTuple):
     """What the catalog knows of one copy: its size, checksum and version markers."""
 
@@ -51,16 +66,36 @@ class ReplicaRecord(NamedTuple):
     checksum: str | None
     mtime: float | None
     etag: str | None
+    inode: int | None = None
+    device: int | None = None
+    ctime_ns: int | None = None
+    bad: str | None = None  # why a hash found other bytes: never served
+    report: Report | None = None  # where a re-hash's outcome goes (None: nowhere)
 
     def matches(self, st: FileStat) -> bool:
-        """Whether a live copy is still the one the catalog checksummed."""
+        """Whether a live copy is still the one the catalog checksummed (nothing read)."""
         if st.size != self.size:
             return False
+        if _local(st):  # the device is not compared: each node of a cluster numbers its own
+            recorded = (self.inode, self.ctime_ns)
+            return self.ctime_ns is not None and (st.inode, st.ctime_ns) == recorded
         if self.etag and st.etag:
             return self.etag.strip('"') == st.etag.strip('"')
         if self.mtime is not None and st.mtime is not None:
             return abs(self.mtime - st.mtime) < 1e-6
         return False
+
+    def worth_rehashing(self, st: FileStat) -> bool:
+        """A local copy of the recorded size and mtime whose ctime (or inode) moved:
+        only its bytes can tell whether it is the copy checksummed."""
+        if not (self.checksum and _local(st) and st.size == self.size):
+            return False
+        return self.mtime is not None and st.mtime is not None and abs(self.mtime - st.mtime) < 1e-6
+
+
+def _local(st: FileStat) -> bool:
+    """Whether a stat is of a local file (it has a ctime: stubs and old connectors may not)."""
+    return getattr(st, "ctime_ns", None) is not None
 
 
 #: Looks up catalog records by physical URL (``s3://b/k`` or a PFS path).
@@ -71,8 +106,9 @@ class Router:
     """Routes the reads of one mount over its connectors.
 
     With a catalog (``records``), a copy the catalog has checksummed, and that
-    has not changed since (same size and mtime or ETag), is preferred in read
-    order; when no copy is verified the size rule applies.
+    has not changed since (same size, and same ETag or local inode and ctime),
+    is preferred in read order; when no copy is verified the size rule
+    applies to the copies not held bad.
     """
 
     def __init__(
@@ -127,9 +163,13 @@ class Router:
         records: Mapping[str, ReplicaRecord],
     ) -> Route | NotFound:
         """The verified copy if there is one, else the size rule, else NotFound."""
-        route = self.verified(rel, stats, records) or self.decide(rel, stats)
+        judged = _Judged(self, rel, stats, records)
+        route = self.verified(rel, stats, records, judged) or self.decide(rel, stats, judged.bad)
         if route is not None:
             return route
+        if judged.bad:
+            bad = "; ".join(f"{tier}: {why}" for tier, why in judged.bad.items())
+            return NotFound(f"aif://{self._logical(rel)}: no good copy on any tier ({bad})")
         tiers = ", ".join(self.mount.read_order)
         return NotFound(f"aif://{self._logical(rel)}: no copy on any tier ({tiers})")
 
@@ -146,47 +186,47 @@ class Router:
         rel: str,
         stats: Mapping[str, Mapping[str, FileStat]],
         records: Mapping[str, ReplicaRecord],
+        judged: _Judged | None = None,
     ) -> Route | None:
         """The first copy in read order that the catalog checksummed, that is
         unchanged, and that holds the write tier's version (a replica of an
         older version is skipped: then the write tier's copy is served)."""
+        judged = judged or _Judged(self, rel, stats, records)
         write = self.mount.write_tier
         ref_stat = stats.get(write, {}).get(rel)
         ref_record = records.get(self.connectors[write].url(rel))
         reference = None  # the checksum of the write tier's copy, if it is the one recorded
-        if ref_record is not None and ref_stat is not None and ref_record.matches(ref_stat):
+        if ref_record is not None and ref_stat is not None and judged.names_version(write):
             reference = ref_record.checksum
         skipped: list[tuple[str, str]] = []
         other_version = False
         for name in self.mount.read_order:
             url = self.connectors[name].url(rel)
             st, record = stats[name].get(rel), records.get(url)
-            if st is None:
-                skipped.append((name, "no copy"))
-            elif record is None:
-                skipped.append((name, "copy not verified by the catalog"))
-            elif not record.matches(st):
-                skipped.append((name, "changed since the catalog checksummed it"))
+            good, why = judged.verdict(name)
+            if not good or st is None or record is None:
+                skipped.append((name, why))
             elif name != write and ref_stat is not None and record.checksum != reference:
                 skipped.append((name, f"another version than the write tier {write!r} holds"))
                 other_version = True
             else:
-                reason = (
-                    f"unchanged since the catalog checksummed it ({record.checksum})"
-                    if record.checksum
-                    else "unchanged since the catalog recorded it (size and mtime/ETag)"
-                )
                 return Route(
-                    self._logical(rel), name, url, reason, st.size, tuple(skipped), record.checksum
+                    self._logical(rel), name, url, why, st.size, tuple(skipped), record.checksum
                 )
-        if other_version and ref_stat is not None:
+        if other_version and ref_stat is not None and write not in judged.bad:
             url = self.connectors[write].url(rel)
             reason = f"{write!r} is the write tier; the verified copies elsewhere are older"
             return Route(self._logical(rel), write, url, reason, ref_stat.size, tuple(skipped))
         return None
 
-    def decide(self, rel: str, stats: Mapping[str, Mapping[str, FileStat]]) -> Route | None:
-        """The size rule: the first copy whose size equals the write tier's copy."""
+    def decide(
+        self,
+        rel: str,
+        stats: Mapping[str, Mapping[str, FileStat]],
+        bad: Mapping[str, str] | None = None,
+    ) -> Route | None:
+        """The size rule: the first copy whose size equals the write tier's copy
+        (never a copy in ``bad``, tier -> why)."""
         mount = self.mount
         ref = stats.get(mount.write_tier, {}).get(rel)
         reference = None if ref is None else ref.size
@@ -195,6 +235,9 @@ class Router:
             st = stats.get(name, {}).get(rel)
             if st is None:
                 skipped.append((name, "no copy"))
+                continue
+            if bad and name in bad:
+                skipped.append((name, bad[name]))
                 continue
             if reference is None:
                 reason = f"write tier {mount.write_tier!r} has no copy; {name!r} has one"
@@ -209,3 +252,79 @@ class Router:
             url = self.connectors[name].url(rel)
             return Route(self._logical(rel), name, url, reason, st.size, tuple(skipped))
         return None
+
+
+class _Judged:
+    """Whether each tier's copy of one file is the one the catalog checksummed,
+    decided once per tier (a copy is hashed again at most once per route)."""
+
+    def __init__(
+        self,
+        router: Router,
+        rel: str,
+        stats: Mapping[str, Mapping[str, FileStat]],
+        records: Mapping[str, ReplicaRecord],
+    ) -> None:
+        self.router, self.rel, self.stats, self.records = router, rel, stats, records
+        self.verdicts: dict[str, tuple[bool, str]] = {}
+        self.bad: dict[str, str] = {}  # tiers whose copy must not be served by any rule
+
+    def names_version(self, tier: str) -> bool:
+        """Whether this copy's record tells the file's version: the copy is verified,
+        or held bad (its record still names the version it should hold)."""
+        return self.verdict(tier)[0] or tier in self.bad
+
+    def verdict(self, tier: str) -> tuple[bool, str]:
+        """(verified, why): the reason it serves, or why it is skipped."""
+        if tier not in self.verdicts:
+            self.verdicts[tier] = self._judge(tier)
+        return self.verdicts[tier]
+
+    def _judge(self, tier: str) -> tuple[bool, str]:
+        conn = self.router.connectors[tier]
+        st = self.stats.get(tier, {}).get(self.rel)
+        record = self.records.get(conn.url(self.rel))
+        if st is None:
+            return False, "no copy"
+        if record is None:
+            return False, "copy not verified by the catalog"
+        if record.bad:
+            return self._condemned(tier, f"held bad by the catalog: {record.bad}")
+        if record.ctime_ns is not None and not _local(st):  # a listing's info: stat it
+            st = conn.stats([self.rel]).get(self.rel) or st
+        if record.matches(st):
+            if record.checksum:
+                return True, f"unchanged since the catalog checksummed it ({record.checksum})"
+            return True, "unchanged since the catalog recorded it (size and mtime/ETag)"
+        if not record.worth_rehashing(st):
+            return False, "changed since the catalog checksummed it"
+        return self._rehashed(tier, conn, record)
+
+    def _rehashed(self, tier: str, conn: Connector, record: ReplicaRecord) -> tuple[bool, str]:
+        """Hash a copy whose ctime moved; serve it only if its bytes are the checksummed ones."""
+        hashed = rehash(conn, self.rel)
+        if hashed is None:
+            return False, "no copy"
+        if hashed.checksum is None:
+            return False, "changed while it was hashed again"
+        if hashed.checksum != record.checksum:
+            why = f"hashed again to {hashed.checksum}, not the catalog's {record.checksum}"
+            warnings.warn(
+                f"{conn.url(self.rel)}: {why}: the copy is marked bad and not served "
+                f"(aifdata stage puts a good copy back)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            _tell(record, hashed.stat, why)
+            return self._condemned(tier, why)
+        _tell(record, seal(conn, self.rel, hashed.checksum, hashed.stat, write=False), None)
+        return True, f"changed in metadata only: hashed again to the catalog's {record.checksum}"
+
+    def _condemned(self, tier: str, why: str) -> tuple[bool, str]:
+        self.bad[tier] = why
+        return False, why
+
+
+def _tell(record: ReplicaRecord, stat: FileStat, problem: str | None) -> None:
+    if record.report is not None:
+        record.report(stat, problem)

@@ -9,6 +9,7 @@ from ._policy import PRIVILEGES, Grant, Principal, current_principal, current_us
 from ._records import Dataset, FileRecord
 from ._search import SearchHit
 from ._store import catalogs_opened, filesystem_type, is_network_filesystem
+from ._verify import ReplicaProblem, VerifyReport
 
 __all__ = [
     "CHECKSUM_ALGORITHM",
@@ -19,8 +20,10 @@ __all__ = [
     "Grant",
     "LineageNode",
     "Principal",
+    "ReplicaProblem",
     "RunRecord",
     "SearchHit",
+    "VerifyReport",
     "catalogs_opened",
     "current_principal",
     "current_user",

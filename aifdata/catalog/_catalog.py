@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import hashlib
 import os
 import sqlite3
@@ -55,6 +57,17 @@ from ._records import Dataset, FileRecord, StageReport
 from ._search import SearchHit, reindex, search
 from ._stage import stage_version
 from ._store import catalog_opened, connect, write_transaction
+from ._verify import (
+    VerifyReport,
+    check_tier,
+    local_directories,
+    mark_hashed,
+    record_copy,
+    remove_stale,
+    replicas_of,
+    scrub,
+    write_briefly,
+)
 
 
 class Catalog:
@@ -391,21 +404,85 @@ class Catalog:
     # -- replicas ------------------------------------------------------------
 
     def replica_records(self, urls: Sequence[str]) -> dict[str, ReplicaRecord]:
-        """The newest record of each physical URL the catalog knows."""
+        """The newest record of each physical URL the catalog knows (with where routing
+        reports what hashing a copy again found)."""
         out: dict[str, ReplicaRecord] = {}
         unique = list(dict.fromkeys(urls))
         for i in range(0, len(unique), 500):
             chunk = unique[i : i + 500]
             marks = ",".join("?" * len(chunk))
             for row in self.conn.execute(
-                f"SELECT url, size, checksum, mtime, etag FROM replicas WHERE url IN ({marks})"
-                " ORDER BY recorded",
+                "SELECT url, size, checksum, mtime, etag, inode, device, ctime_ns, bad"
+                f" FROM replicas WHERE url IN ({marks}) ORDER BY recorded",
                 chunk,
             ):
-                out[row["url"]] = ReplicaRecord(
-                    row["size"], row["checksum"], row["mtime"], row["etag"]
-                )
+                url, checksum = row["url"], row["checksum"]
+                out[url] = ReplicaRecord(
+                    row["size"], checksum, row["mtime"], row["etag"], row["inode"],
+                    row["device"], row["ctime_ns"], row["bad"],
+                    functools.partial(self.replica_hashed, url, checksum),
+                )  # fmt: skip
         return out
+
+    def replica_hashed(
+        self, url: str, checksum: str | None, stat: FileStat, problem: str | None
+    ) -> None:
+        """Record what hashing the copy at ``url`` found: the same bytes as ``checksum``
+        (``problem`` None: its new stat is recorded) or other bytes (marked bad, so
+        routing skips it at once). Not kept by a read-only catalog."""
+        if self._snapshot is not None:
+            return
+        now = time.time()
+        write_briefly(self.conn, lambda c: mark_hashed(c, url, checksum, stat, problem, now))
+
+    def verify(
+        self,
+        target: str | None = None,
+        tier: str | None = None,
+        *,
+        workers: int = 4,
+        progress: Callable[[int], object] | None = None,
+        clean: bool = False,
+    ) -> VerifyReport:
+        """Hash every recorded copy again (a scrub) and mark the bad ones bad.
+
+        ``target`` is a dataset (``NAME`` or ``NAME@N``; default its latest
+        version), an ``aif://`` prefix (the latest versions of the datasets with
+        copies under it), or None for every dataset the caller may read; ``tier``
+        keeps the copies on one tier. Needs read on what it checks. Routing skips
+        a bad copy at once; ``aifdata stage`` puts a good one back. ``clean``
+        also removes stale temporary files (from killed writers) beside local copies.
+        """
+        self._writable()
+        check_tier(self.config, tier)
+        versions, under = self._verify_scope(target)
+        replicas = replicas_of(self.conn, versions, tier, under)
+        everywhere = replicas_of(self.conn, versions, None, under) if clean else []
+
+        def mark(url: str, checksum: str, stat: FileStat, problem: str | None) -> None:
+            with write_transaction(self.conn) as conn:
+                mark_hashed(conn, url, checksum, stat, problem, time.time())
+
+        report = scrub(self.config, replicas, mark, workers, progress)
+        if clean:
+            removed = remove_stale(local_directories(self.config, everywhere, tier))
+            report = dataclasses.replace(report, cleaned=tuple(removed))
+        return report
+
+    def _verify_scope(self, target: str | None) -> tuple[list[tuple[str, int, int]], list[str]]:
+        """The versions a scrub checks (name, number, row id), each checked for read,
+        and the physical prefixes it keeps to (none: all)."""
+        if target is not None and not target.startswith("aif://"):
+            self.require(split_ref(target)[0], "read", "verify")
+            return [self.resolve_version(target)], []
+        under: list[str] = []
+        if target is not None:
+            path = MountedFileSystem._strip_protocol(target)
+            self.gate().check(path, "read", "verify")
+            mount, rel = self.config.resolve(path)
+            under = [join(t.url, rel) for t in mount.tiers]
+        names = self.datasets()  # the ones the caller may read
+        return [self.resolve_version(name) for name in names], under
 
     def stage(
         self, name: str, to: str, version: int | None = None, workers: int = 8
@@ -423,14 +500,9 @@ class Catalog:
     def record_replica(
         self, file_id: int, tier: str, url: str, size: int, checksum: str, stat: FileStat
     ) -> None:
-        """Record (or replace) the copy of one file on one tier."""
+        """Record (or replace) the verified copy of one file on one tier."""
         with write_transaction(self.conn) as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO replicas"
-                " (file_id, tier, url, size, checksum, mtime, etag, recorded)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (file_id, tier, url, size, checksum, stat.mtime, stat.etag, time.time()),
-            )
+            record_copy(conn, file_id, tier, url, size, checksum, stat, time.time())
 
     # -- ingest --------------------------------------------------------------
 

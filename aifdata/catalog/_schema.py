@@ -8,7 +8,10 @@ Tables (the Parquet export keeps the same names and columns):
                digest (sha256 over the sorted (path, size, checksum) rows: equal data, equal digest)
 ``files``      id, version_id, path (relative to the version's source), size,
                checksum (``sha256:<hex>``), format, mtime, etag
-``replicas``   file_id, tier, url, size, checksum, mtime, etag, recorded
+``replicas``   file_id, tier, url, size, checksum, mtime, etag, recorded; for a local (PFS) copy
+               what ``os.utime`` cannot set back: inode, device, ctime_ns (as of the last
+               hash); checked (when its bytes were last hashed), bad (why a hash or a scrub
+               found other bytes than the checksum: routing skips the copy; NULL when good)
 ``search_text`` dataset_id, name, description, tags ("k=v ..."), formats (of the latest version);
                mirrored into the FTS5 table ``search_fts`` where SQLite has FTS5
 ``grants``     principal (``user:NAME``, ``group:NAME`` or ``*``), privilege (read, write, admin),
@@ -130,6 +133,13 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (run_id, role, version_id)
     );
     CREATE INDEX run_datasets_by_version ON run_datasets(version_id, role)
+    """,
+    """
+    ALTER TABLE replicas ADD COLUMN inode INTEGER;
+    ALTER TABLE replicas ADD COLUMN device INTEGER;
+    ALTER TABLE replicas ADD COLUMN ctime_ns INTEGER;
+    ALTER TABLE replicas ADD COLUMN checked REAL;
+    ALTER TABLE replicas ADD COLUMN bad TEXT
     """,
 )
 

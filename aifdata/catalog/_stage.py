@@ -1,7 +1,11 @@
 """``stage``: put verified copies of a dataset version on another tier of its mount.
 
 Copies are verified against the catalog's SHA-256; files ingested without a
-checksum (``checksum=False``) can only be checked by size.
+checksum (``checksum=False``) can only be checked by size. Each copy is
+recorded with what identifies it unread: for a local (PFS) copy its inode,
+device and ctime, which ``os.utime`` cannot set back, and, where the file
+system has extended attributes, a seal with its checksum
+(:mod:`aifdata.connectors._seal`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from .._errors import CatalogError, ConfigError
 from .._filesystem import MountedFileSystem
 from .._streams import CHUNK_SIZE, copy_stream
 from ..connectors import Connector, FileStat
+from ..connectors._seal import rehash, seal
 from ._records import Dataset, FileRecord, StageReport
 
 #: Records one verified copy: (file id, tier, url, size, checksum, stat).
@@ -28,14 +33,17 @@ def stage_version(
 
     def one(record: FileRecord) -> tuple[str, int]:
         source, target, rel = _endpoints(fs, config, ds, record, to)
-        if _already_there(target, rel, record):
+        stat = _already_there(target, rel, record)
+        if stat is not None:
             outcome, copied = "present", 0
         else:
             _copy_verified(source, target, rel, record)
             outcome, copied = "copied", record.size
-        stat = target.stats([rel]).get(rel)
-        if stat is None:
-            raise CatalogError(f"{target.url(rel)}: vanished right after staging")
+            stat = target.stats([rel]).get(rel)
+            if stat is None:
+                raise CatalogError(f"{target.url(rel)}: vanished right after staging")
+        if record.checksum:  # what a copy's stat cannot show, its seal tells (local copies)
+            stat = seal(target, rel, record.checksum, stat, write=outcome == "copied")
         record_replica(record.id, to, target.url(rel), record.size, record.checksum, stat)
         return outcome, copied
 
@@ -68,14 +76,15 @@ def _endpoints(
     )
 
 
-def _already_there(target: Connector, rel: str, record: FileRecord) -> bool:
+def _already_there(target: Connector, rel: str, record: FileRecord) -> FileStat | None:
+    """The stat of a copy on the target that holds the catalog's bytes (as hashed), or None."""
     stat = target.stats([rel]).get(rel)
     if stat is None or stat.size != record.size:
-        return False
+        return None
     if not record.checksum:  # ingested without hashing: nothing better than the size
-        return True
-    with target.open_read(rel, CHUNK_SIZE, stat.size) as f:
-        return copy_stream(f, checksum=True).checksum == record.checksum
+        return stat
+    hashed = rehash(target, rel)
+    return hashed.stat if hashed is not None and hashed.checksum == record.checksum else None
 
 
 def _copy_verified(source: Connector, target: Connector, rel: str, record: FileRecord) -> None:

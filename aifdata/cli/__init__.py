@@ -8,7 +8,7 @@ imported here, in the order ``aifdata --help`` lists them.
 from ._app import app, main
 
 # isort: off
-from . import _files, _catalog, _convert, _demo, _formats, _lineage, _policy  # noqa: F401
+from . import _files, _catalog, _convert, _demo, _formats, _lineage, _policy, _verify  # noqa: F401
 # isort: on
 
 __all__ = ["app", "main"]

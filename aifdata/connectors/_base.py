@@ -28,11 +28,18 @@ Info = dict[str, Any]
 
 
 class FileStat(NamedTuple):
-    """What identifies a copy without reading it: size, and mtime (PFS) or ETag (S3)."""
+    """What identifies a copy without reading it: size, and mtime (PFS) or ETag (S3).
+
+    A local file also gives what ``os.utime`` cannot set back: its inode, device
+    and change time (ns); a write with the mtime restored still changes the ctime.
+    """
 
     size: int
     mtime: float | None = None
     etag: str | None = None
+    inode: int | None = None
+    device: int | None = None
+    ctime_ns: int | None = None
 
     @classmethod
     def of(cls, info: Info) -> FileStat:

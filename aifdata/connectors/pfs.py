@@ -195,7 +195,9 @@ class PFSConnector(Connector):
             except (FileNotFoundError, NotADirectoryError):
                 continue
             if stat.S_ISREG(st.st_mode):
-                out[rel] = FileStat(st.st_size, st.st_mtime)
+                out[rel] = FileStat(
+                    st.st_size, st.st_mtime, None, st.st_ino, st.st_dev, st.st_ctime_ns
+                )
         return out
 
     # -- reads ---------------------------------------------------------------
