@@ -54,7 +54,7 @@ from ._policy import (
 from ._records import Dataset, FileRecord, StageReport
 from ._search import SearchHit, reindex, search
 from ._stage import stage_version
-from ._store import catalog_opened, connect, write_transaction
+from ._store import catalog_opened, connect, refuse_writes, write_transaction
 
 
 class Catalog:
@@ -78,8 +78,9 @@ class Catalog:
 
     @property
     def read_only(self) -> bool:
-        """True for a Parquet snapshot."""
-        return self._snapshot is not None
+        """True for a Parquet snapshot, and for a catalog file this process may not write
+        (its mode, its directory, a read-only mount): queries work, changes are refused."""
+        return self._snapshot is not None or bool(self.conn.read_only)  # type: ignore[attr-defined]
 
     def export(self, dest: str) -> list[str]:
         """Write the catalog's tables as Parquet under ``dest``; return the files written."""
@@ -92,6 +93,7 @@ class Catalog:
     def _writable(self) -> None:
         if self._snapshot is not None:
             raise CatalogError(f"{self.path}: a Parquet snapshot is read-only")
+        refuse_writes(self.conn)  # before any work: names the file and why
 
     def __repr__(self) -> str:
         return f"Catalog({str(self.path)!r})"
@@ -113,6 +115,9 @@ class Catalog:
         if self._snapshot is not None:
             return self._snapshot
         local = self._local
+        if getattr(local, "conn", None) is not None and local.conn.stale:
+            local.conn.close()  # the path names another file now (restored, replaced)
+            local.conn = None
         if getattr(local, "conn", None) is None or local.pid != os.getpid():
             local.conn, local.pid = connect(self.path), os.getpid()
             catalog_opened()  # aif:// filesystems that found no catalog look again
@@ -195,8 +200,8 @@ class Catalog:
         *,
         allowed: bool,
     ) -> None:
-        """Append one decision to the audit table (not kept by a read-only snapshot)."""
-        if self._snapshot is not None:
+        """Append one decision to the audit table (not kept by a read-only catalog)."""
+        if self.read_only:
             return
         with write_transaction(self.conn) as conn:
             conn.execute(
