@@ -54,7 +54,7 @@ from ._policy import (
 from ._records import Dataset, FileRecord, StageReport
 from ._search import SearchHit, reindex, search
 from ._stage import stage_version
-from ._store import catalog_opened, connect, refuse_writes, write_transaction
+from ._store import NotACatalog, catalog_opened, connect, refuse_writes, write_transaction
 
 
 class Catalog:
@@ -297,6 +297,40 @@ class Catalog:
 
         self.require_admin("policy-export", "s3")
         return bucket_policies(self.policy(), self.config, account)
+
+    # -- the file ------------------------------------------------------------
+
+    def backup(self, dest: str | os.PathLike[str], *, force: bool = False) -> Path:
+        """Copy the catalog to ``dest`` with SQLite's online backup (writers go on), whole
+        or not at all; an existing ``dest`` is replaced only with ``force``. Admins only."""
+        from ._backup import backup
+
+        self.require_admin("backup", str(dest))
+        return backup(self.conn, Path(dest), force=force)
+
+    def restore(self, source: str | os.PathLike[str], *, force: bool = False) -> None:
+        """Make the catalog hold what the backup ``source`` holds, once it is checked (an
+        intact aifdata catalog). Admins only; where the file is not a catalog (empty,
+        another kind) nobody can be checked, and only ``force`` replaces it."""
+        from ._backup import restore
+
+        if self._snapshot is not None:
+            self._writable()  # refused: a Parquet snapshot
+        live = None
+        if os.path.lexists(self.path):
+            with contextlib.suppress(NotACatalog):
+                live = self.conn
+        if live is not None:
+            self._writable()
+            self.require_admin("restore", str(source))
+        restore(Path(source), self.path, live, force=force)
+        self.close()  # the next use opens (and upgrades) what was restored
+
+    def check(self) -> list[str]:
+        """What SQLite's integrity and foreign-key checks find wrong ([] when intact)."""
+        from ._backup import problems
+
+        return problems(self.conn)
 
     # -- lineage -------------------------------------------------------------
 

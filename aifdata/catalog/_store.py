@@ -148,10 +148,17 @@ def connect(path: Path) -> CatalogConnection:
         raise CatalogError(f"{path}: the catalog file was deleted as it was being opened")
     refuse_foreign_bytes(path)
     why = read_only_reason(path)
-    conn = _open(path, why)
+    try:
+        conn = _open(path, why)
+    except CatalogError as exc:
+        cannot = exc.__cause__
+        if why or not isinstance(cannot, sqlite3.OperationalError) or _busy(cannot):
+            raise
+        # SQLite could not open it for writing where aifdata's checks saw no reason
+        conn = _open(path, f"SQLite cannot open it for writing: {cannot}")
     conn.identity = opened
     try:
-        if why:
+        if conn.read_only:
             check_readable_schema(conn, path)
         else:
             _prepare(conn, path)
@@ -174,6 +181,10 @@ def connect(path: Path) -> CatalogConnection:
         conn.close()
         raise
     return conn
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    return exc.sqlite_errorcode & 0xFF in _BUSY_CODES
 
 
 def _is_read_only_error(exc: BaseException | None) -> bool:
@@ -249,7 +260,7 @@ def _open(path: Path, read_only: str) -> CatalogConnection:
         recognise(conn, path)
     except sqlite3.OperationalError as exc:
         conn.close()
-        if not read_only or exc.sqlite_errorcode & 0xFF in _BUSY_CODES:
+        if not read_only or _busy(exc):
             raise CatalogError(f"{path}: cannot open the catalog: {exc}") from exc
         refuse_pending_journal(path, read_only)
         conn = _sqlite(path, uri + "?mode=ro&immutable=1")
@@ -301,14 +312,13 @@ def recognise(conn: sqlite3.Connection, path: Path) -> None:
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
         version = schema_version(conn)
         tables = {
-            row[0]
-            for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         }
     except sqlite3.OperationalError:
         raise  # locked, cannot open: not about what the file is
     except sqlite3.DatabaseError as exc:  # a damaged file, or not a database after all
         raise NotACatalog(f"{path}: not an aifdata catalog ({exc})") from exc
-    if app_id != APPLICATION_ID and not (app_id == 0 and _CATALOG_TABLES <= tables):
+    if app_id != APPLICATION_ID and not (app_id == 0 and tables >= _CATALOG_TABLES):
         owner = f"application_id {app_id:#010x}" if app_id else "no application_id"
         listed = ", ".join(sorted(tables)[:6]) or "none"
         raise NotACatalog(
@@ -503,6 +513,9 @@ def _named_errors(conn: sqlite3.Connection) -> Iterator[None]:
                 f"{path}: the catalog file was deleted or moved while this command wrote to"
                 " it; nothing of it was recorded"
             ) from exc
+        if _is_read_only_error(exc):  # aifdata's checks saw no reason; SQLite decides
+            conn.read_only = f"SQLite: {exc}"  # type: ignore[attr-defined]
+            refuse_writes(conn)
         raise CatalogError(f"{path}: cannot write the catalog: {exc}") from exc
 
 
