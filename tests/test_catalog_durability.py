@@ -167,6 +167,13 @@ def test_a_directory_where_no_journal_can_be_made_opens_read_only(made, monkeypa
         cat.grant("user:eve", "read", "lab/*")
 
 
+def test_a_catalog_is_not_made_where_this_user_may_not_write(tmp_path, monkeypatch):
+    monkeypatch.setattr(_store.os, "access", lambda path, mode: False)
+    with pytest.raises(CatalogError, match=r"new\.db: cannot create the catalog: this user may"):
+        Catalog(tmp_path / "new.db").datasets()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_read_only_catalog_of_an_older_schema_says_so(made):
     conn = sqlite3.connect(made)
     conn.execute("PRAGMA user_version = 2")

@@ -317,7 +317,10 @@ def recognise(conn: sqlite3.Connection, path: Path) -> None:
     except sqlite3.OperationalError:
         raise  # locked, cannot open: not about what the file is
     except sqlite3.DatabaseError as exc:  # a damaged file, or not a database after all
-        raise NotACatalog(f"{path}: not an aifdata catalog ({exc})") from exc
+        raise NotACatalog(
+            f"{path}: not an aifdata catalog, or a damaged one ({exc}); aifdata catalog"
+            f" restore BACKUP --catalog {path} --force replaces it"
+        ) from exc
     if app_id != APPLICATION_ID and not (app_id == 0 and tables >= _CATALOG_TABLES):
         owner = f"application_id {app_id:#010x}" if app_id else "no application_id"
         listed = ", ".join(sorted(tables)[:6]) or "none"
@@ -377,6 +380,9 @@ def create(path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CatalogError(f"{path}: cannot create the catalog: {exc.strerror or exc}") from exc
+    parent = path.absolute().parent
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CatalogError(f"{path}: cannot create the catalog: this user may not write {parent}")
     temporary = temporary_name(path)
     try:
         conn = sqlite3.connect(temporary, isolation_level=None)  # made as SQLite makes files
