@@ -66,6 +66,8 @@ _BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 APPLICATION_ID = 0x41494644
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _SQLITE_READONLY_DBMOVED = sqlite3.SQLITE_READONLY | (4 << 8)
+#: What SQLite says when it may read a file but not write it.
+_REFUSED_WRITING = {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM}
 #: Tables by which a catalog made before :data:`APPLICATION_ID` is known.
 _CATALOG_TABLES = frozenset({"datasets", "versions", "files", "replicas"})
 
@@ -148,35 +150,32 @@ def connect(path: Path) -> CatalogConnection:
         raise CatalogError(f"{path}: the catalog file was deleted as it was being opened")
     refuse_foreign_bytes(path)
     why = read_only_reason(path)
-    try:
-        conn = _open(path, why)
-    except CatalogError as exc:
-        cannot = exc.__cause__
-        if why or not isinstance(cannot, sqlite3.OperationalError) or _busy(cannot):
-            raise
-        # SQLite could not open it for writing where aifdata's checks saw no reason
-        conn = _open(path, f"SQLite cannot open it for writing: {cannot}")
+    if not why:
+        try:
+            return _open_writable(path, opened)
+        except CatalogError as exc:
+            if not _refused_writing(exc.__cause__):
+                raise
+            # aifdata's checks saw no reason (an ACL, a mount flag): SQLite's word decides
+            why = f"SQLite will not write it: {exc.__cause__}"
+    conn = _open(path, why)
     conn.identity = opened
     try:
-        if conn.read_only:
-            check_readable_schema(conn, path)
-        else:
-            _prepare(conn, path)
-    except (sqlite3.OperationalError, CatalogError) as exc:
+        check_readable_schema(conn, path)
+    except BaseException:
         conn.close()
-        refused = exc if isinstance(exc, sqlite3.OperationalError) else exc.__cause__
-        if not _is_read_only_error(refused):
-            if isinstance(exc, CatalogError):
-                raise
-            raise CatalogError(f"{path}: cannot open the catalog: {exc}") from exc
-        # the checks above missed it (an ACL, a mount flag): SQLite's word decides
-        conn = _open(path, f"SQLite found it read-only: {refused}")
-        conn.identity = opened
-        try:
-            check_readable_schema(conn, path)
-        except BaseException:
-            conn.close()
-            raise
+        raise
+    return conn
+
+
+def _open_writable(path: Path, opened: tuple[int, int]) -> CatalogConnection:
+    conn = _open(path, "")
+    conn.identity = opened
+    try:
+        _prepare(conn, path)
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        raise CatalogError(f"{path}: cannot open the catalog: {exc}") from exc
     except BaseException:
         conn.close()
         raise
@@ -187,12 +186,12 @@ def _busy(exc: sqlite3.OperationalError) -> bool:
     return exc.sqlite_errorcode & 0xFF in _BUSY_CODES
 
 
-def _is_read_only_error(exc: BaseException | None) -> bool:
-    return (
-        isinstance(exc, sqlite3.OperationalError)
-        and exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_READONLY
-        and exc.sqlite_errorcode != _SQLITE_READONLY_DBMOVED
-    )
+def _refused_writing(exc: BaseException | None) -> bool:
+    """Whether SQLite could not open or write the file for writing (but could read it)."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    code = exc.sqlite_errorcode
+    return code != _SQLITE_READONLY_DBMOVED and code & 0xFF in _REFUSED_WRITING
 
 
 def open_read_only(path: Path) -> CatalogConnection:
@@ -452,12 +451,16 @@ def file_identity(path: Path) -> tuple[int, int] | None:
 
 def refuse_writes(conn: sqlite3.Connection) -> None:
     """Raise CatalogError, naming the file and why, if ``conn`` is read-only."""
+    if getattr(conn, "read_only", ""):
+        raise _read_only_error(conn)
+
+
+def _read_only_error(conn: sqlite3.Connection) -> CatalogError:
     why = getattr(conn, "read_only", "")
-    if why:
-        raise CatalogError(
-            f"{conn.path}: the catalog is read-only here ({why}); queries work, changes"  # type: ignore[attr-defined]
-            " are refused"
-        )
+    return CatalogError(
+        f"{conn.path}: the catalog is read-only here ({why}); queries work, changes"  # type: ignore[attr-defined]
+        " are refused"
+    )
 
 
 def check_same_file(conn: sqlite3.Connection, *, committed: bool = False) -> None:
@@ -519,9 +522,9 @@ def _named_errors(conn: sqlite3.Connection) -> Iterator[None]:
                 f"{path}: the catalog file was deleted or moved while this command wrote to"
                 " it; nothing of it was recorded"
             ) from exc
-        if _is_read_only_error(exc):  # aifdata's checks saw no reason; SQLite decides
-            conn.read_only = f"SQLite: {exc}"  # type: ignore[attr-defined]
-            refuse_writes(conn)
+        if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_READONLY:  # SQLite decides
+            conn.read_only = f"SQLite will not write it: {exc}"  # type: ignore[attr-defined]
+            raise _read_only_error(conn) from exc
         raise CatalogError(f"{path}: cannot write the catalog: {exc}") from exc
 
 
