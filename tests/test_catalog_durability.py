@@ -116,6 +116,28 @@ def test_a_new_catalog_appears_whole_and_only_where_no_file_is(tmp_path, monkeyp
                                                            "catalog.db-wal"]  # fmt: skip
 
 
+def _locks_held_on(path: Path) -> list[str]:
+    inode, pid = os.stat(path).st_ino, str(os.getpid())
+    with open("/proc/locks", encoding="ascii") as locks:
+        return [
+            line
+            for line in locks
+            if line.split()[4] == pid and line.split()[5].endswith(f":{inode}")
+        ]
+
+
+@pytest.mark.skipif(not Path("/proc/locks").exists(), reason="no /proc/locks here")
+def test_opening_the_catalog_again_keeps_the_locks_sqlite_holds(made):
+    """Checking a file by opening it would drop every POSIX lock of the process on it,
+    SQLite's too, and let another process corrupt the catalog (as the demo's workers did)."""
+    first = Catalog(made)
+    assert first.datasets() == ["lab/one"]
+    held = _locks_held_on(made)
+    assert held  # a WAL catalog's connection holds a shared lock while it is open
+    assert Catalog(made).datasets() == ["lab/one"]
+    assert _locks_held_on(made) == held
+
+
 # -- read-only catalogs: queries work, writes are refused by name ------------
 
 

@@ -13,7 +13,9 @@ And the file is never silently lost or taken for another:
   linked into place whole, so no one ever sees an empty or half-made catalog.
   It is marked with ``PRAGMA application_id`` (:data:`APPLICATION_ID`); a file
   that is empty, not SQLite, or SQLite without that mark and aifdata's tables is
-  refused with what it is, never initialised.
+  refused with what it is, never initialised. (The file is only ever opened
+  through SQLite: a descriptor of it closed elsewhere in the process would drop
+  the POSIX locks of every SQLite connection to it.)
 * A catalog this process may not write (mode without write bits, a directory
   where no journal can be made, a read-only mount) opens read-only: queries
   work, writes are refused naming the file and why. Where even SQLite's locks
@@ -64,7 +66,6 @@ BUSY_TIMEOUT_S = 60.0
 _BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 #: ``PRAGMA application_id`` of an aifdata catalog ("AIFD").
 APPLICATION_ID = 0x41494644
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 _SQLITE_READONLY_DBMOVED = sqlite3.SQLITE_READONLY | (4 << 8)
 #: What SQLite says when it may read a file but not write it.
 _REFUSED_WRITING = {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM}
@@ -148,7 +149,7 @@ def connect(path: Path) -> CatalogConnection:
     opened = file_identity(path)
     if opened is None:
         raise CatalogError(f"{path}: the catalog file was deleted as it was being opened")
-    refuse_foreign_bytes(path)
+    refuse_empty(path)
     why = read_only_reason(path)
     if not why:
         try:
@@ -198,28 +199,27 @@ def open_read_only(path: Path) -> CatalogConnection:
     """A read-only connection to the aifdata catalog at ``path`` (a backup, say)."""
     if not os.path.lexists(path):
         raise CatalogError(f"{path}: no such catalog file")
-    refuse_foreign_bytes(path)
+    refuse_empty(path)
     conn = _open(path, "opened read-only")
     conn.identity = file_identity(path)
     return conn
 
 
-def refuse_foreign_bytes(path: Path) -> None:
-    """Raise NotACatalog for a file that is empty or not SQLite at all."""
+def refuse_empty(path: Path) -> None:
+    """Raise NotACatalog for an empty file (what is in a non-empty one, SQLite says).
+
+    The file is never opened here: closing any descriptor of a file drops every
+    POSIX lock this process holds on it, those of its SQLite connections too.
+    """
     try:
-        with open(path, "rb") as file:
-            head = file.read(100)
+        size = os.stat(path).st_size
     except OSError as exc:
-        raise CatalogError(f"{path}: cannot read the catalog: {exc.strerror or exc}") from exc
-    if not head:
+        raise CatalogError(f"{path}: cannot open the catalog: {exc.strerror or exc}") from exc
+    if size == 0:
         raise NotACatalog(
             f"{path}: not an aifdata catalog: an empty file (0 bytes), which no catalog ever"
             f" is; restore one with: aifdata catalog restore BACKUP --catalog {path}"
             " (or remove the file to start a new catalog)"
-        )
-    if not head.startswith(_SQLITE_MAGIC):
-        raise NotACatalog(
-            f"{path}: not an aifdata catalog: not a SQLite file (it starts {head[:16]!r})"
         )
 
 
@@ -315,7 +315,9 @@ def recognise(conn: sqlite3.Connection, path: Path) -> None:
         }
     except sqlite3.OperationalError:
         raise  # locked, cannot open: not about what the file is
-    except sqlite3.DatabaseError as exc:  # a damaged file, or not a database after all
+    except sqlite3.DatabaseError as exc:  # not a database after all, or a damaged one
+        if exc.sqlite_errorcode == sqlite3.SQLITE_NOTADB:
+            raise NotACatalog(f"{path}: not an aifdata catalog: not a SQLite file") from exc
         raise NotACatalog(
             f"{path}: not an aifdata catalog, or a damaged one ({exc}); aifdata catalog"
             f" restore BACKUP --catalog {path} --force replaces it"
