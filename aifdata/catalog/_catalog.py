@@ -56,7 +56,7 @@ from ._policy import (
 from ._records import Dataset, FileRecord, StageReport
 from ._search import SearchHit, reindex, search
 from ._stage import stage_version
-from ._store import catalog_opened, connect, write_transaction
+from ._store import NotACatalog, catalog_opened, connect, refuse_writes, write_transaction
 from ._verify import (
     VerifyReport,
     check_tier,
@@ -91,8 +91,9 @@ class Catalog:
 
     @property
     def read_only(self) -> bool:
-        """True for a Parquet snapshot."""
-        return self._snapshot is not None
+        """True for a Parquet snapshot, and for a catalog file this process may not write
+        (its mode, its directory, a read-only mount): queries work, changes are refused."""
+        return self._snapshot is not None or bool(self.conn.read_only)  # type: ignore[attr-defined]
 
     def export(self, dest: str) -> list[str]:
         """Write the catalog's tables as Parquet under ``dest``; return the files written."""
@@ -105,6 +106,7 @@ class Catalog:
     def _writable(self) -> None:
         if self._snapshot is not None:
             raise CatalogError(f"{self.path}: a Parquet snapshot is read-only")
+        refuse_writes(self.conn)  # before any work: names the file and why
 
     def __repr__(self) -> str:
         return f"Catalog({str(self.path)!r})"
@@ -126,6 +128,9 @@ class Catalog:
         if self._snapshot is not None:
             return self._snapshot
         local = self._local
+        if getattr(local, "conn", None) is not None and local.conn.stale:
+            local.conn.close()  # the path names another file now (restored, replaced)
+            local.conn = None
         if getattr(local, "conn", None) is None or local.pid != os.getpid():
             local.conn, local.pid = connect(self.path), os.getpid()
             catalog_opened()  # aif:// filesystems that found no catalog look again
@@ -208,8 +213,8 @@ class Catalog:
         *,
         allowed: bool,
     ) -> None:
-        """Append one decision to the audit table (not kept by a read-only snapshot)."""
-        if self._snapshot is not None:
+        """Append one decision to the audit table (not kept by a read-only catalog)."""
+        if self.read_only:
             return
         with write_transaction(self.conn) as conn:
             conn.execute(
@@ -305,6 +310,40 @@ class Catalog:
 
         self.require_admin("policy-export", "s3")
         return bucket_policies(self.policy(), self.config, account)
+
+    # -- the file ------------------------------------------------------------
+
+    def backup(self, dest: str | os.PathLike[str], *, force: bool = False) -> Path:
+        """Copy the catalog to ``dest`` with SQLite's online backup (writers go on), whole
+        or not at all; an existing ``dest`` is replaced only with ``force``. Admins only."""
+        from ._backup import backup
+
+        self.require_admin("backup", str(dest))
+        return backup(self.conn, Path(dest), force=force)
+
+    def restore(self, source: str | os.PathLike[str], *, force: bool = False) -> None:
+        """Make the catalog hold what the backup ``source`` holds, once it is checked (an
+        intact aifdata catalog). Admins only; where the file is not a catalog (empty,
+        another kind) nobody can be checked, and only ``force`` replaces it."""
+        from ._backup import restore
+
+        if self._snapshot is not None:
+            self._writable()  # refused: a Parquet snapshot
+        live = None
+        if os.path.lexists(self.path):
+            with contextlib.suppress(NotACatalog):
+                live = self.conn
+        if live is not None:
+            self._writable()
+            self.require_admin("restore", str(source))
+        restore(Path(source), self.path, live, force=force)
+        self.close()  # the next use opens (and upgrades) what was restored
+
+    def check(self) -> list[str]:
+        """What SQLite's integrity and foreign-key checks find wrong ([] when intact)."""
+        from ._backup import problems
+
+        return problems(self.conn)
 
     # -- lineage -------------------------------------------------------------
 
