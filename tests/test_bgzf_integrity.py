@@ -16,13 +16,15 @@ import re
 import struct
 import zlib
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 pytest.importorskip("dnaio")
 
 from aifdata import FormatError
-from aifdata.formats import partition
+from aifdata.codecs import _gzip_index as gzip_index
+from aifdata.formats import RangeSource, partition
 
 from .test_bgzf import bgzf, names
 from .test_fastq import fastq_bytes, random_records, reference
@@ -145,3 +147,78 @@ def test_an_extra_field_length_other_than_bgzf_s_is_not_a_block(tmp_path, packed
     assert gzip_verdict(path.read_bytes()) is None  # gzip would read its deflate data elsewhere
     with pytest.raises(FormatError, match=rf"byte {starts[1]}: expected a BGZF block header"):
         names(partition(str(path), n=1))
+
+
+# The gzip codec (one long stream or several members, read through a stored index)
+
+
+def stored_members(tmp_path, data: bytes, members: int) -> tuple[str, list[tuple[int, int]]]:
+    """``data`` as ``members`` gzip members of stored (uncompressed) deflate blocks, where
+    a changed byte inflates to a changed byte; and each member's (start, end) in the file."""
+    step = -(-len(data) // members)
+    chunks = [data[i : i + step] for i in range(0, len(data), step)]
+    blobs = [gzip.compress(chunk, compresslevel=0, mtime=0) for chunk in chunks]
+    path = tmp_path / "stored.fq.gz"
+    path.write_bytes(b"".join(blobs))
+    bounds, at = [], 0
+    for blob in blobs:
+        bounds.append((at, at + len(blob)))
+        at += len(blob)
+    return str(path), bounds
+
+
+def change_in_place(url: str, at: int, value: bytes) -> None:
+    """Bytes changed with the file's size and mtime kept: its stored index still applies."""
+    path = Path(url)
+    stat = path.stat()
+    raw = path.read_bytes()
+    path.write_bytes(raw[:at] + value + raw[at + len(value) :])
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+@pytest.fixture(params=["isal", "zlib"])
+def indexed(request, tmp_path, monkeypatch):
+    """A 3-member gzip FASTQ file and its index, read through ISA-L or through zlib."""
+    pytest.importorskip("indexed_gzip")
+    if request.param == "isal":
+        pytest.importorskip("isal")
+    else:
+        monkeypatch.setattr(gzip_index, "_inflater", lambda: zlib)
+    data = fastq_bytes(random_records(21, 600))
+    url, bounds = stored_members(tmp_path, data, members=3)
+    source = RangeSource(url)
+    return data, url, bounds, gzip_index.load_or_build(source)
+
+
+def test_a_gzip_member_read_whole_is_checked_against_its_crc(indexed):
+    data, url, bounds, index = indexed
+    start, end = bounds[1]
+    middle = (start + end) // 2
+    raw = Path(url).read_bytes()
+    change_in_place(url, middle, bytes([raw[middle] ^ 0x04]))
+    assert gzip_verdict(Path(url).read_bytes()) is None
+    source = RangeSource(url)
+    expected = (
+        r"stored\.fq\.gz: byte \d+ \(a gzip member's deflate data\): CRC32 expected"
+        r" 0x[0-9a-f]{8} \(its trailer\), got 0x"
+    )
+    with pytest.raises(FormatError, match=expected):
+        gzip_index.read_range(source, index, 0, len(data))
+    with pytest.raises(FormatError, match="CRC32 expected"):
+        names(partition(url, n=1))
+
+
+def test_a_gzip_member_read_whole_is_checked_against_its_isize(indexed):
+    data, url, bounds, index = indexed
+    end = bounds[0][1]
+    (isize,) = struct.unpack_from("<I", Path(url).read_bytes(), end - 4)
+    change_in_place(url, end - 4, struct.pack("<I", isize + 2))
+    expected = rf"ISIZE expected {isize + 2} \(its trailer\), got {isize} inflated bytes"
+    with pytest.raises(FormatError, match=expected):
+        gzip_index.read_range(RangeSource(url), index, 10, len(data) - 10)
+
+
+def test_an_undamaged_multi_member_gzip_file_reads_through_the_checks(indexed):
+    data, url, _, index = indexed
+    assert gzip_index.read_range(RangeSource(url), index, 0, len(data)) == data
+    assert names(partition(url, n=5)) == reference(data)
