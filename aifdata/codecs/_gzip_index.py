@@ -20,11 +20,10 @@ from the start of a file) and raises FormatError naming the member. A read
 that enters a member at a checkpoint cannot check that CRC: it covers the bytes
 before the checkpoint, which the read does not inflate (nor could it: the
 checkpoint keeps only their last 32 KiB). There the checks are deflate's own
-(a code or a distance that does not decode is an error), each member's length
-against the index (a member must end where the index's next one starts), and
-the CRC32 and ISIZE of every member once, when the index is built (the whole
-stream is inflated by zlib, which checks each trailer); the index serves only
-the version of the file (size plus ETag or mtime) it was built from.
+(a code or a distance that does not decode is an error) and the CRC32 and
+ISIZE of every member once, when the index is built (the whole stream is
+inflated by zlib, which checks each trailer); the index serves only the
+version of the file (size plus ETag or mtime) it was built from.
 
 The index is a file under ``$AIFDATA_HOME/gzindex/`` named by a hash of the
 file's URL and of its fingerprint (size plus ETag or mtime): a changed file
