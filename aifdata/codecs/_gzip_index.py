@@ -6,12 +6,24 @@ and the 32 KiB of output before it (deflate's window). indexed_gzip builds
 them in one sequential pass. With them, any uncompressed range costs one range
 read of the compressed bytes from the checkpoint before it.
 
-Reads inflate with ISA-L (through ``isal``, which dnaio installs) when it is
-there: a checkpoint's bit offset is undone by shifting the compressed bytes,
+Reads inflate with ISA-L (through ``isal``, which dnaio installs; else with
+zlib): a checkpoint's bit offset is undone by shifting the compressed bytes,
 and its window is the dictionary; a range that runs into the next gzip member
 goes on from that member's checkpoint. Anything that path does not cover (a
 damaged stream, an index without member starts) is read again through
 indexed_gzip, which also words the errors.
+
+What a read checks: a gzip member's trailer holds the CRC32 and the size
+(ISIZE) of *all* its uncompressed bytes, so a read checks them for each member
+it inflates from the member's start to its end (a multi-member file, or a range
+from the start of a file) and raises FormatError naming the member. A read
+that enters a member at a checkpoint cannot check that CRC: it covers the bytes
+before the checkpoint, which the read does not inflate (nor could it: the
+checkpoint keeps only their last 32 KiB). There the checks are deflate's own
+(a code or a distance that does not decode is an error) and the CRC32 and
+ISIZE of every member once, when the index is built (the whole stream is
+inflated by zlib, which checks each trailer); the index serves only the
+version of the file (size plus ETag or mtime) it was built from.
 
 The index is a file under ``$AIFDATA_HOME/gzindex/`` named by a hash of the
 file's URL and of its fingerprint (size plus ETag or mtime): a changed file
@@ -151,13 +163,11 @@ def read_range(source: Source, index: GzipIndex, start: int, end: int) -> bytes:
 def _inflate_from_checkpoint(
     source: Source, index: GzipIndex, start: int, end: int
 ) -> bytes | None:
-    """``[start, end)`` inflated by ISA-L from the checkpoint before ``start`` (and on
-    from the start of each later gzip member); None when that cannot give it (no
-    ``isal``, an index without member starts, a damaged stream)."""
-    try:
-        from isal import isal_zlib
-    except ImportError:
-        return None
+    """``[start, end)`` inflated from the checkpoint before ``start`` (and on from the
+    start of each later gzip member), each member inflated whole checked against its
+    trailer; None when that cannot give it (an index without member starts, a damaged
+    stream)."""
+    inflater = _inflater()
     points = _checkpoints(index.path)
     at = bisect.bisect_right(index.offsets, start) - 1
     if points is None or not 0 <= at < len(points) or points[at][0] != index.offsets[at]:
@@ -167,10 +177,12 @@ def _inflate_from_checkpoint(
     ratio = source.size / max(1, index.size)  # compressed bytes per byte, on average
     pieces, got = [], 0
     while True:
-        inflated = _inflate_member(isal_zlib, source, points[at], end - first - got, stop)
+        inflated = _inflate_member(inflater, source, points[at], end - first - got, stop)
         if inflated is None:
             return None
-        piece, ended = inflated
+        piece, ended, trailer = inflated
+        if trailer is not None:
+            _check_member(source.url, points[at][1], piece, trailer)
         pieces.append(piece)
         got += len(piece)
         if first + got >= end:
@@ -185,20 +197,21 @@ def _inflate_from_checkpoint(
 
 
 def _inflate_member(
-    isal_zlib: Any,
+    zlib_like: Any,
     source: Source,
     point: tuple[int, int, int, bytes | None],
     want: int,
     stop: int,
-) -> tuple[bytes, bool] | None:
-    """Up to ``want`` bytes inflated from ``point`` to the end of its gzip member, and
-    whether the member ended; the first read runs to ``stop``."""
+) -> tuple[bytes, bool, bytes | None] | None:
+    """Up to ``want`` bytes inflated from ``point`` to the end of its gzip member, whether
+    the member ended, and its trailer when the bytes are the whole member (``point`` is
+    the start of its deflate data and the member ended); the first read runs to ``stop``."""
     _, compressed, bits, window = point
-    damaged: Any = isal_zlib.error  # typed as an instance in isal's stubs
+    damaged: Any = zlib_like.error  # typed as an instance in isal's stubs
     if window:
-        inflater = isal_zlib.decompressobj(wbits=-15, zdict=window)
+        inflater = zlib_like.decompressobj(wbits=-15, zdict=window)
     else:  # the start of a member's deflate data
-        inflater = isal_zlib.decompressobj(wbits=-15)
+        inflater = zlib_like.decompressobj(wbits=-15)
     begin = compressed - 1 if bits else compressed  # the byte holding the first bit
     stop = max(stop, begin + READ_MARGIN)
     pieces, got = [], 0
@@ -216,7 +229,44 @@ def _inflate_member(
             return None
         pieces.append(piece)
         got += len(piece)
-    return b"".join(pieces), bool(inflater.eof)
+    trailer = None
+    if inflater.eof and window is None and not bits:  # unshifted: the trailer's bytes are known
+        trailer = inflater.unused_data[:8]
+        if len(trailer) < 8:
+            at = begin - len(inflater.unused_data)  # where the trailer starts
+            trailer += source.read(at + len(trailer), at + 8)
+    return b"".join(pieces), bool(inflater.eof), trailer
+
+
+def _check_member(url: str, deflate_at: int, data: bytes, trailer: bytes) -> None:
+    """A whole gzip member, inflated from the start of its deflate data (at compressed
+    byte ``deflate_at``), against its trailer's CRC32 and ISIZE; FormatError if not."""
+    if len(trailer) < 8:
+        raise FormatError(
+            f"{url}: byte {deflate_at} (a gzip member's deflate data): the member has no"
+            " trailer: truncated?"
+        )
+    crc, isize = struct.unpack("<II", trailer)
+    if len(data) & 0xFFFFFFFF != isize:
+        raise FormatError(
+            f"{url}: byte {deflate_at} (a gzip member's deflate data): ISIZE expected"
+            f" {isize} (its trailer), got {len(data)} inflated bytes"
+        )
+    got = int(_inflater().crc32(data))
+    if got != crc:
+        raise FormatError(
+            f"{url}: byte {deflate_at} (a gzip member's deflate data): CRC32 expected"
+            f" {crc:#010x} (its trailer), got {got:#010x} from its {len(data)} inflated bytes"
+        )
+
+
+def _inflater() -> Any:
+    """ISA-L's zlib-compatible module where it is installed (about twice as fast), else zlib."""
+    try:
+        from isal import isal_zlib
+    except ImportError:
+        return zlib
+    return isal_zlib
 
 
 def _shift(raw: bytes, bits: int) -> bytes:

@@ -30,6 +30,8 @@ from ._base import Boundary, Codec, Source, Stream, Text
 MAX_BLOCK = 65536
 _HEADER = struct.Struct("<4sIBBHBBHH")  # magic+flags, mtime, xfl, os, xlen, si1, si2, slen, bsize
 _MAGIC = b"\x1f\x8b\x08\x04"
+_TRAILER = struct.Struct("<II")  # CRC32 and ISIZE of the inflated bytes
+_LEAST = 18 + 2 + 8  # header, an empty deflate block, trailer (bgzip's end-of-file block)
 _inflater: Any
 try:  # ISA-L inflates about twice as fast as zlib (dnaio installs it)
     from isal import isal_zlib as _inflater
@@ -39,11 +41,14 @@ _DAMAGED: tuple[Any, ...] = (zlib.error, _inflater.error)  # isal's stubs type i
 
 
 def block_size_at(data: bytes, pos: int) -> int | None:
-    """The size of the BGZF block starting at ``data[pos]``, or None if none starts there."""
+    """The size of the BGZF block starting at ``data[pos]``, or None if none starts there.
+
+    As htslib, a BGZF header has exactly one extra subfield, ``BC``, so its deflate
+    data starts 18 bytes in; a block holds at least its header and its trailer."""
     if data[pos : pos + 4] != _MAGIC or len(data) < pos + 18:
         return None
     _, _, _, _, xlen, si1, si2, slen, bsize = _HEADER.unpack_from(data, pos)
-    if xlen < 6 or (si1, si2, slen) != (66, 67, 2):
+    if xlen != 6 or (si1, si2, slen) != (66, 67, 2) or bsize + 1 < _LEAST:
         return None
     return int(bsize) + 1
 
@@ -59,20 +64,48 @@ def decompress_blocks(data: bytes, url: str, offset: int) -> tuple[bytes, int]:
 
 def _blocks(data: bytes, url: str, offset: int) -> Iterator[tuple[int, bytes, int]]:
     """``(file offset, inflated bytes, compressed size)`` of each whole block at the start
-    of ``data`` (which begins at byte ``offset``); a block cut by the end of ``data`` is left."""
-    pos = 0
+    of ``data`` (which begins at byte ``offset``), each checked (:func:`inflate_block`);
+    a block cut by the end of ``data`` is left."""
+    pos, view = 0, memoryview(data)
     while pos + 18 <= len(data):  # a header cut by the end of ``data``: the caller reads more
         size = block_size_at(data, pos)
         if size is None:
             raise FormatError(f"{url}: byte {offset + pos}: expected a BGZF block header")
         if pos + size > len(data):
             return  # the caller reads more
-        try:
-            piece = _inflater.decompress(data[pos + 18 : pos + size - 8], wbits=-15)
-        except _DAMAGED as exc:
-            raise FormatError(f"{url}: byte {offset + pos}: bad BGZF block ({exc})") from None
-        yield offset + pos, piece, size
+        yield offset + pos, inflate_block(view[pos : pos + size], url, offset + pos), size
         pos += size
+
+
+def inflate_block(block: bytes | memoryview, url: str, at: int) -> bytes:
+    """The inflated bytes of one whole BGZF block (at file byte ``at``), checked as gzip
+    checks a member: the deflate data ends exactly at the trailer, and the trailer's
+    ISIZE and CRC32 match what it inflated to. FormatError naming the block if not."""
+    inflater = _inflater.decompressobj(wbits=-15)
+    try:
+        piece = inflater.decompress(block[18:-8])
+    except _DAMAGED as exc:
+        raise FormatError(f"{url}: byte {at}: bad BGZF block ({exc})") from None
+    if not inflater.eof:
+        raise FormatError(f"{url}: byte {at}: bad BGZF block (its deflate data is cut short)")
+    if inflater.unused_data:
+        raise FormatError(
+            f"{url}: byte {at}: bad BGZF block (its deflate data ends"
+            f" {len(inflater.unused_data)} bytes before its trailer)"
+        )
+    crc, isize = _TRAILER.unpack_from(block, len(block) - 8)
+    if len(piece) != isize:
+        raise FormatError(
+            f"{url}: byte {at}: bad BGZF block: ISIZE expected {isize} (its trailer),"
+            f" got {len(piece)} inflated bytes"
+        )
+    got = _inflater.crc32(piece)
+    if got != crc:
+        raise FormatError(
+            f"{url}: byte {at}: bad BGZF block: CRC32 expected {crc:#010x} (its trailer),"
+            f" got {got:#010x} from its {len(piece)} inflated bytes"
+        )
+    return piece  # type: ignore[no-any-return]
 
 
 class Bgzf(Codec):

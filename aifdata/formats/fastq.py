@@ -70,6 +70,8 @@ class FastqFormat(TextFormat):
         if not text.startswith(b"@"):
             return 0, f"expected a header line starting with '@', found {text[:16]!r}"
         lines = text.split(b"\n", 3)
+        if len(lines) < 3:  # what sniff_text refuses there: a NUL byte, binary data
+            return text.find(b"\x00"), "expected FASTQ text, found a NUL byte (binary data)"
         offset = len(lines[0]) + len(lines[1]) + 2
         return offset, (
             f"expected the '+' line after the sequence, found {lines[2][:16]!r}"
