@@ -23,6 +23,27 @@ from .._errors import (
     StorageUnavailable,
 )
 
+
+class S3Fault(Exception):
+    """What went wrong on the wire, already said in full (no answer, reset, cut short,
+    refused, HTTP 5xx), with the aifdata class it becomes; raised by the clients that
+    aifdata drives itself (ranged reads, the request budget of s3fs calls)."""
+
+    def __init__(self, kind: type[AifDataError], message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class BudgetSpent(Exception):
+    """An S3 API call (``operation``), its retries included, outlasted the retry budget.
+
+    Not a ``TimeoutError``: fsspec would turn that into its own ``FSTimeoutError``."""
+
+    def __init__(self, operation: str, budget: float) -> None:
+        super().__init__(f"{operation}: no complete answer within {budget:g} s")
+        self.operation, self.budget = operation, budget
+
+
 _CODE_TO_ERROR: dict[str, type[AifDataError]] = {
     "NoSuchKey": NotFound,
     "NoSuchBucket": NotFound,
@@ -37,6 +58,10 @@ _CODE_TO_ERROR: dict[str, type[AifDataError]] = {
     "ServiceUnavailable": StorageUnavailable,
     "503": StorageUnavailable,
     "RequestTimeout": StorageUnavailable,
+    "InternalError": StorageUnavailable,
+    "500": StorageUnavailable,
+    "502": StorageUnavailable,
+    "504": StorageUnavailable,
 }
 
 
@@ -77,6 +102,13 @@ def translate(exc: BaseException, url: str, endpoint: str) -> AifDataError:
     """Return the aifdata error for ``exc`` raised while touching ``url``."""
     if isinstance(exc, AifDataError):
         return exc
+    if isinstance(exc, S3Fault):
+        return exc.kind(str(exc))
+    if isinstance(exc, BudgetSpent):
+        return StorageUnavailable(
+            f"no answer from {endpoint} within {exc.budget:g} s (retry_budget), "
+            f"{exc.operation} for {url}"
+        )
     where = f"{url} (endpoint {endpoint})"
     kind = _classify(exc)
     if kind is NotFound:

@@ -8,6 +8,7 @@ semantics); bytes are read through obstore's native client
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import threading
@@ -23,7 +24,7 @@ from s3fs.core import S3File
 from .._errors import AifDataError, PathEscape, StorageError, StorageUnavailable
 from ._base import Connector, FileStat, Info
 from ._range_file import RangeReader
-from ._s3_errors import translate, translated
+from ._s3_errors import BudgetSpent, translate, translated
 from ._s3_native import NativeReader, obstore_usable
 from ._s3_settings import S3Settings
 from ._tier import Tier
@@ -78,7 +79,8 @@ class S3Connector(Connector):
     def _new_client(self) -> S3FileSystem:
         s = self.settings
         key, secret, token = s.credentials()
-        client = S3FileSystem(
+        client = _BoundedS3FileSystem(
+            s.retry_budget,
             anon=s.anon,
             key=key,
             secret=secret,
@@ -90,9 +92,9 @@ class S3Connector(Connector):
             skip_instance_cache=True,
             max_concurrency=1,
         )
-        # botocore's standard mode already retries throttling, 5xx and dropped
-        # connections with backoff; s3fs's own loop on top only multiplies waits.
-        client.retries = 2
+        # botocore's standard mode retries throttling, 5xx and dropped connections
+        # with backoff, within the budget; s3fs's own loop on top would multiply waits.
+        client.retries = 1
         return client
 
     @property
@@ -217,22 +219,9 @@ class S3Connector(Connector):
                 start, end = _absolute(start, size), _absolute(end, size)
             if end is not None and end <= (start or 0):
                 return b""
-            return self.native.read(key, start, end)
+            return self.native.read(key, start, end)  # past the end (416): b""
         except Exception as exc:
-            ranged = start is not None or end is not None  # an empty file has no byte 0
-            if (
-                ranged
-                and not isinstance(exc, FileNotFoundError)
-                and self._past_end(rel, start or 0)
-            ):
-                return b""
             raise self._fail(exc, rel) from exc
-
-    def _past_end(self, rel: str, start: int) -> bool:
-        try:
-            return start >= int(self.info(rel)["size"])
-        except Exception:
-            return False
 
     def cat_files(self, rels: Sequence[str]) -> dict[str, bytes | Exception]:
         results = self.native.read_many([self.key(r) for r in rels])
@@ -340,6 +329,33 @@ def _absolute(offset: int | None, size: int) -> int | None:
     if offset is None or offset >= 0:
         return offset
     return max(size + offset, 0)
+
+
+class _BoundedS3FileSystem(S3FileSystem):
+    """s3fs whose every S3 API call (a HEAD, a listing page, a part upload), retries
+    included, ends within the tier's retry budget: its client's one funnel for calls,
+    ``_make_api_call``, runs under a deadline."""
+
+    def __init__(self, budget: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.budget = budget
+
+    async def set_session(self, *args: Any, **kwargs: Any) -> Any:
+        client = await super().set_session(*args, **kwargs)
+        if not getattr(client, "_aifdata_bounded", False):
+            client._make_api_call = _within(self.budget, client._make_api_call)
+            client._aifdata_bounded = True
+        return client
+
+
+def _within(budget: float, call: Any) -> Any:
+    async def bounded(operation: str, params: dict[str, Any]) -> Any:
+        try:
+            return await asyncio.wait_for(call(operation, params), budget)
+        except TimeoutError as exc:
+            raise BudgetSpent(operation, budget) from exc
+
+    return bounded
 
 
 class _DiscardOnError(S3File):
