@@ -9,10 +9,11 @@ semantics); bytes are read through obstore's native client
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
@@ -21,7 +22,7 @@ from fsspec.asyn import sync
 from s3fs import S3FileSystem
 from s3fs.core import S3File
 
-from .._errors import AifDataError, PathEscape, StorageError, StorageUnavailable
+from .._errors import AifDataError, NotFound, PathEscape, StorageError, StorageUnavailable
 from ._base import Connector, FileStat, Info
 from ._range_file import RangeReader
 from ._s3_errors import BudgetSpent, translate, translated
@@ -54,6 +55,7 @@ class S3Connector(Connector):
         self._client_key = repr(self.settings)
         self._native: NativeReader | None = None
         self._native_pid = os.getpid()
+        self._bucket_seen = False
 
     def __getstate__(self) -> dict[str, Any]:
         return {
@@ -62,6 +64,7 @@ class S3Connector(Connector):
             "_client_key": self._client_key,
             "_native": None,
             "_native_pid": 0,
+            "_bucket_seen": False,
         }
 
     # -- clients -------------------------------------------------------------
@@ -135,16 +138,52 @@ class S3Connector(Connector):
             info["mtime"] = raw["LastModified"].timestamp()
         return info
 
-    def _errors(self, rel: str) -> Any:
-        return translated(self.url(rel), self.settings.endpoint)
+    @contextlib.contextmanager
+    def _errors(self, rel: str) -> Iterator[None]:
+        """Translate errors; a key not found because its bucket is missing says so."""
+        try:
+            with translated(self.url(rel), self.settings.endpoint):
+                yield
+        except NotFound as exc:
+            if self._bucket_missing():
+                raise self._no_bucket() from exc
+            raise
 
     def _fail(self, exc: BaseException, rel: str) -> BaseException:
         error = translate(exc, self.url(rel), self.settings.endpoint)
+        if isinstance(error, NotFound) and self._bucket_missing():
+            return self._no_bucket()
         if type(error) is StorageError and not self.reachable():
             return StorageUnavailable(
                 f"cannot reach S3 endpoint {self.settings.endpoint} for {self.url(rel)}"
             )
         return error
+
+    def _bucket_missing(self) -> bool:
+        """Whether the tier's bucket does not exist (asked once it is known to)."""
+        if self._bucket_seen:
+            return False
+        try:
+            sync(self.fs.loop, self.fs._call_s3, "head_bucket", Bucket=self.settings.bucket)
+        except FileNotFoundError:
+            return True
+        except Exception:
+            return False  # unknown (no right to HEAD it, unreachable): not claimed missing
+        self._bucket_seen = True
+        return False
+
+    def _no_bucket(self) -> StorageError:
+        s = self.settings
+        return StorageError(
+            f"S3 bucket {s.bucket!r} does not exist at {s.endpoint} "
+            f"(tier {self.tier.url}): create it, or correct the tier's url"
+        )
+
+    def _listed(self, rel: str, entries: Any) -> Any:
+        """``entries``, unless they are empty because the bucket itself is missing."""
+        if not entries and self._bucket_missing():
+            raise self._no_bucket()
+        return entries
 
     def close(self) -> None:
         if self._native is not None:
@@ -175,6 +214,8 @@ class S3Connector(Connector):
         path = self.path(rel).rstrip("/")
         with self._errors(rel):
             entries = sync(self.fs.loop, self.fs._lsdir, path)
+            if not entries and self._bucket_missing():
+                raise self._no_bucket()
             if not entries:
                 found = self.fs.info(path)  # FileNotFoundError when nothing is there
                 entries = [found] if found["type"] == "file" else []
@@ -183,7 +224,7 @@ class S3Connector(Connector):
 
     def find(self, rel: str, withdirs: bool = False) -> dict[str, Info]:
         with self._errors(rel):
-            found = self.fs.find(self.path(rel), withdirs=withdirs, detail=True)
+            found = self._listed(rel, self.fs.find(self.path(rel), withdirs=withdirs, detail=True))
         infos = (self._info(e) for e in found.values() if not _is_marker(e))
         return {i["name"]: i for i in infos if i["name"] != rel or i["type"] == "file"}
 

@@ -68,6 +68,8 @@ class FaultProxy:
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.fault: Fault | None = None
         self.requests = 0
+        #: Every request head seen (request line and headers), in order.
+        self.heads: list[str] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -134,6 +136,7 @@ class FaultProxy:
             head, _, buffer = buffer.partition(b"\r\n\r\n")
             method, path, length, chunked = _parse_request(head)
             self.requests += 1
+            self.heads.append(head.decode("latin-1"))
             fault = self.fault
             active = fault if fault is not None and fault.claim(method, path) else None
             state.begin(active)
