@@ -100,7 +100,6 @@ def test_missing_bucket_exit_code_is_a_storage_errors(seaweedfs, tmp_path, monke
 
 def test_zero_byte_object_reads_as_s3fs_does(seaweedfs, bucket, s3_fs):
     _put(seaweedfs, bucket, "empty.bin", b"")
-    name, _, prefix = bucket.partition("/")
     plain = s3fs.S3FileSystem(
         key=seaweedfs.access_key, secret=seaweedfs.secret_key, endpoint_url=seaweedfs.endpoint_url
     )

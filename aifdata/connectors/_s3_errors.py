@@ -116,8 +116,42 @@ def translate(exc: BaseException, url: str, endpoint: str) -> AifDataError:
     if kind is AccessDenied:
         return AccessDenied(f"{where}: access denied by the S3 server")
     if kind is StorageUnavailable:
-        return StorageUnavailable(f"cannot reach S3 endpoint {endpoint} for {url}: {_reason(exc)}")
+        return StorageUnavailable(f"{_what_happened(exc, endpoint)} for {url}: {_reason(exc)}")
     return StorageError(f"{where}: {_reason(exc)}")
+
+
+def _what_happened(exc: BaseException, endpoint: str) -> str:
+    """The fault in words, from the exception types (and S3 status) down its causes."""
+    from botocore import exceptions as bce
+
+    for link in _causes(exc):
+        status = _client_error_status(link)
+        if status is not None:
+            return f"{endpoint} answered HTTP {status} {_client_error_code(link)}"
+        if isinstance(link, bce.ReadTimeoutError | socket.timeout):
+            return f"no answer from {endpoint} within the read timeout"
+        if isinstance(link, bce.ConnectTimeoutError):
+            return f"could not connect to {endpoint} within the connect timeout"
+        if isinstance(link, bce.ConnectionClosedError) or _errno_of(link) == errno.ECONNRESET:
+            return f"connection reset by {endpoint}"
+    return f"cannot reach S3 endpoint {endpoint}"
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        yield link
+        link = link.__cause__ or link.__context__
+
+
+def _client_error_status(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return None
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return int(status) if isinstance(status, int) else None
 
 
 def _classify(exc: BaseException) -> type[AifDataError]:

@@ -249,7 +249,7 @@ class RangedReader:
 
     @staticmethod
     def _answer(conn: http.client.HTTPConnection, attempts: _Attempts) -> Any:
-        seconds = conn.sock.gettimeout()
+        seconds = attempts.last_wait
         try:
             return conn.getresponse()
         except TimeoutError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -122,7 +123,7 @@ class S3Settings:
         }
 
 
-def _retries(opts: dict[str, Any]) -> int:
+def _retries(opts: Mapping[str, Any]) -> int:
     """``retries``, or ``max_attempts`` (the older name: attempts, not retries) minus one."""
     if "retries" in opts:
         return int(opts["retries"])

@@ -71,16 +71,51 @@ SCENARIOS = [
     ("silence: GET never answered", Fault("silence", method="GET"), _read_small, False),
     ("silence: listing never answered", Fault("silence"), lambda fs: fs.ls("p/") and None, False),
     ("latency 2 s per request", Fault("latency", delay=2.0), _read_small, True),
-    ("truncate once at 3 MiB (open().read())", Fault("truncate", after=3 * 2**20, times=1, method="GET"), _open_big, True),
-    ("truncate every answer at 16 KiB", Fault("truncate", after=16384, method="GET"), _read_small, False),
-    ("stall after 64 KiB, connection open", Fault("stall", after=65536, method="GET"), _read_small, False),
-    ("reset (RST) once at 1 MiB", Fault("reset", after=2**20, times=1, method="GET"), _cat_big, True),
-    ("reset (RST) every answer at 64 KiB", Fault("reset", after=65536, method="GET"), _cat_big, False),
-    ("slow drip 16 KiB / 50 ms", Fault("drip", chunk=16384, interval=0.05, method="GET"), _read_small, True),
-    ("slow drip 1 KiB / 100 ms (past the budget)", Fault("drip", chunk=1024, interval=0.1, method="GET"), _read_small, False),
+    (
+        "truncate once at 3 MiB (open().read())",
+        Fault("truncate", after=3 * 2**20, times=1, method="GET"),
+        _open_big,
+        True,
+    ),
+    (
+        "truncate every answer at 16 KiB",
+        Fault("truncate", after=16384, method="GET"),
+        _read_small,
+        False,
+    ),
+    (
+        "stall after 64 KiB, connection open",
+        Fault("stall", after=65536, method="GET"),
+        _read_small,
+        False,
+    ),
+    (
+        "reset (RST) once at 1 MiB",
+        Fault("reset", after=2**20, times=1, method="GET"),
+        _cat_big,
+        True,
+    ),
+    (
+        "reset (RST) every answer at 64 KiB",
+        Fault("reset", after=65536, method="GET"),
+        _cat_big,
+        False,
+    ),
+    (
+        "slow drip 16 KiB / 50 ms",
+        Fault("drip", chunk=16384, interval=0.05, method="GET"),
+        _read_small,
+        True,
+    ),
+    (
+        "slow drip 1 KiB / 100 ms (past the budget)",
+        Fault("drip", chunk=1024, interval=0.1, method="GET"),
+        _read_small,
+        False,
+    ),
     ("HTTP 503 SlowDown x3", Fault("http", status=503, times=3), _read_small, True),
     ("HTTP 500 on every request", Fault("http", status=500), _read_small, False),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(
