@@ -286,11 +286,10 @@ class S3Connector(Connector):
             his.append(end)
         results = self.native.read_ranges([self.key(r) for r in rels], los, his)
         out = []
-        for rel, start, end, result in zip(rels, starts, ends, results, strict=True):
-            if isinstance(result, BaseException):
-                out.append(self.cat_file(rel, start, end))  # slow path: past-end, errors
-            else:
-                out.append(result)
+        for rel, result in zip(rels, results, strict=True):
+            if isinstance(result, BaseException):  # already retried; past the end is b""
+                raise self._fail(result, rel) from result
+            out.append(result)
         return out
 
     def open_read(
