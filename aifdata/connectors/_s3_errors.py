@@ -23,6 +23,27 @@ from .._errors import (
     StorageUnavailable,
 )
 
+
+class S3Fault(Exception):
+    """What went wrong on the wire, already said in full (no answer, reset, cut short,
+    refused, HTTP 5xx), with the aifdata class it becomes; raised by the clients that
+    aifdata drives itself (ranged reads, the request budget of s3fs calls)."""
+
+    def __init__(self, kind: type[AifDataError], message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class BudgetSpent(Exception):
+    """An S3 API call (``operation``), its retries included, outlasted the retry budget.
+
+    Not a ``TimeoutError``: fsspec would turn that into its own ``FSTimeoutError``."""
+
+    def __init__(self, operation: str, budget: float) -> None:
+        super().__init__(f"{operation}: no complete answer within {budget:g} s")
+        self.operation, self.budget = operation, budget
+
+
 _CODE_TO_ERROR: dict[str, type[AifDataError]] = {
     "NoSuchKey": NotFound,
     "NoSuchBucket": NotFound,
@@ -37,6 +58,10 @@ _CODE_TO_ERROR: dict[str, type[AifDataError]] = {
     "ServiceUnavailable": StorageUnavailable,
     "503": StorageUnavailable,
     "RequestTimeout": StorageUnavailable,
+    "InternalError": StorageUnavailable,
+    "500": StorageUnavailable,
+    "502": StorageUnavailable,
+    "504": StorageUnavailable,
 }
 
 
@@ -77,6 +102,13 @@ def translate(exc: BaseException, url: str, endpoint: str) -> AifDataError:
     """Return the aifdata error for ``exc`` raised while touching ``url``."""
     if isinstance(exc, AifDataError):
         return exc
+    if isinstance(exc, S3Fault):
+        return exc.kind(str(exc))
+    if isinstance(exc, BudgetSpent):
+        return StorageUnavailable(
+            f"no answer from {endpoint} within {exc.budget:g} s (retry_budget), "
+            f"{exc.operation} for {url}"
+        )
     where = f"{url} (endpoint {endpoint})"
     kind = _classify(exc)
     if kind is NotFound:
@@ -84,8 +116,42 @@ def translate(exc: BaseException, url: str, endpoint: str) -> AifDataError:
     if kind is AccessDenied:
         return AccessDenied(f"{where}: access denied by the S3 server")
     if kind is StorageUnavailable:
-        return StorageUnavailable(f"cannot reach S3 endpoint {endpoint} for {url}: {_reason(exc)}")
+        return StorageUnavailable(f"{_what_happened(exc, endpoint)} for {url}: {_reason(exc)}")
     return StorageError(f"{where}: {_reason(exc)}")
+
+
+def _what_happened(exc: BaseException, endpoint: str) -> str:
+    """The fault in words, from the exception types (and S3 status) down its causes."""
+    from botocore import exceptions as bce
+
+    for link in _causes(exc):
+        status = _client_error_status(link)
+        if status is not None:
+            return f"{endpoint} answered HTTP {status} {_client_error_code(link)}"
+        if isinstance(link, bce.ReadTimeoutError | socket.timeout):
+            return f"no answer from {endpoint} within the read timeout"
+        if isinstance(link, bce.ConnectTimeoutError):
+            return f"could not connect to {endpoint} within the connect timeout"
+        if isinstance(link, bce.ConnectionClosedError) or _errno_of(link) == errno.ECONNRESET:
+            return f"connection reset by {endpoint}"
+    return f"cannot reach S3 endpoint {endpoint}"
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        yield link
+        link = link.__cause__ or link.__context__
+
+
+def _client_error_status(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return None
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return int(status) if isinstance(status, int) else None
 
 
 def _classify(exc: BaseException) -> type[AifDataError]:

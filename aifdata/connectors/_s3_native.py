@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -25,7 +26,9 @@ import obstore
 from obstore.exceptions import GenericError
 from obstore.store import S3Store
 
+from .._errors import StorageUnavailable
 from ._buffers import MIN_SIZE, fresh_bytes
+from ._s3_errors import S3Fault
 from ._s3_ranged import RangedReader
 from ._s3_settings import S3Settings
 
@@ -67,16 +70,18 @@ def make_store(settings: S3Settings) -> S3Store:
             config["token"] = token
     client_options = {
         "allow_http": True,
-        "connect_timeout": f"{settings.connect_timeout}s",
-        "timeout": f"{settings.read_timeout}s",
+        "connect_timeout": timedelta(seconds=settings.connect_timeout),
+        "read_timeout": timedelta(seconds=settings.read_timeout),
+        "timeout": timedelta(seconds=settings.retry_budget),
         "pool_max_idle_per_host": str(settings.max_concurrency),
     }
     retry_config = {
-        "max_retries": max(settings.max_attempts - 1, 0),
-        "retry_timeout": timedelta(seconds=settings.read_timeout),
+        "max_retries": settings.retries,
+        # no retry starts once a wait for an answer could outlast the budget
+        "retry_timeout": timedelta(seconds=max(settings.retry_budget - settings.read_timeout, 0)),
         "backoff": {
             "init_backoff": timedelta(milliseconds=100),
-            "max_backoff": timedelta(seconds=5),
+            "max_backoff": timedelta(seconds=2),
             "base": 2.0,
         },
     }
@@ -148,30 +153,62 @@ class NativeReader:
         return self.range(key, lo, end)
 
     def range(self, key: str, start: int, end: int) -> bytes:
-        """One ranged GET (end past the object's end is clipped)."""
+        """One ranged GET (end past the object's end is clipped; past the end: ``b""``)."""
         if end <= start:
             return b""
-        if not obstore_usable():
-            return self.ranged.get(key, start, end)[0]
-        return obstore.get_range(self.store, key, start=start, end=end).to_bytes()
+        return self.ranged.get(key, start, end)[0]
+
+    def _bulk_range(self, key: str, start: int, end: int) -> bytes:
+        """A range of a many-range read: obstore, else (fork, error) :meth:`range`."""
+        if end <= start or not obstore_usable():
+            return self.range(key, start, end)
+        fetch = lambda: obstore.get_range(self.store, key, start=start, end=end).to_bytes()  # noqa: E731
+        return self._native_or(fetch, lambda: self.range(key, start, end), key)
+
+    def _native_or(self, fetch: Callable[[], bytes], again: Callable[[], bytes], key: str) -> bytes:
+        """``fetch`` through obstore; when it fails quickly (a status, a dropped or cut
+        answer), ``again`` through http.client, which says exactly what happened and resumes
+        cut answers; when it failed after waiting ``read_timeout``, the endpoint is not
+        answering and that is the error."""
+        started = time.monotonic()
+        try:
+            return fetch()
+        except GenericError as exc:
+            spent = time.monotonic() - started
+            if spent < self.settings.read_timeout:
+                return again()
+            s = self.settings
+            reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+            raise S3Fault(
+                StorageUnavailable,
+                f"no complete answer from {s.endpoint} within {spent:.0f} s, reading "
+                f"s3://{s.bucket}/{key} ({s.limits}; {reason})",
+            ) from exc
 
     def _read_to_end(self, key: str, start: int) -> bytes:
-        if not obstore_usable():
-            data, total = self.ranged.get(key, start, start + FALLBACK_FIRST_REQUEST)
-            if start + len(data) >= total:
-                return data
-            return self._read_large(key, start, total - start, data)
-        try:
-            first = obstore.get(self.store, key, options={"range": (start, start + FIRST_REQUEST)})
-        except GenericError:
-            if start == 0:  # an empty object answers a ranged GET with 416
-                return obstore.get(self.store, key).bytes().to_bytes()
-            raise
-        size = first.meta["size"]
-        head = first.bytes()
-        if start + len(head) >= size:
-            return head.to_bytes()
-        return self._read_large(key, start, size - start, head, first.meta.get("e_tag"))
+        if start or not obstore_usable():
+            return self._read_to_end_http(key, start)
+        first: list[Any] = []
+
+        def fetch() -> bytes:
+            result = obstore.get(self.store, key)
+            size = result.meta["size"]
+            if size <= FIRST_REQUEST:
+                return result.bytes().to_bytes()
+            first.append((size, result.meta.get("e_tag")))  # large: in parallel parts
+            return b""
+
+        head = self._native_or(fetch, lambda: self._read_to_end_http(key, start), key)
+        if not first:
+            return head
+        size, etag = first[0]
+        return self._read_large(key, 0, size, b"", etag)
+
+    def _read_to_end_http(self, key: str, start: int) -> bytes:
+        data, total = self.ranged.get(key, start, start + FALLBACK_FIRST_REQUEST)
+        if start + len(data) >= total:
+            return data
+        return self._read_large(key, start, total - start, data)
 
     def _read_large(
         self, key: str, start: int, length: int, head: Any, etag: str | None = None
@@ -196,4 +233,4 @@ class NativeReader:
         self, keys: Sequence[str], starts: Sequence[int], ends: Sequence[int]
     ) -> list[bytes | BaseException]:
         """Many ``[start, end)`` ranges (absolute, non-negative), in order."""
-        return self._map(self.range, keys, starts, ends)
+        return self._map(self._bulk_range, keys, starts, ends)

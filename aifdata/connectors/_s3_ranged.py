@@ -25,9 +25,13 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
 
+from .._errors import AifDataError, StorageError, StorageUnavailable
 from ._buffers import prefault
+from ._s3_errors import S3Fault
 from ._s3_settings import S3Settings
 
+#: Bytes per socket read: how far a cut answer is known to have got (the resume point).
+_CHUNK = 256 * 2**10
 _RETRY_STATUS = {429, 500, 502, 503, 504}
 _CODE = re.compile(rb"<Code>([^<]+)</Code>")
 
@@ -37,7 +41,7 @@ class S3HTTPError(Exception):
 
     def __init__(self, status: int, code: str, key: str) -> None:
         super().__init__(f"HTTP {status} {code} for {key}")
-        self.status = status
+        self.status, self.code = status, code
         self.response: dict[str, Any] = {
             "Error": {"Code": code},
             "ResponseMetadata": {"HTTPStatusCode": status},
@@ -69,10 +73,60 @@ class RangedReader:
     def read_into(self, key: str, start: int, view: memoryview, etag: str | None = None) -> int:
         """Fill ``view`` with the bytes of ``key`` from ``start``; return the object size.
 
-        With ``etag``, a changed object fails (412) instead of mixing versions.
+        An answer cut short is resumed from the byte it reached, within the retry budget.
+        With ``etag`` (else the first answer's), a changed object fails (412) instead of
+        mixing versions.
         """
-        size: int = self._with_retries(lambda: self._get_into(key, start, view, etag))
-        return size
+        attempts = _Attempts(self.settings)
+        progress = _Progress()
+        while True:
+            try:
+                size = self._get_into(key, start, view, etag, attempts, progress)
+                return size
+            except S3HTTPError as exc:
+                if exc.status not in _RETRY_STATUS:
+                    raise
+                failure: BaseException = exc
+            except (OSError, http.client.HTTPException) as exc:
+                self._drop_connection()
+                failure = exc
+            etag = etag or progress.etag
+            if not attempts.another():
+                raise self._fault(failure, key, progress, attempts) from failure
+
+    def _fault(
+        self, exc: BaseException, key: str, progress: _Progress, attempts: _Attempts
+    ) -> S3Fault:
+        """What happened, in words: no answer, reset, cut short, refused, HTTP status."""
+        s = self.settings
+        endpoint = s.endpoint
+        what = f"s3://{s.bucket}/{key}"
+        got = progress.got
+        kind: type[AifDataError] = StorageUnavailable
+        if isinstance(exc, S3HTTPError):
+            said = f"{endpoint} answered HTTP {exc.status} {exc.code}"
+        elif isinstance(exc, _Timeout) and exc.connecting:
+            said = f"could not connect to {endpoint} within {exc.seconds:.3g} s"
+        elif isinstance(exc, TimeoutError):
+            seconds = getattr(exc, "seconds", s.read_timeout)
+            said = (
+                f"no answer from {endpoint} within {seconds:.3g} s"
+                if got == 0 and not progress.answered
+                else f"{endpoint} sent nothing for {seconds:.3g} s after {got} bytes of {key}"
+            )
+        elif isinstance(exc, ConnectionRefusedError):
+            said = f"{endpoint} refused the connection"
+        elif isinstance(exc, ConnectionResetError):
+            said = f"connection reset by {endpoint} after {got} bytes of {key}"
+        elif isinstance(exc, _CutShort | http.client.IncompleteRead):
+            said = (
+                f"{endpoint} closed the connection after {got} of {progress.expected} "
+                f"bytes of {key}"
+            )
+        else:
+            said = f"{endpoint} failed: {type(exc).__name__}: {exc}"
+            kind = StorageError
+        return S3Fault(kind, f"{said}, reading {what} ({attempts.summary()})")
 
     def get(self, key: str, start: int, end: int) -> tuple[bytes, int]:
         """Bytes ``[start, end)`` of ``key`` (clipped to its end) and the object's size."""
@@ -80,8 +134,8 @@ class RangedReader:
         try:
             size = self.read_into(key, start, memoryview(buffer))
         except S3HTTPError as exc:
-            if exc.status == 416 and start == 0:  # an empty object has no byte 0
-                return b"", 0
+            if exc.status == 416:  # from past the end, or from 0 of an empty object
+                return b"", start
             raise
         return bytes(buffer[: max(0, min(end, size) - start)]), size
 
@@ -142,45 +196,138 @@ class RangedReader:
         headers["Host"] = host
         return path, headers
 
-    def _get_into(self, key: str, start: int, view: memoryview, etag: str | None) -> int:
+    def _get_into(
+        self,
+        key: str,
+        start: int,
+        view: memoryview,
+        etag: str | None,
+        attempts: _Attempts,
+        progress: _Progress,
+    ) -> int:
+        """One ranged GET from where ``progress`` stopped; ``progress`` follows every byte."""
         if len(view) == 0:
             return 0
-        prefault(view)
-        path, headers = self._signed_headers(key, start, start + len(view) - 1, etag)
+        if progress.got == 0:
+            prefault(view)
+        first = start + progress.got
+        path, headers = self._signed_headers(key, first, start + len(view) - 1, etag)
         conn = self._connection()
+        self._connect(conn, attempts)
+        conn.sock.settimeout(attempts.wait())
         conn.request("GET", path, headers=headers)
-        response = conn.getresponse()
+        response = self._answer(conn, attempts)
         if response.status not in (200, 206):
             body = response.read()
             match = _CODE.search(body)
             code = match.group(1).decode() if match else str(response.status)
             raise S3HTTPError(response.status, code, key)
-        size = _total_size(response, start)
-        expected = min(len(view), max(size - start, 0))
-        got = 0
-        while got < expected:
-            n = response.readinto(view[got:expected])
+        progress.answered = True
+        progress.etag = progress.etag or response.getheader("ETag")
+        size = _total_size(response, first)
+        progress.expected = min(len(view), max(size - start, 0))
+        while progress.got < progress.expected:
+            conn.sock.settimeout(attempts.wait())
+            chunk = view[progress.got : min(progress.got + _CHUNK, progress.expected)]
+            n = self._readinto(response, chunk, attempts)
             if not n:
-                raise ConnectionError(f"connection dropped after {got} of {expected} bytes")
-            got += n
+                raise _CutShort()
+            progress.got += n
         if not response.isclosed():
             response.read()  # drain (nothing left for a well-formed answer) to reuse the socket
         return size
 
-    def _with_retries(self, call: Any) -> Any:
-        attempts = max(self.settings.max_attempts, 1)
-        for attempt in range(attempts):
-            try:
-                return call()
-            except S3HTTPError as exc:
-                if exc.status not in _RETRY_STATUS or attempt == attempts - 1:
-                    raise
-            except (OSError, http.client.HTTPException):
-                self._drop_connection()
-                if attempt == attempts - 1:
-                    raise
-            time.sleep(min(0.1 * 2**attempt, 5.0) * (0.5 + random.random()))
-        raise AssertionError("unreachable")
+    def _connect(self, conn: http.client.HTTPConnection, attempts: _Attempts) -> None:
+        if conn.sock is not None:
+            return
+        seconds = attempts.wait(self.settings.connect_timeout)
+        conn.timeout = seconds
+        try:
+            conn.connect()
+        except TimeoutError as exc:
+            raise _Timeout(seconds, connecting=True) from exc
+
+    @staticmethod
+    def _answer(conn: http.client.HTTPConnection, attempts: _Attempts) -> Any:
+        seconds = attempts.last_wait
+        try:
+            return conn.getresponse()
+        except TimeoutError as exc:
+            raise _Timeout(seconds) from exc
+
+    @staticmethod
+    def _readinto(response: Any, view: memoryview, attempts: _Attempts) -> int:
+        """One socket read's worth into ``view`` (``read1``: what arrived is counted even
+        when the connection then stalls or breaks)."""
+        seconds = attempts.last_wait
+        try:
+            data = response.read1(len(view))
+        except TimeoutError as exc:
+            raise _Timeout(seconds) from exc
+        view[: len(data)] = data
+        return len(data)
+
+
+class _Timeout(TimeoutError):
+    """Nothing came for ``seconds`` (while connecting, or waiting for bytes)."""
+
+    def __init__(self, seconds: float, connecting: bool = False) -> None:
+        super().__init__(f"nothing for {seconds:g} s")
+        self.seconds, self.connecting = seconds, connecting
+
+
+class _CutShort(ConnectionError):
+    """The connection ended before the body had all its ``Content-Length`` bytes."""
+
+
+class _Progress:
+    """How far one read got, across its attempts."""
+
+    def __init__(self) -> None:
+        self.got = 0
+        self.expected = 0
+        self.answered = False
+        self.etag: str | None = None
+
+
+class _Attempts:
+    """The attempts of one request and its retry budget.
+
+    No attempt starts once ``retry_budget`` seconds have passed since the first; every
+    wait (connect, next bytes) is cut to what is left of the budget, so a request ends,
+    in bytes or an error, within about ``retry_budget`` seconds.
+    """
+
+    def __init__(self, settings: S3Settings) -> None:
+        self.settings = settings
+        self.started = time.monotonic()
+        self.count = 1
+        self.last_wait = settings.read_timeout
+
+    def left(self) -> float:
+        return self.settings.retry_budget - (time.monotonic() - self.started)
+
+    def wait(self, seconds: float | None = None) -> float:
+        """How long the next wait may last: its timeout, cut to the budget left."""
+        timeout = self.settings.read_timeout if seconds is None else seconds
+        self.last_wait = max(min(timeout, self.left()), 0.05)
+        return self.last_wait
+
+    def another(self) -> bool:
+        """Back off and count one more attempt; False when retries or budget are spent."""
+        if self.count > self.settings.retries:
+            return False
+        pause = min(0.1 * 2 ** (self.count - 1), 2.0) * (0.5 + random.random())
+        if self.left() < pause + 0.1:
+            return False
+        time.sleep(pause)
+        self.count += 1
+        return True
+
+    def summary(self) -> str:
+        spent = time.monotonic() - self.started
+        tries = "1 attempt" if self.count == 1 else f"{self.count} attempts"
+        return f"{tries} in {spent:.1f} s; {self.settings.limits}"
 
 
 def _total_size(response: http.client.HTTPResponse, start: int) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -21,6 +22,14 @@ if TYPE_CHECKING:
 DEFAULT_REGION = "us-east-1"
 DEFAULT_CONCURRENCY = 16
 DEFAULT_PART_SIZE = 16 * 2**20
+#: Seconds to open a connection.
+DEFAULT_CONNECT_TIMEOUT = 5.0
+#: Seconds to wait for the next bytes of an answer.
+DEFAULT_READ_TIMEOUT = 10.0
+#: Retries of one failed request (throttling, 5xx, timeouts, dropped or cut connections).
+DEFAULT_RETRIES = 3
+#: Seconds after a request's first attempt past which it is not retried again.
+DEFAULT_RETRY_BUDGET = 15.0
 
 
 @dataclass(frozen=True)
@@ -40,7 +49,8 @@ class S3Settings:
     part_size: int
     connect_timeout: float
     read_timeout: float
-    max_attempts: int
+    retries: int
+    retry_budget: float
 
     @classmethod
     def from_tier(cls, tier: Tier) -> S3Settings:
@@ -65,9 +75,23 @@ class S3Settings:
             anon=bool(opts.get("anon", False)),
             max_concurrency=int(opts.get("max_concurrency", DEFAULT_CONCURRENCY)),
             part_size=int(opts.get("part_size", DEFAULT_PART_SIZE)),
-            connect_timeout=float(opts.get("connect_timeout", 5.0)),
-            read_timeout=float(opts.get("read_timeout", 60.0)),
-            max_attempts=int(opts.get("max_attempts", 4)),
+            connect_timeout=float(opts.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)),
+            read_timeout=float(opts.get("read_timeout", DEFAULT_READ_TIMEOUT)),
+            retries=_retries(opts),
+            retry_budget=float(opts.get("retry_budget", DEFAULT_RETRY_BUDGET)),
+        )
+
+    @property
+    def max_attempts(self) -> int:
+        """Attempts per request: the first and its retries."""
+        return self.retries + 1
+
+    @property
+    def limits(self) -> str:
+        """The settings that bounded a failed request, for messages."""
+        return (
+            f"connect_timeout {self.connect_timeout:g} s, read_timeout {self.read_timeout:g} s, "
+            f"retries {self.retries}, retry_budget {self.retry_budget:g} s"
         )
 
     @property
@@ -93,11 +117,26 @@ class S3Settings:
         return {
             "connect_timeout": self.connect_timeout,
             "read_timeout": self.read_timeout,
-            "retries": {"mode": "standard", "max_attempts": self.max_attempts},
+            "retries": {"mode": "standard", "total_max_attempts": self.max_attempts},
             "max_pool_connections": max(self.max_concurrency, 10),
             "s3": {"addressing_style": "path" if self.endpoint_url else "auto"},
         }
 
+
+def _retries(opts: Mapping[str, Any]) -> int:
+    """``retries``, or ``max_attempts`` (the older name: attempts, not retries) minus one."""
+    if "retries" in opts:
+        return int(opts["retries"])
+    if "max_attempts" in opts:
+        return max(int(opts["max_attempts"]) - 1, 0)
+    return DEFAULT_RETRIES
+
+
+def _is_count_or_zero(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+RETRY_COUNT = OptionCheck("a whole number, 0 or more", _is_count_or_zero)
 
 _BUCKET = re.compile(r"[A-Za-z0-9._-]+")
 
@@ -120,6 +159,8 @@ class S3Kind(StorageKind):
         "part_size": BYTES,
         "connect_timeout": SECONDS,
         "read_timeout": SECONDS,
+        "retries": RETRY_COUNT,
+        "retry_budget": SECONDS,
         "max_attempts": COUNT,
     }
     local = False

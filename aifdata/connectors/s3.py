@@ -8,10 +8,12 @@ semantics); bytes are read through obstore's native client
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import socket
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
@@ -20,10 +22,10 @@ from fsspec.asyn import sync
 from s3fs import S3FileSystem
 from s3fs.core import S3File
 
-from .._errors import AifDataError, PathEscape, StorageError, StorageUnavailable
+from .._errors import AifDataError, NotFound, PathEscape, StorageError, StorageUnavailable
 from ._base import Connector, FileStat, Info
 from ._range_file import RangeReader
-from ._s3_errors import translate, translated
+from ._s3_errors import BudgetSpent, translate, translated
 from ._s3_native import NativeReader, obstore_usable
 from ._s3_settings import S3Settings
 from ._tier import Tier
@@ -53,6 +55,7 @@ class S3Connector(Connector):
         self._client_key = repr(self.settings)
         self._native: NativeReader | None = None
         self._native_pid = os.getpid()
+        self._bucket_seen = False
 
     def __getstate__(self) -> dict[str, Any]:
         return {
@@ -61,6 +64,7 @@ class S3Connector(Connector):
             "_client_key": self._client_key,
             "_native": None,
             "_native_pid": 0,
+            "_bucket_seen": False,
         }
 
     # -- clients -------------------------------------------------------------
@@ -78,7 +82,8 @@ class S3Connector(Connector):
     def _new_client(self) -> S3FileSystem:
         s = self.settings
         key, secret, token = s.credentials()
-        client = S3FileSystem(
+        client = _BoundedS3FileSystem(
+            s.retry_budget,
             anon=s.anon,
             key=key,
             secret=secret,
@@ -90,9 +95,9 @@ class S3Connector(Connector):
             skip_instance_cache=True,
             max_concurrency=1,
         )
-        # botocore's standard mode already retries throttling, 5xx and dropped
-        # connections with backoff; s3fs's own loop on top only multiplies waits.
-        client.retries = 2
+        # botocore's standard mode retries throttling, 5xx and dropped connections
+        # with backoff, within the budget; s3fs's own loop on top would multiply waits.
+        client.retries = 1
         return client
 
     @property
@@ -133,16 +138,52 @@ class S3Connector(Connector):
             info["mtime"] = raw["LastModified"].timestamp()
         return info
 
-    def _errors(self, rel: str) -> Any:
-        return translated(self.url(rel), self.settings.endpoint)
+    @contextlib.contextmanager
+    def _errors(self, rel: str) -> Iterator[None]:
+        """Translate errors; a key not found because its bucket is missing says so."""
+        try:
+            with translated(self.url(rel), self.settings.endpoint):
+                yield
+        except NotFound as exc:
+            if self._bucket_missing():
+                raise self._no_bucket() from exc
+            raise
 
     def _fail(self, exc: BaseException, rel: str) -> BaseException:
         error = translate(exc, self.url(rel), self.settings.endpoint)
+        if isinstance(error, NotFound) and self._bucket_missing():
+            return self._no_bucket()
         if type(error) is StorageError and not self.reachable():
             return StorageUnavailable(
                 f"cannot reach S3 endpoint {self.settings.endpoint} for {self.url(rel)}"
             )
         return error
+
+    def _bucket_missing(self) -> bool:
+        """Whether the tier's bucket does not exist (asked once it is known to)."""
+        if self._bucket_seen:
+            return False
+        try:
+            sync(self.fs.loop, self.fs._call_s3, "head_bucket", Bucket=self.settings.bucket)
+        except FileNotFoundError:
+            return True
+        except Exception:
+            return False  # unknown (no right to HEAD it, unreachable): not claimed missing
+        self._bucket_seen = True
+        return False
+
+    def _no_bucket(self) -> StorageError:
+        s = self.settings
+        return StorageError(
+            f"S3 bucket {s.bucket!r} does not exist at {s.endpoint} "
+            f"(tier {self.tier.url}): create it, or correct the tier's url"
+        )
+
+    def _listed(self, rel: str, entries: Any) -> Any:
+        """``entries``, unless they are empty because the bucket itself is missing."""
+        if not entries and self._bucket_missing():
+            raise self._no_bucket()
+        return entries
 
     def close(self) -> None:
         if self._native is not None:
@@ -173,6 +214,8 @@ class S3Connector(Connector):
         path = self.path(rel).rstrip("/")
         with self._errors(rel):
             entries = sync(self.fs.loop, self.fs._lsdir, path)
+            if not entries and self._bucket_missing():
+                raise self._no_bucket()
             if not entries:
                 found = self.fs.info(path)  # FileNotFoundError when nothing is there
                 entries = [found] if found["type"] == "file" else []
@@ -181,7 +224,7 @@ class S3Connector(Connector):
 
     def find(self, rel: str, withdirs: bool = False) -> dict[str, Info]:
         with self._errors(rel):
-            found = self.fs.find(self.path(rel), withdirs=withdirs, detail=True)
+            found = self._listed(rel, self.fs.find(self.path(rel), withdirs=withdirs, detail=True))
         infos = (self._info(e) for e in found.values() if not _is_marker(e))
         return {i["name"]: i for i in infos if i["name"] != rel or i["type"] == "file"}
 
@@ -217,22 +260,9 @@ class S3Connector(Connector):
                 start, end = _absolute(start, size), _absolute(end, size)
             if end is not None and end <= (start or 0):
                 return b""
-            return self.native.read(key, start, end)
+            return self.native.read(key, start, end)  # past the end (416): b""
         except Exception as exc:
-            ranged = start is not None or end is not None  # an empty file has no byte 0
-            if (
-                ranged
-                and not isinstance(exc, FileNotFoundError)
-                and self._past_end(rel, start or 0)
-            ):
-                return b""
             raise self._fail(exc, rel) from exc
-
-    def _past_end(self, rel: str, start: int) -> bool:
-        try:
-            return start >= int(self.info(rel)["size"])
-        except Exception:
-            return False
 
     def cat_files(self, rels: Sequence[str]) -> dict[str, bytes | Exception]:
         results = self.native.read_many([self.key(r) for r in rels])
@@ -256,11 +286,10 @@ class S3Connector(Connector):
             his.append(end)
         results = self.native.read_ranges([self.key(r) for r in rels], los, his)
         out = []
-        for rel, start, end, result in zip(rels, starts, ends, results, strict=True):
-            if isinstance(result, BaseException):
-                out.append(self.cat_file(rel, start, end))  # slow path: past-end, errors
-            else:
-                out.append(result)
+        for rel, result in zip(rels, results, strict=True):
+            if isinstance(result, BaseException):  # already retried; past the end is b""
+                raise self._fail(result, rel) from result
+            out.append(result)
         return out
 
     def open_read(
@@ -340,6 +369,33 @@ def _absolute(offset: int | None, size: int) -> int | None:
     if offset is None or offset >= 0:
         return offset
     return max(size + offset, 0)
+
+
+class _BoundedS3FileSystem(S3FileSystem):
+    """s3fs whose every S3 API call (a HEAD, a listing page, a part upload), retries
+    included, ends within the tier's retry budget: its client's one funnel for calls,
+    ``_make_api_call``, runs under a deadline."""
+
+    def __init__(self, budget: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.budget = budget
+
+    async def set_session(self, *args: Any, **kwargs: Any) -> Any:
+        client = await super().set_session(*args, **kwargs)
+        if not getattr(client, "_aifdata_bounded", False):
+            client._make_api_call = _within(self.budget, client._make_api_call)
+            client._aifdata_bounded = True
+        return client
+
+
+def _within(budget: float, call: Any) -> Any:
+    async def bounded(operation: str, params: dict[str, Any]) -> Any:
+        try:
+            return await asyncio.wait_for(call(operation, params), budget)
+        except TimeoutError as exc:
+            raise BudgetSpent(operation, budget) from exc
+
+    return bounded
 
 
 class _DiscardOnError(S3File):
