@@ -393,7 +393,8 @@ class Catalog:
         if "@" not in ref:  # every version of the dataset
             found = [version_id(self.conn, name, n) for n in self.versions(name)]
             vids = [v for v in found if v is not None]
-        return [redact(r, self._readable()) for r in runs_touching(self.conn, vids)]
+        visible = self._readable()
+        return [redact(r, visible) for r in runs_touching(self.conn, vids)]
 
     def _readable(self) -> Callable[[str], bool]:
         """Whether the current principal may read a dataset (for what lineage may name)."""
