@@ -20,6 +20,7 @@ from ._errors import (
     PathEscape,
     StorageError,
     StorageUnavailable,
+    UnknownDataset,
 )
 from ._router import Route
 from ._version import __version__
@@ -53,6 +54,7 @@ __all__ = [
     "StorageKind",
     "StorageUnavailable",
     "Tier",
+    "UnknownDataset",
     "__version__",
     "copy",
     "filesystem",

@@ -7,7 +7,8 @@ keeps working around aifdata code::
     AifDataError
      ├── ConfigError (ValueError)        a config file or object is wrong
      ├── NotFound (FileNotFoundError)    no such file, prefix or bucket
-     │    └── MountNotFound              no mount holds this logical path
+     │    ├── MountNotFound              no mount holds this logical path
+     │    └── UnknownDataset (+ AccessDenied)  no such dataset, or one the caller may not read
      ├── AccessDenied (PermissionError)  storage or policy refused the operation
      │    └── PathEscape                 the path would leave its tier's root
      ├── StorageUnavailable (ConnectionError)  the endpoint cannot be reached
@@ -40,6 +41,11 @@ class MountNotFound(NotFound):
 
 class AccessDenied(AifDataError, PermissionError):
     """Storage or an access policy refused the operation."""
+
+
+class UnknownDataset(NotFound, AccessDenied):
+    """No dataset by that name that the caller may read: it does not exist, or it is one
+    they may not see. The two are not told apart (same class, same text)."""
 
 
 class PathEscape(AccessDenied):

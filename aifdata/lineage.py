@@ -14,6 +14,10 @@ and COMPLETE/FAIL events to a JSON-lines file or an HTTP endpoint; a sink
 that cannot be reached is reported as a warning and never fails the job (the
 catalog keeps the run, and ``aifdata lineage NAME --openlineage DEST`` can
 send it again).
+
+Lineage never names what the reader may not read: a run's inputs and outputs
+they may not read are counted (``RunRecord.hidden_inputs``,
+``hidden_outputs``), and ``aifdata lineage`` prints "1 ancestor hidden".
 """
 
 from __future__ import annotations

@@ -134,8 +134,8 @@ def test_a_hidden_upstream_stays_hidden(cat, tmp_path, monkeypatch):
     cat.grant("bob", "read", "shared/*")
     monkeypatch.setenv("AIFDATA_USER", "bob")
     up = cat.lineage("shared/trimmed")["upstream"]
-    (node,) = up.runs[0][1]
-    assert node.hidden and node.runs == []
+    run, parents = up.runs[0]
+    assert parents == [] and run.inputs == () and run.hidden_inputs == 1  # counted, not named
     with pytest.raises(aifdata.AccessDenied):
         cat.lineage("genomics/run42")
     with pytest.raises(aifdata.AccessDenied):  # no write on a dataset: cannot claim to make it

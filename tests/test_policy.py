@@ -78,7 +78,8 @@ def test_a_principal_without_a_grant_is_refused_and_audited(world, who, tmp_path
     with pytest.raises(AccessDenied, match="user:bob may not") as raised:
         OPERATIONS[op](fs, tmp_path)
     assert isinstance(raised.value, PermissionError)
-    assert "genomics/run42" in str(raised.value)
+    # bob may not read genomics/run42: the refusal must not name it, nor its owner
+    assert "genomics/run42" not in str(raised.value) and "alice" not in str(raised.value)
     assert denials(catalog, "bob"), "the refusal was not audited"
     who("alice")  # nothing changed
     assert fs.cat("both/run42/reads.fq") == DATA
@@ -171,8 +172,8 @@ def test_ingest_and_stage_need_write(world, who, tmp_path):
         catalog.ingest("aif://both/scratch", "genomics/run42")
     with pytest.raises(AccessDenied):
         catalog.stage("genomics/run42", to="pfs")
-    with pytest.raises(AccessDenied, match="may not read"):
-        catalog.ingest("aif://both/run42", "bob/copy-of-run42")  # reading the source is refused
+    with pytest.raises(AccessDenied, match="location is governed by a dataset user:bob may not"):
+        catalog.ingest("aif://both/run42", "bob/copy-of-run42")  # alice's location: one owner
     assert catalog.ingest("aif://both/scratch", "bob/scratch").owner == "bob"
 
 
@@ -224,8 +225,8 @@ def test_a_symlink_in_open_space_is_checked_as_its_target(world, who, pfs_dir):
     (pfs_dir / "scratch-dir").symlink_to(pfs_dir / "run42")
     who("bob")
     for path in ("both/scratch/alias.fq", "both/scratch-dir/reads.fq"):
-        with pytest.raises(AccessDenied, match="dataset genomics/run42"):
-            fs.cat(path)
+        with pytest.raises(AccessDenied, match="governed by a dataset user:bob may not see"):
+            fs.cat(path)  # checked as genomics/run42, which is not named to bob
 
 
 def test_a_glob_does_not_reach_hidden_files(world, who):
@@ -337,8 +338,6 @@ CLI_REFUSED = [
     ["where", "aif://both/run42/reads.fq"],
     ["cp", "aif://both/run42/reads.fq", "{tmp}/out.fq"],
     ["cp", "{tmp}/local.fq", "aif://both/run42/in.fq"],
-    ["show", "genomics/run42"],
-    ["stage", "genomics/run42", "--to", "pfs"],
     ["ingest", "aif://both/scratch", "--dataset", "genomics/run42"],
 ]
 
@@ -355,6 +354,22 @@ def test_cli_refuses_with_one_line_and_exit_4(cli_world, who, tmp_path, capfd, a
     assert main(argv) == 4
     err = capfd.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("aifdata: error: user:bob may not"), err
+    assert denials(catalog, "bob")
+
+
+@pytest.mark.parametrize("verb", [["show"], ["stage", "--to", "pfs"]], ids=lambda v: v[0])
+def test_cli_refuses_a_hidden_dataset_as_a_missing_one(cli_world, who, capfd, verb):
+    from aifdata.cli import main
+
+    catalog, config = cli_world
+    who("bob")
+    said = {}
+    for name in ("genomics/run42", "genomics/nothing"):
+        capfd.readouterr()
+        assert main(["--config", config, verb[0], name, *verb[1:]]) == 3
+        said[name] = capfd.readouterr().err.strip().replace(name, "NAME")
+    assert said["genomics/run42"] == said["genomics/nothing"]
+    assert said["genomics/run42"].startswith("aifdata: error: no dataset 'NAME'")
     assert denials(catalog, "bob")
 
 

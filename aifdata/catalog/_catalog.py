@@ -17,7 +17,7 @@ from typing import Any
 from fsspec import AbstractFileSystem
 
 from .._config import Config, aifdata_home, load_config
-from .._errors import AccessDenied, BadName, CatalogError, NotFound
+from .._errors import AccessDenied, BadName, CatalogError, NotFound, UnknownDataset
 from .._filesystem import MountedFileSystem
 from .._gc import gc_paused
 from .._router import ReplicaRecord
@@ -32,6 +32,7 @@ from ._lineage import (
     add_dataset,
     finish_run,
     graph,
+    redact,
     run_record,
     runs_touching,
     start_run,
@@ -182,11 +183,23 @@ class Catalog:
         return cached[1]
 
     def require(self, name: str, privilege: str, action: str) -> None:
-        """Raise AccessDenied (audited) unless the current principal may act on dataset ``name``."""
+        """Raise AccessDenied (audited) unless the current principal may act on dataset ``name``.
+
+        A name the principal may not read is refused as :class:`UnknownDataset`, with the
+        text a name that does not exist gets: the refusal does not tell which it is.
+        """
         policy, who = self.policy(), current_principal()
         resource = policy.dataset(name)
         if not policy.allows(who, privilege, resource):
+            if not policy.may_see(who, resource) and action != "ingest":
+                self.record_audit(who, action, name, privilege, name, allowed=False)
+                raise self._unknown(name, who)
             self._deny(who, action, name, privilege, resource)
+
+    def _unknown(self, name: str, who: Principal | None = None) -> UnknownDataset:
+        """The one refusal for a dataset that does not exist and one ``who`` may not read."""
+        who = who or current_principal()
+        return UnknownDataset(f"no dataset {name!r} in {self.path} that {who} may read")
 
     def require_admin(self, action: str, target: str) -> None:
         """Raise AccessDenied (audited) unless the current principal is a catalog admin."""
@@ -198,8 +211,12 @@ class Catalog:
         self, who: Principal, action: str, target: str, privilege: str, resource: Resource
     ) -> None:
         self.record_audit(who, action, target, privilege, resource.name, allowed=False)
+        # a dataset is named as one (with its owner) only to whom may read it: to anyone
+        # else a hidden dataset and a name no dataset has are refused in the same words
+        seen = resource.dataset and self.policy().may_see(who, resource)
         raise AccessDenied(
-            f"{who} may not {privilege} {resource.describe()} ({action} {target}); "
+            f"{who} may not {privilege} {resource.describe() if seen else resource.name} "
+            f"({action} {target}); "
             f"an admin can allow it with: aifdata policy grant {who} {privilege} {resource.name}"
         )
 
@@ -276,11 +293,25 @@ class Catalog:
             self._deny(who, action, pattern, "admin", resource)
 
     def grants(self, pattern: str | None = None) -> list[Grant]:
-        """Grants (those whose pattern covers ``pattern`` if given), by pattern."""
-        found = self.policy().grants
+        """Grants (those whose pattern covers ``pattern`` if given), by pattern.
+
+        Only the grants the principal administers: those on a pattern they may admin, or
+        whose pattern covers a dataset they may admin (catalog admins see every grant).
+        """
+        policy, who = self.policy(), current_principal()
+        found = policy.grants
         if pattern is not None:
             found = tuple(g for g in found if covers(g.pattern, pattern) or g.pattern == pattern)
-        return list(found)
+        if policy.is_admin(who):
+            return list(found)
+        mine = [n for n in policy.owners if policy.allows(who, "admin", policy.dataset(n))]
+
+        def administered(g: Grant) -> bool:
+            if policy.allows(who, "admin", policy.dataset(g.pattern), strict=True):
+                return True
+            return any(covers(g.pattern, name) for name in mine)
+
+        return [g for g in found if administered(g)]
 
     def dataset_at(self, url: str) -> str | None:
         """The dataset whose files live at ``url`` (a physical URL or path, on any tier of
@@ -352,8 +383,6 @@ class Catalog:
         name, number = split_ref(ref)
         self.require(name, privilege, "lineage")
         numbers = self.versions(name)
-        if not numbers:
-            raise NotFound(f"no dataset {name!r} in {self.path}")
         number = numbers[-1] if number is None else number
         vid = version_id(self.conn, name, number)
         if vid is None:
@@ -412,22 +441,26 @@ class Catalog:
                 )
             ]
         name, _, vid = self.resolve_version(ref)
+        vids = [vid]
         if "@" not in ref:  # every version of the dataset
-            vids = [version_id(self.conn, name, n) for n in self.versions(name)]
-            return runs_touching(self.conn, [v for v in vids if v is not None])
-        return runs_touching(self.conn, [vid])
+            found = [version_id(self.conn, name, n) for n in self.versions(name)]
+            vids = [v for v in found if v is not None]
+        visible = self._readable()
+        return [redact(r, visible) for r in runs_touching(self.conn, vids)]
+
+    def _readable(self) -> Callable[[str], bool]:
+        """Whether the current principal may read a dataset (for what lineage may name)."""
+        policy, who = self.policy(), current_principal()
+        return lambda name: policy.allows(who, "read", policy.dataset(name))
 
     def lineage(self, ref: str, depth: int | None = None) -> dict[str, LineageNode]:
         """The upstream and downstream graphs of a version (``name`` = latest, or ``name@N``).
 
-        Datasets the principal may not read appear as hidden leaves.
+        Datasets the principal may not read are not named: each run counts them
+        (``hidden_inputs``, ``hidden_outputs``).
         """
         name, number, _ = self.resolve_version(ref)
-        policy, who = self.policy(), current_principal()
-
-        def visible(dataset: str) -> bool:
-            return policy.allows(who, "read", policy.dataset(dataset))
-
+        visible = self._readable()
         return {
             direction: graph(self.conn, name, number, direction, visible, depth)
             for direction in ("upstream", "downstream")
@@ -564,15 +597,23 @@ class Catalog:
         no new version; a failure part-way records nothing. ``checksum=False``
         skips hashing (the checksum is then ``""``): copies are then known by
         size and mtime or ETag only, for trees too large to read at ingest.
+
+        A location has one owner: where ``source`` is, contains or lies inside the
+        location of another dataset, only a principal who may write that dataset (or a
+        catalog admin) may record it; anyone else is refused before a byte is read.
         """
         self._writable()
         check_dataset_name(dataset)
+        if "://" not in source:  # a local path: recorded absolute, so it names one place
+            source = os.path.abspath(source)
         self.require(dataset, "write", "ingest")
+        self._claim(source, dataset)
         fs, root = self.open_url(source)
         files = scan(fs, root, workers=workers, progress=progress, hashing=checksum)
         with gc_paused():  # a million rows are made here, none in a cycle
             digest = version_digest(files)
             with _bulk(self.conn), write_transaction(self.conn) as conn:
+                self._claim(source, dataset, audit=False)  # again: another may have come first
                 dataset_id = self._dataset_id(conn, dataset, description, tags, owner)
                 latest = conn.execute(
                     "SELECT number, digest FROM versions WHERE dataset_id = ? "
@@ -585,6 +626,32 @@ class Catalog:
                     made = self._insert_version(conn, dataset_id, number, source, digest, files)
                 reindex(conn, dataset_id)
         return self._dataset(dataset, None, made)
+
+    def _claim(self, source: str, dataset: str, *, audit: bool = True) -> None:
+        """Refuse (AccessDenied) to record ``source`` as ``dataset`` where it shares bytes
+        with another dataset the principal may not write: one owner per location."""
+        policy, who = self.policy(), current_principal()
+        urls = physical_prefixes(source, self.config)
+        if policy.is_admin(who) or dataset in policy.covering(urls):
+            return  # within its own location: what overlaps it there was allowed when made
+        taken = [
+            name
+            for name in policy.overlapping(urls)
+            if name != dataset and not policy.allows(who, "write", policy.dataset(name))
+        ]
+        if not taken:
+            return
+        if audit:
+            self.record_audit(who, "ingest", source, "write", taken[0], allowed=False)
+        refused = f"{who} may not ingest {source} as {dataset}: the location is governed by"
+        seen = [name for name in taken if policy.may_see(who, policy.dataset(name))]
+        if not seen:
+            raise AccessDenied(f"{refused} a dataset {who} may not see")
+        named = ", ".join(f"{name} (owner {policy.owners.get(name)})" for name in seen)
+        raise AccessDenied(
+            f"{refused} dataset {named}, which {who} may not write; its owner or an admin "
+            f"can ingest it, or allow it with: aifdata policy grant {who} write {seen[0]}"
+        )
 
     def _dataset_id(
         self,
@@ -675,6 +742,8 @@ class Catalog:
             " WHERE d.name = ? ORDER BY v.number",
             (name,),
         ).fetchall()
+        if not rows:  # a dataset has a version from its first ingest on
+            raise self._unknown(name)
         return [r["number"] for r in rows]
 
     def dataset(self, name: str, version: int | None = None) -> Dataset:
@@ -686,10 +755,10 @@ class Catalog:
     ) -> Dataset:
         """:meth:`dataset`, with the files given when the caller just wrote them."""
         conn = self.conn
+        self.require(name, "read", "show")  # first: a hidden dataset is refused as a missing one
         meta = conn.execute("SELECT * FROM datasets WHERE name = ?", (name,)).fetchone()
         if meta is None:
-            raise NotFound(f"no dataset {name!r} in {self.path}")
-        self.require(name, "read", "show")
+            raise self._unknown(name)
         query = "SELECT * FROM versions WHERE dataset_id = ?"
         args: tuple[Any, ...] = (meta["id"],)
         if version is not None:
@@ -714,7 +783,9 @@ class Catalog:
             digest=row["digest"],
             files=self._files(row["id"]) if files is None else files,
             lineage=tuple(
-                r for r in runs_touching(conn, [row["id"]]) if (name, row["number"]) in r.outputs
+                redact(r, self._readable())
+                for r in runs_touching(conn, [row["id"]])
+                if (name, row["number"]) in r.outputs
             ),
         )
 

@@ -8,7 +8,11 @@ the audit row and raises :class:`~aifdata.AccessDenied`. Paths are checked in
 the one spelling that reaches storage; a percent-encoded spelling is also
 checked decoded, and each physical location by every spelling its storage
 kind knows (a PFS symlink is checked as its target), so no spelling reaches
-more than the plain one.
+more than the plain one. A path inside several datasets (locations that
+overlap, in a catalog older than one owner per location) needs the privilege
+on every one of them. A refusal names the dataset only to a principal who
+may read it: to anyone else it says a dataset they may not see governs the
+path, never which one, nor its owner.
 """
 
 from __future__ import annotations
@@ -59,16 +63,30 @@ class CatalogGate:
             return
         for path in [paths] if isinstance(paths, str) else paths:
             for spelling in _spellings(path):
-                resource = self._resource(policy, spelling)
-                if not policy.allows(who, privilege, resource):
-                    self.catalog.record_audit(
-                        who, action, f"aif://{path}", privilege, resource.name, allowed=False
-                    )
-                    raise AccessDenied(
-                        f"{who} may not {privilege} aif://{path}: {resource.describe()}; "
-                        f"an admin can allow it with: aifdata policy grant {who} {privilege} "
-                        f"{resource.name}"
-                    )
+                for resource in self._resources(policy, spelling):
+                    if not policy.allows(who, privilege, resource):
+                        self._refuse(policy, who, path, privilege, action, resource)
+
+    def _refuse(
+        self,
+        policy: Policy,
+        who: Principal,
+        path: str,
+        privilege: str,
+        action: str,
+        resource: Resource,
+    ) -> None:
+        self.catalog.record_audit(
+            who, action, f"aif://{path}", privilege, resource.name, allowed=False
+        )
+        if resource.dataset and not policy.may_see(who, resource):
+            hint = "a catalog admin finds which one in: aifdata policy audit"
+        else:
+            hint = f"an admin can allow it with: aifdata policy grant {who} {privilege} "
+            hint += resource.name
+        raise AccessDenied(
+            f"{who} may not {privilege} aif://{path}: {policy.shown(who, resource)}; {hint}"
+        )
 
     def readable(self, paths: Iterable[str]) -> list[str]:
         """The paths the current principal may read (for listings: no audit rows)."""
@@ -80,20 +98,25 @@ class CatalogGate:
         return [
             p
             for p in paths
-            if all(policy.allows(who, "read", self._resource(policy, s)) for s in _spellings(p))
+            if all(
+                policy.allows(who, "read", r)
+                for s in _spellings(p)
+                for r in self._resources(policy, s)
+            )
         ]
 
-    def _resource(self, policy: Policy, path: str) -> Resource:
+    def _resources(self, policy: Policy, path: str) -> tuple[Resource, ...]:
+        """What ``path`` is: each dataset holding it, or the plain path."""
         try:
             mount, rel = self.config.resolve(path)
         except MountNotFound:
-            return policy.located(path, ())
+            return policy.located_all(path, ())
         physical: list[str] = []
         for tier in mount.tiers:
             url = join(tier.url, rel)
             physical.append(url)
             physical.extend(sorted(tier.storage_kind.aliases(url) - {url}))
-        return policy.located(path, physical)
+        return policy.located_all(path, physical)
 
 
 def _spellings(path: str) -> tuple[str, ...]:

@@ -4,10 +4,16 @@ A run is one execution of a job (``trim-reads``) by a user, from a script at
 a git commit, with parameters. Its edges go from each input version to each
 output version. The graph walks those edges upstream (what a version was
 made from) and downstream (what was made from it), on version nodes.
+
+What a principal may not read is never named to them: a run's inputs and
+outputs they may not read are dropped from its record and counted instead
+(``hidden_inputs``, ``hidden_outputs``), so lineage says "1 ancestor
+hidden" and nothing more.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -31,8 +37,11 @@ class RunRecord:
     error: str | None = None
     inputs: tuple[tuple[str, int], ...] = ()  # (dataset, version)
     outputs: tuple[tuple[str, int], ...] = ()
+    hidden_inputs: int = 0  # inputs the principal may not read: counted, not named
+    hidden_outputs: int = 0
 
     def as_dict(self) -> dict[str, Any]:
+        hidden = {"hidden_inputs": self.hidden_inputs, "hidden_outputs": self.hidden_outputs}
         return {
             "run_id": self.run_id,
             "job": self.job,
@@ -46,23 +55,27 @@ class RunRecord:
             "error": self.error,
             "inputs": [{"dataset": n, "version": v} for n, v in self.inputs],
             "outputs": [{"dataset": n, "version": v} for n, v in self.outputs],
+            **{key: count for key, count in hidden.items() if count},
         }
 
 
 @dataclass
 class LineageNode:
-    """A dataset version with the runs that made it (upstream) or used it (downstream)."""
+    """A dataset version with the runs that made it (upstream) or used it (downstream).
+
+    Each run lists the neighbours the principal may read; those they may not are
+    only counted, by the run (:attr:`RunRecord.hidden_inputs` upstream,
+    :attr:`RunRecord.hidden_outputs` downstream).
+    """
 
     dataset: str
     version: int
     runs: list[tuple[RunRecord, list[LineageNode]]] = field(default_factory=list)
-    hidden: bool = False  # the principal may not read it: shown without its neighbours
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "dataset": self.dataset,
             "version": self.version,
-            **({"hidden": True} if self.hidden else {}),
             "runs": [
                 {"run": run.as_dict(), "datasets": [n.as_dict() for n in nodes]}
                 for run, nodes in self.runs
@@ -148,6 +161,19 @@ def run_record(conn: sqlite3.Connection, row: sqlite3.Row) -> RunRecord:
     )
 
 
+def redact(run: RunRecord, visible: Callable[[str], bool]) -> RunRecord:
+    """The run as a principal sees it: the datasets they may not read counted, not named."""
+    inputs = tuple(ref for ref in run.inputs if visible(ref[0]))
+    outputs = tuple(ref for ref in run.outputs if visible(ref[0]))
+    return dataclasses.replace(
+        run,
+        inputs=inputs,
+        outputs=outputs,
+        hidden_inputs=run.hidden_inputs + len(run.inputs) - len(inputs),
+        hidden_outputs=run.hidden_outputs + len(run.outputs) - len(outputs),
+    )
+
+
 def runs_touching(conn: sqlite3.Connection, version_ids: Sequence[int]) -> list[RunRecord]:
     """Runs that read or wrote any of these versions, oldest first."""
     if not version_ids:
@@ -169,13 +195,14 @@ def graph(
     visible: Callable[[str], bool],
     depth: int | None = None,
 ) -> LineageNode:
-    """The upstream or downstream tree of one version (each version expanded once)."""
-    near, far = ("output", "input") if direction == "upstream" else ("input", "output")
+    """The upstream or downstream tree of one version (each version expanded once), with
+    the runs redacted for a principal who may read what ``visible`` allows."""
+    near = "output" if direction == "upstream" else "input"
     seen: set[tuple[str, int]] = set()
 
     def expand(name: str, version: int, level: int) -> LineageNode:
-        node = LineageNode(name, version, hidden=not visible(name))
-        if node.hidden or (name, version) in seen or (depth is not None and level >= depth):
+        node = LineageNode(name, version)
+        if (name, version) in seen or (depth is not None and level >= depth):
             return node
         seen.add((name, version))
         vid = version_id(conn, name, version)
@@ -185,12 +212,10 @@ def graph(
             (vid, near),
         ).fetchall()
         for row in rows:
-            others = [
-                expand(n, v, level + 1)
-                for n, v, _ in _versions(conn, int(row["id"]), far)
-                if (n, v) != (name, version)
-            ]
-            node.runs.append((run_record(conn, row), others))
+            run = redact(run_record(conn, row), visible)
+            far = run.inputs if direction == "upstream" else run.outputs
+            others = [expand(n, v, level + 1) for n, v in far if (n, v) != (name, version)]
+            node.runs.append((run, others))
         return node
 
     return expand(dataset, number, 0)

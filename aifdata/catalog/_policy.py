@@ -5,14 +5,18 @@
   ``$AIFDATA_GROUPS`` (comma-separated), else the OS groups of the OS user.
 * **Privileges** are ordered ``read`` < ``write`` < ``admin``; a grant of one
   includes those below it.
-* A **pattern** is a dataset name or a glob (``*`` also crosses ``/``). It
-  covers every name it matches and everything under such a name:
-  ``genomics/*`` covers the dataset ``genomics/run42`` and the path
-  ``genomics/run42/reads.fq``.
+* A **pattern** is a dataset name, ``PREFIX/*`` or ``*`` (everything); no
+  other glob is accepted. It covers every name it matches and everything
+  under such a name: ``genomics/*`` covers the dataset ``genomics/run42`` and
+  the path ``genomics/run42/reads.fq``.
 * Every **dataset** is governed: its owner holds ``admin``, anyone else needs
   a grant. A path inside a dataset's location (on any tier of its mount) is
   the dataset. Another path is governed when some grant's pattern covers it;
   a path no grant names is open to whoever can reach the storage.
+* A **location has one owner**: another dataset may be recorded at it, inside
+  it or around it only by a principal who may write every dataset already
+  there. Where locations overlap anyway (catalogs older than this rule), a
+  path inside several datasets needs the privilege on each of them.
 * Catalog **admins** (the user who created the catalog is the first) hold
   every privilege everywhere.
 """
@@ -111,14 +115,27 @@ def check_privilege(privilege: str) -> str:
     return privilege
 
 
+#: The pattern forms a grant accepts, as a refusal lists them.
+PATTERN_FORMS = "a dataset name (genomics/run42), PREFIX/* (genomics/*) or * (everything)"
+
+
 def check_pattern(pattern: str) -> str:
-    """A clean pattern: no empty, ``.`` or ``..`` segments, no leading or trailing slash."""
-    parts = pattern.split("/")
-    if not pattern or any(p in ("", ".", "..") for p in parts):
+    """A pattern a grant may name: a dataset name, ``PREFIX/*`` (PREFIX a dataset name) or ``*``.
+
+    Anything else (``name@1``, ``[``, ``a/**``, ``run4?``, spaces) is refused, so that a
+    grant means what it reads as and nothing a glob would add.
+    """
+    if pattern == EVERYONE:
+        return pattern
+    name = pattern[:-2] if pattern.endswith("/*") else pattern
+    try:
+        check_dataset_name(name)
+    except CatalogError as exc:
+        why = str(exc).partition(" is not valid: ")[2].rpartition(" (e.g.")[0] or str(exc)
+        shown = pattern if len(pattern) <= 60 else f"{pattern[:57]}..."
         raise CatalogError(
-            f"pattern {pattern!r} must be a dataset name or glob such as genomics/* "
-            "(no empty, '.' or '..' segments)"
-        )
+            f"pattern {shown!r} is not accepted ({why}): a grant names {PATTERN_FORMS}"
+        ) from None
     return pattern
 
 
@@ -205,19 +222,25 @@ class Policy:
         grants: Iterable[Grant],
         admins: Iterable[str],
         owners: Mapping[str, str],
-        locations: Mapping[str, str] | Callable[[], Mapping[str, str]],
+        holders: Mapping[str, tuple[str, ...]] | Callable[[], Mapping[str, tuple[str, ...]]],
     ) -> None:
         self.grants = tuple(grants)
         self.admins = frozenset(admins)
         self.owners = dict(owners)  # dataset name -> owner
-        self._locations = locations  # physical prefix -> dataset name, or how to get them
+        self._holders = holders  # physical prefix -> dataset names there, or how to get them
+
+    @property
+    def holders(self) -> Mapping[str, tuple[str, ...]]:
+        """Physical prefix -> the datasets recorded there, sorted (worked out on first use:
+        only paths need it). More than one only in a catalog older than one owner per location."""
+        if callable(self._holders):
+            self._holders = dict(self._holders())
+        return self._holders
 
     @property
     def locations(self) -> Mapping[str, str]:
-        """Physical prefix -> dataset name (worked out on first use: only paths need it)."""
-        if callable(self._locations):
-            self._locations = dict(self._locations())
-        return self._locations
+        """Physical prefix -> one dataset there (the first name; :attr:`holders` has them all)."""
+        return {prefix: names[0] for prefix, names in self.holders.items()}
 
     def is_admin(self, who: Principal) -> bool:
         return not self.admins.isdisjoint(who.identities)
@@ -240,20 +263,55 @@ class Policy:
                 return True
         return not strict and not resource.dataset and not self.governs(resource.name)
 
+    def may_see(self, who: Principal, resource: Resource) -> bool:
+        """Whether ``who`` may learn that the resource exists (may read it)."""
+        return self.allows(who, "read", resource)
+
+    def shown(self, who: Principal, resource: Resource) -> str:
+        """The resource as a refusal names it to ``who``: a dataset ``who`` may not read is
+        not named (the refusal must not tell that it exists, nor who owns it)."""
+        if resource.dataset and not self.may_see(who, resource):
+            return f"governed by a dataset {who} may not see"
+        return resource.describe()
+
     def dataset(self, name: str) -> Resource:
         """The resource for a dataset name (a name not yet in the catalog is a path)."""
         owner = self.owners.get(name)
         return Resource(name, owner is not None, owner)
 
-    def located(self, logical: str, physical: Iterable[str]) -> Resource:
-        """The resource for a logical path whose copies live at ``physical`` URLs."""
-        if self.locations:
+    def covering(self, physical: Iterable[str]) -> list[str]:
+        """Every dataset whose location is or contains one of the ``physical`` URLs,
+        innermost first (then by name)."""
+        found: dict[str, int] = {}
+        if self.holders:
             for url in physical:
-                for prefix in _ancestors(url):
-                    name = self.locations.get(prefix)
-                    if name is not None:
-                        return Resource(name, True, self.owners.get(name))
-        return Resource(logical)
+                for depth, prefix in enumerate(_ancestors(url)):
+                    for name in self.holders.get(prefix, ()):
+                        found[name] = min(depth, found.get(name, depth))
+        return sorted(found, key=lambda name: (found[name], name))
+
+    def located(self, logical: str, physical: Iterable[str]) -> Resource:
+        """The resource for a logical path whose copies live at ``physical`` URLs: the
+        innermost dataset holding it (see :meth:`located_all` for every one)."""
+        return self.located_all(logical, physical)[0]
+
+    def located_all(self, logical: str, physical: Iterable[str]) -> tuple[Resource, ...]:
+        """Every dataset holding the path (a request needs the privilege on each: the most
+        restrictive grants apply), or the plain path when no dataset holds it."""
+        names = self.covering(physical)
+        if not names:
+            return (Resource(logical),)
+        return tuple(Resource(name, True, self.owners.get(name)) for name in names)
+
+    def overlapping(self, physical: Iterable[str]) -> list[str]:
+        """Every dataset whose location is, contains, or lies inside one of the ``physical``
+        URLs (the datasets a new dataset there would share bytes with), sorted."""
+        urls = {url.rstrip("/") for url in physical}
+        found = set(self.covering(urls))
+        for prefix, names in self.holders.items():
+            if any(prefix.startswith(url + "/") for url in urls):
+                found.update(names)
+        return sorted(found)
 
 
 def physical_prefixes(source: str, config: Config) -> set[str]:
@@ -288,18 +346,17 @@ def load_policy(conn: sqlite3.Connection, config: Config) -> Policy:
     admins = [r["principal"] for r in conn.execute("SELECT principal FROM admins")]
     owners = dict(conn.execute("SELECT name, owner FROM datasets").fetchall())
 
-    def locations() -> dict[str, str]:
-        found: dict[str, str] = {}
+    def holders() -> dict[str, tuple[str, ...]]:
+        found: dict[str, set[str]] = {}
         for name, source in conn.execute(
             "SELECT DISTINCT d.name, v.source FROM datasets d"
             " JOIN versions v ON v.dataset_id = d.id"
         ).fetchall():
             for prefix in physical_prefixes(source, config):
-                held = found.get(prefix)
-                found[prefix] = name if held is None else min(held, name)
-        return found
+                found.setdefault(prefix, set()).add(name)
+        return {prefix: tuple(sorted(names)) for prefix, names in found.items()}
 
-    return Policy(grants, admins, owners, locations)
+    return Policy(grants, admins, owners, holders)
 
 
 def bootstrap_admin(conn: sqlite3.Connection) -> None:

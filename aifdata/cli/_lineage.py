@@ -44,7 +44,7 @@ def lineage_command(
     for i, direction in enumerate(("upstream", "downstream")):
         last = i == 1
         typer.echo(("└── " if last else "├── ") + direction)
-        for line in _render(trees[direction], "    " if last else "│   "):
+        for line in _render(trees[direction], "    " if last else "│   ", direction):
             typer.echo(line)
 
 
@@ -74,7 +74,14 @@ def _describe(run: RunRecord) -> str:
     return f"{run.job}  [{run.state}]  by {run.user}  {when}{code}{params}  run {run.run_id[:8]}"
 
 
-def _render(node: LineageNode, indent: str) -> list[str]:
+def _hidden_label(count: int, direction: str) -> str:
+    """``1 ancestor hidden``, ``3 descendants hidden``: datasets the reader may not see,
+    counted and never named."""
+    noun = "ancestor" if direction == "upstream" else "descendant"
+    return f"{count} {noun}{'' if count == 1 else 's'} hidden"
+
+
+def _render(node: LineageNode, indent: str, direction: str) -> list[str]:
     if not node.runs:
         return [f"{indent}└── (none)"]
     lines: list[str] = []
@@ -82,10 +89,12 @@ def _render(node: LineageNode, indent: str) -> list[str]:
         last_run = i == len(node.runs) - 1
         lines.append(f"{indent}{'└── ' if last_run else '├── '}{_describe(run)}")
         inner = indent + ("    " if last_run else "│   ")
+        hidden = run.hidden_inputs if direction == "upstream" else run.hidden_outputs
         for j, child in enumerate(nodes):
-            last = j == len(nodes) - 1
-            label = f"{child.dataset}@{child.version}" + (" (hidden)" if child.hidden else "")
-            lines.append(f"{inner}{'└── ' if last else '├── '}{label}")
+            last = j == len(nodes) - 1 and not hidden
+            lines.append(f"{inner}{'└── ' if last else '├── '}{child.dataset}@{child.version}")
             if child.runs:
-                lines.extend(_render(child, inner + ("    " if last else "│   ")))
+                lines.extend(_render(child, inner + ("    " if last else "│   "), direction))
+        if hidden:
+            lines.append(f"{inner}└── ({_hidden_label(hidden, direction)})")
     return lines

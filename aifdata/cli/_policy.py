@@ -23,7 +23,9 @@ Principal = Annotated[
     str, typer.Argument(help="user:NAME, group:NAME, NAME (a user) or '*' (everyone).")
 ]
 Privilege = Annotated[str, typer.Argument(help=" | ".join(PRIVILEGES))]
-Pattern = Annotated[str, typer.Argument(help="A dataset name or glob, e.g. 'genomics/*'.")]
+Pattern = Annotated[
+    str, typer.Argument(help="A dataset name, PREFIX/* (e.g. 'genomics/*') or '*' (everything).")
+]
 
 
 @policy_app.command("grant")
@@ -50,7 +52,7 @@ def list_grants(
     catalog: CatalogOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """List the grants and the catalog admins."""
+    """List the catalog admins and the grants you administer (admins: every grant)."""
     cat = open_catalog(catalog)
     grants, admins = cat.grants(pattern), cat.admins()
     if as_json:
