@@ -148,6 +148,8 @@ def test_the_server_refuses_the_ungranted_credential_and_serves_the_granted_one(
     assert _put(alice, f"{prefix}/run42/more.fq") == "stored"
     # Open space (no grant names it) stays open to bob's own credential.
     assert _get(bob, notes) == b"open space"
+    # The server's own admin credential is one more principal the grants do not name.
+    assert _get(own_server.client(), reads) == "AccessDenied"
 
 
 @pytest.mark.e2e
