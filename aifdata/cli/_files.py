@@ -215,9 +215,8 @@ class _Grants:
             dataset = self.catalog.dataset_at(url)
             if dataset is not None:
                 self.catalog.require(dataset, privilege, action)
-        except AccessDenied as exc:
-            where = f" (aif://{logical})" if logical is not None else ""
-            raise AccessDenied(f"{url}{where}: {exc}") from None
+        except AccessDenied as exc:  # the gate's message names the aif:// path
+            raise AccessDenied(f"{url}: {exc}") from None
 
     def readable(self, urls: Iterable[str]) -> set[str]:
         """Those of ``urls`` the principal may read (for listings: no audit rows)."""
