@@ -154,3 +154,24 @@ def test_outside_every_mount_and_dataset_nothing_changes(world, who, tmp_path, c
     assert capfd.readouterr().out == "mine"
     assert cli(config, "cp", "-q", str(plain), str(tmp_path / "copy.txt")) == 0
     assert (tmp_path / "copy.txt").read_bytes() == b"mine"
+
+
+def test_a_symlink_in_open_space_to_a_governed_mount_is_checked_as_its_target(
+    world, tiers, who, tmp_path
+):
+    catalog, config = world
+    other = tmp_path / "zz-other"  # sorts after the PFS tier: every spelling counts
+    other.mkdir()
+    (other / "secret.txt").write_bytes(b"governed by a pattern")
+    with open(config, "a") as f:
+        f.write(f'\n[mounts.other.pfs]\npath = "{other}"\n')
+    who("boss")
+    catalog.grant("alice", "read", "other/*")
+    link = tiers.pfs_dir / "scratch" / "link.txt"  # open space of the mount both
+    link.parent.mkdir(exist_ok=True)
+    link.symlink_to(other / "secret.txt")
+    who("bob")
+    assert cli(config, "cat", str(link)) == 4
+    assert cli(config, "cat", str(other / "secret.txt")) == 4
+    who("alice")
+    assert cli(config, "cat", str(link)) == 0

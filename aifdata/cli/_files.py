@@ -209,7 +209,7 @@ class _Grants:
         """Raise AccessDenied (audited) unless the principal may ``privilege`` ``url``."""
         logical = self.logical(url)
         try:
-            if logical is not None:
+            if logical:
                 self.catalog.gate(self.config).check(logical, privilege, action)
                 return
             dataset = self.catalog.dataset_at(url)
@@ -220,15 +220,14 @@ class _Grants:
 
     def readable(self, urls: Iterable[str]) -> set[str]:
         """Those of ``urls`` the principal may read (for listings: no audit rows)."""
-        urls = list(urls)
         logical = {url: self.logical(url) for url in urls}
-        inside = [p for p in logical.values() if p is not None]
+        inside = sorted({p for paths in logical.values() for p in paths})
         allowed = set(self.catalog.gate(self.config).readable(inside)) if inside else set()
         policy, who = self.catalog.policy(), current_principal()
         out = set()
-        for url, path in logical.items():
-            if path is not None:
-                if path in allowed:
+        for url, paths in logical.items():
+            if paths:
+                if allowed.issuperset(paths):
                     out.add(url)
                 continue
             dataset = self.catalog.dataset_at(url)
@@ -236,31 +235,26 @@ class _Grants:
                 out.add(url)
         return out
 
-    def logical(self, url: str) -> str | None:
-        """The ``aif://`` path (without its scheme) of a URL or path inside a mount's tier,
-        by any spelling its storage kind knows (a symlink is its target), or None."""
+    def logical(self, url: str) -> list[str]:
+        """The ``aif://`` paths (without their scheme) of a URL or path inside mounts' tiers,
+        by every spelling its storage kind knows (a symlink is also its target); [] outside."""
         kind = kind_of_url(url)
         if kind is None:
-            return None
+            return []
         spellings = kind.aliases(kind.normalise(url))
-        for spelling in sorted(spellings):
+        found = set()
+        for spelling in spellings:
             located = self.config.tier_at(spelling)
             if located is not None:
                 mount, _tier, rel = located
-                return join(mount.prefix, rel)
-        real = {os.path.realpath(s) for s in spellings if not _has_scheme(s)}
+                found.add(join(mount.prefix, rel))
+        real = {os.path.realpath(s) for s in spellings if "://" not in s}
         for mount in self.config.mounts:
-            for tier in mount.tiers:
-                if tier.local:
-                    root = os.path.realpath(tier.url)
-                    for path in real:
-                        if path == root or path.startswith(root.rstrip("/") + "/"):
-                            return join(mount.prefix, path[len(root) :].lstrip("/"))
-        return None
-
-
-def _has_scheme(url: str) -> bool:
-    return "://" in url
+            for root in (os.path.realpath(t.url) for t in mount.tiers if t.local):
+                for path in real:
+                    if path == root or path.startswith(root.rstrip("/") + "/"):
+                        found.add(join(mount.prefix, path[len(root) :].lstrip("/")))
+        return sorted(found)
 
 
 class _CopyProgress(Callback):
