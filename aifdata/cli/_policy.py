@@ -94,14 +94,20 @@ def audit(
 @policy_app.command("export")
 def export_policy(
     s3: Annotated[bool, typer.Option("--s3", help="S3 bucket policy JSON.")] = False,
-    account: Annotated[str | None, typer.Option(help="AWS account id for user principals.")] = None,
+    account: Annotated[
+        str | None,
+        typer.Option(help="Account id of user principals (SeaweedFS: 000000000000)."),
+    ] = None,
     bucket: Annotated[str | None, typer.Option(help="Only this bucket's policy document.")] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
     catalog: CatalogOption = None,
 ) -> None:
-    """Write the grants as S3 bucket policies (``{bucket: document}``, or one with --bucket)."""
+    """Write the grants as S3 bucket policies (``{bucket: document}``, or one with --bucket):
+    Allow for the granted, an explicit Deny for everyone else on each governed location.
+    Apply them to the server (put-bucket-policy) so that it refuses those who hold S3
+    credentials and go around aifdata; export and apply again after grants change."""
     if not s3:
         raise typer.BadParameter("choose an export format: --s3")
     documents = open_catalog(catalog).s3_bucket_policies(account)
