@@ -160,6 +160,9 @@ def start(
     master, volume, filer, s3 = free_ports(4)
     config = root / "s3.json"
     config.write_text(_identities_json(ACCESS_KEY, SECRET_KEY, identities))
+    # weed reads master.toml from its working directory: grow each bucket (a collection)
+    # by 2 volumes instead of 7, so the volume limit allows about 150 buckets, not 40
+    (root / "master.toml").write_text("[master.volume_growth]\ncopy_1 = 2\n")
     args = [
         weed, "server", f"-dir={root}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
