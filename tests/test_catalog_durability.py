@@ -172,7 +172,7 @@ def test_a_catalog_without_write_bits_answers_queries_and_refuses_writes(made, t
 def test_a_refusal_on_a_read_only_catalog_is_still_a_refusal(made, monkeypatch):
     made.chmod(0o444)
     monkeypatch.setenv("AIFDATA_USER", "mallory")
-    with pytest.raises(AccessDenied, match="mallory may not read"):
+    with pytest.raises(AccessDenied, match="that user:mallory may read"):
         Catalog(made).dataset("lab/one")  # its audit row cannot be written; the answer stands
 
 

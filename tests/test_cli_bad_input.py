@@ -57,10 +57,21 @@ CASES: list[tuple[list[str], int, str]] = [
     (["export", "s3://"], USAGE, "no bucket"),
     (["convert", "nosuch.tif", "out.zarr"], NOT_FOUND, "nosuch.tif: no such file or directory"),
     (["convert", "FILE", ""], USAGE, "an empty URL"),
-    # grants: principals and privileges
-    (["policy", "grant", "bob", "fly", "x"], 1, "privilege 'fly' is not one of read, write, admin"),
-    (["policy", "grant", "", "read", "x"], 1, "principal '' is not user:NAME"),
+    (["lineage", "DS", "--openlineage", ""], USAGE, "an empty URL"),
+    # grants: principals, privileges and patterns
+    (["policy", "grant", "bob", "fly", "x"], USAGE, "privilege 'fly' is not one of read, write"),
+    (["policy", "grant", "", "read", "x"], USAGE, "principal '' is not user:NAME"),
+    (["policy", "grant", "bob", "read", "x@1"], USAGE, "pattern 'x@1' is not accepted"),
+    (["policy", "grant", "bob", "read", "["], USAGE, "pattern '[' is not accepted"),
+    (["policy", "grant", "bob", "read", "a/**"], USAGE, "a grant names a dataset name"),
     (["policy", "revoke", "bob", "read", "nosuch"], NOT_FOUND, "no grant of read on 'nosuch'"),
+    # verify and the catalog's own commands
+    (["verify", "nosuch"], NOT_FOUND, "no dataset 'nosuch'"),
+    (["verify", "DS@x"], USAGE, "expected NAME or NAME@VERSION"),
+    (["verify", "DS", "--tier", "nosuchtier"], CONFIG, "nosuchtier"),
+    (["catalog", "backup", ""], USAGE, "an empty path"),
+    (["catalog", "restore", "nosuch.db"], NOT_FOUND, "nosuch.db"),
+    (["catalog", "restore", "FILE"], 1, "r.fastq"),
 ]
 
 

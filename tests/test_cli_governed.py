@@ -66,7 +66,8 @@ def test_cat_of_a_dataset_by_its_storage_url_is_refused_without_a_grant(
     out, err = capfd.readouterr()
     assert out == ""
     assert err.count("\n") == 1
-    assert url in err and "aif://both/run42/reads.fq" in err and "genomics/run42" in err
+    assert url in err and "aif://both/run42/reads.fq" in err
+    assert "genomics/run42" not in err  # bob may not see the dataset: it is not named
     assert refusals(catalog, "bob") == ["aif://both/run42/reads.fq"]
     who("alice")
     assert cli(config, "cat", url) == 0

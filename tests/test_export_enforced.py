@@ -212,7 +212,7 @@ def test_the_deny_spares_exactly_the_granted():
         Grant("user:carol", "write", "genomics/run42", "user:boss", 0.0),  # the dataset
         Grant("*", "read", "gen/public", "user:boss", 0.0),
     ]
-    locations = {"s3://b/data/run42": "genomics/run42"}
+    locations = {"s3://b/data/run42": ("genomics/run42",)}
     policy = Policy(grants, {"user:boss"}, {"genomics/run42": "alice"}, locations)
     document = bucket_policies(policy, config, "000000000000")["b"]
 

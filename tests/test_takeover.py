@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from aifdata import AccessDenied, Catalog, CatalogError
+from aifdata import AccessDenied, BadName, Catalog
 from aifdata.cli import main
 
 DATA = b"@r1\nACGT\n+\nIIII\n"
@@ -192,10 +192,10 @@ BAD_PATTERNS = ["name@1", "[", "a/**", "", " ", " a/*", "gen*", "a/*/b", "*/x", 
 def test_grant_patterns_are_a_name_a_prefix_star_or_star(scene, who, pattern):
     s = scene
     who("boss")
-    with pytest.raises(CatalogError, match=r"a grant names a dataset name .* PREFIX/\* .* \* "):
+    with pytest.raises(BadName, match=r"a grant names a dataset name .* PREFIX/\* .* \* "):
         s.catalog.grant("bob", "read", pattern)
     code, _, err = s.run("policy", "grant", "bob", "read", pattern)
-    assert code == 1 and len(err.splitlines()) == 1
+    assert code == 2 and len(err.splitlines()) == 1  # a usage error
     assert f"pattern {pattern!r} is not accepted" in err and "PREFIX/*" in err
     assert [g.pattern for g in s.catalog.grants()] == ["prot/ds"]  # alice's own, no other
 

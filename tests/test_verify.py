@@ -116,7 +116,7 @@ def test_tier_and_prefix_narrow_the_scrub(world):
 def test_verify_needs_read_on_what_it_scrubs(world, monkeypatch):
     monkeypatch.setenv("AIFDATA_USER", "mallory")
     monkeypatch.setenv("AIFDATA_GROUPS", "")
-    with pytest.raises(AccessDenied, match="mallory may not read"):
+    with pytest.raises(AccessDenied, match="that user:mallory may read"):
         verify("ds")
     with pytest.raises(AccessDenied):
         verify("aif://both/ds")

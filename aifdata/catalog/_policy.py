@@ -102,7 +102,7 @@ def parse_principal(text: str) -> str:
     if not sep:
         kind, name = "user", text
     if kind not in ("user", "group") or not name or any(c in name for c in " :/*?[]"):
-        raise CatalogError(
+        raise BadName(
             f"principal {text!r} is not user:NAME, group:NAME, NAME (a user) or * (everyone)"
         )
     return f"{kind}:{name}"
@@ -111,7 +111,7 @@ def parse_principal(text: str) -> str:
 def check_privilege(privilege: str) -> str:
     """The privilege, if it is one of read, write, admin."""
     if privilege not in _RANK:
-        raise CatalogError(f"privilege {privilege!r} is not one of {', '.join(PRIVILEGES)}")
+        raise BadName(f"privilege {privilege!r} is not one of {', '.join(PRIVILEGES)}")
     return privilege
 
 
@@ -130,10 +130,10 @@ def check_pattern(pattern: str) -> str:
     name = pattern[:-2] if pattern.endswith("/*") else pattern
     try:
         check_dataset_name(name)
-    except CatalogError as exc:
+    except BadName as exc:
         why = str(exc).partition(" is not valid: ")[2].rpartition(" (e.g.")[0] or str(exc)
         shown = pattern if len(pattern) <= 60 else f"{pattern[:57]}..."
-        raise CatalogError(
+        raise BadName(
             f"pattern {shown!r} is not accepted ({why}): a grant names {PATTERN_FORMS}"
         ) from None
     return pattern

@@ -86,8 +86,8 @@ def _s3_prefixes(policy: Policy, config: Config, pattern: str) -> dict[str, set[
         bucket, _, key = url.removeprefix("s3://").partition("/")
         found.setdefault(bucket, set()).add(key)
 
-    for prefix, name in policy.locations.items():
-        if prefix.startswith("s3://") and covers(pattern, name):
+    for prefix, names in policy.holders.items():  # all of them: the most restrictive wins
+        if prefix.startswith("s3://") and all(covers(pattern, name) for name in names):
             add(prefix)
     for bucket, key in _pattern_keys(config, pattern):
         found.setdefault(bucket, set()).add(key)
@@ -155,10 +155,10 @@ class _Location:
 def _locations(policy: Policy, config: Config) -> list[_Location]:
     """Every governed S3 location: each dataset's copies, each grant's pattern."""
     found = set()
-    for prefix, name in policy.locations.items():
-        if prefix.startswith("s3://"):
+    for prefix, names in policy.holders.items():
+        if prefix.startswith("s3://"):  # each dataset there (overlaps: each Deny holds)
             bucket, _, key = prefix.removeprefix("s3://").partition("/")
-            found.add(_Location(bucket, key.rstrip("/"), name, True))
+            found.update(_Location(bucket, key.rstrip("/"), name, True) for name in names)
     for pattern in {g.pattern for g in policy.grants}:
         for bucket, key in _pattern_keys(config, pattern):
             found.add(_Location(bucket, key.rstrip("/"), pattern, False))

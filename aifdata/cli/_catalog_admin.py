@@ -27,19 +27,19 @@ def _existing(path: str | None) -> Catalog:
 
 @catalog_app.command("backup")
 def backup(
-    dest: Annotated[Path, typer.Argument(help="The backup file to write.")],
+    dest: Annotated[str, typer.Argument(help="The backup file to write.")],
     force: Force = False,
     catalog: CatalogOption = None,
 ) -> None:
     """Copy the live catalog to DEST (SQLite's online backup; writers go on); admins only."""
     cat = _existing(catalog)
-    written = cat.backup(dest, force=force)
+    written = cat.backup(_path(dest, "the backup file"), force=force)
     typer.echo(f"backed up {cat.path} to {written} ({written.stat().st_size:,} bytes)")
 
 
 @catalog_app.command("restore")
 def restore(
-    source: Annotated[Path, typer.Argument(help="A backup made by `aifdata catalog backup`.")],
+    source: Annotated[str, typer.Argument(help="A backup made by `aifdata catalog backup`.")],
     force: Force = False,
     catalog: CatalogOption = None,
 ) -> None:
@@ -47,8 +47,9 @@ def restore(
 
     Stop the catalog's writers first: what they wrote since the backup is lost.
     """
+    backup_file = _path(source, "the backup to restore")
     cat = open_catalog(catalog, create=True)
-    cat.restore(source, force=force)
+    cat.restore(backup_file, force=force)
     typer.echo(f"restored {cat.path} from {source}")
 
 
@@ -64,3 +65,10 @@ def check(catalog: CatalogOption = None, as_json: JsonFlag = False) -> None:
     if found:
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
         raise CatalogError(f"{cat.path}: damaged: {found[0]}{more}")
+
+
+def _path(text: str, what: str) -> Path:
+    """A path argument, refused when empty (``Path("")`` would be the current directory)."""
+    if not text.strip():
+        raise typer.BadParameter(f"an empty path: name {what}")
+    return Path(text)

@@ -29,6 +29,8 @@ def lineage_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Show the upstream and downstream lineage graph of a dataset version."""
+    if openlineage is not None and not openlineage.strip():
+        raise typer.BadParameter("an empty URL: name a file or an http(s):// endpoint")
     cat = open_catalog(catalog)
     trees = cat.lineage(name, depth=depth)
     if openlineage is not None:
