@@ -27,12 +27,10 @@ CATALOG_RECHECK_SECONDS = 1.0  # while $AIFDATA_HOME/catalog.db is absent
 
 
 def _made_catalog(path: Path) -> bool:
-    """Whether ``path`` holds a catalog: an empty file is one still being made (by its
-    first admin, who must not be this process)."""
-    try:
-        return path.stat().st_size > 0
-    except OSError:
-        return False
+    """Whether a file is at ``path``: any file there is opened, and one that is not a
+    catalog (an empty one too) is refused by name, never taken as no catalog at all
+    (catalogs appear whole: they are made under another name and linked into place)."""
+    return os.path.lexists(path)
 
 
 class AifFileSystem(MountedFileSystem):

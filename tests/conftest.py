@@ -51,7 +51,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "test_loaders.py::test_a_dask_bag_counts_the_same_records": ("e2e",),
     # asks for the server with request.getfixturevalue, only when minio is installed
     "test_compose.py::test_the_setup_script_creates_a_bucket_once": ("s3",),
-    # S3 over a socket (a closed port): about 30 s of the client's retries
+    # S3 over a socket (a closed port): bounded by the tier's retry budget
     "test_s3.py::test_endpoint_down_fails_fast_and_names_the_endpoint": ("s3",),
 }
 

@@ -69,6 +69,17 @@ def test_a_zero_byte_file_is_refused_and_left_empty(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["catalog.db", "src"]
 
 
+def test_an_empty_default_catalog_stops_aif_instead_of_turning_checks_off(tmp_path, monkeypatch):
+    import aifdata
+
+    monkeypatch.setenv("AIFDATA_HOME", str(tmp_path))
+    (tmp_path / "catalog.db").touch()  # every grant gone: aif:// must not go on unchecked
+    fs = aifdata.filesystem()
+    with pytest.raises(CatalogError, match=r"catalog\.db: not an aifdata catalog: an empty file"):
+        fs.ls("aif://local/")
+    assert (tmp_path / "catalog.db").stat().st_size == 0
+
+
 def test_a_sqlite_database_of_another_kind_is_refused_and_left_alone(tmp_path):
     other = tmp_path / "notes.db"
     with sqlite3.connect(other) as conn:

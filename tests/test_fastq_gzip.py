@@ -142,7 +142,7 @@ def test_a_damaged_member_falls_back_to_indexed_gzip_and_names_the_offset(tmp_pa
         gzip_index.read_range(source, index, 0, len(data))
 
 
-def test_without_isal_indexed_gzip_reads_everything(tmp_path, small_spacing, monkeypatch):
+def test_without_isal_zlib_reads_everything(tmp_path, small_spacing, monkeypatch):
     import builtins
 
     real_import = builtins.__import__

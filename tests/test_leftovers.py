@@ -336,3 +336,22 @@ def test_a_stage_killed_mid_copy_leaves_a_temporary_file_that_the_next_stage_rem
         _kill(holder)
     assert [Path(p).name for p in remove_stale_temporaries(scratch)] == left
     assert temps(scratch) == []
+
+
+def test_ingest_of_a_local_directory_records_no_temporary_file_and_removes_stale_ones(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("AIFDATA_HOME", str(tmp_path / "home"))
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "data.bin").write_bytes(b"data")
+    dead = leftover(src / "d", "half.bin", dead_owner())
+    live = _atomic.AtomicWriter(str(src / "d" / "being-written.bin"))
+    live.write(b"x")
+    live.flush()
+    try:
+        ds = aifdata.Catalog().ingest(str(src), "lab/src")
+        assert [f.path for f in ds.files] == ["d/data.bin"]
+        assert not dead.exists() and len(temps(src / "d")) == 1  # the live writer's own
+    finally:
+        live.close()

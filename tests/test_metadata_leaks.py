@@ -68,7 +68,7 @@ def test_show_runs_and_openlineage_name_no_hidden_dataset(cat, monkeypatch, caps
     code, out, _ = cli(cat, capsys, "show", "pub/ds", "--json")
     assert code == 0 and "prot/" not in out
     code, out, _ = cli(cat, capsys, "show", "pub/ds")
-    assert code == 0 and "prot/" not in out
+    assert code == 0 and "prot/" not in out and "from 1 hidden" in out
     events = tmp_path / "events.jsonl"
     code, _, _ = cli(cat, capsys, "lineage", "pub/ds", "--openlineage", str(events))
     assert code == 0 and events.read_text() and "prot/" not in events.read_text()

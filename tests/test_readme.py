@@ -364,6 +364,10 @@ def _options(help_text: str) -> set[str]:
     return found
 
 
+#: Commands with subcommands (``aifdata policy grant``).
+_GROUPS = ("policy", "catalog")
+
+
 def _synopsis() -> list[tuple[Block, list[str], str]]:
     """(block, [command] or [command, subcommand] or [], whole line) of each synopsis line."""
     out = []
@@ -374,7 +378,7 @@ def _synopsis() -> list[tuple[Block, list[str], str]]:
             words = line.split()
             if words[1].startswith(("[", "-")):
                 out.append((block, [], line))
-            elif words[1] == "policy":
+            elif words[1] in _GROUPS:
                 out.append((block, words[1:3], line))
             else:
                 out.append((block, words[1:2], line))
@@ -387,8 +391,9 @@ def test_the_cli_synopsis_names_every_command_and_no_other(monkeypatch):
     assert synopsis, "no CLI synopsis (a text block of `aifdata ...` lines)"
     listed = {words[0] for _, words, _ in synopsis if words}
     assert listed == _commands(_help())
-    policy = {words[1] for _, words, _ in synopsis if words[:1] == ["policy"]}
-    assert policy == _commands(_help("policy"))
+    for group in _GROUPS:
+        listed_subcommands = {words[1] for _, words, _ in synopsis if words[:1] == [group]}
+        assert listed_subcommands == _commands(_help(group)), group
 
 
 def test_the_cli_synopsis_lists_only_real_options(monkeypatch):
@@ -405,7 +410,7 @@ def test_the_catalog_option_and_the_exit_codes_are_the_clis(monkeypatch):
     listed = re.search(r"commands that use the catalog \(([^)]*)\)\s+take `--catalog", text)
     assert listed, "the CLI reference says which commands take --catalog"
     for name in re.findall(r"`(\w+)`", listed.group(1)):
-        subcommands = sorted(_commands(_help(name))) if name == "policy" else [None]
+        subcommands = sorted(_commands(_help(name))) if name in _GROUPS else [None]
         for sub in subcommands:
             words = [name] if sub is None else [name, sub]
             assert "--catalog" in _options(_help(*words)), f"aifdata {' '.join(words)}"

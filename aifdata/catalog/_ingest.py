@@ -14,12 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple, TypeAlias
 
 from fsspec import AbstractFileSystem
+from fsspec.implementations.local import LocalFileSystem
 
 from .._errors import IngestError, MountNotFound, NotFound
 from .._filesystem import MountedFileSystem
 from .._gc import gc_paused
 from .._streams import CHUNK_SIZE, checksum_of, copy_stream
 from ..connectors import Connector
+from ..connectors._atomic import TEMP_SUFFIX, remove_stale_temporaries
 
 #: Where a listed file's bytes are read: a tier's connector (``aif://``) or a filesystem.
 Reader: TypeAlias = "Connector | AbstractFileSystem"
@@ -48,8 +50,14 @@ def list_source(fs: AbstractFileSystem, root: str) -> dict[str, dict[str, Any]]:
         raise NotFound(f"{_display(fs, root)}: nothing to ingest there") from None
     if info["type"] != "directory":
         return {root: info}
+    if isinstance(fs, LocalFileSystem):  # what aif:// hides, a plain local walk shows
+        remove_stale_temporaries(root)
     found = fs.find(root, detail=True)
-    return {name: entry for name, entry in found.items() if entry.get("type") == "file"}
+    return {
+        name: entry
+        for name, entry in found.items()
+        if entry.get("type") == "file" and not name.endswith(TEMP_SUFFIX)
+    }
 
 
 class _Located:

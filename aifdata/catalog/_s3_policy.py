@@ -154,7 +154,7 @@ class _Location:
 
 def _locations(policy: Policy, config: Config) -> list[_Location]:
     """Every governed S3 location: each dataset's copies, each grant's pattern."""
-    found = set()
+    found: set[_Location] = set()
     for prefix, names in policy.holders.items():
         if prefix.startswith("s3://"):  # each dataset there (overlaps: each Deny holds)
             bucket, _, key = prefix.removeprefix("s3://").partition("/")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
@@ -100,16 +101,24 @@ def show(
         tiers = ",".join(t for t, _ in f.replicas)
         typer.echo(f"  {f.size:>14,}  {f.checksum[:19]}…  {tiers:<8} {f.path}")
     for run in ds.lineage:
-        made_from = ", ".join(f"{n}@{v}" for n, v in run.inputs) or "no catalog inputs"
+        made_from = _with_hidden(run.inputs, run.hidden_inputs, "no catalog inputs")
         typer.echo(f"  made by {run.job} (run {run.run_id[:8]}, {run.user}) from {made_from}")
     used = [r for r in cat.runs(f"{ds.name}@{ds.version}") if (ds.name, ds.version) in r.inputs]
     for run in used:
-        made = ", ".join(f"{n}@{v}" for n, v in run.outputs) or "nothing recorded yet"
+        made = _with_hidden(run.outputs, run.hidden_outputs, "nothing recorded yet")
         typer.echo(f"  used by {run.job} (run {run.run_id[:8]}, {run.user}) to make {made}")
     grants = cat.grants(ds.name)
     typer.echo(f"  owner {ds.owner} (admin)" + "".join(
         f"; {g.principal} {g.privilege} via {g.pattern}" for g in grants
     ))  # fmt: skip
+
+
+def _with_hidden(versions: Sequence[tuple[str, int]], hidden: int, none: str) -> str:
+    """``a@1, b@2`` and a count of those the caller may not see (never their names)."""
+    shown = [f"{n}@{v}" for n, v in versions]
+    if hidden:
+        shown.append(f"{hidden} hidden")
+    return ", ".join(shown) or none
 
 
 @app.command()

@@ -344,8 +344,11 @@ class PFSFile(io.BufferedReader):
     again, through the tier's checks, and seeks there."""
 
     def __init__(self, connector: PFSConnector, rel: str, block_size: int) -> None:
-        super().__init__(io.FileIO(connector.resolve(rel), "rb"), block_size)
+        raw = io.FileIO(connector.resolve(rel), "rb")
+        super().__init__(raw, block_size)
         self.connector, self.rel, self.block_size = connector, rel, block_size
+        #: bytes in the file when opened (fsspec's read_block and callers of its files use it)
+        self.size = os.fstat(raw.fileno()).st_size
 
     def __reduce__(self) -> tuple[Any, ...]:
         return _reopen, (self.connector, self.rel, self.block_size, self.tell())
