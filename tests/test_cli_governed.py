@@ -176,3 +176,31 @@ def test_a_symlink_in_open_space_to_a_governed_mount_is_checked_as_its_target(
     assert cli(config, "cat", str(other / "secret.txt")) == 4
     who("alice")
     assert cli(config, "cat", str(link)) == 0
+
+
+@pytest.mark.parametrize("tier", ["pfs", "write"])
+def test_partition_and_convert_of_a_dataset_by_its_storage_url_are_checked(
+    world, tiers, who, capfd, tier, tmp_path
+):
+    catalog, config = world
+    url = tiers.url(tiers.write if tier == "write" else "pfs", "run42/reads.fq")
+    who("bob")
+    assert cli(config, "partition", url, "--n", "2") == 4
+    assert cli(config, "convert", url, str(tmp_path / "out.zarr")) == 4
+    err = capfd.readouterr().err
+    assert err.count("\n") == 2 and "genomics/run42" not in err
+    assert refusals(catalog, "bob") == ["aif://both/run42/reads.fq"] * 2
+    assert not (tmp_path / "out.zarr").exists()
+    who("alice")
+    assert cli(config, "partition", url, "--n", "2") == 0
+    assert "1 partition(s)" in capfd.readouterr().err
+
+
+def test_convert_into_a_dataset_by_its_storage_path_needs_write(world, tiers, who, capfd):
+    catalog, config = world
+    who("bob")
+    source = tiers.url("pfs", "scratch-source.tif")  # open space; its bytes never read
+    dest = tiers.url("pfs", "run42/out.zarr")
+    assert cli(config, "convert", source, dest) == 4
+    assert "may not write" in capfd.readouterr().err
+    assert not (tiers.pfs_dir / "run42" / "out.zarr").exists()

@@ -183,12 +183,27 @@ def test_clean_reaches_a_directory_a_killed_stage_made_before_its_first_copy(wor
 
 
 @PFS_ONLY
-def test_clean_without_the_remover_says_so(world, monkeypatch):
+def test_clean_removes_a_dead_writers_temporary_file_and_keeps_a_live_ones(world):
     from aifdata.connectors import _atomic
 
-    monkeypatch.delattr(_atomic, "remove_stale_temporaries", raising=False)
-    with pytest.raises(NotImplementedError, match="remove_stale_temporaries"):
-        verify("ds", "--clean")
+    _, tiers = world
+    directory = tiers.pfs_dir / "ds"
+    dead_pid = 4_999_999  # above any pid_max: no such process
+    dead = (
+        directory / f".half.bin.{_atomic.host_token()}.{dead_pid}.1.0123abcd{_atomic.TEMP_SUFFIX}"
+    )
+    dead.write_bytes(b"partial")
+    live = _atomic.AtomicWriter(str(directory / "being-written.bin"))
+    live.write(b"x")
+    live.flush()
+    try:
+        code, out, _ = verify("ds", "--clean", "--json")
+        assert code == 0
+        assert json.loads(out)["cleaned"] == [os.path.realpath(dead)]
+        assert not dead.exists()
+        assert len(list(directory.glob(f"*{_atomic.TEMP_SUFFIX}"))) == 1  # the live one
+    finally:
+        live.close()
 
 
 @S3_ONLY

@@ -23,7 +23,7 @@ from .._config import Config
 from .._errors import ConfigError
 from .._filesystem import MountedFileSystem
 from .._urls import resolve_url
-from ..connectors import FileStat
+from ..connectors import FileStat, _atomic
 from ..connectors._seal import Copies, local_path, rehash, seal
 
 Progress = Callable[[int], object]
@@ -257,32 +257,13 @@ def _outermost(directories: Iterable[str]) -> list[str]:
 
 def remove_stale(directories: Iterable[str]) -> list[str]:
     """Remove the stale temporary files (their writer is gone) under each directory."""
-    remover = _stale_remover()
     removed: list[str] = []
     for directory in directories:
         try:
-            removed += remover(directory)
+            removed += _atomic.remove_stale_temporaries(directory)
         except FileNotFoundError:  # removed since it was listed: nothing left in it
             continue
     return removed
-
-
-def _stale_remover() -> Callable[[str], list[str]]:
-    try:
-        from ..connectors._atomic import (  # type: ignore[attr-defined,unused-ignore]
-            remove_stale_temporaries,
-        )
-    except ImportError:
-        return _no_remover
-    remover: Callable[[str], list[str]] = remove_stale_temporaries
-    return remover
-
-
-def _no_remover(directory: str) -> list[str]:
-    raise NotImplementedError(
-        "aifdata verify --clean needs aifdata.connectors._atomic.remove_stale_temporaries,"
-        " which this build does not have yet"
-    )
 
 
 #: How long a read waits for the catalog's write lock to record what a hash found.

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from ._app import app, state
+from ._governed import check_url
 
 
 @app.command("convert")
@@ -28,6 +29,8 @@ def convert_command(
 
     if to.lower() != "zarr":
         raise typer.BadParameter(f"--to {to}: only zarr is supported")
+    check_url(url, "read", "convert")
+    check_url(dest, "write", "convert")
     name = geotiff_to_zarr(url, dest, dataset=dataset, source_dataset=source_dataset,
                            level=level, config=state.config)  # fmt: skip
     typer.echo(f"wrote {dest} (Zarr v3)")

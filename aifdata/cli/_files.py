@@ -1,9 +1,7 @@
 """File commands: mounts, ls, cat, cp, where.
 
-``aif://`` checks the grants itself. An ``s3://`` URL or a local path inside a
-governed location (a tier of a mount, or where a dataset lives) is checked the
-same way here: it is mapped back to its ``aif://`` path and asked of the same
-catalog, so the storage's own URL reaches no more than the ``aif://`` one.
+``aif://`` checks the grants itself; an ``s3://`` URL or a local path inside a
+governed location is checked by :mod:`._governed` the same way.
 """
 
 from __future__ import annotations
@@ -11,8 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
@@ -23,10 +19,9 @@ from rich.console import Console
 from rich.progress import Progress, TaskID
 from rich.table import Table
 
-from .. import AccessDenied, AifFileSystem, Catalog, Config, copy, url_to_fs
-from ..catalog import current_principal
-from ..connectors import join, kind_of_url
+from .. import AifFileSystem, copy, url_to_fs
 from ._app import app, state
+from ._governed import grants_for
 from ._options import JsonFlag, print_json, progress_bar
 
 _CAT_CHUNK = 16 * 2**20
@@ -74,7 +69,7 @@ def ls_command(
     """List a directory, or one file: the union of a mount's tiers, with the tiers
     that hold each entry (in read order)."""
     fs, path = url_to_fs(url, state.config)
-    grants = _grants(url)
+    grants = grants_for(url)
     if grants is not None:
         grants.check(url, "read", "ls")
     found = list(fs.find(path, detail=True).values()) if recursive else fs.ls(path, detail=True)
@@ -111,7 +106,7 @@ def cat(
 ) -> None:
     """Write a file's bytes to standard output."""
     fs, path = url_to_fs(url, state.config)
-    grants = _grants(url)
+    grants = grants_for(url)
     if grants is not None:
         grants.check(url, "read", "cat")
     out = sys.stdout.buffer
@@ -162,7 +157,7 @@ def _check_copy(sources: list[str], dest: str, recursive: bool) -> None:
     """Refuse a copy out of a governed place the principal may not read (every file of a
     directory), or into one they may not write."""
     for source in sources:
-        grants = _grants(source)
+        grants = grants_for(source)
         if grants is None:
             continue
         fs, path = url_to_fs(source, state.config)
@@ -173,7 +168,7 @@ def _check_copy(sources: list[str], dest: str, recursive: bool) -> None:
                 grants.check(name, "read", "cp")
         else:
             grants.check(source, "read", "cp")
-    grants = _grants(dest)
+    grants = grants_for(dest)
     if grants is not None:
         base = dest.rstrip("/")
         for target in [dest, *(f"{base}/{os.path.basename(s.rstrip('/'))}" for s in sources)]:
@@ -185,76 +180,6 @@ def _isdir(fs: AbstractFileSystem, path: str) -> bool:
         return bool(fs.isdir(path))
     except OSError:
         return False
-
-
-def _grants(url: str) -> _Grants | None:
-    """The grants that govern a physical URL or local path: those of the catalog that
-    ``aif://`` enforces (None: an ``aif://`` URL, which checks itself, or no catalog)."""
-    if url.startswith("aif://"):
-        return None
-    catalog = AifFileSystem(state.config).catalog
-    return None if catalog is None else _Grants(catalog, state.config)
-
-
-@dataclass(frozen=True)
-class _Grants:
-    """A catalog's grants, applied to the storage's own URLs and paths: a place inside a
-    mount's tier is checked as its ``aif://`` path (the audit names that path), a place
-    where a dataset lives outside every mount as that dataset; anywhere else is open."""
-
-    catalog: Catalog
-    config: Config
-
-    def check(self, url: str, privilege: str, action: str) -> None:
-        """Raise AccessDenied (audited) unless the principal may ``privilege`` ``url``."""
-        logical = self.logical(url)
-        try:
-            if logical:
-                self.catalog.gate(self.config).check(logical, privilege, action)
-                return
-            dataset = self.catalog.dataset_at(url)
-            if dataset is not None:
-                self.catalog.require(dataset, privilege, action)
-        except AccessDenied as exc:  # the gate's message names the aif:// path
-            raise AccessDenied(f"{url}: {exc}") from None
-
-    def readable(self, urls: Iterable[str]) -> set[str]:
-        """Those of ``urls`` the principal may read (for listings: no audit rows)."""
-        logical = {url: self.logical(url) for url in urls}
-        inside = sorted({p for paths in logical.values() for p in paths})
-        allowed = set(self.catalog.gate(self.config).readable(inside)) if inside else set()
-        policy, who = self.catalog.policy(), current_principal()
-        out = set()
-        for url, paths in logical.items():
-            if paths:
-                if allowed.issuperset(paths):
-                    out.add(url)
-                continue
-            dataset = self.catalog.dataset_at(url)
-            if dataset is None or policy.allows(who, "read", policy.dataset(dataset)):
-                out.add(url)
-        return out
-
-    def logical(self, url: str) -> list[str]:
-        """The ``aif://`` paths (without their scheme) of a URL or path inside mounts' tiers,
-        by every spelling its storage kind knows (a symlink is also its target); [] outside."""
-        kind = kind_of_url(url)
-        if kind is None:
-            return []
-        spellings = kind.aliases(kind.normalise(url))
-        found = set()
-        for spelling in spellings:
-            located = self.config.tier_at(spelling)
-            if located is not None:
-                mount, _tier, rel = located
-                found.add(join(mount.prefix, rel))
-        real = {os.path.realpath(s) for s in spellings if "://" not in s}
-        for mount in self.config.mounts:
-            for root in (os.path.realpath(t.url) for t in mount.tiers if t.local):
-                for path in real:
-                    if path == root or path.startswith(root.rstrip("/") + "/"):
-                        found.add(join(mount.prefix, path[len(root) :].lstrip("/")))
-        return sorted(found)
 
 
 class _CopyProgress(Callback):

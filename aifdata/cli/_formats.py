@@ -11,6 +11,7 @@ import typer
 from .. import FormatError, formats
 from ..formats import MAX_PARTITIONS
 from ._app import app, state
+from ._governed import check_url
 from ._options import JsonFlag
 
 
@@ -57,6 +58,7 @@ def partition_command(
     """Plan the partitions of a file from a few small range reads (nothing is converted)."""
     if n is not None and target_bytes is not None:
         raise typer.BadParameter("give --n or --target-bytes, not both")
+    check_url(url, "read", "partition")
     parts = formats.partition(url, n=n, target_bytes=target_bytes, format=format,
                               config=state.config)  # fmt: skip
     if as_json:
