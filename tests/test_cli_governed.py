@@ -197,7 +197,7 @@ def test_partition_and_convert_of_a_dataset_by_its_storage_url_are_checked(
 
 
 def test_convert_into_a_dataset_by_its_storage_path_needs_write(world, tiers, who, capfd):
-    catalog, config = world
+    _, config = world
     who("bob")
     source = tiers.url("pfs", "scratch-source.tif")  # open space; its bytes never read
     dest = tiers.url("pfs", "run42/out.zarr")
