@@ -158,7 +158,11 @@ def build_big_catalog(path: Path, datasets: int, per_dataset: int, seed: int = 1
                 urls.append(url)
         if len(file_rows) >= 200_000 or d == datasets:
             conn.executemany("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)", file_rows)
-            conn.executemany("INSERT INTO replicas VALUES (?, ?, ?, ?, ?, ?, ?, ?)", replica_rows)
+            conn.executemany(
+                "INSERT INTO replicas (file_id, tier, url, size, checksum, mtime, etag, recorded)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                replica_rows,
+            )
             file_rows, replica_rows = [], []
     conn.executemany("INSERT INTO datasets VALUES (?, ?, ?, ?, ?)", ds_rows)
     conn.executemany("INSERT INTO tags VALUES (?, ?, ?)", tag_rows)

@@ -214,7 +214,10 @@ class RangedReader:
         path, headers = self._signed_headers(key, first, start + len(view) - 1, etag)
         conn = self._connection()
         self._connect(conn, attempts)
-        conn.sock.settimeout(attempts.wait())
+        # the socket itself: a server that says "Connection: close" makes getresponse drop
+        # conn.sock, while the response goes on reading from this socket
+        sock = conn.sock
+        sock.settimeout(attempts.wait())
         conn.request("GET", path, headers=headers)
         response = self._answer(conn, attempts)
         if response.status not in (200, 206):
@@ -227,7 +230,7 @@ class RangedReader:
         size = _total_size(response, first)
         progress.expected = min(len(view), max(size - start, 0))
         while progress.got < progress.expected:
-            conn.sock.settimeout(attempts.wait())
+            sock.settimeout(attempts.wait())
             chunk = view[progress.got : min(progress.got + _CHUNK, progress.expected)]
             n = self._readinto(response, chunk, attempts)
             if not n:
