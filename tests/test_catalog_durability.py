@@ -309,6 +309,16 @@ def test_backup_restores_what_it_held(made, tmp_path):
     assert cat.check() == []
 
 
+def test_a_backup_is_no_easier_to_read_than_the_catalog(made, tmp_path):
+    made.chmod(0o600)
+    old = os.umask(0o022)
+    try:
+        backup = Catalog(made).backup(tmp_path / "backup.db")
+    finally:
+        os.umask(old)
+    assert backup.stat().st_mode & 0o777 == 0o600
+
+
 def test_backup_and_restore_are_for_admins(made, tmp_path, monkeypatch):
     backup = Catalog(made).backup(tmp_path / "backup.db")
     monkeypatch.setenv("AIFDATA_USER", "bob")

@@ -68,6 +68,7 @@ CASES: list[tuple[list[str], int, str]] = [
     # verify and the catalog's own commands
     (["verify", "nosuch"], NOT_FOUND, "no dataset 'nosuch'"),
     (["verify", "DS@x"], USAGE, "expected NAME or NAME@VERSION"),
+    (["verify", "aif://local/nothing-here"], NOT_FOUND, "no recorded copy of a dataset there"),
     (["verify", "DS", "--tier", "nosuchtier"], CONFIG, "nosuchtier"),
     (["catalog", "backup", ""], USAGE, "an empty path"),
     (["catalog", "restore", "nosuch.db"], NOT_FOUND, "nosuch.db"),

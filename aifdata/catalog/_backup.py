@@ -12,6 +12,7 @@ restored contents and none writes into a file that is gone.
 from __future__ import annotations
 
 import os
+import stat
 import sqlite3
 from pathlib import Path
 
@@ -47,8 +48,17 @@ def backup(conn: sqlite3.Connection, dest: Path, *, force: bool = False) -> Path
             raise CatalogError(f"{dest}: is the catalog itself; name another file")
         if not force:
             raise CatalogError(f"{dest}: exists; --force (force=True) replaces it")
-    _copy_into_place(conn, dest, replace=force, what="backup")
+    _copy_into_place(conn, dest, replace=force, what="backup", mode=_mode_of(conn))
     return dest
+
+
+def _mode_of(conn: sqlite3.Connection) -> int | None:
+    """The catalog file's permission bits: a backup is no easier to read than the catalog."""
+    path = getattr(conn, "path", None)
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode) if path is not None else None
+    except OSError:
+        return None
 
 
 def restore(source: Path, path: Path, live: sqlite3.Connection | None, *, force: bool) -> None:
@@ -95,7 +105,9 @@ def checked_backup(source: Path) -> CatalogConnection:
     return conn
 
 
-def _copy_into_place(conn: sqlite3.Connection, dest: Path, *, replace: bool, what: str) -> None:
+def _copy_into_place(
+    conn: sqlite3.Connection, dest: Path, *, replace: bool, what: str, mode: int | None = None
+) -> None:
     temporary = temporary_name(dest)
     try:
         copy = sqlite3.connect(temporary, timeout=BUSY_TIMEOUT_S, isolation_level=None)
@@ -107,6 +119,8 @@ def _copy_into_place(conn: sqlite3.Connection, dest: Path, *, replace: bool, wha
             copy.close()
         if found:
             raise CatalogError(f"{dest}: the {what} did not check out: {found[0]}")
+        if mode is not None:
+            os.chmod(temporary, mode)
         if not put_in_place(temporary, dest, replace=replace):
             raise CatalogError(f"{dest}: a file appeared there meanwhile; it was left alone")
     except sqlite3.Error as exc:

@@ -529,7 +529,9 @@ class Catalog:
         check_tier(self.config, tier)
         versions, under = self._verify_scope(target)
         replicas = replicas_of(self.conn, versions, tier, under)
-        everywhere = replicas_of(self.conn, versions, None, under) if clean else []
+        everywhere = replicas_of(self.conn, versions, None, under) if clean or under else []
+        if under and not everywhere:  # a mistyped prefix checks nothing: say so
+            raise NotFound(f"{target}: no recorded copy of a dataset there")
 
         def mark(url: str, checksum: str, stat: FileStat, problem: str | None) -> None:
             with write_transaction(self.conn) as conn:
