@@ -12,8 +12,8 @@ restored contents and none writes into a file that is gone.
 from __future__ import annotations
 
 import os
-import stat
 import sqlite3
+import stat
 from pathlib import Path
 
 from .._errors import CatalogError, NotFound
