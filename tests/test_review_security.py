@@ -216,3 +216,16 @@ def test_lineage_runs_of_the_library_still_work(world, who, tmp_path):
     with lineage.run("job", ["prot/ds"], catalog=world.catalog) as run:
         run.output("prot/derived", source=str(out))
     assert world.catalog.lineage("prot/derived")["upstream"]
+
+
+def test_a_refused_catalog_admin_action_says_what_would_allow_it(world, who):
+    w = world
+    who("bob")
+    code, _, err = w.run("policy", "audit")
+    assert code == 4 and len(err.splitlines()) == 1
+    assert "policy grant" not in err  # no grant makes an admin: that command is refused
+    assert "aifdata.Catalog().add_admin('user:bob')" in err
+    who("boss")
+    w.catalog.add_admin("user:bob")  # what the refusal says works
+    who("bob")
+    assert w.run("policy", "audit")[0] == 0

@@ -206,7 +206,7 @@ class Catalog:
         """Raise AccessDenied (audited) unless the current principal is a catalog admin."""
         who = current_principal()
         if not self.policy().is_admin(who):
-            self._deny(who, action, target, "admin", Resource("(catalog)"))
+            self._deny(who, action, target, "admin", Resource(_CATALOG))
 
     def _deny(
         self, who: Principal, action: str, target: str, privilege: str, resource: Resource
@@ -215,10 +215,15 @@ class Catalog:
         # a dataset is named as one (with its owner) only to whom may read it: to anyone
         # else a hidden dataset and a name no dataset has are refused in the same words
         seen = resource.dataset and self.policy().may_see(who, resource)
+        if resource.name == _CATALOG:  # no grant makes a catalog admin
+            hint = "a catalog admin can make them one with: "
+            hint += f"aifdata.Catalog().add_admin({str(who)!r})"
+        else:
+            hint = "an admin can allow it with: "
+            hint += f"aifdata policy grant {who} {privilege} {resource.name}"
         raise AccessDenied(
             f"{who} may not {privilege} {resource.describe() if seen else resource.name} "
-            f"({action} {target}); "
-            f"an admin can allow it with: aifdata policy grant {who} {privilege} {resource.name}"
+            f"({action} {target}); {hint}"
         )
 
     def record_audit(
@@ -358,7 +363,7 @@ class Catalog:
                 "INSERT OR IGNORE INTO admins (principal, created) VALUES (?, ?)",
                 (principal, time.time()),
             )
-            _audit_row(conn, current_principal(), "add-admin", principal, "admin", "(catalog)")
+            _audit_row(conn, current_principal(), "add-admin", principal, "admin", _CATALOG)
 
     def s3_bucket_policies(self, account: str | None = None) -> dict[str, dict[str, Any]]:
         """The grants as S3 bucket policies, one document per bucket (admins only)."""
@@ -875,6 +880,10 @@ class Catalog:
             FileRecord(i, path, size, checksum, fmt, mtime, etag, tuple(replicas.get(i, ())))
             for i, path, size, checksum, fmt, mtime, etag in rows
         )
+
+
+#: What a catalog-wide privilege is recorded on (audit rows, refusals).
+_CATALOG = "(catalog)"
 
 
 def _audit_row(
