@@ -84,7 +84,8 @@ def copy(
     given the total size once the copy is planned, then each chunk's size.
     ``check`` is called with each planned (source, destination), as URLs or local
     paths, before the first byte is written: what it raises stops the copy with
-    nothing written.
+    nothing written. An ``aif://`` destination's grants are checked the same way, for
+    every planned file before the first is written.
     """
     cfg = _config(config)
     sources = (
@@ -102,6 +103,9 @@ def copy(
     if check is not None:
         for step in plan:
             check(_display(step.src_fs, step.src_path), _display(dst_fs, step.dst_path))
+    allow = getattr(dst_fs, "_allow", None)  # aif://: its gate, for every file at once
+    if allow is not None and plan:
+        allow([dst_fs._strip_protocol(step.dst_path) for step in plan], "write", "cp")
     if callback is not None:
         callback.set_size(sum(step.size for step in plan))
     progress = None if callback is None else callback.relative_update

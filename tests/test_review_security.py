@@ -126,6 +126,24 @@ def test_a_recursive_copy_is_checked_for_every_file_before_any_is_written(world,
     assert not (root / "outside" / "a.txt").exists()  # refused before the first write
 
 
+def test_a_recursive_copy_into_aif_is_checked_for_every_file_first(world, who):
+    w = world
+    pfs = w.root / "pfs"
+    (pfs / "outside" / "prot").mkdir(parents=True)
+    (pfs / "outside" / "prot" / "s.txt").write_bytes(SECRET)
+    who("alice")
+    w.catalog.ingest(str(pfs / "outside" / "prot"), "prot/in-mount")
+    src = w.root / "src" / "outside"
+    (src / "prot").mkdir(parents=True)
+    (src / "prot" / "s.txt").write_bytes(b"overwritten\n")
+    (src / "a.txt").write_bytes(b"first in the plan\n")
+    who("bob")
+    code, _, err = w.run("cp", "-q", "-r", str(src), "aif://both")
+    assert code == 4 and NEUTRAL in err, err
+    assert (pfs / "outside" / "prot" / "s.txt").read_bytes() == SECRET
+    assert not (pfs / "outside" / "a.txt").exists()  # refused before the first write
+
+
 def test_the_library_copy_calls_check_for_every_planned_file_first(tmp_path):
     src = tmp_path / "src"
     (src / "d").mkdir(parents=True)
