@@ -54,8 +54,8 @@ def geotiff_to_zarr(
         )
     array = open_geotiff(url, level=level, n=_ONE_TILE_PER_WINDOW, config=config)
     catalog = _catalog(config)
-    source_dataset = source_dataset or _dataset_of(catalog, url, config)
-    if catalog is None or source_dataset is None:
+    sources = [source_dataset] if source_dataset else _datasets_of(catalog, url)
+    if catalog is None or not sources:
         _write(array, fs, path)
         return None
     from . import lineage
@@ -63,7 +63,7 @@ def geotiff_to_zarr(
     name = dataset or default_dataset(dest)
     catalog.require(name, "write", "convert")  # refused before a byte is written
     params = {"url": url, "dest": dest, "level": level, "format": "zarr v3"}
-    with lineage.run("aifdata convert --to zarr", [source_dataset], params=params,
+    with lineage.run("aifdata convert --to zarr", sources, params=params,
                      catalog=catalog) as run:  # fmt: skip
         _write(array, fs, path)
         run.output(name, source=dest)
@@ -102,8 +102,7 @@ def _catalog(config: Config) -> Catalog | None:
     return catalog if catalog.path.exists() else None
 
 
-def _dataset_of(catalog: Catalog | None, url: str, config: Config) -> str | None:
-    """The catalog dataset whose files include ``url``, if any."""
-    if catalog is None:
-        return None
-    return catalog.dataset_at(url)
+def _datasets_of(catalog: Catalog | None, url: str) -> list[str]:
+    """Every catalog dataset whose location holds ``url`` (the run's inputs); AccessDenied
+    unless the principal may read each, naming none they may not read."""
+    return [] if catalog is None else catalog.require_at(url, "read", "convert")

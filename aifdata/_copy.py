@@ -71,6 +71,7 @@ def copy(
     *,
     config: ConfigLike = None,
     callback: Callback | None = None,
+    check: Callable[[str, str], object] | None = None,
 ) -> list[CopiedFile]:
     """Copy ``src`` (a URL or local path, or several) to ``dst``; return the files copied.
 
@@ -81,6 +82,10 @@ def copy(
     when ``dst`` receives by base name. Copying a local file onto itself is
     refused. ``callback`` (an fsspec :class:`~fsspec.callbacks.Callback`) is
     given the total size once the copy is planned, then each chunk's size.
+    ``check`` is called with each planned (source, destination), as URLs or local
+    paths, before the first byte is written: what it raises stops the copy with
+    nothing written. An ``aif://`` destination's grants are checked the same way, for
+    every planned file before the first is written.
     """
     cfg = _config(config)
     sources = (
@@ -95,6 +100,12 @@ def copy(
     for source in sources:
         src_fs, src_path = resolve_url(source, cfg)
         plan += _plan(src_fs, src_path, dst_path, into_dir, recursive)
+    if check is not None:
+        for step in plan:
+            check(_display(step.src_fs, step.src_path), _display(dst_fs, step.dst_path))
+    allow = getattr(dst_fs, "_allow", None)  # aif://: its gate, for every file at once
+    if allow is not None and plan:
+        allow([dst_fs._strip_protocol(step.dst_path) for step in plan], "write", "cp")
     if callback is not None:
         callback.set_size(sum(step.size for step in plan))
     progress = None if callback is None else callback.relative_update

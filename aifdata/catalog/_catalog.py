@@ -43,6 +43,7 @@ from ._policy import (
     Policy,
     Principal,
     Resource,
+    _ancestors,
     check_dataset_name,
     check_pattern,
     check_privilege,
@@ -205,7 +206,7 @@ class Catalog:
         """Raise AccessDenied (audited) unless the current principal is a catalog admin."""
         who = current_principal()
         if not self.policy().is_admin(who):
-            self._deny(who, action, target, "admin", Resource("(catalog)"))
+            self._deny(who, action, target, "admin", Resource(_CATALOG))
 
     def _deny(
         self, who: Principal, action: str, target: str, privilege: str, resource: Resource
@@ -214,10 +215,15 @@ class Catalog:
         # a dataset is named as one (with its owner) only to whom may read it: to anyone
         # else a hidden dataset and a name no dataset has are refused in the same words
         seen = resource.dataset and self.policy().may_see(who, resource)
+        if resource.name == _CATALOG:  # no grant makes a catalog admin
+            hint = "a catalog admin can make them one with: "
+            hint += f"aifdata.Catalog().add_admin({str(who)!r})"
+        else:
+            hint = "an admin can allow it with: "
+            hint += f"aifdata policy grant {who} {privilege} {resource.name}"
         raise AccessDenied(
             f"{who} may not {privilege} {resource.describe() if seen else resource.name} "
-            f"({action} {target}); "
-            f"an admin can allow it with: aifdata policy grant {who} {privilege} {resource.name}"
+            f"({action} {target}); {hint}"
         )
 
     def record_audit(
@@ -313,11 +319,35 @@ class Catalog:
 
         return [g for g in found if administered(g)]
 
-    def dataset_at(self, url: str) -> str | None:
-        """The dataset whose files live at ``url`` (a physical URL or path, on any tier of
-        its mount), or None."""
-        found = self.policy().located(url, physical_prefixes(url, self.config))
-        return found.name if found.dataset else None
+    def datasets_at(self, url: str) -> list[str]:
+        """Every dataset whose location holds ``url`` (a physical URL or path), innermost
+        first: by every spelling its storage kind knows (a symlink is also its target), on
+        every tier of its mount. A request there needs the privilege on each of them."""
+        found = self.policy().located_all(url, physical_prefixes(url, self.config))
+        return [r.name for r in found if r.dataset]
+
+    def require_at(self, url: str, privilege: str, action: str) -> list[str]:
+        """Raise AccessDenied (audited) unless the current principal may ``privilege`` every
+        dataset holding ``url`` (a physical URL or path); return those datasets.
+
+        A dataset the principal may not read is not named: the refusal says that a dataset
+        they may not see governs the place, as ``aif://`` refusals do.
+        """
+        names = self.datasets_at(url)
+        policy, who = self.policy(), current_principal()
+        for name in names:
+            resource = policy.dataset(name)
+            if policy.allows(who, privilege, resource):
+                continue
+            self.record_audit(who, action, url, privilege, name, allowed=False)
+            if policy.may_see(who, resource):
+                hint = f"an admin can allow it with: aifdata policy grant {who} {privilege} {name}"
+            else:
+                hint = "a catalog admin finds which one in: aifdata policy audit"
+            raise AccessDenied(
+                f"{who} may not {privilege} {url}: {policy.shown(who, resource)}; {hint}"
+            )
+        return names
 
     def admins(self) -> list[str]:
         """The catalog's admins."""
@@ -333,7 +363,7 @@ class Catalog:
                 "INSERT OR IGNORE INTO admins (principal, created) VALUES (?, ?)",
                 (principal, time.time()),
             )
-            _audit_row(conn, current_principal(), "add-admin", principal, "admin", "(catalog)")
+            _audit_row(conn, current_principal(), "add-admin", principal, "admin", _CATALOG)
 
     def s3_bucket_policies(self, account: str | None = None) -> dict[str, dict[str, Any]]:
         """The grants as S3 bucket policies, one document per bucket (admins only)."""
@@ -411,21 +441,42 @@ class Catalog:
 
     def add_run_dataset(self, run_key: int, ref: str, role: str) -> tuple[str, int]:
         """Add an input (read needed) or output (write needed) version to a run."""
+        self._require_run_user(run_key, f"add {role} {ref} to")
         name, number, vid = self.resolve_version(ref, "read" if role == "input" else "write")
         with write_transaction(self.conn) as conn:
             add_dataset(conn, run_key, role, vid)
         return name, number
 
     def end_run(self, run_key: int, state: str, error: str | None = None) -> RunRecord:
-        """Mark a run COMPLETE or FAIL; return its record."""
+        """Mark a run COMPLETE or FAIL (its user or a catalog admin); return its record."""
+        self._require_run_user(run_key, "end")
         with write_transaction(self.conn) as conn:
             finish_run(conn, run_key, state, time.time(), error)
         return self.run_record(run_key)
 
     def run_record(self, run_key: int) -> RunRecord:
-        """The record of one run, by its catalog key."""
+        """The record of one run, by its catalog key, as the principal may see it (datasets
+        they may not read counted, not named)."""
+        return redact(run_record(self.conn, self._run_row(run_key)), self._readable())
+
+    def _run_row(self, run_key: int) -> sqlite3.Row:
         row = self.conn.execute("SELECT * FROM runs WHERE id = ?", (run_key,)).fetchone()
-        return run_record(self.conn, row)
+        if row is None:
+            raise NotFound(f"no run with key {run_key} in {self.path}")
+        found: sqlite3.Row = row
+        return found
+
+    def _require_run_user(self, run_key: int, action: str) -> None:
+        """Raise AccessDenied (audited) unless the principal started the run or is an admin."""
+        row = self._run_row(run_key)
+        policy, who = self.policy(), current_principal()
+        if row["user"] == who.user or policy.is_admin(who):
+            return
+        target = f"run {row['run_id']}"
+        self.record_audit(who, "run", target, "write", target, allowed=False)
+        raise AccessDenied(
+            f"{who} may not {action} {target}: only the user who started it or a catalog admin may"
+        )
 
     def runs(self, ref: str | None = None) -> list[RunRecord]:
         """Runs that read or wrote a dataset version (all runs if None), oldest first."""
@@ -633,13 +684,16 @@ class Catalog:
         """Refuse (AccessDenied) to record ``source`` as ``dataset`` where it shares bytes
         with another dataset the principal may not write: one owner per location."""
         policy, who = self.policy(), current_principal()
+        if policy.is_admin(who):
+            return
         urls = physical_prefixes(source, self.config)
-        if policy.is_admin(who) or dataset in policy.covering(urls):
-            return  # within its own location: what overlaps it there was allowed when made
+        exempt = self._nested_before(policy, dataset, urls)
         taken = [
             name
             for name in policy.overlapping(urls)
-            if name != dataset and not policy.allows(who, "write", policy.dataset(name))
+            if name != dataset
+            and name not in exempt
+            and not policy.allows(who, "write", policy.dataset(name))
         ]
         if not taken:
             return
@@ -654,6 +708,24 @@ class Catalog:
             f"{refused} dataset {named}, which {who} may not write; its owner or an admin "
             f"can ingest it, or allow it with: aifdata policy grant {who} write {seen[0]}"
         )
+
+    def _nested_before(self, policy: Policy, dataset: str, urls: set[str]) -> set[str]:
+        """The datasets a new version of ``dataset`` at ``urls`` may share bytes with as its
+        previous version did: when the new location is the previous one or inside it, those
+        nested inside the new location and those around the previous one (each was allowed
+        when it was made). A dataset at the new location that was inside the previous one is
+        not among them: re-pointing an outer dataset at it would take it over."""
+        row = self.conn.execute(
+            "SELECT v.source FROM versions v JOIN datasets d ON d.id = v.dataset_id"
+            " WHERE d.name = ? ORDER BY v.number DESC LIMIT 1",
+            (dataset,),
+        ).fetchone()
+        if row is None:
+            return set()
+        previous = {p.rstrip("/") for p in physical_prefixes(row["source"], self.config)}
+        if not any(prefix in previous for url in urls for prefix in _ancestors(url)):
+            return set()  # moved elsewhere: what is there now was never shared with it
+        return set(policy.inside(urls)) | set(policy.covering(previous))
 
     def _dataset_id(
         self,
@@ -810,6 +882,10 @@ class Catalog:
             FileRecord(i, path, size, checksum, fmt, mtime, etag, tuple(replicas.get(i, ())))
             for i, path, size, checksum, fmt, mtime, etag in rows
         )
+
+
+#: What a catalog-wide privilege is recorded on (audit rows, refusals).
+_CATALOG = "(catalog)"
 
 
 def _audit_row(

@@ -290,11 +290,6 @@ class Policy:
                         found[name] = min(depth, found.get(name, depth))
         return sorted(found, key=lambda name: (found[name], name))
 
-    def located(self, logical: str, physical: Iterable[str]) -> Resource:
-        """The resource for a logical path whose copies live at ``physical`` URLs: the
-        innermost dataset holding it (see :meth:`located_all` for every one)."""
-        return self.located_all(logical, physical)[0]
-
     def located_all(self, logical: str, physical: Iterable[str]) -> tuple[Resource, ...]:
         """Every dataset holding the path (a request needs the privilege on each: the most
         restrictive grants apply), or the plain path when no dataset holds it."""
@@ -303,15 +298,23 @@ class Policy:
             return (Resource(logical),)
         return tuple(Resource(name, True, self.owners.get(name)) for name in names)
 
+    def inside(self, physical: Iterable[str]) -> list[str]:
+        """Every dataset with a location strictly inside one of the ``physical`` URLs, sorted."""
+        urls = {url.rstrip("/") for url in physical}
+        return sorted(
+            {
+                name
+                for prefix, names in self.holders.items()
+                if any(prefix.startswith(url + "/") for url in urls)
+                for name in names
+            }
+        )
+
     def overlapping(self, physical: Iterable[str]) -> list[str]:
         """Every dataset whose location is, contains, or lies inside one of the ``physical``
         URLs (the datasets a new dataset there would share bytes with), sorted."""
         urls = {url.rstrip("/") for url in physical}
-        found = set(self.covering(urls))
-        for prefix, names in self.holders.items():
-            if any(prefix.startswith(url + "/") for url in urls):
-                found.update(names)
-        return sorted(found)
+        return sorted(set(self.covering(urls)) | set(self.inside(urls)))
 
 
 def physical_prefixes(source: str, config: Config) -> set[str]:

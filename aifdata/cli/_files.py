@@ -146,8 +146,14 @@ def cp(
         raise typer.BadParameter("give at least one SOURCE and a DEST")
     *srcs, dest = sources
     _check_copy(srcs, dest, recursive)
+    into = grants_for(dest)
+
+    def check(_source: str, target: str) -> None:  # every file, before the first is written
+        if into is not None:
+            into.check(target, "write", "cp")
+
     with _CopyProgress(show=not quiet and sys.stderr.isatty()) as bar:
-        copied = copy(srcs, dest, recursive, config=state.config, callback=bar)
+        copied = copy(srcs, dest, recursive, config=state.config, callback=bar, check=check)
     if not quiet:
         total = sum(c.size for c in copied)
         typer.echo(f"copied {len(copied)} file(s), {total:,} bytes", err=True)
@@ -155,7 +161,8 @@ def cp(
 
 def _check_copy(sources: list[str], dest: str, recursive: bool) -> None:
     """Refuse a copy out of a governed place the principal may not read (every file of a
-    directory), or into one they may not write."""
+    directory), or into one they may not write (the destination named; each file the copy
+    plans is checked too, by :func:`cp`, before the first is written)."""
     for source in sources:
         grants = grants_for(source)
         if grants is None:

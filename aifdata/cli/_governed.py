@@ -40,8 +40,9 @@ def grants_for(url: str) -> Grants | None:
 @dataclass(frozen=True)
 class Grants:
     """A catalog's grants, applied to the storage's own URLs and paths: a place inside a
-    mount's tier is checked as its ``aif://`` path (the audit names that path), a place
-    where a dataset lives outside every mount as that dataset; anywhere else is open."""
+    mount's tier is checked as its ``aif://`` path (the audit names that path), and as
+    every dataset whose location holds it by any spelling (inside or outside every mount,
+    a symlink also as its target); anywhere else is open."""
 
     catalog: Catalog
     config: Config
@@ -49,15 +50,13 @@ class Grants:
     def check(self, url: str, privilege: str, action: str) -> None:
         """Raise AccessDenied (audited) unless the principal may ``privilege`` ``url``."""
         logical = self.logical(url)
-        try:
-            if logical:
+        if logical:
+            try:
                 self.catalog.gate(self.config).check(logical, privilege, action)
-                return
-            dataset = self.catalog.dataset_at(url)
-            if dataset is not None:
-                self.catalog.require(dataset, privilege, action)
-        except AccessDenied as exc:  # the gate's message names the aif:// path
-            raise AccessDenied(f"{url}: {exc}") from None
+            except AccessDenied as exc:  # the gate's message names the aif:// path
+                raise AccessDenied(f"{url}: {exc}") from None
+        # every dataset holding it in any spelling (a symlink also where it points), not one
+        self.catalog.require_at(url, privilege, action)
 
     def readable(self, urls: Iterable[str]) -> set[str]:
         """Those of ``urls`` the principal may read (for listings: no audit rows)."""
@@ -67,12 +66,10 @@ class Grants:
         policy, who = self.catalog.policy(), current_principal()
         out = set()
         for url, paths in logical.items():
-            if paths:
-                if allowed.issuperset(paths):
-                    out.add(url)
+            if paths and not allowed.issuperset(paths):
                 continue
-            dataset = self.catalog.dataset_at(url)
-            if dataset is None or policy.allows(who, "read", policy.dataset(dataset)):
+            datasets = self.catalog.datasets_at(url)
+            if all(policy.allows(who, "read", policy.dataset(name)) for name in datasets):
                 out.add(url)
         return out
 
