@@ -94,6 +94,10 @@ def test_cp_between_s3_url_and_local(capsysbinary, config_file, bucket, tmp_path
     assert code == 0, err
     code, out, _ = run(capsysbinary, *cfg, "cat", "aif://both/raw/one.bin")
     assert out == local.read_bytes()
+    for url in (f"s3://{bucket}/cli/raw/one.bin", "aif://both/raw/one.bin", str(local)):
+        # s3fs's cat_file takes a version id before start and end: they are passed by name
+        code, out, err = run(capsysbinary, *cfg, "cat", url, "--start", "3", "--end", "9")
+        assert (code, out) == (0, local.read_bytes()[3:9]), (url, err)
 
 
 @pytest.mark.parametrize(

@@ -111,7 +111,7 @@ def cat(
         grants.check(url, "read", "cat")
     out = sys.stdout.buffer
     if start is not None or end is not None:
-        out.write(fs.cat_file(path, start, end))
+        out.write(fs.cat_file(path, start=start, end=end))
     else:
         with fs.open(path, "rb") as f:
             shutil.copyfileobj(f, out, _CAT_CHUNK)

@@ -150,7 +150,7 @@ class RangeSource:
         start, end = max(0, start), min(end, self.size)
         if start >= end:
             return b""
-        data: bytes = self.fs.cat_file(self.path, start, end)
+        data: bytes = self.fs.cat_file(self.path, start=start, end=end)
         with self._count_lock:
             self.bytes_read += len(data)
             self.requests += 1
