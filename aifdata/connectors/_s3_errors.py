@@ -106,7 +106,8 @@ def translate(exc: BaseException, url: str, endpoint: str) -> AifDataError:
         return exc.kind(str(exc))
     if isinstance(exc, BudgetSpent):
         return StorageUnavailable(
-            f"no answer from {endpoint} within {exc.budget:g} s (retry_budget), "
+            f"no answer from {endpoint} within {exc.budget:.3g} s "
+            "(retry_budget + bytes sent / min_rate), "
             f"{exc.operation} for {url}"
         )
     where = f"{url} (endpoint {endpoint})"

@@ -72,7 +72,9 @@ def make_store(settings: S3Settings) -> S3Store:
         "allow_http": True,
         "connect_timeout": timedelta(seconds=settings.connect_timeout),
         "read_timeout": timedelta(seconds=settings.read_timeout),
-        "timeout": timedelta(seconds=settings.retry_budget),
+        # a whole-request bound: enough for the largest answer obstore is asked for
+        # (FIRST_REQUEST bytes at min_rate); larger ranges go through http.client
+        "timeout": timedelta(seconds=settings.budget_for(FIRST_REQUEST)),
         "pool_max_idle_per_host": str(settings.max_concurrency),
     }
     retry_config = {
@@ -162,8 +164,18 @@ class NativeReader:
         """A range of a many-range read: obstore, else (fork, error) :meth:`range`."""
         if end <= start or not obstore_usable():
             return self.range(key, start, end)
+        if end - start > FIRST_REQUEST:  # past obstore's whole-request bound: in parts
+            return self._large_range(key, start, end)
         fetch = lambda: obstore.get_range(self.store, key, start=start, end=end).to_bytes()  # noqa: E731
         return self._native_or(fetch, lambda: self.range(key, start, end), key)
+
+    def _large_range(self, key: str, start: int, end: int) -> bytes:
+        """``[start, end)`` clipped to the object: its first request tells the size."""
+        head, size = self.ranged.get(key, start, start + FIRST_REQUEST)
+        end = min(end, size)
+        if start + len(head) >= end:
+            return head[: max(end - start, 0)]
+        return self._read_large(key, start, end - start, head)
 
     def _native_or(self, fetch: Callable[[], bytes], again: Callable[[], bytes], key: str) -> bytes:
         """``fetch`` through obstore; when it fails quickly (a status, a dropped or cut

@@ -10,14 +10,16 @@ with botocore's SigV4 signer; connections are kept per thread; throttling,
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import random
 import re
+import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -34,6 +36,7 @@ from ._s3_settings import S3Settings
 _CHUNK = 256 * 2**10
 _RETRY_STATUS = {429, 500, 502, 503, 504}
 _CODE = re.compile(rb"<Code>([^<]+)</Code>")
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-\d+/(?:\d+|\*)")
 
 
 class S3HTTPError(Exception):
@@ -70,20 +73,33 @@ class RangedReader:
 
     # -- public --------------------------------------------------------------
 
-    def read_into(self, key: str, start: int, view: memoryview, etag: str | None = None) -> int:
+    def read_into(
+        self,
+        key: str,
+        start: int,
+        view: memoryview,
+        etag: str | None = None,
+        shared: _SharedRead | None = None,
+    ) -> int:
         """Fill ``view`` with the bytes of ``key`` from ``start``; return the object size.
 
-        An answer cut short is resumed from the byte it reached, within the retry budget.
-        With ``etag`` (else the first answer's), a changed object fails (412) instead of
-        mixing versions.
+        An answer cut short is resumed from the byte it reached, within the retry budget
+        (``retry_budget + len(view) / min_rate`` seconds in all; ``shared``: also within
+        the deadline of the whole read that this is a part of). With ``etag`` (else the
+        first answer's), a changed object fails (412) instead of mixing versions.
         """
-        attempts = _Attempts(self.settings)
+        attempts = _Attempts(self.settings, len(view), shared)
         progress = _Progress()
         while True:
             try:
                 size = self._get_into(key, start, view, etag, attempts, progress)
                 return size
+            except S3Fault:
+                self._drop_connection()  # an answer not read to its end
+                raise
             except S3HTTPError as exc:
+                if exc.status == 412:
+                    raise self._changed(key, etag or progress.etag, progress) from exc
                 if exc.status not in _RETRY_STATUS:
                     raise
                 failure: BaseException = exc
@@ -93,6 +109,34 @@ class RangedReader:
             etag = etag or progress.etag
             if not attempts.another():
                 raise self._fault(failure, key, progress, attempts) from failure
+
+    def _changed(self, key: str, etag: str | None, progress: _Progress) -> S3Fault:
+        s = self.settings
+        return S3Fault(
+            StorageError,
+            f"s3://{s.bucket}/{key} changed while being read: {s.endpoint} no longer has "
+            f"the version with ETag {etag} (HTTP 412 to If-Match after {progress.got} bytes); "
+            "read it again",
+        )
+
+    def _misplaced(self, key: str, first: int, last: int, said: str) -> S3Fault:
+        """An answer whose body does not start at the byte asked for."""
+        s = self.settings
+        return S3Fault(
+            StorageError,
+            f"{s.endpoint} answered a request for bytes {first}-{last} of "
+            f"s3://{s.bucket}/{key} with {said}: refusing to place those bytes "
+            "(a server or proxy that ignores Range?)",
+        )
+
+    def _too_slow(self, key: str, progress: _Progress, attempts: _Attempts) -> S3Fault:
+        s = self.settings
+        spent = time.monotonic() - attempts.started
+        return S3Fault(
+            StorageUnavailable,
+            f"answer too slow: {progress.got} of {progress.expected} bytes in {spent:.1f} s "
+            f"from {s.endpoint}, reading s3://{s.bucket}/{key} ({attempts.allowance})",
+        )
 
     def _fault(
         self, exc: BaseException, key: str, progress: _Progress, attempts: _Attempts
@@ -147,12 +191,29 @@ class RangedReader:
         if len(bounds) == 1:
             self.read_into(key, start, view, etag)
             return
+        shared = _SharedRead(self.settings.budget_for(len(view)))
         pool = self._executor()
         futures = [
-            pool.submit(self.read_into, key, start + lo, view[lo:hi], etag) for lo, hi in bounds
+            pool.submit(self._read_part, key, start + lo, view[lo:hi], etag, shared)
+            for lo, hi in bounds
         ]
-        for future in futures:
-            future.result()
+        wait(futures, return_when=FIRST_EXCEPTION)
+        if shared.error is None:
+            return
+        _abandon(futures, shared)
+        raise shared.error
+
+    def _read_part(
+        self, key: str, start: int, view: memoryview, etag: str | None, shared: _SharedRead
+    ) -> int:
+        """One part of a parallel read; its failure stops the others at once."""
+        if shared.failed:
+            raise _Abandoned("another part of this read failed")
+        try:
+            return self.read_into(key, start, view, etag, shared)
+        except BaseException as exc:
+            shared.fail(exc)
+            raise
 
     def _connection(self) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
@@ -210,13 +271,31 @@ class RangedReader:
             return 0
         if progress.got == 0:
             prefault(view)
-        first = start + progress.got
-        path, headers = self._signed_headers(key, first, start + len(view) - 1, etag)
+        first, last = start + progress.got, start + len(view) - 1
+        path, headers = self._signed_headers(key, first, last, etag)
         conn = self._connection()
         self._connect(conn, attempts)
         # the socket itself: a server that says "Connection: close" makes getresponse drop
         # conn.sock, while the response goes on reading from this socket
         sock = conn.sock
+        with attempts.watching(sock):
+            return self._answer_into(
+                key, conn, sock, (first, last), path, headers, view, attempts, progress, start
+            )
+
+    def _answer_into(
+        self,
+        key: str,
+        conn: http.client.HTTPConnection,
+        sock: Any,
+        asked: tuple[int, int],
+        path: str,
+        headers: dict[str, str],
+        view: memoryview,
+        attempts: _Attempts,
+        progress: _Progress,
+        start: int,
+    ) -> int:
         sock.settimeout(attempts.wait())
         conn.request("GET", path, headers=headers)
         response = self._answer(conn, attempts)
@@ -225,11 +304,14 @@ class RangedReader:
             match = _CODE.search(body)
             code = match.group(1).decode() if match else str(response.status)
             raise S3HTTPError(response.status, code, key)
+        self._check_placement(key, response, asked, len(view) - progress.got)
         progress.answered = True
         progress.etag = progress.etag or response.getheader("ETag")
-        size = _total_size(response, first)
+        size = _total_size(response, asked[0])
         progress.expected = min(len(view), max(size - start, 0))
         while progress.got < progress.expected:
+            if attempts.left() <= 0:
+                raise self._too_slow(key, progress, attempts)
             sock.settimeout(attempts.wait())
             chunk = view[progress.got : min(progress.got + _CHUNK, progress.expected)]
             n = self._readinto(response, chunk, attempts)
@@ -239,6 +321,24 @@ class RangedReader:
         if not response.isclosed():
             response.read()  # drain (nothing left for a well-formed answer) to reuse the socket
         return size
+
+    def _check_placement(
+        self, key: str, response: Any, asked: tuple[int, int], wanted: int
+    ) -> None:
+        """The body starts at the first byte asked for: a 206 whose Content-Range says so,
+        or a 200 (the whole object) to a request from byte 0 that covers all of it."""
+        first, last = asked
+        if response.status == 206:
+            begins = _range_start(response.getheader("Content-Range"))
+            if begins != first:
+                said = f"206 Partial Content from byte {begins}"
+                raise self._misplaced(key, first, last, said)
+            return
+        length = response.getheader("Content-Length")
+        whole = length is not None and length.isdigit() and int(length) <= wanted
+        if first != 0 or not whole:
+            said = f"200 OK and {length or 'an unknown number of'} bytes of the whole object"
+            raise self._misplaced(key, first, last, said)
 
     def _connect(self, conn: http.client.HTTPConnection, attempts: _Attempts) -> None:
         if conn.sock is not None:
@@ -293,22 +393,104 @@ class _Progress:
         self.etag: str | None = None
 
 
+class _SharedRead:
+    """One deadline for all the parts of a read; once a part fails, the others stop."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+        self.failed = False
+        #: The first failure of a part: the read's error (the others follow from it).
+        self.error: BaseException | None = None
+        self._sockets: set[Any] = set()
+        self._lock = threading.Lock()
+
+    def left(self) -> float:
+        return 0.0 if self.failed else self.deadline - time.monotonic()
+
+    def track(self, sock: Any) -> None:
+        with self._lock:
+            if self.failed:
+                raise _Abandoned("another part of this read failed")
+            self._sockets.add(sock)
+
+    def untrack(self, sock: Any) -> None:
+        with self._lock:
+            self._sockets.discard(sock)
+
+    def fail(self, error: BaseException | None = None) -> None:
+        """Stop every part: no new attempt, and the answers in flight are cut off."""
+        with self._lock:
+            if not self.failed:
+                self.error = error
+            self.failed = True
+            sockets, self._sockets = list(self._sockets), set()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+def _abandon(futures: list[Future[int]], shared: _SharedRead) -> None:
+    """After a part failed: the parts not started never start, the running ones stop."""
+    shared.fail()
+    for future in futures:
+        future.cancel()
+    wait(futures)
+
+
+class _Abandoned(ConnectionAbortedError):
+    """A part stopped because another part of the same read failed."""
+
+
 class _Attempts:
     """The attempts of one request and its retry budget.
 
-    No attempt starts once ``retry_budget`` seconds have passed since the first; every
-    wait (connect, next bytes) is cut to what is left of the budget, so a request ends,
-    in bytes or an error, within about ``retry_budget`` seconds.
+    No attempt starts once ``retry_budget + nbytes / min_rate`` seconds have passed since
+    the first (nor once the whole read it is a part of has failed or spent its own); every
+    wait (connect, next bytes) is cut to what is left, so a request ends, in bytes or an
+    error, within that time.
     """
 
-    def __init__(self, settings: S3Settings) -> None:
+    def __init__(
+        self, settings: S3Settings, nbytes: int = 0, shared: _SharedRead | None = None
+    ) -> None:
         self.settings = settings
+        self.nbytes = nbytes
+        self.budget = settings.budget_for(nbytes)
+        self.shared = shared
         self.started = time.monotonic()
         self.count = 1
         self.last_wait = settings.read_timeout
 
     def left(self) -> float:
-        return self.settings.retry_budget - (time.monotonic() - self.started)
+        own = self.budget - (time.monotonic() - self.started)
+        return own if self.shared is None else min(own, self.shared.left())
+
+    @property
+    def allowance(self) -> str:
+        """The time this request was allowed, and why, for messages."""
+        s = self.settings
+        if self.shared is not None and self.shared.seconds < self.budget + 1e-9:
+            budget = self.shared.seconds
+            nbytes = round((budget - s.retry_budget) * s.min_rate)
+        else:
+            budget, nbytes = self.budget, self.nbytes
+        return (
+            f"retry_budget {s.retry_budget:g} s + {nbytes} bytes at min_rate "
+            f"{s.min_rate:g} bytes/s = {budget:.1f} s"
+        )
+
+    @contextlib.contextmanager
+    def watching(self, sock: Any) -> Iterator[None]:
+        """While an answer is awaited on ``sock``, a failed read can cut it off."""
+        if self.shared is None:
+            yield
+            return
+        self.shared.track(sock)
+        try:
+            yield
+        finally:
+            self.shared.untrack(sock)
 
     def wait(self, seconds: float | None = None) -> float:
         """How long the next wait may last: its timeout, cut to the budget left."""
@@ -331,6 +513,12 @@ class _Attempts:
         spent = time.monotonic() - self.started
         tries = "1 attempt" if self.count == 1 else f"{self.count} attempts"
         return f"{tries} in {spent:.1f} s; {self.settings.limits}"
+
+
+def _range_start(content_range: str | None) -> int | None:
+    """The first byte of ``bytes FIRST-LAST/TOTAL`` (None when absent or malformed)."""
+    match = _CONTENT_RANGE.fullmatch((content_range or "").strip())
+    return int(match.group(1)) if match else None
 
 
 def _total_size(response: http.client.HTTPResponse, start: int) -> int:

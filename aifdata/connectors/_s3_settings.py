@@ -8,6 +8,7 @@ obstore) makes its clients from.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -30,6 +31,9 @@ DEFAULT_READ_TIMEOUT = 10.0
 DEFAULT_RETRIES = 3
 #: Seconds after a request's first attempt past which it is not retried again.
 DEFAULT_RETRY_BUDGET = 15.0
+#: Bytes per second below which a transfer is too slow: a request that moves N bytes
+#: may last ``retry_budget + N / min_rate`` seconds in all (1 MiB/s).
+DEFAULT_MIN_RATE = float(2**20)
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class S3Settings:
     read_timeout: float
     retries: int
     retry_budget: float
+    min_rate: float = DEFAULT_MIN_RATE
 
     @classmethod
     def from_tier(cls, tier: Tier) -> S3Settings:
@@ -79,6 +84,7 @@ class S3Settings:
             read_timeout=float(opts.get("read_timeout", DEFAULT_READ_TIMEOUT)),
             retries=_retries(opts),
             retry_budget=float(opts.get("retry_budget", DEFAULT_RETRY_BUDGET)),
+            min_rate=float(opts.get("min_rate", DEFAULT_MIN_RATE)),
         )
 
     @property
@@ -86,12 +92,18 @@ class S3Settings:
         """Attempts per request: the first and its retries."""
         return self.retries + 1
 
+    def budget_for(self, nbytes: int) -> float:
+        """Seconds a request moving ``nbytes`` may last in all, retries included:
+        ``retry_budget + nbytes / min_rate``."""
+        return self.retry_budget + max(nbytes, 0) / self.min_rate
+
     @property
     def limits(self) -> str:
         """The settings that bounded a failed request, for messages."""
         return (
             f"connect_timeout {self.connect_timeout:g} s, read_timeout {self.read_timeout:g} s, "
-            f"retries {self.retries}, retry_budget {self.retry_budget:g} s"
+            f"retries {self.retries}, retry_budget {self.retry_budget:g} s, "
+            f"min_rate {self.min_rate:g} bytes/s"
         )
 
     @property
@@ -138,6 +150,14 @@ def _is_count_or_zero(value: Any) -> bool:
 
 RETRY_COUNT = OptionCheck("a whole number, 0 or more", _is_count_or_zero)
 
+
+def _is_positive_rate(value: Any) -> bool:
+    real = isinstance(value, int | float) and not isinstance(value, bool)
+    return real and math.isfinite(value) and value > 0
+
+
+RATE = OptionCheck("a positive number (bytes per second)", _is_positive_rate)
+
 _BUCKET = re.compile(r"[A-Za-z0-9._-]+")
 
 
@@ -161,6 +181,7 @@ class S3Kind(StorageKind):
         "read_timeout": SECONDS,
         "retries": RETRY_COUNT,
         "retry_budget": SECONDS,
+        "min_rate": RATE,
         "max_attempts": COUNT,
     }
     local = False

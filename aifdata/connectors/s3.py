@@ -83,7 +83,7 @@ class S3Connector(Connector):
         s = self.settings
         key, secret, token = s.credentials()
         client = _BoundedS3FileSystem(
-            s.retry_budget,
+            s,
             anon=s.anon,
             key=key,
             secret=secret,
@@ -371,31 +371,52 @@ def _absolute(offset: int | None, size: int) -> int | None:
     return max(size + offset, 0)
 
 
+#: Server-side copies: no body on the wire, but the server may take minutes to answer
+#: for gigabytes; bounded by the connect and read timeouts only.
+_UNBOUNDED = frozenset({"CopyObject", "UploadPartCopy"})
+
+
 class _BoundedS3FileSystem(S3FileSystem):
     """s3fs whose every S3 API call (a HEAD, a listing page, a part upload), retries
-    included, ends within the tier's retry budget: its client's one funnel for calls,
-    ``_make_api_call``, runs under a deadline."""
+    included, ends within ``retry_budget + bytes sent / min_rate`` seconds: its client's
+    one funnel for calls, ``_make_api_call``, runs under a deadline. Server-side copies
+    are left to the connect and read timeouts."""
 
-    def __init__(self, budget: float, **kwargs: Any) -> None:
+    def __init__(self, settings: S3Settings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.budget = budget
+        self.limits = settings
 
     async def set_session(self, *args: Any, **kwargs: Any) -> Any:
         client = await super().set_session(*args, **kwargs)
         if not getattr(client, "_aifdata_bounded", False):
-            client._make_api_call = _within(self.budget, client._make_api_call)
+            client._make_api_call = _within(self.limits, client._make_api_call)
             client._aifdata_bounded = True
         return client
 
 
-def _within(budget: float, call: Any) -> Any:
+def _within(settings: S3Settings, call: Any) -> Any:
     async def bounded(operation: str, params: dict[str, Any]) -> Any:
+        if operation in _UNBOUNDED:
+            return await call(operation, params)
+        budget = settings.budget_for(_body_size(params.get("Body")))
         try:
             return await asyncio.wait_for(call(operation, params), budget)
         except TimeoutError as exc:
             raise BudgetSpent(operation, budget) from exc
 
     return bounded
+
+
+def _body_size(body: Any) -> int:
+    """Bytes of a request body (bytes-like, as s3fs sends them; else a file's size)."""
+    if body is None:
+        return 0
+    if isinstance(body, bytes | bytearray | memoryview):
+        return memoryview(body).nbytes
+    try:
+        return os.fstat(body.fileno()).st_size
+    except (AttributeError, OSError, ValueError):
+        return 0
 
 
 class _DiscardOnError(S3File):

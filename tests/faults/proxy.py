@@ -13,6 +13,7 @@ after a request belongs to it):
 - ``stall``: the answer stops after ``after`` bytes, the connection kept open;
 - ``reset``: the answer is cut after ``after`` bytes with a TCP RST;
 - ``drip``: the answer is forwarded ``chunk`` bytes every ``interval`` seconds;
+- ``throttle``: the request's body is forwarded at ``chunk`` bytes per ``interval`` seconds;
 - ``http``: the proxy answers itself with HTTP ``status`` and closes.
 
 A fault acts on its first ``times`` matching requests (all of them when None).
@@ -154,7 +155,8 @@ class FaultProxy:
                 _send(state.upstream, buffer)
                 _pump(state.client, state.upstream)
                 return
-            buffer = _relay_body(state, buffer, length)
+            pace = active if active is not None and active.mode == "throttle" else None
+            buffer = _relay_body(state, buffer, length, pace)
             if buffer is None:
                 return
 
@@ -233,18 +235,35 @@ class _Connection:
         return False
 
 
-def _relay_body(state: _Connection, buffer: bytes, length: int) -> bytes | None:
-    """Forward ``length`` bytes of request body; return what follows it (None: closed)."""
+def _relay_body(
+    state: _Connection, buffer: bytes, length: int, pace: Fault | None = None
+) -> bytes | None:
+    """Forward ``length`` bytes of request body (``pace``: ``chunk`` bytes every
+    ``interval`` seconds, however the client's bytes arrive); return what follows it
+    (None: closed)."""
+    send = _send if pace is None else _paced(pace)
     while len(buffer) < length:
-        if not _send(state.upstream, buffer):
+        if not send(state.upstream, buffer):
             return None
         length -= len(buffer)
         buffer = _recv(state.client)
         if not buffer:
             return None
-    if not _send(state.upstream, buffer[:length]):
+    if not send(state.upstream, buffer[:length]):
         return None
     return buffer[length:]
+
+
+def _paced(fault: Fault):  # type: ignore[no-untyped-def]
+    def send(sock: socket.socket, data: bytes) -> bool:
+        for i in range(0, len(data), fault.chunk):
+            piece = data[i : i + fault.chunk]
+            time.sleep(fault.interval * len(piece) / fault.chunk)
+            if not _send(sock, piece):
+                return False
+        return True
+
+    return send
 
 
 def _parse_request(head: bytes) -> tuple[str, str, int, bool]:
