@@ -235,7 +235,7 @@ def test_the_bound_grows_with_the_bytes():
     settings = S3Settings.from_tier(aifdata.Tier.s3("s3://b/x", min_rate=2**19))
     assert settings.budget_for(0) == settings.retry_budget == 15.0
     assert settings.budget_for(4 * 2**20) == 15.0 + 8.0
-    assert S3Settings.from_tier(aifdata.Tier.s3("s3://b/x")).min_rate == 2**20
+    assert S3Settings.from_tier(aifdata.Tier.s3("s3://b/x")).min_rate == 2**21
 
 
 @pytest.mark.s3
@@ -244,11 +244,20 @@ def test_an_upload_slower_than_the_retry_budget_but_above_min_rate_succeeds(seaw
     with FaultProxy(seaweedfs.endpoint_url) as proxy:
         options = dict(seaweedfs.storage_options, endpoint_url=proxy.endpoint_url)
         # the proxy passes 1 MiB/s: about 4 s, past the 3 s of retry_budget alone,
-        # within retry_budget + 4 MiB / min_rate (the default, 1 MiB/s) = 7 s
-        tier = aifdata.Tier.s3(f"s3://{bucket}/up", retry_budget=3.0, **options)
+        # within retry_budget + 4 MiB / min_rate (512 KiB/s here) = 11 s
+        tier = aifdata.Tier.s3(f"s3://{bucket}/up", retry_budget=3.0, min_rate=2**19, **options)
         fs = aifdata.filesystem(aifdata.Config((aifdata.Mount("p", (tier,)),)))
         proxy.inject(Fault("throttle", method="PUT", chunk=65536, interval=0.0625))
         fs.pipe_file("p/slow.bin", data)
         proxy.inject(None)
         assert fs.cat_file("p/slow.bin") == data
         assert any(h.startswith("PUT") for h in proxy.heads)
+
+
+@pytest.mark.s3
+def test_a_large_range_past_the_end_is_clipped_as_fsspec_does(seaweedfs, bucket):
+    data = os.urandom(12 * 2**20)
+    tier = aifdata.Tier.s3(f"s3://{bucket}/clip", **seaweedfs.storage_options)
+    fs = aifdata.filesystem(aifdata.Config((aifdata.Mount("p", (tier,)),)))
+    fs.pipe_file("p/big.bin", data)
+    assert fs.cat_file("p/big.bin", start=2**20, end=20 * 2**20) == data[2**20 :]

@@ -150,8 +150,8 @@ class NativeReader:
         lo = start or 0
         if end is None:
             return self._read_to_end(key, lo)
-        if end - lo >= FIRST_REQUEST:
-            return self._read_large(key, lo, end - lo, b"")
+        if end - lo >= FIRST_REQUEST:  # its first part tells the size: a range past the end clips
+            return self._large_range(key, lo, end)
         return self.range(key, lo, end)
 
     def range(self, key: str, start: int, end: int) -> bytes:

@@ -32,8 +32,9 @@ DEFAULT_RETRIES = 3
 #: Seconds after a request's first attempt past which it is not retried again.
 DEFAULT_RETRY_BUDGET = 15.0
 #: Bytes per second below which a transfer is too slow: a request that moves N bytes
-#: may last ``retry_budget + N / min_rate`` seconds in all (1 MiB/s).
-DEFAULT_MIN_RATE = float(2**20)
+#: may last ``retry_budget + N / min_rate`` seconds in all (2 MiB/s: a default part of
+#: 16 MiB that the server stops reading fails within 23 s).
+DEFAULT_MIN_RATE = float(2**21)
 
 
 @dataclass(frozen=True)
