@@ -17,23 +17,38 @@ What a read checks: a gzip member's trailer holds the CRC32 and the size
 (ISIZE) of *all* its uncompressed bytes, so a read checks them for each member
 it inflates from the member's start to its end (a multi-member file, or a range
 from the start of a file) and raises FormatError naming the member. A read
-that enters a member at a checkpoint cannot check that CRC: it covers the bytes
-before the checkpoint, which the read does not inflate (nor could it: the
-checkpoint keeps only their last 32 KiB). There the checks are deflate's own
-(a code or a distance that does not decode is an error) and the CRC32 and
-ISIZE of every member once, when the index is built (the whole stream is
-inflated by zlib, which checks each trailer); the index serves only the
-version of the file (size plus ETag or mtime) it was built from.
+that enters a member at a checkpoint cannot check that CRC (it does not inflate
+the bytes before the checkpoint), so the index stores its own: the running
+CRC32 of the uncompressed stream at every checkpoint, taken when the index is
+built (while zlib inflates the whole stream and checks every member's
+trailer). A read checks every checkpoint-to-checkpoint span it inflates whole
+(it always inflates from the checkpoint before its start, so a span is whole
+when the read's end reaches the next checkpoint) and raises FormatError naming
+the span. A span a read covers only in part (a short read, the boundary
+lookups of planning, the last span of a partition that ends before the next
+checkpoint) cannot be checked: there the checks are deflate's own (a code or a
+distance that does not decode is an error). Partitions of a big file (n >= 2)
+start and end next to checkpoints, so together they cover most spans whole.
+
+The index serves only the version of the file it was built from: size plus
+ETag or mtime and, for a local file, its inode and ctime (which ``os.utime``
+cannot set back), so a file rewritten in place is indexed again, and that
+build checks every member's trailer.
 
 The index is a file under ``$AIFDATA_HOME/gzindex/`` named by a hash of the
-file's URL and of its fingerprint (size plus ETag or mtime): a changed file
-gets a new name, so an index is never used for another version, and writing
-the new one removes the old. It is written to a temporary name and renamed
+file's URL and of its version (size plus ETag or mtime, or its checksum): a
+changed file gets a new name, and writing the new one removes the old. The
+index also records the whole version key (:func:`version_key`, with the inode
+and ctime of a local file) and is used only while it matches, so an index is
+never used for another version. It is written to a temporary name and renamed
 into place (atomic on a PFS too; no locks: two builders write the same bytes).
+Its first line names the layout's version: an index of another version (one
+without the span CRCs) is built again, never misread.
 """
 
 from __future__ import annotations
 
+import array
 import bisect
 import functools
 import hashlib
@@ -60,7 +75,9 @@ BUILD_BLOCK = 16 * 2**20
 READ_BUFFER = 32 * 2**10
 #: Compressed bytes fetched past the checkpoint after a range (the inflater reads ahead).
 READ_MARGIN = 2 * READ_BUFFER
-_MAGIC = b"aifdata-gzip-index 1\n"
+_MAGIC = b"aifdata-gzip-index 2\n"
+#: Uncompressed bytes between the running CRC32s the build keeps (one checkpoint window).
+CRC_GRID = 32 * 2**10
 
 
 @dataclass(frozen=True)
@@ -72,6 +89,9 @@ class GzipIndex:
     size: int  # uncompressed
     points: tuple[tuple[int, int], ...]  # (uncompressed offset, compressed offset)
     path: Path  # where the index (with the windows) is stored
+    #: running CRC32 of the uncompressed bytes before each checkpoint, then before the
+    #: end (None where the build could not know it): what spans are checked against
+    crcs: tuple[int | None, ...] = ()
 
     @functools.cached_property
     def offsets(self) -> list[int]:
@@ -103,14 +123,31 @@ def index_path(url: str, fingerprint: str) -> Path:
     return index_dir() / f"{_digest(url)}-{_digest(fingerprint)[:16]}.gzi"
 
 
+def version_key(source: Source) -> str:
+    """What names this version of ``source`` for its index: its version (checksum, or
+    size plus ETag or mtime) and, for a local file, its inode and ctime, which change
+    when the file is rewritten even if its mtime is set back."""
+    from fsspec.implementations.local import LocalFileSystem
+
+    key = source.version
+    if isinstance(getattr(source, "fs", None), LocalFileSystem):
+        try:
+            st = os.stat(str(getattr(source, "path", "")))
+        except OSError:
+            return key
+        key += f"|ino={st.st_ino}|ctime_ns={st.st_ctime_ns}"
+    return key
+
+
 def load_or_build(source: Source) -> GzipIndex:
     """The index of ``source`` as it is now: loaded if stored, else built and stored."""
     path = index_path(source.url, source.version)
     if path.exists():
         try:
-            return _load(path)
+            if _parts(path)[0].get("key") == version_key(source):
+                return _load(path)
         except (OSError, ValueError):
-            pass  # unreadable (cut short by a crash?): build it again
+            pass  # unreadable (cut short by a crash?), or another layout: build it again
     return build(source)
 
 
@@ -129,16 +166,19 @@ def build(source: Source) -> GzipIndex:
             size = _uncompressed_size(gz, check)
             windows = io.BytesIO()
             gz.export_index(fileobj=windows)
+    except FormatError:
+        raise  # the stream check's own, which names the place
     except (indexed_gzip.ZranError, OSError, ValueError) as exc:
         raise FormatError(
             f"{source.url}: near byte {raw.position}: not a readable gzip stream ({exc})"
         ) from None
     check.finish(source.size, size)
+    crcs = check.span_crcs(_parse_blob(windows.getvalue()), size)
     header = {"url": source.url, "fingerprint": source.fingerprint, "size": size}
-    header["points"] = points
+    header["points"], header["crcs"], header["key"] = points, crcs, version_key(source)
     path = index_path(source.url, source.version)
     _store(path, json.dumps(header).encode() + b"\n" + windows.getvalue())
-    return GzipIndex(source.url, source.fingerprint, size, points, path)
+    return GzipIndex(source.url, source.fingerprint, size, points, path, tuple(crcs))
 
 
 def _uncompressed_size(gz: Any, check: StreamCheck) -> int:
@@ -193,7 +233,32 @@ def _inflate_from_checkpoint(
             return None
         stop = points[at][1] + int((end - first - got) * ratio * 1.25) + READ_MARGIN
     data = b"".join(pieces)
+    _check_spans(source.url, index, first, data)
     return data[start - first :] if start > first else data
+
+
+def _check_spans(url: str, index: GzipIndex, first: int, data: bytes) -> None:
+    """Check each checkpoint-to-checkpoint span that ``data`` (the uncompressed bytes
+    from checkpoint offset ``first`` on) holds whole against the running CRC32s the
+    index stored; FormatError naming the span if one differs. A span ``data`` holds
+    only in part is not checked (its CRC covers bytes this read did not inflate)."""
+    crcs, offsets = index.crcs, index.offsets
+    if len(crcs) != len(offsets) + 1:
+        return
+    bounds = [*offsets, index.size]
+    crc32, view, end = _inflater().crc32, memoryview(data), first + len(data)
+    k = bisect.bisect_left(offsets, first)
+    while k + 1 < len(bounds) and bounds[k + 1] <= end:
+        a, b, before, after = bounds[k], bounds[k + 1], crcs[k], crcs[k + 1]
+        if before is not None and after is not None and b > a:
+            got = int(crc32(view[a - first : b - first], before))
+            if got != after:
+                raise FormatError(
+                    f"{url}: uncompressed bytes {a}-{b} (from the checkpoint at compressed"
+                    f" byte {index.points[k][1]}): CRC32 expected {after:#010x} (stored in its"
+                    f" gzip index), got {got:#010x}: the file is damaged or was changed in place"
+                )
+        k += 1
 
 
 def _inflate_member(
@@ -286,6 +351,7 @@ def _read_with_zran(source: Source, index: GzipIndex, start: int, end: int) -> b
     indexed_gzip = _indexed_gzip()
 
     first, last = index.span(start, end, source.size)
+    origin = index.offsets[bisect.bisect_right(index.offsets, start) - 1]
     raw = SourceFile(source, block=READ_MARGIN)
     raw.prefetch(first, min(last, source.size))
     try:
@@ -293,17 +359,18 @@ def _read_with_zran(source: Source, index: GzipIndex, start: int, end: int) -> b
             fileobj=raw, auto_build=False, readbuf_size=READ_BUFFER, buffer_size=2**16
         ) as gz:
             gz.import_index(fileobj=io.BytesIO(_windows(index.path)))
-            gz.seek(start)
-            data: bytes = gz.read(end - start)
+            gz.seek(origin)  # from the checkpoint: the spans the read covers are checked
+            data: bytes = gz.read(end - origin)
     except (indexed_gzip.ZranError, OSError, ValueError) as exc:
         raise FormatError(
             f"{source.url}: near byte {raw.position}: the gzip stream does not decompress ({exc})"
         ) from None
-    if len(data) != end - start:
+    if len(data) != end - origin:
         raise FormatError(
-            f"{source.url}: uncompressed byte {start + len(data)}: the gzip stream ends early"
+            f"{source.url}: uncompressed byte {origin + len(data)}: the gzip stream ends early"
         )
-    return data
+    _check_spans(source.url, index, origin, data)
+    return data[start - origin :]
 
 
 class SourceFile(io.RawIOBase):
@@ -376,6 +443,10 @@ class StreamCheck:
         self.produced = 0  # uncompressed bytes seen
         self.member: Any = zlib.decompressobj(wbits=31)
         self.ended = False  # the current member reached its trailer
+        self.crc = 0  # running CRC32 of the uncompressed bytes so far
+        self.grid = array.array("L", [0])  # running CRC32 at each multiple of CRC_GRID
+        self.starts = {0: 0}  # uncompressed offset of each member's start: running CRC32
+        self.whole = False  # fed every byte in order, to the last trailer
 
     def feed(self, start: int, data: bytes) -> None:
         if start != self.fed:
@@ -386,8 +457,9 @@ class StreamCheck:
                 if not data.strip(b"\0"):
                     return  # zero padding after the last member
                 self.member, self.ended = zlib.decompressobj(wbits=31), False
+                self.starts[self.produced] = self.crc
             try:
-                self.produced += len(self.member.decompress(data))
+                self._count(self.member.decompress(data))
             except zlib.error as exc:
                 raise FormatError(
                     f"{self.url}: near byte {self.fed - len(data)}: not a readable gzip stream"
@@ -395,6 +467,41 @@ class StreamCheck:
                 ) from None
             self.ended = self.member.eof
             data = self.member.unused_data if self.ended else b""
+
+    def _count(self, out: bytes) -> None:
+        """Add ``out`` to the running CRC32, noting it at each multiple of CRC_GRID."""
+        view, at = memoryview(out), 0
+        while at < len(out):
+            piece = view[at : at + CRC_GRID - self.produced % CRC_GRID]
+            self.crc = zlib.crc32(piece, self.crc)
+            self.produced += len(piece)
+            at += len(piece)
+            if self.produced % CRC_GRID == 0:
+                self.grid.append(self.crc)
+
+    def span_crcs(
+        self, points: list[tuple[int, int, int, bytes | None]] | None, size: int
+    ) -> list[int | None]:
+        """The running CRC32 at each checkpoint, then at the end (None where unknown): from
+        the CRC at the grid point or member start before the checkpoint, continued over the
+        last bytes of the checkpoint's window (the uncompressed bytes just before it)."""
+        if points is None or not self.whole or self.produced != size:
+            return [None] * ((len(points) if points else 0) + 1)
+        starts = sorted(self.starts)
+        crcs: list[int | None] = []
+        for offset, _, _, window in points:
+            member = starts[bisect.bisect_right(starts, offset) - 1]
+            grid = offset - offset % CRC_GRID
+            base, crc = (member, self.starts[member]) if member >= grid else (
+                grid, self.grid[grid // CRC_GRID])  # fmt: skip
+            gap = offset - base
+            if not gap:
+                crcs.append(crc)
+            elif window is None or len(window) < gap:
+                crcs.append(None)
+            else:
+                crcs.append(zlib.crc32(window[len(window) - gap :], crc))
+        return [*crcs, self.crc]
 
     def finish(self, size: int, uncompressed: int) -> None:
         if self.fed < size:
@@ -409,6 +516,7 @@ class StreamCheck:
                 f"{self.url}: the gzip index saw {uncompressed} uncompressed bytes, zlib"
                 f" {self.produced}"
             )
+        self.whole = True
 
 
 def _indexed_gzip() -> Any:
@@ -443,7 +551,8 @@ def _parts(path: Path) -> tuple[dict[str, Any], bytes]:
 def _load(path: Path) -> GzipIndex:
     header, _ = _parts(path)
     points = tuple((int(u), int(c)) for u, c in header["points"])
-    return GzipIndex(header["url"], header["fingerprint"], int(header["size"]), points, path)
+    crcs = tuple(None if c is None else int(c) for c in header.get("crcs", ()))
+    return GzipIndex(header["url"], header["fingerprint"], int(header["size"]), points, path, crcs)
 
 
 def _windows(path: Path) -> bytes:
@@ -464,7 +573,11 @@ def _checkpoints(path: Path) -> list[tuple[int, int, int, bytes | None]] | None:
 def _parse_checkpoints(
     path: Path, mtime_ns: int
 ) -> list[tuple[int, int, int, bytes | None]] | None:
-    blob = _parts(path)[1]
+    return _parse_blob(_parts(path)[1])
+
+
+def _parse_blob(blob: bytes) -> list[tuple[int, int, int, bytes | None]] | None:
+    """(uncompressed, compressed, bits, window) of each checkpoint in indexed_gzip's export."""
     try:
         magic, version, _, _, _, _, window, count = _ZRAN_HEADER.unpack_from(blob)
         if magic != b"GZIDX" or version != 1:
