@@ -11,13 +11,17 @@ from __future__ import annotations
 import gzip
 import os
 import random
+import time
 
 import pytest
 
 pytest.importorskip("indexed_gzip")
 
+import aifdata
 from aifdata import FormatError
+from aifdata.catalog._store import temporary_name
 from aifdata.codecs import _gzip_index as gzip_index
+from aifdata.connectors import _atomic
 from aifdata.formats import RangeSource, partition
 
 from .test_fastq import fastq_bytes, random_records
@@ -138,3 +142,78 @@ def test_an_index_of_the_old_layout_is_rebuilt(tmp_path, small_spacing):
     os.utime(stored, ns=(10**9, 10**9))  # not the cached parse
     index = gzip_index.load_or_build(RangeSource(str(path)))
     assert index.crcs and stored.read_bytes().startswith(b"aifdata-gzip-index 2\n")
+
+
+# --- 3. the temporary-file sweeps remove only aifdata's own files ---------------------------
+
+TWO_DAYS = 2 * 24 * 3600
+
+
+def _users_files(directory) -> list:
+    """Files of a user whose names end in .aif-tmp, two days unchanged."""
+    directory.mkdir(parents=True, exist_ok=True)
+    made = []
+    for name in ("results.aif-tmp", ".x.aif-tmp", "x.y.aif-tmp", ".notes.2024-run.aif-tmp"):
+        path = directory / name
+        path.write_bytes(b"mine")
+        old = time.time() - TWO_DAYS
+        os.utime(path, (old, old))
+        made.append(path)
+    return made
+
+
+def _dead_aifdata_leftover(directory):
+    """An aifdata temporary file of a writer on this host that has exited."""
+    path = directory / f".half.bin.{_atomic.host_token()}.4999999.12345.0123abcd.aif-tmp"
+    path.write_bytes(b"half")
+    return path
+
+
+def test_ingest_of_a_local_tree_removes_none_of_a_users_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("AIFDATA_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(_atomic, "_swept", {})
+    src = tmp_path / "src"
+    mine = _users_files(src / "mine")
+    ours = _dead_aifdata_leftover(src / "mine")
+    ds = aifdata.Catalog().ingest(str(src), "lab/src")
+    assert all(p.read_bytes() == b"mine" for p in mine)
+    assert ours.exists()  # an ingest reads its source: it removes nothing
+    assert sorted(f.path for f in ds.files) == sorted(f"mine/{p.name}" for p in mine)
+
+
+def test_a_copy_into_the_directory_and_a_clean_keep_a_users_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(_atomic, "_swept", {})
+    out = tmp_path / "out"
+    mine = _users_files(out)
+    ours = _dead_aifdata_leftover(out)
+    (tmp_path / "a.txt").write_bytes(b"a")
+    aifdata.copy(str(tmp_path / "a.txt"), f"{out}/", config=aifdata.Config(()))
+    assert (out / "a.txt").read_bytes() == b"a" and not ours.exists()
+    ours = _dead_aifdata_leftover(out)
+    assert _atomic.remove_stale_temporaries(out) == [str(ours)]  # what verify --clean runs
+    assert all(p.read_bytes() == b"mine" for p in mine)
+
+
+def test_only_aifdata_names_age_out():
+    old = time.time() - TWO_DAYS
+    other_host = ".a.bin.elsewhere-1234abcd.77.88.0123abcd.aif-tmp"
+    assert _atomic.is_stale(other_host, old)  # another host's, two days unchanged
+    assert _atomic.is_stale(".a.bin.k2j_x9qz.aif-tmp", old)  # an older version's mkstemp
+    for name in ("results.aif-tmp", ".x.aif-tmp", ".a.bin.toolong12.aif-tmp", "a.b.aif-tmp"):
+        assert not _atomic.is_stale(name, old), name
+
+
+def test_long_host_names_that_differ_past_the_cut_get_different_tokens(monkeypatch):
+    tokens = set()
+    for host in ("train-statefulset-for-genomics-10", "train-statefulset-for-genomics-11"):
+        monkeypatch.setattr(_atomic.socket, "gethostname", lambda host=host: host)
+        token = _atomic.host_token()
+        assert _atomic._HOST_TOKEN.fullmatch(token) and token.startswith("train-statefulset")
+        tokens.add(token)
+    assert len(tokens) == 2
+
+
+def test_the_catalogs_temporary_names_carry_their_owner(tmp_path):
+    name = temporary_name(tmp_path / "catalog.db").name
+    owner = _atomic.TempOwner.of_name(name)
+    assert owner is not None and owner.pid == os.getpid() and owner.gone() is False
