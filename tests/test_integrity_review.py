@@ -12,6 +12,7 @@ import gzip
 import os
 import random
 import time
+import warnings
 
 import pytest
 
@@ -217,3 +218,47 @@ def test_the_catalogs_temporary_names_carry_their_owner(tmp_path):
     name = temporary_name(tmp_path / "catalog.db").name
     owner = _atomic.TempOwner.of_name(name)
     assert owner is not None and owner.pid == os.getpid() and owner.gone() is False
+
+
+# --- 2. a write-tier copy that differs from the catalog does not win -------------------------
+
+GOOD = b"ACGT" * 5000 + b"\n"
+TAMPERED = b"TTTT" * 5000 + b"\n"
+
+
+@pytest.fixture
+def staged(tiers, tmp_path, monkeypatch):
+    """``ds`` ingested from the write tier and staged to the PFS tier; no warning given yet."""
+    from aifdata import _router
+
+    monkeypatch.setattr(_router, "_WARNED", set(), raising=False)
+    catalog = aifdata.Catalog(tmp_path / "catalog.db", config=tiers.fs.config)
+    fs = aifdata.filesystem(tiers.fs.config, catalog=catalog)
+    tiers.place("ds/reads.fastq", write=GOOD)
+    catalog.ingest("aif://both/ds", "ds")
+    catalog.stage("ds", to="pfs")
+    return fs, tiers
+
+
+@pytest.mark.parametrize("tampered", [TAMPERED, b"short"], ids=["same-size", "other-size"])
+def test_a_changed_write_tier_copy_does_not_beat_the_verified_replica(staged, tampered):
+    fs, tiers = staged
+    tiers.place("ds/reads.fastq", write=tampered)  # behind the catalog's back
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert fs.cat("both/ds/reads.fastq") == GOOD
+    route = fs.where("both/ds/reads.fastq")
+    assert route.tier == "pfs" and route.checksum is not None
+
+
+def test_a_copy_that_differs_from_the_catalog_is_served_only_with_a_warning(staged):
+    fs, tiers = staged
+    tiers.place("ds/reads.fastq", write=TAMPERED)
+    (tiers.pfs_dir / "ds" / "reads.fastq").unlink()  # no copy of the catalog's version left
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert fs.cat("both/ds/reads.fastq") == TAMPERED
+        assert fs.cat("both/ds/reads.fastq") == TAMPERED
+    assert [w.category for w in caught] == [RuntimeWarning]  # once per copy
+    assert "differs from the catalog" in str(caught[0].message)
+    assert "differs from the catalog" in fs.where("both/ds/reads.fastq").reason
