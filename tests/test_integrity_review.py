@@ -266,3 +266,32 @@ def test_a_copy_that_differs_from_the_catalog_is_served_only_with_a_warning(stag
     assert [w.category for w in caught] == [RuntimeWarning]  # once per copy
     assert "differs from the catalog" in str(caught[0].message)
     assert "differs from the catalog" in fs.where("both/ds/reads.fastq").reason
+
+
+def test_the_build_checks_each_trailer_however_the_bytes_arrive():
+    """The build's own trailer check: headers with every optional field, split anywhere."""
+    import struct
+    import zlib
+
+    def member(data: bytes) -> bytes:
+        extra = b"AB\x02\x00hi"
+        head = b"\x1f\x8b\x08\x1e\0\0\0\0\0\xff" + struct.pack("<H", len(extra)) + extra
+        head += b"name\0comment\0"
+        head += struct.pack("<H", zlib.crc32(head) & 0xFFFF)
+        deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+        body = deflate.compress(data) + deflate.flush()
+        return head + body + struct.pack("<II", zlib.crc32(data), len(data))
+
+    data = fastq_bytes(random_records(8, 800))
+    raw = member(data[:5000]) + member(data[5000:]) + b"\0" * 10
+    for step in (1, 7, len(raw)):
+        check = gzip_index.StreamCheck("odd.gz")
+        for i in range(0, len(raw), step):
+            check.feed(i, raw[i : i + step])
+        check.finish(len(raw), len(data))
+        assert check.whole and check.crc == zlib.crc32(data) and sorted(check.starts) == [0, 5000]
+    bad = bytearray(raw)
+    bad[len(raw) - 18] ^= 1  # the second member's CRC32 (then ISIZE, then the padding)
+    check = gzip_index.StreamCheck("odd.gz")
+    with pytest.raises(FormatError, match=r"odd\.gz: near byte \d+ \(the trailer .*CRC32 expected"):
+        check.feed(0, bytes(bad))

@@ -61,7 +61,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .._config import aifdata_home
 from .._errors import FormatError
@@ -306,23 +306,52 @@ def _inflate_member(
 def _check_member(url: str, deflate_at: int, data: bytes, trailer: bytes) -> None:
     """A whole gzip member, inflated from the start of its deflate data (at compressed
     byte ``deflate_at``), against its trailer's CRC32 and ISIZE; FormatError if not."""
+    got = int(_inflater().crc32(data)) if len(trailer) == 8 else 0
+    where = f"{url}: byte {deflate_at} (a gzip member's deflate data)"
+    _check_trailer(where, got, len(data), trailer)
+
+
+def _check_trailer(where: str, got: int, size: int, trailer: bytes) -> None:
+    """A gzip member (at ``where``) that inflated to ``size`` bytes of CRC32 ``got``,
+    against its trailer; FormatError if they differ."""
     if len(trailer) < 8:
-        raise FormatError(
-            f"{url}: byte {deflate_at} (a gzip member's deflate data): the member has no"
-            " trailer: truncated?"
-        )
+        raise FormatError(f"{where}: the member has no trailer: truncated?")
     crc, isize = struct.unpack("<II", trailer)
-    if len(data) & 0xFFFFFFFF != isize:
+    if size & 0xFFFFFFFF != isize:
         raise FormatError(
-            f"{url}: byte {deflate_at} (a gzip member's deflate data): ISIZE expected"
-            f" {isize} (its trailer), got {len(data)} inflated bytes"
+            f"{where}: ISIZE expected {isize} (its trailer), got {size} inflated bytes"
         )
-    got = int(_inflater().crc32(data))
     if got != crc:
         raise FormatError(
-            f"{url}: byte {deflate_at} (a gzip member's deflate data): CRC32 expected"
-            f" {crc:#010x} (its trailer), got {got:#010x} from its {len(data)} inflated bytes"
+            f"{where}: CRC32 expected {crc:#010x} (its trailer), got {got:#010x} from its"
+            f" {size} inflated bytes"
         )
+
+
+def _header_length(data: bytes, url: str, at: int) -> int | None:
+    """The length of the gzip member header at the start of ``data`` (compressed byte
+    ``at``), None when ``data`` ends inside it; FormatError if it is not one (RFC 1952)."""
+    if len(data) < 10:
+        return None if b"\x1f\x8b\x08".startswith(data[:3]) else _not_a_header(url, at)
+    if data[:3] != b"\x1f\x8b\x08":
+        _not_a_header(url, at)
+    flags, end = data[3], 10
+    if flags & 4:  # FEXTRA: a length, then that many bytes
+        if len(data) < end + 2:
+            return None
+        end += 2 + int.from_bytes(data[end : end + 2], "little")
+    for flag in (8, 16):  # FNAME, FCOMMENT: zero-terminated
+        if flags & flag:
+            zero = data.find(b"\0", end)
+            if zero < 0:
+                return None
+            end = zero + 1
+    end += 2 if flags & 2 else 0  # FHCRC
+    return end if len(data) >= end else None
+
+
+def _not_a_header(url: str, at: int) -> NoReturn:
+    raise FormatError(f"{url}: byte {at}: not a gzip member header (1f 8b 08 expected)")
 
 
 def _inflater() -> Any:
@@ -433,16 +462,21 @@ class StreamCheck:
     """Decompress the bytes once more, in order, to prove the gzip stream is complete.
 
     indexed_gzip takes a file cut inside its deflate data for a shorter file;
-    zlib knows whether each member reached its end (and, unlike ISA-L, takes a
-    header split over two reads). Only the build pays this.
+    zlib knows whether each member reached its end. Each member's header is
+    read here (held until whole: it may be split over two reads), its deflate
+    data inflated raw, and its trailer checked here, so a mismatch names the
+    member and both CRC32s. Only the build pays this.
     """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.fed = 0  # compressed bytes checked so far
         self.produced = 0  # uncompressed bytes seen
-        self.member: Any = zlib.decompressobj(wbits=31)
-        self.ended = False  # the current member reached its trailer
+        self.member: Any = None  # the current member's raw inflater (None: in a header)
+        self.ended = False  # the last member reached its trailer
+        self.held = b""  # bytes of a header or trailer not yet whole
+        self.deflate_at = 0  # compressed offset of the current member's deflate data
+        self.member_crc = self.member_size = 0
         self.crc = 0  # running CRC32 of the uncompressed bytes so far
         self.grid = array.array("L", [0])  # running CRC32 at each multiple of CRC_GRID
         self.starts = {0: 0}  # uncompressed offset of each member's start: running CRC32
@@ -452,21 +486,40 @@ class StreamCheck:
         if start != self.fed:
             return  # a re-read of bytes already checked (or a look ahead)
         self.fed += len(data)
+        data, self.held = self.held + data, b""
         while data:
-            if self.ended:
-                if not data.strip(b"\0"):
-                    return  # zero padding after the last member
-                self.member, self.ended = zlib.decompressobj(wbits=31), False
-                self.starts[self.produced] = self.crc
-            try:
-                self._count(self.member.decompress(data))
-            except zlib.error as exc:
-                raise FormatError(
-                    f"{self.url}: near byte {self.fed - len(data)}: not a readable gzip stream"
-                    f" ({exc})"
-                ) from None
-            self.ended = self.member.eof
-            data = self.member.unused_data if self.ended else b""
+            at = self.fed - len(data)  # the compressed offset of data[0]
+            if self.member is None:  # a member's header, or zero padding after the last
+                if self.ended and not data.strip(b"\0"):
+                    return
+                length = _header_length(data, self.url, at)
+                if length is None:
+                    self.held = data
+                    return
+                data = data[length:]
+                self.member, self.ended, self.deflate_at = (
+                    zlib.decompressobj(wbits=-15),
+                    False,
+                    at + length,
+                )
+                self.member_crc = self.member_size = 0
+                self.starts.setdefault(self.produced, self.crc)
+            elif not self.member.eof:
+                try:
+                    self._count(self.member.decompress(data))
+                except zlib.error as exc:
+                    raise FormatError(
+                        f"{self.url}: near byte {at}: not a readable gzip stream ({exc})"
+                    ) from None
+                data = self.member.unused_data if self.member.eof else b""
+            elif len(data) < 8:
+                self.held = data
+                return
+            else:
+                where = (f"{self.url}: near byte {at} (the trailer of the gzip member whose"
+                         f" deflate data starts at byte {self.deflate_at})")  # fmt: skip
+                _check_trailer(where, self.member_crc, self.member_size, data[:8])
+                data, self.member, self.ended = data[8:], None, True
 
     def _count(self, out: bytes) -> None:
         """Add ``out`` to the running CRC32, noting it at each multiple of CRC_GRID."""
@@ -474,6 +527,8 @@ class StreamCheck:
         while at < len(out):
             piece = view[at : at + CRC_GRID - self.produced % CRC_GRID]
             self.crc = zlib.crc32(piece, self.crc)
+            self.member_crc = zlib.crc32(piece, self.member_crc)
+            self.member_size += len(piece)
             self.produced += len(piece)
             at += len(piece)
             if self.produced % CRC_GRID == 0:
