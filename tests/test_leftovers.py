@@ -338,9 +338,10 @@ def test_a_stage_killed_mid_copy_leaves_a_temporary_file_that_the_next_stage_rem
     assert temps(scratch) == []
 
 
-def test_ingest_of_a_local_directory_records_no_temporary_file_and_removes_stale_ones(
+def test_ingest_of_a_local_directory_records_no_temporary_file_and_removes_none(
     tmp_path, monkeypatch
 ):
+    """An ingest only reads its source: it records no temporary file and removes none."""
     monkeypatch.setenv("AIFDATA_HOME", str(tmp_path / "home"))
     src = tmp_path / "src"
     (src / "d").mkdir(parents=True)
@@ -352,6 +353,6 @@ def test_ingest_of_a_local_directory_records_no_temporary_file_and_removes_stale
     try:
         ds = aifdata.Catalog().ingest(str(src), "lab/src")
         assert [f.path for f in ds.files] == ["d/data.bin"]
-        assert not dead.exists() and len(temps(src / "d")) == 1  # the live writer's own
+        assert dead.exists() and len(temps(src / "d")) == 2
     finally:
         live.close()

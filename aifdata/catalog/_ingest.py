@@ -14,14 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple, TypeAlias
 
 from fsspec import AbstractFileSystem
-from fsspec.implementations.local import LocalFileSystem
 
 from .._errors import IngestError, MountNotFound, NotFound
 from .._filesystem import MountedFileSystem
 from .._gc import gc_paused
 from .._streams import CHUNK_SIZE, checksum_of, copy_stream
 from ..connectors import Connector
-from ..connectors._atomic import TEMP_SUFFIX, remove_stale_temporaries
+from ..connectors._atomic import TempOwner
 
 #: Where a listed file's bytes are read: a tier's connector (``aif://``) or a filesystem.
 Reader: TypeAlias = "Connector | AbstractFileSystem"
@@ -41,7 +40,8 @@ class SourceFile(NamedTuple):
 
 
 def list_source(fs: AbstractFileSystem, root: str) -> dict[str, dict[str, Any]]:
-    """Every file under ``root`` (or ``root`` itself), keyed by full path."""
+    """Every file under ``root`` (or ``root`` itself), keyed by full path; aifdata's own
+    temporary files are left out (an ingest only reads its source: it removes nothing)."""
     try:
         info = fs.info(root)
     except MountNotFound:
@@ -50,13 +50,11 @@ def list_source(fs: AbstractFileSystem, root: str) -> dict[str, dict[str, Any]]:
         raise NotFound(f"{_display(fs, root)}: nothing to ingest there") from None
     if info["type"] != "directory":
         return {root: info}
-    if isinstance(fs, LocalFileSystem):  # what aif:// hides, a plain local walk shows
-        remove_stale_temporaries(root)
     found = fs.find(root, detail=True)
     return {
         name: entry
         for name, entry in found.items()
-        if entry.get("type") == "file" and not name.endswith(TEMP_SUFFIX)
+        if entry.get("type") == "file" and not TempOwner.is_ours(name.rpartition("/")[2])
     }
 
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import sqlite3
 import stat
 import time
@@ -402,8 +401,11 @@ def create(path: Path) -> None:
 
 
 def temporary_name(path: Path) -> Path:
-    """A hidden name beside ``path`` for a file to be moved there whole."""
-    return path.with_name(f".{path.name}.{secrets.token_hex(6)}.aif-tmp")
+    """A hidden name beside ``path`` for a file to be moved there whole, naming its owner
+    (host, PID, start) as every aifdata temporary file does."""
+    from ..connectors._atomic import temp_name
+
+    return path.with_name(temp_name(path.name))
 
 
 def remove_with_journals(path: Path) -> None:

@@ -13,7 +13,15 @@ rename leaves one behind; :func:`remove_stale_temporaries` removes those whose
 owner is gone: on this host, when the process has exited (or its PID now
 belongs to a process started at another time); from another host, whose
 processes cannot be checked from here, only once unchanged for
-:data:`FOREIGN_TEMP_AGE`. A temporary file of a live writer is never removed.
+:data:`FOREIGN_TEMP_AGE`. A temporary file of a live writer is never removed,
+and neither is any other file whose name ends in ``.aif-tmp``: only names in
+this owner format, or the owner-less ``.NAME.XXXXXXXX.aif-tmp`` of older
+aifdata versions (8 random characters), are aifdata's to remove.
+
+``HOST`` is the host name, cut to 24 characters, then a short hash of the whole
+host name and of this boot (``/proc/sys/kernel/random/boot_id``): two hosts
+whose names differ only past the cut get different tokens, and the processes
+of an earlier boot count as another host's.
 
 A full disk (``ENOSPC``) or an exceeded quota (``EDQUOT``) removes the
 temporary file at once and raises :class:`~aifdata.StorageError` naming the
@@ -24,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import io
 import os
 import re
@@ -88,6 +97,12 @@ class TempOwner:
             return None
         return cls(host, int(pid), None if start == "x" else int(start))
 
+    @classmethod
+    def is_ours(cls, name: str) -> bool:
+        """Whether ``name`` is an aifdata temporary name: with an owner, or in the
+        owner-less form of older versions (``.NAME.XXXXXXXX.aif-tmp``)."""
+        return cls.of_name(name) is not None or _LEGACY.fullmatch(name) is not None
+
     def gone(self) -> bool | None:
         """Whether this owner has exited; None when it cannot be told from this host."""
         if self.host != host_token():
@@ -102,18 +117,35 @@ class TempOwner:
 
 _HOST_TOKEN = re.compile(r"[A-Za-z0-9-]{1,48}")
 _TAG = re.compile(r"[0-9a-f]{8}")
+#: What ``tempfile.mkstemp(prefix=".NAME.", suffix=".aif-tmp")`` made in older versions.
+_LEGACY = re.compile(r"\..+\.[a-z0-9_]{8}" + re.escape(TEMP_SUFFIX), re.DOTALL)
+_BOOT_ID = "/proc/sys/kernel/random/boot_id"
 
 
 def host_token() -> str:
-    """This host as written in temporary names: the host name, letters, digits and dashes
-    only, and the PID namespace when it is not the host's own (containers that share a
-    host name do not share PIDs)."""
-    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:32] or "host"
+    """This host as written in temporary names: the host name (letters, digits and dashes
+    only, cut to 24 characters), a hash of the whole name and of this boot, and the PID
+    namespace when it is not the host's own (containers that share a host name do not
+    share PIDs)."""
+    host = _host_part(socket.gethostname())
     try:
         namespace = os.stat("/proc/self/ns/pid").st_ino
     except OSError:
         return host
     return host if namespace == _INIT_PID_NAMESPACE else f"{host}-p{namespace:x}"
+
+
+def _host_part(hostname: str) -> str:
+    """``SHORT-HASH``: the readable start of ``hostname`` and 8 hex digits of a hash of
+    all of it and of this boot's id (where the system has one)."""
+    short = re.sub(r"[^A-Za-z0-9-]", "-", hostname)[:24] or "host"
+    try:
+        with open(_BOOT_ID, encoding="ascii") as f:
+            boot = f.read().strip()
+    except OSError:
+        boot = ""
+    digest = hashlib.sha256(f"{hostname}\0{boot}".encode()).hexdigest()[:8]
+    return f"{short}-{digest}"
 
 
 def start_ticks(pid: int) -> int | None:
@@ -160,8 +192,12 @@ def temp_name(name: str) -> str:
 
 
 def is_stale(name: str, mtime: float, now: float | None = None) -> bool:
-    """Whether the temporary file ``name`` (last changed at ``mtime``) has no live owner."""
+    """Whether the temporary file ``name`` (last changed at ``mtime``) has no live owner.
+    A name that is not aifdata's (:meth:`TempOwner.is_ours`) is never stale: it is a
+    user's file that happens to end in ``.aif-tmp``."""
     owner = TempOwner.of_name(name)
+    if owner is None and not TempOwner.is_ours(name):
+        return False
     gone = owner.gone() if owner is not None else None
     if gone is None:
         return (time.time() if now is None else now) - mtime > FOREIGN_TEMP_AGE
