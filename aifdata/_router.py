@@ -175,7 +175,7 @@ class Router:
         judged = _Judged(self, rel, stats, records)
         route = self.verified(rel, stats, records, judged) or self.decide(rel, stats, judged.bad)
         if route is not None:
-            return self._against_catalog(rel, route, records, judged)
+            return self._against_catalog(rel, route, records)
         if judged.bad:
             bad = "; ".join(f"{tier}: {why}" for tier, why in judged.bad.items())
             return NotFound(f"aif://{self._logical(rel)}: no good copy on any tier ({bad})")
@@ -189,17 +189,13 @@ class Router:
         return None if record is None else record.checksum
 
     def _against_catalog(
-        self, rel: str, route: Route, records: Mapping[str, ReplicaRecord], judged: _Judged
+        self, rel: str, route: Route, records: Mapping[str, ReplicaRecord]
     ) -> Route:
         """``route`` as it is when it serves a copy verified to hold the catalog's checksum
         (or the file is not catalogued); else with a reason that says it differs, warned
-        once per copy. A write-tier copy that changed since it was checksummed, passed over
-        for a verified copy, is warned about once too."""
+        once per copy."""
         expected = self.catalog_checksum(rel, records)
-        if expected is None:
-            return route
-        if route.checksum == expected:
-            self._warn_passed_over(rel, route, expected, judged)
+        if expected is None or route.checksum == expected:
             return route
         why = (
             f"differs from the catalog, which holds {expected} for this file: no copy"
@@ -215,24 +211,6 @@ class Router:
                 stacklevel=4,
             )
         return dataclasses.replace(route, reason=f"{route.reason}; this copy {why}")
-
-    def _warn_passed_over(self, rel: str, route: Route, expected: str, judged: _Judged) -> None:
-        write = self.mount.write_tier
-        st = judged.stats.get(write, {}).get(rel)
-        if route.tier == write or st is None or judged.verdict(write)[0] or write in judged.bad:
-            return  # (a copy held bad was reported when it was found)
-        url = self.connectors[write].url(rel)
-        key = (url, expected, st.size)
-        if key in _WARNED:
-            return
-        _WARNED.add(key)
-        warnings.warn(
-            f"{url}: this copy changed since the catalog checksummed it ({expected}): the"
-            f" verified copy on tier {route.tier!r} is served instead (re-ingest the file"
-            " to record the new bytes)",
-            RuntimeWarning,
-            stacklevel=5,
-        )
 
     def records_for(self, rels: Sequence[str]) -> Mapping[str, ReplicaRecord]:
         """The catalog's records of every tier's copy of ``rels`` (none without a catalog)."""
