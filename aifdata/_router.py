@@ -13,19 +13,10 @@ Without a verified copy, take the first tier whose copy has the same size as
 the write tier's copy (the write tier is the reference); when the write tier
 has no copy, the first tier that has one serves it. A copy the catalog holds
 bad is never served.
-
-The catalog's checksum of a file is the one recorded for its write tier's
-copy. A verified copy holding another checksum is another version and is
-skipped, even when the write tier's own copy has changed since: a verified
-replica of the catalog's version then serves, not the changed bytes. When the
-copy served is not one verified to hold the catalog's checksum (no copy holds
-it any more), the route says so and one warning per copy is given: a copy that
-differs from the catalog is never served as if it were the catalogued file.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -175,42 +166,12 @@ class Router:
         judged = _Judged(self, rel, stats, records)
         route = self.verified(rel, stats, records, judged) or self.decide(rel, stats, judged.bad)
         if route is not None:
-            return self._against_catalog(rel, route, records)
+            return route
         if judged.bad:
             bad = "; ".join(f"{tier}: {why}" for tier, why in judged.bad.items())
             return NotFound(f"aif://{self._logical(rel)}: no good copy on any tier ({bad})")
         tiers = ", ".join(self.mount.read_order)
         return NotFound(f"aif://{self._logical(rel)}: no copy on any tier ({tiers})")
-
-    def catalog_checksum(self, rel: str, records: Mapping[str, ReplicaRecord]) -> str | None:
-        """The catalog's checksum of ``rel``: its record of the write tier's copy (None:
-        not catalogued, or recorded without one)."""
-        record = records.get(self.connectors[self.mount.write_tier].url(rel))
-        return None if record is None else record.checksum
-
-    def _against_catalog(
-        self, rel: str, route: Route, records: Mapping[str, ReplicaRecord]
-    ) -> Route:
-        """``route`` as it is when it serves a copy verified to hold the catalog's checksum
-        (or the file is not catalogued); else with a reason that says it differs, warned
-        once per copy."""
-        expected = self.catalog_checksum(rel, records)
-        if expected is None or route.checksum == expected:
-            return route
-        why = (
-            f"differs from the catalog, which holds {expected} for this file: no copy"
-            " verified to hold it is left"
-        )
-        key = (route.url, expected, route.size)
-        if key not in _WARNED:
-            _WARNED.add(key)
-            warnings.warn(
-                f"{route.url}: served, but this copy {why} (re-ingest it to record these"
-                " bytes, or put the catalog's version back)",
-                RuntimeWarning,
-                stacklevel=4,
-            )
-        return dataclasses.replace(route, reason=f"{route.reason}; this copy {why}")
 
     def records_for(self, rels: Sequence[str]) -> Mapping[str, ReplicaRecord]:
         """The catalog's records of every tier's copy of ``rels`` (none without a catalog)."""
@@ -228,14 +189,15 @@ class Router:
         judged: _Judged | None = None,
     ) -> Route | None:
         """The first copy in read order that the catalog checksummed, that is
-        unchanged, and that holds the catalog's version (a replica of an older
-        version is skipped: then the write tier's copy is served), even when the
-        write tier's own copy changed since it was checksummed."""
+        unchanged, and that holds the write tier's version (a replica of an
+        older version is skipped: then the write tier's copy is served)."""
         judged = judged or _Judged(self, rel, stats, records)
         write = self.mount.write_tier
         ref_stat = stats.get(write, {}).get(rel)
-        reference = self.catalog_checksum(rel, records)
-        compare = reference is not None or ref_stat is not None
+        ref_record = records.get(self.connectors[write].url(rel))
+        reference = None  # the checksum of the write tier's copy, if it is the one recorded
+        if ref_record is not None and ref_stat is not None and judged.names_version(write):
+            reference = ref_record.checksum
         skipped: list[tuple[str, str]] = []
         other_version = False
         for name in self.mount.read_order:
@@ -244,11 +206,8 @@ class Router:
             good, why = judged.verdict(name)
             if not good or st is None or record is None:
                 skipped.append((name, why))
-            elif name != write and compare and record.checksum != reference:
-                theirs = (
-                    f"the catalog's ({reference})" if reference else f"the write tier {write!r}'s"
-                )
-                skipped.append((name, f"another version than {theirs}"))
+            elif name != write and ref_stat is not None and record.checksum != reference:
+                skipped.append((name, f"another version than the write tier {write!r} holds"))
                 other_version = True
             else:
                 return Route(
@@ -257,10 +216,6 @@ class Router:
         if other_version and ref_stat is not None and write not in judged.bad:
             url = self.connectors[write].url(rel)
             reason = f"{write!r} is the write tier; the verified copies elsewhere are older"
-            if judged.verdict(write)[0]:
-                checksum = reference
-                return Route(self._logical(rel), write, url, reason, ref_stat.size,
-                             tuple(skipped), checksum)  # fmt: skip
             return Route(self._logical(rel), write, url, reason, ref_stat.size, tuple(skipped))
         return None
 
@@ -368,10 +323,6 @@ class _Judged:
     def _condemned(self, tier: str, why: str) -> tuple[bool, str]:
         self.bad[tier] = why
         return False, why
-
-
-#: (url, catalog checksum, size) of each copy already warned about as differing.
-_WARNED: set[tuple[str, str, int | None]] = set()
 
 
 def _tell(record: ReplicaRecord, stat: FileStat, problem: str | None) -> None:

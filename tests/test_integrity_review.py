@@ -12,7 +12,6 @@ import gzip
 import os
 import random
 import time
-import warnings
 
 import pytest
 
@@ -218,76 +217,3 @@ def test_the_catalogs_temporary_names_carry_their_owner(tmp_path):
     name = temporary_name(tmp_path / "catalog.db").name
     owner = _atomic.TempOwner.of_name(name)
     assert owner is not None and owner.pid == os.getpid() and owner.gone() is False
-
-
-# --- 2. a write-tier copy that differs from the catalog does not win -------------------------
-
-GOOD = b"ACGT" * 5000 + b"\n"
-TAMPERED = b"TTTT" * 5000 + b"\n"
-
-
-@pytest.fixture
-def staged(tiers, tmp_path, monkeypatch):
-    """``ds`` ingested from the write tier and staged to the PFS tier; no warning given yet."""
-    from aifdata import _router
-
-    monkeypatch.setattr(_router, "_WARNED", set(), raising=False)
-    catalog = aifdata.Catalog(tmp_path / "catalog.db", config=tiers.fs.config)
-    fs = aifdata.filesystem(tiers.fs.config, catalog=catalog)
-    tiers.place("ds/reads.fastq", write=GOOD)
-    catalog.ingest("aif://both/ds", "ds")
-    catalog.stage("ds", to="pfs")
-    return fs, tiers
-
-
-@pytest.mark.parametrize("tampered", [TAMPERED, b"short"], ids=["same-size", "other-size"])
-def test_a_changed_write_tier_copy_does_not_beat_the_verified_replica(staged, tampered):
-    fs, tiers = staged
-    tiers.place("ds/reads.fastq", write=tampered)  # behind the catalog's back
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert fs.cat("both/ds/reads.fastq") == GOOD
-    route = fs.where("both/ds/reads.fastq")
-    assert route.tier == "pfs" and route.checksum is not None
-
-
-def test_a_copy_that_differs_from_the_catalog_is_served_only_with_a_warning(staged):
-    fs, tiers = staged
-    tiers.place("ds/reads.fastq", write=TAMPERED)
-    (tiers.pfs_dir / "ds" / "reads.fastq").unlink()  # no copy of the catalog's version left
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        assert fs.cat("both/ds/reads.fastq") == TAMPERED
-        assert fs.cat("both/ds/reads.fastq") == TAMPERED
-    assert [w.category for w in caught] == [RuntimeWarning]  # once per copy
-    assert "differs from the catalog" in str(caught[0].message)
-    assert "differs from the catalog" in fs.where("both/ds/reads.fastq").reason
-
-
-def test_the_build_checks_each_trailer_however_the_bytes_arrive():
-    """The build's own trailer check: headers with every optional field, split anywhere."""
-    import struct
-    import zlib
-
-    def member(data: bytes) -> bytes:
-        extra = b"AB\x02\x00hi"
-        head = b"\x1f\x8b\x08\x1e\0\0\0\0\0\xff" + struct.pack("<H", len(extra)) + extra
-        head += b"name\0comment\0"
-        head += struct.pack("<H", zlib.crc32(head) & 0xFFFF)
-        deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
-        body = deflate.compress(data) + deflate.flush()
-        return head + body + struct.pack("<II", zlib.crc32(data), len(data))
-
-    data = fastq_bytes(random_records(8, 800))
-    raw = member(data[:5000]) + member(data[5000:]) + b"\0" * 10
-    for step in (1, 7, len(raw)):
-        check = gzip_index.StreamCheck("odd.gz")
-        for i in range(0, len(raw), step):
-            check.feed(i, raw[i : i + step])
-        check.finish(len(raw), len(data))
-        assert check.whole and check.crc == zlib.crc32(data) and sorted(check.starts) == [0, 5000]
-    bad = bytearray(raw)
-    bad[len(raw) - 18] ^= 1  # the second member's CRC32 (then ISIZE, then the padding)
-    check = gzip_index.StreamCheck("odd.gz")
-    with pytest.raises(FormatError, match=r"odd\.gz: near byte \d+ \(the trailer .*CRC32 expected"):
-        check.feed(0, bytes(bad))
