@@ -211,7 +211,10 @@ def test_a_gzip_member_read_whole_is_checked_against_its_crc(indexed):
     )
     with pytest.raises(FormatError, match=expected):
         gzip_index.read_range(source, index, 0, len(data))
-    with pytest.raises(FormatError, match="CRC32 expected"):
+    # the file changed, so its index is built again: the build refuses it (with the oldest
+    # indexed_gzip the pyproject allows, in its own words)
+    refused = r"stored\.fq\.gz: .*(CRC32 expected|not a readable gzip)"
+    with pytest.raises(FormatError, match=refused):
         names(partition(url, n=1))
 
 

@@ -16,7 +16,7 @@ USAGE, NOT_FOUND, DENIED, CONFIG = 2, 3, 4, 5
 CASES: list[tuple[list[str], int, str]] = [
     # no command, an unknown one, a missing argument, a bad option value: usage, in one line
     (["frobnicate"], USAGE, "No such command 'frobnicate'"),
-    (["show"], USAGE, "Missing argument 'name'"),
+    (["show"], USAGE, "Missing argument"),
     (["ingest", "FILE", "-d", "x", "--tag", "noeq"], USAGE, "tag 'noeq' is not KEY=VALUE"),
     (["search", "--tag", "=v"], USAGE, "is not KEY=VALUE"),
     # dataset names and NAME@VERSION references

@@ -202,9 +202,10 @@ class _CopyProgress(Callback):
     def set_size(self, size: int) -> None:
         self.size = size
         if self.show and self.bar is None and size >= _PROGRESS_THRESHOLD:
-            self.bar = progress_bar(True)
-            self.bar.start()
-            self.task = self.bar.add_task("copying", total=size)
+            bar = progress_bar(True)
+            assert isinstance(bar, Progress)  # shown: a real bar
+            bar.start()
+            self.bar, self.task = bar, bar.add_task("copying", total=size)
 
     def relative_update(self, inc: int = 1) -> None:
         self.value += inc

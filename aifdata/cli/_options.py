@@ -14,6 +14,7 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    TaskID,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
@@ -42,9 +43,11 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
 
 
-def progress_bar(show: bool) -> Progress:
+def progress_bar(show: bool) -> Progress | NoProgress:
     """A byte-counting progress bar on standard error, shown only if ``show``, erased when
     done."""
+    if not show:  # not a disabled Progress: older rich still writes a blank line at its end
+        return NoProgress()
     return Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -52,6 +55,21 @@ def progress_bar(show: bool) -> Progress:
         TransferSpeedColumn(),
         TimeRemainingColumn(),
         console=Console(stderr=True),
-        disable=not show,
         transient=True,
     )
+
+
+class NoProgress:
+    """A progress bar that is not shown: it counts nothing and writes nothing."""
+
+    def __enter__(self) -> NoProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, description: str, total: float | None = None) -> TaskID:
+        return TaskID(0)
+
+    def advance(self, task: TaskID, advance: float = 1) -> None:
+        return None
