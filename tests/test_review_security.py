@@ -247,3 +247,20 @@ def test_a_refused_catalog_admin_action_says_what_would_allow_it(world, who):
     w.catalog.add_admin("user:bob")  # what the refusal says works
     who("bob")
     assert w.run("policy", "audit")[0] == 0
+
+
+def test_the_same_bytes_ingested_from_a_new_place_govern_that_place(world, who):
+    """A copy of a dataset re-ingested from elsewhere is a new version: the new place is
+    recorded and governed, not left open because the bytes did not change."""
+    import shutil
+
+    w = world
+    moved = w.root / "moved" / "prot"
+    shutil.copytree(w.root / "outside" / "prot", moved)
+    who("alice")
+    ds = w.catalog.ingest(str(moved), "prot/ds")
+    assert ds.version == 2 and ds.source == str(moved)
+    assert w.catalog.ingest(str(moved), "prot/ds").version == 2  # the same place: no new one
+    who("bob")
+    code, out, err = w.run("cat", str(moved / "s.txt"))
+    assert code == 4 and SECRET not in out, err

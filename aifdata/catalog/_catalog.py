@@ -669,12 +669,14 @@ class Catalog:
                 self._claim(source, dataset, audit=False)  # again: another may have come first
                 dataset_id = self._dataset_id(conn, dataset, description, tags, owner)
                 latest = conn.execute(
-                    "SELECT number, digest FROM versions WHERE dataset_id = ? "
+                    "SELECT number, digest, source FROM versions WHERE dataset_id = ? "
                     "ORDER BY number DESC LIMIT 1",
                     (dataset_id,),
                 ).fetchone()
                 made: tuple[FileRecord, ...] | None = None
-                if latest is None or latest["digest"] != digest:
+                # the same bytes somewhere else are a new version too: the new place is then
+                # recorded, and governed by this dataset, not left open
+                if latest is None or (latest["digest"], latest["source"]) != (digest, source):
                     number = 1 if latest is None else latest["number"] + 1
                     made = self._insert_version(conn, dataset_id, number, source, digest, files)
                 reindex(conn, dataset_id)
