@@ -56,6 +56,8 @@ class FakeS3:
     def _serve(self, conn: socket.socket) -> None:
         try:
             head = conn.recv(65536).decode("latin-1")
+            if not head:  # a connection closed before any request (a pooled one let go)
+                return
             self.heads.append(head)
             self.handler(conn, head)
         except OSError:
