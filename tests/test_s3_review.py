@@ -263,3 +263,27 @@ def test_a_large_range_past_the_end_is_clipped_as_fsspec_does(seaweedfs, bucket)
     fs = aifdata.filesystem(aifdata.Config((aifdata.Mount("p", (tier,)),)))
     fs.pipe_file("p/big.bin", data)
     assert fs.cat_file("p/big.bin", start=2**20, end=20 * 2**20) == data[2**20 :]
+
+
+@pytest.mark.s3
+def test_the_parts_of_one_large_range_read_pin_the_first_parts_version(
+    seaweedfs, bucket, monkeypatch
+):
+    """Every part after the first asks for the ETag the first saw (If-Match): an object
+    overwritten mid-read fails (412) instead of mixing two versions' bytes."""
+    from aifdata.connectors._s3_ranged import RangedReader
+
+    data = os.urandom(12 * 2**20)
+    tier = aifdata.Tier.s3(f"s3://{bucket}/pin", part_size=2**22, **seaweedfs.storage_options)
+    fs = aifdata.filesystem(aifdata.Config((aifdata.Mount("p", (tier,)),)))
+    fs.pipe_file("p/big.bin", data)
+    asked: list[str | None] = []
+    real = RangedReader.read_parts_into
+
+    def spy(self, key, start, view, part_size, etag=None):
+        asked.append(etag)
+        return real(self, key, start, view, part_size, etag)
+
+    monkeypatch.setattr(RangedReader, "read_parts_into", spy)
+    assert fs.cat_file("p/big.bin", start=2**20, end=12 * 2**20) == data[2**20 :]
+    assert asked and asked[0]  # the first part's ETag, not None (each part its own)

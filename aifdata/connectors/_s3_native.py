@@ -171,11 +171,11 @@ class NativeReader:
 
     def _large_range(self, key: str, start: int, end: int) -> bytes:
         """``[start, end)`` clipped to the object: its first request tells the size."""
-        head, size = self.ranged.get(key, start, start + FIRST_REQUEST)
+        head, size, etag = self.ranged.get_versioned(key, start, start + FIRST_REQUEST)
         end = min(end, size)
         if start + len(head) >= end:
             return head[: max(end - start, 0)]
-        return self._read_large(key, start, end - start, head)
+        return self._read_large(key, start, end - start, head, etag)  # one version throughout
 
     def _native_or(self, fetch: Callable[[], bytes], again: Callable[[], bytes], key: str) -> bytes:
         """``fetch`` through obstore; when it fails quickly (a status, a dropped or cut

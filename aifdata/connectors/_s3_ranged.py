@@ -80,6 +80,7 @@ class RangedReader:
         view: memoryview,
         etag: str | None = None,
         shared: _SharedRead | None = None,
+        progress: _Progress | None = None,
     ) -> int:
         """Fill ``view`` with the bytes of ``key`` from ``start``; return the object size.
 
@@ -89,7 +90,7 @@ class RangedReader:
         first answer's), a changed object fails (412) instead of mixing versions.
         """
         attempts = _Attempts(self.settings, len(view), shared)
-        progress = _Progress()
+        progress = progress or _Progress()  # given: the caller learns the ETag it saw
         while True:
             try:
                 size = self._get_into(key, start, view, etag, attempts, progress)
@@ -174,14 +175,20 @@ class RangedReader:
 
     def get(self, key: str, start: int, end: int) -> tuple[bytes, int]:
         """Bytes ``[start, end)`` of ``key`` (clipped to its end) and the object's size."""
+        data, size, _ = self.get_versioned(key, start, end)
+        return data, size
+
+    def get_versioned(self, key: str, start: int, end: int) -> tuple[bytes, int, str | None]:
+        """:meth:`get`, and the ETag of the version read (for the other parts of one read)."""
         buffer = bytearray(end - start)
+        progress = _Progress()
         try:
-            size = self.read_into(key, start, memoryview(buffer))
+            size = self.read_into(key, start, memoryview(buffer), progress=progress)
         except S3HTTPError as exc:
             if exc.status == 416:  # from past the end, or from 0 of an empty object
-                return b"", start
+                return b"", start, None
             raise
-        return bytes(buffer[: max(0, min(end, size) - start)]), size
+        return bytes(buffer[: max(0, min(end, size) - start)]), size, progress.etag
 
     def read_parts_into(
         self, key: str, start: int, view: memoryview, part_size: int, etag: str | None = None
