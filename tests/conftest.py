@@ -385,3 +385,14 @@ path = "{pfs_dir}"
 
 
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture
+def who(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Switch the acting principal: ``who("bob")`` or ``who("bob", "lab")``."""
+
+    def act_as(user: str, *groups: str) -> None:
+        monkeypatch.setenv("AIFDATA_USER", user)
+        monkeypatch.setenv("AIFDATA_GROUPS", ",".join(groups))
+
+    return act_as

@@ -18,15 +18,6 @@ DATA = b"@r1\nACGT\n+\nIIII\n"
 
 
 @pytest.fixture
-def who(monkeypatch):
-    def act_as(user: str) -> None:
-        monkeypatch.setenv("AIFDATA_USER", user)
-        monkeypatch.setenv("AIFDATA_GROUPS", "")
-
-    return act_as
-
-
-@pytest.fixture
 def world(isolated_home, tiers, who, tmp_path):
     """The default catalog (the one ``aif://`` enforces), the config file, the tiers."""
     config = tmp_path / "config.toml"

@@ -42,15 +42,6 @@ def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_seaweedfs.
 
 
 @pytest.fixture
-def who(monkeypatch):
-    def act_as(user: str) -> None:
-        monkeypatch.setenv("AIFDATA_USER", user)
-        monkeypatch.setenv("AIFDATA_GROUPS", "")
-
-    return act_as
-
-
-@pytest.fixture
 def governed(own_server, isolated_home, tmp_path, who):
     """boss made the catalog; alice owns genomics/run42 at s3://governed/T/run42; the
     rest of the mount (scratch/) is open space. Returns (catalog path, config path, T)."""

@@ -15,17 +15,6 @@ DATA = b"@r1\nACGT\n+\nIIII\n"
 
 
 @pytest.fixture
-def who(monkeypatch):
-    """Switch the acting principal: ``who("bob")`` or ``who("bob", "lab")``."""
-
-    def act_as(user: str, *groups: str) -> None:
-        monkeypatch.setenv("AIFDATA_USER", user)
-        monkeypatch.setenv("AIFDATA_GROUPS", ",".join(groups))
-
-    return act_as
-
-
-@pytest.fixture
 def world(isolated_home, tiers, who):
     """boss created the catalog (admin); alice owns genomics/run42 at aif://both/run42
     (on PFS + PFS in the unit lane, PFS + S3 in the s3 lane)."""

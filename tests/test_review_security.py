@@ -20,15 +20,6 @@ SECRET = b"secret\n"
 NEUTRAL = "governed by a dataset user:bob may not see"
 
 
-@pytest.fixture
-def who(monkeypatch):
-    def act_as(user: str) -> None:
-        monkeypatch.setenv("AIFDATA_USER", user)
-        monkeypatch.setenv("AIFDATA_GROUPS", "")
-
-    return act_as
-
-
 class World:
     def __init__(self, root: Path, config: Path, catalog: Catalog, capfd) -> None:
         self.root, self.config, self.catalog, self.capfd = root, str(config), catalog, capfd

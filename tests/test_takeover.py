@@ -20,15 +20,6 @@ DATA = b"@r1\nACGT\n+\nIIII\n"
 NEUTRAL = "the location is governed by a dataset user:bob may not see"
 
 
-@pytest.fixture
-def who(monkeypatch):
-    def act_as(user: str, *groups: str) -> None:
-        monkeypatch.setenv("AIFDATA_USER", user)
-        monkeypatch.setenv("AIFDATA_GROUPS", ",".join(groups))
-
-    return act_as
-
-
 class Scene:
     """The mount ``both`` as a config file, the catalog, and the CLI run in this process."""
 

@@ -38,6 +38,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .._errors import CatalogError
+from ..connectors._atomic import fsync_directory
 from ._policy import bootstrap_admin
 from ._schema import MIGRATIONS, POLICY_SCHEMA, migrate, schema_version
 from ._search import ensure_index
@@ -428,17 +429,8 @@ def put_in_place(source: Path, dest: Path, *, replace: bool) -> bool:
             if os.path.lexists(dest):
                 return False
             os.rename(source, dest)  # a file made in this instant would be replaced
-    _fsync_directory(dest.parent)
+    fsync_directory(str(dest.parent))
     return True
-
-
-def _fsync_directory(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 # -- writing -----------------------------------------------------------------
