@@ -17,10 +17,23 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import ConfigError, MountNotFound
+from ._units import parse_duration, parse_size
 from .connectors import Tier, get_kind, names
 from .connectors import shown as _shown
 
-MOUNT_KEYS = ("prefix", "read_order", "write_tier")
+MOUNT_KEYS = (
+    "prefix",
+    "read_order",
+    "write_tier",
+    "hydrate",
+    "hydrate_ranged_max",
+    "hydrate_lease",
+)
+HYDRATE_MODES = ("off", "on-read")
+#: Ranged reads of files up to this size hydrate the whole file first (larger: S3 serves them).
+DEFAULT_HYDRATE_RANGED_MAX = 4 * 2**30
+#: How long a hydration's lease lasts without a heartbeat before another reader takes over.
+DEFAULT_HYDRATE_LEASE = 30.0
 
 
 def _did_you_mean(word: str, choices: Sequence[str]) -> str:
@@ -62,12 +75,21 @@ def default_config_path() -> Path:
 
 @dataclass(frozen=True)
 class Mount:
-    """A logical prefix mapped to tiers, with a read order and a write tier."""
+    """A logical prefix mapped to tiers, with a read order and a write tier.
+
+    ``hydrate = "on-read"`` makes a read that a remote tier serves leave a
+    verified copy on :attr:`hydration_tier` for the next reader; ranged reads
+    do so for files up to ``hydrate_ranged_max`` bytes; ``hydrate_lease`` is
+    how long a dead hydrator holds a file before another reader takes over.
+    """
 
     prefix: str
     tiers: tuple[Tier, ...]
     read_order: tuple[str, ...] = ()
     write_tier: str = ""
+    hydrate: str = "off"
+    hydrate_ranged_max: int = DEFAULT_HYDRATE_RANGED_MAX
+    hydrate_lease: float = DEFAULT_HYDRATE_LEASE
 
     def __post_init__(self) -> None:
         prefix = self.prefix.strip("/")
@@ -93,10 +115,30 @@ class Mount:
         write_tier = self.write_tier or _default_write_tier(tiers)
         if write_tier not in names:
             raise ConfigError(f"mount {prefix!r}: write_tier {write_tier!r} is not in {names}")
+        if next(t for t in tiers if t.name == write_tier).storage_kind.node_local:
+            raise ConfigError(
+                f"mount {prefix!r}: write_tier {write_tier!r} is a node-local cache;"
+                " a cache only holds copies (write to an S3 or PFS tier)"
+            )
+        if self.hydrate not in HYDRATE_MODES:
+            raise ConfigError(
+                f'mount {prefix!r}: hydrate must be "off" or "on-read", got {self.hydrate!r}'
+            )
+        if self.hydrate != "off" and _hydration_tier(tiers, read_order, write_tier) is None:
+            raise ConfigError(
+                f"mount {prefix!r}: hydrate = {self.hydrate!r} needs a PFS or cache tier besides"
+                f" the write tier {write_tier!r} in read_order to hold the copies"
+            )
         object.__setattr__(self, "prefix", prefix)
         object.__setattr__(self, "tiers", tiers)
         object.__setattr__(self, "read_order", read_order)
         object.__setattr__(self, "write_tier", write_tier)
+
+    @property
+    def hydration_tier(self) -> str | None:
+        """The tier reads leave copies on: the first local tier in read order that
+        is not the write tier (None: the mount has none)."""
+        return _hydration_tier(self.tiers, self.read_order, self.write_tier)
 
     def tier(self, name: str) -> Tier:
         """Return the tier called ``name``."""
@@ -113,8 +155,18 @@ def _default_read_order(tiers: Sequence[Tier]) -> tuple[str, ...]:
 
 
 def _default_write_tier(tiers: Sequence[Tier]) -> str:
-    """The first remote tier (S3: the shared, governed copy), else the first tier."""
-    return next((t.name for t in tiers if not t.local), tiers[0].name)
+    """The first remote tier (S3: the shared, governed copy), else the first tier that
+    is not a node-local cache."""
+    remote = next((t.name for t in tiers if not t.local), None)
+    if remote is not None:
+        return remote
+    shared = [t for t in tiers if not t.storage_kind.node_local]
+    return (shared or list(tiers))[0].name
+
+
+def _hydration_tier(tiers: Sequence[Tier], read_order: Sequence[str], write: str) -> str | None:
+    local = {t.name for t in tiers if t.local}
+    return next((n for n in read_order if n in local and n != write), None)
 
 
 @dataclass(frozen=True)
@@ -250,14 +302,35 @@ class _ConfigReader:
         self._expect(f"{key}.prefix", prefix, "a string", isinstance(prefix, str))
         self._read_order(f"{key}.read_order", read_order)
         self._expect(f"{key}.write_tier", write_tier, "a string", isinstance(write_tier, str))
+        hydrate = table.get("hydrate", "off")
+        modes = " or ".join(f'"{m}"' for m in HYDRATE_MODES)
+        self._expect(f"{key}.hydrate", hydrate, modes, hydrate in HYDRATE_MODES)
+        ranged_max = self._parsed(
+            f"{key}.hydrate_ranged_max",
+            table.get("hydrate_ranged_max", DEFAULT_HYDRATE_RANGED_MAX),
+            parse_size,
+        )
+        lease = self._parsed(
+            f"{key}.hydrate_lease",
+            table.get("hydrate_lease", DEFAULT_HYDRATE_LEASE),
+            parse_duration,
+        )
         tiers = [
             self._tier(f"{key}.{tier_name}", tier_name, tier_table)
             for tier_name, tier_table in table.items()
             if tier_name not in MOUNT_KEYS
         ]
         try:
-            return Mount(prefix, tuple(tiers), tuple(read_order), write_tier)
+            return Mount(
+                prefix, tuple(tiers), tuple(read_order), write_tier, hydrate, ranged_max, lease
+            )
         except ConfigError as exc:
+            raise self.fail(key, str(exc)) from None
+
+    def _parsed(self, key: str, value: Any, parser: Any) -> Any:
+        try:
+            return parser(value)
+        except ValueError as exc:
             raise self.fail(key, str(exc)) from None
 
     def _read_order(self, key: str, value: Any) -> None:

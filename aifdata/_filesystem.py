@@ -25,6 +25,7 @@ from ._errors import MountNotFound, NotFound, StorageError
 from ._paths import PROTOCOL, clean_path, has_magic
 from ._router import RecordLookup, Route, Router
 from ._streams import CHUNK_SIZE, copy_stream
+from ._tiering import TierManager
 from .connectors import Connector, FileStat, Info, connector_for
 
 
@@ -35,7 +36,8 @@ class MountedFileSystem(AbstractFileSystem):
     for :func:`~aifdata.load_config`'s default lookup. ``gate`` checks every
     request (none: nothing is enforced); ``records`` gives the verified
     replicas that routing prefers. :class:`aifdata.AifFileSystem` is this with
-    both taken from the catalog.
+    both taken from the catalog. ``manager`` hydrates copies on mounts with
+    ``hydrate = "on-read"`` and counts what each tier serves (none: routing alone).
     """
 
     protocol = PROTOCOL
@@ -47,12 +49,14 @@ class MountedFileSystem(AbstractFileSystem):
         *,
         gate: AccessGate | None = None,
         records: RecordLookup | None = None,
+        manager: TierManager | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.config = config if isinstance(config, Config) else load_config(config)
         self._gate = gate
         self._records = records
+        self._manager = manager
         self._connectors: dict[tuple[str, str], Connector] = {}
 
     def _access_gate(self) -> AccessGate | None:
@@ -62,6 +66,10 @@ class MountedFileSystem(AbstractFileSystem):
     def _replica_lookup(self) -> RecordLookup | None:
         """Where routing finds the replicas verified so far (None: the size rule only)."""
         return self._records
+
+    def _tier_manager(self) -> TierManager | None:
+        """Who hydrates and counts reads (None: routing alone)."""
+        return self._manager
 
     def _allow(self, paths: str | Iterable[str], privilege: str, action: str) -> None:
         """Refuse (AccessDenied, audited) unless the gate allows it."""
@@ -152,6 +160,20 @@ class MountedFileSystem(AbstractFileSystem):
         """:meth:`tier_copy` for a path a checked listing returned (no second check)."""
         mount, rel = self.split(path)
         return self.connector(mount, tier), rel
+
+    def _read_route(self, mount: Mount, rel: str, *, whole: bool) -> tuple[Router, Route]:
+        """The route a read takes: routed, then (on a managed mount) hydrated."""
+        router = self._router(mount)
+        route = router.route(rel)
+        manager = self._tier_manager()
+        if manager is not None:
+            route = manager.serve(router, rel, route, whole=whole)
+        return router, route
+
+    def _served(self, router: Router, route: Route, nbytes: int | None) -> None:
+        manager = self._tier_manager()
+        if manager is not None:
+            manager.served(router, route, nbytes)
 
     def where(self, path: str) -> Route:
         """Which tier would serve a read of ``path``, and why."""
@@ -359,8 +381,11 @@ class MountedFileSystem(AbstractFileSystem):
     ) -> bytes:
         mount, rel = self.split(path)
         self._allow(self._logical(mount, rel), "read", "cat")
-        route = self._router(mount).route(rel)
-        return self.connector(mount, route.tier).cat_file(rel, start, end)
+        whole = not start and end is None
+        router, route = self._read_route(mount, rel, whole=whole)
+        data = self.connector(mount, route.tier).cat_file(rel, start, end)
+        self._served(router, route, len(data))
+        return data
 
     def cat(
         self, path: Any, recursive: bool = False, on_error: str = "raise", **kwargs: Any
@@ -387,7 +412,17 @@ class MountedFileSystem(AbstractFileSystem):
         """Whole contents of many files: routed in bulk, read in bulk per tier."""
         self._allow(paths, "read", "cat")
         results: dict[str, Any] = {}
+        manager = self._tier_manager()
         for mount, rels in self._by_mount(paths).items():
+            if manager is not None and mount.hydrate != "off":  # each file may hydrate
+                for rel in rels:
+                    try:
+                        results[self._logical(mount, rel)] = self.cat_file(
+                            self._logical(mount, rel)
+                        )
+                    except Exception as exc:
+                        results[self._logical(mount, rel)] = exc
+                continue
             prefix = mount.prefix + "/"
             by_tier: dict[str, list[str]] = {}
             for rel, tier in self._router(mount).serving_tiers(rels).items():
@@ -427,17 +462,23 @@ class MountedFileSystem(AbstractFileSystem):
             raise ValueError("paths, starts and ends must have the same length")
         out: list[Any] = [None] * n
         groups: dict[tuple[Mount, str], list[int]] = {}
+        routed: dict[tuple[Mount, str], tuple[Router, Route]] = {}
         for i, path in enumerate(paths):
             try:
                 mount, rel = self.split(path)
                 self._allow(self._logical(mount, rel), "read", "cat_ranges")
-                tier = self._router(mount).route(rel).tier
+                if (mount, rel) not in routed:
+                    routed[mount, rel] = self._read_route(mount, rel, whole=False)
+                tier = routed[mount, rel][1].tier
             except Exception as exc:
                 if on_error != "return":
                     raise
                 out[i] = exc
                 continue
             groups.setdefault((mount, tier), []).append(i)
+        if self._tier_manager() is not None:
+            for router, route in routed.values():
+                self._served(router, route, None)
         for (mount, tier), idx in groups.items():
             conn = self.connector(mount, tier)
             rels = [self.split(paths[i])[1] for i in idx]
@@ -468,7 +509,8 @@ class MountedFileSystem(AbstractFileSystem):
         mount, rel = self.split(path)
         self._allow(self._logical(mount, rel), "read" if mode == "rb" else "write", "open")
         if mode == "rb":
-            route = self._router(mount).route(rel)
+            router, route = self._read_route(mount, rel, whole=False)
+            self._served(router, route, None)
             return self.connector(mount, route.tier).open_read(rel, block_size, route.size)
         if mode == "xb" and self.exists(path):
             raise FileExistsError(f"aif://{self._strip_protocol(path)} already exists")
@@ -503,7 +545,8 @@ class MountedFileSystem(AbstractFileSystem):
         if self.isdir(rpath):
             os.makedirs(lpath, exist_ok=True)
             return
-        route = self._router(mount).route(rel)
+        router, route = self._read_route(mount, rel, whole=True)
+        self._served(router, route, route.size)
         source = self.connector(mount, route.tier)
         with source.open_read(rel, CHUNK_SIZE, route.size) as src:
             if outfile is not None:
@@ -522,7 +565,8 @@ class MountedFileSystem(AbstractFileSystem):
         if self.isdir(path1):
             self._writer(mount2).makedirs(rel2)
             return
-        route = self._router(mount1).route(rel1)
+        router, route = self._read_route(mount1, rel1, whole=True)
+        self._served(router, route, route.size)
         source = self.connector(mount1, route.tier)
         target = self._writer(mount2)
         if source is target:

@@ -239,6 +239,9 @@ class Router:
             if bad and name in bad:
                 skipped.append((name, bad[name]))
                 continue
+            if mount.tier(name).storage_kind.node_local:
+                skipped.append((name, "a node-local cache copy serves only when verified"))
+                continue
             if reference is None:
                 reason = f"write tier {mount.write_tier!r} has no copy; {name!r} has one"
             elif name == mount.write_tier:

@@ -17,9 +17,10 @@ from typing import Any
 from fsspec import AbstractFileSystem
 
 from ._access import AccessGate
-from ._config import Config, aifdata_home
+from ._config import Config, Mount, aifdata_home
 from ._filesystem import MountedFileSystem
 from ._router import RecordLookup
+from ._tiering import TierManager
 from ._urls import register_scheme
 from .catalog import Catalog, catalogs_opened
 
@@ -60,6 +61,8 @@ class AifFileSystem(MountedFileSystem):
         self._catalog_gate: AccessGate | None = None
         self._catalog_absent_until = 0.0  # monotonic time of the next look for catalog.db
         self._catalogs_seen = -1  # catalogs_opened() when last looked for
+        self._managed = any(_managed(m) for m in self.config.mounts)
+        self._manager: Any = None
 
     @property
     def catalog(self) -> Catalog | None:
@@ -93,14 +96,35 @@ class AifFileSystem(MountedFileSystem):
         return self._catalog_gate
 
     def _replica_lookup(self) -> RecordLookup | None:
+        manager = self._tier_manager()
+        if manager is not None:
+            lookup: RecordLookup = manager.records
+            return lookup
         catalog = self.catalog
         return catalog.replica_records if catalog is not None else None
+
+    def _tier_manager(self) -> Any:
+        """The catalog's tier manager, on a config with a managed mount (hydrate on
+        read, or a node-local cache tier); None otherwise or without a catalog."""
+        if self._manager is None and self._managed:
+            catalog = self.catalog
+            if catalog is not None:
+                from .managed import Manager
+
+                self._manager = Manager(catalog, self.config)
+        manager: TierManager | None = self._manager
+        return manager
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Rebuilt elsewhere with the same config and catalog option (given either way)."""
         options = {k: v for k, v in self.storage_options.items() if k != "config"}
         options["catalog"] = self._catalog_option
         return _rebuild, (self.config, options)
+
+
+def _managed(mount: Mount) -> bool:
+    """Whether a mount's fast tiers are managed: it hydrates, or it has a cache tier."""
+    return mount.hydrate != "off" or any(t.storage_kind.node_local for t in mount.tiers)
 
 
 def _rebuild(config: Config, options: dict[str, Any]) -> AifFileSystem:

@@ -58,6 +58,7 @@ from typing import Any
 import pytest
 
 import aifdata
+from aifdata._config import MOUNT_KEYS
 from aifdata import AifFileSystem, _synthetic
 from aifdata.cli import _app, main
 from aifdata.connectors import get_kind
@@ -473,7 +474,7 @@ def test_the_configuration_table_has_every_key_with_the_codes_defaults(monkeypat
     rows = _table_rows(section("Configuration reference").split("### ")[0])
     keys = {row[0].strip("`"): row for row in rows}
     code_keys = {option for kind in kind_names() for option in get_kind(kind).options}
-    code_keys |= {"prefix", "read_order", "write_tier", "kind", "url", "path"}
+    code_keys |= {*MOUNT_KEYS, "kind", "url", "path"}
     assert set(keys) == code_keys
     s3 = S3Settings.from_tier(aifdata.Tier.s3("s3://bucket"))
     pfs = PFSConnector(aifdata.Tier.pfs(tmp_path))

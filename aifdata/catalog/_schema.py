@@ -141,6 +141,21 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE replicas ADD COLUMN checked REAL;
     ALTER TABLE replicas ADD COLUMN bad TEXT
     """,
+    """
+    ALTER TABLE replicas ADD COLUMN last_access REAL;
+    CREATE TABLE pins (
+        dataset_id  INTEGER PRIMARY KEY REFERENCES datasets(id) ON DELETE CASCADE,
+        pinned_by   TEXT NOT NULL,
+        created     REAL NOT NULL
+    );
+    CREATE TABLE tier_metrics (
+        dataset     TEXT NOT NULL,
+        tier        TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        value       INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (dataset, tier, name)
+    )
+    """,
 )
 
 

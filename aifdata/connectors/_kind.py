@@ -94,6 +94,9 @@ class StorageKind:
     options: ClassVar[Mapping[str, OptionCheck]] = {}
     #: Fast storage on (or mounted into) this machine: read before remote tiers by default.
     local: ClassVar[bool] = False
+    #: Copies on it belong to one node (a node-local cache): kept in the node's own
+    #: index, never recorded in the site catalog, never a write tier.
+    node_local: ClassVar[bool] = False
     #: Whether its URLs outside every mount may be opened directly, with default settings
     #: (``s3://`` with the usual AWS variables); otherwise only through a mount's tier.
     direct: ClassVar[bool] = False

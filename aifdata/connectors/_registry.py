@@ -26,6 +26,7 @@ REGISTRY: Registry[StorageKind] = Registry(
         "s3": "aifdata.connectors._s3_settings:S3_KIND",
         "pfs": "aifdata.connectors.pfs:PFS_KIND",
         "fsspec": "aifdata.connectors.fsspec_tier:FSSPEC_KIND",
+        "cache": "aifdata.connectors.cache:CACHE_KIND",
     },
     ConfigError,
     lambda name: f"tier kind {name!r} is not one of {', '.join(map(repr, names()))}",

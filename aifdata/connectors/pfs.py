@@ -20,10 +20,11 @@ import os
 import shutil
 import stat
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, BinaryIO, ClassVar
 
 from .._errors import NotFound, PathEscape, StorageError
+from .._units import parse_percent
 from ._atomic import (
     TEMP_SUFFIX,
     AtomicWriter,
@@ -34,6 +35,7 @@ from ._atomic import (
 )
 from ._base import Connector, FileStat, Info
 from ._kind import BYTES, FLAG, OptionCheck, StorageKind
+from ._rules import DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER, RULE_OPTIONS
 from ._tier import Tier
 from ._writer import TierWriter
 
@@ -49,9 +51,24 @@ class PFSKind(StorageKind):
     name = "pfs"
     location_key = "path"
     location_shape = "a directory path"
-    options: ClassVar[dict[str, OptionCheck]] = {"block_size": BYTES, "create": FLAG}
+    options: ClassVar[dict[str, OptionCheck]] = {
+        "block_size": BYTES,
+        "create": FLAG,
+        **RULE_OPTIONS,
+    }
     local = True
     connector = "aifdata.connectors.pfs:PFSConnector"
+
+    def option_problem(self, options: Mapping[str, Any]) -> tuple[str, str] | None:
+        """Each option's own check, then whether the release rule holds together."""
+        found = super().option_problem(options)
+        if found is not None:
+            return found
+        high = options.get("high_water", f"{DEFAULT_HIGH_WATER:.0%}")
+        low = options.get("low_water", f"{DEFAULT_LOW_WATER:.0%}")
+        if parse_percent(low) >= parse_percent(high):
+            return "low_water", f"{low} must be below high_water ({high})"
+        return None
 
     def normalise(self, location: str) -> str:
         return os.path.abspath(os.path.expanduser(location.removeprefix("file://")))

@@ -1,0 +1,29 @@
+"""What the ``aif://`` filesystem asks of a tier manager: hydrate, and count.
+
+A mount with ``hydrate = "on-read"`` hands every read that a remote tier would
+serve to a :class:`TierManager` first: it may return the route of a verified
+copy it found or made on the mount's hydration tier (a PFS or node-local cache),
+and it hears of every read served, for metrics and last-access times. The
+filesystem never learns how: :mod:`aifdata.managed` provides the manager,
+:mod:`aifdata._wiring` passes it in.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from ._router import Route, Router
+
+
+@runtime_checkable
+class TierManager(Protocol):
+    """Hydrates copies onto a mount's fast tier and counts what each tier serves."""
+
+    def serve(self, router: Router, rel: str, route: Route, *, whole: bool) -> Route:
+        """The route a read of ``rel`` should take: ``route`` as routed, or a verified
+        copy on the hydration tier. ``whole`` is False for a ranged read. Never raises
+        for a hydration that fails: it warns once per file and returns ``route``."""
+
+    def served(self, router: Router, route: Route, nbytes: int | None) -> None:
+        """A read of ``route`` was served (``nbytes`` None: a file was opened)."""
