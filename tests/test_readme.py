@@ -58,8 +58,8 @@ from typing import Any
 import pytest
 
 import aifdata
-from aifdata._config import MOUNT_KEYS
 from aifdata import AifFileSystem, _synthetic
+from aifdata._config import MOUNT_KEYS
 from aifdata.cli import _app, main
 from aifdata.connectors import get_kind
 from aifdata.connectors import names as kind_names
