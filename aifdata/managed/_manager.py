@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from .._config import Config
 from .._router import ReplicaRecord, Route, Router
 from ..catalog import Catalog
+from ._access import AccessLog
+from ._metrics import Metrics
 
 
 class Manager:
@@ -16,6 +18,8 @@ class Manager:
     def __init__(self, catalog: Catalog, config: Config) -> None:
         self.catalog = catalog
         self.config = config
+        self.access = AccessLog(catalog, config)
+        self.metrics = Metrics(catalog, config)
 
     # -- TierManager ---------------------------------------------------------
 
@@ -26,6 +30,8 @@ class Manager:
 
     def served(self, router: Router, route: Route, nbytes: int | None) -> None:
         """Count one read served (metrics; last access of a local copy)."""
+        self.access.note(router, route)
+        self.metrics.served(router, route, nbytes)
 
     # -- routing records -----------------------------------------------------
 
@@ -33,3 +39,8 @@ class Manager:
         """The catalog's records of these URLs, and the node's own records of the
         copies on node-local cache tiers."""
         return self.catalog.replica_records(urls)
+
+    def flush(self) -> None:
+        """Write what is kept in memory (last-access times, counters) now."""
+        self.access.flush()
+        self.metrics.flush()
