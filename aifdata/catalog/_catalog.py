@@ -547,6 +547,17 @@ class Catalog:
                 )  # fmt: skip
         return out
 
+    def replica_file(self, url: str) -> FileRecord | None:
+        """The file whose newest good recorded copy is at ``url`` (what a hydration
+        verifies against), or None."""
+        row = self.conn.execute(
+            "SELECT f.id, f.path, f.size, f.checksum, f.format, f.mtime, f.etag FROM replicas r"
+            " JOIN files f ON f.id = r.file_id WHERE r.url = ? AND r.bad IS NULL"
+            " ORDER BY r.recorded DESC LIMIT 1",
+            (url,),
+        ).fetchone()
+        return None if row is None else FileRecord(*row)
+
     def replica_hashed(
         self, url: str, checksum: str | None, stat: FileStat, problem: str | None
     ) -> None:

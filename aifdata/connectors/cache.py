@@ -13,9 +13,20 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from ._base import Info
 from ._kind import OptionCheck
 from ._tier import Tier
 from .pfs import PFSConnector, PFSKind
+
+#: The directory in a cache root that holds the node's index (never listed).
+INDEX_DIR = ".aifdata"
+#: The name ending of a hydration's lease file beside its target (never listed).
+LEASE_SUFFIX = ".aif-lease"
+
+
+def hidden(rel: str) -> bool:
+    """Whether a path is the cache's own bookkeeping, not a copy."""
+    return rel.split("/", 1)[0] == INDEX_DIR or rel.rsplit("/", 1)[-1].endswith(LEASE_SUFFIX)
 
 
 class CacheKind(PFSKind):
@@ -43,3 +54,18 @@ class CacheConnector(PFSConnector):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return CacheConnector, (self.tier,)
+
+    def info(self, rel: str) -> Info:
+        if hidden(rel):
+            raise self._not_found(rel)
+        return super().info(rel)
+
+    def ls(self, rel: str) -> list[Info]:
+        if hidden(rel):
+            raise self._not_found(rel)
+        return [i for i in super().ls(rel) if not hidden(i["name"])]
+
+    def find(self, rel: str, withdirs: bool = False) -> dict[str, Info]:
+        if hidden(rel):
+            return {}
+        return {k: v for k, v in super().find(rel, withdirs).items() if not hidden(k)}

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import threading
+import time
+import warnings
 from collections.abc import Mapping, Sequence
 
 from .._config import Config
 from .._router import ReplicaRecord, Route, Router
 from ..catalog import Catalog
+from ..connectors import Connector
 from ._access import AccessLog
+from ._cache_index import CacheIndex
+from ._hydrate import HydrateOutcome, hydrate
 from ._metrics import Metrics
+
+#: After a failed hydration, the same file is not tried again by this process for
+#: this long (seconds): each try costs a transfer that the read then repeats.
+RETRY_AFTER = 300.0
+
+_warned: set[tuple[str, str]] = set()  # (tier URL, rel): one warning per file per process
+_warned_lock = threading.Lock()
 
 
 class Manager:
@@ -20,27 +33,128 @@ class Manager:
         self.config = config
         self.access = AccessLog(catalog, config)
         self.metrics = Metrics(catalog, config)
+        self._caches = {
+            t.url.rstrip("/") + "/": t.url
+            for m in config.mounts
+            for t in m.tiers
+            if t.storage_kind.node_local
+        }
+        self._indexes: dict[str, CacheIndex] = {}
+        self._failed: dict[tuple[str, str], float] = {}
 
     # -- TierManager ---------------------------------------------------------
 
     def serve(self, router: Router, rel: str, route: Route, *, whole: bool) -> Route:
         """The route to read from: a verified copy on the hydration tier when this
         read hydrates (or found one), else ``route``."""
-        return route
+        mount = router.mount
+        if mount.hydrate == "off" or mount.tier(route.tier).local:
+            return route
+        if not whole and (route.size is None or route.size > mount.hydrate_ranged_max):
+            return route  # a large file's ranges: only whole reads and prefetch hydrate it
+        key = (router.connectors[route.tier].url(""), rel)
+        if time.monotonic() < self._failed.get(key, 0.0):
+            return route
+        outcome = self._hydrate(router, rel, route)
+        if outcome.outcome == "failed":
+            self._failed[key] = time.monotonic() + RETRY_AFTER
+            _warn_once(router, rel, route, outcome.reason)
+        return outcome.route or route
 
     def served(self, router: Router, route: Route, nbytes: int | None) -> None:
         """Count one read served (metrics; last access of a local copy)."""
         self.access.note(router, route)
         self.metrics.served(router, route, nbytes)
 
+    def hydrate_file(self, router: Router, rel: str) -> HydrateOutcome:
+        """Hydrate one file whatever its size (``aifdata prefetch``); never warns."""
+        route = router.route(rel)
+        tier = router.mount.hydration_tier
+        if route.tier == tier:
+            return HydrateOutcome("present", route=route)
+        if router.mount.tier(route.tier).local:
+            return HydrateOutcome("skipped", reason=f"served by the local tier {route.tier!r}")
+        return self._hydrate(router, rel, route)
+
+    def _hydrate(self, router: Router, rel: str, route: Route) -> HydrateOutcome:
+        outcome = hydrate(self, router, rel, route)
+        tier = router.mount.hydration_tier or route.tier
+        if outcome.outcome == "hydrated":
+            self.metrics.count(router, tier, rel, "hydrations")
+            self.metrics.count(router, tier, rel, "bytes_hydrated", outcome.bytes)
+        elif outcome.outcome == "failed":
+            self.metrics.count(router, tier, rel, "hydration_failures")
+        return outcome
+
     # -- routing records -----------------------------------------------------
 
     def records(self, urls: Sequence[str]) -> Mapping[str, ReplicaRecord]:
         """The catalog's records of these URLs, and the node's own records of the
         copies on node-local cache tiers."""
-        return self.catalog.replica_records(urls)
+        cached: dict[str, list[str]] = {}
+        shared: list[str] = []
+        for url in urls:
+            root = next((r for r in self._caches if url.startswith(r)), None)
+            (cached.setdefault(root, []) if root else shared).append(url)
+        out = dict(self.catalog.replica_records(shared)) if shared else {}
+        for root, some in cached.items():
+            out.update(self._verified(self.index(self._caches[root]), some, out))
+        return out
+
+    def _verified(
+        self, index: CacheIndex, urls: list[str], shared: Mapping[str, ReplicaRecord]
+    ) -> dict[str, ReplicaRecord]:
+        """A cache's records, less those of files ingested without a checksum whose
+        write-tier object has another ETag now than the one copied (never served)."""
+        records = index.records(urls)
+        unsummed = [u for u, r in records.items() if not r.checksum]
+        if unsummed:
+            made_from = index.source_etags(unsummed)
+            for url in unsummed:
+                if _etag(made_from.get(url)) != _etag(self._write_etag(url, shared)):
+                    del records[url]
+        return records
+
+    def _write_etag(self, url: str, shared: Mapping[str, ReplicaRecord]) -> str | None:
+        located = self.config.locate(url)
+        if located is None:
+            return None
+        mount, _, rel = located
+        write = mount.tier(mount.write_tier).url.rstrip("/") + "/" + rel
+        record = shared.get(write) or self.catalog.replica_records([write]).get(write)
+        return None if record is None or record.etag is None else record.etag
+
+    def index(self, root: str) -> CacheIndex:
+        """The node index of the cache tier rooted at ``root``."""
+        if root not in self._indexes:
+            self._indexes[root] = CacheIndex(root)
+        return self._indexes[root]
+
+    def cache_index(self, conn: Connector) -> CacheIndex:
+        """The node index of a cache tier's connector."""
+        return self.index(conn.tier.url)
 
     def flush(self) -> None:
         """Write what is kept in memory (last-access times, counters) now."""
         self.access.flush()
         self.metrics.flush()
+
+
+def _warn_once(router: Router, rel: str, route: Route, reason: str) -> None:
+    """One RuntimeWarning per file per process: why it was not hydrated, naming the tier."""
+    tier = router.mount.hydration_tier
+    key = (router.connectors[tier or route.tier].url(""), rel)
+    with _warned_lock:
+        if key in _warned:
+            return
+        _warned.add(key)
+    warnings.warn(
+        f"aif://{route.path}: not hydrated onto tier {tier!r} ({reason}); read from"
+        f" {route.tier!r} instead",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+
+
+def _etag(etag: str | None) -> str:
+    return (etag or "").strip('"')

@@ -1,0 +1,173 @@
+"""Hydrate on read: leave a verified copy of a file on its mount's hydration tier.
+
+Only files the catalog records hydrate. Under the file's lease
+(:mod:`._lease`) the bytes stream from the tier that serves the read into the
+hydration tier's atomic writer (a temporary name) while they are hashed; the
+copy is renamed into place only when it holds the catalog's SHA-256 (for a
+file ingested without one: its size, and the write tier's ETag as recorded),
+then sealed and recorded: in the catalog for a shared (PFS) tier, in the
+node's own index for a node-local cache. A reader that finds the lease taken
+waits for the copy and reads it: one transfer per file across processes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .._router import Route, Router
+from .._streams import CHUNK_SIZE, copy_stream
+from ..catalog import Catalog, FileRecord
+from ..connectors import Connector, FileStat
+from ..connectors._seal import local_path, seal
+from . import _space
+from ._cache_index import CacheIndex
+from ._lease import Lease
+
+
+class Manager(Protocol):
+    """What hydrating asks of the tier manager: its catalog and its cache indexes."""
+
+    catalog: Catalog
+
+    def cache_index(self, conn: Connector) -> CacheIndex: ...
+
+
+@dataclass(frozen=True)
+class HydrateOutcome:
+    """What hydrating one file did: ``outcome`` is ``"hydrated"``, ``"present"`` (a
+    verified copy was there or another process made it), ``"skipped"`` (nothing to
+    do: not recorded, no hydration tier) or ``"failed"`` (``reason`` says why)."""
+
+    outcome: str
+    bytes: int = 0
+    reason: str = ""
+    route: Route | None = field(default=None, compare=False, repr=False)
+
+
+def hydrate(manager: Manager, router: Router, rel: str, source: Route) -> HydrateOutcome:
+    """Copy ``rel`` from the tier of ``source`` onto the mount's hydration tier."""
+    mount = router.mount
+    tier = mount.hydration_tier
+    if tier is None:
+        return HydrateOutcome("skipped", reason=f"mount {mount.prefix!r} has no hydration tier")
+    target = router.connectors[tier]
+    row = manager.catalog.replica_file(router.connectors[mount.write_tier].url(rel))
+    if row is None:
+        return HydrateOutcome("skipped", reason="the catalog records no such file")
+    path = local_path(target, rel)
+    if path is None:
+        return HydrateOutcome("skipped", reason=f"tier {tier!r} is not a local directory")
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        lease = Lease(path, mount.hydrate_lease)
+        if not lease.wait(lambda: _present(router, rel, tier, path) is not None):
+            return _found(router, rel, tier, path)
+        with lease:
+            found = _present(router, rel, tier, path)
+            if found is not None:
+                return HydrateOutcome("present", route=found)
+            return _copy(manager, router, rel, source, row)
+    except Exception as exc:  # a hydration never fails the read: the caller warns
+        return HydrateOutcome("failed", reason=_why(exc))
+
+
+def _found(router: Router, rel: str, tier: str, path: str) -> HydrateOutcome:
+    found = _present(router, rel, tier, path)
+    if found is None:  # released between the look and the route
+        return HydrateOutcome("failed", reason="another process's copy vanished")
+    return HydrateOutcome("present", route=found)
+
+
+def _present(router: Router, rel: str, tier: str, path: str) -> Route | None:
+    """The route to a verified copy on ``tier``, if one is there now."""
+    if not os.path.exists(path):
+        return None
+    route = router.route(rel)
+    return route if route.tier == tier else None
+
+
+def _copy(
+    manager: Manager, router: Router, rel: str, source: Route, row: FileRecord
+) -> HydrateOutcome:
+    """Stream, verify, rename into place, seal, record; the route to the copy."""
+    mount = router.mount
+    tier = mount.hydration_tier or ""
+    target, write = router.connectors[tier], router.connectors[mount.write_tier]
+    before = _unchanged(write, rel, row)
+    if isinstance(before, str):
+        return HydrateOutcome("failed", reason=before)
+    full = _space.make_room(_any(manager), router, tier, row.size)
+    if full is not None:
+        return HydrateOutcome("failed", reason=full)
+    problem = _stream(router.connectors[source.tier], target, rel, row)
+    if problem is None and not row.checksum and isinstance(_unchanged(write, rel, row), str):
+        problem = "the write tier's copy changed during the copy"
+    if problem is not None:
+        return HydrateOutcome("failed", reason=problem)
+    stat = target.stats([rel]).get(rel)
+    if stat is None:
+        return HydrateOutcome("failed", reason="the copy vanished right after its rename")
+    if row.checksum:
+        stat = seal(target, rel, row.checksum, stat, write=True)
+    _record(manager, router, rel, row, stat, before.etag)
+    route = Route(
+        source.path, tier, target.url(rel), f"hydrated from {source.tier!r}", row.size, (),
+        row.checksum or None,
+    )  # fmt: skip
+    return HydrateOutcome("hydrated", row.size, route=route)
+
+
+def _unchanged(write: Connector, rel: str, row: FileRecord) -> FileStat | str:
+    """The write tier's stat when it still holds the recorded version, else why not."""
+    st = write.stats([rel]).get(rel)
+    if st is None:
+        return f"{write.url(rel)} is gone"
+    etags = (st.etag or "").strip('"'), (row.etag or "").strip('"')
+    if st.size != row.size or (all(etags) and etags[0] != etags[1]):
+        return f"{write.url(rel)} changed since the catalog recorded it (aifdata sync records it)"
+    return st
+
+
+def _stream(source: Connector, target: Connector, rel: str, row: FileRecord) -> str | None:
+    """Copy into the target's atomic writer, hashing; publish only verified bytes.
+    None when published, else why nothing was."""
+    writer = target.open_write(rel)
+    try:
+        with source.open_read(rel, CHUNK_SIZE, row.size) as src:
+            got = copy_stream(src, writer, checksum=True)
+    except BaseException:
+        writer.discard()
+        raise
+    if got.size != row.size:
+        problem: str | None = f"read {got.size} bytes, the catalog records {row.size}"
+    elif row.checksum and got.checksum != row.checksum:
+        problem = f"checksum {got.checksum} differs from the catalog's {row.checksum}"
+    else:
+        problem = None
+    if problem is not None:
+        writer.discard()
+        return problem
+    writer.close()
+    return None
+
+
+def _record(
+    manager: Manager, router: Router, rel: str, row: FileRecord, stat: FileStat, etag: str | None
+) -> None:
+    tier = router.mount.hydration_tier or ""
+    target = router.connectors[tier]
+    if router.mount.tier(tier).storage_kind.node_local:
+        manager.cache_index(target).record(target.url(rel), row.size, row.checksum, stat, etag)
+    else:
+        manager.catalog.record_replica(row.id, tier, target.url(rel), row.size, row.checksum, stat)
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) < 400 else text[:400] + "..."
+
+
+def _any(manager: Manager) -> Any:
+    return manager  # make_room types its manager as the concrete class
