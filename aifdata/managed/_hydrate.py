@@ -44,6 +44,8 @@ class HydrateOutcome:
     bytes: int = 0
     reason: str = ""
     route: Route | None = field(default=None, compare=False, repr=False)
+    #: Whether a failure came during or after a transfer (trying again costs one).
+    costly: bool = field(default=False, compare=False, repr=False)
 
 
 def hydrate(manager: Manager, router: Router, rel: str, source: Route) -> HydrateOutcome:
@@ -70,7 +72,7 @@ def hydrate(manager: Manager, router: Router, rel: str, source: Route) -> Hydrat
                 return HydrateOutcome("present", route=found)
             return _copy(manager, router, rel, source, row)
     except Exception as exc:  # a hydration never fails the read: the caller warns
-        return HydrateOutcome("failed", reason=_why(exc))
+        return HydrateOutcome("failed", reason=_why(exc), costly=True)
 
 
 def _found(router: Router, rel: str, tier: str, path: str) -> HydrateOutcome:
@@ -105,7 +107,7 @@ def _copy(
     if problem is None and not row.checksum and isinstance(_unchanged(write, rel, row), str):
         problem = "the write tier's copy changed during the copy"
     if problem is not None:
-        return HydrateOutcome("failed", reason=problem)
+        return HydrateOutcome("failed", reason=problem, costly=True)
     stat = target.stats([rel]).get(rel)
     if stat is None:
         return HydrateOutcome("failed", reason="the copy vanished right after its rename")

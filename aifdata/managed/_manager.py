@@ -16,8 +16,9 @@ from ._cache_index import CacheIndex
 from ._hydrate import HydrateOutcome, hydrate
 from ._metrics import Metrics
 
-#: After a failed hydration, the same file is not tried again by this process for
-#: this long (seconds): each try costs a transfer that the read then repeats.
+#: After a hydration that failed during its transfer, the same file is not tried
+#: again by this process for this long (seconds): each try costs a transfer that
+#: the read then repeats.
 RETRY_AFTER = 300.0
 
 _warned: set[tuple[str, str]] = set()  # (tier URL, rel): one warning per file per process
@@ -57,7 +58,8 @@ class Manager:
             return route
         outcome = self._hydrate(router, rel, route)
         if outcome.outcome == "failed":
-            self._failed[key] = time.monotonic() + RETRY_AFTER
+            if outcome.costly:
+                self._failed[key] = time.monotonic() + RETRY_AFTER
             _warn_once(router, rel, route, outcome.reason)
         return outcome.route or route
 
