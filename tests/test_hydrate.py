@@ -11,7 +11,6 @@ import os
 import threading
 import uuid
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,8 +68,8 @@ def make_managed(tmp_path: Path, kind: str, remote: str | None = None, **mount: 
 
 
 @pytest.fixture(params=["pfs", "cache"])
-def managed(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Managed]:
-    yield make_managed(tmp_path, request.param)
+def managed(request: pytest.FixtureRequest, tmp_path: Path) -> Managed:
+    return make_managed(tmp_path, request.param)
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ def test_one_holder_at_a_time_and_release_frees_it(tmp_path: Path) -> None:
 def test_the_lease_file_names_its_holder(tmp_path: Path) -> None:
     with Lease(str(tmp_path / "f"), 30) as lease:
         assert lease.acquire()
-        host, pid, token = Path(lease.path).read_text().split()
+        _host, pid, token = Path(lease.path).read_text().split()
         assert int(pid) == os.getpid() and len(token) == 16
         assert lease.held
 
