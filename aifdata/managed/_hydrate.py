@@ -5,13 +5,14 @@ Only files the catalog records hydrate. Under the file's lease
 hydration tier's atomic writer (a temporary name) while they are hashed; the
 copy is renamed into place only when it holds the catalog's SHA-256 (for a
 file ingested without one: its size, and the write tier's ETag as recorded),
-then sealed and recorded: in the catalog for a shared (PFS) tier, in the
+sealed before its rename, and recorded: in the catalog for a shared (PFS) tier, in the
 node's own index for a node-local cache. A reader that finds the lease taken
 waits for the copy and reads it: one transfer per file across processes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -20,7 +21,7 @@ from .._router import Route, Router
 from .._streams import CHUNK_SIZE, copy_stream
 from ..catalog import Catalog, FileRecord
 from ..connectors import Connector, FileStat
-from ..connectors._seal import local_path, seal
+from ..connectors._seal import SEAL_ATTRIBUTE, local_path
 from . import _space
 from ._cache_index import CacheIndex
 from ._lease import Lease
@@ -64,7 +65,7 @@ def hydrate(manager: Manager, router: Router, rel: str, source: Route) -> Hydrat
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         lease = Lease(path, mount.hydrate_lease)
-        if not lease.wait(lambda: _present(router, rel, tier, path) is not None):
+        if not lease.wait(lambda: _done(router, rel, tier, path, lease)):
             return _found(router, rel, tier, path)
         with lease:
             found = _present(router, rel, tier, path)
@@ -73,6 +74,11 @@ def hydrate(manager: Manager, router: Router, rel: str, source: Route) -> Hydrat
             return _copy(manager, router, rel, source, row)
     except Exception as exc:  # a hydration never fails the read: the caller warns
         return HydrateOutcome("failed", reason=_why(exc), costly=True)
+
+
+def _done(router: Router, rel: str, tier: str, path: str, lease: Lease) -> bool:
+    """Whether another process's copy is in place (looked up once its lease is gone)."""
+    return not os.path.exists(lease.path) and _present(router, rel, tier, path) is not None
 
 
 def _found(router: Router, rel: str, tier: str, path: str) -> HydrateOutcome:
@@ -111,8 +117,6 @@ def _copy(
     stat = target.stats([rel]).get(rel)
     if stat is None:
         return HydrateOutcome("failed", reason="the copy vanished right after its rename")
-    if row.checksum:
-        stat = seal(target, rel, row.checksum, stat, write=True)
     _record(manager, router, rel, row, stat, before.etag)
     route = Route(
         source.path, tier, target.url(rel), f"hydrated from {source.tier!r}", row.size, (),
@@ -151,8 +155,22 @@ def _stream(source: Connector, target: Connector, rel: str, row: FileRecord) -> 
     if problem is not None:
         writer.discard()
         return problem
+    if row.checksum:
+        _seal_unpublished(writer, row.checksum)
     writer.close()
     return None
+
+
+def _seal_unpublished(writer: Any, checksum: str) -> None:
+    """Seal the copy (:mod:`aifdata.connectors._seal`) before its rename, not after:
+    a seal changes the ctime, and a reader that stat'ed the published copy before
+    it would find it changed since it was recorded and hash it again."""
+    setxattr, fileno = getattr(os, "setxattr", None), getattr(writer, "fileno", None)
+    if setxattr is None or fileno is None:
+        return
+    with contextlib.suppress(OSError, ValueError):  # no user attributes here: a note, not a duty
+        fd = fileno()
+        setxattr(fd, SEAL_ATTRIBUTE, f"{checksum} {os.fstat(fd).st_ctime_ns}".encode())
 
 
 def _record(
