@@ -304,3 +304,12 @@ def test_s3_read_hydrates_and_a_new_version_is_hydrated_again(s3_managed: Manage
     assert m.fs.cat_file("m/d/f.bin") == new
     assert m.tier("d/f.bin") == "fast"
     assert m.copy("d/f.bin").read_bytes() == new
+
+
+def test_a_file_ingested_without_a_checksum_is_verified_by_size(managed: Managed) -> None:
+    data = _data(7000)
+    managed.put("f.bin", data)
+    managed.catalog.ingest(managed.remote, "ds", checksum=False)
+    assert managed.fs.cat_file("m/f.bin") == data
+    assert managed.tier("f.bin") == "fast"
+    assert managed.copy("f.bin").read_bytes() == data
