@@ -111,3 +111,12 @@ def test_a_cache_copy_of_a_file_ingested_without_checksum_is_dropped_when_s3_cha
     (cache / "f.bin").write_bytes(b"new!" * 100)
     manager = fs._tier_manager()
     assert f"{cache}/f.bin" not in manager.records([f"{cache}/f.bin"])
+
+
+def test_an_unreadable_or_missing_index_serves_nothing_and_makes_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "cache"
+    assert CacheIndex(root).records([f"{root}/a"]) == {}
+    assert not root.exists()  # a lookup makes no index
+    (root / ".aifdata").mkdir(parents=True)
+    (root / ".aifdata" / "index.db").write_bytes(b"not a database" * 100)
+    assert CacheIndex(root).records([f"{root}/a"]) == {}

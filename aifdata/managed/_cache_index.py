@@ -80,7 +80,14 @@ class CacheIndex:
         )  # fmt: skip
 
     def records(self, urls: Sequence[str]) -> dict[str, ReplicaRecord]:
-        """The records of the ``urls`` this cache holds, for routing."""
+        """The records of the ``urls`` this cache holds, for routing (none when the
+        index cannot be read: then no copy here is served)."""
+        try:
+            return self._records(urls) if os.path.exists(self.path) else {}
+        except (OSError, sqlite3.Error):
+            return {}
+
+    def _records(self, urls: Sequence[str]) -> dict[str, ReplicaRecord]:
         out: dict[str, ReplicaRecord] = {}
         unique = list(dict.fromkeys(urls))
         for i in range(0, len(unique), 500):
