@@ -109,9 +109,7 @@ def _copy(
     full = _space.make_room(_any(manager), router, tier, row.size)
     if full is not None:
         return HydrateOutcome("failed", reason=full)
-    problem = _stream(router.connectors[source.tier], target, rel, row)
-    if problem is None and not row.checksum and isinstance(_unchanged(write, rel, row), str):
-        problem = "the write tier's copy changed during the copy"
+    problem = _stream(router.connectors[source.tier], target, rel, row, write)
     if problem is not None:
         return HydrateOutcome("failed", reason=problem, costly=True)
     stat = target.stats([rel]).get(rel)
@@ -136,9 +134,12 @@ def _unchanged(write: Connector, rel: str, row: FileRecord) -> FileStat | str:
     return st
 
 
-def _stream(source: Connector, target: Connector, rel: str, row: FileRecord) -> str | None:
-    """Copy into the target's atomic writer, hashing; publish only verified bytes.
-    None when published, else why nothing was."""
+def _stream(
+    source: Connector, target: Connector, rel: str, row: FileRecord, write: Connector
+) -> str | None:
+    """Copy into the target's atomic writer, hashing; publish only verified bytes
+    (without a checksum: of the recorded size, the write tier's ETag unchanged
+    since before the copy). None when published, else why nothing was."""
     writer = target.open_write(rel)
     try:
         with source.open_read(rel, CHUNK_SIZE, row.size) as src:
@@ -150,6 +151,8 @@ def _stream(source: Connector, target: Connector, rel: str, row: FileRecord) -> 
         problem: str | None = f"read {got.size} bytes, the catalog records {row.size}"
     elif row.checksum and got.checksum != row.checksum:
         problem = f"checksum {got.checksum} differs from the catalog's {row.checksum}"
+    elif not row.checksum and isinstance(_unchanged(write, rel, row), str):
+        problem = "the write tier's copy changed during the copy"
     else:
         problem = None
     if problem is not None:
