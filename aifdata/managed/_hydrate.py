@@ -15,24 +15,18 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from .._router import Route, Router
 from .._streams import CHUNK_SIZE, copy_stream
-from ..catalog import Catalog, FileRecord
+from ..catalog import FileRecord
 from ..connectors import Connector, FileStat
 from ..connectors._seal import SEAL_ATTRIBUTE, local_path
 from . import _space
-from ._cache_index import CacheIndex
 from ._lease import Lease
 
-
-class Manager(Protocol):
-    """What hydrating asks of the tier manager: its catalog and its cache indexes."""
-
-    catalog: Catalog
-
-    def cache_index(self, conn: Connector) -> CacheIndex: ...
+if TYPE_CHECKING:
+    from ._manager import Manager
 
 
 @dataclass(frozen=True)
@@ -106,7 +100,7 @@ def _copy(
     before = _unchanged(write, rel, row)
     if isinstance(before, str):
         return HydrateOutcome("failed", reason=before)
-    full = _space.make_room(_any(manager), router, tier, row.size)
+    full = _space.make_room(manager, router, tier, row.size)
     if full is not None:
         return HydrateOutcome("failed", reason=full)
     problem = _stream(router.connectors[source.tier], target, rel, row, write)
@@ -190,7 +184,3 @@ def _record(
 def _why(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text if len(text) < 400 else text[:400] + "..."
-
-
-def _any(manager: Manager) -> Any:
-    return manager  # make_room types its manager as the concrete class
