@@ -313,3 +313,17 @@ def test_a_file_ingested_without_a_checksum_is_verified_by_size(managed: Managed
     assert managed.fs.cat_file("m/f.bin") == data
     assert managed.tier("f.bin") == "fast"
     assert managed.copy("f.bin").read_bytes() == data
+
+
+def test_a_read_only_catalog_hydrates_nothing_onto_a_shared_tier(
+    pfs_managed: Managed, tmp_path: Path
+) -> None:
+    data = _data(500)
+    pfs_managed.put("f.bin", data)
+    pfs_managed.ingest()
+    pfs_managed.catalog.export(str(tmp_path / "export"))
+    snapshot = Catalog.from_parquet(str(tmp_path / "export"), config=pfs_managed.config)
+    fs = aifdata.AifFileSystem(pfs_managed.config, catalog=snapshot)
+    with pytest.warns(RuntimeWarning, match="tier 'fast' .*read-only"):
+        assert fs.cat_file("m/f.bin") == data
+    assert not pfs_managed.copy("f.bin").exists()

@@ -53,6 +53,10 @@ def hydrate(manager: Manager, router: Router, rel: str, source: Route) -> Hydrat
     row = manager.catalog.replica_file(router.connectors[mount.write_tier].url(rel))
     if row is None:
         return HydrateOutcome("skipped", reason="the catalog records no such file")
+    if manager.catalog.read_only and not mount.tier(tier).storage_kind.node_local:
+        return HydrateOutcome(
+            "failed", reason="the catalog is read-only: a copy could not be recorded"
+        )
     path = local_path(target, rel)
     if path is None:
         return HydrateOutcome("skipped", reason=f"tier {tier!r} is not a local directory")
