@@ -64,7 +64,7 @@ def _put(server: Any, bucket: str, rel: str, data: bytes) -> None:
 def _read_all(config: str, catalog: str, rels: list[str], barrier: Any, out: Any) -> None:
     fs = aifdata.AifFileSystem(config, catalog=catalog)
     order = rels[os.getpid() % len(rels) :] + rels[: os.getpid() % len(rels)]
-    barrier.wait()
+    barrier.wait(300)
     out.put({rel: hashlib.sha256(fs.cat_file(f"m/{rel}")).hexdigest() for rel in order})
 
 
@@ -107,9 +107,12 @@ def test_sixteen_processes_read_fifty_files_and_s3_serves_each_once(
         procs = [ctx.Process(target=_read_all, args=args) for _ in range(READERS)]
         for p in procs:
             p.start()
-        results = [out.get(timeout=600) for _ in procs]
-        for p in procs:
-            p.join(60)
+        try:
+            results = [out.get(timeout=600) for _ in procs]
+        finally:
+            for p in procs:
+                p.join(60)
+                p.kill()
         heads = list(proxy.heads)
         fs = aifdata.AifFileSystem(str(config), catalog=catalog)
         assert {fs.where(f"m/{rel}").tier for rel in data} == {"fast"}
