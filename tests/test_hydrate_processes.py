@@ -157,6 +157,7 @@ def test_a_hydrator_killed_mid_copy_leaves_no_file_and_the_next_reader_takes_ove
         assert fs.where("m/big.bin").tier == "fast"
     assert (fast / "big.bin").read_bytes() == blob
     assert not (fast / ".big.bin.aif-lease").exists()
+    assert list(fast.glob(".big.bin.*")) == []  # the dead hydrator's temporary was swept
 
 
 def _wait_for_partial_copy(fast: Path, proc: Any) -> None:
