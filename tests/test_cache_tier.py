@@ -14,6 +14,17 @@ import aifdata
 from aifdata import Catalog, Config, Mount, Tier
 from aifdata.connectors import FileStat, connector_for
 from aifdata.managed._cache_index import CacheIndex
+from aifdata.testing import ConnectorTests
+
+
+class TestCacheConnector(ConnectorTests):
+    """The cache kind passes every connector's conformance suite, with an index present."""
+
+    @pytest.fixture
+    def tier(self, tmp_path: Path) -> Tier:
+        root = tmp_path / "cache"
+        CacheIndex(root).record(f"{root}/x", 1, None, FileStat(1), None)
+        return Tier("cache", str(root), "cache")
 
 
 def _stat(path: Path) -> FileStat:
