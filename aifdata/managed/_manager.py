@@ -154,7 +154,7 @@ def _warn_once(router: Router, rel: str, route: Route, reason: str) -> None:
         f"aif://{route.path}: not hydrated onto tier {tier!r} ({reason}); read from"
         f" {route.tier!r} instead",
         RuntimeWarning,
-        stacklevel=4,
+        stacklevel=5,  # the caller of cat_file (and of open, get_file, ...)
     )
 
 
