@@ -8,8 +8,7 @@ import pytest
 
 from aifdata import Catalog
 from aifdata._filesystem import MountedFileSystem
-from aifdata.managed import Manager
-from aifdata.managed import _access
+from aifdata.managed import Manager, _access
 
 
 @pytest.fixture
@@ -37,7 +36,7 @@ def _last_access(catalog: Catalog) -> dict[str, float | None]:
         "SELECT f.path, r.last_access FROM replicas r JOIN files f ON f.id = r.file_id"
         " WHERE r.tier = 'pfs'"
     )
-    return {path: t for path, t in rows}
+    return dict(rows)
 
 
 def _writes(statements: list[str]) -> int:
@@ -71,7 +70,7 @@ def test_a_time_that_moved_less_than_a_minute_is_not_written_again(staged):
 
 
 def test_another_process_time_within_a_minute_is_kept(staged):
-    catalog, fs, manager, statements = staged
+    catalog, fs, manager, _statements = staged
     recent = time.time() - 10
     catalog.conn.execute("UPDATE replicas SET last_access = ?", (recent,))
     fs.cat("both/set/f1.bin")
@@ -95,7 +94,7 @@ def test_reads_flush_by_themselves_after_the_interval(staged, monkeypatch):
 
 
 def test_reads_of_the_write_tier_are_not_noted(staged):
-    catalog, fs, manager, statements = staged
+    _catalog, fs, manager, _statements = staged
     router = fs._router(fs.config.mounts[0])
     pfs = router.route("set/f0.bin")
     assert pfs.tier == "pfs"
@@ -107,7 +106,7 @@ def test_reads_of_the_write_tier_are_not_noted(staged):
 
 
 def test_a_read_only_catalog_keeps_nothing_quietly(staged, tmp_path):
-    catalog, fs, manager, statements = staged
+    catalog, fs, _manager, _statements = staged
     snapshot = tmp_path / "snap"
     catalog.export(str(snapshot))
     frozen = Catalog.from_parquet(str(snapshot), config=fs.config)
@@ -119,7 +118,7 @@ def test_a_read_only_catalog_keeps_nothing_quietly(staged, tmp_path):
 
 
 def test_a_busy_catalog_keeps_the_times_for_the_next_flush(staged, monkeypatch):
-    catalog, fs, manager, statements = staged
+    catalog, fs, manager, _statements = staged
     fs.cat("both/set/f0.bin")
     monkeypatch.setattr(_access, "write_briefly", lambda conn, write: False)
     manager.flush()
@@ -131,7 +130,7 @@ def test_a_busy_catalog_keeps_the_times_for_the_next_flush(staged, monkeypatch):
 
 
 def test_at_exit_live_logs_are_flushed_and_dead_ones_are_not_kept(staged):
-    catalog, fs, manager, statements = staged
+    catalog, fs, _manager, _statements = staged
     fs.cat("both/set/f0.bin")
     _access._flush_at_exit()
     assert _last_access(catalog)["f0.bin"] is not None

@@ -38,6 +38,7 @@ from ._lineage import (
     start_run,
     version_id,
 )
+from ._pins import Pin, add_pin, pins, remove_pin
 from ._policy import (
     Grant,
     Policy,
@@ -55,7 +56,6 @@ from ._policy import (
     physical_prefixes,
     read_scope,
 )
-from ._pins import Pin, add_pin, pins, remove_pin
 from ._records import Dataset, FileRecord, StageReport
 from ._search import SearchHit, reindex, search
 from ._stage import stage_version

@@ -13,6 +13,7 @@ that cannot take the catalog's write lock at once keeps its times for the next.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import sqlite3
 import threading
 import time
@@ -142,7 +143,6 @@ _LOGS: weakref.WeakSet[AccessLog] = weakref.WeakSet()
 def _flush_at_exit() -> None:
     """Write what every live access log holds (a manager already gone holds nothing)."""
     for log in list(_LOGS):
-        try:
+        # exiting: a time not written only makes its copy look older
+        with contextlib.suppress(AifDataError, sqlite3.Error, OSError):
             log.flush()
-        except (AifDataError, sqlite3.Error, OSError):
-            pass  # exiting: a time not written only makes its copy look older
