@@ -50,7 +50,7 @@ class AccessLog:
         self.catalog = catalog
         self.config = config
         self.every = every
-        self._index = index or _node_index
+        self._index = index or node_index
         self._shared: dict[str, float] = {}  # PFS copy URL -> last read
         self._cached: dict[str, dict[str, float]] = {}  # cache root -> copy URL -> last read
         self._written: dict[str, float] = {}  # what this process wrote last, per URL
@@ -125,7 +125,7 @@ class AccessLog:
         return self._keeps_shared
 
 
-def _node_index(root: str) -> Any:
+def node_index(root: str) -> Any:
     """The node index of the cache tier rooted at ``root`` (one per root per process)."""
     index = _INDEXES.get(root)
     if index is None:

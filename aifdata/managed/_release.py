@@ -1,0 +1,452 @@
+"""``release``: free copies on managed tiers, least recently read first.
+
+A copy on a PFS or cache tier is released (its file removed, then its record)
+only where the mount's write tier holds the same bytes: the write tier's
+record has this copy's checksum (size and ETag for files ingested without one)
+and its live object still matches that record, as Lustre HSM releases only
+archived files. The write tier itself, a pinned dataset's copies and a copy
+that changed since it was recorded (it may hold what the write tier lacks) are
+never released. A copy whose write-tier object is gone or changed is refused,
+and the report says why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .._config import Config, Mount
+from .._errors import BadURL, CatalogError, NotFound
+from .._filesystem import MountedFileSystem
+from .._router import ReplicaRecord, Router
+from ..catalog import Catalog
+from ..catalog._pins import pinned_file_ids
+from ..catalog._store import write_transaction
+from ..connectors import Connector, FileStat, Tier
+from ..connectors._rules import TierRules
+from ..connectors._seal import rehash
+from ._access import node_index
+from ._metrics import Metrics
+
+RELEASED, WOULD_RELEASE, REFUSED, FORGOTTEN = "released", "would release", "refused", "forgotten"
+
+
+@dataclass(frozen=True)
+class ReleasedCopy:
+    """One copy release looked at: released (or would be, in a dry run), or refused."""
+
+    path: str  # aif://mount/rel
+    tier: str
+    url: str
+    size: int
+    last_access: float | None
+    outcome: str
+    reason: str = ""
+    datasets: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "tier": self.tier,
+            "url": self.url,
+            "bytes": self.size,
+            "last_access": self.last_access,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "datasets": list(self.datasets),
+        }
+
+
+@dataclass(frozen=True)
+class ReleaseReport:
+    """What ``release`` did (or, in a dry run, would do)."""
+
+    copies: tuple[ReleasedCopy, ...] = ()
+    dry_run: bool = False
+    pinned: int = 0  # copies kept because their dataset is pinned
+    notes: tuple[str, ...] = ()
+
+    @property
+    def released(self) -> tuple[ReleasedCopy, ...]:
+        return tuple(c for c in self.copies if c.outcome in (RELEASED, WOULD_RELEASE))
+
+    @property
+    def refused(self) -> tuple[ReleasedCopy, ...]:
+        return tuple(c for c in self.copies if c.outcome == REFUSED)
+
+    @property
+    def bytes_released(self) -> int:
+        return sum(c.size for c in self.released)
+
+    @property
+    def ok(self) -> bool:
+        """No copy was refused."""
+        return not self.refused
+
+    def merged(self, other: ReleaseReport) -> ReleaseReport:
+        return replace(
+            self,
+            copies=self.copies + other.copies,
+            pinned=self.pinned + other.pinned,
+            notes=self.notes + other.notes,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "released": len(self.released),
+            "bytes_released": self.bytes_released,
+            "refused": len(self.refused),
+            "pinned": self.pinned,
+            "notes": list(self.notes),
+            "copies": [c.as_dict() for c in self.copies],
+        }
+
+
+@dataclass
+class _Copy:
+    """A candidate: one copy on one managed tier, with what release needs to judge it."""
+
+    rel: str
+    url: str
+    size: int
+    checksum: str | None
+    last_access: float | None
+    recorded: float
+    datasets: set[str] = field(default_factory=set)
+    pinned: bool = False
+    source_etag: str | None = None  # cache copies: the write-tier ETag it was made from
+
+    @property
+    def time(self) -> float:
+        return self.last_access if self.last_access is not None else self.recorded
+
+
+def release(
+    catalog: Catalog,
+    config: Config,
+    *,
+    target: str | None = None,
+    dataset: str | None = None,
+    older_than: float | None = None,
+    to_low_water: bool = False,
+    tier: str | None = None,
+    dry_run: bool = False,
+    metrics: Metrics | None = None,
+) -> ReleaseReport:
+    """Release copies on the managed (PFS and cache) tiers of ``config``'s mounts.
+
+    ``target`` (an ``aif://`` prefix) and ``dataset`` (a name; all its versions)
+    narrow what is looked at, ``tier`` keeps to one tier; ``older_than``
+    (seconds) releases only copies not read for that long (default: the tier's
+    ``release_after``, else any age); ``to_low_water`` stops once the tier's usage
+    is at most its ``low_water`` share of its ``capacity``. Copies are taken least
+    recently read first. Needs write on the datasets whose copies it releases.
+    """
+    if not dry_run:
+        catalog._writable()
+    if tier is not None and not any(t.name == tier for m in config.mounts for t in m.tiers):
+        known = ", ".join(sorted({t.name for m in config.mounts for t in m.tiers})) or "none"
+        raise NotFound(f"no tier {tier!r} in the mount table; tiers: {known}")
+    writable = _writable_datasets(catalog, dataset)
+    report = ReleaseReport(dry_run=dry_run)
+    counts = metrics or Metrics(catalog, config)
+    session = _Session(catalog, config, counts, dry_run, writable)
+    for mount, rel in _scope(config, target):
+        for managed in _managed_tiers(mount, tier):
+            rules = TierRules.of(managed)
+            age = older_than if older_than is not None else rules.release_after
+            goal = None
+            if to_low_water:
+                goal = _above_low_water(session, mount, managed, rules)
+                if goal is None:
+                    note = f"tier {managed.name!r} of aif://{mount.prefix} has no capacity set"
+                    report = report.merged(ReleaseReport(notes=(note,)))
+                    continue
+            report = report.merged(session.release_tier(mount, managed, rel, age=age, goal=goal))
+    if metrics is None:
+        counts.flush()
+    return report
+
+
+def _writable_datasets(catalog: Catalog, dataset: str | None) -> Callable[[set[str]], bool]:
+    """Whether release may remove a copy of these datasets (write on each of them)."""
+    from ..catalog import current_principal
+
+    if dataset is not None:
+        catalog.versions(dataset)  # an unknown or hidden dataset: UnknownDataset
+        catalog.require(dataset, "write", "release")
+        return lambda names: dataset in names and _all_writable(catalog, names, current_principal())
+    return lambda names: bool(names) and _all_writable(catalog, names, current_principal())
+
+
+def _all_writable(catalog: Catalog, names: Iterable[str], who: Any) -> bool:
+    policy = catalog.policy()
+    return all(policy.allows(who, "write", policy.dataset(n)) for n in names)
+
+
+def _scope(config: Config, target: str | None) -> list[tuple[Mount, str]]:
+    """The mounts release looks at, each with the path within it (``""``: all of it)."""
+    if target is None:
+        return [(m, "") for m in config.mounts]
+    if not target.startswith("aif://"):
+        raise BadURL(f"{target}: expected an aif:// prefix (a dataset is named with --dataset)")
+    mount, rel = config.resolve(MountedFileSystem._strip_protocol(target))
+    return [(mount, rel.strip("/"))]
+
+
+def _managed_tiers(mount: Mount, name: str | None) -> list[Tier]:
+    """The local tiers of a mount that copies may be released from (never the write tier)."""
+    if name is not None:
+        if name == mount.write_tier and any(t.name == name for t in mount.tiers):
+            raise CatalogError(
+                f"tier {name!r} is the write tier of aif://{mount.prefix}: its copies are"
+                " never released"
+            )
+        return [t for t in mount.tiers if t.name == name and t.local]
+    return [t for t in mount.tiers if t.local and t.name != mount.write_tier]
+
+
+def _above_low_water(session: _Session, mount: Mount, tier: Tier, rules: TierRules) -> int | None:
+    """The bytes to free for the tier's usage to reach low water (None: no capacity)."""
+    capacity = rules.capacity_bytes(tier.url)
+    if capacity is None:
+        return None
+    return max(0, session.usage(mount, tier, rules) - int(rules.low_water * capacity))
+
+
+class _Session:
+    """One release run: the catalog, the connectors, the counters."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        config: Config,
+        metrics: Metrics,
+        dry_run: bool,
+        allowed: Callable[[set[str]], bool],
+        index: Callable[[str], Any] = node_index,
+    ) -> None:
+        self.catalog = catalog
+        self.fs = MountedFileSystem(config)
+        self.metrics = metrics
+        self.dry_run = dry_run
+        self.allowed = allowed
+        self.index = index
+        self._pinned: set[int] | None = None
+
+    # -- what a tier holds -----------------------------------------------------
+
+    def usage(self, mount: Mount, tier: Tier, rules: TierRules) -> int:
+        """The tier's usage: its recorded copies' bytes, or, for a capacity that is a
+        share of the file system, what the file system has in use."""
+        if isinstance(rules.capacity, float):
+            return shutil.disk_usage(tier.url).used
+        if tier.storage_kind.node_local:
+            return int(self.index(tier.url).used_bytes())
+        prefix = tier.url.rstrip("/") + "/"
+        row = self.catalog.conn.execute(
+            "SELECT COALESCE(SUM(size), 0) FROM (SELECT MAX(size) AS size FROM replicas"
+            " WHERE tier = ? AND substr(url, 1, ?) = ? GROUP BY url)",
+            (tier.name, len(prefix), prefix),
+        ).fetchone()
+        return int(row[0])
+
+    def candidates(self, mount: Mount, tier: Tier, rel: str) -> list[_Copy]:
+        """The tier's copies at or below ``rel``, least recently read first."""
+        root = tier.url.rstrip("/") + "/"
+        under = root + rel + "/" if rel else root
+        exact = root + rel
+        if tier.storage_kind.node_local:
+            copies = self._cached(tier, root)
+        else:
+            copies = self._shared(tier, root)
+        if rel:
+            copies = [c for c in copies if c.url == exact or c.url.startswith(under)]
+        return sorted(copies, key=lambda c: (c.time, c.url))
+
+    def _shared(self, tier: Tier, root: str) -> list[_Copy]:
+        rows = self.catalog.conn.execute(
+            "SELECT r.url, r.size, r.checksum, r.last_access, r.recorded, r.file_id, d.name"
+            " FROM replicas r JOIN files f ON f.id = r.file_id"
+            " JOIN versions v ON v.id = f.version_id JOIN datasets d ON d.id = v.dataset_id"
+            " WHERE r.tier = ? AND substr(r.url, 1, ?) = ?",
+            (tier.name, len(root), root),
+        ).fetchall()
+        copies: dict[str, _Copy] = {}
+        for url, size, checksum, last, recorded, file_id, name in rows:
+            copy = copies.setdefault(
+                url, _Copy(url[len(root) :], url, size, checksum, last, recorded)
+            )
+            copy.last_access = _latest(copy.last_access, last)
+            copy.recorded = max(copy.recorded, recorded)
+            copy.datasets.add(name)
+            copy.pinned = copy.pinned or file_id in self.pinned_ids()
+        return list(copies.values())
+
+    def _cached(self, tier: Tier, root: str) -> list[_Copy]:
+        index = self.index(tier.url)
+        listed = index.lru()
+        records: dict[str, ReplicaRecord] = index.records([c.url for c in listed])
+        made_from: dict[str, str | None] = index.source_etags([c.url for c in listed]) or {}
+        copies = []
+        for c in listed:
+            record = records.get(c.url)
+            checksum = record.checksum if record is not None else None
+            rel = c.url[len(root) :]
+            copy = _Copy(rel, c.url, c.size, checksum, c.last_access, c.last_access)
+            copy.source_etag = made_from.get(c.url)
+            copies.append(copy)
+        return copies
+
+    def pinned_ids(self) -> set[int]:
+        if self._pinned is None:
+            self._pinned = pinned_file_ids(self.catalog.conn)
+        return self._pinned
+
+    # -- releasing -------------------------------------------------------------
+
+    def release_tier(
+        self, mount: Mount, tier: Tier, rel: str, *, age: float | None, goal: int | None
+    ) -> ReleaseReport:
+        """Release the tier's copies (oldest read first) that are older than ``age``,
+        until ``goal`` bytes are freed (None: all of them)."""
+        now, freed, pinned = time.time(), 0, 0
+        out: list[ReleasedCopy] = []
+        write = self.fs.connector(mount, mount.write_tier)
+        local = self.fs.connector(mount, tier.name)
+        for copy in self.candidates(mount, tier, rel):
+            if goal is not None and freed >= goal:
+                break
+            if age is not None and now - copy.time < age:
+                break  # oldest first: every later copy was read more recently
+            self._owners(mount, write, copy)
+            if not self.allowed(copy.datasets):
+                continue
+            if copy.pinned:
+                pinned += 1
+                continue
+            entry = self._one(mount, tier, write, local, copy)
+            out.append(entry)
+            if entry.outcome in (RELEASED, WOULD_RELEASE):
+                freed += copy.size
+        return ReleaseReport(tuple(out), self.dry_run, pinned)
+
+    def _owners(self, mount: Mount, write: Connector, copy: _Copy) -> None:
+        """A cache copy's datasets and pin, through the write tier's catalog rows."""
+        if copy.datasets:
+            return
+        rows = self.catalog.conn.execute(
+            "SELECT r.file_id, d.name FROM replicas r JOIN files f ON f.id = r.file_id"
+            " JOIN versions v ON v.id = f.version_id JOIN datasets d ON d.id = v.dataset_id"
+            " WHERE r.url = ?",
+            (write.url(copy.rel),),
+        ).fetchall()
+        for file_id, name in rows:
+            copy.datasets.add(name)
+            copy.pinned = copy.pinned or file_id in self.pinned_ids()
+
+    def _one(
+        self, mount: Mount, tier: Tier, write: Connector, local: Connector, copy: _Copy
+    ) -> ReleasedCopy:
+        entry = ReleasedCopy(
+            f"aif://{mount.prefix}/{copy.rel}", tier.name, copy.url, copy.size,
+            copy.last_access, REFUSED, datasets=tuple(sorted(copy.datasets)),
+        )  # fmt: skip
+        here = local.stats([copy.rel]).get(copy.rel)
+        if here is None:  # removed behind aifdata's back: only the record is left
+            if not self.dry_run:
+                self._forget(tier, copy)
+            return replace(entry, outcome=FORGOTTEN, size=0, reason="the copy was already gone")
+        why = self._refusal(mount, tier, write, local, copy, here)
+        if why is not None:
+            return replace(entry, reason=why)
+        if self.dry_run:
+            return replace(entry, outcome=WOULD_RELEASE)
+        with contextlib.suppress(FileNotFoundError):
+            local.rm_file(copy.rel)
+        self._forget(tier, copy)
+        router = Router(mount, {t.name: self.fs.connector(mount, t.name) for t in mount.tiers})
+        self.metrics.count(router, tier.name, copy.rel, "releases")
+        self.metrics.count(router, tier.name, copy.rel, "bytes_released", copy.size)
+        return replace(entry, outcome=RELEASED)
+
+    def _refusal(
+        self,
+        mount: Mount,
+        tier: Tier,
+        write: Connector,
+        local: Connector,
+        copy: _Copy,
+        here: FileStat,
+    ) -> str | None:
+        """Why this copy may not be released (None: the write tier holds its bytes)."""
+        url = write.url(copy.rel)
+        name = mount.write_tier
+        record = self.catalog.replica_records([url]).get(url)
+        if record is None:
+            return f"the write tier {name!r} has no recorded copy ({url}): this is the only copy"
+        if record.bad:
+            return f"the write tier's copy {url} is bad ({record.bad}): this is the only good copy"
+        if copy.checksum and record.checksum:
+            if copy.checksum != record.checksum:
+                return f"the write tier's copy {url} holds other bytes (another checksum)"
+        elif copy.size != record.size or (
+            tier.storage_kind.node_local and _etag(copy.source_etag) != _etag(record.etag)
+        ):
+            return f"the write tier's copy {url} is not the one this copy was made from"
+        there = write.stats([copy.rel]).get(copy.rel)
+        if there is None:
+            return f"the write tier's object {url} is gone: this is the only copy"
+        if not _still(write, copy.rel, record, there):
+            return (
+                f"the write tier's object {url} changed since the catalog recorded it"
+                f" (size {there.size}, ETag {there.etag}): not the same bytes"
+            )
+        return self._changed_here(tier, local, copy, here)
+
+    def _changed_here(
+        self, tier: Tier, local: Connector, copy: _Copy, here: FileStat
+    ) -> str | None:
+        """Why the copy itself may hold bytes the write tier lacks (None: it does not)."""
+        own = self._own_record(tier, copy)
+        if own is None or _still(local, copy.rel, own, here):
+            return None
+        return "the copy changed since it was recorded: it may hold changes the write tier lacks"
+
+    def _own_record(self, tier: Tier, copy: _Copy) -> ReplicaRecord | None:
+        if tier.storage_kind.node_local:
+            found: dict[str, ReplicaRecord] = self.index(tier.url).records([copy.url])
+            return found.get(copy.url)
+        return self.catalog.replica_records([copy.url]).get(copy.url)
+
+    def _forget(self, tier: Tier, copy: _Copy) -> None:
+        """Drop the copy's record (after its file is gone)."""
+        if tier.storage_kind.node_local:
+            self.index(tier.url).forget([copy.url])
+            return
+        with write_transaction(self.catalog.conn) as conn:
+            conn.execute("DELETE FROM replicas WHERE tier = ? AND url = ?", (tier.name, copy.url))
+
+
+def _still(conn: Connector, rel: str, record: ReplicaRecord, st: FileStat) -> bool:
+    """Whether a live copy is the one ``record`` describes: unchanged (size and ETag, or
+    inode and ctime), or, where only its ctime moved, hashed again to its checksum."""
+    if record.matches(st):
+        return True
+    if not record.worth_rehashing(st):
+        return False
+    hashed = rehash(conn, rel)
+    return hashed is not None and hashed.checksum == record.checksum
+
+
+def _latest(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def _etag(etag: str | None) -> str:
+    return (etag or "").strip('"')
