@@ -81,7 +81,7 @@ def test_another_process_time_within_a_minute_is_kept(staged):
 def test_reads_flush_by_themselves_after_the_interval(staged, monkeypatch):
     catalog, fs, manager, statements = staged
     clock = [1000.0]
-    monkeypatch.setattr(_access.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(_access, "monotonic", lambda: clock[0])
     log = manager.access
     log._next = clock[0] + log.every
     for _ in range(50):

@@ -15,6 +15,7 @@ from aifdata import Catalog, CatalogError, ConfigError, UnknownDataset
 from aifdata._filesystem import MountedFileSystem
 from aifdata.cli import main
 from aifdata.managed import Manager
+from aifdata.managed._metrics import Metrics
 from aifdata.managed._release import release
 from aifdata.managed._space import make_room
 
@@ -258,3 +259,21 @@ def test_cli_release_of_an_unknown_dataset_exits_3_with_one_line(tmp_path):
         assert proc.returncode == 3, proc.stderr
         (line,) = proc.stderr.splitlines()
         assert line.startswith("aifdata: error: no dataset 'nosuch' in "), line
+
+
+def test_releases_are_counted_per_tier(tiers, tmp_path):
+    config, catalog = _layout(tiers, tmp_path)
+    _ingest(tiers, catalog, "set", n=2)
+    counted = []
+
+    class Counting(Metrics):
+        def count(self, router, tier, rel, name, n=1):
+            counted.append((tier, rel, name, n))
+
+    release(catalog, config, metrics=Counting(catalog, config))
+    assert sorted(counted) == [
+        ("pfs", "set/f0.bin", "bytes_released", 200),
+        ("pfs", "set/f0.bin", "releases", 1),
+        ("pfs", "set/f1.bin", "bytes_released", 200),
+        ("pfs", "set/f1.bin", "releases", 1),
+    ]

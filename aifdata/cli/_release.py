@@ -86,10 +86,11 @@ def _print(report: ReleaseReport) -> None:
 
 
 def _when(t: float | None) -> str:
-    if t is None:
-        return "never read"
-    stamp = datetime.datetime.fromtimestamp(t, tz=datetime.UTC)
-    return "read " + stamp.strftime("%Y-%m-%d %H:%M UTC")
+    return "never read" if t is None else f"read {_stamp(t)}"
+
+
+def _stamp(t: float) -> str:
+    return datetime.datetime.fromtimestamp(t, tz=datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 @app.command()
@@ -120,4 +121,4 @@ def pins(catalog: CatalogOption = None, as_json: JsonFlag = False) -> None:
         print_json([p.as_dict() for p in found])
         return
     for p in found:
-        typer.echo(f"{p.dataset}  pinned by {p.pinned_by}  {_when(p.created)[5:]}")
+        typer.echo(f"{p.dataset}  pinned by {p.pinned_by}  {_stamp(p.created)}")

@@ -19,6 +19,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
+from time import monotonic
 from typing import Any
 
 from .._config import Config
@@ -56,7 +57,7 @@ class AccessLog:
         self._written: dict[str, float] = {}  # what this process wrote last, per URL
         self._lock = threading.Lock()
         self._flushing = threading.Lock()
-        self._next = time.monotonic() + every
+        self._next = monotonic() + every
         self._keeps_shared: bool | None = None
         _LOGS.add(self)
 
@@ -74,7 +75,7 @@ class AccessLog:
                 return  # written less than a minute ago: nothing to add
             with self._lock:
                 self._shared[route.url] = now
-        if time.monotonic() >= self._next:
+        if monotonic() >= self._next:
             self.flush()
 
     def pending(self) -> int:
@@ -87,7 +88,7 @@ class AccessLog:
         if not self._flushing.acquire(blocking=False):
             return
         try:
-            self._next = time.monotonic() + self.every
+            self._next = monotonic() + self.every
             with self._lock:
                 shared, self._shared = self._shared, {}
                 cached, self._cached = self._cached, {}
