@@ -229,14 +229,14 @@ class _Session:
         metrics: Metrics,
         dry_run: bool,
         allowed: Callable[[set[str]], bool],
-        index: Callable[[str], Any] = node_index,
+        index: Callable[[str], Any] | None = None,
     ) -> None:
         self.catalog = catalog
         self.fs = MountedFileSystem(config)
         self.metrics = metrics
         self.dry_run = dry_run
         self.allowed = allowed
-        self.index = index
+        self.index = index or node_index
         self._pinned: set[int] | None = None
 
     # -- what a tier holds -----------------------------------------------------
