@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 
 import pytest
@@ -139,3 +140,19 @@ def test_at_exit_live_logs_are_flushed_and_dead_ones_are_not_kept(staged):
     del log
     assert all(isinstance(x, _access.AccessLog) for x in _access._LOGS)
     assert len([x for x in _access._LOGS if x.catalog is catalog]) == 1  # only the manager's
+
+
+@pytest.mark.e2e
+def test_a_forked_worker_writes_its_times_when_it_ends(staged):
+    catalog, fs, manager, _ = staged
+    ctx = multiprocessing.get_context("fork")
+
+    def read() -> None:
+        fs.cat("both/set/f2.bin")  # noted in the worker's memory; it ends with os._exit
+
+    worker = ctx.Process(target=read)
+    worker.start()
+    worker.join(60)
+    assert worker.exitcode == 0
+    assert manager.access.pending() == 0  # the parent noted nothing
+    assert _last_access(catalog)["f2.bin"] is not None

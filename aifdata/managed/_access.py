@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import multiprocessing.util
 import sqlite3
 import threading
 import time
@@ -147,3 +148,17 @@ def _flush_at_exit() -> None:
         # exiting: a time not written only makes its copy look older
         with contextlib.suppress(AifDataError, sqlite3.Error, OSError):
             log.flush()
+
+
+def _in_forked_child(_: object) -> None:
+    """A forked multiprocessing worker (a DataLoader's) ends with ``os._exit``, which
+    runs no atexit handler: its finalizers run, so it flushes through one."""
+    multiprocessing.util.Finalize(None, _flush_at_exit, exitpriority=10)
+
+
+class _ForkHook:
+    pass
+
+
+_FORK_HOOK = _ForkHook()  # kept alive: multiprocessing holds its fork hooks weakly
+multiprocessing.util.register_after_fork(_FORK_HOOK, _in_forked_child)

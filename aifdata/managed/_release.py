@@ -13,6 +13,7 @@ and the report says why.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterable
@@ -245,14 +246,14 @@ class _Session:
         """The tier's usage: its recorded copies' bytes, or, for a capacity that is a
         share of the file system, what the file system has in use."""
         if isinstance(rules.capacity, float):
-            return shutil.disk_usage(tier.url).used
+            return shutil.disk_usage(_existing(tier.url)).used
         if tier.storage_kind.node_local:
             return int(self.index(tier.url).used_bytes())
-        prefix = tier.url.rstrip("/") + "/"
+        low, high = _url_range(tier.url.rstrip("/") + "/")
         row = self.catalog.conn.execute(
             "SELECT COALESCE(SUM(size), 0) FROM (SELECT MAX(size) AS size FROM replicas"
-            " WHERE tier = ? AND substr(url, 1, ?) = ? GROUP BY url)",
-            (tier.name, len(prefix), prefix),
+            " WHERE url >= ? AND url < ? AND tier = ? GROUP BY url)",
+            (low, high, tier.name),
         ).fetchone()
         return int(row[0])
 
@@ -274,8 +275,8 @@ class _Session:
             "SELECT r.url, r.size, r.checksum, r.last_access, r.recorded, r.file_id, d.name"
             " FROM replicas r JOIN files f ON f.id = r.file_id"
             " JOIN versions v ON v.id = f.version_id JOIN datasets d ON d.id = v.dataset_id"
-            " WHERE r.tier = ? AND substr(r.url, 1, ?) = ?",
-            (tier.name, len(root), root),
+            " WHERE r.url >= ? AND r.url < ? AND r.tier = ?",
+            (*_url_range(root), tier.name),
         ).fetchall()
         copies: dict[str, _Copy] = {}
         for url, size, checksum, last, recorded, file_id, name in rows:
@@ -442,6 +443,18 @@ def _still(conn: Connector, rel: str, record: ReplicaRecord, st: FileStat) -> bo
         return False
     hashed = rehash(conn, rel)
     return hashed is not None and hashed.checksum == record.checksum
+
+
+def _url_range(prefix: str) -> tuple[str, str]:
+    """The URLs below ``prefix`` (ending in ``/``) as a range the URL index serves."""
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def _existing(path: str) -> str:
+    """``path``, or its nearest existing parent (a cache root is made on first write)."""
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path
 
 
 def _latest(a: float | None, b: float | None) -> float | None:
