@@ -35,6 +35,9 @@ from ._metrics import Metrics
 
 RELEASED, WOULD_RELEASE, REFUSED, FORGOTTEN = "released", "would release", "refused", "forgotten"
 
+#: How many copies' write-tier objects are looked up at once.
+AHEAD = 256
+
 
 @dataclass(frozen=True)
 class ReleasedCopy:
@@ -320,7 +323,10 @@ class _Session:
         out: list[ReleasedCopy] = []
         write = self.fs.connector(mount, mount.write_tier)
         local = self.fs.connector(mount, tier.name)
-        for copy in self.candidates(mount, tier, rel):
+        ahead = _Ahead(self.catalog, write)
+        candidates = self.candidates(mount, tier, rel)
+        ahead.expect(c.rel for c in candidates)
+        for copy in candidates:
             if goal is not None and freed >= goal:
                 break
             if age is not None and now - copy.time < age:
@@ -331,7 +337,7 @@ class _Session:
             if copy.pinned:
                 pinned += 1
                 continue
-            entry = self._one(mount, tier, write, local, copy)
+            entry = self._one(mount, tier, ahead, local, copy)
             out.append(entry)
             if entry.outcome in (RELEASED, WOULD_RELEASE):
                 freed += copy.size
@@ -352,7 +358,7 @@ class _Session:
             copy.pinned = copy.pinned or file_id in self.pinned_ids()
 
     def _one(
-        self, mount: Mount, tier: Tier, write: Connector, local: Connector, copy: _Copy
+        self, mount: Mount, tier: Tier, ahead: _Ahead, local: Connector, copy: _Copy
     ) -> ReleasedCopy:
         entry = ReleasedCopy(
             f"aif://{mount.prefix}/{copy.rel}", tier.name, copy.url, copy.size,
@@ -363,7 +369,7 @@ class _Session:
             if not self.dry_run:
                 self._forget(tier, copy)
             return replace(entry, outcome=FORGOTTEN, size=0, reason="the copy was already gone")
-        why = self._refusal(mount, tier, write, local, copy, here)
+        why = self._refusal(mount, tier, ahead, local, copy, here)
         if why is not None:
             return replace(entry, reason=why)
         if self.dry_run:
@@ -380,15 +386,16 @@ class _Session:
         self,
         mount: Mount,
         tier: Tier,
-        write: Connector,
+        ahead: _Ahead,
         local: Connector,
         copy: _Copy,
         here: FileStat,
     ) -> str | None:
         """Why this copy may not be released (None: the write tier holds its bytes)."""
+        write = ahead.write
         url = write.url(copy.rel)
         name = mount.write_tier
-        record = self.catalog.replica_records([url]).get(url)
+        record, there = ahead.of(copy.rel)
         if record is None:
             return f"the write tier {name!r} has no recorded copy ({url}): this is the only copy"
         if record.bad:
@@ -400,7 +407,6 @@ class _Session:
             tier.storage_kind.node_local and _etag(copy.source_etag) != _etag(record.etag)
         ):
             return f"the write tier's copy {url} is not the one this copy was made from"
-        there = write.stats([copy.rel]).get(copy.rel)
         if there is None:
             return f"the write tier's object {url} is gone: this is the only copy"
         if not _still(write, copy.rel, record, there):
@@ -432,6 +438,33 @@ class _Session:
             return
         with write_transaction(self.catalog.conn) as conn:
             conn.execute("DELETE FROM replicas WHERE tier = ? AND url = ?", (tier.name, copy.url))
+
+
+class _Ahead:
+    """The write tier's records of the next copies release judges, looked up :data:`AHEAD`
+    at a time, and each object's live stat (one HEAD, when its copy is judged: a listing
+    of a large directory would cost more than the few copies a low-water run frees)."""
+
+    def __init__(self, catalog: Catalog, write: Connector) -> None:
+        self.catalog, self.write = catalog, write
+        self.records: dict[str, ReplicaRecord | None] = {}
+        self.pending: dict[str, int] = {}
+        self.order: list[str] = []
+
+    def expect(self, rels: Iterable[str]) -> None:
+        """The copies release will judge next, in order."""
+        self.order = list(rels)
+        self.pending = {rel: i for i, rel in enumerate(self.order)}
+
+    def of(self, rel: str) -> tuple[ReplicaRecord | None, FileStat | None]:
+        """The write tier's record and live stat of ``rel``."""
+        url = self.write.url(rel)
+        if url not in self.records:
+            start = self.pending.get(rel, len(self.order))
+            batch = [url, *(self.write.url(r) for r in self.order[start + 1 : start + AHEAD])]
+            found = self.catalog.replica_records(batch)
+            self.records = {u: found.get(u) for u in batch}
+        return self.records[url], self.write.stat_or_none(rel)
 
 
 def _still(conn: Connector, rel: str, record: ReplicaRecord, st: FileStat) -> bool:
