@@ -277,3 +277,14 @@ def test_releases_are_counted_per_tier(tiers, tmp_path):
         ("pfs", "set/f1.bin", "bytes_released", 200),
         ("pfs", "set/f1.bin", "releases", 1),
     ]
+
+
+def test_make_room_with_a_read_only_catalog_releases_nothing(tiers, tmp_path, monkeypatch):
+    rules = {"capacity": 1000, "high_water": "90%", "low_water": "50%"}
+    config, catalog = _layout(tiers, tmp_path, **rules)
+    _ingest(tiers, catalog, "set", n=4)  # 800 in use
+    monkeypatch.setattr(Catalog, "read_only", property(lambda self: True))
+    manager = Manager(catalog, config)
+    router = MountedFileSystem(config)._router(config.mounts[0])
+    assert "full" in (make_room(manager, router, "pfs", 300) or "")
+    assert len(_on_pfs(tiers)) == 4 and len(_rows(catalog)) == 4

@@ -24,7 +24,7 @@ from .._config import Config, Mount
 from .._errors import BadURL, CatalogError, NotFound
 from .._filesystem import MountedFileSystem
 from .._router import ReplicaRecord, Router
-from ..catalog import Catalog
+from ..catalog import Catalog, current_principal
 from ..catalog._pins import pinned_file_ids
 from ..catalog._store import write_transaction
 from ..connectors import Connector, FileStat, Tier
@@ -179,8 +179,6 @@ def release(
 
 def _writable_datasets(catalog: Catalog, dataset: str | None) -> Callable[[set[str]], bool]:
     """Whether release may remove a copy of these datasets (write on each of them)."""
-    from ..catalog import current_principal
-
     if dataset is not None:
         catalog.versions(dataset)  # an unknown or hidden dataset: UnknownDataset
         catalog.require(dataset, "write", "release")
@@ -319,6 +317,9 @@ class _Session:
     ) -> ReleaseReport:
         """Release the tier's copies (oldest read first) that are older than ``age``,
         until ``goal`` bytes are freed (None: all of them)."""
+        if not (self.dry_run or tier.storage_kind.node_local) and self.catalog.read_only:
+            note = f"tier {tier.name!r}: the catalog is read-only here, so no copy is released"
+            return ReleaseReport(dry_run=self.dry_run, notes=(note,))
         now, freed, pinned = time.time(), 0, 0
         out: list[ReleasedCopy] = []
         write = self.fs.connector(mount, mount.write_tier)
