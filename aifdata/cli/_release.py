@@ -8,19 +8,9 @@ from typing import Annotated
 
 import typer
 
-from .._units import format_size, parse_duration
-from ..managed._release import ReleaseReport, release
+from ..managed import ReleaseReport, release
 from ._app import app, state
 from ._options import CatalogOption, JsonFlag, open_catalog, print_json
-
-
-def _duration(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--older-than") from None
 
 
 @app.command("release")
@@ -57,7 +47,7 @@ def release_command(
         state.config,
         target=target,
         dataset=dataset,
-        older_than=_duration(older_than),
+        older_than=older_than,
         to_low_water=to_low_water,
         tier=tier,
         dry_run=dry_run,
@@ -80,7 +70,7 @@ def _print(report: ReleaseReport) -> None:
     verb = "would be released" if report.dry_run else "released"
     typer.echo(
         f"{len(report.released)} cop{'y' if len(report.released) == 1 else 'ies'} {verb}"
-        f" ({format_size(report.bytes_released)}), {len(report.refused)} refused,"
+        f" ({report.bytes_released:,} bytes), {len(report.refused)} refused,"
         f" {report.pinned} kept by a pin"
     )
 

@@ -21,9 +21,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .._config import Config, Mount
-from .._errors import BadURL, CatalogError, NotFound
+from .._errors import BadName, BadURL, CatalogError, NotFound
 from .._filesystem import MountedFileSystem
 from .._router import ReplicaRecord, Router
+from .._units import parse_duration
 from ..catalog import Catalog, current_principal
 from ..catalog._pins import pinned_file_ids
 from ..catalog._store import write_transaction
@@ -136,7 +137,7 @@ def release(
     *,
     target: str | None = None,
     dataset: str | None = None,
-    older_than: float | None = None,
+    older_than: float | str | None = None,
     to_low_water: bool = False,
     tier: str | None = None,
     dry_run: bool = False,
@@ -145,12 +146,14 @@ def release(
     """Release copies on the managed (PFS and cache) tiers of ``config``'s mounts.
 
     ``target`` (an ``aif://`` prefix) and ``dataset`` (a name; all its versions)
-    narrow what is looked at, ``tier`` keeps to one tier; ``older_than``
-    (seconds) releases only copies not read for that long (default: the tier's
-    ``release_after``, else any age); ``to_low_water`` stops once the tier's usage
-    is at most its ``low_water`` share of its ``capacity``. Copies are taken least
-    recently read first. Needs write on the datasets whose copies it releases.
+    narrow what is looked at, ``tier`` keeps to one tier; ``older_than`` (seconds,
+    or a duration such as ``"7d"``) releases only copies not read for that long
+    (default: the tier's ``release_after``, else any age); ``to_low_water`` stops
+    once the tier's usage is at most its ``low_water`` share of its ``capacity``.
+    Copies are taken least recently read first. Needs write on the datasets whose
+    copies it releases.
     """
+    older_than = _duration(older_than)
     if not dry_run:
         catalog._writable()
     if tier is not None and not any(t.name == tier for m in config.mounts for t in m.tiers):
@@ -175,6 +178,17 @@ def release(
     if metrics is None:
         counts.flush()
     return report
+
+
+def _duration(value: float | str | None) -> float | None:
+    if value is None:
+        return None
+    if value == 0:
+        return 0.0  # any age (make_room's, and a caller's who means it)
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise BadName(f"older_than: {exc}") from None
 
 
 def _writable_datasets(catalog: Catalog, dataset: str | None) -> Callable[[set[str]], bool]:
