@@ -14,7 +14,7 @@ from aifdata import Catalog
 from aifdata._filesystem import MountedFileSystem
 from aifdata._router import ReplicaRecord, Route
 from aifdata.connectors import FileStat
-from aifdata.managed import _access, _release
+from aifdata.managed import _access, _release_tier
 from aifdata.managed._release import release
 
 
@@ -84,7 +84,7 @@ def cached(tiers, tmp_path, monkeypatch):
         stat = local.stats([rel])[rel]
         etag = write.stats([rel])[rel].etag
         index.rows[local.url(rel)] = (300, checksum, stat, etag, when)
-    monkeypatch.setattr(_release, "node_index", lambda root: index)
+    monkeypatch.setattr(_release_tier, "node_index", lambda root: index)
     return config, catalog, index, cache_dir, fs
 
 

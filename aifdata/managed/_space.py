@@ -17,7 +17,7 @@ from .._router import Router
 from .._units import format_size
 from ..connectors._rules import TierRules
 from ._access import node_index
-from ._release import _Session
+from ._release_tier import TierRelease
 
 if TYPE_CHECKING:
     from ._manager import Manager
@@ -36,7 +36,7 @@ def make_room(manager: Manager, router: Router, tier: str, nbytes: int) -> str |
     if nbytes > capacity:
         return f"capacity {format_size(capacity)} is smaller than the file ({format_size(nbytes)})"
     index: Any = getattr(manager, "index", node_index)
-    session = _Session(manager.catalog, manager.config, manager.metrics, False, _any, index)
+    session = TierRelease(manager.catalog, manager.config, manager.metrics, False, _any, index)
     try:
         used = session.usage(mount, managed, rules)
         if used + nbytes <= rules.high_water * capacity:
