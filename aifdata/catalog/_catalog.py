@@ -38,6 +38,7 @@ from ._lineage import (
     start_run,
     version_id,
 )
+from ._pins import Pin, add_pin, pins, remove_pin
 from ._policy import (
     Grant,
     Policy,
@@ -639,6 +640,34 @@ class Catalog:
         """Record (or replace) the verified copy of one file on one tier."""
         with write_transaction(self.conn) as conn:
             record_copy(conn, file_id, tier, url, size, checksum, stat, time.time())
+
+    # -- pins ----------------------------------------------------------------
+
+    def pin(self, name: str) -> bool:
+        """Keep dataset ``name``'s copies on managed tiers (never released); needs
+        write on it. False when it was pinned already."""
+        return self._pin(name, "pin", lambda conn, did, who: add_pin(conn, did, who, time.time()))
+
+    def unpin(self, name: str) -> bool:
+        """Let dataset ``name``'s copies be released again. False when it was not pinned."""
+        return self._pin(name, "unpin", lambda conn, did, who: remove_pin(conn, did))
+
+    def _pin(self, name: str, action: str, change: Callable[..., bool]) -> bool:
+        self._writable()
+        self.require(name, "write", action)
+        who = current_principal()
+        with write_transaction(self.conn) as conn:
+            row = conn.execute("SELECT id FROM datasets WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise self._unknown(name, who)
+            changed = change(conn, int(row["id"]), str(who))
+            _audit_row(conn, who, action, name, "write", name)
+        return changed
+
+    def pinned(self) -> list[Pin]:
+        """The pinned datasets the current principal may read."""
+        policy, who = self.policy(), current_principal()
+        return [p for p in pins(self.conn) if policy.allows(who, "read", policy.dataset(p.dataset))]
 
     # -- ingest --------------------------------------------------------------
 

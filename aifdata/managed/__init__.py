@@ -13,5 +13,6 @@ filesystem.
 from __future__ import annotations
 
 from ._manager import Manager
+from ._release import ReleasedCopy, ReleaseReport, release
 
-__all__ = ["Manager"]
+__all__ = ["Manager", "ReleaseReport", "ReleasedCopy", "release"]
