@@ -13,5 +13,7 @@ filesystem.
 from __future__ import annotations
 
 from ._manager import Manager
+from ._metrics import TierStats, by_dataset, stats
+from ._prefetch import PrefetchReport, prefetch
 
-__all__ = ["Manager"]
+__all__ = ["Manager", "PrefetchReport", "TierStats", "by_dataset", "prefetch", "stats"]
