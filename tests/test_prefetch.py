@@ -165,7 +165,7 @@ def test_cli_json_summary_and_resume(layout, hydration, capsysbinary):
     assert summary["seconds"] >= 0 and summary["tiers"] == ["pfs"]
     code, out, _ = _cli(capsysbinary, layout, "one")
     assert code == 0
-    assert "one onto pfs: 0 hydrated (0 B), 2 present, 0 skipped, 0 failed" in out
+    assert "one onto pfs: 0 hydrated (0 bytes), 2 present, 0 skipped, 0 failed" in out
 
 
 def test_cli_exits_1_naming_a_failed_file(layout, hydration, capsysbinary):

@@ -7,9 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .._units import format_size
-from ..managed import PrefetchReport, prefetch
-from ..managed._prefetch import targets
+from ..managed import PrefetchReport, prefetch, prefetch_targets
 from ._app import app
 from ._options import CatalogOption, JsonFlag, open_catalog, print_json, progress_bar
 
@@ -27,7 +25,7 @@ def prefetch_command(
     cache), verified, in parallel; run it again after a kill to resume. Exits 1 when a
     file failed."""
     cat = open_catalog(catalog)
-    files = targets(cat, target)  # errors (an unknown dataset) before the bar
+    files = prefetch_targets(cat, target)  # errors (an unknown dataset) before the bar
     total = sum(f.size for f in files)
     with progress_bar(sys.stderr.isatty() and not as_json) as progress:
         task = progress.add_task("prefetching", total=total)
@@ -47,7 +45,7 @@ def _print(report: PrefetchReport) -> None:
         typer.echo(f"FAILED  {url}: {why}")
     onto = ", ".join(report.tiers)
     typer.echo(
-        f"{report.target} onto {onto}: {report.hydrated} hydrated ({format_size(report.bytes)}),"
+        f"{report.target} onto {onto}: {report.hydrated} hydrated ({report.bytes:,} bytes),"
         f" {report.present} present, {report.skipped} skipped, {report.failed} failed"
         f" in {report.seconds:.1f} s"
     )

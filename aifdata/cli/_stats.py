@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from .._units import format_size
 from ..managed import TierStats, by_dataset, stats
 from ._app import app
 from ._options import CatalogOption, JsonFlag, open_catalog, print_json
@@ -66,7 +65,7 @@ def table(rows: Sequence[TierStats]) -> str:
         return "no reads counted yet (reads of aif:// mounts are counted once a catalog exists)"
     head = ("DATASET", "TIER", "FILES", "BYTES", "HITS", "MISSES", "HYDRATED", "RELEASED")
     body = [
-        (r.dataset, r.tier, str(r.files_served), format_size(r.bytes_served), str(r.hits),
+        (r.dataset, r.tier, str(r.files_served), f"{r.bytes_served:,}", str(r.hits),
          str(r.misses), str(r.hydrations), str(r.releases))
         for r in rows
     ]  # fmt: skip

@@ -15,5 +15,14 @@ from __future__ import annotations
 from ._manager import Manager
 from ._metrics import TierStats, by_dataset, stats
 from ._prefetch import PrefetchReport, prefetch
+from ._prefetch import targets as prefetch_targets
 
-__all__ = ["Manager", "PrefetchReport", "TierStats", "by_dataset", "prefetch", "stats"]
+__all__ = [
+    "Manager",
+    "PrefetchReport",
+    "TierStats",
+    "by_dataset",
+    "prefetch",
+    "prefetch_targets",
+    "stats",
+]
