@@ -199,7 +199,9 @@ COUNTERS: tuple[str, ...] = tuple(f.name for f in fields(TierStats))[2:]
 def stats(catalog: Catalog, dataset: str | None = None) -> list[TierStats]:
     """The totals per dataset and tier, of the datasets the caller may read (and of
     files in no dataset, ``-``), sorted; ``dataset`` keeps one (UnknownDataset when
-    the caller may not read it or it does not exist)."""
+    the caller may not read it or it does not exist). The counts of this process's
+    reads so far are added first."""
+    _flush_all()
     if dataset is not None:
         catalog.versions(dataset)  # refuses a dataset unknown or hidden to the caller
         readable = {dataset}
