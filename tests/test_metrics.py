@@ -16,10 +16,12 @@ from aifdata.managed import Manager, TierStats, _metrics, by_dataset, stats
 
 
 @pytest.fixture
-def managed(tmp_path):
+def managed(tmp_path, monkeypatch):
     """Mount ``m``: a PFS tier read first, a remote (in-memory) write tier, hydrate on
-    read; datasets ``ds/one`` (two files) and ``ds/two`` (one) ingested, and a file of
-    no dataset."""
+    read (but nothing hydrates: the counting is under test, the tier each read takes
+    is what routing says); datasets ``ds/one`` (two files) and ``ds/two`` (one)
+    ingested, and a file of no dataset."""
+    monkeypatch.setattr(Manager, "serve", lambda self, router, rel, route, *, whole: route)
     root = f"memory://aifdata-{uuid.uuid4().hex[:8]}"
     pfs = tmp_path / "pfs"
     pfs.mkdir()
