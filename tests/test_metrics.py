@@ -133,6 +133,15 @@ def test_a_read_only_catalog_keeps_nothing_quietly(managed, monkeypatch):
     assert stats(catalog) == []
 
 
+def test_a_catalog_removed_meanwhile_is_not_made_again(managed):
+    fs, catalog, _ = managed
+    fs.cat_file("m/one/a.bin")
+    catalog.close()
+    catalog.path.unlink()
+    fs._tier_manager().flush()  # quietly: nothing to add the counts to
+    assert not catalog.path.exists()
+
+
 def test_counts_wait_for_a_catalog_that_cannot_be_written_now(managed, monkeypatch):
     fs, catalog, _ = managed
     fs.cat_file("m/one/a.bin")

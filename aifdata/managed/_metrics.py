@@ -89,16 +89,17 @@ class Metrics:
         self._counts[key] = self._counts.get(key, 0) + n
 
     def flush(self) -> None:
-        """Add what was counted so far to the catalog's totals (a read-only catalog
-        keeps nothing, quietly; a catalog that cannot be written now keeps the counts
-        for the next flush and warns once)."""
+        """Add what was counted so far to the catalog's totals (a read-only catalog, or
+        one no longer there, keeps nothing, quietly; a catalog that cannot be written now
+        keeps the counts for the next flush and warns once)."""
         with self._lock:
             counts, self._counts = self._counts, {}
             self._due = time.monotonic() + FLUSH_SECONDS
         if not counts:
             return
         try:
-            if self.catalog.read_only:
+            # a catalog removed meanwhile (a temporary home cleaned up) is never made anew
+            if not os.path.lexists(self.catalog.path) or self.catalog.read_only:
                 return
             rows = _totals(counts, datasets_of(self.catalog, {u for k in counts for u in k[0]}))
             with write_transaction(self.catalog.conn) as conn:
