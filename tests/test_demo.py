@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -36,6 +37,9 @@ def test_the_demo_runs_the_main_job_and_reports_it(tmp_path):
     )
     assert "refused: user:guest may not read" in out
     assert "counts 20,000 records" in out
+    # the mount hydrates on read: the second read of every partition is counted per tier
+    second = r"second read: \d+% served by pfs \(\d+ of \d+ reads\), \d+ reads? from S3"
+    assert re.search(second, out)
     # forked DataLoader workers must not touch the parent's S3 sessions
     assert "attached to a different loop" not in proc.stderr
     assert "Task exception" not in proc.stderr

@@ -13,6 +13,20 @@ filesystem.
 from __future__ import annotations
 
 from ._manager import Manager
+from ._metrics import TierStats, by_dataset, stats
+from ._prefetch import PrefetchReport, prefetch
+from ._prefetch import targets as prefetch_targets
 from ._release import ReleasedCopy, ReleaseReport, release
 
-__all__ = ["Manager", "ReleaseReport", "ReleasedCopy", "release"]
+__all__ = [
+    "Manager",
+    "PrefetchReport",
+    "ReleaseReport",
+    "ReleasedCopy",
+    "TierStats",
+    "by_dataset",
+    "prefetch",
+    "prefetch_targets",
+    "release",
+    "stats",
+]
