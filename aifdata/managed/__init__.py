@@ -13,5 +13,7 @@ filesystem.
 from __future__ import annotations
 
 from ._manager import Manager
+from ._sync import sync
+from ._sync_report import SyncChange, SyncReport
 
-__all__ = ["Manager"]
+__all__ = ["Manager", "SyncChange", "SyncReport", "sync"]

@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .._config import Config, Mount
-from .._errors import BadURL, CatalogError, MountNotFound, NotFound
+from .._errors import BadName, BadURL, CatalogError, MountNotFound, NotFound
 from .._filesystem import MountedFileSystem
 from .._router import ReplicaRecord
 from ..catalog import Catalog, FileRecord, current_principal
@@ -44,7 +44,8 @@ from ..connectors._seal import rehash
 from ._sync_record import Copy, Known, Outcome, Scope, record
 from ._sync_report import CHANGED, CONFLICT, DELETED, GONE, NEW, Side, SyncChange, SyncReport
 
-#: What ``prefer`` may name: the remote tiers' side (S3) or the local tiers' side (PFS).
+#: What ``prefer`` may name besides a tier: the remote tiers' side (S3) or the local
+#: tiers' side (PFS).
 PREFER = ("s3", "pfs")
 
 
@@ -63,8 +64,7 @@ def sync(
     :attr:`SyncReport.skipped`). With an unresolved conflict, or ``dry_run``, nothing
     is recorded and nothing written.
     """
-    if prefer not in (None, *PREFER):
-        raise ValueError(f"prefer must be 's3', 'pfs' or None, not {prefer!r}")
+    _check_prefer(catalog.config, prefer)
     if not dry_run:
         catalog._writable()
     scopes, skipped = _scopes(catalog, prefix)
@@ -72,13 +72,20 @@ def sync(
     plans = [_plan(scope, fs, prefer, workers) for scope in scopes]
     changes = tuple(o.change for p in plans for o in p.outcomes if o.change is not None)
     report = SyncReport(prefix, changes, skipped=tuple(skipped), prefer=prefer, dry_run=dry_run)
-    if dry_run or report.conflicts or report.up_to_date:
+    if dry_run or report.conflicts:
         return report
     exported = [url for p in plans for url in p.export()]
     versions = record(catalog, [(p.scope, p.conns, p.outcomes) for p in plans])
     return SyncReport(
         prefix, changes, tuple(versions), tuple(skipped), tuple(exported), prefer, dry_run
     )
+
+
+def _check_prefer(config: Config, prefer: str | None) -> None:
+    names = {t.name for m in config.mounts for t in m.tiers}
+    if prefer is not None and prefer not in {*PREFER, *names}:
+        known = ", ".join(sorted(names))
+        raise BadName(f"--prefer {prefer!r}: expected s3, pfs or a tier name ({known})")
 
 
 # -- what is compared --------------------------------------------------------
@@ -244,7 +251,7 @@ def _found(scope: Scope, conns: dict[str, Connector], workers: int) -> dict[str,
             )
         known = scope.files.get(rel)
         row = known.rows.get(conn.url(rel)) if known is not None else None
-        return Copy(tier, rel, conn.url(rel), got.stat, got.checksum, _good(row))
+        return Copy(tier, rel, conn.url(rel), got.stat, got.checksum, _good(row), hashed=True)
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
         for got in pool.map(hashed, jobs):
@@ -315,10 +322,15 @@ class _Judge:
         return self._outcome(rel, known, chosen.checksum, found, CONFLICT, sides, chosen.tier)
 
     def _preferred(self, sides: Sequence[Side]) -> Side | None:
-        if self.prefer is None:
+        """The side ``prefer`` names: a tier by its name, else ``s3`` the remote tiers
+        and ``pfs`` the local ones."""
+        prefer, mount = self.prefer, self.scope.mount
+        if prefer is None:
             return None
-        local = self.prefer == "pfs"
-        mount = self.scope.mount
+        named = [s for s in sides if s.tier == prefer]
+        if named or prefer in {t.name for t in mount.tiers}:
+            return named[0] if named else None
+        local = prefer == "pfs"
         return next((s for s in sides if mount.tier(s.tier).local == local), None)
 
     def _recorded_side(self, known: Known, tier: str) -> Side:

@@ -12,6 +12,7 @@ import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .._config import Mount
 from .._errors import CatalogError
@@ -21,7 +22,7 @@ from ..catalog._catalog import version_digest
 from ..catalog._ingest import SourceFile, sniff_format
 from ..catalog._search import reindex
 from ..catalog._store import write_transaction
-from ..catalog._verify import record_copy
+from ..catalog._verify import mark_hashed, record_copy
 from ..connectors import Connector, FileStat
 from ._sync_report import Side, SyncChange
 
@@ -73,6 +74,7 @@ class Copy:
     stat: FileStat
     checksum: str
     recorded: bool
+    hashed: bool = False  # its bytes were read (its stat did not show it was the recorded copy)
 
     def side(self) -> Side:
         return Side(self.tier, self.url, self.stat.size, self.checksum, self.stat.etag,
@@ -105,7 +107,8 @@ def record(catalog: Catalog, plans: Sequence[Plan]) -> list[str]:
     with write_transaction(catalog.conn) as conn:
         for scope, files, copies in ready:
             digest = version_digest(files)
-            if digest == scope.digest:  # only copies gone from a tier: the data is the same
+            if digest == scope.digest:  # the same data: what hashing found is kept
+                _rehashed(conn, files, copies)
                 continue
             _still_latest(conn, scope)
             number = scope.number + 1
@@ -120,14 +123,14 @@ def record(catalog: Catalog, plans: Sequence[Plan]) -> list[str]:
 
 def _ready(
     scope: Scope, conns: Mapping[str, Connector], outcomes: Sequence[Outcome]
-) -> tuple[Scope, list[SourceFile], list[list[Copy] | FileRecord]]:
+) -> tuple[Scope, list[SourceFile], list[Held]]:
     """The files of the new version (sorted by path), and per file the copies to record
     (or the old file whose good rows are kept: a file outside the part compared)."""
-    rows: list[tuple[SourceFile, list[Copy] | FileRecord]] = []
+    rows: list[tuple[SourceFile, Held]] = []
     compared = {o.rel for o in outcomes}
     for known in scope.files.values():
         if known.rel not in compared:
-            rows.append((_kept(known.record), known.record))
+            rows.append((_kept(known.record), Held(known.record, None)))
     order = [scope.mount.write_tier, *scope.mount.read_order]
     for outcome in outcomes:
         if outcome.checksum is None:
@@ -135,9 +138,17 @@ def _ready(
         if not outcome.holders:
             raise CatalogError(f"{outcome.path}: no copy holds {outcome.checksum}")
         holders = sorted(outcome.holders, key=lambda c: order.index(c.tier))
-        rows.append((_source_file(outcome, holders[0], conns), holders))
+        rows.append((_source_file(outcome, holders[0], conns), Held(outcome.old, holders)))
     rows.sort(key=lambda r: r[0].path)
     return scope, [f for f, _ in rows], [c for _, c in rows]
+
+
+class Held(NamedTuple):
+    """A file's old record (None: a new file), and the copies that hold its bytes now
+    (None: not compared, its good rows are kept)."""
+
+    old: FileRecord | None
+    copies: list[Copy] | None
 
 
 def _kept(f: FileRecord) -> SourceFile:
@@ -157,6 +168,19 @@ def _source_file(outcome: Outcome, first: Copy, conns: Mapping[str, Connector]) 
                       fmt)  # fmt: skip
 
 
+def _rehashed(conn: sqlite3.Connection, files: Sequence[SourceFile], held: Sequence[Held]) -> None:
+    """Record the copies of an unchanged version that were hashed to its bytes: their new
+    stat (a metadata-only change), or the copy itself where it was not recorded (as
+    ``stage`` records a copy it finds in place)."""
+    now = time.time()
+    for f, (old, copies) in zip(files, held, strict=True):
+        for c in copies or ():
+            if c.hashed and c.recorded:
+                mark_hashed(conn, c.url, f.checksum, c.stat, None, now)
+            elif c.hashed and old is not None:
+                record_copy(conn, old.id, c.tier, c.url, f.size, f.checksum, c.stat, now)
+
+
 def _still_latest(conn: sqlite3.Connection, scope: Scope) -> None:
     (latest,) = conn.execute(
         "SELECT max(number) FROM versions WHERE dataset_id = ?", (scope.dataset_id,)
@@ -169,24 +193,21 @@ def _still_latest(conn: sqlite3.Connection, scope: Scope) -> None:
 
 
 def _replicas(
-    conn: sqlite3.Connection,
-    records: Sequence[FileRecord],
-    copies: Sequence[list[Copy] | FileRecord],
+    conn: sqlite3.Connection, records: Sequence[FileRecord], held: Sequence[Held]
 ) -> None:
     """Replace the one row per file that the version was made with by every copy that
     holds the file's bytes."""
     now = time.time()
-    for new, held in zip(records, copies, strict=True):
+    for new, (old, copies) in zip(records, held, strict=True):
         conn.execute("DELETE FROM replicas WHERE file_id = ?", (new.id,))
-        if isinstance(held, FileRecord):
+        if copies is None and old is not None:
             conn.execute(
                 "INSERT INTO replicas (file_id, tier, url, size, checksum, mtime, etag, recorded,"
                 " inode, device, ctime_ns, checked, bad, last_access)"
                 " SELECT ?, tier, url, size, checksum, mtime, etag, recorded, inode, device,"
                 " ctime_ns, checked, bad, last_access FROM replicas"
                 " WHERE file_id = ? AND bad IS NULL",
-                (new.id, held.id),
+                (new.id, old.id),
             )
-            continue
-        for c in held:
+        for c in copies or ():
             record_copy(conn, new.id, c.tier, c.url, new.size, new.checksum, c.stat, now)
