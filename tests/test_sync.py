@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pytest
 
 import aifdata
-from aifdata import AccessDenied, Catalog, NotFound
+from aifdata import AccessDenied, Catalog, CatalogError, NotFound
 from aifdata.cli import main
 from aifdata.managed import SyncReport, sync
 
@@ -256,6 +256,54 @@ def test_a_reader_may_not_sync(ds, who):
     with pytest.raises(AccessDenied, match="bob may not write"):
         ds.sync()
     assert ds.catalog.versions("ds") == [1]
+
+
+def test_a_prefix_inside_a_dataset_compares_only_that_part(ds):
+    ds.fs.pipe("both/ds/sub/x.bin", b"x")
+    ds.catalog.ingest("aif://both/ds", "ds")  # version 2: a.bin, b.bin, sub/x.bin
+    ds.catalog.stage("ds", to="pfs")
+    ds.on_write_tier("sub/x.bin", b"x2")
+    ds.on_write_tier("a.bin", b"a2")  # outside the prefix: not compared
+    report = sync(ds.catalog, "aif://both/ds/sub")
+    assert changes(report) == [("sub/x.bin", "changed", ds.write)]
+    assert report.versions == ("ds@3",)
+    rows = ds.rows()
+    assert rows["sub/x.bin"] == (2, sha(b"x2"), [ds.write])
+    assert rows["a.bin"] == (1000, sha(A), both(ds.write))  # its rows kept as they were
+    assert ds.served("sub/x.bin") == (ds.write, b"x2")
+
+
+def test_only_datasets_the_caller_may_write_are_recorded(ds, who):
+    ds.fs.pipe("both/other/o.bin", b"o")
+    ds.catalog.ingest("aif://both/other", "other")
+    ds.catalog.grant("user:bob", "write", "ds")
+    ds.catalog.grant("user:bob", "read", "other")
+    ds.on_write_tier("c.bin", b"c")
+    ds.fs.pipe("both/other/p.bin", b"p")
+    who("bob")
+    report = sync(ds.catalog, "aif://both")
+    assert report.versions == ("ds@2",) and report.skipped == ("other",)
+    assert changes(report) == [("c.bin", "new", ds.write)]
+    assert ds.catalog.versions("other") == [1]
+
+
+def test_all_or_nothing_when_a_version_is_recorded_meanwhile(ds, monkeypatch):
+    from aifdata.managed import _sync
+
+    ds.fs.pipe("both/other/o.bin", b"o")
+    ds.catalog.ingest("aif://both/other", "other")
+    ds.on_write_tier("c.bin", b"c")
+    ds.fs.pipe("both/other/p.bin", b"p")
+    real = _sync.record
+
+    def late(catalog, plans):  # another writer records 'other' between compare and record
+        catalog.ingest("aif://both/other", "other")
+        return real(catalog, plans)
+
+    monkeypatch.setattr(_sync, "record", late)
+    with pytest.raises(CatalogError, match="was recorded while sync compared version 1"):
+        sync(ds.catalog, "aif://both")
+    assert ds.catalog.versions("ds") == [1]  # 'ds' was fine, and is not recorded either
 
 
 def test_an_unknown_prefix_is_not_found(ds):
