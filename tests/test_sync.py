@@ -213,6 +213,24 @@ def test_a_conflict_resolved_by_prefer(ds, side):
         assert ds.write_tier_bytes("a.bin") == b"from the pfs"
 
 
+@pytest.mark.parametrize("side", ["write", "pfs"])
+def test_deleted_on_the_write_tier_and_changed_on_the_pfs_is_a_conflict(ds, side):
+    ds.on_write_tier("a.bin", None)
+    ds.on_pfs("a.bin", b"edited on the pfs")
+    report = ds.sync()
+    sides = {s.tier: s.size for s in report.conflicts[0].sides}
+    assert sides == {ds.write: None, "pfs": 17}  # deleted there, edited here
+    assert ds.catalog.versions("ds") == [1]
+    prefer = ds.write if side == "write" else "pfs"
+    report = ds.sync(prefer=prefer)
+    assert report.versions == ("ds@2",)
+    if side == "write":
+        assert set(ds.rows()) == {"b.bin"}  # deleted
+    else:
+        assert ds.rows()["a.bin"] == (17, sha(b"edited on the pfs"), ["pfs"])
+        assert ds.served("a.bin") == ("pfs", b"edited on the pfs")
+
+
 def test_prefer_s3_names_the_remote_side(ds):
     if ds.write != "s3":
         pytest.skip("the s3 side needs an S3 tier")

@@ -72,7 +72,8 @@ def sync(
     plans = [_plan(scope, fs, prefer, workers) for scope in scopes]
     changes = tuple(o.change for p in plans for o in p.outcomes if o.change is not None)
     report = SyncReport(prefix, changes, skipped=tuple(skipped), prefer=prefer, dry_run=dry_run)
-    if dry_run or report.conflicts:
+    hashed = any(c.hashed for p in plans for o in p.outcomes for c in o.holders)
+    if dry_run or report.conflicts or (report.up_to_date and not hashed):
         return report
     exported = [url for p in plans for url in p.export()]
     versions = record(catalog, [(p.scope, p.conns, p.outcomes) for p in plans])
@@ -319,7 +320,8 @@ class _Judge:
         chosen = self._preferred(sides)
         if chosen is None:
             return self._outcome(rel, known, None, found, CONFLICT, sides, unresolved=True)
-        return self._outcome(rel, known, chosen.checksum, found, CONFLICT, sides, chosen.tier)
+        checksum = None if chosen.size is None else chosen.checksum  # None: deleted there
+        return self._outcome(rel, known, checksum, found, CONFLICT, sides, chosen.tier)
 
     def _preferred(self, sides: Sequence[Side]) -> Side | None:
         """The side ``prefer`` names: a tier by its name, else ``s3`` the remote tiers
@@ -328,16 +330,17 @@ class _Judge:
         if prefer is None:
             return None
         named = [s for s in sides if s.tier == prefer]
-        if named or prefer in {t.name for t in mount.tiers}:
+        if named or prefer not in PREFER:  # a tier: its side, if it is one of them
             return named[0] if named else None
         local = prefer == "pfs"
         return next((s for s in sides if mount.tier(s.tier).local == local), None)
 
     def _recorded_side(self, known: Known, tier: str) -> Side:
+        """The side of a recorded copy that is gone (its size None), with its last marks."""
         url = self.conns[tier].url(known.rel)
         row = known.rows.get(url)
-        size = None if row is None else row.size
-        return Side(tier, url, size, known.record.checksum, row and row.etag, row and row.mtime)
+        etag, mtime = (row.etag, row.mtime) if row is not None else (None, None)
+        return Side(tier, url, None, known.record.checksum, etag, mtime)
 
     def _outcome(
         self,
@@ -351,8 +354,6 @@ class _Judge:
         unresolved: bool = False,
     ) -> Outcome:
         shown = tuple(s if isinstance(s, Side) else s.side() for s in sides)
-        if kind in (DELETED, GONE):
-            shown = tuple(Side(s.tier, s.url, None, s.checksum, s.etag, s.mtime) for s in shown)
         change = None
         if kind is not None:
             change = SyncChange(self.scope.name, self.scope.path_of(rel), kind, shown, chosen)
