@@ -41,7 +41,7 @@ from ..catalog._stage import _copy_verified
 from ..connectors import Connector, FileStat, join
 from ..connectors._atomic import TempOwner
 from ..connectors._seal import rehash
-from ._sync_record import Copy, Known, Outcome, Scope, record
+from ._sync_record import Copy, Known, Outcome, Scope, record, still_latest
 from ._sync_report import CHANGED, CONFLICT, DELETED, GONE, NEW, Side, SyncChange, SyncReport
 
 #: What ``prefer`` may name besides a tier: the remote tiers' side (S3) or the local
@@ -75,6 +75,8 @@ def sync(
     hashed = any(c.hashed for p in plans for o in p.outcomes for c in o.holders)
     if dry_run or report.conflicts or (report.up_to_date and not hashed):
         return report
+    for p in plans:  # checked again in the transaction; here, before the write tier is written
+        still_latest(catalog.conn, p.scope)
     exported = [url for p in plans for url in p.export()]
     versions = record(catalog, [(p.scope, p.conns, p.outcomes) for p in plans])
     return SyncReport(

@@ -110,7 +110,7 @@ def record(catalog: Catalog, plans: Sequence[Plan]) -> list[str]:
             if digest == scope.digest:  # the same data: what hashing found is kept
                 _rehashed(conn, files, copies)
                 continue
-            _still_latest(conn, scope)
+            still_latest(conn, scope)
             number = scope.number + 1
             records = catalog._insert_version(
                 conn, scope.dataset_id, number, scope.source, digest, files
@@ -181,7 +181,7 @@ def _rehashed(conn: sqlite3.Connection, files: Sequence[SourceFile], held: Seque
                 record_copy(conn, old.id, c.tier, c.url, f.size, f.checksum, c.stat, now)
 
 
-def _still_latest(conn: sqlite3.Connection, scope: Scope) -> None:
+def still_latest(conn: sqlite3.Connection, scope: Scope) -> None:
     (latest,) = conn.execute(
         "SELECT max(number) FROM versions WHERE dataset_id = ?", (scope.dataset_id,)
     ).fetchone()
