@@ -21,7 +21,7 @@ from aifdata import AccessDenied, Catalog, CatalogError, NotFound
 from aifdata.cli import main
 from aifdata.managed import SyncReport, sync
 
-from .conftest import TwoTiers
+from .conftest import S3_ONLY, TwoTiers
 
 A, B = b"A" * 1000, b"B" * 2000
 
@@ -231,9 +231,8 @@ def test_deleted_on_the_write_tier_and_changed_on_the_pfs_is_a_conflict(ds, side
         assert ds.served("a.bin") == ("pfs", b"edited on the pfs")
 
 
+@S3_ONLY
 def test_prefer_s3_names_the_remote_side(ds):
-    if ds.write != "s3":
-        pytest.skip("the s3 side needs an S3 tier")
     ds.on_write_tier("a.bin", b"from s3")
     ds.on_pfs("a.bin", b"from the pfs")
     report = ds.sync(prefer="s3")
