@@ -17,16 +17,21 @@ from ._metrics import TierStats, by_dataset, stats
 from ._prefetch import PrefetchReport, prefetch
 from ._prefetch import targets as prefetch_targets
 from ._release import ReleasedCopy, ReleaseReport, release
+from ._sync import sync
+from ._sync_report import SyncChange, SyncReport
 
 __all__ = [
     "Manager",
     "PrefetchReport",
     "ReleaseReport",
     "ReleasedCopy",
+    "SyncChange",
+    "SyncReport",
     "TierStats",
     "by_dataset",
     "prefetch",
     "prefetch_targets",
     "release",
     "stats",
+    "sync",
 ]
