@@ -117,7 +117,13 @@ class CountingProxy:
                 if self.command == "GET" and answer.status in (200, 206):
                     proxy.count(self.path, self.headers.get("Range", ""), len(data))
 
-            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
+            def _serve(self) -> None:
+                try:
+                    self._forward()
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up: fine
+                    self.close_connection = True
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _serve
 
         return Handler
 
