@@ -21,7 +21,7 @@ import pytest
 import aifdata
 from aifdata import Catalog, Config, Mount, Tier
 from aifdata.connectors.fsspec_tier import FsspecConnector
-from aifdata.managed import _space
+from aifdata.managed import _hydrate, _space
 
 MiB = 2**20
 
@@ -173,7 +173,7 @@ def test_open_of_a_small_file_reads_the_copy(pfs_managed: Managed) -> None:
 def test_a_failed_hydration_warns_once_naming_the_tier_and_the_read_succeeds(
     managed: Managed, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_space, "make_room", lambda *a: "the tier is full (test)")
+    monkeypatch.setattr(_hydrate, "make_room", lambda *a: "the tier is full (test)")
     data = _data(3000)
     managed.put("f.bin", data)
     managed.ingest()
@@ -202,7 +202,7 @@ def test_capacity_smaller_than_one_file_skips_with_a_warning(
     router = fs._router(mount)
     if _space.make_room(fs._tier_manager(), router, "fast", 4096) is None:  # still the stub
         reason = "capacity 1.0 KiB is smaller than the file (4.0 KiB)"
-        monkeypatch.setattr(_space, "make_room", lambda *a: reason)
+        monkeypatch.setattr(_hydrate, "make_room", lambda *a: reason)
     with pytest.warns(RuntimeWarning, match=r"tier 'fast' \(capacity .* smaller than the file"):
         assert fs.cat_file("m/f.bin") == data
     assert not (m.fast / "f.bin").exists()

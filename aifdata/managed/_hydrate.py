@@ -15,18 +15,21 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .._router import Route, Router
 from .._streams import CHUNK_SIZE, copy_stream
 from ..catalog import FileRecord
 from ..connectors import Connector, FileStat
 from ..connectors._seal import SEAL_ATTRIBUTE, local_path
-from . import _space
 from ._lease import Lease
+from ._space import Keeper, make_room
 
-if TYPE_CHECKING:
-    from ._manager import Manager
+
+class Hydrating(Keeper, Protocol):
+    """What hydration needs of the tier manager."""
+
+    def cache_index(self, conn: Connector) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ class HydrateOutcome:
     costly: bool = field(default=False, compare=False, repr=False)
 
 
-def hydrate(manager: Manager, router: Router, rel: str, source: Route) -> HydrateOutcome:
+def hydrate(manager: Hydrating, router: Router, rel: str, source: Route) -> HydrateOutcome:
     """Copy ``rel`` from the tier of ``source`` onto the mount's hydration tier."""
     mount = router.mount
     tier = mount.hydration_tier
@@ -95,7 +98,7 @@ def _present(router: Router, rel: str, tier: str, path: str) -> Route | None:
 
 
 def _copy(
-    manager: Manager, router: Router, rel: str, source: Route, row: FileRecord
+    manager: Hydrating, router: Router, rel: str, source: Route, row: FileRecord
 ) -> HydrateOutcome:
     """Stream, verify, rename into place, seal, record; the route to the copy."""
     mount = router.mount
@@ -104,7 +107,7 @@ def _copy(
     before = _unchanged(write, rel, row)
     if isinstance(before, str):
         return HydrateOutcome("failed", reason=before)
-    full = _space.make_room(manager, router, tier, row.size)
+    full = make_room(manager, router, tier, row.size)
     if full is not None:
         return HydrateOutcome("failed", reason=full)
     problem = _stream(router.connectors[source.tier], target, rel, row, write)
@@ -175,7 +178,7 @@ def _seal_unpublished(writer: Any, checksum: str) -> None:
 
 
 def _record(
-    manager: Manager, router: Router, rel: str, row: FileRecord, stat: FileStat, etag: str | None
+    manager: Hydrating, router: Router, rel: str, row: FileRecord, stat: FileStat, etag: str | None
 ) -> None:
     tier = router.mount.hydration_tier or ""
     target = router.connectors[tier]

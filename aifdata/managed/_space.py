@@ -10,20 +10,28 @@ cannot fit even then is not hydrated, and the reason says why.
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from .._config import Config
 from .._errors import AifDataError
 from .._router import Router
 from .._units import format_size
+from ..catalog import Catalog
 from ..connectors._rules import TierRules
 from ._access import node_index
+from ._metrics import Metrics
 from ._release_tier import TierRelease
 
-if TYPE_CHECKING:
-    from ._manager import Manager
+
+class Keeper(Protocol):
+    """What making room needs of the tier manager."""
+
+    catalog: Catalog
+    config: Config
+    metrics: Metrics
 
 
-def make_room(manager: Manager, router: Router, tier: str, nbytes: int) -> str | None:
+def make_room(manager: Keeper, router: Router, tier: str, nbytes: int) -> str | None:
     """Make room for ``nbytes`` more on ``tier`` of ``router``'s mount: None when there
     is room (after releasing least recently read copies past high water), else why
     the bytes cannot fit (the hydration is then skipped with a warning)."""
