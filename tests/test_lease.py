@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from aifdata.connectors._atomic import host_token
 from aifdata.managed._lease import Lease, lease_path
 
 
@@ -34,7 +35,7 @@ def test_one_holder_at_a_time_and_release_frees_it(tmp_path: Path) -> None:
 def test_the_lease_file_names_its_holder(tmp_path: Path) -> None:
     with Lease(str(tmp_path / "f"), 30) as lease:
         assert lease.acquire()
-        _host, pid, token = Path(lease.path).read_text().split()
+        _host, pid, token, _start = Path(lease.path).read_text().split()
         assert int(pid) == os.getpid() and len(token) == 16
         assert lease.held
 
@@ -50,6 +51,20 @@ def test_a_held_lease_is_renewed_and_never_taken(tmp_path: Path) -> None:
         time.sleep(0.05)
     assert holder.held
     holder.release()
+
+
+def test_a_fresh_lease_of_an_exited_process_of_this_host_is_taken_at_once(tmp_path: Path) -> None:
+    target = str(tmp_path / "f")
+    Path(lease_path(target)).write_text(f"{host_token()} 999999999 0123456789abcdef x")
+    taker = Lease(target, 30)
+    assert taker.acquire()  # no wait for the lease to expire: its holder is gone
+    taker.release()
+
+
+def test_a_fresh_lease_of_another_host_is_left_to_expire(tmp_path: Path) -> None:
+    target = str(tmp_path / "f")
+    Path(lease_path(target)).write_text("otherhost-0123abcd 999999999 0123456789abcdef x")
+    assert not Lease(target, 30).acquire()
 
 
 def test_a_stale_lease_is_broken_and_taken_over(tmp_path: Path) -> None:

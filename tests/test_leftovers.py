@@ -356,3 +356,15 @@ def test_ingest_of_a_local_directory_records_no_temporary_file_and_removes_none(
         assert dead.exists() and len(temps(src / "d")) == 2
     finally:
         live.close()
+
+
+def test_a_hydration_lease_is_never_listed(tmp_path):
+    from aifdata.connectors.pfs import PFSConnector
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f.bin").write_bytes(b"x")
+    (tmp_path / "d" / ".f.bin.aif-lease").write_text("host 1 token x")
+    (tmp_path / "d" / ".g.bin.aif-lease.0a1b2c.broken").write_text("host 1 token x")
+    conn = PFSConnector(aifdata.Tier.pfs(tmp_path))
+    assert [i["name"] for i in conn.ls("d")] == ["d/f.bin"]
+    assert list(conn.find("")) == ["d/f.bin"]

@@ -49,6 +49,16 @@ if TYPE_CHECKING:
     from typing_extensions import Buffer
 
 TEMP_SUFFIX = ".aif-tmp"
+#: Ends the name of a hydration's lease beside its target (``.NAME.aif-lease``; a broken
+#: one being put aside adds ``.XXXX.broken``): never listed, like a temporary file.
+LEASE_SUFFIX = ".aif-lease"
+
+
+def is_internal(name: str) -> bool:
+    """Whether a directory entry is aifdata's own (a temporary file, a lease), not data."""
+    return name.endswith(TEMP_SUFFIX) or LEASE_SUFFIX in name
+
+
 #: A temporary file whose owner cannot be checked here (another host's, or one
 #: named without an owner) is removed only after this many seconds unchanged.
 FOREIGN_TEMP_AGE = 24 * 3600.0

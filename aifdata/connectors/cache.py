@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from ._atomic import LEASE_SUFFIX
 from ._base import Info
 from ._kind import OptionCheck
 from ._tier import Tier
@@ -20,8 +21,6 @@ from .pfs import PFSConnector, PFSKind
 
 #: The directory in a cache root that holds the node's index (never listed).
 INDEX_DIR = ".aifdata"
-#: The name ending of a hydration's lease file beside its target (never listed).
-LEASE_SUFFIX = ".aif-lease"
 
 
 def hidden(rel: str) -> bool:

@@ -28,6 +28,7 @@ from .._units import parse_percent
 from ._atomic import (
     TEMP_SUFFIX,
     AtomicWriter,
+    is_internal,
     mount_point,
     remove_if_stale,
     sweep_before_write,
@@ -183,7 +184,7 @@ class PFSConnector(Connector):
             return [self.info(rel)]
         out = []
         for entry in entries:
-            if entry.name.endswith(TEMP_SUFFIX) or not _inside(entry, self.real_root):
+            if is_internal(entry.name) or not _inside(entry, self.real_root):
                 continue
             try:
                 st = entry.stat()
@@ -426,6 +427,8 @@ def _scan_directory(
                     below.append((entry.path, path))
             elif entry.name.endswith(TEMP_SUFFIX):
                 remove_if_stale(entry)  # a killed writer's leftover goes on the next walk
+            elif is_internal(entry.name):
+                continue  # a hydration's lease
             else:
                 out[path] = _info(path, entry.stat())
         except FileNotFoundError:

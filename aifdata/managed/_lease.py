@@ -4,8 +4,9 @@ The lease is a file beside its target, ``<dir>/.<name>.aif-lease``, made with
 an exclusive create (``O_CREAT|O_EXCL``, honoured by every POSIX parallel file
 system) and holding the holder's host, pid and a random token. While held, a
 thread renews its mtime every ``duration / 3`` seconds. A lease whose mtime is
-older than ``duration`` belongs to a holder that died: it is broken (renamed
-to a unique name, then checked to be the stale one) and may be taken over.
+older than ``duration``, or whose holder is a process of this host that has
+exited, belongs to a holder that died: it is broken (renamed to a unique name,
+then checked to be the stale one) and may be taken over.
 Two holders at once can only happen after a pause longer than the lease; it
 costs a second copy, never a wrong byte (each copy is verified and renamed).
 """
@@ -15,12 +16,12 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable
 
-LEASE_SUFFIX = ".aif-lease"
+from ..connectors._atomic import LEASE_SUFFIX, TempOwner, host_token, start_ticks
+
 #: The longest pause between two looks of a waiter (seconds).
 MAX_POLL = 0.2
 
@@ -37,7 +38,11 @@ class Lease:
     def __init__(self, target: str, duration: float) -> None:
         self.path = lease_path(target)
         self.duration = float(duration)
-        self.token = f"{socket.gethostname()} {os.getpid()} {secrets.token_hex(8)}"
+        pid = os.getpid()
+        start = start_ticks(pid)
+        self.token = (
+            f"{host_token()} {pid} {secrets.token_hex(8)} {'x' if start is None else start}"
+        )
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
 
@@ -95,8 +100,10 @@ class Lease:
         except FileNotFoundError:
             return True
         stale = _read(self.path)
-        if age <= self.duration or stale is None:
-            return stale is None
+        if stale is None:
+            return True
+        if age <= self.duration and not _holder_gone(stale):
+            return False
         aside = f"{self.path}.{secrets.token_hex(6)}.broken"
         try:
             os.rename(self.path, aside)
@@ -122,6 +129,17 @@ class Lease:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _holder_gone(content: str) -> bool:
+    """Whether a lease's holder is a process of this host that has exited (its lease
+    is then broken at once, not after it expires)."""
+    parts = content.split()
+    if len(parts) != 4 or not parts[1].isdigit():
+        return False
+    host, pid, _token, start = parts
+    owner = TempOwner(host, int(pid), int(start) if start.isdigit() else None)
+    return owner.gone() is True
 
 
 def _read(path: str) -> str | None:
