@@ -164,11 +164,13 @@ class MountedFileSystem(AbstractFileSystem):
     def _read_route(self, mount: Mount, rel: str, *, whole: bool) -> tuple[Router, Route]:
         """The route a read takes: routed, then (on a managed mount) hydrated."""
         router = self._router(mount)
-        route = router.route(rel)
         manager = self._tier_manager()
-        if manager is not None:
-            route = manager.serve(router, rel, route, whole=whole)
-        return router, route
+        if manager is None:
+            return router, router.route(rel)
+        known = manager.known_route(router, rel)
+        if known is not None:
+            return router, known
+        return router, manager.serve(router, rel, router.route(rel), whole=whole)
 
     def _served(self, router: Router, route: Route, nbytes: int | None) -> None:
         manager = self._tier_manager()

@@ -25,5 +25,9 @@ class TierManager(Protocol):
         copy on the hydration tier. ``whole`` is False for a ranged read. Never raises
         for a hydration that fails: it warns once per file and returns ``route``."""
 
+    def known_route(self, router: Router, rel: str) -> Route | None:
+        """A route decided before that still holds (checked without asking remote
+        tiers), or None: then the read is routed and passed to :meth:`serve`."""
+
     def served(self, router: Router, route: Route, nbytes: int | None) -> None:
         """A read of ``route`` was served (``nbytes`` None: a file was opened)."""

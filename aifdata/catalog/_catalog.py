@@ -173,15 +173,20 @@ class Catalog:
         """The access gate of ``aif://`` filesystems governed by this catalog."""
         return CatalogGate(self, config or self.config)
 
+    def generation(self) -> tuple[int, int, int]:
+        """A mark that changes whenever anyone commits to the catalog (compare two
+        marks of the same thread only: each thread has its own connection)."""
+        conn = self.conn
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        return id(conn), int(version), conn.total_changes
+
     def policy(self, config: Config | None = None) -> Policy:
         """Grants, admins and dataset locations as of now (cached until the file changes)."""
-        conn = self.conn
         config = config or self.config
-        version = conn.execute("PRAGMA data_version").fetchone()[0]
-        key = (id(conn), version, conn.total_changes, id(config))
+        key = (*self.generation(), id(config))
         cached = getattr(self._local, "policy", None)
         if cached is None or cached[0] != key:
-            cached = self._local.policy = (key, load_policy(conn, config))
+            cached = self._local.policy = (key, load_policy(self.conn, config))
         return cached[1]
 
     def require(self, name: str, privilege: str, action: str) -> None:

@@ -46,7 +46,22 @@ EVERYONE = "*"
 
 def current_user() -> str:
     """The acting user: ``$AIFDATA_USER``, else the OS user."""
-    return os.environ.get("AIFDATA_USER") or getpass.getuser()
+    return os.environ.get("AIFDATA_USER") or _os_user()
+
+
+def _os_user() -> str:
+    """The OS user as :func:`getpass.getuser` says, looked up in the password
+    database once per user id (every read asks)."""
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        value = os.environ.get(name)
+        if value:
+            return value
+    return _user_of(os.getuid())
+
+
+@lru_cache(maxsize=8)
+def _user_of(uid: int) -> str:
+    return getpass.getuser()
 
 
 @lru_cache(maxsize=64)
@@ -86,7 +101,7 @@ def current_principal() -> Principal:
     explicit = os.environ.get("AIFDATA_GROUPS")
     if explicit is not None:
         groups = tuple(sorted({g.strip() for g in explicit.split(",") if g.strip()}))
-    elif user == getpass.getuser():
+    elif user == _os_user():
         groups = _os_groups(user)
     else:
         groups = ()

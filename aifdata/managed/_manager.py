@@ -6,6 +6,7 @@ import threading
 import time
 import warnings
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .._config import Config
 from .._router import ReplicaRecord, Route, Router
@@ -42,6 +43,44 @@ class Manager:
         }
         self._indexes: dict[str, CacheIndex] = {}
         self._failed: dict[tuple[str, str], float] = {}
+        self._known = threading.local()  # per thread: each has its own catalog connection
+
+    def known_route(self, router: Router, rel: str) -> Route | None:
+        """The route of a verified local copy this thread routed to before, while the
+        catalog has not changed since and the copy's stat (size, inode, ctime) has not:
+        a read then costs one local stat, no request to the write tier (S3)."""
+        known = self._known_routes()
+        held = known.get((router.mount.prefix, rel))
+        if held is None:
+            return None
+        route, identity = held
+        st = router.connectors[route.tier].stats([rel]).get(rel)
+        if st is None or (st.size, st.inode, st.ctime_ns) != identity:
+            del known[router.mount.prefix, rel]
+            return None
+        return route
+
+    def _known_routes(self) -> dict[tuple[str, str], tuple[Route, tuple[Any, ...]]]:
+        """This thread's known routes, forgotten when a dataset version was recorded
+        since (a commit of counters or access times alone keeps them)."""
+        known = self._known
+        mark = self.catalog.generation()
+        if getattr(known, "mark", None) != mark:
+            known.mark = mark
+            row = self.catalog.conn.execute("SELECT max(id), count(*) FROM versions").fetchone()
+            if getattr(known, "versions", None) != tuple(row):
+                known.versions, known.routes = tuple(row), {}
+        routes: dict[tuple[str, str], tuple[Route, tuple[Any, ...]]] = known.routes
+        return routes
+
+    def _remember(self, router: Router, rel: str, route: Route) -> None:
+        """Keep a route to a verified local copy for :meth:`known_route`."""
+        if route.checksum is None or not router.mount.tier(route.tier).local:
+            return
+        st = router.connectors[route.tier].stats([rel]).get(rel)
+        if st is None or st.ctime_ns is None:
+            return
+        self._known_routes()[router.mount.prefix, rel] = (route, (st.size, st.inode, st.ctime_ns))
 
     # -- TierManager ---------------------------------------------------------
 
@@ -49,7 +88,10 @@ class Manager:
         """The route to read from: a verified copy on the hydration tier when this
         read hydrates (or found one), else ``route``."""
         mount = router.mount
-        if mount.hydrate == "off" or mount.tier(route.tier).local:
+        if mount.tier(route.tier).local:
+            self._remember(router, rel, route)
+            return route
+        if mount.hydrate == "off":
             return route
         if not whole and (route.size is None or route.size > mount.hydrate_ranged_max):
             return route  # a large file's ranges: only whole reads and prefetch hydrate it
@@ -61,6 +103,8 @@ class Manager:
             if outcome.costly:
                 self._failed[key] = time.monotonic() + RETRY_AFTER
             _warn_once(router, rel, route, outcome.reason)
+        if outcome.route is not None:
+            self._remember(router, rel, outcome.route)
         return outcome.route or route
 
     def served(self, router: Router, route: Route, nbytes: int | None) -> None:

@@ -1,0 +1,84 @@
+"""A hydrated copy, once routed to, is served without asking the remote tier again,
+for as long as the catalog records no new version and the copy's stat holds."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import fsspec
+import pytest
+
+import aifdata
+from aifdata import Catalog, parse_config
+
+
+@pytest.fixture
+def hydrated(tmp_path, monkeypatch):
+    bucket = f"known-{uuid.uuid4().hex[:8]}"
+    mem = fsspec.filesystem("memory")
+    for i in range(3):
+        mem.pipe(f"/{bucket}/d/f{i}.bin", bytes([i]) * 1000)
+    config = parse_config(
+        f"""
+[mounts.b]
+hydrate = "on-read"
+[mounts.b.mem]
+kind = "fsspec"
+url = "memory://{bucket}"
+[mounts.b.pfs]
+path = "{tmp_path / "pfs"}"
+create = true
+"""
+    )
+    catalog = Catalog(tmp_path / "catalog.db", config=config)
+    catalog.ingest("aif://b/d", "known/d")
+    fs = aifdata.filesystem(config, catalog=catalog)
+    for i in range(3):
+        assert fs.cat_file(f"b/d/f{i}.bin") == bytes([i]) * 1000  # hydrates
+    assert fs.where("b/d/f0.bin").tier == "pfs"
+    yield catalog, fs, mem, bucket
+    mem.rm(f"/{bucket}", recursive=True)
+
+
+def _remote_stats(fs, monkeypatch) -> list[str]:
+    mount = fs.config.mount("b")
+    remote = fs.connector(mount, "mem")
+    asked: list[str] = []
+    real = remote.stats
+
+    def counting(rels):
+        rels = list(rels)
+        asked.extend(rels)
+        return real(rels)
+
+    monkeypatch.setattr(remote, "stats", counting)
+    return asked
+
+
+def test_a_known_route_asks_no_remote_tier(hydrated, monkeypatch):
+    _catalog, fs, _mem, _bucket = hydrated
+    fs.cat_file("b/d/f1.bin")  # routed once more: now known
+    asked = _remote_stats(fs, monkeypatch)
+    for _ in range(5):
+        assert fs.cat_file("b/d/f1.bin") == bytes([1]) * 1000
+        assert fs.cat_file("b/d/f1.bin", 10, 20) == bytes([1]) * 10
+    assert asked == []
+
+
+def test_a_new_version_forgets_known_routes(hydrated):
+    catalog, fs, mem, bucket = hydrated
+    fs.cat_file("b/d/f2.bin")
+    mem.pipe(f"/{bucket}/d/f2.bin", b"new bytes")
+    catalog.ingest("aif://b/d", "known/d")  # version 2: f2 has other bytes
+    assert fs.cat_file("b/d/f2.bin") == b"new bytes"
+
+
+def test_a_replaced_local_copy_is_routed_again(hydrated, tmp_path):
+    _catalog, fs, _mem, _bucket = hydrated
+    fs.cat_file("b/d/f0.bin")
+    copy = tmp_path / "pfs" / "d" / "f0.bin"
+    other = tmp_path / "other.bin"
+    other.write_bytes(b"X" * 1000)  # same size, other bytes, another inode
+    os.replace(other, copy)
+    assert fs.cat_file("b/d/f0.bin") == bytes([0]) * 1000
