@@ -13,14 +13,12 @@ from pathlib import Path
 import pytest
 
 import aifdata
-from aifdata.managed import Manager, by_dataset, prefetch, stats
+from aifdata.managed import by_dataset, prefetch, stats
 
 from .conftest import s3_options_toml
 
 pytestmark = pytest.mark.s3
 
-if not hasattr(Manager, "hydrate_file"):  # until the hydrate part is merged (then drop this)
-    pytest.skip("Manager.hydrate_file is not on this branch yet", allow_module_level=True)
 
 FILES = {f"run/part-{i:03d}.bin": bytes([i % 251]) * (200_000 + i) for i in range(30)}
 

@@ -12,8 +12,6 @@ from aifdata.managed import Manager, release
 
 from .conftest import s3_tier
 
-index_module = pytest.importorskip("aifdata.managed._cache_index")
-
 RULES = {"capacity": 1000, "high_water": "90%", "low_water": "50%"}
 
 
