@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+from pathlib import Path
 
 import pytest
 
@@ -156,3 +157,13 @@ def test_a_forked_worker_writes_its_times_when_it_ends(staged):
     assert worker.exitcode == 0
     assert manager.access.pending() == 0  # the parent noted nothing
     assert _last_access(catalog)["f2.bin"] is not None
+
+
+def test_a_removed_catalog_is_not_made_again_by_a_flush(staged):
+    catalog, fs, manager, _statements = staged
+    fs.cat("both/set/f0.bin")
+    catalog.close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{catalog.path}{suffix}").unlink(missing_ok=True)
+    manager.access.flush()
+    assert not Path(catalog.path).exists()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import multiprocessing.util
+import os
 import sqlite3
 import threading
 import time
@@ -93,7 +94,8 @@ class AccessLog:
             with self._lock:
                 shared, self._shared = self._shared, {}
                 cached, self._cached = self._cached, {}
-            if shared:
+            # a catalog removed meanwhile (a temporary home cleaned up) is never made anew
+            if shared and os.path.lexists(self.catalog.path):
                 self._flush_shared(shared)
             for root, times in cached.items():
                 self._index(root).touch(times)
