@@ -28,8 +28,10 @@ MOUNT_KEYS = (
     "hydrate",
     "hydrate_ranged_max",
     "hydrate_lease",
+    "hydrate_check",
 )
 HYDRATE_MODES = ("off", "on-read")
+HYDRATE_CHECKS = ("every-read", "on-sync")
 #: Ranged reads of files up to this size hydrate the whole file first (larger: S3 serves them).
 DEFAULT_HYDRATE_RANGED_MAX = 4 * 2**30
 #: How long a hydration's lease lasts without a heartbeat before another reader takes over.
@@ -90,6 +92,7 @@ class Mount:
     hydrate: str = "off"
     hydrate_ranged_max: int = DEFAULT_HYDRATE_RANGED_MAX
     hydrate_lease: float = DEFAULT_HYDRATE_LEASE
+    hydrate_check: str = "every-read"
 
     def __post_init__(self) -> None:
         prefix = self.prefix.strip("/")
@@ -123,6 +126,11 @@ class Mount:
         if self.hydrate not in HYDRATE_MODES:
             raise ConfigError(
                 f'mount {prefix!r}: hydrate must be "off" or "on-read", got {self.hydrate!r}'
+            )
+        if self.hydrate_check not in HYDRATE_CHECKS:
+            raise ConfigError(
+                f'mount {prefix!r}: hydrate_check must be "every-read" or "on-sync",'
+                f" got {self.hydrate_check!r}"
             )
         if self.hydrate != "off" and _hydration_tier(tiers, read_order, write_tier) is None:
             raise ConfigError(
@@ -310,6 +318,9 @@ class _ConfigReader:
             table.get("hydrate_ranged_max", DEFAULT_HYDRATE_RANGED_MAX),
             parse_size,
         )
+        check = table.get("hydrate_check", "every-read")
+        checks = " or ".join(f'"{c}"' for c in HYDRATE_CHECKS)
+        self._expect(f"{key}.hydrate_check", check, checks, check in HYDRATE_CHECKS)
         lease = self._parsed(
             f"{key}.hydrate_lease",
             table.get("hydrate_lease", DEFAULT_HYDRATE_LEASE),
@@ -322,7 +333,14 @@ class _ConfigReader:
         ]
         try:
             return Mount(
-                prefix, tuple(tiers), tuple(read_order), write_tier, hydrate, ranged_max, lease
+                prefix,
+                tuple(tiers),
+                tuple(read_order),
+                write_tier,
+                hydrate,
+                ranged_max,
+                lease,
+                check,
             )
         except ConfigError as exc:
             raise self.fail(key, str(exc)) from None

@@ -102,26 +102,37 @@ class CountingProxy:
                     conn.putheader(name, value)
                 conn.endheaders(body)
                 answer = conn.getresponse()
-                data = answer.read()
-                self.send_response_only(answer.status, answer.reason)
                 head = self.command == "HEAD"  # its Content-Length is the object's size
+                length = answer.getheader("Content-Length")
+                streamed = length is not None and not head
+                data = answer.read() if head or not streamed else b""
+                self.send_response_only(answer.status, answer.reason)
                 for name, value in answer.getheaders():
                     if name.lower() not in ("transfer-encoding", "connection") and (
-                        head or name.lower() != "content-length"
+                        head or streamed or name.lower() != "content-length"
                     ):
                         self.send_header(name, value)
-                if not head:
+                if not head and not streamed:
                     self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                sent = len(data)
+                if streamed:  # pass big answers on as they come (a 1 GiB GET is not held)
+                    while chunk := answer.read(2**20):
+                        self.wfile.write(chunk)
+                        sent += len(chunk)
+                else:
+                    self.wfile.write(data)
                 if self.command == "GET" and answer.status in (200, 206):
-                    proxy.count(self.path, self.headers.get("Range", ""), len(data))
+                    proxy.count(self.path, self.headers.get("Range", ""), sent)
 
             def _serve(self) -> None:
                 try:
                     self._forward()
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up: fine
                     self.close_connection = True
+                    if hasattr(self, "upstream_conn"):  # its answer was left half read
+                        self.upstream_conn.close()
+                        del self.upstream_conn
 
             do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _serve
 

@@ -23,6 +23,7 @@ def hydrated(tmp_path, monkeypatch):
         f"""
 [mounts.b]
 hydrate = "on-read"
+hydrate_check = "on-sync"
 [mounts.b.mem]
 kind = "fsspec"
 url = "memory://{bucket}"
@@ -54,6 +55,10 @@ def _remote_stats(fs, monkeypatch) -> list[str]:
 
     monkeypatch.setattr(remote, "stats", counting)
     return asked
+
+
+def test_every_read_checks_the_remote_tier_by_default(tmp_path, monkeypatch):
+    assert aifdata.Mount("m", (aifdata.Tier.pfs(tmp_path),)).hydrate_check == "every-read"
 
 
 def test_a_known_route_asks_no_remote_tier(hydrated, monkeypatch):

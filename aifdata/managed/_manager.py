@@ -46,9 +46,12 @@ class Manager:
         self._known = threading.local()  # per thread: each has its own catalog connection
 
     def known_route(self, router: Router, rel: str) -> Route | None:
-        """The route of a verified local copy this thread routed to before, while the
-        catalog has not changed since and the copy's stat (size, inode, ctime) has not:
-        a read then costs one local stat, no request to the write tier (S3)."""
+        """On a mount with ``hydrate_check = "on-sync"``: the route of a verified local
+        copy this thread routed to before, while the catalog records no new version and
+        the copy's stat (size, inode, ctime) holds: a read then costs one local stat, no
+        request to the write tier (S3 changes are seen once ``aifdata sync`` records them)."""
+        if router.mount.hydrate_check != "on-sync":
+            return None
         known = self._known_routes()
         held = known.get((router.mount.prefix, rel))
         if held is None:
@@ -75,7 +78,9 @@ class Manager:
 
     def _remember(self, router: Router, rel: str, route: Route) -> None:
         """Keep a route to a verified local copy for :meth:`known_route`."""
-        if route.checksum is None or not router.mount.tier(route.tier).local:
+        if router.mount.hydrate_check != "on-sync" or route.checksum is None:
+            return
+        if not router.mount.tier(route.tier).local:
             return
         st = router.connectors[route.tier].stats([rel]).get(rel)
         if st is None or st.ctime_ns is None:
