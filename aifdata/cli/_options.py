@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,6 +42,16 @@ def open_catalog(path: str | None, create: bool = False) -> Catalog:
 def print_json(value: Any) -> None:
     """Write ``value`` to standard output as indented JSON (anything else as its ``str``)."""
     sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+def finish(report: Any, as_json: bool, show: Callable[[Any], None]) -> None:
+    """Print a report (``as_dict`` as JSON, else by ``show``); exit 1 unless it is ``ok``."""
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        show(report)
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 def progress_bar(show: bool) -> Progress | NoProgress:

@@ -9,7 +9,7 @@ import typer
 
 from ..managed import PrefetchReport, prefetch, prefetch_targets
 from ._app import app
-from ._options import CatalogOption, JsonFlag, open_catalog, print_json, progress_bar
+from ._options import CatalogOption, JsonFlag, finish, open_catalog, progress_bar
 
 
 @app.command("prefetch")
@@ -32,12 +32,7 @@ def prefetch_command(
         report = prefetch(
             cat, target, workers=workers, progress=lambda n: progress.advance(task, n), files=files
         )
-    if as_json:
-        print_json(report.as_dict())
-    else:
-        _print(report)
-    if not report.ok:
-        raise typer.Exit(1)
+    finish(report, as_json, _print)
 
 
 def _print(report: PrefetchReport) -> None:

@@ -10,7 +10,7 @@ import typer
 
 from ..managed import ReleaseReport, release
 from ._app import app, state
-from ._options import CatalogOption, JsonFlag, open_catalog, print_json
+from ._options import CatalogOption, JsonFlag, finish, open_catalog, print_json
 
 
 @app.command("release")
@@ -52,12 +52,7 @@ def release_command(
         tier=tier,
         dry_run=dry_run,
     )
-    if as_json:
-        print_json(report.as_dict())
-    else:
-        _print(report)
-    if not report.ok:
-        raise typer.Exit(1)
+    finish(report, as_json, _print)
 
 
 def _print(report: ReleaseReport) -> None:

@@ -9,7 +9,7 @@ import typer
 
 from ..catalog import VerifyReport
 from ._app import app
-from ._options import CatalogOption, JsonFlag, open_catalog, print_json, progress_bar
+from ._options import CatalogOption, JsonFlag, finish, open_catalog, progress_bar
 
 
 @app.command()
@@ -36,12 +36,7 @@ def verify(
         report = cat.verify(
             target, tier, workers=workers, clean=clean, progress=lambda n: progress.advance(task, n)
         )
-    if as_json:
-        print_json(report.as_dict())
-    else:
-        _print(report)
-    if not report.ok:
-        raise typer.Exit(1)
+    finish(report, as_json, _print)
 
 
 def _print(report: VerifyReport) -> None:
