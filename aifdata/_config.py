@@ -92,7 +92,7 @@ class Mount:
     hydrate: str = "off"
     hydrate_ranged_max: int = DEFAULT_HYDRATE_RANGED_MAX
     hydrate_lease: float = DEFAULT_HYDRATE_LEASE
-    hydrate_check: str = "every-read"
+    hydrate_check: str = "on-sync"
 
     def __post_init__(self) -> None:
         prefix = self.prefix.strip("/")
@@ -318,7 +318,7 @@ class _ConfigReader:
             table.get("hydrate_ranged_max", DEFAULT_HYDRATE_RANGED_MAX),
             parse_size,
         )
-        check = table.get("hydrate_check", "every-read")
+        check = table.get("hydrate_check", "on-sync")
         checks = " or ".join(f'"{c}"' for c in HYDRATE_CHECKS)
         self._expect(f"{key}.hydrate_check", check, checks, check in HYDRATE_CHECKS)
         lease = self._parsed(

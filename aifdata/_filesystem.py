@@ -172,6 +172,13 @@ class MountedFileSystem(AbstractFileSystem):
             return router, known
         return router, manager.serve(router, rel, router.route(rel), whole=whole)
 
+    def _writing(self, mount: Mount, rel: str) -> Connector:
+        """The write tier's connector, once the tier manager heard ``rel`` is written."""
+        manager = self._tier_manager()
+        if manager is not None:
+            manager.wrote(self._router(mount), rel)
+        return self._writer(mount)
+
     def _served(self, router: Router, route: Route, nbytes: int | None) -> None:
         manager = self._tier_manager()
         if manager is not None:
@@ -383,6 +390,11 @@ class MountedFileSystem(AbstractFileSystem):
     ) -> bytes:
         mount, rel = self.split(path)
         self._allow(self._logical(mount, rel), "read", "cat")
+        manager = self._tier_manager()
+        if manager is not None:
+            known = manager.read_known(mount, rel, start, end)
+            if known is not None:
+                return known
         whole = not start and end is None
         router, route = self._read_route(mount, rel, whole=whole)
         data = self.connector(mount, route.tier).cat_file(rel, start, end)
@@ -517,7 +529,7 @@ class MountedFileSystem(AbstractFileSystem):
         if mode == "xb" and self.exists(path):
             raise FileExistsError(f"aif://{self._strip_protocol(path)} already exists")
         if mode in ("wb", "xb"):
-            return self._writer(mount).open_write(rel, block_size)
+            return self._writing(mount, rel).open_write(rel, block_size)
         raise ValueError(f"mode {mode!r} is not supported on aif://; use 'rb', 'wb' or 'xb'")
 
     # -- writes --------------------------------------------------------------
@@ -527,7 +539,7 @@ class MountedFileSystem(AbstractFileSystem):
         self._allow(self._logical(mount, rel), "write", "pipe")
         if mode == "create" and self.exists(path):
             raise FileExistsError(f"aif://{self._strip_protocol(path)} already exists")
-        self._writer(mount).pipe_file(rel, value)
+        self._writing(mount, rel).pipe_file(rel, value)
 
     def put_file(
         self, lpath: str, rpath: str, callback: Any = None, mode: str = "overwrite", **kwargs: Any
@@ -537,7 +549,7 @@ class MountedFileSystem(AbstractFileSystem):
         if os.path.isdir(lpath):
             self._writer(mount).makedirs(rel)
             return
-        self._writer(mount).put_file(os.fspath(lpath), rel)
+        self._writing(mount, rel).put_file(os.fspath(lpath), rel)
 
     def get_file(
         self, rpath: str, lpath: str, callback: Any = None, outfile: Any = None, **kwargs: Any
@@ -570,7 +582,7 @@ class MountedFileSystem(AbstractFileSystem):
         router, route = self._read_route(mount1, rel1, whole=True)
         self._served(router, route, route.size)
         source = self.connector(mount1, route.tier)
-        target = self._writer(mount2)
+        target = self._writing(mount2, rel2)
         if source is target:
             target.copy(rel1, rel2)
             return

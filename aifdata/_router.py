@@ -151,10 +151,50 @@ class Router:
             return {
                 r: Route(self._logical(r), only, conn.url(r), "the mount's only tier") for r in rels
             }
-        names = dict.fromkeys([*mount.read_order, mount.write_tier])
-        stats = {name: self.connectors[name].stats(rels) for name in names}
+        routes: dict[str, Route | NotFound] = dict(self.from_records(rels))
+        rest = [rel for rel in rels if rel not in routes]
+        if rest:
+            names = dict.fromkeys([*mount.read_order, mount.write_tier])
+            stats = {name: self.connectors[name].stats(rest) for name in names}
+            records = self.records_for(rest)
+            routes.update((rel, self.choose(rel, stats, records)) for rel in rest)
+        return {rel: routes[rel] for rel in rels}
+
+    def from_records(self, rels: Sequence[str]) -> dict[str, Route]:
+        """On a managed mount with ``hydrate_check = "on-sync"``: the routes decided
+        without asking the write tier, taking its copy to be the one the catalog
+        records (a change made behind aifdata's back is seen once ``aifdata sync``
+        records it). A verified copy on a local tier read before the write tier
+        serves; a file no such tier holds goes to the write tier. The files left
+        out are routed by :meth:`choose`, with every tier asked."""
+        mount = self.mount
+        write = mount.write_tier
+        if self.records is None or mount.hydrate == "off" or mount.hydrate_check != "on-sync":
+            return {}
+        ahead = (
+            mount.read_order[: mount.read_order.index(write)] if write in mount.read_order else ()
+        )
+        if not ahead or not all(mount.tier(name).local for name in ahead):
+            return {}
+        stats = {name: self.connectors[name].stats(rels) for name in ahead}
         records = self.records_for(rels)
-        return {rel: self.choose(rel, stats, records) for rel in rels}
+        out: dict[str, Route] = {}
+        for rel in rels:
+            url = self.connectors[write].url(rel)
+            ref = records.get(url)
+            if ref is None or ref.bad:
+                continue
+            view = {name: stats.get(name, {}) for name in mount.read_order}
+            view[write] = {rel: FileStat(ref.size, ref.mtime, ref.etag)}
+            route = self.verified(rel, view, records)
+            if route is not None and route.tier != write:
+                out[rel] = route
+            elif not any(rel in stats[name] for name in ahead):
+                reason = (
+                    f"no copy on {', '.join(map(repr, ahead))}; the catalog records {write!r}'s"
+                )
+                out[rel] = Route(self._logical(rel), write, url, reason, ref.size)
+        return out
 
     def choose(
         self,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from ._config import Mount
     from ._router import Route, Router
 
 
@@ -31,3 +32,13 @@ class TierManager(Protocol):
 
     def served(self, router: Router, route: Route, nbytes: int | None) -> None:
         """A read of ``route`` was served (``nbytes`` None: a file was opened)."""
+
+    def read_known(
+        self, mount: Mount, rel: str, start: int | None, end: int | None
+    ) -> bytes | None:
+        """The bytes of a read that a known route serves, read and counted; None when
+        no known route holds (then the read is routed)."""
+
+    def wrote(self, router: Router, rel: str) -> None:
+        """``rel`` is being written through ``aif://`` (on the mount's write tier):
+        whatever was known of its old bytes no longer routes its reads."""

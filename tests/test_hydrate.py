@@ -7,6 +7,7 @@ tests marked ``s3`` run the same path against SeaweedFS.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import uuid
@@ -215,13 +216,14 @@ def test_threads_reading_one_file_copy_it_once(
     managed.put("f.bin", data)
     managed.ingest()
     opened = []
-    real = FsspecConnector.open_read
+    for method in ("open_read", "cat_file"):  # a small file is fetched whole
+        real = getattr(FsspecConnector, method)
 
-    def counted(self: FsspecConnector, rel: str, *a: Any, **k: Any) -> Any:
-        opened.append(rel)
-        return real(self, rel, *a, **k)
+        def counted(self: FsspecConnector, rel: str, *a: Any, real: Any = real, **k: Any) -> Any:
+            opened.append(rel)
+            return real(self, rel, *a, **k)
 
-    monkeypatch.setattr(FsspecConnector, "open_read", counted)
+        monkeypatch.setattr(FsspecConnector, method, counted)
     results: list[bytes] = []
     threads = [
         threading.Thread(target=lambda: results.append(managed.fs.cat_file("m/f.bin")))
@@ -296,14 +298,42 @@ def test_s3_read_hydrates_and_a_new_version_is_hydrated_again(s3_managed: Manage
     m.ingest()
     assert m.fs.cat_file("m/d/f.bin") == old
     assert m.tier("d/f.bin") == "fast"
-    _s3_put(m, "d/f.bin", new)
-    with pytest.warns(RuntimeWarning, match="changed since the catalog recorded it"):
-        assert m.fs.cat_file("m/d/f.bin") == new  # changed, not re-ingested: S3 serves it
-    m.ingest()
+    _s3_put(m, "d/f.bin", new)  # behind aifdata's back: the recorded version still serves
+    assert m.fs.cat_file("m/d/f.bin") == old
+    m.ingest()  # what ``aifdata sync`` does: the new bytes become a version
     assert m.tier("d/f.bin") == "s3"
     assert m.fs.cat_file("m/d/f.bin") == new
     assert m.tier("d/f.bin") == "fast"
     assert m.copy("d/f.bin").read_bytes() == new
+
+
+@pytest.mark.parametrize("s3_managed", ["pfs", "cache"], indirect=True)
+def test_every_read_checking_serves_a_change_behind_aifdatas_back(s3_managed: Managed) -> None:
+    m = s3_managed
+    mount = dataclasses.replace(m.config.mounts[0], hydrate_check="every-read")
+    fs = aifdata.AifFileSystem(Config((mount,)), catalog=m.catalog)
+    old, new = _data(3 * MiB, 1), _data(3 * MiB, 2)
+    _s3_put(m, "d/f.bin", old)
+    m.ingest()
+    assert fs.cat_file("m/d/f.bin") == old
+    assert fs.where("m/d/f.bin").tier == "fast"
+    _s3_put(m, "d/f.bin", new)
+    with pytest.warns(RuntimeWarning, match="changed since the catalog recorded it"):
+        assert fs.cat_file("m/d/f.bin") == new  # changed, not recorded: S3 serves it
+
+
+def test_a_write_through_aif_is_read_back_at_once_in_every_process(managed: Managed) -> None:
+    managed.put("x.bin", _data(5000, seed=1))
+    managed.ingest()
+    assert managed.fs.cat_file("m/x.bin") == _data(5000, seed=1)  # hydrated
+    assert managed.fs.cat_file("m/x.bin") == _data(5000, seed=1)  # a known route
+    other = aifdata.AifFileSystem(managed.config, catalog=Catalog(managed.catalog.path))
+    assert other.cat_file("m/x.bin") == _data(5000, seed=1)  # known there too
+    new = _data(5000, seed=2)
+    managed.fs.pipe_file("m/x.bin", new)
+    assert managed.fs.cat_file("m/x.bin") == new
+    assert other.cat_file("m/x.bin") == new  # another catalog connection: seen at once
+    assert managed.tier("x.bin") == "s3"  # the old copy never serves; the new one is unrecorded
 
 
 def test_a_file_ingested_without_a_checksum_is_verified_by_size(managed: Managed) -> None:

@@ -57,8 +57,8 @@ def _remote_stats(fs, monkeypatch) -> list[str]:
     return asked
 
 
-def test_every_read_checks_the_remote_tier_by_default(tmp_path, monkeypatch):
-    assert aifdata.Mount("m", (aifdata.Tier.pfs(tmp_path),)).hydrate_check == "every-read"
+def test_the_catalog_is_trusted_until_sync_by_default(tmp_path):
+    assert aifdata.Mount("m", (aifdata.Tier.pfs(tmp_path),)).hydrate_check == "on-sync"
 
 
 def test_a_known_route_asks_no_remote_tier(hydrated, monkeypatch):

@@ -646,6 +646,33 @@ class Catalog:
         with write_transaction(self.conn) as conn:
             record_copy(conn, file_id, tier, url, size, checksum, stat, time.time())
 
+    def overwritten(self, url: str) -> bool:
+        """The copy at ``url`` was written over through ``aif://``: the catalog no longer
+        vouches for it, so routing asks that tier again and no copy made from the old
+        bytes serves in its place (``aifdata sync`` records the new bytes). False when
+        nothing was recorded there (or the catalog is read-only)."""
+        if self._snapshot is not None or self.read_only:
+            return False
+
+        if (
+            self.conn.execute("SELECT 1 FROM replicas WHERE url = ? LIMIT 1", (url,)).fetchone()
+            is None
+        ):
+            return False
+        with write_transaction(self.conn) as conn:
+            conn.execute("DELETE FROM replicas WHERE url = ?", (url,))
+            conn.execute("UPDATE overwrites SET count = count + 1")
+        return True
+
+    def routes_mark(self) -> tuple[int, int, int]:
+        """What routes known in memory depend on: the versions recorded and the copies
+        written over (see :meth:`overwritten`)."""
+        row = self.conn.execute(
+            "SELECT (SELECT max(id) FROM versions), (SELECT count(*) FROM versions),"
+            " (SELECT count FROM overwrites)"
+        ).fetchone()
+        return int(row[0] or 0), int(row[1]), int(row[2] or 0)
+
     # -- pins ----------------------------------------------------------------
 
     def pin(self, name: str) -> bool:

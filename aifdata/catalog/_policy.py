@@ -50,12 +50,8 @@ def current_user() -> str:
 
 
 def _os_user() -> str:
-    """The OS user as :func:`getpass.getuser` says, looked up in the password
-    database once per user id (every read asks)."""
-    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
-        value = os.environ.get(name)
-        if value:
-            return value
+    """The OS user as :func:`getpass.getuser` says (``$LOGNAME``, ``$USER``, ... or the
+    password database), looked up once per user id: every read asks."""
     return _user_of(os.getuid())
 
 
@@ -97,8 +93,14 @@ class Principal:
 
 def current_principal() -> Principal:
     """The principal of this process (see the module docstring)."""
-    user = current_user()
-    explicit = os.environ.get("AIFDATA_GROUPS")
+    environ = os.environ
+    return _principal(environ.get("AIFDATA_USER"), environ.get("AIFDATA_GROUPS"), os.getuid())
+
+
+@lru_cache(maxsize=64)
+def _principal(named: str | None, explicit: str | None, uid: int) -> Principal:
+    """The principal for these values of ``$AIFDATA_USER`` and ``$AIFDATA_GROUPS``."""
+    user = named or _user_of(uid)
     if explicit is not None:
         groups = tuple(sorted({g.strip() for g in explicit.split(",") if g.strip()}))
     elif user == _os_user():

@@ -23,6 +23,8 @@ Tables (the Parquet export keeps the same names and columns):
 ``runs``       id, run_id (a UUID), job, user, script, git_commit, params (JSON),
                started, ended, state (RUNNING, COMPLETE, FAIL), error (of a failed run)
 ``run_datasets`` run_id (runs.id), role (input or output), version_id
+``overwrites`` one row: how many recorded copies were written over through ``aif://``
+               (routes known in memory are forgotten when it moves)
 """
 
 from __future__ import annotations
@@ -155,6 +157,13 @@ MIGRATIONS: tuple[str, ...] = (
         value       INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (dataset, tier, name)
     )
+    """,
+    """
+    CREATE TABLE overwrites (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        count       INTEGER NOT NULL
+    );
+    INSERT INTO overwrites (id, count) VALUES (1, 0)
     """,
 )
 

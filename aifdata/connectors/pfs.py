@@ -396,6 +396,34 @@ def _read_fd(fd: int, name: str) -> bytes:
     return b"".join(parts)
 
 
+def read_if_same(
+    path: str, identity: tuple[int, int, int], start: int | None = None, end: int | None = None
+) -> bytes | None:
+    """The bytes of ``path`` (a range, fsspec-style) if the file opened is still the
+    one whose (size, inode, ctime ns) is ``identity``, else None. A symlink is never
+    followed: a path swapped for one, or for another file, reads nothing."""
+    try:
+        fd = os.open(path, _READ_FLAGS | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if (st.st_size, st.st_ino, st.st_ctime_ns) != identity or not stat.S_ISREG(st.st_mode):
+            return None
+        if start is None and end is None:
+            return _read_fd(fd, path)
+        lo, hi = _bounds(start, end, st.st_size)
+        data = os.pread(fd, hi - lo, lo)
+        parts, got = [data], len(data)
+        while got < hi - lo and data:
+            data = os.pread(fd, hi - lo - got, lo + got)
+            parts.append(data)
+            got += len(data)
+        return data if len(parts) == 1 else b"".join(parts)
+    finally:
+        os.close(fd)
+
+
 def _inside(entry: os.DirEntry[str], real_root: str) -> bool:
     """Whether a listed entry stays in the tier: a symlink out of it is not shown (its
     target's size and times are not the tier's to tell; reading it is refused too)."""

@@ -18,12 +18,16 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .._router import Route, Router
-from .._streams import CHUNK_SIZE, copy_stream
+from .._streams import CHUNK_SIZE, Streamed, checksum_of, copy_stream
 from ..catalog import FileRecord
 from ..connectors import Connector, FileStat
 from ..connectors._seal import SEAL_ATTRIBUTE, local_path
 from ._lease import Lease
 from ._space import Keeper, make_room
+
+#: A file up to this size is fetched whole, in one request as a plain read fetches
+#: it, and written from memory; a larger one streams through in chunks.
+WHOLE_FETCH_MAX = 64 * 2**20
 
 
 class Hydrating(Keeper, Protocol):
@@ -104,7 +108,8 @@ def _copy(
     mount = router.mount
     tier = mount.hydration_tier or ""
     target, write = router.connectors[tier], router.connectors[mount.write_tier]
-    before = _unchanged(write, rel, row)
+    # With a checksum the copy's bytes are checked: no need to ask the write tier first.
+    before = _unchanged(write, rel, row) if not row.checksum else None
     if isinstance(before, str):
         return HydrateOutcome("failed", reason=before)
     full = make_room(manager, router, tier, row.size)
@@ -116,7 +121,7 @@ def _copy(
     stat = target.stats([rel]).get(rel)
     if stat is None:
         return HydrateOutcome("failed", reason="the copy vanished right after its rename")
-    _record(manager, router, rel, row, stat, before.etag)
+    _record(manager, router, rel, row, stat, row.etag if before is None else before.etag)
     route = Route(
         source.path, tier, target.url(rel), f"hydrated from {source.tier!r}", row.size, (),
         row.checksum or None,
@@ -143,15 +148,21 @@ def _stream(
     since before the copy). None when published, else why nothing was."""
     writer = target.open_write(rel)
     try:
-        with source.open_read(rel, CHUNK_SIZE, row.size) as src:
-            got = copy_stream(src, writer, checksum=True)
+        if row.size <= WHOLE_FETCH_MAX:  # one request, the connector's fastest read
+            data = source.cat_file(rel)
+            got = Streamed(len(data), checksum_of(data))
+            writer.write(data)
+        else:
+            with source.open_read(rel, CHUNK_SIZE, row.size) as src:
+                got = copy_stream(src, writer, checksum=True)
     except BaseException:
         writer.discard()
         raise
+    changed = f"{source.url(rel)} changed since the catalog recorded it (aifdata sync records it)"
     if got.size != row.size:
-        problem: str | None = f"read {got.size} bytes, the catalog records {row.size}"
+        problem: str | None = f"read {got.size} bytes, the catalog records {row.size}: {changed}"
     elif row.checksum and got.checksum != row.checksum:
-        problem = f"checksum {got.checksum} differs from the catalog's {row.checksum}"
+        problem = f"checksum {got.checksum} differs from the catalog's {row.checksum}: {changed}"
     elif not row.checksum and isinstance(_unchanged(write, rel, row), str):
         problem = "the write tier's copy changed during the copy"
     else:

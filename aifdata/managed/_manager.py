@@ -6,12 +6,14 @@ import threading
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import NamedTuple
 
-from .._config import Config
+from .._config import Config, Mount
 from .._router import ReplicaRecord, Route, Router
 from ..catalog import Catalog
 from ..connectors import Connector
+from ..connectors._seal import local_path
+from ..connectors.pfs import read_if_same
 from ._access import AccessLog
 from ._cache_index import CacheIndex
 from ._hydrate import HydrateOutcome, hydrate
@@ -24,6 +26,15 @@ RETRY_AFTER = 300.0
 
 _warned: set[tuple[str, str]] = set()  # (tier URL, rel): one warning per file per process
 _warned_lock = threading.Lock()
+
+
+class _Known(NamedTuple):
+    """A route to a verified local copy, and what identifies that copy."""
+
+    route: Route
+    identity: tuple[int, int, int]  # size, inode, ctime (ns)
+    path: str
+    router: Router
 
 
 class Manager:
@@ -50,42 +61,70 @@ class Manager:
         copy this thread routed to before, while the catalog records no new version and
         the copy's stat (size, inode, ctime) holds: a read then costs one local stat, no
         request to the write tier (S3 changes are seen once ``aifdata sync`` records them)."""
-        if router.mount.hydrate_check != "on-sync":
-            return None
-        known = self._known_routes()
-        held = known.get((router.mount.prefix, rel))
+        held = self._known_routes().get((router.mount.prefix, rel))
         if held is None:
             return None
-        route, identity = held
-        st = router.connectors[route.tier].stats([rel]).get(rel)
-        if st is None or (st.size, st.inode, st.ctime_ns) != identity:
-            del known[router.mount.prefix, rel]
+        st = router.connectors[held.route.tier].stats([rel]).get(rel)
+        if st is None or (st.size, st.inode, st.ctime_ns) != held.identity:
+            self.forget(router.mount, rel)
             return None
-        return route
+        return held.route
 
-    def _known_routes(self) -> dict[tuple[str, str], tuple[Route, tuple[Any, ...]]]:
+    def read_known(
+        self, mount: Mount, rel: str, start: int | None, end: int | None
+    ) -> bytes | None:
+        """The bytes of a read served by a known route (see :meth:`known_route`), read
+        and counted at once: the copy is opened and its identity checked on the open
+        file, so a read costs what a plain ``open().read()`` costs. None: not known."""
+        held = self._known_routes().get((mount.prefix, rel))
+        if held is None:
+            return None
+        data = read_if_same(held.path, held.identity, start, end)
+        if data is None:
+            self.forget(mount, rel)
+            return None
+        self.served(held.router, held.route, len(data))
+        return data
+
+    def forget(self, mount: Mount, rel: str) -> None:
+        """Drop this thread's known route of ``rel`` (its copy changed)."""
+        self._known_routes().pop((mount.prefix, rel), None)
+
+    def wrote(self, router: Router, rel: str) -> None:
+        """``rel`` is being written through ``aif://`` on the write tier: on a managed
+        mount the catalog stops vouching for the old copy there, so that every process
+        routes the file afresh (the copies made from the old bytes never serve it)."""
+        self.forget(router.mount, rel)
+        if router.mount.hydrate != "off":
+            self.catalog.overwritten(router.connectors[router.mount.write_tier].url(rel))
+
+    def _known_routes(self) -> dict[tuple[str, str], _Known]:
         """This thread's known routes, forgotten when a dataset version was recorded
         since (a commit of counters or access times alone keeps them)."""
         known = self._known
         mark = self.catalog.generation()
         if getattr(known, "mark", None) != mark:
             known.mark = mark
-            row = self.catalog.conn.execute("SELECT max(id), count(*) FROM versions").fetchone()
-            if getattr(known, "versions", None) != tuple(row):
-                known.versions, known.routes = tuple(row), {}
-        routes: dict[tuple[str, str], tuple[Route, tuple[Any, ...]]] = known.routes
+            routes_mark = self.catalog.routes_mark()
+            if getattr(known, "routes_mark", None) != routes_mark:
+                known.routes_mark, known.routes = routes_mark, {}
+        routes: dict[tuple[str, str], _Known] = known.routes
         return routes
 
     def _remember(self, router: Router, rel: str, route: Route) -> None:
         """Keep a route to a verified local copy for :meth:`known_route`."""
-        if router.mount.hydrate_check != "on-sync" or route.checksum is None:
+        mount = router.mount
+        if mount.hydrate == "off" or mount.hydrate_check != "on-sync" or route.checksum is None:
             return
-        if not router.mount.tier(route.tier).local:
+        if not mount.tier(route.tier).local or route.tier == mount.write_tier:
             return
-        st = router.connectors[route.tier].stats([rel]).get(rel)
-        if st is None or st.ctime_ns is None:
+        conn = router.connectors[route.tier]
+        path = local_path(conn, rel)
+        st = conn.stats([rel]).get(rel)
+        if path is None or st is None or st.ctime_ns is None or st.inode is None:
             return
-        self._known_routes()[router.mount.prefix, rel] = (route, (st.size, st.inode, st.ctime_ns))
+        identity = (st.size, st.inode, st.ctime_ns)
+        self._known_routes()[mount.prefix, rel] = _Known(route, identity, path, router)
 
     # -- TierManager ---------------------------------------------------------
 
