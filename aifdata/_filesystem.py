@@ -276,6 +276,9 @@ class MountedFileSystem(AbstractFileSystem):
         mount, rel = self.config.resolve(path)
         if not rel:
             return self._virtual_entry(path)
+        trusted = self._trusted_info(mount, rel) if mount.hydrate != "off" else None
+        if trusted is not None:
+            return trusted
         found: dict[str, Info] = {}
         for conn in self._tiers(mount):
             try:
@@ -301,6 +304,27 @@ class MountedFileSystem(AbstractFileSystem):
             out["tiers"] = self._read_ordered(mount, found)
             return out
         raise NotFound(f"aif://{path}: no such file or directory")
+
+    def _trusted_info(self, mount: Mount, rel: str) -> Info | None:
+        """On a managed mount that trusts the catalog (:meth:`Router.from_records`): the
+        info of the verified local copy that serves reads, with no request to the write
+        tier (which the catalog records as holding the same bytes). None: ask every tier."""
+        router = self._router(mount)
+        route = router.from_records([rel]).get(rel)
+        if route is None or route.tier == mount.write_tier:
+            return None
+        manager = self._tier_manager()
+        if manager is not None:  # the reads that follow an info take the same route
+            manager.remember(router, rel, route)
+        try:
+            found = self.connector(mount, route.tier).info(rel)
+        except FileNotFoundError:
+            return None
+        info = self._named(mount, found, route.tier)
+        info["tiers"] = self._read_ordered(mount, {route.tier, mount.write_tier})
+        if route.checksum:
+            info["checksum"] = route.checksum
+        return info
 
     def find(
         self,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from ._config import Mount
@@ -40,6 +40,8 @@ class Route:
     size: int | None = None
     skipped: tuple[tuple[str, str], ...] = ()
     checksum: str | None = None  # the catalog's, when it verified this copy
+    #: The copy's stat as routed (a local copy's identity: size, inode, ctime).
+    stat: FileStat | None = field(default=None, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready form."""
@@ -251,7 +253,7 @@ class Router:
                 other_version = True
             else:
                 return Route(
-                    self._logical(rel), name, url, why, st.size, tuple(skipped), record.checksum
+                    self._logical(rel), name, url, why, st.size, tuple(skipped), record.checksum, st
                 )
         if other_version and ref_stat is not None and write not in judged.bad:
             url = self.connectors[write].url(rel)

@@ -42,3 +42,7 @@ class TierManager(Protocol):
     def wrote(self, router: Router, rel: str) -> None:
         """``rel`` is being written through ``aif://`` (on the mount's write tier):
         whatever was known of its old bytes no longer routes its reads."""
+
+    def remember(self, router: Router, rel: str, route: Route) -> None:
+        """A route decided outside :meth:`serve` (by an ``info``) that the next reads
+        of ``rel`` may take, as :meth:`known_route` and :meth:`read_known` say."""

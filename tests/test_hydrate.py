@@ -357,3 +357,28 @@ def test_a_read_only_catalog_hydrates_nothing_onto_a_shared_tier(
     with pytest.warns(RuntimeWarning, match="tier 'fast' .*read-only"):
         assert fs.cat_file("m/f.bin") == data
     assert not pfs_managed.copy("f.bin").exists()
+
+
+def test_a_large_file_is_fetched_in_windows(managed: Managed, monkeypatch) -> None:
+    monkeypatch.setattr(_hydrate, "WHOLE_FETCH_MAX", 1000)  # 5,500 bytes: six windows
+    data = _data(5500, seed=3)
+    managed.put("big.bin", data)
+    managed.ingest()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert managed.fs.cat_file("m/big.bin") == data
+    assert managed.tier("big.bin") == "fast"
+    assert managed.copy("big.bin").read_bytes() == data
+
+
+def test_a_large_file_cut_short_behind_aifdatas_back_is_not_hydrated(
+    managed: Managed, monkeypatch
+) -> None:
+    monkeypatch.setattr(_hydrate, "WHOLE_FETCH_MAX", 1000)
+    managed.put("big.bin", _data(5500, seed=3))
+    managed.ingest()
+    managed.put("big.bin", _data(2500, seed=3))
+    with pytest.warns(RuntimeWarning, match="changed since the catalog recorded it"):
+        assert managed.fs.cat_file("m/big.bin") == _data(2500, seed=3)
+    assert not managed.copy("big.bin").exists()
+    assert sorted(os.listdir(managed.fast)) in ([], [".aifdata"])  # no temporary left

@@ -3,6 +3,7 @@ for as long as the catalog records no new version and the copy's stat holds."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 
@@ -87,3 +88,47 @@ def test_a_replaced_local_copy_is_routed_again(hydrated, tmp_path):
     other.write_bytes(b"X" * 1000)  # same size, other bytes, another inode
     os.replace(other, copy)
     assert fs.cat_file("b/d/f0.bin") == bytes([0]) * 1000
+
+
+def test_a_new_process_serves_a_verified_copy_without_asking_the_remote_tier(hydrated, monkeypatch):
+    catalog, fs, _mem, _bucket = hydrated
+    fresh = aifdata.AifFileSystem(fs.config, catalog=Catalog(catalog.path, config=fs.config))
+    asked = _remote_stats(fresh, monkeypatch)
+    assert fresh.cat_file("b/d/f2.bin") == bytes([2]) * 1000
+    assert fresh.where("b/d/f2.bin").tier == "pfs"
+    assert asked == []
+
+
+def test_a_file_only_the_remote_tier_holds_is_read_without_a_stat_first(hydrated, monkeypatch):
+    catalog, fs, mem, bucket = hydrated
+    mem.pipe(f"/{bucket}/d/f9.bin", b"nine" * 100)
+    catalog.ingest("aif://b/d", "known/d")
+    fresh = aifdata.AifFileSystem(fs.config, catalog=Catalog(catalog.path, config=fs.config))
+    asked = _remote_stats(fresh, monkeypatch)
+    route = fresh.where("b/d/f9.bin")
+    assert (route.tier, route.size) == ("mem", 400)
+    assert "the catalog records" in route.reason
+    assert asked == []
+
+
+def test_every_read_asks_the_remote_tier_each_time(hydrated, monkeypatch):
+    catalog, fs, _mem, _bucket = hydrated
+    mount = dataclasses.replace(fs.config.mount("b"), hydrate_check="every-read")
+    every = aifdata.AifFileSystem(aifdata.Config((mount,)), catalog=catalog)
+    asked = _remote_stats(every, monkeypatch)
+    for _ in range(3):
+        assert every.cat_file("b/d/f1.bin") == bytes([1]) * 1000
+    assert asked == ["d/f1.bin"] * 3
+
+
+def test_a_generation_counts_its_own_commits_at_once_and_others_once_asked(tmp_path):
+    ours, theirs = Catalog(tmp_path / "c.db"), Catalog(tmp_path / "c.db")
+    mark = ours.generation(max_age=60)
+    with theirs.conn:
+        theirs.conn.execute("UPDATE overwrites SET count = count + 1")
+    assert ours.generation(max_age=60) == mark  # asked SQLite a moment ago
+    assert ours.generation() != mark  # asked now: another connection committed
+    mark = ours.generation(max_age=60)
+    with ours.conn:
+        ours.conn.execute("UPDATE overwrites SET count = count + 1")
+    assert ours.generation(max_age=60) != mark  # its own commit counts at once

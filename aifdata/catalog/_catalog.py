@@ -173,12 +173,21 @@ class Catalog:
         """The access gate of ``aif://`` filesystems governed by this catalog."""
         return CatalogGate(self, config or self.config)
 
-    def generation(self) -> tuple[int, int, int]:
+    def generation(self, max_age: float = 0.0) -> tuple[int, int, int]:
         """A mark that changes whenever anyone commits to the catalog (compare two
-        marks of the same thread only: each thread has its own connection)."""
+        marks of the same thread only: each thread has its own connection).
+
+        ``max_age`` (seconds) lets a caller take what this thread asked SQLite that
+        recently about other connections' commits (a read's own access check, a
+        moment before); this connection's own commits always count."""
         conn = self.conn
-        version = conn.execute("PRAGMA data_version").fetchone()[0]
-        return id(conn), int(version), conn.total_changes
+        local = self._local
+        now = time.monotonic()
+        asked = getattr(local, "data_version", None)
+        if asked is None or asked[0] is not conn or now - asked[2] > max_age:
+            version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+            local.data_version = asked = (conn, version, now)
+        return id(conn), asked[1], conn.total_changes
 
     def policy(self, config: Config | None = None) -> Policy:
         """Grants, admins and dataset locations as of now (cached until the file changes)."""

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .._router import Route, Router
-from .._streams import CHUNK_SIZE, Streamed, checksum_of, copy_stream
+from .._streams import Streamed, checksum_of, format_checksum, new_digest
 from ..catalog import FileRecord
 from ..connectors import Connector, FileStat
 from ..connectors._seal import SEAL_ATTRIBUTE, local_path
@@ -153,8 +154,7 @@ def _stream(
             got = Streamed(len(data), checksum_of(data))
             writer.write(data)
         else:
-            with source.open_read(rel, CHUNK_SIZE, row.size) as src:
-                got = copy_stream(src, writer, checksum=True)
+            got = _windows(source, rel, row.size, writer)
     except BaseException:
         writer.discard()
         raise
@@ -174,6 +174,27 @@ def _stream(
         _seal_unpublished(writer, row.checksum)
     writer.close()
     return None
+
+
+def _windows(source: Connector, rel: str, size: int, writer: Any) -> Streamed:
+    """The recorded ``size`` bytes of a large file in windows of :data:`WHOLE_FETCH_MAX`
+    (each the connector's parallel ranged read), the next fetched while one is hashed
+    and written."""
+    digest, got = new_digest(), 0
+    bounds = [(lo, min(lo + WHOLE_FETCH_MAX, size)) for lo in range(0, size, WHOLE_FETCH_MAX)]
+    with ThreadPoolExecutor(1, thread_name_prefix="aifdata-hydrate") as ahead:
+        pending = ahead.submit(source.cat_file, rel, *bounds[0])
+        for i in range(len(bounds)):
+            chunk = pending.result()
+            if i + 1 < len(bounds):
+                pending = ahead.submit(source.cat_file, rel, *bounds[i + 1])
+            digest.update(chunk)
+            writer.write(chunk)
+            got += len(chunk)
+            if len(chunk) < bounds[i][1] - bounds[i][0]:  # shorter than recorded: stop
+                pending.cancel()
+                break
+    return Streamed(got, format_checksum(digest))
 
 
 def _seal_unpublished(writer: Any, checksum: str) -> None:

@@ -24,6 +24,10 @@ from ._metrics import Metrics
 #: the read then repeats.
 RETRY_AFTER = 300.0
 
+#: How old (seconds) the catalog's word on other processes' commits may be for a
+#: known route: what the read's own access check asked a moment before.
+KNOWN_MAX_AGE = 0.05
+
 _warned: set[tuple[str, str]] = set()  # (tier URL, rel): one warning per file per process
 _warned_lock = threading.Lock()
 
@@ -102,7 +106,7 @@ class Manager:
         """This thread's known routes, forgotten when a dataset version was recorded
         since (a commit of counters or access times alone keeps them)."""
         known = self._known
-        mark = self.catalog.generation()
+        mark = self.catalog.generation(max_age=KNOWN_MAX_AGE)
         if getattr(known, "mark", None) != mark:
             known.mark = mark
             routes_mark = self.catalog.routes_mark()
@@ -111,8 +115,9 @@ class Manager:
         routes: dict[tuple[str, str], _Known] = known.routes
         return routes
 
-    def _remember(self, router: Router, rel: str, route: Route) -> None:
-        """Keep a route to a verified local copy for :meth:`known_route`."""
+    def remember(self, router: Router, rel: str, route: Route) -> None:
+        """Keep a route to a verified local copy for :meth:`known_route` and
+        :meth:`read_known` (decided by a read, or by an ``info``)."""
         mount = router.mount
         if mount.hydrate == "off" or mount.hydrate_check != "on-sync" or route.checksum is None:
             return
@@ -120,7 +125,7 @@ class Manager:
             return
         conn = router.connectors[route.tier]
         path = local_path(conn, rel)
-        st = conn.stats([rel]).get(rel)
+        st = route.stat if route.stat is not None else conn.stats([rel]).get(rel)
         if path is None or st is None or st.ctime_ns is None or st.inode is None:
             return
         identity = (st.size, st.inode, st.ctime_ns)
@@ -133,7 +138,7 @@ class Manager:
         read hydrates (or found one), else ``route``."""
         mount = router.mount
         if mount.tier(route.tier).local:
-            self._remember(router, rel, route)
+            self.remember(router, rel, route)
             return route
         if mount.hydrate == "off":
             return route
@@ -148,7 +153,7 @@ class Manager:
                 self._failed[key] = time.monotonic() + RETRY_AFTER
             _warn_once(router, rel, route, outcome.reason)
         if outcome.route is not None:
-            self._remember(router, rel, outcome.route)
+            self.remember(router, rel, outcome.route)
         return outcome.route or route
 
     def served(self, router: Router, route: Route, nbytes: int | None) -> None:

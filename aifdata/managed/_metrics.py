@@ -53,6 +53,7 @@ class Metrics:
         self.config = config
         self._lock = threading.Lock()
         self._counts: dict[_Key, int] = {}
+        self._plans: dict[tuple[str, str], list[tuple[_Key, int]]] = {}
         self._due = time.monotonic() + FLUSH_SECONDS
         self._warned = False
         _live.add(self)
@@ -60,22 +61,32 @@ class Metrics:
     def served(self, router: Router, route: Route, nbytes: int | None) -> None:
         """A read of ``route`` was served (``nbytes`` None: a file was opened, its
         bytes are not known here)."""
-        mount = router.mount
-        rel = route.path[len(mount.prefix) :].lstrip("/")
-        urls = (route.url, router.connectors[mount.write_tier].url(rel))
-        tier = route.tier
+        plan = self._plans.get((router.mount.prefix, route.url))
+        if plan is None:
+            plan = self._plan(router, route)
+        counts, add = self._counts, [*plan]
+        if nbytes:
+            add.append(((plan[0][0][0], plan[0][0][1], "bytes_served"), nbytes))
         with self._lock:
-            self._add(urls, tier, "files_served", 1)
-            if nbytes:
-                self._add(urls, tier, "bytes_served", nbytes)
-            if managed(mount):
-                if mount.tier(tier).local:
-                    self._add(urls, tier, "hits", 1)
-                    self._add(urls, tier, "s3_requests_saved", 1)
-                else:
-                    self._add(urls, tier, "misses", 1)
+            for key, n in add:
+                counts[key] = counts.get(key, 0) + n
         if time.monotonic() >= self._due:
             self.flush()
+
+    def _plan(self, router: Router, route: Route) -> list[tuple[_Key, int]]:
+        """The counters one read of ``route`` adds to (worked out once per copy)."""
+        mount = router.mount
+        rel = route.path[len(mount.prefix) :].lstrip("/")
+        urls: tuple[str, ...] = (route.url, router.connectors[mount.write_tier].url(rel))
+        names = ["files_served"]
+        if managed(mount):
+            local = mount.tier(route.tier).local
+            names += ["hits", "s3_requests_saved"] if local else ["misses"]
+        plan: list[tuple[_Key, int]] = [((urls, route.tier, name), 1) for name in names]
+        if len(self._plans) > 100_000:
+            self._plans.clear()
+        self._plans[mount.prefix, route.url] = plan
+        return plan
 
     def count(self, router: Router, tier: str, rel: str, name: str, n: int = 1) -> None:
         """Add ``n`` to counter ``name`` of the dataset holding ``rel`` on ``tier``."""
