@@ -82,7 +82,10 @@ class Mount:
     ``hydrate = "on-read"`` makes a read that a remote tier serves leave a
     verified copy on :attr:`hydration_tier` for the next reader; ranged reads
     do so for files up to ``hydrate_ranged_max`` bytes; ``hydrate_lease`` is
-    how long a dead hydrator holds a file before another reader takes over.
+    how long a dead hydrator holds a file before another reader takes over;
+    ``hydrate_check = "on-sync"`` trusts the catalog's record of the write
+    tier's copy until a sync records a change, ``"every-read"`` asks it on
+    every read.
     """
 
     prefix: str

@@ -381,9 +381,9 @@ def _reopen(connector: PFSConnector, rel: str, block_size: int, position: int) -
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 
 
-def _read_fd(fd: int, name: str) -> bytes:
+def _read_fd(fd: int, name: str, st: os.stat_result | None = None) -> bytes:
     """All bytes of an open file: one read sized by fstat, one more to see end of file."""
-    st = os.fstat(fd)
+    st = st or os.fstat(fd)
     if stat.S_ISDIR(st.st_mode):
         raise IsADirectoryError(errno.EISDIR, "is a directory", name)
     first = os.read(fd, st.st_size)
@@ -411,7 +411,7 @@ def read_if_same(
         if (st.st_size, st.st_ino, st.st_ctime_ns) != identity or not stat.S_ISREG(st.st_mode):
             return None
         if start is None and end is None:
-            return _read_fd(fd, path)
+            return _read_fd(fd, path, st)
         lo, hi = _bounds(start, end, st.st_size)
         data = os.pread(fd, hi - lo, lo)
         parts, got = [data], len(data)
