@@ -28,6 +28,9 @@ from ._streams import CHUNK_SIZE, copy_stream
 from ._tiering import TierManager
 from .connectors import Connector, FileStat, Info, connector_for
 
+#: How many paths :meth:`MountedFileSystem.split` keeps split.
+SPLITS_KEPT = 65_536
+
 
 class MountedFileSystem(AbstractFileSystem):
     """The ``aif://`` virtual filesystem: a mount table over tiers of any storage kind.
@@ -58,6 +61,7 @@ class MountedFileSystem(AbstractFileSystem):
         self._records = records
         self._manager = manager
         self._connectors: dict[tuple[str, str], Connector] = {}
+        self._splits: dict[str, tuple[Mount, str]] = {}  # path as given -> split (see split)
 
     def _access_gate(self) -> AccessGate | None:
         """The gate every request passes (None: nothing to enforce)."""
@@ -106,8 +110,16 @@ class MountedFileSystem(AbstractFileSystem):
         return conn
 
     def split(self, path: str) -> tuple[Mount, str]:
-        """The mount that holds ``path`` and the path within it (tier-relative)."""
-        return self.config.resolve(self._strip_protocol(path))
+        """The mount that holds ``path`` and the path within it (tier-relative); kept
+        per path string (the mount table does not change), as every read asks."""
+        held = self._splits.get(path) if isinstance(path, str) else None
+        if held is None:
+            held = self.config.resolve(self._strip_protocol(path))
+            if isinstance(path, str):
+                if len(self._splits) >= SPLITS_KEPT:
+                    self._splits.clear()
+                self._splits[path] = held
+        return held
 
     def _router(self, mount: Mount) -> Router:
         lookup = self._replica_lookup() if len(mount.tiers) > 1 else None
@@ -549,7 +561,7 @@ class MountedFileSystem(AbstractFileSystem):
         if mode == "rb":
             router, route = self._read_route(mount, rel, whole=False)
             self._served(router, route, None)
-            return self.connector(mount, route.tier).open_read(rel, block_size, route.size)
+            return self.connector(mount, route.tier).open_read(rel, block_size, _looked_size(route))
         if mode == "xb" and self.exists(path):
             raise FileExistsError(f"aif://{self._strip_protocol(path)} already exists")
         if mode in ("wb", "xb"):
@@ -586,7 +598,7 @@ class MountedFileSystem(AbstractFileSystem):
         router, route = self._read_route(mount, rel, whole=True)
         self._served(router, route, route.size)
         source = self.connector(mount, route.tier)
-        with source.open_read(rel, CHUNK_SIZE, route.size) as src:
+        with source.open_read(rel, CHUNK_SIZE, _looked_size(route)) as src:
             if outfile is not None:
                 _copy_stream(src, outfile, callback, route.size)
                 return
@@ -610,7 +622,8 @@ class MountedFileSystem(AbstractFileSystem):
         if source is target:
             target.copy(rel1, rel2)
             return
-        with source.open_read(rel1, CHUNK_SIZE, route.size) as src, target.open_write(rel2) as dst:
+        size = _looked_size(route)
+        with source.open_read(rel1, CHUNK_SIZE, size) as src, target.open_write(rel2) as dst:
             _copy_stream(src, dst, kwargs.get("callback"), route.size)
 
     def mv(
@@ -726,6 +739,12 @@ class MountedFileSystem(AbstractFileSystem):
         for conn in self._connectors.values():
             conn.close()
         self._connectors.clear()
+
+
+def _looked_size(route: Route) -> int | None:
+    """The size a reader of ``route`` may trust: None when only the catalog says it (the
+    object may have changed behind aifdata's back: the reader looks, never cut short)."""
+    return None if route.recorded else route.size
 
 
 def _copy_stream(src: Any, dst: Any, callback: Any, size: int | None) -> None:

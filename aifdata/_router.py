@@ -42,6 +42,9 @@ class Route:
     checksum: str | None = None  # the catalog's, when it verified this copy
     #: The copy's stat as routed (a local copy's identity: size, inode, ctime).
     stat: FileStat | None = field(default=None, compare=False, repr=False)
+    #: Whether the route rests on the catalog's record of the copy, not a look at it
+    #: (:meth:`Router.from_records`): its size is what was recorded.
+    recorded: bool = field(default=False, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready form."""
@@ -195,7 +198,7 @@ class Router:
                 reason = (
                     f"no copy on {', '.join(map(repr, ahead))}; the catalog records {write!r}'s"
                 )
-                out[rel] = Route(self._logical(rel), write, url, reason, ref.size)
+                out[rel] = Route(self._logical(rel), write, url, reason, ref.size, recorded=True)
         return out
 
     def choose(

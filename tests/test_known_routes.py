@@ -132,3 +132,14 @@ def test_a_generation_counts_its_own_commits_at_once_and_others_once_asked(tmp_p
     with ours.conn:
         ours.conn.execute("UPDATE overwrites SET count = count + 1")
     assert ours.generation(max_age=60) != mark  # its own commit counts at once
+
+
+def test_a_file_grown_behind_aifdatas_back_is_never_read_cut_short(hydrated):
+    catalog, fs, mem, bucket = hydrated
+    mem.pipe(f"/{bucket}/d/f9.bin", b"nine" * 100)
+    catalog.ingest("aif://b/d", "known/d")
+    mem.pipe(f"/{bucket}/d/f9.bin", b"NINE" * 200)  # not synced: the record says 400 bytes
+    fresh = aifdata.AifFileSystem(fs.config, catalog=Catalog(catalog.path, config=fs.config))
+    changed = pytest.warns(RuntimeWarning, match="changed since the catalog recorded it")
+    with changed, fresh.open("b/d/f9.bin") as f:
+        assert f.read() == b"NINE" * 200
