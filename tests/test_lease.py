@@ -42,13 +42,13 @@ def test_the_lease_file_names_its_holder(tmp_path: Path) -> None:
 
 def test_a_held_lease_is_renewed_and_never_taken(tmp_path: Path) -> None:
     target = str(tmp_path / "f")
-    holder = Lease(target, 0.3)
+    holder = Lease(target, 1.5)  # long enough that a busy machine still runs its heartbeat
     assert holder.acquire()
-    _age(holder.path, 0.2)  # the heartbeat (every 0.1 s) makes it young again
-    deadline = time.monotonic() + 1.0
-    while time.monotonic() < deadline:  # three lease times: no one breaks in
-        assert not Lease(target, 0.3).acquire()
-        time.sleep(0.05)
+    _age(holder.path, 0.5)  # the heartbeat (every 0.5 s) makes it young again
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:  # two lease times: no one breaks in
+        assert not Lease(target, 1.5).acquire()
+        time.sleep(0.1)
     assert holder.held
     holder.release()
 

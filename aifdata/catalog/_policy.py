@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from .._config import Config
 from .._errors import BadName, CatalogError
@@ -82,9 +82,9 @@ class Principal:
     user: str
     groups: tuple[str, ...] = ()
 
-    @property
+    @cached_property
     def identities(self) -> frozenset[str]:
-        """Every principal string a grant may name for this user."""
+        """Every principal string a grant may name for this user (worked out once)."""
         return frozenset({f"user:{self.user}", EVERYONE, *(f"group:{g}" for g in self.groups)})
 
     def __str__(self) -> str:
