@@ -146,6 +146,12 @@ class Mount:
         object.__setattr__(self, "write_tier", write_tier)
 
     @property
+    def trusts_catalog(self) -> bool:
+        """Whether routing takes the write tier's copy to be the one the catalog
+        records, without asking it (a managed mount with ``hydrate_check = "on-sync"``)."""
+        return self.hydrate != "off" and self.hydrate_check == "on-sync"
+
+    @property
     def hydration_tier(self) -> str | None:
         """The tier reads leave copies on: the first local tier in read order that
         is not the write tier (None: the mount has none)."""

@@ -288,7 +288,7 @@ class MountedFileSystem(AbstractFileSystem):
         mount, rel = self.config.resolve(path)
         if not rel:
             return self._virtual_entry(path)
-        trusted = self._trusted_info(mount, rel) if mount.hydrate != "off" else None
+        trusted = self._trusted_info(mount, rel) if mount.trusts_catalog else None
         if trusted is not None:
             return trusted
         found: dict[str, Info] = {}

@@ -174,7 +174,7 @@ class Router:
         out are routed by :meth:`choose`, with every tier asked."""
         mount = self.mount
         write = mount.write_tier
-        if self.records is None or mount.hydrate == "off" or mount.hydrate_check != "on-sync":
+        if self.records is None or not mount.trusts_catalog:
             return {}
         ahead = (
             mount.read_order[: mount.read_order.index(write)] if write in mount.read_order else ()

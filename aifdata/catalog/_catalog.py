@@ -662,11 +662,8 @@ class Catalog:
         nothing was recorded there (or the catalog is read-only)."""
         if self._snapshot is not None or self.read_only:
             return False
-
-        if (
-            self.conn.execute("SELECT 1 FROM replicas WHERE url = ? LIMIT 1", (url,)).fetchone()
-            is None
-        ):
+        held = self.conn.execute("SELECT 1 FROM replicas WHERE url = ? LIMIT 1", (url,))
+        if held.fetchone() is None:  # a new file, or one never recorded: nothing to write
             return False
         with write_transaction(self.conn) as conn:
             conn.execute("DELETE FROM replicas WHERE url = ?", (url,))

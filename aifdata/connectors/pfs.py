@@ -413,13 +413,9 @@ def read_if_same(
         if start is None and end is None:
             return _read_fd(fd, path, st)
         lo, hi = _bounds(start, end, st.st_size)
-        data = os.pread(fd, hi - lo, lo)
-        parts, got = [data], len(data)
-        while got < hi - lo and data:
-            data = os.pread(fd, hi - lo - got, lo + got)
-            parts.append(data)
-            got += len(data)
-        return data if len(parts) == 1 else b"".join(parts)
+        with open(fd, "rb", buffering=0, closefd=False) as f:
+            f.seek(lo)
+            return _read_exactly(f, hi - lo)
     finally:
         os.close(fd)
 

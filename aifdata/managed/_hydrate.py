@@ -27,7 +27,7 @@ from ._lease import Lease
 from ._space import Keeper, make_room
 
 #: A file up to this size is fetched whole, in one request as a plain read fetches
-#: it, and written from memory; a larger one streams through in chunks.
+#: it, and written from memory; a larger one in windows of this size (:func:`_windows`).
 WHOLE_FETCH_MAX = 64 * 2**20
 
 

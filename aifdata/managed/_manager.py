@@ -103,8 +103,9 @@ class Manager:
             self.catalog.overwritten(router.connectors[router.mount.write_tier].url(rel))
 
     def _known_routes(self) -> dict[tuple[str, str], _Known]:
-        """This thread's known routes, forgotten when a dataset version was recorded
-        since (a commit of counters or access times alone keeps them)."""
+        """This thread's known routes, forgotten when a dataset version was recorded or a
+        recorded copy written over since (:meth:`Catalog.routes_mark`; a commit of
+        counters or access times alone keeps them)."""
         known = self._known
         mark = self.catalog.generation(max_age=KNOWN_MAX_AGE)
         if getattr(known, "mark", None) != mark:
@@ -119,7 +120,7 @@ class Manager:
         """Keep a route to a verified local copy for :meth:`known_route` and
         :meth:`read_known` (decided by a read, or by an ``info``)."""
         mount = router.mount
-        if mount.hydrate == "off" or mount.hydrate_check != "on-sync" or route.checksum is None:
+        if not mount.trusts_catalog or route.checksum is None:
             return
         if not mount.tier(route.tier).local or route.tier == mount.write_tier:
             return

@@ -36,6 +36,8 @@ NO_DATASET = "-"
 
 #: One counter: the URLs the dataset is looked up by, the tier, the counter's name.
 _Key = tuple[tuple[str, ...], str, str]
+#: What one read of a copy counts: the URLs, the tier, the counters it adds one to.
+_Plan = tuple[tuple[str, ...], str, tuple[str, ...]]
 
 _UPSERT = (
     "INSERT INTO tier_metrics (dataset, tier, name, value) VALUES (?, ?, ?, ?)"
@@ -53,7 +55,7 @@ class Metrics:
         self.config = config
         self._lock = threading.Lock()
         self._counts: dict[_Key, int] = {}
-        self._plans: dict[tuple[str, str], list[tuple[_Key, int]]] = {}
+        self._plans: dict[tuple[str, str], _Plan] = {}  # (mount prefix, copy URL) -> plan
         self._due = time.monotonic() + FLUSH_SECONDS
         self._warned = False
         _live.add(self)
@@ -61,28 +63,26 @@ class Metrics:
     def served(self, router: Router, route: Route, nbytes: int | None) -> None:
         """A read of ``route`` was served (``nbytes`` None: a file was opened, its
         bytes are not known here)."""
-        plan = self._plans.get((router.mount.prefix, route.url))
-        if plan is None:
-            plan = self._plan(router, route)
-        counts, add = self._counts, [*plan]
-        if nbytes:
-            add.append(((plan[0][0][0], plan[0][0][1], "bytes_served"), nbytes))
+        plan = self._plans.get((router.mount.prefix, route.url)) or self._plan(router, route)
+        urls, tier, names = plan
         with self._lock:
-            for key, n in add:
-                counts[key] = counts.get(key, 0) + n
+            for name in names:
+                self._add(urls, tier, name, 1)
+            if nbytes:
+                self._add(urls, tier, "bytes_served", nbytes)
         if time.monotonic() >= self._due:
             self.flush()
 
-    def _plan(self, router: Router, route: Route) -> list[tuple[_Key, int]]:
-        """The counters one read of ``route`` adds to (worked out once per copy)."""
+    def _plan(self, router: Router, route: Route) -> _Plan:
+        """The counters one read of ``route`` adds one to (worked out once per copy)."""
         mount = router.mount
         rel = route.path[len(mount.prefix) :].lstrip("/")
         urls: tuple[str, ...] = (route.url, router.connectors[mount.write_tier].url(rel))
-        names = ["files_served"]
+        names: tuple[str, ...] = ("files_served",)
         if managed(mount):
             local = mount.tier(route.tier).local
-            names += ["hits", "s3_requests_saved"] if local else ["misses"]
-        plan: list[tuple[_Key, int]] = [((urls, route.tier, name), 1) for name in names]
+            names += ("hits", "s3_requests_saved") if local else ("misses",)
+        plan = (urls, route.tier, names)
         if len(self._plans) > 100_000:
             self._plans.clear()
         self._plans[mount.prefix, route.url] = plan
