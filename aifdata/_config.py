@@ -214,7 +214,24 @@ class Config:
         for mount in self.mounts:
             if mount.prefix == prefix.strip("/"):
                 return mount
-        raise MountNotFound(f"no mount {prefix!r}; known mounts: {', '.join(self.prefixes)}")
+        raise MountNotFound(
+            f"no mount {prefix!r}; known mounts: {', '.join(self.prefixes)} {self.origin()}"
+        )
+
+    def origin(self) -> str:
+        """Where this mount table came from, in words, for an error about a missing mount.
+
+        A worker on a cluster that was not given the mount table sees the built-in
+        default, whose one mount (``local``) holds nothing the job asked for.
+        """
+        if self.source is not None:
+            return f"(mount table: {self.source})"
+        if self.prefixes == ["local"]:
+            return (
+                f"(no mount table: $AIFDATA_CONFIG is not set and {default_config_path()}"
+                " does not exist; a worker needs $AIFDATA_CONFIG naming the mount table)"
+            )
+        return "(a mount table built in Python)"
 
     def locate(self, url: str) -> tuple[Mount, Tier, str] | None:
         """The mount, tier and relative path of a physical URL (``s3://b/k``, a PFS path,
@@ -243,7 +260,9 @@ class Config:
         best = max(holders, key=lambda m: len(m.prefix), default=None)
         if best is None:
             known = ", ".join(self.prefixes) or "(none)"
-            raise MountNotFound(f"no mount holds 'aif://{path}'; known mounts: {known}")
+            raise MountNotFound(
+                f"no mount holds 'aif://{path}'; known mounts: {known} {self.origin()}"
+            )
         return best, path[len(best.prefix) :].lstrip("/")
 
 

@@ -147,7 +147,9 @@ class MountedFileSystem(AbstractFileSystem):
         }
         if not children:
             known = ", ".join(self.config.prefixes) or "(none)"
-            raise MountNotFound(f"no mount holds 'aif://{path}'; known mounts: {known}")
+            raise MountNotFound(
+                f"no mount holds 'aif://{path}'; known mounts: {known} {self.config.origin()}"
+            )
         return sorted(children)
 
     @staticmethod

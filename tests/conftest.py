@@ -8,6 +8,9 @@ Every test runs in the lanes of what it needs, set at collection (``pytest -m LA
 - ``e2e``: processes: the CLI or a script run as a process, the notebook, the demo, compose,
   the README walk, the benchmarks. A module of such tests says ``pytestmark = pytest.mark.e2e``;
   a test in an otherwise unit module is named in ``NEEDS`` below.
+- ``slurm``: the single-node Slurm cluster of the session (any test whose fixtures include
+  ``slurm``; also ``e2e``). It needs root and Debian's slurm-wlm and munge (``.ci/slurm.py``);
+  without them these tests skip and say so.
 
 A test may be both ``s3`` and ``e2e``; ``unit`` is every test that is neither.
 """
@@ -19,7 +22,10 @@ import itertools
 import multiprocessing.process
 import multiprocessing.util
 import os
+import shutil
 import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -59,9 +65,12 @@ _SERVER_FIXTURES = frozenset({"seaweedfs", "_seaweedfs_session"})
 
 
 def _needs(item: pytest.Item) -> set[str]:
-    needs = {m.name for m in item.iter_markers() if m.name in ("s3", "e2e")}
-    if _SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+    needs = {m.name for m in item.iter_markers() if m.name in ("s3", "e2e", "slurm")}
+    fixtures = set(getattr(item, "fixturenames", ()))
+    if _SERVER_FIXTURES & fixtures:
         needs.add("s3")
+    if "slurm" in fixtures or "slurm" in needs:
+        needs.update(("slurm", "e2e"))
     name = getattr(item, "originalname", item.name)
     needs.update(NEEDS.get(item.path.name, ()))
     needs.update(NEEDS.get(f"{item.path.name}::{name}", ()))
@@ -172,6 +181,78 @@ def seaweedfs(request: pytest.FixtureRequest) -> _seaweedfs.SeaweedFS:
         _refuse(request.node, "asks for the seaweedfs fixture (an S3 server): mark it s3")
     server: _seaweedfs.SeaweedFS = request.getfixturevalue("_seaweedfs_session")
     return server
+
+
+#: The script that runs a one-node Slurm cluster on loopback (and installs Slurm).
+SLURM_SCRIPT = Path(__file__).resolve().parents[1] / ".ci" / "slurm.py"
+
+
+def _slurm_missing() -> str | None:
+    """Why this machine cannot run the session's Slurm cluster, or None."""
+    tools = ("slurmctld", "slurmd", "munged", "sbatch", "setpriv")
+    absent = [tool for tool in tools if shutil.which(tool) is None]
+    if absent:
+        return (
+            f"Slurm is not installed ({', '.join(absent)} not found):"
+            " `sudo python3 .ci/slurm.py install` installs Debian's slurm-wlm and munge"
+        )
+    if os.geteuid() != 0:
+        return "a Slurm cluster on loopback needs root (slurmd, and munged's key)"
+    return None
+
+
+@dataclass(frozen=True)
+class SlurmCluster:
+    """A running Slurm controller: clients find it through ``conf`` (``$SLURM_CONF``)."""
+
+    conf: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "SLURM_CONF": str(self.conf)}
+
+
+@pytest.fixture(scope="session")
+def _slurm_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
+    """A one-node Slurm cluster for the session (``.ci/slurm.py serve``), stopped at the end.
+
+    Set ``AIFDATA_TEST_SLURM_CONF`` to use a cluster that is already running.
+    """
+    existing = os.environ.get("AIFDATA_TEST_SLURM_CONF")
+    if existing:
+        yield SlurmCluster(Path(existing))
+        return
+    missing = _slurm_missing()
+    if missing:
+        pytest.skip(missing)
+    root = tmp_path_factory.mktemp("slurm")
+    log = (root / "serve.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, str(SLURM_SCRIPT), "serve", str(root)], stdout=log, stderr=log
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not (root / "ready").exists():
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"Slurm did not start: {(root / 'serve.log').read_text()}")
+            time.sleep(0.2)
+        yield SlurmCluster(root / "slurm.conf")
+    finally:
+        server.terminate()
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+
+
+@pytest.fixture
+def slurm(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> SlurmCluster:
+    """The session's Slurm cluster, with ``$SLURM_CONF`` set for this test's clients."""
+    cluster: SlurmCluster = request.getfixturevalue("_slurm_session")
+    monkeypatch.setenv("SLURM_CONF", str(cluster.conf))
+    return cluster
 
 
 @pytest.fixture(scope="session")

@@ -138,7 +138,9 @@ def test_debug_shows_the_traceback(tmp_path):
     assert proc.returncode == 3
     assert (
         proc.stderr.strip()
-        == "aifdata: error: no mount holds 'aif://nomount/x'; known mounts: local"
+        == "aifdata: error: no mount holds 'aif://nomount/x'; known mounts: local (no mount"
+        f" table: $AIFDATA_CONFIG is not set and {env_home / 'config.toml'} does not exist;"
+        " a worker needs $AIFDATA_CONFIG naming the mount table)"
     )
 
 

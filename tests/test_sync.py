@@ -398,4 +398,7 @@ def test_the_command_in_a_process_names_an_unknown_prefix(ds, tmp_path):
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert proc.returncode == 3
-    assert proc.stderr == "aifdata: error: no mount holds 'aif://nomount/x'; known mounts: both\n"
+    assert proc.stderr == (
+        f"aifdata: error: no mount holds 'aif://nomount/x'; known mounts: both"
+        f" (mount table: {config})\n"
+    )
