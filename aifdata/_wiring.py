@@ -1,7 +1,8 @@
 """Wiring: the one place that knows every part, and builds ``aif://`` from them.
 
 :class:`AifFileSystem` is the virtual filesystem of :mod:`aifdata._filesystem`
-with its catalog found the way users expect: the one given, else
+with its catalog found the way users expect: the one given, else the one
+``$AIFDATA_CATALOG`` names (a file, or a worker's Parquet snapshot), else
 ``$AIFDATA_HOME/catalog.db`` once it exists. Its grants gate every request
 and its verified replicas guide routing. Importing this module also makes
 ``aif://`` URLs resolvable by the lower layers (format plug-ins, ingest).
@@ -22,7 +23,7 @@ from ._filesystem import MountedFileSystem
 from ._router import RecordLookup
 from ._tiering import TierManager
 from ._urls import register_scheme
-from .catalog import Catalog, catalogs_opened
+from .catalog import Catalog, catalogs_opened, named_catalog
 
 CATALOG_RECHECK_SECONDS = 1.0  # while $AIFDATA_HOME/catalog.db is absent
 
@@ -67,7 +68,8 @@ class AifFileSystem(MountedFileSystem):
     @property
     def catalog(self) -> Catalog | None:
         """The catalog whose checksums guide routing and whose grants are enforced:
-        the one given, else ``$AIFDATA_HOME/catalog.db`` once it exists (while it
+        the one given, else ``$AIFDATA_CATALOG``'s (a file or a Parquet snapshot),
+        else ``$AIFDATA_HOME/catalog.db`` once it exists (while it
         does not, looked for again at most every ``CATALOG_RECHECK_SECONDS``, and at
         once after this process opens a catalog, so a catalog made later in a
         long-lived process is enforced); ``catalog=False`` for none."""
@@ -82,7 +84,7 @@ class AifFileSystem(MountedFileSystem):
             self._catalogs_seen != catalogs_opened()
         ):
             self._catalogs_seen = catalogs_opened()
-            if _made_catalog(aifdata_home() / "catalog.db"):
+            if named_catalog() is not None or _made_catalog(aifdata_home() / "catalog.db"):
                 self._catalog = Catalog(config=self.config)
             else:
                 self._catalog_absent_until = time.monotonic() + CATALOG_RECHECK_SECONDS

@@ -21,7 +21,10 @@ The fence convention (any other info string fails ``test_every_block_has_a_known
 
 * ```python: run by ``test_the_readme_runs_in_order``, in README order, one namespace per ``## ``
   section, with the mount table below in place.
-* ```python skip-test: needs a cluster (Slurm, Kubernetes) or a remote endpoint; only compiled.
+* ```python slurm: run by the walk like ``python`` blocks, on the session's one-node Slurm
+  cluster (the ``slurm`` fixture), with ``$SLURM_CONF`` set; only compiled where that cluster
+  cannot start (no root, no Slurm).
+* ```python skip-test: needs a cluster (Kubernetes) or a remote endpoint; only compiled.
   Keep these few.
 * ```toml: loaded by ``aifdata.parse_config``. The block whose first line is
   ``# $AIFDATA_HOME/config.toml`` is the walk-through's mount table: when the walk reaches it, it
@@ -70,7 +73,7 @@ from . import has_torch
 
 ROOT = Path(__file__).parent.parent
 README = ROOT / "README.md"
-KINDS = ("bash", "python", "python skip-test", "toml", "text")
+KINDS = ("bash", "python", "python slurm", "python skip-test", "toml", "text")
 CONFIG_MARKER = "# $AIFDATA_HOME/config.toml"
 AIFDATA = Path(sys.executable).with_name("aifdata")
 _ASSIGNMENT = re.compile(r"^[A-Z_][A-Z0-9_]*=")
@@ -323,7 +326,7 @@ def test_every_toml_block_loads():
 
 
 def test_the_cluster_sketches_compile():
-    for block in blocks_of("python skip-test"):
+    for block in blocks_of("python skip-test") + blocks_of("python slurm"):
         compile(block.text, block.where, "exec")
 
 
@@ -553,8 +556,11 @@ def _retarget(text: str, server: Any, bucket: str, pfs_root: Path) -> str:
 class Walk:
     """The state of one reader following the README from the top."""
 
-    def __init__(self, server: Any, bucket: str, tmp: Path, home: Path) -> None:
+    def __init__(
+        self, server: Any, bucket: str, tmp: Path, home: Path, slurm_conf: Path | None = None
+    ) -> None:
         self.server, self.bucket, self.home = server, bucket, home
+        self.slurm_conf = slurm_conf
         self.work = tmp / "work"
         self.pfs_root = tmp / "pfs-root"
         self.work.mkdir()
@@ -562,7 +568,7 @@ class Walk:
         (self.work / "reads.fastq").write_bytes(_synthetic.fastq(3000, seed=1))
         (self.work / "scene.tif").write_bytes(_synthetic.geotiff(512, tile=256, seed=2))
         self.namespaces: dict[str, dict[str, Any]] = {}
-        self.ran: dict[str, int] = {"aifdata": 0, "python": 0, "config": 0}
+        self.ran: dict[str, int] = {"aifdata": 0, "python": 0, "config": 0, "slurm": 0}
 
     def step(self, block: Block) -> None:
         if block.kind == "toml" and block.text.startswith(CONFIG_MARKER):
@@ -574,6 +580,12 @@ class Walk:
             namespace = self.namespaces.setdefault(block.section, {"__name__": "__readme__"})
             exec(compile(block.text, block.where, "exec"), namespace)
             self.ran["python"] += 1
+        elif block.kind == "python slurm":
+            code = compile(block.text, block.where, "exec")
+            if self.slurm_conf is not None:
+                namespace = self.namespaces.setdefault(block.section, {"__name__": "__readme__"})
+                exec(code, namespace)
+                self.ran["slurm"] += 1
         elif block.kind == "bash":
             for n, cmd in block.commands():
                 parsed = _aifdata_argv(cmd)
@@ -601,8 +613,18 @@ class Walk:
         self.ran["aifdata"] += 1
 
 
+def _slurm_conf(request: pytest.FixtureRequest) -> Path | None:
+    """The session's Slurm cluster for the ``python slurm`` blocks, or None (and why)."""
+    try:
+        cluster = request.getfixturevalue("slurm")
+    except pytest.skip.Exception as why:  # compiled by test_the_cluster_sketches_compile
+        print(f"the README's python slurm blocks are not run: {why}")
+        return None
+    return Path(cluster.conf)
+
+
 @pytest.mark.e2e
-def test_the_readme_runs_in_order(seaweedfs, bucket, tmp_path, isolated_home, monkeypatch):
+def test_the_readme_runs_in_order(seaweedfs, bucket, tmp_path, isolated_home, monkeypatch, request):
     """Every ``aifdata`` line and every python block, top to bottom, as a reader would."""
     assert AIFDATA.is_file(), (
         f"{AIFDATA}: the aifdata command is not installed beside {sys.executable}"
@@ -612,7 +634,13 @@ def test_the_readme_runs_in_order(seaweedfs, bucket, tmp_path, isolated_home, mo
     monkeypatch.delenv("AIFDATA_USER", raising=False)
     monkeypatch.delenv("AIFDATA_GROUPS", raising=False)
     monkeypatch.delenv("AIFDATA_OPENLINEAGE", raising=False)
-    walk = Walk(seaweedfs, f"{bucket}/readme-{uuid.uuid4().hex[:6]}", tmp_path, isolated_home)
+    walk = Walk(
+        seaweedfs,
+        f"{bucket}/readme-{uuid.uuid4().hex[:6]}",
+        tmp_path,
+        isolated_home,
+        _slurm_conf(request),
+    )
     monkeypatch.chdir(walk.work)
     try:
         for block in BLOCKS:
@@ -621,6 +649,8 @@ def test_the_readme_runs_in_order(seaweedfs, bucket, tmp_path, isolated_home, mo
         AifFileSystem.clear_instance_cache()
     assert walk.ran["config"] == 1
     assert walk.ran["python"] == len(blocks_of("python"))
+    if walk.slurm_conf is not None:
+        assert walk.ran["slurm"] == len(blocks_of("python slurm")) >= 1
     assert walk.ran["aifdata"] == sum(1 for *_, cmd in _bash_lines() if _aifdata_argv(cmd))
     # what the README says happened, happened
     assert (walk.work / "bucket-policies.json").is_file()

@@ -187,3 +187,30 @@ def test_a_partition_of_another_version_is_refused_on_the_worker(slurm, lake, tm
     error = error_on_a_worker(tmp_path, parts[1])
     assert isinstance(error, aifdata.FormatError)
     assert "aif://lake/reads.fastq: changed since it was partitioned" in str(error)
+
+
+def test_a_worker_with_only_the_catalog_snapshot_skips_a_stale_pfs_copy(
+    slurm, lake, pfs_dir, tmp_path, monkeypatch
+):
+    pytest.importorskip("pyarrow", reason="snapshots are Parquet (extra: dataframe)")
+    _, fs = lake
+    good = _synthetic.fastq(500, seed=3)
+    fs.pipe("lake/run2/reads.fastq", good)
+    catalog = aifdata.Catalog(tmp_path / "catalog.db")
+    catalog.ingest("aif://lake/run2", "genomics/run2")
+    catalog.stage("genomics/run2", to="pfs")
+    monkeypatch.setenv("AIFDATA_CATALOG", str(tmp_path / "catalog.db"))  # the login node's
+    AifFileSystem.clear_instance_cache()
+    parts = aifdata.partition("aif://lake/run2/reads.fastq", n=4)
+    catalog.export(str(tmp_path / "snapshot"))
+    stale = pfs_dir / "run2" / "reads.fastq"
+    stale.write_bytes(good.replace(b"A", b"C", 1))  # same size, other bytes
+    worker = tmp_path / "worker-home"  # no catalog file there
+    worker.mkdir()
+    prologue = (f"export AIFDATA_HOME={worker}", f"export AIFDATA_CATALOG={tmp_path / 'snapshot'}")
+    with slurm_workers(tmp_path, jobs=1, prologue=prologue) as client:
+        served = client.submit(where_served, "aif://lake/run2/reads.fastq").result()
+        counts = client.gather(client.map(fastq_summary, parts))
+    assert served == "s3"
+    assert sum(n for n, _ in counts) == 500
+    assert counts == [fastq_summary(p) for p in parts]  # here, with the catalog file

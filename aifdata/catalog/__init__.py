@@ -1,7 +1,7 @@
 """The catalog: datasets, versions, files, checksums and replicas in one SQLite file."""
 
 from .._streams import CHECKSUM_ALGORITHM
-from ._catalog import Catalog, open_dataset, split_ref
+from ._catalog import Catalog, named_catalog, open_dataset, split_ref
 from ._lineage import LineageNode, RunRecord
 from ._openlineage import events_for as openlineage_events_of
 from ._openlineage import send as send_openlineage
@@ -29,6 +29,7 @@ __all__ = [
     "current_user",
     "filesystem_type",
     "is_network_filesystem",
+    "named_catalog",
     "open_dataset",
     "openlineage_events_of",
     "send_openlineage",

@@ -72,25 +72,59 @@ from ._verify import (
     write_briefly,
 )
 
+#: Names the catalog that ``Catalog()`` opens: a SQLite file, or a Parquet snapshot (a
+#: directory, or an ``s3://`` or ``aif://`` prefix), as a cluster's workers are given it.
+CATALOG_VARIABLE = "AIFDATA_CATALOG"
+
+
+def is_snapshot(location: str) -> bool:
+    """Whether a catalog location names a Parquet snapshot (a directory or a URL)."""
+    return "://" in location or Path(location).expanduser().is_dir()
+
+
+def named_catalog() -> str | None:
+    """``$AIFDATA_CATALOG``, checked: an error names it when it names nothing."""
+    named = os.environ.get(CATALOG_VARIABLE)
+    if not named:
+        return None
+    if "://" not in named and not os.path.lexists(Path(named).expanduser()):
+        raise NotFound(
+            f"${CATALOG_VARIABLE} names {named}, which does not exist (a catalog file, or a"
+            " snapshot directory written by aifdata export)"
+        )
+    return named
+
 
 class Catalog:
-    """The embedded catalog: one SQLite file, ``$AIFDATA_HOME/catalog.db`` by default."""
+    """The embedded catalog: one SQLite file, ``$AIFDATA_HOME/catalog.db`` by default.
+
+    ``$AIFDATA_CATALOG`` changes the default: a catalog file, or a Parquet
+    snapshot (``aifdata export``), read-only, for workers without the file.
+    """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, config: Config | None = None):
-        self.path = Path(path) if path is not None else aifdata_home() / "catalog.db"
+        named = named_catalog() if path is None else None
+        if path is None:
+            path = Path(named).expanduser() if named else aifdata_home() / "catalog.db"
+        self.path = Path(path)
         self._config = config
         self._local = threading.local()
         self._snapshot: sqlite3.Connection | None = None  # set by from_parquet
+        if named is not None and is_snapshot(named):
+            self._load_snapshot(named)
 
     @classmethod
     def from_parquet(cls, source: str, config: Config | None = None) -> Catalog:
         """A read-only catalog from a Parquet snapshot (a directory, ``s3://`` or ``aif://``)."""
+        catalog = cls(Path(source), config=config)
+        catalog._load_snapshot(source)
+        return catalog
+
+    def _load_snapshot(self, source: str) -> None:
         from ._parquet import load
 
-        catalog = cls(Path(source), config=config)
-        fs, root = resolve_url(source, catalog.config)
-        catalog._snapshot = load(fs, root)
-        return catalog
+        fs, root = resolve_url(source, self.config)
+        self._snapshot = load(fs, root)
 
     @property
     def read_only(self) -> bool:

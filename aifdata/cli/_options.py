@@ -27,7 +27,10 @@ from ._app import state
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 CatalogOption = Annotated[
-    str | None, typer.Option("--catalog", help="Catalog file (default $AIFDATA_HOME/catalog.db).")
+    str | None,
+    typer.Option(
+        "--catalog", help="Catalog file (default $AIFDATA_CATALOG, else $AIFDATA_HOME/catalog.db)."
+    ),
 ]
 
 

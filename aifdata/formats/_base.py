@@ -159,9 +159,16 @@ class RangeSource:
     def check(self, partition: Partition) -> None:
         """Refuse to read a partition planned on another version of the file."""
         if partition.fingerprint and not same_version(partition.fingerprint, self.fingerprint):
+            current = self.fingerprint
+            hint = "plan the partitions again"
+            if "#" in partition.fingerprint and "#" not in current:
+                hint += (  # planned on a verified copy; read where no catalog tells copies apart
+                    ", or give this process the catalog ($AIFDATA_CATALOG: the catalog file or"
+                    " a snapshot from aifdata export) so it can tell which copy is current"
+                )
             raise FormatError(
                 f"{self.url}: changed since it was partitioned (was {partition.fingerprint},"
-                f" now {self.fingerprint}); plan the partitions again"
+                f" now {current}); {hint}"
             )
 
 
