@@ -193,6 +193,61 @@ def test_count_records_counts_what_the_dataset_yields(fastq):
     assert sum(dataset.record_counts) == len(names)
 
 
+def count_on_every_rank(monkeypatch, datasets):
+    """``count_records()`` on rank r of ``datasets[r]``, its all-reduces done across them.
+
+    Each rank runs twice: first to collect what it contributes to each all-reduce (none
+    depends on an earlier one's result), then with every all-reduce's true result."""
+    contributed: list[list] = [[] for _ in datasets]
+    monkeypatch.setattr("aifdata.torch._device", lambda: torch.device("cpu"))
+
+    def on(rank, reduce):
+        calls = itertools.count()
+
+        def all_reduce(tensor, op):
+            i = next(calls)
+            if not reduce:
+                contributed[rank].append(tensor.clone())
+                return
+            every = torch.stack([c[i] for c in contributed])
+            is_max = op == torch.distributed.ReduceOp.MAX
+            tensor.copy_(every.max(0).values if is_max else every.sum(0))
+
+        monkeypatch.setattr(torch.distributed, "all_reduce", all_reduce)
+        as_reader(monkeypatch, rank, len(datasets))
+        return datasets[rank].count_records()
+
+    for rank in range(len(datasets)):
+        on(rank, reduce=False)
+    results = []
+    for rank in range(len(datasets)):
+        try:
+            results.append(on(rank, reduce=True))
+        except ValueError as e:
+            results.append(e)
+    return results
+
+
+def test_ranks_count_a_share_each_and_all_learn_every_count(fastq, monkeypatch):
+    url, _ = fastq
+    parts = partition(url, n=7)
+    counts = [len(p.read()) for p in parts]
+    datasets = [PartitionDataset(parts, even="drop") for _ in range(3)]
+    assert count_on_every_rank(monkeypatch, datasets) == [counts] * 3
+    assert [d.record_counts for d in datasets] == [counts] * 3
+
+
+def test_ranks_with_different_partitions_are_all_refused(fastq, monkeypatch):
+    url, _ = fastq
+    parts = partition(url, n=7)
+    datasets = [PartitionDataset(parts, even="drop"), PartitionDataset(parts[:6], even="drop")]
+    results = count_on_every_rank(monkeypatch, datasets)
+    assert [type(r) for r in results] == [ValueError, ValueError]  # not one rank left waiting
+    assert "the ranks hold different partitions" in str(results[0])
+    reordered = [PartitionDataset(parts, even="drop"), PartitionDataset(parts[::-1], even="drop")]
+    assert [type(r) for r in count_on_every_rank(monkeypatch, reordered)] == [ValueError] * 2
+
+
 def test_shuffled_epochs_deal_the_shuffled_order(fastq, monkeypatch):
     url, names = fastq
     parts = partition(url, n=9)
