@@ -45,7 +45,8 @@ read by both readers, each keeping its own records):
   ``drop_last=True``);
 - ``even="repeat"``: ``q = ceil(N / R)``; positions past the end wrap around
   to the start, so the first ``R*q - N`` records of the epoch's order are
-  yielded twice (fewer than ``R``; like ``DistributedSampler``'s padding).
+  yielded twice (fewer than ``R``; like ``DistributedSampler``'s padding;
+  an epoch of fewer records than readers comes round more than twice).
 
 :meth:`PartitionDataset.balance` gives these numbers (reader 0 also logs them
 on the ``aifdata.torch`` logger each epoch). Each reader must know every
