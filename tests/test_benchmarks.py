@@ -56,3 +56,22 @@ def test_bench_formats_runs_and_prints_ratios(seaweedfs):
     for measure in measures:
         assert measure in proc.stdout
     assert "targets:" in proc.stdout
+
+
+def test_bench_scale_runs_every_engine_and_prints_targets(seaweedfs, tmp_path):
+    home = tmp_path / "home"  # Lithops and Ray write under $HOME and $TMPDIR: here, not there
+    home.mkdir()
+    env = dict(os.environ, AIFDATA_BENCH_S3_ENDPOINT=seaweedfs.endpoint_url, HOME=str(home))
+    env["TMPDIR"] = str(tmp_path)
+    conf = os.environ.get("AIFDATA_TEST_SLURM_CONF")
+    if conf:  # the session's cluster, as CI runs it; else the script starts one, or skips Slurm
+        env["SLURM_CONF"] = conf
+    args = ["--fastq-mib", "4", "--partitions", "6", "--repeat", "1"]
+    proc = subprocess.run(
+        [sys.executable, str(BENCH.parent / "bench_scale.py"), *args],
+        capture_output=True, text=True, env=env, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    for engine in ("one process", "Dask LocalCluster", "SLURMCluster", "Ray Data", "Lithops"):
+        assert engine in proc.stdout
+    assert "targets:" in proc.stdout
