@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,9 @@ def read(
     import ray.data
 
     parts = _partitions(source, n, target_bytes, config)
+    with warnings.catch_warnings():  # Ray's DataContext() warns about its own defaults (2.60)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ray.data.DataContext.get_current()
     dataset: ray.data.Dataset = ray.data.read_datasource(
         PartitionDatasource(parts, config=config), **read_args
     )
