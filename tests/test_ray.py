@@ -106,6 +106,8 @@ def test_fewer_tasks_than_partitions_read_runs_of_neighbours(genomics):
     assert sum(sizes) == PartitionDatasource(parts).estimate_inmemory_data_size()
     assert {t.metadata.input_files for t in tasks} == {("aif://genomics/run42/reads.fastq",)}
     assert all(t.metadata.num_rows is None for t in tasks)
+    one = PartitionDatasource(parts).get_read_tasks(len(parts))[0]
+    assert len(ray.cloudpickle.dumps(one)) < 2048  # the descriptors travel, not the data
     ds = aifdata.ray.read(parts, override_num_blocks=3)
     assert ds.take_all() == fastq_rows(parts)
 
@@ -150,6 +152,10 @@ def test_a_partition_of_a_changed_file_is_refused_on_the_worker(genomics):
         aifdata.ray.read(parts).take_all()
     assert "aif://genomics/changing.fastq" in str(refused.value)
     assert "changed since it was partitioned" in str(refused.value)
+
+
+def test_no_partitions_make_an_empty_dataset(genomics):
+    assert aifdata.ray.read([]).count() == 0
 
 
 def test_mixed_tables_and_strays_are_refused_before_ray_runs(genomics):
