@@ -116,11 +116,11 @@ class PartitionDatasource(Datasource):
         extra = {} if per_task_row_limit is None else {"per_task_row_limit": per_task_row_limit}
         return [
             ReadTask(functools.partial(_blocks, run, self.config), _metadata(run), **extra)
-            for run in runs(self.partitions, parallelism)
+            for run in _runs(self.partitions, parallelism)
         ]
 
 
-def runs(partitions: Sequence[Partition], count: int) -> list[list[Partition]]:
+def _runs(partitions: Sequence[Partition], count: int) -> list[list[Partition]]:
     """``partitions`` cut into at most ``count`` runs of consecutive ones, of near-equal
     length (every partition in one run, in order)."""
     total = len(partitions)
@@ -153,13 +153,13 @@ def _blocks(run: Sequence[Partition], config: Config | None) -> Iterator[Any]:
     """One block per partition of ``run``, read here (in the Ray worker)."""
     for p in run:
         plugin = get(p.format)
-        if has_table(plugin):
+        if _has_table(plugin):
             yield _table(plugin, p, config)
         else:
             yield _rows_block(plugin.records(p, config=config))
 
 
-def has_table(plugin: FormatPlugin) -> bool:
+def _has_table(plugin: FormatPlugin) -> bool:
     """Whether the plug-in gives its partitions as a table (its own ``to_arrow`` or
     ``to_pandas``), rather than records only."""
     own = type(plugin).to_pandas is not FormatPlugin.to_pandas
