@@ -68,9 +68,9 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    """``aifdata.dask``, ``aifdata.torch`` and ``aifdata.xarray`` load on first use (they
-    import heavy libraries)."""
-    if name in ("dask", "torch", "xarray"):
+    """``aifdata.dask``, ``aifdata.torch``, ``aifdata.xarray``, ``aifdata.ray`` and
+    ``aifdata.lithops`` load on first use (they import heavy libraries)."""
+    if name in ("dask", "torch", "xarray", "ray", "lithops"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)
