@@ -201,7 +201,7 @@ def lithops_executor(workdir: Path) -> Iterator[Any]:
     executor = lithops.FunctionExecutor(
         config={
             "lithops": {"backend": "localhost", "storage": "localhost", "data_cleaner": False},
-            "localhost": {"worker_processes": 2},
+            "localhost": {"runtime": sys.executable, "worker_processes": 2},
         },
         log_level=None,
     )
