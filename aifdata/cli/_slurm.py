@@ -71,28 +71,33 @@ def job_options(ctx: typer.Context, slurm: bool, script: str | None) -> list[str
     options = list(ctx.args)
     if not slurm and script is None:
         if options:
-            raise UsageError(
+            raise _usage(
+                ctx,
                 f"Got unexpected extra argument(s) ({' '.join(options)}): words after --"
                 " are sbatch options, for --slurm or --script",
-                ctx=ctx,
             )
         return None
     if slurm and script is not None:
-        raise UsageError(
+        raise _usage(
+            ctx,
             "--script writes the job script instead of submitting it: give --slurm or"
             " --script, not both",
-            ctx=ctx,
         )
     if options and not options[0].startswith("-"):
-        raise UsageError(
+        raise _usage(
+            ctx,
             f"{options[0]!r} after -- is not an sbatch option: aifdata writes the job"
             " script itself; give options only, e.g. -- --time=30",
-            ctx=ctx,
         )
     if slurm and shutil.which("sbatch") is None:
         typer.echo(f"aifdata: error: {_NO_SBATCH}", err=True)
         raise typer.Exit(EXIT_USAGE)
     return options
+
+
+def _usage(ctx: typer.Context, message: str) -> Exception:
+    """A usage error of this command (printed with its ``--help`` hint)."""
+    return UsageError(message, ctx)  # click's UsageError(message, ctx)
 
 
 def run_as_job(
