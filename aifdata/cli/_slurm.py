@@ -147,7 +147,7 @@ def job_script(
     if not any(_is_option(words[0], "-o", "--output") for words in given):
         lines.append(f"#SBATCH --output={_command_word(argv)}-%j.out")
     lines += [f"#SBATCH {shlex.join(words)}" for words in given]
-    lines.append(f"# {shlex.join(['aifdata', *argv])}: a job step written by aifdata")
+    lines.append(f"# a job step written by aifdata: {shlex.join(['aifdata', *argv])}")
     lines += [f"export {key}={shlex.quote(value)}" for key, value in (exports or {}).items()]
     config_args = ["--config", config] if config is not None else []
     command = [python or sys.executable, "-m", "aifdata", *config_args, *argv]
