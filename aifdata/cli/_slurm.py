@@ -25,7 +25,6 @@ from typing import Annotated
 import typer
 
 from .. import AifDataError
-from .._config import aifdata_home
 from ._app import EXIT_USAGE, UsageError, state
 from ._options import print_json
 
@@ -190,7 +189,8 @@ def job_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     (the latter when a mount table file is in use), ``AIFDATA_USER``/``AIFDATA_GROUPS``
     when set here."""
     env = os.environ if environ is None else environ
-    out = {"AIFDATA_HOME": os.path.abspath(aifdata_home())}
+    home = os.path.expanduser(env.get("AIFDATA_HOME") or "~/.aifdata")  # as aifdata finds it
+    out = {"AIFDATA_HOME": os.path.abspath(home)}
     config = _config_file()
     if config is not None:
         out["AIFDATA_CONFIG"] = config
