@@ -226,7 +226,7 @@ def test_cp_reports_what_it_copied(capsysbinary, tmp_path):
 
 def test_command_modules_use_only_the_public_api():
     """Each command module imports its shared helpers from ``_options`` (and the grant
-    checks of storage URLs from ``_governed``) and the library
+    checks of storage URLs from ``_governed``, the Slurm job step from ``_slurm``) and the library
     through public names: no ``aifdata._x`` or ``aifdata.catalog._x``, no other command's
     privates (the demo and convert applications excepted, loaded when their command runs)."""
     import ast
@@ -234,7 +234,7 @@ def test_command_modules_use_only_the_public_api():
 
     import aifdata.cli
 
-    shared = {"_app", "_options", "_governed"}
+    shared = {"_app", "_options", "_governed", "_slurm"}
     applications = {"_convert", "_demo"}
     for path in Path(aifdata.cli.__file__).parent.glob("_[a-z]*.py"):
         for node in ast.walk(ast.parse(path.read_text())):

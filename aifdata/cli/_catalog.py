@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from typing import Annotated
@@ -12,6 +13,7 @@ from .. import NotFound
 from ..catalog import Dataset, split_ref
 from ._app import app, state
 from ._options import CatalogOption, JsonFlag, open_catalog, print_json, progress_bar
+from ._slurm import JOB_CONTEXT, ScriptOption, SlurmFlag, job_options, run_as_job
 
 
 def _as_dict(ds: Dataset) -> dict[str, object]:
@@ -121,18 +123,34 @@ def _with_hidden(versions: Sequence[tuple[str, int]], hidden: int, none: str) ->
     return ", ".join(shown) or none
 
 
-@app.command()
+@app.command(context_settings=JOB_CONTEXT)
 def stage(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="NAME or NAME@VERSION.")],
     to: Annotated[str, typer.Option("--to", help="Tier to stage to (e.g. pfs or s3).")],
     workers: Annotated[int, typer.Option(min=1, help="Files copied at once.")] = 8,
     catalog: CatalogOption = None,
+    slurm: SlurmFlag = False,
+    script: ScriptOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Copy a dataset's missing or stale files to a tier, verify checksums, record replicas."""
+    """Copy a dataset's missing or stale files to a tier, verify checksums, record replicas.
+
+    With --slurm the copy runs as a Slurm batch job (sbatch options after --), and the job id
+    is printed for the next job's --dependency=afterok:ID; --script FILE writes that job's
+    script instead. The dataset and the tier are checked here first.
+    """
+    options = job_options(ctx, slurm, script)
     base, version = split_ref(name)
     _require_tier(to)
-    report = open_catalog(catalog).stage(base, to, version, workers)
+    cat = open_catalog(catalog)
+    if options is not None:
+        cat.require(base, "write", "stage")
+        cat.dataset(base, version)  # NotFound now, not in the job
+        argv = ["stage", name, "--to", to, "--catalog", os.path.abspath(cat.path)]
+        run_as_job([*argv, "--workers", str(workers)], options, script, as_json)
+        return
+    report = cat.stage(base, to, version, workers)
     if as_json:
         payload = {
             "copied": list(report.copied),
