@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import shutil
 import subprocess
@@ -172,7 +173,8 @@ def ray_cluster() -> Iterator[None]:
     import ray
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # its progress lines, every 10 s
     try:
         yield
     finally:
@@ -200,7 +202,12 @@ def lithops_executor(workdir: Path) -> Iterator[Any]:
 
     executor = lithops.FunctionExecutor(
         config={
-            "lithops": {"backend": "localhost", "storage": "localhost", "data_cleaner": False},
+            "lithops": {
+                "backend": "localhost",
+                "storage": "localhost",
+                "data_cleaner": False,
+                "monitoring_interval": 0.2,  # Lithops looks for finished calls every 2 s
+            },
             "localhost": {"runtime": sys.executable, "worker_processes": 2},
         },
         log_level=None,

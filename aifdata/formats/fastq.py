@@ -87,7 +87,11 @@ class FastqFormat(TextFormat):
 
     def to_pandas(self, partition: Partition, **options: Any) -> Any:
         """Columns ``name``, ``sequence``, ``quality``."""
-        return self.read(partition, as_arrow=True, **options).to_pandas()
+        return self.to_arrow(partition, **options).to_pandas()
+
+    def to_arrow(self, partition: Partition, **options: Any) -> Any:
+        """A ``pyarrow.Table``: columns ``name``, ``sequence``, ``quality`` (what Ray reads)."""
+        return self.read(partition, as_arrow=True, **options)
 
 
 def record_start(source: ByteReader, offset: int) -> int:
