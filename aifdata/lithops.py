@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ._config import Config
-from .formats import Partition
+from .formats import Partition, read_all
 
 if TYPE_CHECKING:
     import lithops
@@ -44,15 +44,23 @@ def map(
     *,
     executor: lithops.FunctionExecutor | None = None,
     config: Config | None = None,
+    per_call: int = 1,
     **map_options: Any,
 ) -> list[Any]:
     """``func(records)`` for each partition's records, computed by Lithops, in the order of
     ``partitions``. ``map_options`` go to ``FunctionExecutor.map`` (``timeout``,
-    ``runtime_memory``, ``chunksize``, ...)."""
+    ``runtime_memory``, ``chunksize``, ...).
+
+    ``per_call`` partitions are read by one Lithops call (consecutive ones, read ahead as
+    :func:`aifdata.formats.read_all` does), ``func`` still once per partition: fewer
+    calls where each costs a process start (the localhost backend) or a cold start.
+    """
     parts = list(partitions)
     strays = [p for p in parts if not isinstance(p, Partition)]
     if strays:
         raise TypeError(f"expected aifdata partitions, got {type(strays[0]).__name__}")
+    if per_call < 1:
+        raise ValueError(f"per_call must be at least 1, not {per_call}")
     if not parts:
         return []
     if executor is None:
@@ -60,8 +68,17 @@ def map(
 
         executor = lithops.FunctionExecutor()
 
-    def read_and_call(partition: Partition) -> Any:  # pickled with func and config inside
-        return func(partition.read(config=config))
+    if per_call == 1:
 
-    futures = executor.map(read_and_call, parts, **map_options)
-    return list(executor.get_result(fs=futures))
+        def read_and_call(partition: Partition) -> Any:  # pickled with func and config inside
+            return func(partition.read(config=config))
+
+        futures = executor.map(read_and_call, parts, **map_options)
+        return list(executor.get_result(fs=futures))
+
+    def read_run_and_call(run: list[Partition]) -> list[Any]:
+        return [func(records) for _, records in read_all(run, config=config)]
+
+    runs = [parts[i : i + per_call] for i in range(0, len(parts), per_call)]
+    futures = executor.map(read_run_and_call, runs, **map_options)
+    return [result for results in executor.get_result(fs=futures) for result in results]

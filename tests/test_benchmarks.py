@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -58,11 +60,20 @@ def test_bench_formats_runs_and_prints_ratios(seaweedfs):
     assert "targets:" in proc.stdout
 
 
-def test_bench_scale_runs_every_engine_and_prints_targets(seaweedfs, tmp_path):
-    home = tmp_path / "home"  # Lithops and Ray write under $HOME and $TMPDIR: here, not there
+@pytest.fixture
+def short_tmp():
+    """A directory with a short path: Ray's sockets live under $TMPDIR, and a Unix socket's path
+    is at most 107 bytes (pytest's tmp_path is too deep)."""
+    path = Path(tempfile.mkdtemp(prefix="aifb-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_bench_scale_runs_every_engine_and_prints_targets(seaweedfs, short_tmp):
+    home = short_tmp / "home"  # Lithops and Ray write under $HOME and $TMPDIR: here, not there
     home.mkdir()
     env = dict(os.environ, AIFDATA_BENCH_S3_ENDPOINT=seaweedfs.endpoint_url, HOME=str(home))
-    env["TMPDIR"] = str(tmp_path)
+    env["TMPDIR"] = str(short_tmp)
     conf = os.environ.get("AIFDATA_TEST_SLURM_CONF")
     if conf:  # the session's cluster, as CI runs it; else the script starts one, or skips Slurm
         env["SLURM_CONF"] = conf

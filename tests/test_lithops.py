@@ -73,15 +73,19 @@ def test_map_gives_each_partitions_records_in_order(reads, tmp_path):
         """
         names = aifdata.lithops.map(lambda records: [r.name for r in records], parts,
                                     executor=executor)
+        in_runs = aifdata.lithops.map(lambda records: [r.name for r in records], parts,
+                                      executor=executor, per_call=2)
         # no glue: a partition binds to the function's first parameter
         futures = executor.map(lambda partition: len(partition.read()), parts)
-        print(json.dumps({"names": names, "counts": executor.get_result(fs=futures)}))
+        counts = executor.get_result(fs=futures)
+        print(json.dumps({"names": names, "in_runs": in_runs, "counts": counts}))
         """,
         reads,
         tmp_path,
     )
     local = [[r.name for r in p.read()] for p in reads]
     assert shown["names"] == local
+    assert shown["in_runs"] == local  # three calls (2, 2 and 1 partitions), a result each
     assert shown["counts"] == [len(names) for names in local]
     assert sum(shown["counts"]) == 3000
     assert any((tmp_path / "lithops-tmp").iterdir())  # Lithops worked in the test's directories
@@ -111,3 +115,5 @@ def test_partitions_only():
     with pytest.raises(TypeError, match="got str"):
         aifdata.lithops.map(len, ["aif://genomics/run42/reads.fastq"])
     assert aifdata.lithops.map(len, []) == []
+    with pytest.raises(ValueError, match="per_call must be at least 1"):
+        aifdata.lithops.map(len, [], per_call=0)
