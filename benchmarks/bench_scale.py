@@ -13,8 +13,12 @@ of one core (this machine has two):
 * dask-jobqueue ``SLURMCluster`` (2 single-core jobs started by ``sbatch``): on
   ``$SLURM_CONF``'s cluster, else a one-node cluster started with
   ``.ci/slurm.py serve`` (root, Slurm installed), else skipped with the reason;
-* Ray Data (``ray.init(num_cpus=2)``), through ``aifdata.ray.read``;
-* Lithops' localhost backend, through ``aifdata.lithops.map``.
+* Ray Data (``ray.init(num_cpus=2)``), through ``aifdata.ray.read``: as Ray sets it up, then
+  with ``DataContext.op_resource_reservation_enabled = False`` (on 2 CPUs its reservation
+  holds back part of them); and, for comparison, Ray's own tasks running the job as Dask
+  does (no Ray Data);
+* Lithops' localhost backend, through ``aifdata.lithops.map``: one partition per call,
+  then ``PER_CALL`` (8) consecutive partitions per call.
 
 Workers are started before the job is timed; their start-up is reported on its
 own. Each job time is the best of ``--repeat`` runs. Every engine's counts must
@@ -43,6 +47,9 @@ from aifdata import _seaweedfs
 BUCKET = "aifdata-bench-scale"
 URL = "aif://bench/reads/run.fastq"
 SLURM_SCRIPT = Path(__file__).resolve().parents[1] / ".ci" / "slurm.py"
+#: Partitions per Lithops call in the second Lithops run (its localhost backend starts a
+#: Python process per call).
+PER_CALL = 8
 
 
 def fastq_payload(size: int, seed: int = 14) -> bytes:
@@ -188,12 +195,28 @@ def _ray_batch(table: Any) -> dict[str, list[int]]:
     return {"records": [table.num_rows], "bases": [int(pc.sum(lengths).as_py() or 0)]}
 
 
-def on_ray(parts: list[aifdata.Partition]) -> tuple[int, int]:
+def on_ray(parts: list[aifdata.Partition], reserve: bool = True) -> tuple[int, int]:
+    """Ray Data: a read task per partition, fused with the batch that counts. ``reserve``:
+    Ray Data's resource reservation (on by default), which holds back part of a small
+    cluster's CPUs for each operator."""
+    import ray.data
+
     import aifdata.ray
 
+    context = ray.data.DataContext.get_current()
+    context.op_resource_reservation_enabled = reserve
     dataset = aifdata.ray.read(parts, override_num_blocks=len(parts))
-    rows = dataset.map_batches(_ray_batch, batch_format="pyarrow", batch_size=None).take_all()
+    counted = dataset.map_batches(_ray_batch, batch_format="pyarrow", batch_size=None)
+    rows = counted.take_all()
     return sum(r["records"] for r in rows), sum(r["bases"] for r in rows)
+
+
+def on_ray_tasks(parts: list[aifdata.Partition]) -> tuple[int, int]:
+    """Ray's tasks without Ray Data: the job as Dask runs it (what Ray Data's layer costs)."""
+    import ray
+
+    job_task = ray.remote(job)
+    return total(ray.get([job_task.remote(p) for p in parts]))
 
 
 @contextlib.contextmanager
@@ -215,10 +238,11 @@ def lithops_executor(workdir: Path) -> Iterator[Any]:
     yield executor
 
 
-def on_lithops(executor: Any, parts: list[aifdata.Partition]) -> tuple[int, int]:
+def on_lithops(executor: Any, parts: list[aifdata.Partition], per_call: int = 1) -> tuple[int, int]:
     import aifdata.lithops
 
-    return total(aifdata.lithops.map(count_bases, parts, executor=executor))
+    counts = aifdata.lithops.map(count_bases, parts, executor=executor, per_call=per_call)
+    return total(counts)
 
 
 # -- the run ---------------------------------------------------------------------------
@@ -255,20 +279,21 @@ def report(rows: list[Row], size: int, parts: int) -> None:
     base = by["one process"].seconds
     dask = by["Dask LocalCluster"].seconds
     print(f"\n{size / 2**20:.0f} MiB of FASTQ, {parts} partitions, the job on each engine")
-    print(f"{'engine':<26} {'start-up s':>10} {'job s':>8} {'MB/s':>8} {'vs 1 proc':>10} "
+    print(f"{'engine':<28} {'start-up s':>10} {'job s':>8} {'MB/s':>8} {'vs 1 proc':>10} "
           f"{'vs Local':>9}")  # fmt: skip
     for r in rows:
         if r.seconds is None:
-            print(f"{r.engine:<26} {r.note}")
+            print(f"{r.engine:<28} {r.note}")
             continue
         startup = "" if r.startup is None else f"{r.startup:.1f}"
         vs_base = f"{base / r.seconds:.2f}x" if base else ""
         vs_dask = f"{r.seconds / dask:.2f}" if dask else ""
-        print(f"{r.engine:<26} {startup:>10} {r.seconds:>8.2f} {size / 1e6 / r.seconds:>8.1f} "
+        print(f"{r.engine:<28} {startup:>10} {r.seconds:>8.2f} {size / 1e6 / r.seconds:>8.1f} "
               f"{vs_base:>10} {vs_dask:>9}")  # fmt: skip
     print("\n'vs 1 proc': speed-up over one process; 'vs Local': job time / LocalCluster's")
     targets = [("SLURMCluster (2 jobs)", 1.15), ("Ray Data (2 CPUs)", 1.25)]
-    targets.append(("Lithops localhost", 1.25))
+    targets.append(("Ray Data, no reservation", 1.25))
+    targets += [("Lithops localhost", 1.25), (f"Lithops, {PER_CALL} per call", 1.25)]
     lines = []
     for engine, limit in targets:
         seconds = by[engine].seconds if engine in by else None
@@ -321,7 +346,14 @@ def run(server: _seaweedfs.SeaweedFS, workdir: Path, args: argparse.Namespace) -
         ("Dask LocalCluster", dask_local, on_dask),
         ("SLURMCluster (2 jobs)", lambda: dask_slurm(workdir), on_dask),
         ("Ray Data (2 CPUs)", ray_cluster, lambda _, chosen: on_ray(chosen)),
+        ("Ray Data, no reservation", ray_cluster, lambda _, c: on_ray(c, reserve=False)),
+        ("Ray tasks (no Ray Data)", ray_cluster, lambda _, chosen: on_ray_tasks(chosen)),
         ("Lithops localhost", lambda: lithops_executor(workdir), on_lithops),
+        (
+            f"Lithops, {PER_CALL} per call",
+            lambda: lithops_executor(workdir),
+            lambda executor, chosen: on_lithops(executor, chosen, PER_CALL),
+        ),
     ]
     for name, start, on in engines:
         measure(name, start, on, parts, expected, args.repeat, rows)
