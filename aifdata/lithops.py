@@ -68,15 +68,9 @@ def map(
 
         executor = lithops.FunctionExecutor()
 
-    if per_call == 1:
-
-        def read_and_call(partition: Partition) -> Any:  # pickled with func and config inside
-            return func(partition.read(config=config))
-
-        futures = executor.map(read_and_call, parts, **map_options)
-        return list(executor.get_result(fs=futures))
-
-    def read_run_and_call(run: list[Partition]) -> list[Any]:
+    def read_run_and_call(run: list[Partition]) -> list[Any]:  # pickled with func and config
+        if len(run) == 1:
+            return [func(run[0].read(config=config))]
         return [func(records) for _, records in read_all(run, config=config)]
 
     runs = [parts[i : i + per_call] for i in range(0, len(parts), per_call)]

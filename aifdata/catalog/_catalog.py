@@ -103,8 +103,9 @@ class Catalog:
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, config: Config | None = None):
-        named = named_catalog() if path is None else None
+        named = None
         if path is None:
+            named = named_catalog()
             path = Path(named).expanduser() if named else aifdata_home() / "catalog.db"
         self.path = Path(path)
         self._config = config
