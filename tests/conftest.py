@@ -283,8 +283,17 @@ def isolated_home(
     return home
 
 
+#: The session's SeaweedFS serves the whole suite on a 2-core machine, and once in a
+#: long run it stalls a request for more than ``read_timeout`` (a volume filling up, a
+#: loaded machine): the tiers of tests that are not about limits retry for longer than
+#: the library's default 15 s, so such a stall slows a test instead of failing it.
+TEST_RETRY_BUDGET = 60.0
+
+
 def s3_tier(server: _seaweedfs.SeaweedFS, bucket: str, prefix: str = "data") -> aifdata.Tier:
-    return aifdata.Tier.s3(f"s3://{bucket}/{prefix}", **server.storage_options)
+    return aifdata.Tier.s3(
+        f"s3://{bucket}/{prefix}", retry_budget=TEST_RETRY_BUDGET, **server.storage_options
+    )
 
 
 @pytest.fixture
@@ -448,7 +457,8 @@ def pfs_fs(pfs_dir: Path) -> AifFileSystem:
 
 def s3_options_toml(server: _seaweedfs.SeaweedFS) -> str:
     """The TOML lines of an S3 tier's endpoint and credentials for ``server``."""
-    return "\n".join(f'{k} = "{v}"' for k, v in server.storage_options.items())
+    lines = [f'{k} = "{v}"' for k, v in server.storage_options.items()]
+    return "\n".join([*lines, f"retry_budget = {TEST_RETRY_BUDGET}"])
 
 
 def two_tier_toml(server: _seaweedfs.SeaweedFS, s3_url: str, pfs_dir: Path, mount: str) -> str:
