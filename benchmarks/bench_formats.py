@@ -31,6 +31,7 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aifdata
@@ -351,6 +352,20 @@ def bench_root(server: _seaweedfs.SeaweedFS, home: Path, args: argparse.Namespac
     ]  # fmt: skip
 
 
+def more_benches() -> dict[str, Callable[..., tuple[list[tuple], list[tuple]]]]:
+    """The other formats' benchmarks: ``bench_NAME(server, home, args)`` in each
+    ``benchmarks/_formats_*.py``, returning (result rows, planning rows)."""
+    import importlib
+
+    found = {}
+    for path in sorted(Path(__file__).parent.glob("_formats_*.py")):
+        module = importlib.import_module(path.stem)  # this script's folder is on sys.path
+        for name in dir(module):
+            if name.startswith("bench_") and callable(getattr(module, name)):
+                found[name.removeprefix("bench_")] = getattr(module, name)
+    return found
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fastq-mib", type=int, default=1024)
@@ -364,8 +379,14 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--prefetch", type=int, default=4, help="requests read ahead")
     parser.add_argument(
-        "--skip", choices=["fastq", "gzip", "bgzf", "geotiff", "root"], action="append", default=[]
-    )
+        "--formats-mib", type=int, default=128,
+        help="size of each synthetic file of the other formats (benchmarks/_formats_*.py)",
+    )  # fmt: skip
+    more = more_benches()
+    parser.add_argument(
+        "--skip", choices=["fastq", "gzip", "bgzf", "geotiff", "root", *more], action="append",
+        default=[],
+    )  # fmt: skip
     args = parser.parse_args()
     args.bgzf_mib = args.gzip_mib if args.bgzf_mib is None else args.bgzf_mib
     endpoint = os.environ.get("AIFDATA_BENCH_S3_ENDPOINT")
@@ -384,6 +405,11 @@ def main() -> int:
                 rows += bench_geotiff(server, Path(home), args)
             if "root" not in args.skip:
                 rows += bench_root(server, Path(home), args)
+            for name, bench in more.items():
+                if name not in args.skip:
+                    got, plans = bench(server, Path(home), args)
+                    rows += got
+                    PLANS.extend(plans)
     finally:
         server.stop()
     print()

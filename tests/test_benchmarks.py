@@ -48,6 +48,7 @@ def test_bench_formats_runs_and_prints_ratios(seaweedfs):
     env = dict(os.environ, AIFDATA_BENCH_S3_ENDPOINT=seaweedfs.endpoint_url)
     args = ["--fastq-mib", "2", "--partitions", "8", "--repeat", "1"]
     args += ["--gzip-mib", "1", "--geotiff-side", "512", "--root-entries", "20000"]
+    args += ["--formats-mib", "1"]
     proc = subprocess.run(
         [sys.executable, str(BENCH.parent / "bench_formats.py"), *args],
         capture_output=True, text=True, env=env, timeout=900,
