@@ -81,7 +81,8 @@ def _download(real: RealFile) -> Path:
     found = _archive_in(folder, stem, real)
     if found is not None:
         return found
-    kind = ["--only-binary", ":all:"] if real.wheel else ["--no-binary", ":all:"]
+    # the sdist of this package only: ``:all:`` would build its build dependencies from source
+    kind = ["--only-binary", ":all:"] if real.wheel else ["--no-binary", real.package]
     command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", *kind,
                "-d", str(folder), f"{real.package}=={real.version}"]  # fmt: skip
     try:
