@@ -444,6 +444,12 @@ class _Reader(io.RawIOBase):
         self.ahead = sorted(zip((a for a, _ in spans), fetched, strict=True))
 
 
+def file_object(source: RangeSource) -> _Reader:
+    """A read-only file object over ``source`` that reads aligned pages (for h5py, or
+    kerchunk's ``SingleHdf5ToZarr``); use it with :func:`translated` for clear errors."""
+    return _Reader(source, None)
+
+
 @contextmanager
 def open_file(source: RangeSource, slot: dict[Any, Any]) -> Iterator[tuple[Any, _Reader]]:
     """The file opened by h5py, reading through ``source`` and the pages kept in ``slot``."""
