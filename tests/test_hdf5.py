@@ -14,6 +14,9 @@ np = pytest.importorskip("numpy")
 h5py = pytest.importorskip("h5py")
 netCDF4 = pytest.importorskip("netCDF4")
 
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
 import aifdata  # noqa: E402
 from aifdata import FormatError  # noqa: E402
 from aifdata.formats import RangeSource, get, partition  # noqa: E402
@@ -484,3 +487,40 @@ def test_sniff_and_registry(tmp_path):
     head = Path(url).read_bytes()[:4096]
     assert aifdata.formats.detect("noext", head) is plugin
     assert not plugin.sniff(b"CDF\x01" + b"\x00" * 100, "a.nc")
+
+
+def small_file_bytes() -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
+        f.create_dataset("v", data=np.arange(3000.0).reshape(300, 10), chunks=(32, 10),
+                         compression="gzip", shuffle=True)  # fmt: skip
+        f.create_dataset("w", data=np.arange(100))
+    return buffer.getvalue()
+
+
+SMALL = small_file_bytes()
+_fuzz_names = itertools.count()
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(
+    changes=st.lists(st.tuples(st.integers(0, len(SMALL) - 1), st.integers(0, 255)), max_size=8),
+    keep=st.one_of(st.none(), st.integers(0, len(SMALL))),
+)
+def test_damaged_files_give_format_errors_never_anything_else(tmp_path, changes, keep):
+    data = bytearray(SMALL)
+    for at, value in changes:
+        data[at] = value
+    path = tmp_path / f"damaged-{next(_fuzz_names)}.h5"  # a new name: nothing kept applies
+    path.write_bytes(bytes(data if keep is None else data[:keep]))
+    try:
+        rows = [p.read() for p in partition(str(path), n=3, variable="v")]
+    except FormatError as exc:
+        message = str(exc)
+    else:  # harmless damage (free space, an unused field), or an empty file: no records
+        assert sum(len(r) for r in rows) == (300 if path.stat().st_size else 0)
+        return
+    assert str(path) in message
