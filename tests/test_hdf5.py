@@ -524,3 +524,24 @@ def test_damaged_files_give_format_errors_never_anything_else(tmp_path, changes,
         assert sum(len(r) for r in rows) == (300 if path.stat().st_size else 0)
         return
     assert str(path) in message
+
+
+def test_to_xarray_names_netcdf_dimensions_and_slices_coordinates(tmp_path):
+    url = netcdf_file(tmp_path / "climate.nc")
+    plugin = get("hdf5")
+    parts = partition(url, n=3, variable="temperature")
+    pieces = [plugin.to_xarray(p) for p in parts]
+    import xarray as xr
+
+    got = xr.concat(pieces, dim="time")
+    with xr.open_dataset(url, engine="netcdf4", mask_and_scale=False) as ds:
+        expected = ds["temperature"].load()
+    assert got.dims == expected.dims == ("time", "lat", "lon")
+    np.testing.assert_array_equal(got.values, expected.values)
+    for name in ("time", "lat", "lon"):
+        np.testing.assert_array_equal(got[name].values, expected[name].values)
+    assert got.attrs["units"] == "K" and "DIMENSION_LIST" not in got.attrs
+    assert pieces[1]["time"].values[0] == parts[1]["row_start"]  # the rows' own coordinates
+    plain = h5_file(tmp_path / "plain.h5", lambda f: f.create_dataset("x", data=np.ones((4, 2))))
+    array = plugin.to_xarray(partition(plain, n=1)[0])
+    assert array.dims == ("dim_0", "dim_1") and array.name == "x"

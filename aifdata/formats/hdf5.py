@@ -69,6 +69,23 @@ FETCH_THREADS = 8
 #: What NetCDF4 writes in the NAME attribute of a dimension that has no variable.
 _NOT_A_VARIABLE = b"This is a netCDF dimension but not a netCDF variable"
 
+#: Attributes HDF5 dimension scales and NetCDF4 keep for themselves (not the variable's).
+_BOOKKEEPING = frozenset(
+    {"CLASS", "NAME", "DIMENSION_LIST", "REFERENCE_LIST", "_Netcdf4Dimid", "_Netcdf4Coordinates",
+     "_nc3_strict"}
+)  # fmt: skip
+
+
+def _plain(value: Any) -> Any:
+    """An attribute value as xarray shows NetCDF attributes: text as str, one number as
+    a scalar."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if getattr(value, "shape", None) == (1,):
+        return value[0]
+    return value
+
+
 #: Metadata pages per file version (start -> bytes), and what planning learnt of the file.
 _KEPT = KeptMetadata()
 
@@ -160,6 +177,25 @@ class Hdf5Format(FormatPlugin):
     def table(self, partition: Partition) -> str:
         return f"hdf5 {partition['variable']!r}"
 
+    def to_xarray(
+        self, partition: Partition, source: RangeSource | None = None, config: Config | None = None
+    ) -> Any:
+        """The partition as an ``xarray.DataArray``: the rows of :meth:`read`, dimensions
+        named by the variable's dimension scales (NetCDF4 dimensions; ``dim_N`` where
+        none), their coordinate variables (sliced to the rows along the first), and the
+        variable's attributes (without HDF5's and NetCDF4's bookkeeping ones)."""
+        import xarray as xr
+
+        source = open_source(partition, source, config)
+        data = self.read(partition, source)
+        path, start, stop = partition["variable"], partition["row_start"], partition["row_stop"]
+        what = f"the dimensions and attributes of {path!r}"
+        with open_file(source, _KEPT.slot(source)) as (f, reader), translated(reader, what):
+            dims, coords = labels(f, f[path], start, stop)
+            attrs = {k: _plain(v) for k, v in f[path].attrs.items() if k not in _BOOKKEEPING}
+        name = path.rsplit("/", 1)[-1]
+        return xr.DataArray(data, dims=dims, coords=coords, attrs=attrs, name=name)
+
     def to_pandas(self, partition: Partition, **options: Any) -> Any:
         """A row per row of the variable, indexed by row number: one column named after
         the variable (1-D), a column per field (1-D compound), or a column per index of
@@ -197,6 +233,19 @@ class Layout:
         step = int(dataset.chunks[0]) if dataset.chunks else 1
         nbytes = math.prod(shape) * dataset.dtype.itemsize
         return cls(path, rows, max(1, step), nbytes)
+
+
+def labels(f: Any, dataset: Any, start: int, stop: int) -> tuple[list[str], dict[str, Any]]:
+    """A dataset's dimension names (its dimension scales', else ``dim_N``) and coordinate
+    variables, the first dimension's cut to rows ``[start, stop)``."""
+    dims, coords = [], {}
+    for axis, dim in enumerate(dataset.dims):
+        scale = dim[0] if len(dim) else None
+        name = scale.name.rsplit("/", 1)[-1] if scale is not None else ""
+        dims.append(name or f"dim_{axis}")
+        if scale is not None and name and _is_variable(f, scale.name):
+            coords[name] = (name, scale[start:stop] if axis == 0 else scale[:])
+    return dims, coords
 
 
 def superblock_in(head: bytes) -> int | None:
