@@ -14,15 +14,23 @@ Everything goes through h5py on a file object over
 :class:`~aifdata.formats.RangeSource`, so ``aif://``, ``s3://`` and local
 files behave the same and every byte read is counted. The file object reads
 in aligned pages of :data:`PAGE_BYTES` (HDF5 makes many small metadata
-reads). Planning opens the file and the dataset's object header: it reads
-metadata pages only, never the chunk index or a chunk. Those pages are kept
-per process and file version, so reading partitions after planning (or after
-a first partition, in a worker) fetches only data. :meth:`Hdf5Format.read`
-looks up the byte ranges of the partition's chunks in the chunk index,
-fetches them in a few merged requests (:data:`MERGE_GAP`), and lets h5py
-decode them (gzip, shuffle, any filter h5py has): a numpy array exactly as
-``h5py`` or ``netCDF4`` (without masking) give for those rows, unwritten
-chunks read as the fill value.
+reads). Planning reads only metadata: the superblock, the groups, the
+variable's object header and, for a chunked variable, the top of its chunk
+index, which HDF5 reads when it opens the dataset (each in its page, which may
+also hold bytes of a neighbouring chunk: never decoded). A 57 MiB file of 128
+chunks takes 3 requests (192 KiB) however many partitions. Those pages are
+kept per process and file version, so reading partitions after planning (or
+after a first partition, in a worker) fetches only data.
+:meth:`Hdf5Format.read` looks up the byte ranges of the partition's chunks in
+the chunk index, fetches them in a few merged requests (:data:`MERGE_GAP`),
+and lets h5py decode them (gzip, shuffle, any filter h5py has): a numpy array
+exactly as ``h5py`` or ``netCDF4`` (without masking) give for those rows,
+unwritten chunks read as the fill value. :meth:`Hdf5Format.to_pandas` gives
+1-D, compound and 2-D variables as DataFrames; :meth:`Hdf5Format.to_xarray`
+a DataArray with the NetCDF4 dimension names and coordinates.
+
+Options reach :meth:`Hdf5Format.plan` through
+``aifdata.partition(url, variable="/group/var", n=...)``.
 
 The first bytes must hold the HDF5 signature at byte 0, 512, 1024 or 2048
 (a user block before the superblock); a classic netCDF-3 file (``CDF\\x01``,
