@@ -3,7 +3,7 @@
 The public face is what this module exports; everything else is private.
 """
 
-from . import lineage
+from . import lineage, refs
 from ._config import Config, Mount, load_config, parse_config
 from ._copy import CopiedFile, copy, url_to_fs
 from ._errors import (
@@ -63,6 +63,7 @@ __all__ = [
     "open_dataset",
     "parse_config",
     "partition",
+    "refs",
     "url_to_fs",
 ]
 

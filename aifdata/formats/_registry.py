@@ -29,6 +29,7 @@ REGISTRY: Registry[FormatPlugin] = Registry(
     {
         "fastq": "aifdata.formats.fastq:FastqFormat",
         "geotiff": "aifdata.formats.geotiff:GeoTiffFormat",
+        "hdf5": "aifdata.formats.hdf5:Hdf5Format",
         "root": "aifdata.formats.root:RootFormat",
     },
     FormatError,
