@@ -3,7 +3,7 @@
 The public face is what this module exports; everything else is private.
 """
 
-from . import lineage, refs
+from . import lineage
 from ._config import Config, Mount, load_config, parse_config
 from ._copy import CopiedFile, copy, url_to_fs
 from ._errors import (
@@ -69,9 +69,9 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    """``aifdata.dask``, ``aifdata.torch``, ``aifdata.xarray``, ``aifdata.ray`` and
-    ``aifdata.lithops`` load on first use (they import heavy libraries)."""
-    if name in ("dask", "torch", "xarray", "ray", "lithops"):
+    """``aifdata.dask``, ``aifdata.torch``, ``aifdata.xarray``, ``aifdata.ray``,
+    ``aifdata.lithops`` and ``aifdata.refs`` load on first use (they import heavy libraries)."""
+    if name in ("dask", "torch", "xarray", "ray", "lithops", "refs"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)
