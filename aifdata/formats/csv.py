@@ -1,0 +1,440 @@
+"""CSV and TSV, plain or gzip: split exactly at record starts, quoted newlines included.
+
+Where a record starts cannot be told from the bytes near an offset: a newline
+inside a quoted field (RFC 4180 allows one) looks like any other, and whether
+an offset lies inside quotes depends on every quote before it. So a plan of
+more than one partition first reads the file once, in order, and keeps a
+*quote index* (:class:`QuoteIndex`): the quote parity and the newline count at
+points of a grid (at most 4,096 of them, 64 KiB apart in a big file), per file
+version (:class:`~aifdata.formats._base.KeptMetadata`; a changed file is read
+again). Each boundary is then one small read from a grid point, where the
+parity says whether it starts inside quotes, to the first newline outside
+quotes. The same pass checks the quoting: every quote must open a field, close
+one, or be doubled inside one (RFC 4180). A quote inside an unquoted field
+(``5" screen``) makes the parity meaningless, so such a file is refused for a
+plan of more than one partition (FormatError with the byte offset), and so is
+a quote that never closes. A plan of one partition reads nothing but the
+header. Counting quotes is exact, never a guess: no partition starts inside a
+field, and reading checks again (a partition whose quotes do not pair up
+raises instead of returning rows).
+
+The header (the first record, when ``header=True``, the default) travels with
+every partition: each partition's spec holds where it ends, and reading takes
+the column names from there (read once per file version and process).
+Partitions hold byte ranges, the codec, the delimiter (``'\\t'`` for ``.tsv``
+or ``.tab`` names and for tab-separated first lines, else ``','``), and the
+line number where they start, for error messages.
+
+Reading parses with ``pyarrow.csv`` (``newlines_in_values=True``) and gives an
+Arrow table; every column is a string column unless ``column_types`` names its
+type, so every partition has the same schema (inference per partition would
+not: one partition's integers are another's floats). The union of the
+partitions equals ``pyarrow.csv.read_csv`` of the whole file with the same
+column types. A record with the wrong number of fields raises FormatError
+naming the file, its byte offset and its line. BGZF files are read as gzip
+(through the index of :mod:`aifdata.codecs.gzip`): their block boundaries
+cannot be record boundaries without the quote parity there.
+"""
+
+from __future__ import annotations
+
+import csv as _csv
+import io
+from dataclasses import dataclass
+from typing import Any
+
+from .._errors import FormatError
+from ..codecs import Boundary, ByteReader, Text, find_start
+from ._base import KeptMetadata, Partition, RangeSource, TextFormat, partition_count
+
+#: Points of the quote index at most (each: one parity byte and one line count).
+GRID_POINTS = 4096
+#: Bytes between grid points at most.
+GRID_BYTES = 64 * 2**10
+#: Bytes read per request while building the quote index (one pass, in order).
+SCAN_BYTES = 16 * 2**20
+_BOM = b"\xef\xbb\xbf"
+_QUOTE, _LF, _CR = 34, 10, 13
+_KEPT = KeptMetadata()
+
+__all__ = ["CsvFormat", "QuoteIndex", "build_index", "record_start_rule"]
+
+
+@dataclass(frozen=True)
+class QuoteIndex:
+    """What one pass over a CSV file keeps: at grid point ``i`` (byte ``i * grid``),
+    the quote parity (1: inside a quoted field) and the number of ``\\n`` before it."""
+
+    grid: int
+    parity: bytes
+    lines: tuple[int, ...]
+    extent: int
+    delimiter: bytes
+
+
+class CsvFormat(TextFormat):
+    """Comma- or tab-separated values (RFC 4180 quoting), uncompressed or in gzip."""
+
+    name = "csv"
+    extensions = (".csv", ".tsv", ".tab")
+    description = "CSV/TSV rows; split at record starts found by a quote index, header kept"
+    codecs = ("none", "gzip")  # BGZF falls back to gzip (see the module docstring)
+    head_bytes = 4 * 2**10
+
+    def boundary(self, data: bytes, at_eof: bool) -> int | None:
+        """The first record start in ``data``, valid only where ``data[1]`` is known to
+        lie outside quotes (a plan asks :func:`record_start_rule` with the parity)."""
+        return record_start_rule(0)(data, at_eof)
+
+    def sniff_text(self, text: bytes, path: str) -> bool:
+        if b"\x00" in text or text.lstrip()[:1] in (b"{", b"["):
+            return False
+        if _named(path):
+            return True
+        lines = text.removeprefix(_BOM).split(b"\n")[:2]
+        if len(lines) < 2 or not lines[1].strip():
+            return False
+        delimiter = _delimiter(text, path)
+        counts = {line.count(delimiter) for line in lines}
+        return len(counts) == 1 and counts.pop() >= 1
+
+    def explain_text(self, text: bytes) -> tuple[int, str]:
+        if b"\x00" in text:
+            return text.find(b"\x00"), "expected text, found a NUL byte (binary data)"
+        return 0, (
+            f"expected delimited text (the first two lines with the same number of ',' or"
+            f" tabs), found {text[:32]!r}"
+        )
+
+    def plan(
+        self, source: RangeSource, n: int | None = None, target_bytes: int | None = None
+    ) -> list[Partition]:
+        """Partitions of about ``target_bytes`` (or ``n`` of them) of the uncompressed
+        text, each starting at a record outside quotes (see the module docstring)."""
+        if source.size == 0:
+            return []
+        head = source.head(self.head_bytes)
+        if not self.sniff(head, source.url):
+            raise FormatError(self.explain(head, source.url))
+        codec = self.codec(head, source.url)
+        stream = codec.open(source)
+        extent = stream.extent
+        if extent == 0:
+            return []
+        delimiter = _delimiter(codec.peek(head, source.url), source.url)
+        reader = _reader(stream, source)
+        first = codec.peek(head, source.url)[:1]
+        header_end = find_start(reader, 1, record_start_rule(int(first == b'"')))
+        count = partition_count(extent, n, target_bytes, at_most=extent)
+        bounds: list[tuple[int, int]] = [(0, 0)]
+        if count > 1:
+            index = _index(source, reader, extent, delimiter)
+            bounds += _snapped(reader, index, count)
+        cuts = sorted({b for b in bounds if b[0] < extent})
+        ends = [start for start, _ in cuts[1:]] + [extent]
+        spec = {"codec": codec.name, "delimiter": delimiter.decode(), "header_end": header_end}
+        return [
+            Partition.make(
+                source.url,
+                self.name,
+                i,
+                source.fingerprint,
+                start=start,
+                end=end,
+                line=line,
+                **spec,
+            )  # fmt: skip
+            for i, ((start, line), end) in enumerate(zip(cuts, ends, strict=True))
+        ]
+
+    def read(
+        self, partition: Partition, source: RangeSource | None = None, config: Any = None,
+        **options: Any,
+    ) -> Any:  # fmt: skip
+        from ._base import open_source
+
+        source = open_source(partition, source, config)
+        stream = self.codec_of(partition).open(source)
+        text = stream.text(partition["start"], partition["end"], self.boundary)
+        return self._table(partition, text, source, **options)
+
+    def decode(
+        self, partition: Partition, data: bytes, source: RangeSource, after: bytes = b"",
+        **options: Any,
+    ) -> Any:  # fmt: skip
+        codec = self.codec_of(partition)
+        if not codec.file_offsets:
+            return self.read(partition, source, **options)
+        text = codec.open(source).text(partition["start"], partition["end"], self.boundary, data)
+        return self._table(partition, text, source, **options)
+
+    def parse(self, text: Text, **options: Any) -> Any:
+        raise NotImplementedError("CSV partitions are parsed with their header (see read)")
+
+    def _table(
+        self, partition: Partition, text: Text, source: RangeSource, header: bool = True,
+        column_types: dict[str, Any] | None = None, **options: Any,
+    ) -> Any:  # fmt: skip
+        if options:
+            raise TypeError(f"unexpected options for csv: {', '.join(sorted(options))}")
+        names = self.header(partition, source)
+        delimiter = partition["delimiter"].encode()
+        skip = 0
+        if header and partition["start"] == 0:
+            skip = partition["header_end"]
+        if not header:
+            names = [f"f{i}" for i in range(len(names))]
+        _check_quotes(text, skip, partition)
+        return parse_table(text, skip, names, delimiter, partition["line"], column_types)
+
+    def header(self, partition: Partition, source: RangeSource) -> list[str]:
+        """The column names: the fields of the file's first record (kept per version)."""
+        slot = _KEPT.slot(source)
+        names: list[str] | None = slot.get("header")
+        if names is None:
+            stream = self.codec_of(partition).open(source)
+            raw = stream.text(0, partition["header_end"], self.boundary).data
+            names = slot["header"] = _header_names(raw, partition["delimiter"], source.url)
+        return names
+
+    def table(self, partition: Partition) -> str:
+        return f"csv:{partition.url}"  # the columns are the file's header
+
+    def to_pandas(self, partition: Partition, **options: Any) -> Any:
+        """The partition's rows as a DataFrame, a column per header field."""
+        return self.read(partition, **options).to_pandas()
+
+    def to_arrow(self, partition: Partition, **options: Any) -> Any:
+        """The partition's rows as a ``pyarrow.Table`` (what :meth:`read` returns)."""
+        return self.read(partition, **options)
+
+    def records(self, partition: Partition, **options: Any) -> Any:
+        """The rows as dicts, column name -> value."""
+        yield from self.read(partition, **options).to_pylist()
+
+
+def _named(path: str) -> bool:
+    lower = path.lower().removesuffix(".gz").removesuffix(".bgz")
+    return lower.endswith(CsvFormat.extensions)
+
+
+def _delimiter(text: bytes, path: str) -> bytes:
+    """``\\t`` for a ``.tsv``/``.tab`` name or a first line with tabs and no commas."""
+    lower = path.lower().removesuffix(".gz").removesuffix(".bgz")
+    if lower.endswith((".tsv", ".tab")):
+        return b"\t"
+    if lower.endswith(".csv"):
+        return b","
+    line = text.split(b"\n", 1)[0]
+    return b"\t" if b"\t" in line and b"," not in line else b","
+
+
+def _reader(stream: Any, source: RangeSource) -> ByteReader:
+    """The uncompressed bytes of the file, by range (the file itself when plain)."""
+    return getattr(stream, "uncompressed", source)
+
+
+def record_start_rule(parity: int) -> Boundary:
+    """A boundary rule for ``data`` whose byte 1 lies inside quotes when ``parity`` is 1:
+    the index after the first line end (``\\n``, or ``\\r`` not before ``\\n``) outside
+    quotes, ``data[0]`` taken as the byte before."""
+
+    def rule(data: bytes, at_eof: bool) -> int | None:
+        import numpy as np
+
+        arr = np.frombuffer(data, np.uint8)
+        if len(arr) == 0:
+            return None
+        quotes = np.cumsum(arr == _QUOTE, dtype=np.int64)
+        # state at byte i (i >= 1): parity xor quotes in data[1:i]; at byte 0: parity xor data[0]
+        before = np.empty(len(arr), np.int64)
+        before[0] = parity ^ int(arr[0] == _QUOTE)
+        before[1:] = parity + quotes[:-1] - quotes[0]
+        outside = (before & 1) == 0
+        ends = outside & (arr == _LF)
+        lone_cr = outside & (arr == _CR)
+        lone_cr[:-1] &= arr[1:] != _LF
+        if not at_eof:
+            lone_cr[-1] = False  # a CR at the window's end: a CRLF or a lone CR, undecided
+        found = np.flatnonzero(ends | lone_cr)
+        return int(found[0]) + 1 if len(found) else None
+
+    return rule
+
+
+def _index(source: RangeSource, reader: ByteReader, extent: int, delimiter: bytes) -> QuoteIndex:
+    slot = _KEPT.slot(source)
+    index: QuoteIndex | None = slot.get(("quotes", delimiter))
+    if index is None:
+        index = slot["quotes", delimiter] = build_index(reader, extent, delimiter, source.url)
+    return index
+
+
+def build_index(reader: ByteReader, extent: int, delimiter: bytes, url: str) -> QuoteIndex:
+    """One pass over the uncompressed text: the quote parity and line count at each grid
+    point, every quote checked (FormatError: a stray quote, or one that never closes)."""
+    import numpy as np
+
+    grid = max(1, min(GRID_BYTES, -(-extent // GRID_POINTS)))
+    step = max(grid, SCAN_BYTES // grid * grid)
+    parity, lines = bytearray(), []
+    quotes = newlines = 0
+    previous = -1  # the byte before the chunk (-1: the start of the file)
+    last_open = -1
+    allowed = np.array(sorted({_LF, _CR, _QUOTE, delimiter[0]}), np.uint8)
+    for a in range(0, extent, step):
+        b = min(a + step, extent)
+        data = reader.read(a, min(b + 1, extent))  # one byte more: what follows a quote
+        arr = np.frombuffer(data, np.uint8)
+        own = arr[: b - a]
+        at = np.flatnonzero(own == _QUOTE)
+        nl = np.flatnonzero(own == _LF)
+        points = np.arange(-(-a // grid) * grid, b, grid) - a
+        parity += ((quotes + np.searchsorted(at, points)) & 1).astype(np.uint8).tobytes()
+        lines += (newlines + np.searchsorted(nl, points)).tolist()
+        if len(at):
+            opening = ((quotes + np.arange(len(at))) & 1) == 0
+            last_open = a + int(at[opening][-1]) if opening.any() else last_open
+            bad = _stray(arr, at, opening, previous, a, allowed)
+            if bad is not None:
+                raise FormatError(
+                    f"{url}: byte {a + bad}: a quote inside an unquoted field (RFC 4180 quotes"
+                    " a whole field, doubling any quote inside it); such a file cannot be split"
+                    " exactly: plan it as one partition (n=1)"
+                )
+        quotes += len(at)
+        newlines += len(nl)
+        previous = int(own[-1]) if len(own) else previous
+    if quotes & 1:
+        raise FormatError(
+            f"{url}: byte {last_open}: a quoted field opens here and never closes (the file"
+            " ends inside it: truncated?)"
+        )
+    return QuoteIndex(grid, bytes(parity), tuple(lines), extent, delimiter)
+
+
+def _stray(
+    arr: Any, at: Any, opening: Any, previous: int, a: int, allowed: Any
+) -> int | None:  # fmt: skip
+    """The first quote (index in the chunk) that neither opens a field (after a delimiter,
+    a line end, the start or a BOM), closes one (before those or the end), nor doubles."""
+    import numpy as np
+
+    before = np.where(at > 0, arr[np.maximum(at - 1, 0)], max(previous, 0)).astype(np.uint8)
+    start = (at == 0) & (previous < 0)
+    if a == 0:
+        start |= (at == 3) & (arr[:3].tobytes() == _BOM)
+    after_ok = at + 1 >= len(arr)
+    following = arr[np.minimum(at + 1, len(arr) - 1)]
+    good_open = start | np.isin(before, allowed)
+    good_close = after_ok | np.isin(following, allowed)
+    bad = np.flatnonzero(np.where(opening, ~good_open, ~good_close))
+    return int(at[bad[0]]) if len(bad) else None
+
+
+def _snapped(reader: ByteReader, index: QuoteIndex, count: int) -> list[tuple[int, int]]:
+    """``(record start, line)`` near each of ``count - 1`` even splits: each moved to the
+    grid point at or after it, then to the first record start there."""
+    extent, grid = index.extent, index.grid
+    points = sorted({-(-(extent * i // count) // grid) for i in range(1, count)} - {0})
+    out = []
+    for point in points:
+        at = point * grid
+        if at >= extent:
+            continue
+        rule = record_start_rule(index.parity[point])
+        seen = [0]
+
+        def counting(data: bytes, at_eof: bool, rule: Boundary = rule, seen: list[int] = seen
+                     ) -> int | None:  # fmt: skip
+            found = rule(data, at_eof)
+            if found is not None:  # the newlines from ``at`` to the record start
+                seen[0] = data.count(b"\n", 1, found)
+            return found
+
+        found = find_start(reader, at, counting)
+        if found < extent:
+            out.append((found, index.lines[point] + seen[0]))
+    return out
+
+
+def _header_names(raw: bytes, delimiter: str, url: str) -> list[str]:
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"{url}: byte {exc.start}: the header is not UTF-8 ({exc})") from None
+    try:
+        return next(_csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), [])
+    except _csv.Error as exc:
+        raise FormatError(f"{url}: byte 0: the header does not parse ({exc})") from None
+
+
+def _check_quotes(text: Text, skip: int, partition: Partition) -> None:
+    """A partition of a split file starts outside quotes; its quotes must pair up before
+    its end (a whole file read as one is pyarrow's to judge)."""
+    if (partition["start"] > 0 or not text.last) and text.data.count(b'"', skip) & 1:
+        raise FormatError(
+            f"{text.where(len(text.data))}: this partition ends inside a quoted field (its"
+            " quotes do not pair up): the file is malformed or not the one planned"
+        )
+
+
+def parse_table(
+    text: Text, skip: int, names: list[str], delimiter: bytes, line: int,
+    column_types: dict[str, Any] | None = None,
+) -> Any:  # fmt: skip
+    """The rows of ``text.data[skip:]`` as an Arrow table with columns ``names``."""
+    import pyarrow as pa
+    import pyarrow.csv as pc
+
+    types = {name: pa.string() for name in names}
+    types.update(column_types or {})
+    schema = pa.schema([(name, types[name]) for name in names])
+    body = memoryview(text.data)[skip:]
+    if not names or not _has_row(text.data, skip):
+        return schema.empty_table()
+    try:
+        return pc.read_csv(
+            pa.BufferReader(pa.py_buffer(body)),
+            read_options=pc.ReadOptions(column_names=names, use_threads=False),
+            parse_options=pc.ParseOptions(delimiter=delimiter.decode(), newlines_in_values=True),
+            convert_options=pc.ConvertOptions(column_types=types, strings_can_be_null=False),
+        ).cast(schema)
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        where = _bad_row(bytes(body), len(names), delimiter)
+        if where is None:
+            raise FormatError(f"{text.where(skip)}: {exc}") from None
+        offset, fields = where
+        row_line = line + text.data.count(b"\n", 0, skip + offset) + 1
+        raise FormatError(
+            f"{text.where(skip + offset)} (line {row_line}): expected {len(names)} fields"
+            f" (the header's), found {fields}"
+        ) from None
+
+
+def _has_row(data: bytes, skip: int) -> bool:
+    """Whether ``data[skip:]`` holds more than line ends."""
+    return any(data[i : i + 4096].strip(b"\r\n") for i in range(skip, len(data), 4096))
+
+
+def _bad_row(data: bytes, expected: int, delimiter: bytes) -> tuple[int, int] | None:
+    """``(offset, fields)`` of the first non-empty record whose field count is not
+    ``expected`` (``data`` starts outside quotes); None if every record has it."""
+    import numpy as np
+
+    arr = np.frombuffer(data, np.uint8)
+    inside = (np.cumsum(arr == _QUOTE) - (arr == _QUOTE)) & 1
+    outside = inside == 0
+    lone_cr = arr == _CR
+    lone_cr[:-1] &= arr[1:] != _LF
+    ends = np.flatnonzero(outside & ((arr == _LF) | lone_cr))
+    starts = np.concatenate(([0], ends + 1))
+    stops = np.concatenate((ends, [len(arr)]))
+    separators = np.cumsum(outside & (arr == delimiter[0]))
+    for start, stop in zip(starts.tolist(), stops.tolist(), strict=True):
+        if not data[start:stop].strip(b"\r"):
+            continue
+        fields = 1 + int(separators[stop - 1] - (separators[start - 1] if start else 0))
+        if fields != expected:
+            return start, fields
+    return None
