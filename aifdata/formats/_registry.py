@@ -30,6 +30,7 @@ REGISTRY: Registry[FormatPlugin] = Registry(
         "csv": "aifdata.formats.csv:CsvFormat",
         "fastq": "aifdata.formats.fastq:FastqFormat",
         "geotiff": "aifdata.formats.geotiff:GeoTiffFormat",
+        "jsonl": "aifdata.formats.jsonl:JsonLinesFormat",
         "root": "aifdata.formats.root:RootFormat",
     },
     FormatError,
