@@ -31,6 +31,7 @@ REGISTRY: Registry[FormatPlugin] = Registry(
         "fastq": "aifdata.formats.fastq:FastqFormat",
         "geotiff": "aifdata.formats.geotiff:GeoTiffFormat",
         "jsonl": "aifdata.formats.jsonl:JsonLinesFormat",
+        "parquet": "aifdata.formats.parquet:ParquetFormat",
         "root": "aifdata.formats.root:RootFormat",
     },
     FormatError,

@@ -143,7 +143,7 @@ class CsvFormat(TextFormat):
                 end=end,
                 line=line,
                 **spec,
-            )  # fmt: skip
+            )
             for i, ((start, line), end) in enumerate(zip(cuts, ends, strict=True))
         ]
 
