@@ -95,15 +95,14 @@ class CsvFormat(TextFormat):
         if len(lines) < 2 or not lines[1].strip():
             return False
         delimiter = _delimiter(text, path)
-        counts = {line.count(delimiter) for line in lines}
-        return len(counts) == 1 and counts.pop() >= 1
+        return all(delimiter in line for line in lines)
 
     def explain_text(self, text: bytes) -> tuple[int, str]:
         if b"\x00" in text:
             return text.find(b"\x00"), "expected text, found a NUL byte (binary data)"
         return 0, (
-            f"expected delimited text (the first two lines with the same number of ',' or"
-            f" tabs), found {text[:32]!r}"
+            f"expected delimited text (a ',' or a tab in each of the first two lines), found"
+            f" {text[:32]!r}"
         )
 
     def plan(
@@ -123,14 +122,13 @@ class CsvFormat(TextFormat):
             return []
         delimiter = _delimiter(codec.peek(head, source.url), source.url)
         reader = _reader(stream, source)
-        first = codec.peek(head, source.url)[:1]
-        header_end = find_start(reader, 1, record_start_rule(int(first == b'"')))
+        header_end = _header_end(reader, codec.peek(head, source.url))
         count = partition_count(extent, n, target_bytes, at_most=extent)
         bounds: list[tuple[int, int]] = [(0, 0)]
         if count > 1:
             index = _index(source, reader, extent, delimiter)
             bounds += _snapped(reader, index, count)
-        cuts = sorted({b for b in bounds if b[0] < extent})
+        cuts = sorted({b for b in bounds if b[0] < extent and (b[0] == 0 or b[0] >= header_end)})
         ends = [start for start, _ in cuts[1:]] + [extent]
         spec = {"codec": codec.name, "delimiter": delimiter.decode(), "header_end": header_end}
         return [
@@ -358,13 +356,25 @@ def _snapped(reader: ByteReader, index: QuoteIndex, count: int) -> list[tuple[in
     return out
 
 
+def _header_end(reader: ByteReader, text: bytes) -> int:
+    """Where the first record that is not a blank line ends (blank lines before it
+    are skipped, as pyarrow skips them)."""
+    body = text.removeprefix(_BOM)
+    lead = len(text) - len(body.lstrip(b"\r\n"))
+    if lead >= len(text) and len(text) < reader.size:
+        lead = 0  # a head of blank lines only: the header is found from the start
+    first = text[lead : lead + 1]
+    return find_start(reader, lead + 1, record_start_rule(int(first == b'"')))
+
+
 def _header_names(raw: bytes, delimiter: str, url: str) -> list[str]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise FormatError(f"{url}: byte {exc.start}: the header is not UTF-8 ({exc})") from None
     try:
-        return next(_csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), [])
+        rows = _csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+        return next((row for row in rows if row), [])
     except _csv.Error as exc:
         raise FormatError(f"{url}: byte 0: the header does not parse ({exc})") from None
 
