@@ -84,7 +84,7 @@ def hard_rows(count: int, seed: int = 3) -> list[list[str]]:
 
 
 def hard_file(count: int = 400, seed: int = 3, bom: bool = False, final: bool = True) -> bytes:
-    rows = [["id", "text, with comma", "q\"uote"], *hard_rows(count, seed)]
+    rows = [["id", "text, with comma", 'q"uote'], *hard_rows(count, seed)]
     for i, row in enumerate(rows[1:]):
         row[0] = f"{i}{row[0]}"  # no blank row: pyarrow would skip it
     endings = ["\r\n" if i % 3 else "\n" for i in range(len(rows))]
@@ -190,7 +190,7 @@ def test_empty_fields_and_blank_lines(tmp_path):
 
 
 def test_tsv_by_name_and_tab_separated_text_by_content(tmp_path):
-    data = b"x\ty\n1\t\"a\tb\"\n2\tc\n"
+    data = b'x\ty\n1\t"a\tb"\n2\tc\n'
     for name in ("t.tsv", "t.txt"):
         path = tmp_path / name
         path.write_bytes(data)

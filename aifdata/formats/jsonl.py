@@ -40,6 +40,8 @@ class JsonLinesFormat(TextFormat):
 
     def sniff_text(self, text: bytes, path: str) -> bool:
         text = text.removeprefix(_BOM).lstrip(b" \t\r\n")
+        if not text:
+            return path.lower().endswith(self.extensions)  # blank lines only: no values
         if b"\x00" in text or text[:1] not in (b"{", b"["):
             return False
         first, newline, _ = text.partition(b"\n")
