@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import csv as _csv
 import io
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +54,8 @@ GRID_POINTS = 4096
 GRID_BYTES = 64 * 2**10
 #: Bytes read per request while building the quote index (one pass, in order).
 SCAN_BYTES = 16 * 2**20
+#: Boundaries looked up at once (each is one small range read).
+PLAN_THREADS = 16
 _BOM = b"\xef\xbb\xbf"
 _QUOTE, _LF, _CR = 34, 10, 13
 _KEPT = KeptMetadata()
@@ -332,28 +335,28 @@ def _stray(
 
 def _snapped(reader: ByteReader, index: QuoteIndex, count: int) -> list[tuple[int, int]]:
     """``(record start, line)`` near each of ``count - 1`` even splits: each moved to the
-    grid point at or after it, then to the first record start there."""
+    grid point at or after it, then to the first record start there (looked up at once:
+    each is one small read, latency rather than bandwidth)."""
     extent, grid = index.extent, index.grid
     points = sorted({-(-(extent * i // count) // grid) for i in range(1, count)} - {0})
-    out = []
-    for point in points:
-        at = point * grid
-        if at >= extent:
-            continue
-        rule = record_start_rule(index.parity[point])
-        seen = [0]
+    points = [point for point in points if point * grid < extent]
+    with ThreadPoolExecutor(min(PLAN_THREADS, max(1, len(points)))) as pool:
+        found = pool.map(lambda point: _snap(reader, index, point), points)
+        return [start for start in found if start[0] < extent]
 
-        def counting(data: bytes, at_eof: bool, rule: Boundary = rule, seen: list[int] = seen
-                     ) -> int | None:  # fmt: skip
-            found = rule(data, at_eof)
-            if found is not None:  # the newlines from ``at`` to the record start
-                seen[0] = data.count(b"\n", 1, found)
-            return found
 
-        found = find_start(reader, at, counting)
-        if found < extent:
-            out.append((found, index.lines[point] + seen[0]))
-    return out
+def _snap(reader: ByteReader, index: QuoteIndex, point: int) -> tuple[int, int]:
+    """The first record start at or after grid point ``point``, and its line."""
+    at, rule, seen = point * index.grid, record_start_rule(index.parity[point]), [0]
+
+    def counting(data: bytes, at_eof: bool) -> int | None:
+        found = rule(data, at_eof)
+        if found is not None:  # the newlines from ``at`` to the record start
+            seen[0] = data.count(b"\n", 1, found)
+        return found
+
+    found = find_start(reader, at, counting)
+    return found, index.lines[point] + seen[0]
 
 
 def _header_end(reader: ByteReader, text: bytes) -> int:

@@ -131,9 +131,11 @@ def to_arrow(text: Text, schema: Any = None) -> Any:
     data = text.data
     if not data.strip():
         return (schema or pa.schema([])).empty_table()
-    options = pj.ParseOptions(explicit_schema=schema) if schema is not None else None
+    parse_options = pj.ParseOptions(explicit_schema=schema) if schema is not None else None
+    # one block, one thread: a partition is the unit of parallelism (and blocks cost time)
+    read_options = pj.ReadOptions(use_threads=False, block_size=len(data) + 1)
     try:
-        return pj.read_json(pa.BufferReader(pa.py_buffer(data)), parse_options=options)
+        return pj.read_json(pa.BufferReader(pa.py_buffer(data)), read_options, parse_options)
     except pa.ArrowInvalid as exc:
         parse(text)  # names the line when one is not JSON
         raise FormatError(f"{text.where(0)} (or the {len(data)} bytes after it): {exc}") from None
