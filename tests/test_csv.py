@@ -256,6 +256,35 @@ def test_planning_reads_the_file_once_then_a_window_per_boundary(tmp_path):
     assert again.bytes_read < 9 * 70_000
 
 
+def test_the_quote_index_is_stored_and_never_trusted_for_another_version(tmp_path, monkeypatch):
+    import aifdata.formats.csv as csv_format
+    from aifdata.formats._base import KeptMetadata
+
+    path = tmp_path / "stored.csv"
+    data = hard_file(2000, seed=6)
+    path.write_bytes(data)
+    parts = partition(str(path), n=6)
+    monkeypatch.setattr(csv_format, "_KEPT", KeptMetadata())  # a fresh process's memory
+    source = RangeSource(str(path))
+    assert get("csv").plan(source, n=6) == parts
+    assert source.bytes_read < 7 * 70_000  # from the stored index, no pass over the file
+    stored = list((aifdata._config.aifdata_home() / "csvindex").glob("*.json"))
+    assert len(stored) == 1
+    stored[0].write_text(stored[0].read_text()[:50])  # damaged: built again
+    monkeypatch.setattr(csv_format, "_KEPT", KeptMetadata())
+    source = RangeSource(str(path))
+    assert get("csv").plan(source, n=6) == parts
+    assert source.bytes_read >= len(data)
+    other = hard_file(2000, seed=7)[: len(data)]  # same size, other bytes, other quotes
+    path.write_bytes(other)
+    monkeypatch.setattr(csv_format, "_KEPT", KeptMetadata())
+    try:
+        got = union(str(path), n=6)
+    except FormatError:
+        return  # cut mid-field: refused, never read with the old index
+    assert got.equals(reference(other))
+
+
 # -- bad input ----------------------------------------------------------------
 
 

@@ -5,9 +5,12 @@ inside a quoted field (RFC 4180 allows one) looks like any other, and whether
 an offset lies inside quotes depends on every quote before it. So a plan of
 more than one partition first reads the file once, in order, and keeps a
 *quote index* (:class:`QuoteIndex`): the quote parity and the newline count at
-points of a grid (at most 4,096 of them, 64 KiB apart in a big file), per file
-version (:class:`~aifdata.formats._base.KeptMetadata`; a changed file is read
-again). Each boundary is then one small read from a grid point, where the
+points of a grid (at most 4,096 of them, 64 KiB apart in a big file), kept
+per file version in memory (:class:`~aifdata.formats._base.KeptMetadata`) and
+under ``$AIFDATA_HOME/csvindex/`` with the version's key (size plus ETag or
+mtime, or checksum; inode and ctime for a local file), so later plans in any
+process skip the pass; an index of another version is never used, and a
+damaged one is built again. Reading needs no index. Each boundary is then one small read from a grid point, where the
 parity says whether it starts inside quotes, to the first newline outside
 quotes. The same pass checks the quoting: every quote must open a field, close
 one, or be doubled inside one (RFC 4180). A quote inside an unquoted field
@@ -39,13 +42,20 @@ cannot be record boundaries without the quote parity there.
 from __future__ import annotations
 
 import csv as _csv
+import hashlib
 import io
+import json
+import os
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from .._config import aifdata_home
 from .._errors import FormatError
 from ..codecs import Boundary, ByteReader, Text, find_start
+from ..codecs._gzip_index import version_key
 from ._base import KeptMetadata, Partition, RangeSource, TextFormat, partition_count
 
 #: Points of the quote index at most (each: one parity byte and one line count).
@@ -59,6 +69,7 @@ PLAN_THREADS = 16
 _BOM = b"\xef\xbb\xbf"
 _QUOTE, _LF, _CR = 34, 10, 13
 _KEPT = KeptMetadata()
+_LAYOUT = "aifdata-csv-quote-index 1"
 
 __all__ = ["CsvFormat", "QuoteIndex", "build_index", "record_start_rule"]
 
@@ -264,11 +275,66 @@ def record_start_rule(parity: int) -> Boundary:
 
 
 def _index(source: RangeSource, reader: ByteReader, extent: int, delimiter: bytes) -> QuoteIndex:
+    """The quote index of this version of the file: kept in memory, else stored under
+    ``$AIFDATA_HOME/csvindex/`` (used only while its version key matches), else built."""
     slot = _KEPT.slot(source)
     index: QuoteIndex | None = slot.get(("quotes", delimiter))
     if index is None:
-        index = slot["quotes", delimiter] = build_index(reader, extent, delimiter, source.url)
+        path = index_path(source.url, source.version, delimiter)
+        key = version_key(source)
+        index = _load(path, key, extent, delimiter)
+        if index is None:
+            index = build_index(reader, extent, delimiter, source.url)
+            _store(path, key, index)
+        slot["quotes", delimiter] = index
     return index
+
+
+def index_path(url: str, version: str, delimiter: bytes) -> Path:
+    """Where the quote index of this version of ``url`` is stored."""
+    digest = hashlib.sha256(url.encode()).hexdigest()[:32]
+    tail = hashlib.sha256(f"{version}|{delimiter!r}".encode()).hexdigest()[:16]
+    return aifdata_home() / "csvindex" / f"{digest}-{tail}.json"
+
+
+def _load(path: Path, key: str, extent: int, delimiter: bytes) -> QuoteIndex | None:
+    try:
+        stored = json.loads(path.read_text())
+        if stored["layout"] != _LAYOUT or stored["key"] != key:
+            return None  # another version of the file (or of this layout): never trusted
+        index = QuoteIndex(int(stored["grid"]), bytes.fromhex(stored["parity"]),
+                           tuple(int(n) for n in stored["lines"]), int(stored["extent"]),
+                           stored["delimiter"].encode())  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # absent, cut short or damaged: built again
+    points = -(-index.extent // index.grid) if index.extent else 0
+    if (index.extent, index.delimiter) != (extent, delimiter) or not (
+        len(index.parity) == len(index.lines) == points and set(index.parity) <= {0, 1}
+    ):
+        return None
+    return index
+
+
+def _store(path: Path, key: str, index: QuoteIndex) -> None:
+    """Write atomically (a temporary name, then a rename) and drop older versions' files;
+    a home that cannot be written only costs the next plan a pass."""
+    payload = {
+        "layout": _LAYOUT, "key": key, "grid": index.grid, "parity": index.parity.hex(),
+        "lines": list(index.lines), "extent": index.extent,
+        "delimiter": index.delimiter.decode(),
+    }  # fmt: skip
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".building-")
+        with os.fdopen(fd, "w") as out:
+            json.dump(payload, out)
+        os.replace(temporary, path)
+    except OSError:
+        return
+    prefix = path.name.split("-")[0]
+    for old in path.parent.glob(f"{prefix}-*.json"):
+        if old != path:
+            old.unlink(missing_ok=True)
 
 
 def build_index(reader: ByteReader, extent: int, delimiter: bytes, url: str) -> QuoteIndex:
