@@ -3,23 +3,26 @@
 Where a record starts cannot be told from the bytes near an offset: a newline
 inside a quoted field (RFC 4180 allows one) looks like any other, and whether
 an offset lies inside quotes depends on every quote before it. So a plan of
-more than one partition first reads the file once, in order, and keeps a
+more than one partition first reads the file once, in order, and makes a
 *quote index* (:class:`QuoteIndex`): the quote parity and the newline count at
-points of a grid (at most 4,096 of them, 64 KiB apart in a big file), kept
-per file version in memory (:class:`~aifdata.formats._base.KeptMetadata`) and
-under ``$AIFDATA_HOME/csvindex/`` with the version's key (size plus ETag or
-mtime, or checksum; inode and ctime for a local file), so later plans in any
-process skip the pass; an index of another version is never used, and a
-damaged one is built again. Reading needs no index. Each boundary is then one small read from a grid point, where the
-parity says whether it starts inside quotes, to the first newline outside
-quotes. The same pass checks the quoting: every quote must open a field, close
-one, or be doubled inside one (RFC 4180). A quote inside an unquoted field
-(``5" screen``) makes the parity meaningless, so such a file is refused for a
-plan of more than one partition (FormatError with the byte offset), and so is
-a quote that never closes. A plan of one partition reads nothing but the
-header. Counting quotes is exact, never a guess: no partition starts inside a
-field, and reading checks again (a partition whose quotes do not pair up
-raises instead of returning rows).
+points of a grid (at most 4,096 of them, 64 KiB apart in a big file). Each
+boundary is then one small read from a grid point, where the parity says
+whether it starts inside quotes, to the first line end outside quotes.
+
+The index is kept per file version in memory
+(:class:`~aifdata.formats._base.KeptMetadata`) and under
+``$AIFDATA_HOME/csvindex/`` with the version's key (size plus ETag or mtime,
+or checksum; inode and ctime for a local file), so later plans in any process
+skip the pass; an index of another version is never used, a damaged one is
+built again, and reading needs none. The pass also checks the quoting: every
+quote must open a field, close one, or be doubled inside one (RFC 4180). A
+quote inside an unquoted field (``5" screen``) makes the parity meaningless,
+so such a file is refused for a plan of more than one partition (FormatError
+with the byte offset; ``n=1`` reads it whole, as pyarrow does), and so is a
+quote that never closes. A plan of one partition reads only the header.
+Counting quotes is exact, never a guess: no partition starts inside a field,
+and reading checks again (a partition whose quotes do not pair up raises
+instead of returning rows).
 
 The header (the first record, when ``header=True``, the default) travels with
 every partition: each partition's spec holds where it ends, and reading takes
@@ -56,7 +59,14 @@ from .._config import aifdata_home
 from .._errors import FormatError
 from ..codecs import Boundary, ByteReader, Text, find_start
 from ..codecs._gzip_index import version_key
-from ._base import KeptMetadata, Partition, RangeSource, TextFormat, partition_count
+from ._base import (
+    KeptMetadata,
+    Partition,
+    RangeSource,
+    TextFormat,
+    open_source,
+    partition_count,
+)
 
 #: Points of the quote index at most (each: one parity byte and one line count).
 GRID_POINTS = 4096
@@ -101,10 +111,12 @@ class CsvFormat(TextFormat):
         return record_start_rule(0)(data, at_eof)
 
     def sniff_text(self, text: bytes, path: str) -> bool:
-        if b"\x00" in text or text.lstrip()[:1] in (b"{", b"["):
+        if b"\x00" in text:
             return False
         if _named(path):
             return True
+        if text.lstrip()[:1] in (b"{", b"["):
+            return False  # JSON (lines) has commas in each line too
         lines = text.removeprefix(_BOM).split(b"\n")[:2]
         if len(lines) < 2 or not lines[1].strip():
             return False
@@ -163,8 +175,6 @@ class CsvFormat(TextFormat):
         self, partition: Partition, source: RangeSource | None = None, config: Any = None,
         **options: Any,
     ) -> Any:  # fmt: skip
-        from ._base import open_source
-
         source = open_source(partition, source, config)
         stream = self.codec_of(partition).open(source)
         text = stream.text(partition["start"], partition["end"], self.boundary)
