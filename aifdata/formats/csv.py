@@ -14,15 +14,20 @@ The index is kept per file version in memory
 ``$AIFDATA_HOME/csvindex/`` with the version's key (size plus ETag or mtime,
 or checksum; inode and ctime for a local file), so later plans in any process
 skip the pass; an index of another version is never used, a damaged one is
-built again, and reading needs none. The pass also checks the quoting: every
-quote must open a field, close one, or be doubled inside one (RFC 4180). A
-quote inside an unquoted field (``5" screen``) makes the parity meaningless,
-so such a file is refused for a plan of more than one partition (FormatError
-with the byte offset; ``n=1`` reads it whole, as pyarrow does), and so is a
-quote that never closes. A plan of one partition reads only the header.
-Counting quotes is exact, never a guess: no partition starts inside a field,
-and reading checks again (a partition whose quotes do not pair up raises
-instead of returning rows).
+built again, and reading needs none.
+
+Counting quotes gives the state only where every quote opens a field, closes
+one, or is doubled inside one (RFC 4180). A quote inside an unquoted field
+(``5" screen``) or after a closing quote breaks that; pyarrow reads it as a
+literal character. When the pass meets one, it starts again and follows
+pyarrow's own rules instead (a quote opens a field only at its start; inside
+one, ``""`` is a quote and any other quote closes it), walking the quotes one
+by one, and so do the boundary lookups: such a file splits exactly as pyarrow
+reads it, a little slower to plan. A quote that never closes is refused
+(FormatError with its byte offset). A plan of one partition reads only the
+header. Nothing here is a guess: no partition starts inside a field, and
+reading checks again where quotes are counted (a partition whose quotes do
+not pair up raises instead of returning rows).
 
 The header (the first record, when ``header=True``, the default) travels with
 every partition: each partition's spec holds where it ends, and reading takes
@@ -79,7 +84,7 @@ PLAN_THREADS = 16
 _BOM = b"\xef\xbb\xbf"
 _QUOTE, _LF, _CR = 34, 10, 13
 _KEPT = KeptMetadata()
-_LAYOUT = "aifdata-csv-quote-index 1"
+_LAYOUT = "aifdata-csv-quote-index 2"
 
 __all__ = ["CsvFormat", "QuoteIndex", "build_index", "record_start_rule"]
 
@@ -94,6 +99,9 @@ class QuoteIndex:
     lines: tuple[int, ...]
     extent: int
     delimiter: bytes
+    #: The file has quotes RFC 4180 does not allow (``5" screen``): ``parity`` holds the
+    #: state of pyarrow's quote rules instead (0 outside, 1 inside, 2 on an escaped quote).
+    lenient: bool = False
 
 
 class CsvFormat(TextFormat):
@@ -148,15 +156,17 @@ class CsvFormat(TextFormat):
             return []
         delimiter = _delimiter(codec.peek(head, source.url), source.url)
         reader = _reader(stream, source)
-        header_end = _header_end(reader, codec.peek(head, source.url))
+        header_end = _header_end(reader, codec.peek(head, source.url), delimiter)
         count = partition_count(extent, n, target_bytes, at_most=extent)
         bounds: list[tuple[int, int]] = [(0, 0)]
+        spec = {"codec": codec.name, "delimiter": delimiter.decode(), "header_end": header_end}
         if count > 1:
             index = _index(source, reader, extent, delimiter)
             bounds += _snapped(reader, index, count)
+            if index.lenient:
+                spec["lenient"] = True  # quotes that do not pair up are no sign of a bad plan
         cuts = sorted({b for b in bounds if b[0] < extent and (b[0] == 0 or b[0] >= header_end)})
         ends = [start for start, _ in cuts[1:]] + [extent]
-        spec = {"codec": codec.name, "delimiter": delimiter.decode(), "header_end": header_end}
         return [
             Partition.make(
                 source.url,
@@ -256,10 +266,12 @@ def _reader(stream: Any, source: RangeSource) -> ByteReader:
     return getattr(stream, "uncompressed", source)
 
 
-def record_start_rule(parity: int) -> Boundary:
+def record_start_rule(parity: int, lenient: bytes | None = None) -> Boundary:
     """A boundary rule for ``data`` whose byte 1 lies inside quotes when ``parity`` is 1:
     the index after the first line end (``\\n``, or ``\\r`` not before ``\\n``) outside
-    quotes, ``data[0]`` taken as the byte before."""
+    quotes, ``data[0]`` taken as the byte before. ``lenient``: the delimiter, to follow
+    pyarrow's quote rules (``parity`` 2: byte 1 is the second quote of a ``""``) instead
+    of counting quotes."""
 
     def rule(data: bytes, at_eof: bool) -> int | None:
         import numpy as np
@@ -267,21 +279,77 @@ def record_start_rule(parity: int) -> Boundary:
         arr = np.frombuffer(data, np.uint8)
         if len(arr) == 0:
             return None
-        quotes = np.cumsum(arr == _QUOTE, dtype=np.int64)
-        # state at byte i (i >= 1): parity xor quotes in data[1:i]; at byte 0: parity xor data[0]
+        limit = len(arr)
+        if lenient is None:
+            toggles = arr == _QUOTE
+        else:
+            at = (np.flatnonzero(arr[1:] == _QUOTE) + 1).tolist()
+            walk = _walk(data, at, parity, lenient, -1, len(data), at_eof)
+            toggles = np.zeros(len(arr), bool)
+            toggles[walk.toggles] = True
+            limit = len(arr) if walk.undecided is None else walk.undecided
+        flips = np.cumsum(toggles, dtype=np.int64)
+        # state at byte i (i >= 1): parity xor flips in data[1:i]; at byte 0: parity xor data[0]
         before = np.empty(len(arr), np.int64)
-        before[0] = parity ^ int(arr[0] == _QUOTE)
-        before[1:] = parity + quotes[:-1] - quotes[0]
+        before[0] = int(parity > 0) ^ int(toggles[0])
+        before[1:] = int(parity > 0) + flips[:-1] - flips[0]
         outside = (before & 1) == 0
         ends = outside & (arr == _LF)
         lone_cr = outside & (arr == _CR)
         lone_cr[:-1] &= arr[1:] != _LF
         if not at_eof:
             lone_cr[-1] = False  # a CR at the window's end: a CRLF or a lone CR, undecided
-        found = np.flatnonzero(ends | lone_cr)
+        found = np.flatnonzero((ends | lone_cr)[:limit])
         return int(found[0]) + 1 if len(found) else None
 
     return rule
+
+
+_OUT, _IN, _ESCAPED = 0, 1, 2
+
+
+@dataclass
+class _Walk:
+    toggles: list[int]  # quotes that open or close a quoted field
+    state: int  # after the bytes walked (_ESCAPED: the next byte is an escaped quote)
+    undecided: int | None  # a quote at the end of the bytes whose meaning needs the next
+    escapes: list[int]  # the first quote of each ``""`` inside a quoted field
+
+
+def _walk(
+    data: bytes, at: list[int], state: int, delimiter: bytes, previous: int, own: int,
+    at_end: bool, bof: int = -1,
+) -> _Walk:  # fmt: skip
+    """pyarrow's quote rules over the quotes ``at`` (indices in ``data``, all below
+    ``own``; ``data`` may hold one byte more): a quote opens a field only at its start
+    (after a delimiter, a line end or the start ``bof``), and inside one closes it unless
+    doubled. ``previous``: the byte before ``data`` (-1: the start of the file)."""
+    starts = {_LF, _CR, delimiter[0]}
+    toggles: list[int] = []
+    escapes: list[int] = []
+    i, count, size = 0, len(at), len(data)
+    while i < count:
+        x = at[i]
+        if state == _ESCAPED:
+            state, i = _IN, i + 1
+        elif state == _OUT:
+            before = data[x - 1] if x > 0 else previous
+            if before in starts or x == bof or before < 0:
+                toggles.append(x)
+                state = _IN
+            i += 1
+        elif x + 1 >= size and not at_end:
+            return _Walk(toggles, state, x, escapes)
+        elif x + 1 < size and data[x + 1] == _QUOTE:
+            escapes.append(x)
+            i += 2
+            if x + 1 >= own:
+                state = _ESCAPED  # the second quote is the next chunk's first byte
+        else:
+            toggles.append(x)
+            state = _OUT
+            i += 1
+    return _Walk(toggles, state, None, escapes)
 
 
 def _index(source: RangeSource, reader: ByteReader, extent: int, delimiter: bytes) -> QuoteIndex:
@@ -314,12 +382,12 @@ def _load(path: Path, key: str, extent: int, delimiter: bytes) -> QuoteIndex | N
             return None  # another version of the file (or of this layout): never trusted
         index = QuoteIndex(int(stored["grid"]), bytes.fromhex(stored["parity"]),
                            tuple(int(n) for n in stored["lines"]), int(stored["extent"]),
-                           stored["delimiter"].encode())  # fmt: skip
+                           stored["delimiter"].encode(), bool(stored["lenient"]))  # fmt: skip
     except (OSError, ValueError, KeyError, TypeError):
         return None  # absent, cut short or damaged: built again
     points = -(-index.extent // index.grid) if index.extent else 0
     if (index.extent, index.delimiter) != (extent, delimiter) or not (
-        len(index.parity) == len(index.lines) == points and set(index.parity) <= {0, 1}
+        len(index.parity) == len(index.lines) == points and set(index.parity) <= {0, 1, 2}
     ):
         return None
     return index
@@ -331,7 +399,7 @@ def _store(path: Path, key: str, index: QuoteIndex) -> None:
     payload = {
         "layout": _LAYOUT, "key": key, "grid": index.grid, "parity": index.parity.hex(),
         "lines": list(index.lines), "extent": index.extent,
-        "delimiter": index.delimiter.decode(),
+        "delimiter": index.delimiter.decode(), "lenient": index.lenient,
     }  # fmt: skip
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -348,14 +416,28 @@ def _store(path: Path, key: str, index: QuoteIndex) -> None:
 
 
 def build_index(reader: ByteReader, extent: int, delimiter: bytes, url: str) -> QuoteIndex:
-    """One pass over the uncompressed text: the quote parity and line count at each grid
-    point, every quote checked (FormatError: a stray quote, or one that never closes)."""
+    """One pass over the uncompressed text: the quote state and line count at each grid
+    point. Quotes are counted (RFC 4180) until one breaks that rule; then the pass starts
+    again with pyarrow's rules (:func:`_walk`). FormatError for a quote that never closes."""
+    try:
+        return _scan(reader, extent, delimiter, url, lenient=False)
+    except _Stray:
+        return _scan(reader, extent, delimiter, url, lenient=True)
+
+
+class _Stray(Exception):
+    """A quote RFC 4180 does not allow: counting quotes does not tell the state."""
+
+
+def _scan(reader: ByteReader, extent: int, delimiter: bytes, url: str, lenient: bool
+          ) -> QuoteIndex:  # fmt: skip
     import numpy as np
 
     grid = max(1, min(GRID_BYTES, -(-extent // GRID_POINTS)))
     step = max(grid, SCAN_BYTES // grid * grid)
-    parity, lines = bytearray(), []
+    states, lines = bytearray(), []
     quotes = newlines = 0
+    state = _OUT
     previous = -1  # the byte before the chunk (-1: the start of the file)
     last_open = -1
     allowed = np.array(sorted({_LF, _CR, _QUOTE, delimiter[0]}), np.uint8)
@@ -367,27 +449,37 @@ def build_index(reader: ByteReader, extent: int, delimiter: bytes, url: str) -> 
         at = np.flatnonzero(own == _QUOTE)
         nl = np.flatnonzero(own == _LF)
         points = np.arange(-(-a // grid) * grid, b, grid) - a
-        parity += ((quotes + np.searchsorted(at, points)) & 1).astype(np.uint8).tobytes()
         lines += (newlines + np.searchsorted(nl, points)).tolist()
-        if len(at):
-            opening = ((quotes + np.arange(len(at))) & 1) == 0
-            last_open = a + int(at[opening][-1]) if opening.any() else last_open
-            bad = _stray(arr, at, opening, previous, a, allowed)
-            if bad is not None:
-                raise FormatError(
-                    f"{url}: byte {a + bad}: a quote inside an unquoted field (RFC 4180 quotes"
-                    " a whole field, doubling any quote inside it); such a file cannot be split"
-                    " exactly: plan it as one partition (n=1)"
-                )
-        quotes += len(at)
         newlines += len(nl)
+        if lenient:
+            bof = 3 if a == 0 and data.startswith(_BOM) else -1
+            walk = _walk(data, at.tolist(), state, delimiter, previous, b - a, True, bof)
+            flips = np.searchsorted(np.array(walk.toggles, np.int64), points)
+            inside = (int(state > 0) + flips) & 1
+            escaped = np.isin(points - 1, np.array(walk.escapes, np.int64))
+            inside[escaped] = _ESCAPED
+            if len(points) and points[0] == 0:
+                inside[0] = state
+            states += inside.astype(np.uint8).tobytes()
+            if walk.toggles and (int(state > 0) + len(walk.toggles)) & 1:
+                last_open = a + walk.toggles[-1]  # it opened a field still open
+            state = walk.state
+        else:
+            states += ((quotes + np.searchsorted(at, points)) & 1).astype(np.uint8).tobytes()
+            if len(at):
+                opening = ((quotes + np.arange(len(at))) & 1) == 0
+                last_open = a + int(at[opening][-1]) if opening.any() else last_open
+                if _stray(arr, at, opening, previous, a, allowed) is not None:
+                    raise _Stray
+            quotes += len(at)
+            state = quotes & 1
         previous = int(own[-1]) if len(own) else previous
-    if quotes & 1:
+    if state != _OUT:
         raise FormatError(
             f"{url}: byte {last_open}: a quoted field opens here and never closes (the file"
             " ends inside it: truncated?)"
         )
-    return QuoteIndex(grid, bytes(parity), tuple(lines), extent, delimiter)
+    return QuoteIndex(grid, bytes(states), tuple(lines), extent, delimiter, lenient)
 
 
 def _stray(
@@ -423,7 +515,8 @@ def _snapped(reader: ByteReader, index: QuoteIndex, count: int) -> list[tuple[in
 
 def _snap(reader: ByteReader, index: QuoteIndex, point: int) -> tuple[int, int]:
     """The first record start at or after grid point ``point``, and its line."""
-    at, rule, seen = point * index.grid, record_start_rule(index.parity[point]), [0]
+    lenient = index.delimiter if index.lenient else None
+    at, rule, seen = point * index.grid, record_start_rule(index.parity[point], lenient), [0]
 
     def counting(data: bytes, at_eof: bool) -> int | None:
         found = rule(data, at_eof)
@@ -435,7 +528,7 @@ def _snap(reader: ByteReader, index: QuoteIndex, point: int) -> tuple[int, int]:
     return found, index.lines[point] + seen[0]
 
 
-def _header_end(reader: ByteReader, text: bytes) -> int:
+def _header_end(reader: ByteReader, text: bytes, delimiter: bytes) -> int:
     """Where the first record that is not a blank line ends (blank lines before it
     are skipped, as pyarrow skips them)."""
     body = text.removeprefix(_BOM)
@@ -443,7 +536,7 @@ def _header_end(reader: ByteReader, text: bytes) -> int:
     if lead >= len(text) and len(text) < reader.size:
         lead = 0  # a head of blank lines only: the header is found from the start
     first = text[lead : lead + 1]
-    return find_start(reader, lead + 1, record_start_rule(int(first == b'"')))
+    return find_start(reader, lead + 1, record_start_rule(int(first == b'"'), delimiter))
 
 
 def _header_names(raw: bytes, delimiter: str, url: str) -> list[str]:
@@ -461,7 +554,12 @@ def _header_names(raw: bytes, delimiter: str, url: str) -> list[str]:
 def _check_quotes(text: Text, skip: int, partition: Partition) -> None:
     """A partition of a split file starts outside quotes; its quotes must pair up before
     its end (a whole file read as one is pyarrow's to judge)."""
-    if (partition["start"] > 0 or not text.last) and text.data.count(b'"', skip) & 1:
+    lenient = partition.options.get("lenient", False)
+    if (
+        not lenient
+        and (partition["start"] > 0 or not text.last)
+        and text.data.count(b'"', skip) & 1
+    ):
         raise FormatError(
             f"{text.where(len(text.data))}: this partition ends inside a quoted field (its"
             " quotes do not pair up): the file is malformed or not the one planned"
