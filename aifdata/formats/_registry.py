@@ -27,9 +27,12 @@ REGISTRY: Registry[FormatPlugin] = Registry(
     ENTRY_POINT_GROUP,
     "format",
     {
+        "csv": "aifdata.formats.csv:CsvFormat",
         "fastq": "aifdata.formats.fastq:FastqFormat",
         "geotiff": "aifdata.formats.geotiff:GeoTiffFormat",
         "hdf5": "aifdata.formats.hdf5:Hdf5Format",
+        "jsonl": "aifdata.formats.jsonl:JsonLinesFormat",
+        "parquet": "aifdata.formats.parquet:ParquetFormat",
         "root": "aifdata.formats.root:RootFormat",
     },
     FormatError,
