@@ -32,12 +32,19 @@ Why data cannot pass by chance: read names and strings are printable, so a
 ``block_size`` read from them is over 500 MB (refused); quality bytes and
 2-bit bases give small integers but then the name, the NUL at the place
 ``l_read_name`` says, the CIGAR codes and the tag walk that must land on the
-record's last byte all have to hold, three records in a row. Only data built
-to look like records (a ``B`` array tag holding encoded BAM records) can
-pass; if a guess is fooled that way, the partition before it notices: its
-last record then runs past the partition's end, which never happens at a true
-record start, and reading raises :class:`~aifdata.FormatError` instead of
-returning wrong records. A ``.bai`` (planning with an index) is not guessed.
+record's last byte all have to hold, three records in a row. Data *built* to
+look like records can pass: a ``B`` array tag, or a quality string, holding
+encoded records that end where the real record ends (the fake chain then
+runs on into the real one). So the search does not start at the block where
+the split falls, but one block earlier (or at the first record, when that is
+near): the first chain found there is followed record by record up to the
+split's block, which steps over a record that straddles the split whole,
+look-alike bytes in it and all. To fool that, a crafted record must fill a
+whole BGZF block (over 64 KiB) and hold a fake chain. Should a guess still be
+fooled, the partition before it notices: its last record then runs past the
+partition's end, which never happens at a true record start, and reading
+raises :class:`~aifdata.FormatError` instead of returning wrong records. A
+``.bai`` (planning with an index) is not guessed.
 
 **With a ``.bai``** beside the file (``reads.bam.bai`` or ``reads.bai``), the
 plan takes its split points from the index's linear index (record starts
@@ -249,7 +256,7 @@ class BamFormat(FormatPlugin):
                 warnings.warn(f"{bai[1]}: {exc}; planning without the index", stacklevel=2)
         if starts is None:
             starts = guessed_starts(source, header, n, target_bytes)
-        bounds = sorted({header.first, *starts}) + [source.size << 16]
+        bounds = [*sorted({header.first, *starts}), source.size << 16]
         fingerprint = source.fingerprint
         return [
             Partition.make(source.url, self.name, i, fingerprint, chunks=((a, b),), region=None)
@@ -266,7 +273,8 @@ class BamFormat(FormatPlugin):
             return []
         size = sum(max(1, (b >> 16) - (a >> 16)) for a, b in chunks)
         count = partition_count(size, n, target_bytes)
-        windows = bai.refs[ref].linear[beg >> _bai.WINDOW_SHIFT : (end - 1 >> _bai.WINDOW_SHIFT) + 1]
+        shift = _bai.WINDOW_SHIFT
+        windows = bai.refs[ref].linear[beg >> shift : (end - 1 >> shift) + 1]
         inside = sorted({v for v in windows if any(a < v < b for a, b in chunks)})
         cuts = pick(inside, nominal_points(chunks, count))
         checked = check_starts(source, header, cuts)
@@ -767,7 +775,7 @@ def parse_region(region: str, header: BamHeader) -> tuple[int, int, int]:
     if not colon:
         header.ref_id(region)  # raises, naming the references
     ref = header.ref_id(name)
-    first, dash, last = span.replace(",", "").partition("-")
+    first, _, last = span.replace(",", "").partition("-")
     try:
         beg = int(first) - 1 if first else 0
         end = int(last) if last else max(header.lengths[ref], 1 << 29)
@@ -824,12 +832,11 @@ def decode(
             raise FormatError(f"{blocks.where(p)}: the file ends inside a record's fixed fields")
         bs, ref, pos, lrn, mapq, _, ncig, flag, lseq, nref, npos, tlen = unpack(data, p)
         end = p + 4 + bs
-        if end > len(data):
-            if bs > MAX_RECORD or not blocks.ensure(end):
-                raise FormatError(
-                    f"{blocks.where(p)}: a record of block_size {bs} runs past the end of the"
-                    f" file (byte {blocks.size})"
-                )
+        if end > len(data) and (bs > MAX_RECORD or not blocks.ensure(end)):
+            raise FormatError(
+                f"{blocks.where(p)}: a record of block_size {bs} runs past the end of the"
+                f" file (byte {blocks.size})"
+            )
         q = p + 36
         nul = q + lrn - 1
         nseq = (lseq + 1) >> 1
@@ -890,7 +897,7 @@ def decode(
 
 
 def _fault(data: bytes | bytearray, p: int) -> str:
-    bs, ref, pos, lrn, _, _, ncig, _, lseq, nref, _, _ = _FIXED.unpack_from(data, p)
+    bs, ref, _, lrn, _, _, ncig, _, lseq, nref, _, _ = _FIXED.unpack_from(data, p)
     return (
         f"block_size {bs}, refID {ref}, next_refID {nref}, l_read_name {lrn},"
         f" n_cigar_op {ncig}, l_seq {lseq}"
