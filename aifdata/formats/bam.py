@@ -78,6 +78,7 @@ from typing import Any, NamedTuple
 
 from .._config import Config
 from .._errors import FormatError
+from .._gc import gc_paused
 from ..codecs import bgzf
 from . import _bai
 from ._base import (
@@ -103,6 +104,9 @@ LOOK_BACK = MAX_BLOCK + 64
 PLAN_THREADS = 16
 
 _FIXED = struct.Struct("<iiiBBHHHiiii")  # block_size .. tlen: 36 bytes
+_DTYPE = [("bs", "<i4"), ("ref", "<i4"), ("pos", "<i4"), ("lrn", "u1"), ("mapq", "u1"),
+          ("bin", "<u2"), ("ncig", "<u2"), ("flag", "<u2"), ("lseq", "<i4"), ("nref", "<i4"),
+          ("npos", "<i4"), ("tlen", "<i4")]  # fmt: skip
 _I32 = struct.Struct("<i")
 _U32 = struct.Struct("<I")
 _CIGAR_OPS = "MIDNSHP=X"
@@ -111,6 +115,7 @@ _REF_OPS = 0b110001101  # M D N = X consume the reference
 _NAME_BYTES = bytes(range(33, 127))
 _QUAL_BYTES = bytes(range(94))
 _BASES = b"=ACMGRSVTWYHKDBN"
+_PHRED = bytes((b + 33) & 0xFF for b in range(256))
 _HIGH = bytes(_BASES[b >> 4] for b in range(256))
 _LOW = bytes(_BASES[b & 15] for b in range(256))
 _TAG_SIZES = {ord(c): n for c, n in zip("AcCsSiIf", (1, 1, 1, 2, 2, 4, 4, 4), strict=True)}
@@ -303,10 +308,10 @@ class BamFormat(FormatPlugin):
         header = self.header(source)
         region = partition["region"]
         span = None if region is None else (header.ref_id(region[0]), region[1], region[2])
-        records: list[Alignment] = []
-        for start, end in partition["chunks"]:
-            records.extend(read_chunk(source, header, start, end, span))
-        return to_arrow(records) if as_arrow else records
+        pieces = [read_chunk(source, header, a, b, span) for a, b in partition["chunks"]]
+        if as_arrow:
+            return to_arrow(pieces)
+        return [record for piece in pieces for record in piece.alignments()]
 
     def to_arrow(self, partition: Partition, **options: Any) -> Any:
         """A ``pyarrow.Table``, a row per record (tags as SAM text)."""
@@ -792,7 +797,7 @@ def parse_region(region: str, header: BamHeader) -> tuple[int, int, int]:
 def read_chunk(
     source: RangeSource, header: BamHeader, start: int, end: int,
     region: tuple[int, int, int] | None = None,
-) -> list[Alignment]:  # fmt: skip
+) -> Columns:  # fmt: skip
     """The records that start at virtual offsets ``[start, end)`` (overlapping ``region``,
     when given), from one read of their blocks (more only for records that run past them)."""
     first, last = start >> 16, end >> 16
@@ -816,75 +821,82 @@ def read_chunk(
     return records
 
 
+#: The columns :func:`decode` fills, in :class:`Alignment`'s order (less the derived ones).
+COLUMNS = (
+    "query_name", "flag", "reference_id", "reference_start", "mapping_quality", "cigarstring",
+    "next_reference_id", "next_reference_start", "template_length", "reference_end",
+)  # fmt: skip
+
+
+class Columns(NamedTuple):
+    """Decoded records as columns: what :class:`Alignment` tuples and Arrow tables are
+    built from."""
+
+    fields: dict[str, list[Any]]
+    sequences: list[str | None]
+    qualities: list[bytes | None]  # raw phred values; None when absent
+    tags: list[bytes]
+    names: tuple[str | None, ...]  # reference names, then None (index -1)
+
+    def alignments(self) -> list[Alignment]:
+        with gc_paused():
+            return self._alignments()
+
+    def _alignments(self) -> list[Alignment]:
+        f, names, make = self.fields, self.names, Alignment._make
+        quals = [None if q is None else array.array("B", q) for q in self.qualities]
+        refs = [names[r] for r in f["reference_id"]]
+        mates = [names[r] for r in f["next_reference_id"]]
+        return list(map(make, zip(
+            f["query_name"], f["flag"], f["reference_id"], refs, f["reference_start"],
+            f["mapping_quality"], f["cigarstring"], f["next_reference_id"], mates,
+            f["next_reference_start"], f["template_length"], self.sequences, quals, self.tags,
+            f["reference_end"], strict=True,
+        )))  # fmt: skip
+
+
 def decode(
     blocks: Blocks, p: int, limit: int, header: BamHeader,
     region: tuple[int, int, int] | None,
-) -> list[Alignment]:  # fmt: skip
-    """The records from ``blocks.data[p]`` up to (not from) ``limit``; the last one must end
-    exactly there (a partition boundary is a record start)."""
-    names = header.names
+) -> Columns:  # fmt: skip
+    """The records from ``blocks.data[p]`` up to (not from) ``limit``, as columns; the last
+    one must end exactly there (a partition boundary is a record start).
+
+    The records are found one by one (each starts where the one before ends), then
+    decoded in batches with numpy: fixed fields, names, sequences, qualities and tags
+    each gathered in one go, so Python touches each record only a few times."""
+    starts = walk(blocks, p, limit)
+    columns = Columns({name: [] for name in COLUMNS}, [], [], [], (*header.names, None))
+    with gc_paused():
+        for i in range(0, len(starts), BATCH):
+            _decode_batch(blocks, starts[i : i + BATCH], header, region, columns)
+    return columns
+
+
+#: Records decoded together (numpy index arrays of a few MB).
+BATCH = 4096
+
+
+def walk(blocks: Blocks, p: int, limit: int) -> list[int]:
+    """Where each record from ``p`` up to ``limit`` starts (reading on for a record that runs
+    past the bytes held); FormatError when one runs past the end of the file or past
+    ``limit``."""
     data = blocks.data
-    out: list[Alignment] = []
-    append = out.append
-    unpack = _FIXED.unpack_from
+    unpack = _I32.unpack_from
+    starts = []
     while p < limit:
         if p + 36 > len(data) and not blocks.ensure(p + 36):
             raise FormatError(f"{blocks.where(p)}: the file ends inside a record's fixed fields")
-        bs, ref, pos, lrn, mapq, _, ncig, flag, lseq, nref, npos, tlen = unpack(data, p)
+        (bs,) = unpack(data, p)
         end = p + 4 + bs
-        if end > len(data) and (bs > MAX_RECORD or not blocks.ensure(end)):
+        if bs < 32 or (end > len(data) and (bs > MAX_RECORD or not blocks.ensure(end))):
             raise FormatError(
                 f"{blocks.where(p)}: a record of block_size {bs} runs past the end of the"
                 f" file (byte {blocks.size})"
+                if bs >= 32
+                else f"{blocks.where(p)}: not a valid BAM record ({_fault(data, p)})"
             )
-        q = p + 36
-        nul = q + lrn - 1
-        nseq = (lseq + 1) >> 1
-        if (
-            lrn < 1 or lseq < 0 or 32 + lrn + 4 * ncig + nseq + lseq > bs or data[nul] != 0
-            or not -1 <= ref < len(names) or not -1 <= nref < len(names)
-        ):  # fmt: skip
-            raise FormatError(f"{blocks.where(p)}: not a valid BAM record ({_fault(data, p)})")
-        try:
-            name = data[q:nul].decode("ascii")
-        except UnicodeDecodeError:
-            raise FormatError(f"{blocks.where(q)}: a read name that is not ASCII") from None
-        q = nul + 1
-        span = 0
-        if ncig:
-            ops = array_of_u32(data, q, ncig)
-            try:
-                cigar = "".join([f"{c >> 4}{_CIGAR_OPS[c & 15]}" for c in ops])
-            except IndexError:
-                raise FormatError(f"{blocks.where(q)}: a CIGAR operation code above 8") from None
-            span = sum([c >> 4 for c in ops if _REF_OPS >> (c & 15) & 1])
-            q += 4 * ncig
-        else:
-            cigar = None
-        if lseq:
-            packed = data[q : q + nseq]
-            bases = bytearray(2 * nseq)
-            bases[0::2] = packed.translate(_HIGH)
-            bases[1::2] = packed.translate(_LOW)
-            sequence: str | None = bases[:lseq].decode("ascii")
-            q += nseq
-            quals = None if data[q] == 255 else array.array("B", data[q : q + lseq])
-            q += lseq
-        else:
-            sequence, quals = None, None
-        aligned = not flag & 4 and span > 0
-        if region is not None:
-            beg_end = pos + span if aligned else pos + 1
-            if ref != region[0] or pos >= region[2] or beg_end <= region[1]:
-                p = end
-                continue
-        append(
-            Alignment(
-                name, flag, ref, names[ref] if ref >= 0 else None, pos, mapq, cigar,
-                nref, names[nref] if nref >= 0 else None, npos, tlen, sequence, quals,
-                bytes(data[q:end]), pos + span if aligned and ncig else None,
-            )
-        )  # fmt: skip
+        starts.append(p)
         p = end
     if p != limit:
         raise FormatError(
@@ -893,6 +905,136 @@ def decode(
             " start (a .bai of another file, or a split guess fooled by crafted data; plan"
             " with an index, or with index=False)"
         )
+    return starts
+
+
+def _decode_batch(
+    blocks: Blocks, starts: list[int], header: BamHeader, region: tuple[int, int, int] | None,
+    out: Columns,
+) -> None:  # fmt: skip
+    import numpy as np
+
+    buf = np.frombuffer(blocks.data, np.uint8)
+    try:
+        offs = np.asarray(starts, np.int64)
+        fixed = buf[offs[:, None] + np.arange(36)].view(_DTYPE).ravel()
+        lrn = fixed["lrn"].astype(np.int64)
+        ncig = fixed["ncig"].astype(np.int64)
+        lseq = fixed["lseq"].astype(np.int64)
+        nseq = (lseq + 1) >> 1
+        names_at = offs + 36
+        cigar_at = names_at + lrn
+        seq_at = cigar_at + 4 * ncig
+        qual_at = seq_at + nseq
+        tags_at = qual_at + lseq
+        ends = offs + 4 + fixed["bs"]
+        n_ref = len(header.names)
+        good = (
+            (lrn >= 1) & (lseq >= 0) & (tags_at <= ends)
+            & (fixed["ref"] >= -1) & (fixed["ref"] < n_ref)
+            & (fixed["nref"] >= -1) & (fixed["nref"] < n_ref)
+        )  # fmt: skip
+        good[good] &= buf[(cigar_at - 1)[good]] == 0
+        if not good.all():
+            at = int(offs[np.argmin(good)])
+            raise FormatError(f"{blocks.where(at)}: not a valid BAM record"
+                              f" ({_fault(blocks.data, at)})")  # fmt: skip
+        names = _names(blocks, _gather(buf, names_at, lrn), starts)
+        cigars = _slices(_gather(buf, cigar_at, 4 * ncig), 4 * ncig)
+        seqs = _gather(buf, seq_at, nseq)
+        quals = _slices(_gather(buf, qual_at, lseq), lseq)
+        tags = _slices(_gather(buf, tags_at, ends - tags_at), ends - tags_at)
+        columns = {key: fixed[key].tolist() for key in ("flag", "ref", "pos", "mapq", "nref",
+                                                        "npos", "tlen")}  # fmt: skip
+        lengths = lseq.tolist()
+    finally:
+        del buf  # the bytes may grow again (a last look for the end-of-file block)
+    known: dict[bytes, tuple[str, int]] = {}
+    texts, spans = [], []
+    for i, raw in enumerate(cigars):
+        found = known.get(raw)
+        if found is None:
+            found = known[raw] = _cigar(raw, blocks.where(starts[i])) if raw else (None, 0)
+        texts.append(found[0])
+        spans.append(found[1])
+    flags, refs, poss = columns["flag"], columns["ref"], columns["pos"]
+    ends_at = [
+        pos + span if span and not flag & 4 else None
+        for pos, span, flag in zip(poss, spans, flags, strict=True)
+    ]
+    sequences_ = sequences_of(seqs, lengths)
+    qualities = [q if q[:1] != b"\xff" and q else None for q in quals]
+    keep: list[int] | None = None
+    if region is not None:
+        ref_id, beg, end = region
+        keep = [
+            i for i, (r, pos, e) in enumerate(zip(refs, poss, ends_at, strict=True))
+            if r == ref_id and pos < end and (pos + 1 if e is None else e) > beg
+        ]  # fmt: skip
+    fields = {
+        "query_name": names, "flag": flags, "reference_id": refs, "reference_start": poss,
+        "mapping_quality": columns["mapq"], "cigarstring": texts,
+        "next_reference_id": columns["nref"], "next_reference_start": columns["npos"],
+        "template_length": columns["tlen"], "reference_end": ends_at,
+    }  # fmt: skip
+    for key, values in fields.items():
+        out.fields[key].extend(values if keep is None else [values[i] for i in keep])
+    for target, values in ((out.sequences, sequences_), (out.qualities, qualities),
+                           (out.tags, tags)):  # fmt: skip
+        target.extend(values if keep is None else [values[i] for i in keep])
+
+
+def _gather(buf: Any, at: Any, lengths: Any) -> bytes:
+    """The bytes ``buf[at[i] : at[i] + lengths[i]]`` of every ``i``, joined."""
+    import numpy as np
+
+    total = int(lengths.sum())
+    if total == 0:
+        return b""
+    ends = np.cumsum(lengths)
+    index = np.repeat(at - (ends - lengths), lengths) + np.arange(total)
+    return bytes(buf[index].tobytes())
+
+
+def _slices(joined: bytes, lengths: Any) -> list[bytes]:
+    """``joined`` cut into pieces of ``lengths``."""
+    bounds = [0, *itertools.accumulate(lengths.tolist())]
+    return [joined[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+def _names(blocks: Blocks, joined: bytes, starts: list[int]) -> list[str]:
+    """The read names, each NUL-terminated in ``joined``."""
+    try:
+        names = joined.decode("ascii").split("\0")[:-1]
+    except UnicodeDecodeError as exc:
+        at = starts[joined.count(b"\0", 0, exc.start)]
+        raise FormatError(f"{blocks.where(at + 36)}: a read name that is not ASCII") from None
+    if len(names) != len(starts):
+        raise FormatError(f"{blocks.where(starts[0])}: a read name holds a NUL byte")
+    return names
+
+
+def _cigar(raw: bytes, where: str) -> tuple[str, int]:
+    """The text of a raw CIGAR and the reference bases it spans."""
+    ops = array_of_u32(raw, 0, len(raw) // 4)
+    try:
+        text = "".join([f"{c >> 4}{_CIGAR_OPS[c & 15]}" for c in ops])
+    except IndexError:
+        raise FormatError(f"{where}: a CIGAR operation code above 8") from None
+    return text, sum([c >> 4 for c in ops if _REF_OPS >> (c & 15) & 1])
+
+
+def sequences_of(joined: bytes, lengths: list[int]) -> list[str | None]:
+    """The bases of each record from its 4-bit codes (``joined``), all unpacked at once."""
+    bases = bytearray(2 * len(joined))
+    bases[0::2] = joined.translate(_HIGH)
+    bases[1::2] = joined.translate(_LOW)
+    text = bases.decode("ascii")
+    out: list[str | None] = []
+    at = 0
+    for length in lengths:
+        out.append(text[at : at + length] if length else None)
+        at += 2 * ((length + 1) >> 1)
     return out
 
 
@@ -960,33 +1102,38 @@ def tags_text(data: bytes) -> str:
     return "\t".join(fields)
 
 
-def to_arrow(records: list[Alignment]) -> Any:
-    """Records as an Arrow table: the fields of :class:`Alignment`, qualities as SAM text
-    (phred + 33), tags as SAM text."""
+def to_arrow(pieces: list[Columns]) -> Any:
+    """Decoded records as an Arrow table: :class:`Alignment`'s fields, qualities as SAM
+    text (phred + 33), tags as SAM text."""
     import pyarrow as pa
 
     def column(name: str, kind: Any) -> Any:
-        return pa.array([getattr(r, name) for r in records], kind)
+        return pa.array([v for piece in pieces for v in piece.fields[name]], kind)
+
+    def named(name: str) -> Any:
+        return pa.array([piece.names[r] for piece in pieces for r in piece.fields[name]],
+                        pa.string())  # fmt: skip
 
     quality = [
-        None if r.query_qualities is None else bytes(v + 33 for v in r.query_qualities).decode()
-        for r in records
+        None if q is None else q.translate(_PHRED).decode("ascii")
+        for piece in pieces
+        for q in piece.qualities
     ]
     return pa.table(
         {
             "query_name": column("query_name", pa.string()),
             "flag": column("flag", pa.uint16()),
-            "reference_name": column("reference_name", pa.string()),
+            "reference_name": named("reference_id"),
             "reference_start": column("reference_start", pa.int64()),
             "reference_end": column("reference_end", pa.int64()),
             "mapping_quality": column("mapping_quality", pa.uint8()),
             "cigarstring": column("cigarstring", pa.string()),
-            "next_reference_name": column("next_reference_name", pa.string()),
+            "next_reference_name": named("next_reference_id"),
             "next_reference_start": column("next_reference_start", pa.int64()),
             "template_length": column("template_length", pa.int64()),
-            "query_sequence": column("query_sequence", pa.string()),
+            "query_sequence": pa.array([s for p in pieces for s in p.sequences], pa.string()),
             "query_qualities": pa.array(quality, pa.string()),
-            "tags": pa.array([tags_text(r.tag_data) for r in records], pa.string()),
+            "tags": pa.array([tags_text(t) for p in pieces for t in p.tags], pa.string()),
         }
     )
 
