@@ -74,7 +74,7 @@ import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from .._config import Config
 from .._errors import FormatError
@@ -90,6 +90,7 @@ from ._base import (
     partition_count,
 )
 
+_T = TypeVar("_T")
 MAGIC = b"BAM\x01"
 MAX_BLOCK = bgzf.MAX_BLOCK
 #: Records in a row that must pass the rule before a guessed start is believed.
@@ -949,7 +950,7 @@ def _decode_batch(
         lengths = lseq.tolist()
     finally:
         del buf  # the bytes may grow again (a last look for the end-of-file block)
-    known: dict[bytes, tuple[str, int]] = {}
+    known: dict[bytes, tuple[str | None, int]] = {}
     texts, spans = [], []
     for i, raw in enumerate(cigars):
         found = known.get(raw)
@@ -978,10 +979,14 @@ def _decode_batch(
         "template_length": columns["tlen"], "reference_end": ends_at,
     }  # fmt: skip
     for key, values in fields.items():
-        out.fields[key].extend(values if keep is None else [values[i] for i in keep])
-    for target, values in ((out.sequences, sequences_), (out.qualities, qualities),
-                           (out.tags, tags)):  # fmt: skip
-        target.extend(values if keep is None else [values[i] for i in keep])
+        out.fields[key].extend(_kept(values, keep))
+    out.sequences.extend(_kept(sequences_, keep))
+    out.qualities.extend(_kept(qualities, keep))
+    out.tags.extend(_kept(tags, keep))
+
+
+def _kept(values: list[_T], keep: list[int] | None) -> list[_T]:
+    return values if keep is None else [values[i] for i in keep]
 
 
 def _gather(buf: Any, at: Any, lengths: Any) -> bytes:
