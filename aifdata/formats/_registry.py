@@ -31,6 +31,7 @@ REGISTRY: Registry[FormatPlugin] = Registry(
         "fastq": "aifdata.formats.fastq:FastqFormat",
         "geotiff": "aifdata.formats.geotiff:GeoTiffFormat",
         "root": "aifdata.formats.root:RootFormat",
+        "sam": "aifdata.formats.sam:SamFormat",
     },
     FormatError,
     lambda name: f"no format {name!r}; known formats: {', '.join(available())}",
