@@ -941,15 +941,19 @@ def _decode_batch(
             raise FormatError(f"{blocks.where(at)}: not a valid BAM record"
                               f" ({_fault(blocks.data, at)})")  # fmt: skip
         names = _names(blocks, _gather(buf, names_at, lrn), starts)
-        cigars = _slices(_gather(buf, cigar_at, 4 * ncig), 4 * ncig)
         seqs = _gather(buf, seq_at, nseq)
-        quals = _slices(_gather(buf, qual_at, lseq), lseq)
-        tags = _slices(_gather(buf, tags_at, ends - tags_at), ends - tags_at)
+        bounds = [x.tolist() for x in (cigar_at, seq_at, qual_at, tags_at, ends)]
         columns = {key: fixed[key].tolist() for key in ("flag", "ref", "pos", "mapq", "nref",
                                                         "npos", "tlen")}  # fmt: skip
         lengths = lseq.tolist()
     finally:
         del buf  # the bytes may grow again (a last look for the end-of-file block)
+    base = starts[0]
+    data = bytes(blocks.data[base : bounds[4][-1]])  # one copy: slices of it are bytes
+    cigar_at_, seq_at_, qual_at_, tags_at_, ends_ = ([v - base for v in b] for b in bounds)
+    cigars = [data[a:b] for a, b in zip(cigar_at_, seq_at_, strict=True)]
+    quals = [data[a:b] for a, b in zip(qual_at_, tags_at_, strict=True)]
+    tags = [data[a:b] for a, b in zip(tags_at_, ends_, strict=True)]
     known: dict[bytes, tuple[str | None, int]] = {}
     texts, spans = [], []
     for i, raw in enumerate(cigars):
@@ -999,12 +1003,6 @@ def _gather(buf: Any, at: Any, lengths: Any) -> bytes:
     ends = np.cumsum(lengths)
     index = np.repeat(at - (ends - lengths), lengths) + np.arange(total)
     return bytes(buf[index].tobytes())
-
-
-def _slices(joined: bytes, lengths: Any) -> list[bytes]:
-    """``joined`` cut into pieces of ``lengths``."""
-    bounds = [0, *itertools.accumulate(lengths.tolist())]
-    return [joined[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def _names(blocks: Blocks, joined: bytes, starts: list[int]) -> list[str]:
