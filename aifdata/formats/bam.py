@@ -57,7 +57,16 @@ block and hold a record by the rule above): an index for another file, or cut
 short, is refused (``region=``) or ignored with a warning (a plain plan).
 
 Records come out as :class:`Alignment` (pysam's attribute names, 0-based
-``reference_start``), or as an Arrow table (:meth:`BamFormat.to_arrow`).
+``reference_start``, qualities as ``array('B')``, tags decoded on demand by
+``get_tags()``), or as an Arrow table (:meth:`BamFormat.to_arrow`). They are
+decoded here (numpy gathers the fields of a few thousand records at a time),
+not by htslib: a partition reads its blocks in one request, more only for a
+record that runs on past them. A record that runs past the end of the file, a
+BGZF block cut short or failing its CRC, a missing end-of-file block, or a
+``block_size`` that disagrees with the record's own counts raise
+:class:`~aifdata.FormatError` naming the block's file offset and the byte in
+it. CSI indexes and CRAM are not read; a record with more than 65535 CIGAR
+operations (its real CIGAR in a ``CG`` tag) is returned as stored.
 """
 
 from __future__ import annotations
