@@ -524,3 +524,34 @@ def test_a_bam_on_s3_through_aif(s3_fs, tmp_path):
     guessed = get("bam").plan(RangeSource(url, s3_fs.config), n=3, index=False)
     got = [as_tuple(r) for p in guessed for r in get("bam").read(p, config=s3_fs.config)]
     assert got == reference(path)
+
+
+# -- fuzzing: mutated BAM and SAM give records or FormatError, nothing else -----------------
+
+
+def _seed_blobs() -> list[bytes]:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_bam(Path(tmp) / "seed.bam", count=60, refs=2, index=False)
+        return [gzip.decompress(path.read_bytes())]
+
+
+def _compressed(raw: bytes, size: int) -> bytes:
+    pieces = [bgzf_block(raw[i : i + size]) for i in range(0, len(raw), size)]
+    return b"".join(pieces) + EOF_BLOCK
+
+
+def test_fuzz_bam():
+    from hypothesis import strategies as st
+
+    from .test_fuzz import fuzz_file, mutated
+
+    seeds = _seed_blobs()
+    inner = st.builds(
+        _compressed,
+        st.sampled_from(seeds).flatmap(mutated),
+        st.integers(min_value=40, max_value=3000),
+    )
+    outer = st.sampled_from([_compressed(s, 700) for s in seeds]).flatmap(mutated)
+    fuzz_file("BAM, mutated", st.one_of(inner, outer), ["x.bam", "x.bin"], [None, "bam"])
