@@ -74,6 +74,7 @@ from __future__ import annotations
 import array
 import bisect
 import copy
+import functools
 import itertools
 import re
 import struct
@@ -853,7 +854,8 @@ class Columns(NamedTuple):
             return self._alignments()
 
     def _alignments(self) -> list[Alignment]:
-        f, names, make = self.fields, self.names, Alignment._make
+        f, names = self.fields, self.names
+        make = functools.partial(tuple.__new__, Alignment)  # what _make does, without a call
         quals = [None if q is None else array.array("B", q) for q in self.qualities]
         refs = [names[r] for r in f["reference_id"]]
         mates = [names[r] for r in f["next_reference_id"]]
@@ -1042,12 +1044,8 @@ def sequences_of(joined: bytes, lengths: list[int]) -> list[str | None]:
     bases[0::2] = joined.translate(_HIGH)
     bases[1::2] = joined.translate(_LOW)
     text = bases.decode("ascii")
-    out: list[str | None] = []
-    at = 0
-    for length in lengths:
-        out.append(text[at : at + length] if length else None)
-        at += 2 * ((length + 1) >> 1)
-    return out
+    starts = itertools.accumulate([(n + 1) >> 1 << 1 for n in lengths], initial=0)
+    return [text[a : a + n] if n else None for a, n in zip(starts, lengths, strict=False)]
 
 
 def _fault(data: bytes | bytearray, p: int) -> str:
