@@ -1143,9 +1143,22 @@ def to_arrow(pieces: list[Columns]) -> Any:
             "template_length": column("template_length", pa.int64()),
             "query_sequence": pa.array([s for p in pieces for s in p.sequences], pa.string()),
             "query_qualities": pa.array(quality, pa.string()),
-            "tags": pa.array([tags_text(t) for p in pieces for t in p.tags], pa.string()),
+            "tags": pa.array(_tag_texts(pieces), pa.string()),
         }
     )
+
+
+def _tag_texts(pieces: list[Columns]) -> list[str]:
+    """Each record's tags as SAM text; records with the same tag bytes decoded once."""
+    known: dict[bytes, str] = {}
+    out = []
+    for piece in pieces:
+        for raw in piece.tags:
+            text = known.get(raw)
+            if text is None:
+                text = known[raw] = tags_text(raw)
+            out.append(text)
+    return out
 
 
 def iter_records(partitions: list[Partition], **options: Any) -> Iterator[Alignment]:
