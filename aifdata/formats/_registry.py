@@ -27,6 +27,7 @@ REGISTRY: Registry[FormatPlugin] = Registry(
     ENTRY_POINT_GROUP,
     "format",
     {
+        "bam": "aifdata.formats.bam:BamFormat",
         "csv": "aifdata.formats.csv:CsvFormat",
         "fastq": "aifdata.formats.fastq:FastqFormat",
         "geotiff": "aifdata.formats.geotiff:GeoTiffFormat",
@@ -34,6 +35,7 @@ REGISTRY: Registry[FormatPlugin] = Registry(
         "jsonl": "aifdata.formats.jsonl:JsonLinesFormat",
         "parquet": "aifdata.formats.parquet:ParquetFormat",
         "root": "aifdata.formats.root:RootFormat",
+        "sam": "aifdata.formats.sam:SamFormat",
     },
     FormatError,
     lambda name: f"no format {name!r}; known formats: {', '.join(available())}",

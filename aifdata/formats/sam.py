@@ -1,0 +1,255 @@
+"""SAM, the text form of BAM: plain, gzip or BGZF, split at any line after the header.
+
+A SAM file is header lines (each starting with ``@``), then one alignment per
+line, eleven tab-separated fields and optional ``TAG:TYPE:VALUE`` fields. A
+record starts at every line start that does not begin with ``@`` (header
+lines come only first, and no record line begins with ``@``: QNAME may not),
+so :func:`first_record` is all the codecs need to split (see
+:class:`~aifdata.formats.TextFormat`). The header travels with every
+partition: the reference names come from the file's first bytes, read once
+per file version and process. Records come out as the BAM format's
+:class:`~aifdata.formats.bam.Alignment` (pysam's names, 0-based positions,
+tags encoded as BAM stores them so ``get_tags()`` answers as pysam does).
+"""
+
+from __future__ import annotations
+
+import array
+import re
+import struct
+from typing import Any
+
+from .._config import Config
+from .._errors import FormatError
+from ..codecs import Text
+from ._base import KeptMetadata, Partition, RangeSource, TextFormat, open_source
+from .bam import Alignment, Columns, to_arrow
+
+#: Bytes of the file's start read to find the header (doubled until it ends there).
+HEADER_BYTES = 64 * 2**10
+_RECORD_TYPES = ("@HD\t", "@SQ\t", "@RG\t", "@PG\t", "@CO\t")
+_CIGAR = re.compile(r"(\d+)([MIDNSHP=X])")
+_REF_OPS = frozenset("MDN=X")
+_PHRED = bytes((b - 33) & 0xFF for b in range(256))
+#: SAM integer tags as htslib stores them: the smallest BAM type that holds the value.
+_INT_CODES = (("C", "B", 0, 255), ("c", "b", -128, 127), ("S", "H", 0, 65535),
+              ("s", "h", -32768, 32767), ("I", "I", 0, 2**32 - 1),
+              ("i", "i", -(2**31), 2**31 - 1))  # fmt: skip
+
+__all__ = ["SamFormat", "first_record"]
+
+
+class SamFormat(TextFormat):
+    """SAM text (plain, gzip or BGZF), split at any record line."""
+
+    name = "sam"
+    extensions = (".sam",)
+    description = "SAM alignments (text); split at any line after the header"
+    codecs = ("none", "gzip", "bgzf")
+
+    def boundary(self, data: bytes, at_eof: bool) -> int | None:
+        return first_record(data, at_eof)
+
+    def sniff_text(self, text: bytes, path: str) -> bool:
+        if text.startswith(tuple(t.encode() for t in _RECORD_TYPES)):
+            return True
+        fields = text.split(b"\n", 1)[0].split(b"\t")
+        return len(fields) >= 11 and all(fields[i].lstrip(b"-").isdigit() for i in (1, 3, 4))
+
+    def explain_text(self, text: bytes) -> tuple[int, str]:
+        return 0, (
+            "expected SAM: header lines such as '@HD\\t' or '@SQ\\t', or a line of 11"
+            f" tab-separated fields; found {text[:32]!r}"
+        )
+
+    def read(
+        self, partition: Partition, source: RangeSource | None = None, config: Config | None = None,
+        **options: Any,
+    ) -> Any:  # fmt: skip
+        source = open_source(partition, source, config)
+        options.setdefault("references", self.references(source))
+        return super().read(partition, source, **options)
+
+    def decode(
+        self, partition: Partition, data: bytes, source: RangeSource, after: bytes = b"",
+        **options: Any,
+    ) -> Any:  # fmt: skip
+        options.setdefault("references", self.references(source))
+        return super().decode(partition, data, source, after, **options)
+
+    def references(self, source: RangeSource) -> tuple[str, ...]:
+        """The ``@SQ`` names of the file's header, in order (kept per file version)."""
+        slot = _KEPT.slot(source)
+        found: tuple[str, ...] | None = slot.get("references")
+        if found is None:
+            found = slot["references"] = _references(self._header_text(source))
+        return found
+
+    def _header_text(self, source: RangeSource) -> bytes:
+        size = HEADER_BYTES
+        while True:
+            head = source.head(size)
+            text = self.codec(head, source.url).peek(head, source.url)
+            end = _header_end(text)
+            if end is not None or len(head) >= source.size:
+                return text[: end if end is not None else len(text)]
+            size *= 2
+
+    def parse(
+        self, text: Text, references: tuple[str, ...] = (), as_arrow: bool = False,
+        **options: Any,
+    ) -> Any:  # fmt: skip
+        if options:
+            raise TypeError(f"the sam format's read() takes no option {', '.join(options)}")
+        records = parse(text, references)
+        if not as_arrow:
+            return records
+        return to_arrow([_columns(records, references)])
+
+    def table(self, partition: Partition) -> str:
+        return "bam"  # the same columns as BAM
+
+    def to_arrow(self, partition: Partition, **options: Any) -> Any:
+        """A ``pyarrow.Table`` with the BAM format's columns."""
+        return self.read(partition, as_arrow=True, **options)
+
+    def to_pandas(self, partition: Partition, **options: Any) -> Any:
+        return self.to_arrow(partition, **options).to_pandas()
+
+
+def first_record(data: bytes, at_eof: bool) -> int | None:
+    """Index (>= 1) of the first record line in ``data`` (``data[0]`` is context); header
+    lines (``@``) are stepped over. None when ``data`` does not settle it."""
+    pos = 1 if data[:1] == b"\n" else data.find(b"\n", 1) + 1
+    while 0 < pos < len(data):
+        if data[pos] != 64:  # '@'
+            return pos
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            return None
+        pos = nl + 1
+    return None
+
+
+def _header_end(text: bytes) -> int | None:
+    """Where the header lines of ``text`` (the file's start) end; None if not in it."""
+    pos = 0
+    while pos < len(text):
+        if text[pos] != 64:
+            return pos
+        nl = text.find(b"\n", pos)
+        if nl < 0:
+            return None
+        pos = nl + 1
+    return None
+
+
+def _references(header: bytes) -> tuple[str, ...]:
+    names = []
+    for line in header.decode("utf-8", "replace").splitlines():
+        if line.startswith("@SQ\t"):
+            fields = dict(f.split(":", 1) for f in line.split("\t")[1:] if ":" in f)
+            names.append(fields.get("SN", ""))
+    return tuple(names)
+
+
+def parse(text: Text, references: tuple[str, ...]) -> list[Alignment]:
+    """The records of ``text`` (whole lines of one partition; header lines skipped)."""
+    data = text.data
+    if text.last and data and not data.endswith(b"\n"):
+        data += b"\n"  # a last line without its newline is still whole
+    ids = {name: i for i, name in enumerate(references)}
+    spans: dict[str, int] = {}
+    out = []
+    pos = 0
+    for line in data.split(b"\n")[:-1]:
+        at, pos = pos, pos + len(line) + 1
+        if not line or line[:1] == b"@":
+            continue
+        try:
+            out.append(_record(line.decode("utf-8"), ids, spans, references))
+        except (ValueError, IndexError, struct.error) as exc:
+            raise FormatError(f"{text.where(at)}: not a SAM record ({exc})") from None
+    return out
+
+
+def _record(
+    line: str, ids: dict[str, int], spans: dict[str, int], references: tuple[str, ...]
+) -> Alignment:
+    fields = line.rstrip("\r").split("\t")
+    if len(fields) < 11:
+        raise ValueError(f"{len(fields)} tab-separated fields, at least 11 expected")
+    qname, flag_, rname, pos_, mapq, cigar, rnext, pnext, tlen, seq, qual = fields[:11]
+    flag, pos = int(flag_), int(pos_) - 1
+    ref = -1 if rname == "*" else _ref_id(rname, ids)
+    mate = ref if rnext == "=" else -1 if rnext == "*" else _ref_id(rnext, ids)
+    span = 0
+    if cigar != "*":
+        span = spans.get(cigar, -1)
+        if span < 0:
+            span = spans[cigar] = _span(cigar)
+    quals = None
+    if qual != "*":
+        quals = array.array("B", qual.encode("ascii").translate(_PHRED))
+    aligned = not flag & 4 and span > 0
+    return Alignment(
+        qname, flag, ref, references[ref] if ref >= 0 else None, pos, int(mapq),
+        None if cigar == "*" else cigar, mate, references[mate] if mate >= 0 else None,
+        int(pnext) - 1, int(tlen), None if seq == "*" else seq, quals,
+        b"".join(_tag(field) for field in fields[11:]), pos + span if aligned else None,
+    )  # fmt: skip
+
+
+def _ref_id(name: str, ids: dict[str, int]) -> int:
+    found = ids.get(name)
+    if found is None:
+        raise ValueError(f"reference {name!r} is not in the header's @SQ lines")
+    return found
+
+
+def _span(cigar: str) -> int:
+    ops = _CIGAR.findall(cigar)
+    if "".join(n + op for n, op in ops) != cigar:
+        raise ValueError(f"bad CIGAR {cigar!r}")
+    return sum(int(n) for n, op in ops if op in _REF_OPS)
+
+
+def _tag(field: str) -> bytes:
+    """One ``TAG:TYPE:VALUE`` field as BAM stores it."""
+    tag, kind, value = field.split(":", 2)
+    if len(tag) != 2 or len(kind) != 1:
+        raise ValueError(f"bad tag field {field!r}")
+    name = tag.encode("ascii")
+    if kind == "i":
+        number = int(value)
+        code, packing = next((c, p) for c, p, low, high in _INT_CODES if low <= number <= high)
+        return name + code.encode() + struct.pack("<" + packing, number)
+    if kind == "f":
+        return name + b"f" + struct.pack("<f", float(value))
+    if kind == "A":
+        return name + b"A" + value.encode("ascii")[:1]
+    if kind in "ZH":
+        return name + kind.encode() + value.encode("utf-8") + b"\0"
+    if kind == "B":
+        sub, *items = value.split(",")
+        typecode = {"c": "b", "C": "B", "s": "h", "S": "H", "i": "i", "I": "I", "f": "f"}[sub]
+        numbers = [float(v) if sub == "f" else int(v) for v in items]
+        packed = array.array(typecode, numbers).tobytes()
+        return name + b"B" + sub.encode() + struct.pack("<I", len(numbers)) + packed
+    raise ValueError(f"unknown tag type {kind!r} in {field!r}")
+
+
+def _columns(records: list[Alignment], references: tuple[str, ...]) -> Columns:
+    names = ("query_name", "flag", "reference_id", "reference_start", "mapping_quality",
+             "cigarstring", "next_reference_id", "next_reference_start", "template_length",
+             "reference_end")  # fmt: skip
+    return Columns(
+        {key: [getattr(r, key) for r in records] for key in names},
+        [r.query_sequence for r in records],
+        [None if r.query_qualities is None else r.query_qualities.tobytes() for r in records],
+        [r.tag_data for r in records],
+        (*references, None),
+    )
+
+
+_KEPT = KeptMetadata()
