@@ -96,18 +96,20 @@ def partition(
     target_bytes: int | None = None,
     format: str | None = None,
     config: Config | None = None,
+    **options: Any,
 ) -> list[Partition]:
     """Partitions of one file (``aif://``, ``s3://`` or local), planned from small range reads.
 
     ``n`` partitions, or as many as make about ``target_bytes`` each (default
     64 MiB); a format may make fewer when records are larger than the spacing.
+    ``options`` go to the format's plan (FASTA: ``by="residues"``, ``region=``).
     """
     if format is not None:
         get(format)  # a format that does not exist is an error even for an empty file
     source = RangeSource(url, config)
     if source.size == 0:
         return []  # no records, whatever the format
-    return choose(source, format).plan(source, n=n, target_bytes=target_bytes)
+    return choose(source, format).plan(source, n=n, target_bytes=target_bytes, **options)
 
 
 def read_all(

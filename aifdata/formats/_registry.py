@@ -27,6 +27,7 @@ REGISTRY: Registry[FormatPlugin] = Registry(
     ENTRY_POINT_GROUP,
     "format",
     {
+        "fasta": "aifdata.formats.fasta:FastaFormat",
         "fastq": "aifdata.formats.fastq:FastqFormat",
         "geotiff": "aifdata.formats.geotiff:GeoTiffFormat",
         "root": "aifdata.formats.root:RootFormat",
