@@ -32,12 +32,18 @@ from ._realdata import RealFile  # noqa: E402
 COUNTS = (1, 2, 3, 5, 8, 17)
 PYFAIDX = ("pyfaidx", "0.9.2.2")
 LICENCE = "BSD (pyfaidx's LICENSE, The Johns Hopkins University)"
-CHR17 = RealFile(*PYFAIDX, "tests/data/chr17.hg19.part.fa",
-                 "3627f99f5cd6fa6a9e1a4e0494e64a9443871e0167fc6767b23cde73ca4030c1", LICENCE)  # fmt: skip
-GENE = RealFile(*PYFAIDX, "tests/data/gene.bed12.fasta",
-                "aee6984b18ffca4c53cb9627cdea7544cd113b81bcb0ce2f6e9a04d516fe0574", LICENCE)  # fmt: skip
-ISSUE_83 = RealFile(*PYFAIDX, "tests/data/issue_83.fasta",
-                    "0cc8fae5b4826d499048eb08721ec8cf92a794cac307f56c390947d17e7dd781", LICENCE)  # fmt: skip
+CHR17 = RealFile(
+    *PYFAIDX, "tests/data/chr17.hg19.part.fa",
+    "3627f99f5cd6fa6a9e1a4e0494e64a9443871e0167fc6767b23cde73ca4030c1", LICENCE,
+)  # fmt: skip
+GENE = RealFile(
+    *PYFAIDX, "tests/data/gene.bed12.fasta",
+    "aee6984b18ffca4c53cb9627cdea7544cd113b81bcb0ce2f6e9a04d516fe0574", LICENCE,
+)  # fmt: skip
+ISSUE_83 = RealFile(  # a blank line between records
+    *PYFAIDX, "tests/data/issue_83.fasta",
+    "0cc8fae5b4826d499048eb08721ec8cf92a794cac307f56c390947d17e7dd781", LICENCE,
+)  # fmt: skip
 
 
 def fasta_bytes(records, widths=60, eol="\n", final_newline=True, blank_after=()) -> bytes:
@@ -65,7 +71,7 @@ def faidx(path: Path) -> list[tuple[str, str, str]]:
     shutil.copyfile(path, copy)
     with pyfaidx.Fasta(str(copy), sequence_always_upper=False) as fa:
         out = []
-        for key in fa.keys():
+        for key in fa:
             _, _, description = fa[key].long_name.partition(" ")
             out.append((key, description.strip(), str(fa[key][:])))
     return out
@@ -203,7 +209,9 @@ def test_every_byte_offset_snaps_to_the_next_header(tmp_path):
     records = [(h, s[:200]) for h, s in records]
     data = fasta_bytes(records, widths)
     path = write(tmp_path, "snap.fa", data)
-    starts = [i for i in range(len(data)) if data[i : i + 1] == b">" and (i == 0 or data[i - 1] == 10)]
+    starts = [
+        i for i in range(len(data)) if data[i : i + 1] == b">" and (i == 0 or data[i - 1] == 10)
+    ]
     from aifdata.codecs import find_start
 
     source = RangeSource(str(path))
@@ -250,9 +258,8 @@ def test_arrow_and_pandas_columns(tmp_path):
     plugin = get("fasta")
     table = pa.concat_tables([plugin.to_arrow(p) for p in parts])
     assert table.column_names == ["name", "description", "sequence"]
-    assert list(zip(*(table.column(c).to_pylist() for c in table.column_names))) == expected(
-        records
-    )
+    columns = [table.column(c).to_pylist() for c in table.column_names]
+    assert list(zip(*columns, strict=True)) == expected(records)
     frame = parts[0].to_pandas()
     assert list(frame.columns) == ["name", "description", "sequence"]
     assert isinstance(parts[0].read()[0], FastaRecord)
@@ -362,7 +369,7 @@ def test_residue_ranges_concatenate_to_the_sequence(tmp_path, fai, width):
     for n in COUNTS:
         parts = partition(str(path), n=n, by="residues", region="chr1")
         assert len(parts) == n
-        assert [(p["start"], p["end"]) for p in parts][0][0] == 0
+        assert parts[0]["start"] == 0 and parts[-1]["end"] == length
         assert all(a["end"] == b["start"] for a, b in itertools.pairwise(parts))
         assert residues(parts) == sequence, n
     by_size = partition(str(path), target_bytes=40_000, by="residues", region="chr1")
@@ -373,8 +380,10 @@ def test_residue_ranges_concatenate_to_the_sequence(tmp_path, fai, width):
 def test_a_region_matches_pyfaidx_slicing(tmp_path):
     path, sequence = chromosome(tmp_path)
     with pyfaidx.Fasta(str(path), sequence_always_upper=False) as fa:
-        for region, (a, b) in [("chr1:1-1000", (0, 1000)), ("chr1:1,001-200,000", (1000, 200_000)),
-                               ("chr1:249001", (249_000, 250_003)), ("chr1:5-999999", (4, 250_003))]:  # fmt: skip
+        for region, (a, b) in [
+            ("chr1:1-1000", (0, 1000)), ("chr1:1,001-200,000", (1000, 200_000)),
+            ("chr1:249001", (249_000, 250_003)), ("chr1:5-999999", (4, 250_003)),
+        ]:  # fmt: skip
             parts = partition(str(path), n=8, by="residues", region=region)
             got = [(s.name, s.start, s.end) for p in parts for s in p.read()]
             assert got[0][1] == a and got[-1][2] == b
@@ -441,7 +450,7 @@ def test_lines_of_different_widths_cannot_be_cut_by_residue(tmp_path):
 
 
 def test_a_stale_fai_is_caught_when_cutting_residues(tmp_path):
-    path, sequence = chromosome(tmp_path, length=10_000, fai=True)
+    path, _ = chromosome(tmp_path, length=10_000, fai=True)
     fai = tmp_path / f"{path.name}.fai"
     fai.write_text(fai.read_text().replace("\t60\t61", "\t50\t51"))
     with pytest.raises(FormatError, match=r"\.fai: (line|byte) \d+: .*does not match"):
@@ -506,8 +515,8 @@ def test_a_nul_byte_names_its_offset(tmp_path):
         partition(str(head), n=1)
 
 
-@pytest.mark.parametrize("bad, name", [(b"1", "a digit"), (b" ", "a space"), (b";", "comment")])
-def test_a_byte_that_is_no_residue_names_its_offset(tmp_path, bad, name):
+@pytest.mark.parametrize("bad", [b"1", b" ", b";"])
+def test_a_byte_that_is_no_residue_names_its_offset(tmp_path, bad):
     data = b">a x\nACGT\n>b\nAC" + bad + b"T\nGG\n"
     path = write(tmp_path, "bad.fa", data)
     with pytest.raises(FormatError, match=rf"bad\.fa: byte 15: expected residues .*{bad!r}"[:-1]):

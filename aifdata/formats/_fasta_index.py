@@ -90,7 +90,9 @@ def _fai_line(line: bytes, where: str, before: list[FaiEntry], size: int) -> Fai
         name = fields[0].decode()
         length, offset, linebases, linewidth = (int(f) for f in fields[1:])
     except ValueError:
-        raise FormatError(f"{where}: expected a name and four integers, found {line[:80]!r}")
+        raise FormatError(
+            f"{where}: expected a name and four integers, found {line[:80]!r}"
+        ) from None
     if length < 0 or offset < 0 or linebases < (1 if length else 0):
         raise FormatError(f"{where}: impossible entry {line[:80]!r} (negative or zero widths)")
     if length and linewidth - linebases not in (1, 2):

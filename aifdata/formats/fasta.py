@@ -479,7 +479,7 @@ def residue_slice(spec: dict[str, Any], data: bytes, url: str) -> SequenceSlice:
     first = lb - column  # where the first of them lies in ``data``
     eol = lw - lb
     last = (column + m - 1) // lb * lw + (column + m - 1) % lb - column  # the last residue
-    ends = data[first : last : lw] if breaks else b""
+    ends = data[first:last:lw] if breaks else b""
     ok = len(data) > last and ends == (b"\r" if eol == 2 else b"\n") * breaks
     if ok and eol == 2:
         ok = data[first + 1 : last : lw] == b"\n" * breaks
@@ -499,4 +499,3 @@ def residue_slice(spec: dict[str, Any], data: bytes, url: str) -> SequenceSlice:
         raise FormatError(f"{url}: byte {at + i}: expected residues (letters, '*', '-', '.'),"
                           f" found {bad[:1]!r}")  # fmt: skip
     return SequenceSlice(spec["name"], start, end, residues.decode("ascii"))
-
