@@ -71,7 +71,7 @@ def faidx(path: Path) -> list[tuple[str, str, str]]:
     shutil.copyfile(path, copy)
     with pyfaidx.Fasta(str(copy), sequence_always_upper=False) as fa:
         out = []
-        for key in fa:
+        for key in fa.keys():  # noqa: SIM118 (iterating a Fasta gives records, not names)
             _, _, description = fa[key].long_name.partition(" ")
             out.append((key, description.strip(), str(fa[key][:])))
     return out
