@@ -53,9 +53,10 @@ import aifdata.codecs as codecs
 
 from .._config import Config
 from .._errors import FormatError
-from ..codecs import Text
+from ..codecs import BOUNDARY_WINDOW, Boundary, ByteReader, Codec, Text
+from ..codecs.bgzf import BgzfStream
 from ._base import Partition, RangeSource, TextFormat, open_source, partition_count
-from ._fasta_index import REBUILD, FaiEntry, check_sequence, parse_fai, scan
+from ._fasta_index import REBUILD, SCAN_BLOCK, FaiEntry, check_sequence, parse_fai, scan
 
 __all__ = [
     "FastaFormat",
@@ -143,8 +144,31 @@ class FastaFormat(TextFormat):
         if by == "residues":
             return _plan_residues(self.name, source, codec.name, fai, region, n, target_bytes)
         if fai is None:
-            return super().plan(source, n=n, target_bytes=target_bytes)
+            return self._plan_records(source, codec, n, target_bytes)
         return _plan_records_from_fai(self.name, source, fai, n, target_bytes)
+
+    def _plan_records(
+        self, source: RangeSource, codec: Codec, n: int | None, target_bytes: int | None
+    ) -> list[Partition]:
+        """Record partitions found in the text: each boundary snapped to the next header,
+        looked for once however many boundaries fall inside one long sequence."""
+        stream = codec.open(source)
+        extent = stream.extent
+        if extent == 0:
+            return []
+        count = partition_count(extent, n, target_bytes, at_most=extent)
+        nominal = stream.nominal(count)
+        if isinstance(stream, BgzfStream):
+            starts = _bgzf_starts(stream, nominal, self.boundary)
+        else:
+            reader = getattr(stream, "uncompressed", source)  # gzip: its uncompressed bytes
+            starts = _snap_all(reader, nominal)
+        bounds = [0, *sorted({s for s in starts if 0 < s < extent}), extent]
+        fingerprint = source.fingerprint
+        return [
+            Partition.make(source.url, self.name, i, fingerprint, start=a, end=b, codec=codec.name)
+            for i, (a, b) in enumerate(itertools.pairwise(bounds))
+        ]
 
     def parse(self, text: Text, as_arrow: bool = False, **options: Any) -> Any:
         records = parse(text)
@@ -196,6 +220,75 @@ class FastaFormat(TextFormat):
     def to_arrow(self, partition: Partition, **options: Any) -> Any:
         """A ``pyarrow.Table`` of the partition (the columns of :meth:`to_pandas`)."""
         return self.read(partition, as_arrow=True, **options)
+
+
+def _snap_all(reader: ByteReader, offsets: list[int]) -> list[int]:
+    """The first header at or after each of ``offsets`` (sorted): one window read each,
+    looked at together; past a window, one forward scan serves every offset it passes."""
+    with ThreadPoolExecutor(min(16, max(1, len(offsets)))) as pool:
+        probes = list(pool.map(lambda at: _probe(reader, at), offsets))
+    out, reached = [], -1
+    for offset, found in zip(offsets, probes, strict=True):
+        if found is None:
+            found = reached if offset <= reached else _scan_to_header(reader, offset)
+        out.append(found)
+        reached = max(reached, found)
+    return out
+
+
+def _probe(reader: ByteReader, offset: int) -> int | None:
+    """The first header at or after ``offset`` within one window (None: not in it)."""
+    data = reader.read(offset - 1, offset - 1 + BOUNDARY_WINDOW)
+    found = first_header(data, False)
+    if found is not None:
+        return offset - 1 + found
+    return reader.size if offset - 1 + len(data) >= reader.size else None
+
+
+def _scan_to_header(reader: ByteReader, offset: int) -> int:
+    """The first header at or after ``offset``, reading forward in growing pieces."""
+    at, window = offset - 1, BOUNDARY_WINDOW
+    while at < reader.size:
+        data = reader.read(at, at + window)
+        found = first_header(data, False)
+        if found is not None:
+            return at + found
+        if not data:
+            break
+        at += len(data) - 1  # the last byte is the next piece's context
+        window = min(window * 2, SCAN_BLOCK)
+    return reader.size
+
+
+def _bgzf_starts(stream: BgzfStream, nominal: list[int], boundary: Boundary) -> list[int]:
+    """Block starts where a partition of a BGZF file begins, none of them empty: a block
+    whose first header lies past the next start is dropped (else reading its partition, and
+    each before it in one long sequence, would inflate up to that header)."""
+    with ThreadPoolExecutor(min(16, max(1, len(nominal)))) as pool:
+        starts = sorted({s for s in pool.map(lambda at: stream.snap(at, boundary), nominal)
+                         if 0 < s < stream.extent})  # fmt: skip
+    kept, i = [], 0
+    while i < len(starts):
+        found, blocks = stream.scan(starts[i], boundary)
+        if found is None:
+            break  # no header from here to the end: these partitions would be empty
+        at = _block_of(blocks, found)
+        following = starts[i + 1] if i + 1 < len(starts) else stream.extent
+        if at < following:
+            kept.append(starts[i])
+        i += 1
+        while i < len(starts) and starts[i] < at:  # the same first header: empty, dropped
+            i += 1
+    return kept
+
+
+def _block_of(blocks: list[tuple[int, bytes]], index: int) -> int:
+    """The file offset of the block that holds byte ``index`` of their inflated data."""
+    for at, piece in blocks:
+        if index < len(piece):
+            return at
+        index -= len(piece)
+    return blocks[-1][0]
 
 
 def first_header(data: bytes, at_eof: bool) -> int | None:
