@@ -204,6 +204,61 @@ def test_any_records_any_split_exactly_once(tmp_path, records, n, crlf, final_ne
     assert all(a["end"] == b["start"] for a, b in itertools.pairwise(parts))
 
 
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    records=st.lists(record_strategy, min_size=1, max_size=30),
+    cuts=st.lists(st.floats(min_value=0, max_value=1), max_size=12),
+)
+def test_any_split_points_give_every_record_once(tmp_path, records, cuts):
+    """Partitions cut at arbitrary byte offsets (each snapped to the next header)."""
+    from aifdata.formats import Partition
+    from aifdata.formats.fasta import _snap_all
+
+    heads = [(name, seq) for name, _, seq, _, _ in records]
+    data = fasta_bytes(heads, [w for _, _, _, w, _ in records])
+    path = write(tmp_path, "cut.fa", data)
+    source = RangeSource(str(path))
+    offsets = sorted({max(1, int(c * len(data))) for c in cuts})
+    starts = sorted({0, *(s for s in _snap_all(source, offsets) if s < len(data))})
+    bounds = [*starts, len(data)]
+    parts = [
+        Partition.make(str(path), "fasta", i, source.fingerprint, start=a, end=b, codec="none")
+        for i, (a, b) in enumerate(itertools.pairwise(bounds))
+    ]
+    assert [tuple(r) for p in parts for r in p.read()] == expected(heads)
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    length=st.integers(min_value=1, max_value=700),
+    width=st.integers(min_value=1, max_value=80),
+    n=st.integers(min_value=1, max_value=40),
+    crlf=st.booleans(),
+    fai=st.booleans(),
+    region=st.tuples(st.floats(min_value=0, max_value=1), st.floats(min_value=0, max_value=1)),
+)
+def test_any_residue_ranges_concatenate_exactly(tmp_path, length, width, n, crlf, fai, region):
+    rng = random.Random(length * 100 + width)
+    sequence = "".join(rng.choices("ACGTNacgtn", k=length))
+    data = fasta_bytes([("before", "AC"), ("chrX x", sequence), ("after", "G")],
+                       [3, width, 5], "\r\n" if crlf else "\n")  # fmt: skip
+    path = write(tmp_path, "res.fa", data)
+    index = tmp_path / "res.fa.fai"
+    index.unlink(missing_ok=True)
+    if fai:
+        pysam.faidx(str(path))
+    a = int(region[0] * (length - 1))
+    b = max(a + 1, int(region[1] * length))
+    parts = partition(str(path), n=n, by="residues", region=f"chrX:{a + 1}-{b}")
+    assert len(parts) == min(n, b - a)
+    assert residues(parts) == sequence[a:b]
+    assert [(p["start"], p["end"]) for p in parts][-1][1] == b
+
+
 def test_every_byte_offset_snaps_to_the_next_header(tmp_path):
     records, widths = hard_cases()
     records = [(h, s[:200]) for h, s in records]
@@ -360,6 +415,19 @@ def test_a_malformed_fai_names_its_line(tmp_path):
     (tmp_path / "m.fa.fai").write_bytes(b"r\t2\t4\t60\t61\t70\n")
     with pytest.raises(FormatError, match="a FASTQ index"):
         partition(str(path), n=2)
+
+
+def test_bgzf_with_its_fai_and_gzi_is_planned_through_the_codec(tmp_path):
+    path, sequence = chromosome(tmp_path, length=50_000, fai=False)
+    packed = tmp_path / "ref.fa.gz"
+    pysam.tabix_compress(str(path), str(packed))
+    pysam.faidx(str(packed))  # samtools writes ref.fa.gz.fai and ref.fa.gz.gzi
+    assert (tmp_path / "ref.fa.gz.gzi").exists()
+    for n in COUNTS:
+        assert ours(packed, n) == kseq(path)
+        assert residues(partition(str(packed), n=n, by="residues", region="chr1")) == sequence
+    with pytest.raises(FormatError, match="uncompressed FASTA only"):
+        partition(str(packed), n=2, index=True)
 
 
 def test_index_true_insists_and_index_false_ignores(tmp_path):
