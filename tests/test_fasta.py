@@ -628,7 +628,7 @@ def test_a_lone_carriage_return_is_refused(tmp_path):
 def test_a_truncated_gzip_or_bgzf_stream(tmp_path):
     data = fasta_bytes(random_genome(13, 200))
     gz = write(tmp_path, "t.fa.gz", gzip.compress(data)[:-5000])
-    with pytest.raises(FormatError, match=r"t\.fa\.gz"):
+    with pytest.raises(FormatError, match=r"t\.fa\.gz: byte \d+: .*ends early"):
         for p in partition(str(gz), n=3):
             p.read()
     plain = write(tmp_path, "t.fa", data)
