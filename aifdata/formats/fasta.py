@@ -6,6 +6,12 @@ wrapped at any width, differently in each record; blank lines are dropped and
 Windows line endings (CRLF) read as LF. Any byte offset snaps to the next
 '>' at a line start (:func:`first_header`), so plain, gzip and BGZF files
 split as FASTQ does (see :mod:`aifdata.codecs`): one small read per boundary.
+A boundary that falls inside a long sequence (a chromosome) snaps to the header
+after it; one forward scan serves every boundary inside that sequence, and a
+BGZF plan drops the block starts whose partition would hold no record (so no
+partition inflates a chromosome to find where it ends). A file of a few long
+sequences is thus read about once when planned without an index: give it a
+``.fai``, or cut it by residues.
 
 When a samtools faidx index (``NAME.fai``) lies beside an uncompressed file,
 planning takes the record starts from it and reads nothing of the data but a
