@@ -683,3 +683,27 @@ def test_real_chromosome_part_cut_by_residues_matches_pyfaidx(real_file, tmp_pat
             assert residues(parts) == whole
         region = partition(str(path), n=5, by="residues", region="chr17:1001-30000")
         assert residues(region) == str(fa["chr17"][1000:30000])
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    blob=st.binary(max_size=300).map(lambda b: b">" + b)
+    | st.lists(
+        st.sampled_from([b">", b"\n", b"\r\n", b"\r", b"A", b"acgt", b" x", b"\x00", b";"]),
+        max_size=60,
+    ).map(lambda parts: b">" + b"".join(parts)),
+    n=st.integers(min_value=1, max_value=9),
+    by=st.sampled_from(["records", "residues"]),
+)
+def test_any_bytes_give_records_or_a_format_error(tmp_path, blob, n, by):
+    path = write(tmp_path, "fuzz.fa", blob)
+    try:
+        for p in partition(str(path), n=n, by=by):
+            p.read()
+    except FormatError as exc:
+        message = str(exc)
+    else:
+        return
+    assert "fuzz.fa" in message and "byte" in message
