@@ -9,7 +9,9 @@ the ``.fai`` samtools makes for it. Measured:
   (then planning reads the whole file once, as samtools faidx does);
 * reading every record partition (``read_all``) vs pyfaidx on the whole file (the object
   fetched whole, then ``pyfaidx.Fasta`` indexes it and reads every sequence);
-* reading every residue range of the chromosome vs pyfaidx slicing it whole.
+* reading every residue range of the chromosome vs pyfaidx slicing it whole;
+* a protein FASTA (many short records, a quarter of the size): planning with and without
+  its ``.fai``, reading every partition vs pyfaidx.
 """
 
 from __future__ import annotations
@@ -51,6 +53,26 @@ def genome(size: int, seed: int = 15) -> tuple[bytes, int, str, int]:
     return b"".join(pieces), records, "chr1", sizes[0]
 
 
+def proteins(size: int, seed: int = 16) -> tuple[bytes, int]:
+    """About ``size`` bytes of protein FASTA (records of 50-1000 residues, wrapped at 60)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    alphabet = np.frombuffer(b"ACDEFGHIKLMNPQRSTVWY", dtype=np.uint8)
+    pieces, made, count = [], 0, 0
+    while made < size:
+        length = int(rng.integers(50, 1000))
+        residues = alphabet[rng.integers(0, 20, length)].tobytes()
+        body = b"\n".join(residues[i : i + WIDTH] for i in range(0, length, WIDTH))
+        piece = (
+            b">sp|P%05d|PROT%d_HUMAN synthetic protein %d\n" % (count, count, count) + body + b"\n"
+        )
+        pieces.append(piece)
+        made += len(piece)
+        count += 1
+    return b"".join(pieces), count
+
+
 def _weights(count: int) -> list[float]:
     raw = [1 / (k + 1) for k in range(count)]
     return [w / sum(raw) for w in raw]
@@ -84,7 +106,13 @@ def best(fn, repeat: int):  # type: ignore[no-untyped-def]
 
 
 def plan(name: str, case: str, plans: list, **options: Any) -> tuple[list, tuple]:
-    source = RangeSource(URL)
+    return _plan_once(URL, case, plans, name=name, **options)
+
+
+def _plan_once(url: str, case: str, plans: list, name: str = "", **options: Any) -> tuple:
+    """Plan ``url`` once; its row of results and its planning row (kept in ``plans``)."""
+    name = name or case
+    source = RangeSource(url)
     seconds, parts = timed(lambda: get("fasta").plan(source, **options))
     plans.append(("fasta", case, len(parts), source.requests, source.bytes_read, seconds))
     per = source.bytes_read / max(1, len(parts)) / 2**10
@@ -154,6 +182,8 @@ def bench_fasta(
         ("  ratio partitions / pyfaidx", "target >= 0.8", peer_s / ours_s, "x", ""),
     ]  # fmt: skip
 
+    rows += _bench_proteins(fs, home, args, plans)
+
     def ours_residues() -> int:
         return sum(len(s[0].sequence) for _, s in read_all(ranges, prefetch=args.prefetch))
 
@@ -180,3 +210,53 @@ def bench_fasta(
         ("  ratio ranges / pyfaidx", "", peer_s / ours_s, "x", ""),
     ]  # fmt: skip
     return rows, plans
+
+
+def _bench_proteins(fs: Any, home: Path, args: argparse.Namespace, plans: list) -> list[tuple]:
+    """Many short records: planning with and without a ``.fai``, reading vs pyfaidx."""
+    import pyfaidx
+    import pysam
+
+    size = max(1, args.formats_mib // 4) * 2**20
+    data, records = proteins(size)
+    local = home / "proteins.fa"
+    local.write_bytes(data)
+    pysam.faidx(str(local))
+    key = "genome/proteins.fa"
+    url = f"aif://bench/{key}"
+    fs.pipe(f"bench/{key}", data)
+    del data
+    rows = []
+    parts: list = []
+    for case, options in (("no .fai", {"index": False}), (".fai", {})):
+        if not options:
+            fs.pipe(f"bench/{key}.fai", (home / "proteins.fa.fai").read_bytes())
+        parts, row = _plan_once(url, f"proteins, {case}", plans, n=args.partitions, **options)
+        rows.append(row)
+
+    def ours() -> int:
+        return sum(len(rs) for _, rs in read_all(parts, prefetch=args.prefetch))
+
+    def peer() -> int:
+        whole = home / "peer" / "proteins.fa"
+        whole.parent.mkdir(exist_ok=True)
+        whole.write_bytes(fs.cat_file(url))
+        with pyfaidx.Fasta(str(whole), sequence_always_upper=False, rebuild=True) as fa:
+            count = sum(1 for key in fa.keys() if len(str(fa[key][:])) >= 0)  # noqa: SIM118
+        for leftover in whole.parent.iterdir():
+            leftover.unlink()
+        return count
+
+    peer_s, peer_n = best(peer, args.repeat)
+    ours_s, ours_n = best(ours, args.repeat)
+    assert ours_n == peer_n == records, (ours_n, peer_n, records)
+    print(f"  fasta proteins: {len(parts)} partitions {records / ours_s:,.0f} rec/s,"
+          f" pyfaidx whole {records / peer_s:,.0f} rec/s")  # fmt: skip
+    return [
+        *rows,
+        ("FASTA proteins, all partitions", f"{len(parts)} partitions", records / ours_s, "rec/s",
+         f"{records:,} records, read_all"),
+        ("FASTA proteins, pyfaidx whole", "peer", records / peer_s, "rec/s",
+         "fetch + index + read"),
+        ("  ratio partitions / pyfaidx", "target >= 0.8", peer_s / ours_s, "x", "proteins"),
+    ]  # fmt: skip
