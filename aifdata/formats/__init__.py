@@ -102,14 +102,40 @@ def partition(
 
     ``n`` partitions, or as many as make about ``target_bytes`` each (default
     64 MiB); a format may make fewer when records are larger than the spacing.
-    ``options`` go to the format's ``plan`` (e.g. ``variable=`` for HDF5).
+    ``options`` go to the format's ``plan`` (HDF5: ``variable=``; FASTA: ``by="residues"``,
+    ``region=``; VCF and BAM: ``region=``).
     """
     if format is not None:
         get(format)  # a format that does not exist is an error even for an empty file
     source = RangeSource(url, config)
     if source.size == 0:
         return []  # no records, whatever the format
-    return choose(source, format).plan(source, n=n, target_bytes=target_bytes, **options)
+    plugin = choose(source, format)
+    _check_options(plugin, options)
+    return plugin.plan(source, n=n, target_bytes=target_bytes, **options)
+
+
+def plan_options(plugin: FormatPlugin) -> list[str]:
+    """The options a format's ``plan`` takes beyond ``n`` and ``target_bytes``."""
+    import inspect
+
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    parameters = inspect.signature(plugin.plan).parameters.values()
+    return [
+        p.name for p in parameters
+        if p.kind in named and p.name not in ("source", "n", "target_bytes")
+    ]  # fmt: skip
+
+
+def _check_options(plugin: FormatPlugin, options: dict[str, Any]) -> None:
+    """A ValueError naming the format's options when it does not take one of ``options``."""
+    known = plan_options(plugin)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        takes = f"its options: {', '.join(known)}" if known else "it takes none"
+        raise ValueError(
+            f"the {plugin.name} format takes no option {', '.join(map(repr, unknown))} ({takes})"
+        )
 
 
 def read_all(

@@ -29,6 +29,7 @@ REGISTRY: Registry[FormatPlugin] = Registry(
     {
         "bam": "aifdata.formats.bam:BamFormat",
         "csv": "aifdata.formats.csv:CsvFormat",
+        "fasta": "aifdata.formats.fasta:FastaFormat",
         "fastq": "aifdata.formats.fastq:FastqFormat",
         "geotiff": "aifdata.formats.geotiff:GeoTiffFormat",
         "hdf5": "aifdata.formats.hdf5:Hdf5Format",
