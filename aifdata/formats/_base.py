@@ -193,6 +193,9 @@ class FormatPlugin(ABC):
     description: ClassVar[str] = ""
     #: The codecs (compressions, see :mod:`aifdata.codecs`) its files may come in.
     codecs: ClassVar[tuple[str, ...]] = ("none",)
+    #: A format whose sniffing accepts much that other formats also are (delimited text):
+    #: a file no name claims is offered to every other format's sniffing first.
+    generic: ClassVar[bool] = False
 
     @abstractmethod
     def sniff(self, head: bytes, path: str) -> bool:

@@ -89,7 +89,8 @@ def detect(path: str, head: bytes | None = None) -> FormatPlugin | None:
     by_name = [p for p in plugins if p.matches_name(path)]
     if head is None:
         return by_name[0] if by_name else None
-    for plugin in by_name + [p for p in plugins if p not in by_name]:
+    rest = [p for p in plugins if p not in by_name]
+    for plugin in by_name + sorted(rest, key=lambda p: p.generic):
         if plugin.sniff(head, path):
             return plugin
     return None

@@ -108,6 +108,7 @@ class CsvFormat(TextFormat):
     """Comma- or tab-separated values (RFC 4180 quoting), uncompressed or in gzip."""
 
     name = "csv"
+    generic = True  # SAM, VCF and much else are tab-separated too
     extensions = (".csv", ".tsv", ".tab")
     description = "CSV/TSV rows; split at record starts found by a quote index, header kept"
     codecs = ("none", "gzip")  # BGZF falls back to gzip (see the module docstring)
