@@ -27,3 +27,15 @@ def test_an_option_the_format_does_not_take_is_refused_with_the_ones_it_does(tmp
 def test_options_reach_the_plan():
     assert plan_options(get("hdf5")) == ["variable"]
     assert "region" in plan_options(get("bam"))
+
+
+def test_the_cli_passes_region_variable_and_by(tmp_path, capsys):
+    from aifdata.cli import main
+
+    fasta = tmp_path / "genome.fa"
+    fasta.write_bytes(b">chr1\n" + b"ACGT" * 100 + b"\n")
+    code = main(["partition", str(fasta), "--n", "4", "--by", "residues", "--region", "chr1:1-200"])
+    assert code in (0, None)
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 4
+    assert "chr1" in out[0]

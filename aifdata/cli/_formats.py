@@ -53,14 +53,26 @@ def partition_command(
     format: Annotated[
         str | None, typer.Option("--format", help="Force a format (default: detect).")
     ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option("--region", help="VCF, BAM, FASTA: a region such as chr1:1-1000000."),
+    ] = None,
+    variable: Annotated[
+        str | None, typer.Option("--variable", help="HDF5/NetCDF4: the variable to split.")
+    ] = None,
+    by: Annotated[
+        str | None, typer.Option("--by", help="FASTA: 'residues' to cut within sequences.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Plan the partitions of a file from a few small range reads (nothing is converted)."""
     if n is not None and target_bytes is not None:
         raise typer.BadParameter("give --n or --target-bytes, not both")
     check_url(url, "read", "partition")
+    given = {"region": region, "variable": variable, "by": by}
+    options = {name: value for name, value in given.items() if value is not None}
     parts = formats.partition(url, n=n, target_bytes=target_bytes, format=format,
-                              config=state.config)  # fmt: skip
+                              config=state.config, **options)  # fmt: skip
     if as_json:
         rows = [
             {"url": p.url, "format": p.format, "ordinal": p.ordinal, "spec": p.options,
