@@ -39,8 +39,6 @@ import pytest
 import aifdata
 from aifdata import AifFileSystem, _seaweedfs
 
-from . import _realdata
-
 _bucket_numbers = itertools.count()
 
 #: Tests whose needs their fixtures do not show: ``file`` or ``file::function`` -> lanes.
@@ -262,9 +260,11 @@ def slurm(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Sl
 
 
 @pytest.fixture
-def real_file() -> Callable[[_realdata.RealFile], Path]:
+def real_file() -> Callable[[Any], Path]:
     """``real_file(RealFile(...))``: the path of a real file from a package's sdist; skips
     with the reason when pip cannot fetch it."""
+
+    from . import _realdata  # here: pytester copies this file alone
 
     def fetch(real: _realdata.RealFile) -> Path:
         try:

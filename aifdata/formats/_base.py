@@ -194,7 +194,7 @@ class FormatPlugin(ABC):
     #: The codecs (compressions, see :mod:`aifdata.codecs`) its files may come in.
     codecs: ClassVar[tuple[str, ...]] = ("none",)
     #: A format whose sniffing accepts much that other formats also are (delimited text):
-    #: a file no name claims is offered to every other format's sniffing first.
+    #: it is offered a file last, and only one whose name no other format claims.
     generic: ClassVar[bool] = False
 
     @abstractmethod

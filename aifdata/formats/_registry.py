@@ -90,6 +90,8 @@ def detect(path: str, head: bytes | None = None) -> FormatPlugin | None:
     if head is None:
         return by_name[0] if by_name else None
     rest = [p for p in plugins if p not in by_name]
+    if by_name:  # a file that a name claims is not delimited text by default
+        rest = [p for p in rest if not p.generic]
     for plugin in by_name + sorted(rest, key=lambda p: p.generic):
         if plugin.sniff(head, path):
             return plugin
