@@ -30,6 +30,7 @@ REGISTRY: Registry[FormatPlugin] = Registry(
         "fastq": "aifdata.formats.fastq:FastqFormat",
         "geotiff": "aifdata.formats.geotiff:GeoTiffFormat",
         "root": "aifdata.formats.root:RootFormat",
+        "vcf": "aifdata.formats.vcf:VcfFormat",
     },
     FormatError,
     lambda name: f"no format {name!r}; known formats: {', '.join(available())}",
