@@ -608,8 +608,8 @@ class Region:
     beg: int
     end: int
 
-    def __str__(self) -> str:
-        return f"{self.contig}:{self.beg + 1}-{self.end}"
+    def __str__(self) -> str:  # always with ':' (a contig name may hold one)
+        return f"{self.contig}:{self.beg + 1}-{'' if self.end >= WHOLE else self.end}"
 
 
 #: The end of a region given without one ("chr1", "chr1:100-").
