@@ -58,6 +58,8 @@ MAGIC = b"##fileformat=VCF"
 FIXED = ("#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO")
 #: Arrow and pandas column names of the fixed columns, then ``format``, then the samples.
 COLUMNS = ("chrom", "pos", "id", "ref", "alt", "qual", "filter", "info")
+#: Bytes of an empty BGZF block (bgzip ends files with one): no partition starts there.
+EMPTY_BLOCK = 28
 _HEADERS = KeptMetadata()
 
 __all__ = [
@@ -152,12 +154,13 @@ class VcfRecord:
     def info(self) -> dict[str, str | bool]:
         """INFO as a dict: ``KEY=VALUE`` gives the value text, a flag gives True."""
         text = self.info_text
-        if text == ".":
+        if text == "." or not text:
             return {}
         out: dict[str, str | bool] = {}
         for item in text.split(";"):
             key, eq, value = item.partition("=")
-            out[key] = value if eq else True
+            if key:  # an empty item (';;'), as htslib, is nothing
+                out[key] = value if eq else True
         return out
 
     @property
@@ -289,7 +292,8 @@ class VcfFormat(TextFormat):
         nominal = sorted({first + (extent - first) * i // count for i in range(1, count)})
         with ThreadPoolExecutor(min(self.plan_threads, max(1, len(nominal)))) as pool:
             snapped = pool.map(lambda offset: stream.snap(offset, self.boundary), nominal)
-            starts = sorted({first, *(s for s in snapped if first < s < extent)})
+            last = extent - (EMPTY_BLOCK if codec.name == "bgzf" else 0)  # bgzip's end marker
+            starts = sorted({first, *(s for s in snapped if first < s < last)})
         fingerprint = source.fingerprint
         return [
             Partition.make(
@@ -419,9 +423,14 @@ def _header_length(data: bytes) -> int:
 
 
 def scan_header(source: RangeSource, codec: Codec, stream: Any) -> HeaderScan:
-    """Read the header in growing windows (it may be far longer than the first read)."""
-    if codec.name == "bgzf":
-        return _scan_bgzf(source)
+    """Read the header in growing windows (it may be far longer than the first read), and
+    keep it for this process's reads of the file."""
+    found = _scan_bgzf(source) if codec.name == "bgzf" else _scan_text(source, codec, stream)
+    _HEADERS.slot(source)["header"] = found.header
+    return found
+
+
+def _scan_text(source: RangeSource, codec: Codec, stream: Any) -> HeaderScan:
     reader = source if codec.name == "none" else stream.uncompressed
     size, window = reader.size, HEAD_BYTES
     while True:
@@ -482,14 +491,19 @@ def parse_header(data: bytes, url: str, codec: str) -> VcfHeader:
         lines.pop()
     last = lines[-1] if lines else ""
     columns = tuple(last.split("\t"))
-    if not last.startswith("#CHROM") or columns[:8] != FIXED:
-        offset = len(data) - len(last.encode()) - (1 if data.endswith(b"\n") else 0)
+    line_at = max(len(data) - len(last.encode()) - (1 if data.endswith(b"\n") else 0), 0)
+    if not last.startswith("#CHROM"):
         raise FormatError(
-            f"{url}: {where} {max(offset, 0)}: expected the '#CHROM' line ({' '.join(FIXED)} ...)"
-            f" to end the header before the first record, found {last[:40]!r}"
+            f"{url}: {where} {len(data)}: expected the '#CHROM' line ({' '.join(FIXED)} ...)"
+            f" before the first record; the header ends with {last[:40]!r}"
+        )
+    if columns[:8] != FIXED:
+        raise FormatError(
+            f"{url}: {where} {line_at}: expected the '#CHROM' line's columns to be"
+            f" {' '.join(FIXED)} ..., tab-separated; found {last[:60]!r}"
         )
     if len(columns) > 8 and columns[8] != "FORMAT":
-        raise FormatError(f"{url}: {where} {len(data) - len(last) - 1}: the 9th column of the"
+        raise FormatError(f"{url}: {where} {line_at}: the 9th column of the"
                           f" '#CHROM' line must be FORMAT, found {columns[8]!r}")  # fmt: skip
     for number, line in enumerate(lines[:-1]):
         if not line.startswith("##"):
@@ -508,12 +522,10 @@ def partition_header(partition: Partition, source: RangeSource, codec: Codec) ->
     if found is not None:
         return found
     length, raw = partition["header"], partition["header_raw"]
-    if codec.name == "none":
-        data = source.read(0, length)
-    elif codec.name == "bgzf":
+    if codec.name == "bgzf":
         data, _ = decompress_blocks(source.read(0, raw), source.url, 0)
-    else:
-        data = codec.open(source).uncompressed.read(0, length)
+    else:  # plain: the file's bytes; gzip: through its stored index
+        data = codec.open(source).text(0, length, first_record).data
     if len(data) < length:
         raise FormatError(f"{source.url}: byte {len(data)}: the header is cut short")
     found = kept["header"] = parse_header(data[:length], source.url, codec.name)
