@@ -648,3 +648,41 @@ def test_byte_range_and_region_plans_through_aif_on_s3(genomics_fs, tmp_path):
     assert header(url).samples == ("S0", "S1", "S2")
     frame = io.StringIO(parts[0].to_pandas().head(3).to_csv())
     assert "chrom" in frame.getvalue()
+
+
+# -- fuzzing: mutated files and indexes give FormatError only ------------------------------
+
+
+def test_fuzz_mutated_vcf_files(tmp_path):
+    from .test_fuzz import fuzz_file, mutated
+
+    seeds = [vcf_bytes(seed=40, count=30, samples=2), vcf_bytes(seed=41, count=20, samples=0)]
+    packed = [
+        Path(write(tmp_path, f"s{i}.vcf.gz", seed, "bgzf")).read_bytes()
+        for i, seed in enumerate(seeds)
+    ]
+    blobs = st.sampled_from([*seeds, *packed]).flatmap(mutated)
+    fuzz_file("VCF, mutated", blobs, ["calls.vcf", "calls.vcf.gz", "calls.bin"], [None, "vcf"])
+
+
+def test_fuzz_mutated_indexes(indexed, tmp_path):
+    """A damaged index is refused (FormatError), or gives records that tabix gives."""
+    from .test_fuzz import mutated
+
+    url = str(tmp_path / "calls.vcf.gz")
+    shutil.copy(indexed["tbi"], url)
+    inflated = gzip.decompress(Path(indexed["tbi"] + ".tbi").read_bytes())
+    region = "chr2:100000-2000000"
+    expected = reference(indexed["tbi"], region)
+
+    @settings(max_examples=60, deadline=None, database=None)
+    @given(blob=mutated(inflated), n=st.integers(min_value=1, max_value=5))
+    def run(blob: bytes, n: int) -> None:
+        Path(url + ".tbi").write_bytes(gzip.compress(blob))
+        try:
+            got = ours(read_plan(plan_region(url, region, n=n)))
+        except FormatError:
+            return
+        assert got == expected
+
+    run()

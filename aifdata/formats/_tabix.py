@@ -18,6 +18,7 @@ else is a :class:`~aifdata.FormatError` naming the index.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import itertools
 import struct
 import zlib
@@ -209,17 +210,18 @@ def reg2bins(beg: int, end: int, min_shift: int, depth: int) -> list[int]:
 
 
 def load_index(source: RangeSource, index_url: str | None = None) -> Index:
-    """The index beside ``source`` (``.tbi``, else ``.csi``), or at ``index_url``; kept per
-    data-file version. FormatError when there is none, or it does not fit the file."""
-    kept = _INDEXES.slot(source)
-    key = index_url or ""
-    if key in kept:
-        found: Index = kept[key]
-        return found
+    """The index beside ``source`` (``.tbi``, else ``.csi``), or at ``index_url``: read
+    whole (one request) at each plan, parsed once per data-file version and index bytes.
+    FormatError when there is none, or it does not fit the file."""
     if index_url is not None:
         blob, url = _read_whole(source, RangeSource(index_url), index_url), index_url
     else:
         blob, url = _sibling(source)
+    kept = _INDEXES.slot(source)
+    key = (url, hashlib.sha256(blob).digest())
+    if key in kept:
+        found: Index = kept[key]
+        return found
     index = parse_index(blob, url)
     biggest = index.largest_offset() >> 16
     if biggest > source.size:
@@ -228,6 +230,7 @@ def load_index(source: RangeSource, index_url: str | None = None) -> Index:
             " bytes: the index belongs to another file (or another version of it); make it"
             " again (tabix -p vcf, bcftools index)"
         )
+    kept.clear()  # one index per data-file version is enough to keep
     kept[key] = index
     return index
 
