@@ -686,3 +686,35 @@ def test_fuzz_mutated_indexes(indexed, tmp_path):
         assert got == expected
 
     run()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"samples": 3}, {"samples": 0}, {"newline": "\r\n"}, {"final_newline": False}],
+    ids=["samples", "sites-only", "crlf", "no-final-newline"],
+)
+def test_arrows_csv_reader_gives_the_table_of_the_records(tmp_path, options):
+    from aifdata.formats.vcf import to_arrow
+
+    url = write(tmp_path, "calls.vcf.gz", vcf_bytes(seed=50, count=800, **options), "bgzf")
+    for p in partition(url, n=3):
+        assert p.read(as_arrow=True).equals(to_arrow(p.read()))
+
+
+def test_the_arrow_path_names_a_bad_record_as_the_records_path_does(tmp_path):
+    good = vcf_bytes(seed=51, count=100, samples=2)
+    for bad, why in [(b"chr9\t5\t.\tA\tC\t.\t.\t.\tGT\t0\n", "expected 11"),
+                     (b"chr9\t-5\t.\tA\tC\t.\t.\t.\tGT\t0\t1\n", "POS must be an integer"),
+                     (b"chr9\t.\t.\tA\tC\t.\t.\t.\tGT\t0\t1\n", "POS must be an integer"),
+                     (b"chr9\t5\t.\tA\tC\thi\t.\t.\tGT\t0\t1\n", "QUAL must be")]:  # fmt: skip
+        url = write(tmp_path, "bad.vcf", good + bad)
+        with pytest.raises(FormatError, match=rf"bad\.vcf: byte {len(good)}: {why}"):
+            [p.read(as_arrow=True) for p in partition(url, n=2)]
+
+
+def test_records_pickle_with_their_header(tmp_path):
+    url = write(tmp_path, "calls.vcf", vcf_bytes(seed=52, count=20, samples=2))
+    record = partition(url)[0].read()[3]
+    again = pickle.loads(pickle.dumps(record))
+    assert again == record and again.header.samples == ("S0", "S1")
+    assert (again.chrom, again.pos, again.genotypes) == (record.chrom, record.pos, record.genotypes)

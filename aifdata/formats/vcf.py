@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 
 from .._config import Config
 from .._errors import FormatError
@@ -107,6 +107,14 @@ class VcfHeader:
         """A short digest of the columns: the same string, the same table."""
         return hashlib.sha1("\t".join(self.columns).encode()).hexdigest()[:16]
 
+    def __reduce__(self) -> tuple[Any, ...]:  # without what is kept (the record class)
+        return VcfHeader, (self.meta, self.columns)
+
+    @cached_property
+    def record_class(self) -> type[VcfRecord]:
+        """The class of this file's records: :class:`VcfRecord` that knows this header."""
+        return type("VcfRecord", (VcfRecord,), {"__slots__": (), "header": self})
+
     def ids(self, kind: str) -> tuple[str, ...]:
         """The IDs declared by the ``##INFO``, ``##FORMAT``, ``##FILTER`` ... lines."""
         prefix = f"##{kind}=<"
@@ -122,33 +130,62 @@ def _meta_id(line: str) -> str:
     return ""
 
 
-class VcfRecord:
-    """One VCF record. ``pos`` is 1-based as in the file; ``qual`` is None for '.';
-    ``alts`` and ``filter`` are lists (empty for '.'); ``info`` a dict (a flag is True);
-    ``sample_fields`` the raw sample columns, ``samples`` them by name and FORMAT key."""
+class VcfRecord(tuple[str, ...]):
+    """One VCF record: its columns as in the file (a tuple of 8 to 10 strings, the sample
+    columns in the last), read through properties. ``pos`` is 1-based as in the file;
+    ``qual`` is None for '.'; ``alts`` and ``filter`` are lists (empty for '.'); ``info``
+    a dict (a flag is True); ``sample_fields`` the raw sample columns, ``samples`` them
+    by name and FORMAT key; ``header`` the file's header (records of one file share it)."""
 
-    __slots__ = (
-        "_rest",
-        "alts",
-        "chrom",
-        "filter",
-        "format_text",
-        "header",
-        "id",
-        "info_text",
-        "pos",
-        "qual",
-        "ref",
-    )  # fmt: skip
+    __slots__ = ()
+    header: ClassVar[VcfHeader]
 
-    def __init__(
-        self, chrom: str, pos: int, id: str | None, ref: str, alts: list[str],
-        qual: float | None, filter: list[str], info_text: str, format_text: str | None,
-        rest: str | None, header: VcfHeader,
-    ) -> None:  # fmt: skip
-        self.chrom, self.pos, self.id, self.ref, self.alts = chrom, pos, id, ref, alts
-        self.qual, self.filter, self.info_text = qual, filter, info_text
-        self.format_text, self._rest, self.header = format_text, rest, header
+    @property
+    def chrom(self) -> str:
+        return self[0]
+
+    @property
+    def pos(self) -> int:
+        return int(self[1])
+
+    @property
+    def id(self) -> str | None:
+        value = self[2]
+        return None if value == "." else value
+
+    @property
+    def ref(self) -> str:
+        return self[3]
+
+    @property
+    def alts(self) -> list[str]:
+        value = self[4]
+        return [] if value == "." else value.split(",")
+
+    @property
+    def qual(self) -> float | None:
+        value = self[5]
+        return None if value == "." else float(value)
+
+    @property
+    def filter(self) -> list[str]:
+        value = self[6]
+        return [] if value == "." else value.split(";")
+
+    @property
+    def info_text(self) -> str:
+        return self[7]
+
+    @property
+    def format_text(self) -> str | None:
+        return self[8] if len(self) > 8 else None
+
+    @property
+    def _rest(self) -> str | None:
+        return self[9] if len(self) > 9 else None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _record, (tuple(self), self.header)
 
     @property
     def info(self) -> dict[str, str | bool]:
@@ -199,6 +236,11 @@ class VcfRecord:
 
     def __repr__(self) -> str:
         return f"VcfRecord({self.chrom}:{self.pos} {self.ref}>{','.join(self.alts) or '.'})"
+
+
+def _record(fields: tuple[str, ...], header: VcfHeader) -> VcfRecord:
+    """A record again, from its columns and header (how a record pickles)."""
+    return tuple.__new__(header.record_class, fields)
 
 
 def _alleles(gt: str) -> tuple[int | None, ...]:
@@ -363,6 +405,8 @@ class VcfFormat(TextFormat):
             raise TypeError("VcfFormat.parse needs the file's header")
         skip = _header_length(text.data) if text.start == 0 else 0
         wanted = None if region is None else parse_region(region)
+        if as_arrow and wanted is None:
+            return arrow_table(text, header, skip)
         records = parse(text, header, skip)
         if wanted is not None:
             records = Records([r for r in records if _overlaps(r, wanted)], header)
@@ -542,7 +586,8 @@ def header(url: str, config: Config | None = None) -> VcfHeader:
 
 def parse(text: Text, header: VcfHeader, skip: int = 0) -> Records:
     """The records in ``text`` (whole records of one partition; ``skip`` header bytes
-    first), each checked for its column count, POS and QUAL."""
+    first), all checked at once for their column count, POS and QUAL (and, when one is
+    wrong, looked at line by line to say which)."""
     data = text.data
     body = data[skip:] if skip else data
     if not body:
@@ -556,36 +601,62 @@ def parse(text: Text, header: VcfHeader, skip: int = 0) -> Records:
     lines = string.split("\n")
     if lines[-1] == "":
         lines.pop()
+    if "" in lines:
+        lines = [line for line in lines if line]  # blank lines (at the end, usually)
     columns = len(header.columns)
-    samples = columns - 10  # tabs in the sample part
-    make, out = VcfRecord, []
     with gc_paused():
-        for number, line in enumerate(lines):
-            f = line.split("\t", 9)
-            if len(f) != min(columns, 10) or (samples > 0 and f[9].count("\t") != samples):
-                if not line:
-                    continue  # a blank line (at the end, usually): nothing to read
-                _bad_columns(text, skip, body, number, line, columns)
-            pos, qual = f[1], f[5]
-            if not pos.isdigit():
-                _bad(text, skip, body, number, f"POS must be an integer, found {pos!r}")
-            if qual == ".":
-                q = None
-            else:
-                try:
-                    q = float(qual)
-                except ValueError:
-                    _bad(text, skip, body, number, f"QUAL must be a number or '.', found {qual!r}")
-            alt, filt, ident = f[4], f[6], f[2]
-            out.append(make(
-                f[0], int(pos), None if ident == "." else ident, f[3],
-                [] if alt == "." else alt.split(","), q,
-                [] if filt == "." else filt.split(";"), f[7],
-                f[8] if columns > 8 else None, f[9] if columns > 9 else None, header,
-            ))  # fmt: skip
-            if line[0] == "#":
-                _bad(text, skip, body, number, "a '#' line among the records")
-    return Records(out, header)
+        rows = [line.split("\t", 9) for line in lines]
+        if not _all_good(rows, string, columns):
+            _first_error(text, skip, body, columns)
+        made = list(map(tuple.__new__, itertools.repeat(header.record_class), rows))
+    return Records(made, header)
+
+
+def _all_good(rows: list[list[str]], string: str, columns: int) -> bool:
+    """Whether every row has the columns of the '#CHROM' line, a POS and a QUAL."""
+    if not rows:
+        return True
+    if set(map(len, rows)) != {min(columns, 10)}:
+        return False
+    if columns > 10 and {row[9].count("\t") for row in rows} != {columns - 10}:
+        return False
+    positions = [row[1] for row in rows]
+    joined = "".join(positions)
+    if not (joined.isdigit() and joined.isascii() and min(map(len, positions)) > 0):
+        return False
+    if string.startswith("#") or "\n#" in string:
+        return False
+    try:
+        for qual in {row[5] for row in rows} - {"."}:
+            float(qual)
+    except ValueError:
+        return False
+    return True
+
+
+def _first_error(text: Text, skip: int, body: bytes, columns: int) -> None:
+    """Raise FormatError for the first bad record of ``body``, naming its offset."""
+    lines = body.decode("utf-8").replace("\r\n", "\n").split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    samples = columns - 10
+    for number, line in enumerate(lines):
+        if not line:
+            continue
+        f = line.split("\t", 9)
+        if len(f) != min(columns, 10) or (samples > 0 and f[9].count("\t") != samples):
+            _bad_columns(text, skip, body, number, line, columns)
+        if line[0] == "#":
+            _bad(text, skip, body, number, "a '#' line among the records")
+        pos, qual = f[1], f[5]
+        if not (pos.isdigit() and pos.isascii()):
+            _bad(text, skip, body, number, f"POS must be an integer, found {pos!r}")
+        if qual != ".":
+            try:
+                float(qual)
+            except ValueError:
+                _bad(text, skip, body, number, f"QUAL must be a number or '.', found {qual!r}")
+    raise FormatError(f"{text.where(skip)}: a bad record in the {len(body)} bytes from here")
 
 
 def _line_offset(body: bytes, number: int) -> int:
@@ -689,3 +760,55 @@ def to_arrow(records: Records) -> Any:
         for k, name in enumerate(header.samples):
             table[name] = pa.array([f[k] for f in fields], pa.string())
     return pa.table(table)
+
+
+def arrow_table(text: Text, header: VcfHeader, skip: int = 0) -> Any:
+    """The records in ``text`` as an Arrow table, parsed by Arrow's CSV reader (in C): the
+    same columns and checks as :func:`to_arrow` of :func:`parse`'s records."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from pyarrow import csv
+
+    body = text.data[skip:] if skip else text.data
+    names = _arrow_names(header)
+    if not body.strip():
+        return to_arrow(Records([], header))
+    try:
+        table = csv.read_csv(
+            pa.py_buffer(body),
+            read_options=csv.ReadOptions(column_names=names, use_threads=False,
+                                         block_size=max(len(body) + 1, 2**20)),
+            parse_options=csv.ParseOptions(delimiter="\t", quote_char=False,
+                                           double_quote=False, escape_char=False),
+            convert_options=csv.ConvertOptions(
+                column_types={n: pa.string() for n in names} | {"pos": pa.int64(),
+                                                                 "qual": pa.float64()},
+                null_values=["."], strings_can_be_null=False,
+            ),
+        )  # fmt: skip
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        table = None
+    if (
+        table is None
+        or table["pos"].null_count
+        or (len(table) and pc.min(table["pos"]).as_py() < 0)
+        or pc.any(pc.starts_with(table["chrom"], "#")).as_py()
+    ):
+        _first_error(text, skip, body, len(header.columns))
+        raise FormatError(f"{text.where(skip)}: Arrow's CSV reader refuses these records")
+    assert table is not None
+
+    def listed(name: str, sep: str) -> Any:
+        column = table[name]
+        empty = pa.scalar([], pa.list_(pa.string()))
+        return pc.if_else(pc.equal(column, "."), empty, pc.split_pattern(column, sep))
+
+    ident = pc.if_else(pc.equal(table["id"], "."), pa.scalar(None, pa.string()), table["id"])
+    table = table.set_column(names.index("id"), "id", ident)
+    table = table.set_column(names.index("alt"), "alt", listed("alt", ","))
+    return table.set_column(names.index("filter"), "filter", listed("filter", ";"))
+
+
+def _arrow_names(header: VcfHeader) -> list[str]:
+    extra = ["format"] if len(header.columns) > 8 else []
+    return [*COLUMNS, *extra, *header.samples]
