@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import operator
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ COLUMNS = ("chrom", "pos", "id", "ref", "alt", "qual", "filter", "info")
 #: Bytes of an empty BGZF block (bgzip ends files with one): no partition starts there.
 EMPTY_BLOCK = 28
 _HEADERS = KeptMetadata()
+_POS, _QUAL, _REST = operator.itemgetter(1), operator.itemgetter(5), operator.itemgetter(9)
 
 __all__ = [
     "COLUMNS",
@@ -609,6 +611,7 @@ def parse(text: Text, header: VcfHeader, skip: int = 0) -> Records:
         if not _all_good(rows, string, columns):
             _first_error(text, skip, body, columns)
         made = list(map(tuple.__new__, itertools.repeat(header.record_class), rows))
+        del rows, lines  # freed before the collector comes back: it need not walk them
     return Records(made, header)
 
 
@@ -618,16 +621,17 @@ def _all_good(rows: list[list[str]], string: str, columns: int) -> bool:
         return True
     if set(map(len, rows)) != {min(columns, 10)}:
         return False
-    if columns > 10 and {row[9].count("\t") for row in rows} != {columns - 10}:
+    tabs = itertools.repeat("\t")
+    if columns > 10 and set(map(str.count, map(_REST, rows), tabs)) != {columns - 10}:
         return False
-    positions = [row[1] for row in rows]
+    positions = list(map(_POS, rows))
     joined = "".join(positions)
     if not (joined.isdigit() and joined.isascii() and min(map(len, positions)) > 0):
         return False
     if string.startswith("#") or "\n#" in string:
         return False
     try:
-        for qual in {row[5] for row in rows} - {"."}:
+        for qual in set(map(_QUAL, rows)) - {"."}:
             float(qual)
     except ValueError:
         return False
