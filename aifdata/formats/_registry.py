@@ -37,6 +37,7 @@ REGISTRY: Registry[FormatPlugin] = Registry(
         "parquet": "aifdata.formats.parquet:ParquetFormat",
         "root": "aifdata.formats.root:RootFormat",
         "sam": "aifdata.formats.sam:SamFormat",
+        "vcf": "aifdata.formats.vcf:VcfFormat",
     },
     FormatError,
     lambda name: f"no format {name!r}; known formats: {', '.join(available())}",
