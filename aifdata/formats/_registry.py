@@ -29,6 +29,8 @@ REGISTRY: Registry[FormatPlugin] = Registry(
     {
         "fastq": "aifdata.formats.fastq:FastqFormat",
         "geotiff": "aifdata.formats.geotiff:GeoTiffFormat",
+        "imzml": "aifdata.formats.imzml:ImzmlFormat",
+        "mzml": "aifdata.formats.mzml:MzmlFormat",
         "root": "aifdata.formats.root:RootFormat",
     },
     FormatError,
