@@ -39,6 +39,7 @@ import base64
 import binascii
 import bisect
 import functools
+import itertools
 import re
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -291,8 +292,8 @@ def from_index(source: RangeSource) -> Layout:
         raise _Mismatch(f"byte {at}: indexListOffset does not point at <indexList>")
     indexes = {m.group(1): m.group(2) for m in _INDEX.finditer(text)}
     offsets = tuple(int(m.group(1)) for m in _OFFSET.finditer(indexes.get(b"spectrum", b"")))
-    if any(b <= a for a, b in zip(offsets, offsets[1:], strict=False)) or (
-        offsets and not (0 < offsets[0] and offsets[-1] < at)
+    if any(b <= a for a, b in itertools.pairwise(offsets)) or (
+        offsets and not (offsets[0] > 0 and offsets[-1] < at)
     ):
         raise _Mismatch(f"byte {at}: the spectrum offsets of the index are out of order")
     if not offsets:
@@ -312,8 +313,10 @@ def _around_first(source: RangeSource, offset: int) -> int:
             f"byte {offset}: the index's first spectrum is not the first of <spectrumList>"
         )
     if not SPECTRUM_START.match(data, offset - lo):
-        raise _Mismatch(f"byte {offset}: the offset index says a spectrum starts here, but"
-                        " the file holds something else (the index does not match the file)")
+        raise _Mismatch(
+            f"byte {offset}: the offset index says a spectrum starts here, but"
+            " the file holds something else (the index does not match the file)"
+        )
     return offset
 
 
@@ -424,7 +427,7 @@ def partitions(
     offsets, fingerprint = layout.offsets, source.fingerprint
     how = {"planned_by": layout.planned_by, **({"why": layout.why[:200]} if layout.why else {})}
     out = []
-    for i, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False)):
+    for i, (a, b) in enumerate(itertools.pairwise(bounds)):
         end = offsets[b] if b < len(offsets) else layout.end
         spec = {"start": offsets[a], "end": end, "first": a, "count": b - a, **how, **extra}
         out.append(Partition.make(source.url, name, i, fingerprint, **spec))
@@ -443,8 +446,9 @@ def read_spectra(partition: Partition, data: bytes, url: str) -> list[Spectrum]:
     starts = [m.start() for m in SPECTRUM_START.finditer(data)]
     if count and (not starts or starts[0] != 0):
         raise FormatError(
-            f"{url}: byte {base}: expected a <spectrum> here (as planned, {partition['planned_by']}),"
-            f" found {data[:24]!r}: the file does not match its plan or index"
+            f"{url}: byte {base}: expected a <spectrum> here (as planned by"
+            f" {partition['planned_by']}), found {data[:24]!r}: the file does not match"
+            " its plan or index"
         )
     if len(starts) != count:
         raise FormatError(
@@ -611,8 +615,12 @@ def scan_start_time(scan_list: Any, groups: Groups, url: str, offset: int) -> fl
             continue
         for accession, value, element in params(scan, groups):
             if accession == SCAN_START_TIME:
-                time = _number(value, float, url, offset, "scan start time")
-                unit = {element.get("unitAccession"), element.get("unitName")} if element is not None else set()
+                time: float = _number(value, float, url, offset, "scan start time")
+                unit = (
+                    {element.get("unitAccession"), element.get("unitName")}
+                    if element is not None
+                    else set()
+                )
                 return time / 60 if unit & _SECONDS else time
         return None
     return None
@@ -667,10 +675,13 @@ def decode_array(
         try:
             raw = base64.b64decode(compact, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise FormatError(f"{url}: byte {offset}: a binary array is not base64: {exc}") from None
+            raise FormatError(
+                f"{url}: byte {offset}: a binary array is not base64: {exc}"
+            ) from None
         if compressed:
             raw = inflate(raw, url, offset)
-    return as_array(raw, dtype, expected, url, offset, np)
+    array: np.ndarray = as_array(raw, dtype, expected, url, offset, np)
+    return array
 
 
 def inflate(raw: bytes, url: str, offset: int) -> bytes:
