@@ -1,0 +1,453 @@
+"""mzML partitions: runs of spectra from the offset index (checked) or one scan, exact
+against pyteomics spectrum by spectrum."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import pickle
+import re
+import zlib
+from pathlib import Path
+
+import pytest
+
+np = pytest.importorskip("numpy")
+pytest.importorskip("lxml")
+pytest.importorskip("psims", reason="pyteomics reads mzML only with psims installed")
+mzml = pytest.importorskip("pyteomics.mzml")  # imported here: psims starts a process on import
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from aifdata import FormatError  # noqa: E402
+from aifdata.formats import RangeSource, get, partition, read_all  # noqa: E402
+
+from ._realdata import RealFile  # noqa: E402
+
+COUNTS = (1, 2, 3, 5, 8, 17)
+
+EXAMPLE = RealFile(
+    "pymzml", "2.6.1", "tests/data/example.mzML",
+    "8ad9c6517e85397149f84f42bd458029b6523c96cc83de4987c53f2c67d2425d", "MIT",
+)  # fmt: skip
+BSA1 = RealFile(
+    "pymzml", "2.6.1", "tests/data/BSA1.mzML.gz",
+    "b335d4fa6909f923d77ea63181ce6c93d9015450cb98f57c1bf1667ed4c41199", "MIT",
+)  # fmt: skip
+CHROMATOGRAMS = RealFile(
+    "pymzml", "2.6.1", "tests/data/mini.chrom.mzML",
+    "684d0325cd53298020ee9cfc3ce09f9c0b27e8928baaeb4fe4c7cb10e1fe4b94", "MIT",
+)  # fmt: skip
+MATCHMS = RealFile(
+    "matchms", "0.33.1", "tests/testdata/testdata.mzml",
+    "106fd91b87478516355ff1224518bbca75d1e5e082ae5bdb0e590ead9f6bcbb5", "Apache-2.0",
+)  # fmt: skip
+
+
+# -- a writer of mzML, with a correct offset index -----------------------------------
+
+
+def _array(values, kind: str, bits: int, compress: bool) -> str:
+    raw = np.asarray(values, f"<f{bits // 8}").tobytes()
+    raw = zlib.compress(raw) if compress else raw
+    accession, name = ("MS:1000514", "m/z") if kind == "mz" else ("MS:1000515", kind)
+    precision = "MS:1000521" if bits == 32 else "MS:1000523"
+    compression = ("MS:1000574", "zlib") if compress else ("MS:1000576", "no")
+    text = base64.b64encode(raw).decode()
+    return (
+        f'<binaryDataArray encodedLength="{len(text)}">\n'
+        f'<cvParam cvRef="MS" accession="{precision}" name="{bits}-bit float" value=""/>\n'
+        f'<cvParam cvRef="MS" accession="{compression[0]}" name="{compression[1]} compression"'
+        ' value=""/>\n'
+        f'<cvParam cvRef="MS" accession="{accession}" name="{name} array" value=""/>\n'
+        f"<binary>{text}</binary>\n</binaryDataArray>\n"
+    )
+
+
+def spectrum_xml(i: int, mz, intensity, bits=64, compress=True, seconds=False) -> str:
+    unit = 'unitAccession="UO:0000010" unitName="second"' if seconds else (
+        'unitAccession="UO:0000031" unitName="minute"'
+    )  # fmt: skip
+    return (
+        f'      <spectrum index="{i}" id="scan={i + 1}" defaultArrayLength="{len(mz)}">\n'
+        f'<cvParam cvRef="MS" accession="MS:1000511" name="ms level" value="{1 + i % 2}"/>\n'
+        f'<scanList count="1"><scan><cvParam cvRef="MS" accession="MS:1000016"'
+        f' name="scan start time" value="{0.5 * i}" {unit}/></scan></scanList>\n'
+        f'<binaryDataArrayList count="2">\n{_array(mz, "mz", bits, compress)}'
+        f"{_array(intensity, 'intensity', 32 if bits == 32 else 64, compress)}"
+        "</binaryDataArrayList>\n      </spectrum>\n"
+    )
+
+
+def chromatogram_xml() -> str:
+    times = (
+        _array(np.arange(5.0), "mz", 64, False)
+        .replace("MS:1000514", "MS:1000595")
+        .replace("m/z array", "time array")
+    )
+    return (
+        '    <chromatogramList count="1">\n      <chromatogram index="0" id="TIC"'
+        f' defaultArrayLength="5">\n<binaryDataArrayList count="2">\n{times}'
+        f"{_array(np.ones(5), 'intensity', 64, False)}</binaryDataArrayList>\n"
+        "      </chromatogram>\n    </chromatogramList>\n"
+    )
+
+
+def mzml_bytes(spectra_xml: list[str], indexed: bool = True, chromatograms: bool = True) -> bytes:
+    """A whole mzML document (an indexed one with correct offsets)."""
+    head = (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        + ('<indexedmzML xmlns="http://psi.hupo.org/ms/mzml">\n' if indexed else "")
+        + '<mzML xmlns="http://psi.hupo.org/ms/mzml" version="1.1.0">\n'
+        '  <cvList count="1"><cv id="MS" fullName="PSI-MS" URI="x"/></cvList>\n'
+        '  <run id="r1">\n'
+        f'    <spectrumList count="{len(spectra_xml)}" defaultDataProcessingRef="dp">\n'
+    ).encode()
+    out = bytearray(head)
+    offsets = []
+    for i, text in enumerate(spectra_xml):
+        out += b"      "
+        offsets.append((f"scan={i + 1}", len(out)))
+        out += text.lstrip().encode()
+    out += b"    </spectrumList>\n"
+    chrom_at = len(out)
+    if chromatograms:
+        out += chromatogram_xml().encode()
+    out += b"  </run>\n</mzML>\n"
+    if not indexed:
+        return bytes(out)
+    at = len(out)
+    out += b'<indexList count="2">\n<index name="spectrum">\n'
+    for ref, offset in offsets:
+        out += f'<offset idRef="{ref}">{offset}</offset>\n'.encode()
+    out += b'</index>\n<index name="chromatogram">\n'
+    if chromatograms:
+        out += f'<offset idRef="TIC">{chrom_at + 24}</offset>\n'.encode()
+    out += f"</index>\n</indexList>\n<indexListOffset>{at}</indexListOffset>\n".encode()
+    out += b"<fileChecksum>0</fileChecksum>\n</indexedmzML>\n"
+    return bytes(out)
+
+
+def random_spectra(count: int, seed: int = 1, large: int | None = None, **options) -> list[str]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        k = 0 if i % 7 == 3 else int(rng.integers(1, 60))
+        if large is not None and i == count // 2:
+            k = large
+        mz = np.sort(rng.uniform(100, 2000, k))
+        out.append(spectrum_xml(i, mz, rng.uniform(0, 1e6, k), **options))
+    return out
+
+
+def write(path: Path, data: bytes) -> str:
+    path.write_bytes(data)
+    return str(path)
+
+
+# -- the reference --------------------------------------------------------------------
+
+
+def reference(path: str) -> list[dict]:
+    with mzml.read(path) as reader:
+        return list(reader)
+
+
+def minutes(spectrum: dict) -> float | None:
+    scans = spectrum.get("scanList", {}).get("scan", [{}])
+    value = scans[0].get("scan start time")
+    if value is None:
+        return None
+    unit = getattr(value, "unit_info", "minute")
+    return float(value) / 60 if unit == "second" else float(value)
+
+
+def assert_same(got, expected) -> None:
+    assert [s.id for s in got] == [s["id"] for s in expected]
+    for mine, theirs in zip(got, expected, strict=True):
+        assert mine.index == theirs["index"]
+        assert mine.ms_level == theirs.get("ms level")
+        assert mine.scan_start_time == pytest.approx(minutes(theirs))
+        np.testing.assert_array_equal(mine.mz, theirs.get("m/z array", np.empty(0)))
+        np.testing.assert_array_equal(mine.intensity, theirs.get("intensity array", np.empty(0)))
+
+
+def every_plan(url: str, total: int) -> list:
+    """Plans for every n in COUNTS and one target_bytes plan, each checked to tile the
+    spectra exactly once; the spectra of the last."""
+    plans = [partition(url, n=n) for n in COUNTS]
+    plans.append(partition(url, target_bytes=max(1, total // 4)))
+    for parts in plans:
+        spectra = [s for p in parts for s in p.read()]
+        counts = [p["count"] for p in parts]
+        assert sum(counts) == len(spectra) and all(counts)
+        assert [p["first"] for p in parts] == [sum(counts[:i]) for i in range(len(parts))]
+        yield parts, spectra
+
+
+# -- synthetic hard cases ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bits", [32, 64])
+@pytest.mark.parametrize("compress", [True, False], ids=["zlib", "plain"])
+@pytest.mark.parametrize("indexed", [True, False], ids=["indexed", "scanned"])
+def test_every_plan_reads_what_pyteomics_reads(tmp_path, bits, compress, indexed):
+    spectra = random_spectra(40, bits=bits, compress=compress, seconds=not indexed)
+    url = write(tmp_path / "run.mzML", mzml_bytes(spectra, indexed=indexed))
+    expected = reference(url)
+    assert len(expected) == 40
+    for parts, got in every_plan(url, Path(url).stat().st_size):
+        assert {p["planned_by"] for p in parts} == {"index" if indexed else "scan"}
+        assert_same(got, expected)
+
+
+def test_planning_an_indexed_file_reads_its_tail_and_one_small_read_per_split(tmp_path):
+    url = write(tmp_path / "run.mzML", mzml_bytes(random_spectra(300, seed=2)))
+    size = Path(url).stat().st_size
+    for n in (1, 8, 40):
+        source = RangeSource(url)
+        parts = get("mzml").plan(source, n=n)
+        assert len(parts) == n and parts[0]["planned_by"] == "index"
+        # head, tail (which holds this index), around the first, the last spectrum, a
+        # 10-byte check per split; planning again knows the checked ones
+        assert source.requests <= 4 + (n - 1), source.requests
+        assert source.bytes_read < 64 * 2**10 * 2 + 20 * n + 8000 and source.bytes_read < size
+        assert all(len(pickle.dumps(p)) < 1024 for p in parts)
+
+
+def test_a_very_large_spectrum_and_empty_ones(tmp_path):
+    spectra = random_spectra(9, seed=3, large=600_000, compress=False)  # a 13 MB <binary>
+    url = write(tmp_path / "big.mzML", mzml_bytes(spectra))
+    parts = partition(url, n=5)
+    got = [s for p in parts for s in p.read()]
+    assert max(len(s.mz) for s in got) == 600_000 and min(len(s.mz) for s in got) == 0
+    assert_same(got, reference(url))
+
+
+def test_chromatograms_are_not_read_as_spectra(tmp_path):
+    url = write(tmp_path / "c.mzML", mzml_bytes(random_spectra(5), chromatograms=True))
+    parts = partition(url, n=2)
+    assert parts[-1]["end"] < Path(url).read_bytes().index(b"<chromatogramList")
+    assert [s.id for p in parts for s in p.read()] == [f"scan={i + 1}" for i in range(5)]
+
+
+def test_read_all_fetches_neighbours_together_and_tables_have_a_row_per_spectrum(tmp_path):
+    url = write(tmp_path / "run.mzML", mzml_bytes(random_spectra(30, seed=4)))
+    parts = partition(url, n=4)
+    together = [s.id for _, spectra in read_all(parts) for s in spectra]
+    assert together == [f"scan={i + 1}" for i in range(30)]
+    plugin = get("mzml")
+    frame = plugin.to_pandas(parts[1])
+    assert list(frame.columns) == ["id", "index", "ms_level", "scan_start_time", "mz", "intensity"]
+    assert len(frame) == parts[1]["count"]
+    table = plugin.to_arrow(parts[1])
+    assert table.num_rows == parts[1]["count"]
+    first = parts[1].read()[0]
+    assert table.column("mz")[0].as_py() == first.mz.tolist()
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    sizes=st.lists(st.integers(0, 40), min_size=0, max_size=30),
+    n=st.integers(1, 40),
+    indexed=st.booleans(),
+    target=st.one_of(st.none(), st.integers(200, 20_000)),
+)
+def test_any_split_gives_every_spectrum_once(tmp_path_factory, sizes, n, indexed, target):
+    rng = np.random.default_rng(len(sizes))
+    spectra = [spectrum_xml(i, np.arange(k, dtype="f8"), rng.uniform(0, 9, k)) for i, k in
+               enumerate(sizes)]  # fmt: skip
+    path = tmp_path_factory.mktemp("prop") / "p.mzML"
+    url = write(path, mzml_bytes(spectra, indexed=indexed, chromatograms=bool(len(sizes) % 2)))
+    parts = partition(url, n=None if target else n, target_bytes=target)
+    got = [s for p in parts for s in p.read()]
+    assert [s.index for s in got] == list(range(len(sizes)))
+    assert [len(s.mz) for s in got] == sizes
+
+
+# -- an index that does not match its file ------------------------------------------------
+
+
+def stale(tmp_path: Path) -> tuple[str, int]:
+    """An indexed file edited before its third spectrum after its spectrum offsets were
+    written (its indexListOffset is right)."""
+    data = mzml_bytes(random_spectra(10, seed=5))
+    at = data.index(b'<spectrum index="2"')
+    edit = b"<!-- an edit -->\n"
+    edited = data[:at] + edit + data[at:]
+    offset = int(re.search(rb"<indexListOffset>(\d+)<", edited).group(1))
+    edited = edited.replace(b">%d<" % offset, b">%d<" % (offset + len(edit)))
+    return write(tmp_path / "stale.mzML", edited), at
+
+
+def test_a_stale_index_falls_back_to_a_scan_and_says_why(tmp_path):
+    url, at = stale(tmp_path)
+    parts = partition(url, n=5)
+    assert {p["planned_by"] for p in parts} == {"scan"}
+    assert "does not match" in parts[0]["why"] and re.search(r"byte \d+", parts[0]["why"])
+    assert [s.index for p in parts for s in p.read()] == list(range(10))
+
+
+def test_a_stale_index_is_refused_when_required(tmp_path):
+    url, _ = stale(tmp_path)
+    with pytest.raises(FormatError, match=rf"{re.escape(url)}: byte \d+: .*does not match"):
+        get("mzml").plan(RangeSource(url), n=5, index="require")
+
+
+def test_an_index_missing_a_middle_spectrum_is_refused_on_reading(tmp_path):
+    data = mzml_bytes(random_spectra(10, seed=6))
+    data = re.sub(rb'<offset idRef="scan=5">\d+</offset>\n', b"", data)  # offsets still right
+    url = write(tmp_path / "gap.mzML", data)
+    parts = partition(url, n=1)
+    assert parts[0]["count"] == 9
+    with pytest.raises(FormatError, match=rf"{re.escape(url)}: bytes \d+\.\.\d+: expected 9"):
+        parts[0].read()
+
+
+def test_an_index_missing_the_last_spectrum_is_seen_when_planning(tmp_path):
+    data = mzml_bytes(random_spectra(10, seed=6), chromatograms=False)
+    data = re.sub(rb'<offset idRef="scan=10">\d+</offset>\n', b"", data)
+    url = write(tmp_path / "short.mzML", data)
+    parts = partition(url, n=3)
+    assert parts[0]["planned_by"] == "scan" and "does not list" in parts[0]["why"]
+    assert sum(len(p.read()) for p in parts) == 10
+
+
+def test_a_file_changed_after_planning_is_not_read(tmp_path):
+    path = tmp_path / "run.mzML"
+    url = write(path, mzml_bytes(random_spectra(6)))
+    parts = partition(url, n=2)
+    write(path, mzml_bytes(random_spectra(7)))
+    with pytest.raises(FormatError, match="changed since it was partitioned"):
+        parts[0].read()
+
+
+# -- malformed input -------------------------------------------------------------------------
+
+
+def test_not_mzml_is_refused_at_byte_0(tmp_path):
+    url = write(tmp_path / "x.mzML", b"<?xml version='1.0'?><html><body/></html>")
+    with pytest.raises(FormatError, match=rf"{re.escape(url)}: byte 0: this is not mzML"):
+        partition(url, n=2)
+    url = write(tmp_path / "y.mzML", b"\x00\x01 binary")
+    with pytest.raises(FormatError, match="byte 0"):
+        partition(url, n=2)
+
+
+def test_a_truncated_file_is_refused(tmp_path):
+    whole = mzml_bytes(random_spectra(10, seed=7))
+    url = write(tmp_path / "cut.mzML", whole[: len(whole) * 2 // 3])
+    with pytest.raises(FormatError, match=rf"{re.escape(url)}: byte \d+: .*truncated"):
+        partition(url, n=2)
+    plain = mzml_bytes(random_spectra(10, seed=7), indexed=False)
+    url = write(tmp_path / "cut2.mzML", plain[: len(plain) * 2 // 3])
+    with pytest.raises(FormatError, match=rf"{re.escape(url)}: byte \d+: .*truncated"):
+        partition(url, n=2)
+
+
+def corrupt(tmp_path: Path, old: bytes, new: bytes, spectrum: int = 4) -> tuple[str, int]:
+    spectra = random_spectra(8, seed=8)
+    data = mzml_bytes(spectra)
+    at = data.index(f'<spectrum index="{spectrum}"'.encode())
+    inside = data.index(old, at)
+    # keep the length, so the index still matches
+    data = data[:inside] + new.ljust(len(old), b"A")[: len(old)] + data[inside + len(old) :]
+    return write(tmp_path / "bad.mzML", data), at
+
+
+def test_bad_base64_names_the_spectrum(tmp_path):
+    url, at = corrupt(tmp_path, b"<binary>eJ", b"<binary>!!")
+    parts = partition(url, n=1)
+    with pytest.raises(FormatError, match=rf"{re.escape(url)}: byte {at}: .*not base64"):
+        parts[0].read()
+
+
+def test_bad_zlib_names_the_spectrum(tmp_path):
+    url, at = corrupt(tmp_path, b"<binary>eJ", b"<binary>AA")
+    with pytest.raises(FormatError, match=rf"{re.escape(url)}: byte {at}: .*not zlib"):
+        partition(url, n=1)[0].read()
+
+
+def test_broken_xml_names_the_byte(tmp_path):
+    url, at = corrupt(tmp_path, b"<scanList", b"<scanL<st")
+    with pytest.raises(FormatError, match=rf"{re.escape(url)}: byte \d+: not well-formed XML"):
+        partition(url, n=1)[0].read()
+
+
+def test_numpress_is_refused_naming_the_cvparam(tmp_path):
+    url, at = corrupt(tmp_path, b'accession="MS:1000574"', b'accession="MS:1002312"')
+    with pytest.raises(FormatError, match=r"byte \d+: .*MS-Numpress linear.*MS:1002312"):
+        partition(url, n=1)[0].read()
+
+
+def test_imzml_is_not_taken_for_mzml(tmp_path):
+    data = mzml_bytes(random_spectra(2)).replace(
+        b"<run", b'<fileContent><cvParam cvRef="IMS" accession="IMS:1000080" value="0"/>'
+        b"</fileContent><run", 1,
+    )  # fmt: skip
+    url = write(tmp_path / "image.mzML", data)
+    assert not get("mzml").sniff(data[:4096], url)
+    with pytest.raises(FormatError, match="imzML"):
+        partition(url, n=2, format="mzml")
+
+
+# -- real files ---------------------------------------------------------------------------
+
+
+def test_a_real_file_whose_index_misses_a_spectrum(real_file):
+    """pymzml's example.mzML: its index lists 10 of its 11 spectra (and points its
+    chromatogram at a spectrum): planning sees it and scans."""
+    url = str(real_file(EXAMPLE))
+    expected = reference(url)
+    assert len(expected) == 11
+    for parts, got in every_plan(url, Path(url).stat().st_size):
+        assert {p["planned_by"] for p in parts} == {"scan"}
+        assert "does not list" in parts[0]["why"]
+        assert_same(got, expected)
+
+
+def test_a_real_file_whose_index_points_past_its_end(real_file):
+    """matchms' testdata.mzml was cut from a larger file, index and all."""
+    url = str(real_file(MATCHMS))
+    expected = reference(url)
+    with pytest.raises(FormatError, match=r"byte \d+: indexListOffset \d+ is past the end"):
+        get("mzml").plan(RangeSource(url), n=2, index="require")
+    for parts, got in every_plan(url, Path(url).stat().st_size):
+        assert parts[0]["planned_by"] == "scan"
+        assert_same(got, expected)
+
+
+def test_a_real_file_without_an_index(real_file, tmp_path):
+    """pymzml's BSA1 (1684 spectra, times in seconds), gunzipped here: planned by one scan."""
+    url = write(tmp_path / "BSA1.mzML", gzip.decompress(real_file(BSA1).read_bytes()))
+    expected = reference(url)
+    assert len(expected) == 1684
+    source = RangeSource(url)
+    parts = get("mzml").plan(source, n=8)
+    assert {p["planned_by"] for p in parts} == {"scan"} and "why" not in parts[0].options
+    for parts, got in every_plan(url, Path(url).stat().st_size):
+        assert_same(got, expected)
+
+
+def test_a_real_file_of_chromatograms_only_has_no_spectrum(real_file):
+    url = str(real_file(CHROMATOGRAMS))
+    assert partition(url, n=3) == []
+
+
+# -- over S3 -------------------------------------------------------------------------------
+
+
+@pytest.mark.s3
+def test_an_indexed_mzml_on_s3_through_aif(s3_fs, tmp_path):
+    data = mzml_bytes(random_spectra(50, seed=9))
+    local = write(tmp_path / "run.mzML", data)
+    s3_fs.pipe("s3only/ms/run.mzML", data)
+    url = "aif://s3only/ms/run.mzML"
+    source = RangeSource(url, s3_fs.config)
+    parts = get("mzml").plan(source, n=6)
+    assert len(parts) == 6 and parts[0]["planned_by"] == "index"
+    assert source.requests <= 4 + 5
+    got = [s for _, spectra in read_all(parts, config=s3_fs.config) for s in spectra]
+    assert_same(got, reference(local))
