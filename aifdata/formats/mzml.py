@@ -126,6 +126,12 @@ class Layout:
     checked: set[int] = field(default_factory=set, compare=False)  # offsets seen on <spectrum
 
 
+_NOT_THERE = (
+    "byte {}: the offset index says a spectrum starts here, but the file holds something"
+    " else (the index does not match the file)"
+)
+
+
 class _Mismatch(Exception):
     """The index does not match the file (a message naming the byte offset)."""
 
@@ -313,10 +319,7 @@ def _around_first(source: RangeSource, offset: int) -> int:
             f"byte {offset}: the index's first spectrum is not the first of <spectrumList>"
         )
     if not SPECTRUM_START.match(data, offset - lo):
-        raise _Mismatch(
-            f"byte {offset}: the offset index says a spectrum starts here, but"
-            " the file holds something else (the index does not match the file)"
-        )
+        raise _Mismatch(_NOT_THERE.format(offset))
     return offset
 
 
@@ -328,11 +331,12 @@ def _last_length(source: RangeSource, offset: int, limit: int) -> int:
     if stop < 0:
         raise _Mismatch(f"byte {limit}: no </spectrumList> after the last indexed spectrum")
     found = [m.start() for m in SPECTRUM_START.finditer(data, 0, stop)]
-    if found != [0]:
-        where = offset + (found[1] if len(found) > 1 else 0)
+    if not found or found[0] != 0:
+        raise _Mismatch(_NOT_THERE.format(offset))
+    if len(found) > 1:
         raise _Mismatch(
-            f"byte {where}: a spectrum the offset index does not list (the index does not"
-            " match the file)"
+            f"byte {offset + found[1]}: a spectrum the offset index does not list (the index"
+            " does not match the file)"
         )
     return stop
 
@@ -346,10 +350,7 @@ def check_offsets(source: RangeSource, layout: Layout, offsets: Iterable[int]) -
         landed = list(pool.map(lambda o: _lands(source, o), todo))
     for offset, ok in zip(todo, landed, strict=True):
         if not ok:
-            raise _Mismatch(
-                f"byte {offset}: the offset index says a spectrum starts here, but the file"
-                " holds something else (the index does not match the file)"
-            )
+            raise _Mismatch(_NOT_THERE.format(offset))
     layout.checked.update(todo)
 
 
