@@ -16,8 +16,8 @@ ImzMLParser = pytest.importorskip("pyimzml.ImzMLParser").ImzMLParser
 
 from aifdata import FormatError  # noqa: E402
 from aifdata.formats import RangeSource, get, partition, read_all  # noqa: E402
-from aifdata.formats._base import KeptMetadata  # noqa: E402
 from aifdata.formats import imzml as imzml_format  # noqa: E402
+from aifdata.formats._base import KeptMetadata  # noqa: E402
 
 from ._realdata import RealFile  # noqa: E402
 
@@ -245,7 +245,7 @@ def test_the_imzml_example_images(real_file, name):
     xml, ibd = REAL[name]
     url = str(real_file(xml))
     assert real_file(ibd).parent == Path(url).parent
-    for parts, pixels in every_plan(url):
+    for _, pixels in every_plan(url):
         assert len(pixels) == 9
         assert_same(pixels, url)
 
