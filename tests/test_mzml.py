@@ -201,18 +201,37 @@ def test_every_plan_reads_what_pyteomics_reads(tmp_path, bits, compress, indexed
         assert_same(got, expected)
 
 
-def test_planning_an_indexed_file_reads_its_tail_and_one_small_read_per_split(tmp_path):
+def test_planning_an_indexed_file_takes_a_few_requests_whatever_n(tmp_path):
     url = write(tmp_path / "run.mzML", mzml_bytes(random_spectra(300, seed=2)))
     size = Path(url).stat().st_size
     for n in (1, 8, 40):
         source = RangeSource(url)
         parts = get("mzml").plan(source, n=n)
         assert len(parts) == n and parts[0]["planned_by"] == "index"
-        # head, tail (which holds this index), around the first, the last spectrum, a
-        # 10-byte check per split; planning again knows the checked ones
-        assert source.requests <= 4 + (n - 1), source.requests
-        assert source.bytes_read < 64 * 2**10 * 2 + 20 * n + 8000 and source.bytes_read < size
+        # head, tail (which holds this index), around the first spectrum, the last one
+        assert source.requests <= 4, source.requests
+        assert source.bytes_read < 2 * 64 * 2**10 + 8000 and source.bytes_read < size
         assert all(len(pickle.dumps(p)) < 1024 for p in parts)
+    checked = RangeSource(url)
+    parts = get("mzml").plan(checked, n=40, check_splits=True)
+    assert checked.requests <= 4 + 39 and parts[0]["planned_by"] == "index"
+
+
+def test_a_wrong_offset_inside_the_index(tmp_path):
+    """One offset of the index points 3 bytes off: reading its partition refuses it, and
+    planning with check_splits sees it and scans."""
+    data = mzml_bytes(random_spectra(10, seed=6))
+    found = re.search(rb'<offset idRef="scan=5">(\d+)</offset>', data)
+    wrong = int(found.group(1)) + 3
+    data = data.replace(found.group(0), b'<offset idRef="scan=5">%d</offset>' % wrong)
+    url = write(tmp_path / "off.mzML", data)
+    parts = partition(url, n=10)
+    assert parts[4]["start"] == wrong and parts[4]["planned_by"] == "index"
+    with pytest.raises(FormatError, match=rf"{re.escape(url)}: byte {wrong}: expected a <spec"):
+        parts[4].read()
+    checked = get("mzml").plan(RangeSource(url), n=10, check_splits=True)
+    assert checked[4]["planned_by"] == "scan" and f"byte {wrong}:" in checked[4]["why"]
+    assert [s.index for p in checked for s in p.read()] == list(range(10))
 
 
 def test_a_very_large_spectrum_and_empty_ones(tmp_path):

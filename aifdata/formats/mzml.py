@@ -2,27 +2,33 @@
 
 An indexed mzML (``<indexedmzML>``) ends with ``<indexListOffset>``, the byte
 offset of an ``<indexList>`` whose ``<index name="spectrum">`` gives the byte
-offset of every ``<spectrum>``. Planning reads the file's tail (one request,
-64 KiB) and, when the index starts before it, the index (one more); it then
+offset of every ``<spectrum>``. Planning reads the file's head and tail (64 KiB
+each), the index when it starts before the tail, 4 KiB before the first
+spectrum and the last spectrum: four or five requests, whatever ``n``. It then
 cuts the spectra into about ``n`` runs of consecutive spectra (or runs of about
 ``target_bytes``), balanced by bytes. A partition is the byte range from its
 first spectrum's offset to the next partition's, and its spec says how many
 spectra it holds (``first``, ``count``).
 
-The index is never trusted blindly: each offset planning splits at is checked
-with a 16-byte read (it must land on ``<spectrum``), and reading checks that
-the range starts on a spectrum, holds exactly ``count`` of them, with
-consecutive ``index`` attributes. An index that does not match its file (the
-file was edited or cut after the index was written) makes planning fall back
-to one scan of the file: the partitions then say ``planned_by="scan"`` and
-``why``; ``index="require"`` refuses such a file instead (FormatError naming
-the file and the byte offset), ``index="ignore"`` always scans.
+The index is never trusted blindly. Planning checks that the first indexed
+offset is the first spectrum of ``<spectrumList>`` and reads the last indexed
+spectrum whole, to see that it is the last one: a file edited or cut after
+its index was written (every later offset moves) or an index that leaves
+spectra out at the end is caught there. Reading checks each partition: it
+starts on ``<spectrum``, holds exactly ``count`` spectra, with consecutive
+``index`` attributes, else FormatError naming the file and the byte offset;
+``check_splits=True`` checks every split offset while planning instead (a
+10-byte read each). An index that does not match its file makes planning
+fall back to one scan of the file: the partitions then say
+``planned_by="scan"`` and ``why``; ``index="require"`` refuses such a file
+instead (FormatError naming the file and the byte offset), ``index="ignore"``
+always scans.
 
 A file without an index is planned by one scan: the file is streamed once in
 8 MiB reads, finding every ``<spectrum`` up to ``</spectrumList>``; its
 partitions say ``planned_by="scan"``. What either way of planning found is
 kept per file version, so planning it again for another ``n`` reads nothing
-more (or 16 bytes per new split).
+more.
 
 Reading parses each partition's spectra with lxml (the standard library's
 ElementTree without it) and decodes their binary arrays: base64, zlib
@@ -160,9 +166,14 @@ class MzmlFormat(ByteRangeFormat):
         n: int | None = None,
         target_bytes: int | None = None,
         index: str = "auto",
+        check_splits: bool = False,
     ) -> list[Partition]:
         """Runs of spectra: ``index`` "auto" (the index when it matches, else a scan),
-        "require" (refuse a file whose index is missing or does not match) or "ignore"."""
+        "require" (refuse a file whose index is missing or does not match) or "ignore".
+
+        ``check_splits``: also check, with a 10-byte read each, that every offset a
+        partition starts at lands on a spectrum (else reading that partition refuses it).
+        """
         if index not in ("auto", "require", "ignore"):
             raise ValueError(f"index must be 'auto', 'require' or 'ignore', not {index!r}")
         partition_count(0, n, target_bytes)  # refuse a bad n even for a file without spectra
@@ -174,7 +185,7 @@ class MzmlFormat(ByteRangeFormat):
         extra = header_spec(source, head)
         layout = layout_of(source, head, index)
         bounds = split(layout, n, target_bytes)
-        if layout.planned_by == "index":
+        if layout.planned_by == "index" and check_splits:
             try:
                 check_offsets(source, layout, [layout.offsets[b] for b in bounds[:-1]])
             except _Mismatch as exc:
