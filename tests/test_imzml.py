@@ -231,6 +231,10 @@ def test_broken_metadata_names_the_byte(tmp_path):
     path.write_bytes(data[:at] + b"<" + data[at + 1 :])
     with pytest.raises(FormatError, match=rf"{re.escape(url)}: byte \d+: not well-formed XML"):
         partition(url, n=2)
+    negative = re.sub(rb'(name="external offset" value=")(\d+)"', rb'\g<1>-\2"', data, count=3)
+    path.write_bytes(negative)
+    with pytest.raises(FormatError, match=rf"{re.escape(url)}: byte \d+: a negative external"):
+        partition(url, n=2)
     path.write_bytes(b"<?xml version='1.0'?><html/>")
     with pytest.raises(FormatError, match=rf"{re.escape(url)}: byte 0: this is not imzML"):
         partition(url, n=2)

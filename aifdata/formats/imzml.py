@@ -416,9 +416,10 @@ def _row(element: Any, header: Header, url: str, offset: int) -> list[int]:
                     f"{url}: byte {offset}: this pixel's {kind} array has another type than"
                     " its referenceable parameter group"
                 )
-            arrays[kind] = tuple(
-                _int(found.get(a, ""), url, offset, a) for a in (OFFSET, LENGTH, ENCODED)
-            )  # type: ignore[assignment]
+            place = tuple(_int(found.get(a, ""), url, offset, a) for a in (OFFSET, LENGTH, ENCODED))
+            if min(place) < 0:
+                raise FormatError(f"{url}: byte {offset}: a negative external offset or length")
+            arrays[kind] = place  # type: ignore[assignment]
     for kind in (MZ_ARRAY, INTENSITY_ARRAY):
         if kind not in arrays:
             raise FormatError(f"{url}: byte {offset}: a pixel without an external {kind} array")
