@@ -7,6 +7,7 @@ import base64
 import gzip
 import pickle
 import re
+import warnings
 import zlib
 from pathlib import Path
 
@@ -16,6 +17,7 @@ np = pytest.importorskip("numpy")
 pytest.importorskip("lxml")
 pytest.importorskip("psims", reason="pyteomics reads mzML only with psims installed")
 mzml = pytest.importorskip("pyteomics.mzml")  # imported here: psims starts a process on import
+MzMLWriter = pytest.importorskip("psims.mzml.writer").MzMLWriter
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
@@ -284,6 +286,28 @@ def test_any_split_gives_every_spectrum_once(tmp_path_factory, sizes, n, indexed
     got = [s for p in parts for s in p.read()]
     assert [s.index for s in got] == list(range(len(sizes)))
     assert [len(s.mz) for s in got] == sizes
+
+
+def test_an_index_written_by_psims(tmp_path):
+    """psims (the PSI's mzML writer) writes the index: planning uses it as it is."""
+    rng = np.random.default_rng(10)
+    path = tmp_path / "psims.mzML"
+    with warnings.catch_warnings(), MzMLWriter(path.open("wb"), close=True) as out:
+        warnings.simplefilter("ignore")  # psims warns of the sections this minimal file lacks
+        out.controlled_vocabularies()
+        with out.run(id="r"), out.spectrum_list(count=60):
+            for i in range(60):
+                k = 0 if i % 9 == 4 else int(rng.integers(1, 300))
+                out.write_spectrum(
+                    np.sort(rng.uniform(100, 2000, k)), rng.uniform(0, 1e5, k),
+                    id=f"scan={i + 1}", params=[{"ms level": 1 + i % 3}],
+                    scan_start_time=i * 0.25, compression="zlib" if i % 2 else "none",
+                )  # fmt: skip
+    url = str(path)
+    expected = reference(url)
+    for parts, got in every_plan(url, path.stat().st_size):
+        assert {p["planned_by"] for p in parts} == {"index"}
+        assert_same(got, expected)
 
 
 # -- an index that does not match its file ------------------------------------------------

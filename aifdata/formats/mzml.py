@@ -305,7 +305,7 @@ def from_index(source: RangeSource) -> Layout:
     if not 0 < at < size:
         raise _Mismatch(f"byte {tail_start + found.start()}: indexListOffset {at} is past the end")
     text = tail[at - tail_start :] if at >= tail_start else source.read(at, tail_start) + tail
-    if not text.startswith(b"<indexList"):
+    if not text.lstrip().startswith(b"<indexList"):  # psims points at the indent before
         raise _Mismatch(f"byte {at}: indexListOffset does not point at <indexList>")
     indexes = {m.group(1): m.group(2) for m in _INDEX.finditer(text)}
     offsets = tuple(int(m.group(1)) for m in _OFFSET.finditer(indexes.get(b"spectrum", b"")))
