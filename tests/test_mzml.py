@@ -310,6 +310,18 @@ def test_an_index_written_by_psims(tmp_path):
         assert_same(got, expected)
 
 
+def test_offsets_at_the_indentation_before_each_spectrum(tmp_path):
+    data = mzml_bytes(random_spectra(12, seed=11))
+    data = re.sub(rb'(<offset idRef="scan=\d+">)(\d+)<', lambda m: m.group(1) + b"%d<" % (
+        int(m.group(2)) - 6), data)  # fmt: skip
+    url = write(tmp_path / "indent.mzML", data)
+    for parts, got in every_plan(url, len(data)):
+        assert {p["planned_by"] for p in parts} == {"index"}
+        assert_same(got, reference(url))
+    checked = get("mzml").plan(RangeSource(url), n=5, check_splits=True)
+    assert checked[0]["planned_by"] == "index"
+
+
 # -- an index that does not match its file ------------------------------------------------
 
 

@@ -18,7 +18,7 @@ spectra out at the end is caught there. Reading checks each partition: it
 starts on ``<spectrum``, holds exactly ``count`` spectra, with consecutive
 ``index`` attributes, else FormatError naming the file and the byte offset;
 ``check_splits=True`` checks every split offset while planning instead (a
-10-byte read each). An index that does not match its file makes planning
+small read each). An index that does not match its file makes planning
 fall back to one scan of the file: the partitions then say
 ``planned_by="scan"`` and ``why``; ``index="require"`` refuses such a file
 instead (FormatError naming the file and the byte offset), ``index="ignore"``
@@ -76,6 +76,8 @@ SCAN_BYTES = 8 * 2**20
 CHECK_THREADS = 16
 
 SPECTRUM_START = re.compile(rb"<spectrum[ \t\r\n]")
+#: A spectrum at an index offset (some writers point at the indentation before it).
+SPECTRUM_AT = re.compile(rb"[ \t\r\n]{0,64}<spectrum[ \t\r\n]")
 LIST_END = b"</spectrumList>"
 _INDEX_LIST_OFFSET = re.compile(rb"<indexListOffset>\s*(\d+)\s*</indexListOffset>")
 _INDEX = re.compile(rb'<index\s+name="(\w+)"\s*>(.*?)</index>', re.S)
@@ -171,7 +173,7 @@ class MzmlFormat(ByteRangeFormat):
         """Runs of spectra: ``index`` "auto" (the index when it matches, else a scan),
         "require" (refuse a file whose index is missing or does not match) or "ignore".
 
-        ``check_splits``: also check, with a 10-byte read each, that every offset a
+        ``check_splits``: also check, with a small read each, that every offset a
         partition starts at lands on a spectrum (else reading that partition refuses it).
         """
         if index not in ("auto", "require", "ignore"):
@@ -323,13 +325,13 @@ def from_index(source: RangeSource) -> Layout:
 def _around_first(source: RangeSource, offset: int) -> int:
     """Check that the first indexed spectrum is the first of the spectrum list."""
     lo = max(0, offset - 4096)
-    data = source.read(lo, offset + 16)
+    data = source.read(lo, offset + 80)
     opened = data.rfind(b"<spectrumList", 0, offset - lo)
     if opened < 0 or SPECTRUM_START.search(data, opened, offset - lo):
         raise _Mismatch(
             f"byte {offset}: the index's first spectrum is not the first of <spectrumList>"
         )
-    if not SPECTRUM_START.match(data, offset - lo):
+    if not SPECTRUM_AT.match(data, offset - lo):
         raise _Mismatch(_NOT_THERE.format(offset))
     return offset
 
@@ -342,7 +344,7 @@ def _last_length(source: RangeSource, offset: int, limit: int) -> int:
     if stop < 0:
         raise _Mismatch(f"byte {limit}: no </spectrumList> after the last indexed spectrum")
     found = [m.start() for m in SPECTRUM_START.finditer(data, 0, stop)]
-    if not found or found[0] != 0:
+    if not found or data[: found[0]].strip():
         raise _Mismatch(_NOT_THERE.format(offset))
     if len(found) > 1:
         raise _Mismatch(
@@ -366,7 +368,7 @@ def check_offsets(source: RangeSource, layout: Layout, offsets: Iterable[int]) -
 
 
 def _lands(source: RangeSource, offset: int) -> bool:
-    return SPECTRUM_START.match(source.read(offset, offset + 10)) is not None
+    return SPECTRUM_AT.match(source.read(offset, offset + 74)) is not None
 
 
 def scanned(source: RangeSource, head: bytes, why: str = "") -> Layout:
@@ -456,7 +458,7 @@ def read_spectra(partition: Partition, data: bytes, url: str) -> list[Spectrum]:
     if stop >= 0:
         data = data[:stop]
     starts = [m.start() for m in SPECTRUM_START.finditer(data)]
-    if count and (not starts or starts[0] != 0):
+    if count and (not starts or data[: starts[0]].strip()):
         raise FormatError(
             f"{url}: byte {base}: expected a <spectrum> here (as planned by"
             f" {partition['planned_by']}), found {data[:24]!r}: the file does not match"
