@@ -288,6 +288,29 @@ def test_any_split_gives_every_spectrum_once(tmp_path_factory, sizes, n, indexed
     assert [len(s.mz) for s in got] == sizes
 
 
+@pytest.mark.parametrize("indexed", [True, False], ids=["indexed", "scanned"])
+def test_a_gzipped_file_reads_like_the_plain_one(tmp_path, indexed):
+    data = mzml_bytes(random_spectra(40, seed=12), indexed=indexed)
+    plain = write(tmp_path / "run.mzML", data)
+    url = write(tmp_path / "run.mzML.gz", gzip.compress(data, 1))
+    expected = reference(plain)
+    for n in COUNTS:
+        parts = partition(url, n=n)
+        assert {(p["codec"], p["planned_by"]) for p in parts} == {
+            ("gzip", "index" if indexed else "scan")
+        }
+        assert_same([s for _, got in read_all(parts) for s in got], expected)
+    assert get("mzml").matches_name(url)
+
+
+def test_another_compression_is_refused(tmp_path):
+    import bz2
+
+    url = write(tmp_path / "run.mzML.bz2", bz2.compress(mzml_bytes(random_spectra(3))))
+    with pytest.raises(FormatError, match=rf"{re.escape(url)}: byte 0"):
+        partition(url, n=2, format="mzml")
+
+
 def test_an_index_written_by_psims(tmp_path):
     """psims (the PSI's mzML writer) writes the index: planning uses it as it is."""
     rng = np.random.default_rng(10)
@@ -489,6 +512,16 @@ def test_a_real_file_without_an_index(real_file, tmp_path):
     assert {p["planned_by"] for p in parts} == {"scan"} and "why" not in parts[0].options
     for _, got in every_plan(url, Path(url).stat().st_size):
         assert_same(got, expected)
+
+
+def test_a_real_gzipped_file(real_file, tmp_path):
+    """pymzml's BSA1.mzML.gz as it is: planned by one scan of the uncompressed bytes."""
+    path = real_file(BSA1)
+    expected = reference(write(tmp_path / "BSA1.mzML", gzip.decompress(path.read_bytes())))
+    for n in (1, 5, 17):
+        parts = partition(str(path), n=n)
+        assert {(p["codec"], p["planned_by"]) for p in parts} == {("gzip", "scan")}
+        assert_same([s for p in parts for s in p.read()], expected)
 
 
 def test_a_real_file_of_chromatograms_only_has_no_spectrum(real_file):

@@ -30,6 +30,11 @@ partitions say ``planned_by="scan"``. What either way of planning found is
 kept per file version, so planning it again for another ``n`` reads nothing
 more.
 
+A gzipped mzML (``.mzML.gz``, BGZF too) is planned and read the same way over
+its uncompressed bytes, through the codec layer's gzip index (built by one pass
+over the file, then stored); its partitions say ``codec="gzip"``, their
+offsets, and those error messages name, count uncompressed bytes.
+
 Reading parses each partition's spectra with lxml (the standard library's
 ElementTree without it) and decodes their binary arrays: base64, zlib
 (MS:1000574) or no compression (MS:1000576), 32/64-bit float or integer.
@@ -47,6 +52,7 @@ import bisect
 import functools
 import itertools
 import re
+import threading
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -60,6 +66,7 @@ from ._base import (
     KeptMetadata,
     Partition,
     RangeSource,
+    open_source,
     partition_count,
 )
 
@@ -151,10 +158,24 @@ class MzmlFormat(ByteRangeFormat):
     extensions = (".mzml",)
     description = "mzML spectra; runs of spectra from the file's offset index (or one scan)"
 
+    codecs = ("none", "gzip")
+
     def sniff(self, head: bytes, path: str) -> bool:
+        try:
+            head = text_head(head, path)
+        except FormatError:
+            return False
         return _is_mzml(head) and not _is_imzml(head)
 
+    def matches_name(self, path: str) -> bool:
+        lower = path.lower()
+        return super().matches_name(lower[:-3] if lower.endswith(".gz") else lower)
+
     def explain(self, head: bytes, url: str) -> str:
+        try:
+            head = text_head(head, url)
+        except FormatError as exc:
+            return str(exc)
         if _is_imzml(head):
             return f"{url}: byte 0: this is imzML (imaging, its arrays in an .ibd): format='imzml'"
         return (
@@ -184,7 +205,11 @@ class MzmlFormat(ByteRangeFormat):
         head = source.head(HEAD_BYTES)
         if not self.sniff(head, source.url):
             raise FormatError(self.explain(head, source.url))
-        extra = header_spec(source, head)
+        codec = codec_of(head, source.url)
+        if codec != "none":  # the same planning over the uncompressed bytes
+            source = Inflated(source)
+            head = source.head(HEAD_BYTES)
+        extra = header_spec(source, head) | ({"codec": codec} if codec != "none" else {})
         layout = layout_of(source, head, index)
         bounds = split(layout, n, target_bytes)
         if layout.planned_by == "index" and check_splits:
@@ -198,7 +223,14 @@ class MzmlFormat(ByteRangeFormat):
                 bounds = split(layout, n, target_bytes)
         return partitions(source, self.name, layout, bounds, extra)
 
+    def byte_span(self, partition: Partition) -> tuple[int, int] | None:
+        if partition.options.get("codec", "none") != "none":
+            return None  # a range of the uncompressed bytes: only read() reads it
+        return partition["start"], partition["end"]
+
     def decode(self, partition: Partition, data: bytes, source: RangeSource, **options: Any) -> Any:
+        if partition.options.get("codec", "none") != "none":
+            return self.read(partition, source)
         return read_spectra(partition, data, source.url)
 
     def records(self, partition: Partition, **options: Any) -> Iterator[Spectrum]:
@@ -218,8 +250,64 @@ class MzmlFormat(ByteRangeFormat):
         self, partition: Partition, source: RangeSource | None = None, config: Config | None = None,
         **options: Any,
     ) -> list[Spectrum]:  # fmt: skip
-        result: list[Spectrum] = super().read(partition, source, config, **options)
-        return result
+        if partition.options.get("codec", "none") == "none":
+            result: list[Spectrum] = super().read(partition, source, config, **options)
+            return result
+        inflated = Inflated(open_source(partition, source, config))
+        data = inflated.read(partition["start"], partition["end"])
+        return read_spectra(partition, data, inflated.url)
+
+
+class Inflated(RangeSource):
+    """A gzip file's uncompressed bytes, read through the codec layer's stored gzip index
+    (built once per file version): planning and reading a ``.mzML.gz`` see plain mzML.
+    Offsets (and so the ones error messages name) count uncompressed bytes."""
+
+    def __init__(self, raw: RangeSource) -> None:  # reads go through ``raw``: no super()
+        from ..codecs._gzip_index import load_or_build
+
+        self.raw, self.url, self.fs, self.path = raw, raw.url, raw.fs, raw.path
+        self.index = load_or_build(raw)
+        self.bytes_read, self.requests = 0, 0
+        self._count_lock = threading.Lock()
+
+    @property
+    def size(self) -> int:
+        return int(self.index.size)
+
+    @property
+    def fingerprint(self) -> str:
+        return self.raw.fingerprint
+
+    @property
+    def version(self) -> str:
+        return self.raw.version
+
+    def read(self, start: int, end: int) -> bytes:
+        from ..codecs._gzip_index import read_range
+
+        data: bytes = read_range(self.raw, self.index, max(0, start), min(end, self.size))
+        return data
+
+
+def codec_of(head: bytes, url: str) -> str:
+    """``none`` or ``gzip`` (BGZF is read as gzip); FormatError for another compression."""
+    import aifdata.codecs as codecs
+
+    found = codecs.detect(head, url)
+    while found.name not in MzmlFormat.codecs and found.fallback is not None:
+        found = codecs.get(found.fallback)
+    if found.name not in MzmlFormat.codecs:
+        raise FormatError(f"{url}: byte 0: {found.label} data; mzML is read plain or gzipped")
+    return found.name
+
+
+def text_head(head: bytes, url: str) -> bytes:
+    """The uncompressed start of the file."""
+    import aifdata.codecs as codecs
+
+    codec = codec_of(head, url)
+    return head if codec == "none" else codecs.get(codec).peek(head, url)
 
 
 # -- sniffing and the header ------------------------------------------------------
