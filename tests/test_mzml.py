@@ -7,6 +7,7 @@ import base64
 import gzip
 import pickle
 import re
+import struct
 import warnings
 import zlib
 from pathlib import Path
@@ -301,6 +302,27 @@ def test_a_gzipped_file_reads_like_the_plain_one(tmp_path, indexed):
         }
         assert_same([s for _, got in read_all(parts) for s in got], expected)
     assert get("mzml").matches_name(url)
+
+
+def bgzf(data: bytes, block: int = 4000) -> bytes:
+    """``data`` in BGZF blocks (gzip members with the BC extra field), then the empty one."""
+    out = []
+    for pos in range(0, len(data) + 1, block):
+        chunk = data[pos : pos + block]
+        deflate = zlib.compressobj(1, zlib.DEFLATED, -15)
+        body = deflate.compress(chunk) + deflate.flush()
+        header = b"\x1f\x8b\x08\x04" + struct.pack("<IBBH", 0, 0, 255, 6) + b"BC"
+        out += [header + struct.pack("<HH", 2, len(body) + 25) + body]
+        out += [struct.pack("<II", zlib.crc32(chunk), len(chunk))]
+    return b"".join(out)
+
+
+def test_a_bgzf_file_is_read_as_gzip(tmp_path):
+    data = mzml_bytes(random_spectra(30, seed=13))
+    url = write(tmp_path / "run.mzML.gz", bgzf(data))
+    parts = partition(url, n=4)
+    assert {(p["codec"], p["planned_by"]) for p in parts} == {("gzip", "index")}
+    assert_same([s for p in parts for s in p.read()], reference(write(tmp_path / "r.mzML", data)))
 
 
 def test_another_compression_is_refused(tmp_path):
