@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 np = pytest.importorskip("numpy")
-pytest.importorskip("lxml")
 ImzMLWriter = pytest.importorskip("pyimzml.ImzMLWriter").ImzMLWriter
 ImzMLParser = pytest.importorskip("pyimzml.ImzMLParser").ImzMLParser
 
