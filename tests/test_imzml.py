@@ -52,12 +52,16 @@ def write_image(
     mz_dtype=np.float64,
     intensity_dtype=np.float32,
     seed: int = 1,
+    compressed: bool = False,
 ) -> str:
     """An image written by pyimzML's own writer (processed: spectra of 1 to 79 peaks)."""
     rng = np.random.default_rng(seed)
     shared = np.sort(rng.uniform(100, 1000, 50)).astype(mz_dtype)
-    with ImzMLWriter(str(path), mode=mode, mz_dtype=mz_dtype,
-                     intensity_dtype=intensity_dtype) as writer:  # fmt: skip
+    from pyimzml.compression import NoCompression, ZlibCompression
+
+    packing = ZlibCompression() if compressed else NoCompression()
+    with ImzMLWriter(str(path), mode=mode, mz_dtype=mz_dtype, intensity_dtype=intensity_dtype,
+                     mz_compression=packing, intensity_compression=packing) as writer:  # fmt: skip
         for number in range(width * height):
             x, y = number % width + 1, number // width + 1
             if mode == "continuous":
@@ -106,6 +110,17 @@ def test_every_plan_reads_what_pyimzml_reads(tmp_path, mode, dtypes):
     if mode == "continuous":  # one shared m/z array
         pixels = [px for p in partition(url, n=3) for px in p.read()]
         assert len({id(px.mz) for px in pixels}) == 3
+
+
+@pytest.mark.parametrize("mode", ["continuous", "processed"])
+def test_zlib_compressed_arrays(tmp_path, mode):
+    """pyimzML writes zlib arrays but its parser does not inflate them: the reference is
+    pyimzML on the same image written plain."""
+    url = write_image(tmp_path / "z.imzML", mode, compressed=True, seed=3)
+    plain = write_image(tmp_path / "p.imzML", mode, seed=3)
+    assert b"MS:1000574" in Path(url).read_bytes()
+    for _, pixels in every_plan(url):
+        assert_same(pixels, plain)
 
 
 def test_empty_pixels(tmp_path):

@@ -191,6 +191,7 @@ def every_plan(url: str, total: int) -> list:
         counts = [p["count"] for p in parts]
         assert sum(counts) == len(spectra) and all(counts)
         assert [p["first"] for p in parts] == [sum(counts[:i]) for i in range(len(parts))]
+        assert all(len(pickle.dumps(p)) < 1024 for p in parts)
         yield parts, spectra
 
 

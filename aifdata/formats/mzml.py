@@ -350,7 +350,8 @@ def param_groups(xml: bytes, encoding: str, url: str) -> tuple[tuple[str, tuple[
                 for p in group
                 if local(p.tag) == "cvParam" and p.get("accession") in RELEVANT
             )
-            out.append((group.get("id", ""), params))
+            if params:  # a group of nothing reading needs is left out
+                out.append((group.get("id", ""), params))
     return tuple(out)
 
 
