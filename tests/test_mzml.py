@@ -500,10 +500,62 @@ def test_broken_xml_names_the_byte(tmp_path):
     assert at < where < at + 400  # inside the broken spectrum, near the broken tag
 
 
-def test_numpress_is_refused_naming_the_cvparam(tmp_path):
+def test_numpress_without_pynumpress_is_refused_naming_the_cvparam(tmp_path, monkeypatch):
+    monkeypatch.setattr(mzml_format, "_pynumpress", lambda: None)
     url, at = corrupt(tmp_path, b'accession="MS:1000574"', b'accession="MS:1002312"')
-    with pytest.raises(FormatError, match=rf"byte {at}: .*MS-Numpress linear.*MS:1002312"):
+    with pytest.raises(FormatError, match=rf"byte {at}: .*MS-Numpress linear.*MS:1002312.*pip"):
         partition(url, n=1)[0].read()
+
+
+NUMPRESS_NAMES = {
+    "MS:1002312": "MS-Numpress linear prediction compression",
+    "MS:1002314": "MS-Numpress short logged float compression",
+    "MS:1002747": "MS-Numpress positive integer compression followed by zlib compression",
+}
+
+
+def numpress_array(values, kind: str, accession: str) -> str:
+    pynumpress = pytest.importorskip("pynumpress")
+    values = np.asarray(values, "f8")
+    if accession == "MS:1002312":
+        raw = pynumpress.encode_linear(values, pynumpress.optimal_linear_fixed_point(values))
+    elif accession == "MS:1002314":
+        raw = pynumpress.encode_slof(values, pynumpress.optimal_slof_fixed_point(values))
+    else:
+        raw = zlib.compress(pynumpress.encode_pic(values).tobytes())
+    text = base64.b64encode(bytes(raw)).decode()
+    array = "MS:1000514" if kind == "mz" else "MS:1000515"
+    return (
+        f'<binaryDataArray encodedLength="{len(text)}">\n'
+        '<cvParam cvRef="MS" accession="MS:1000523" name="64-bit float" value=""/>\n'
+        f'<cvParam cvRef="MS" accession="{accession}" name="{NUMPRESS_NAMES[accession]}"'
+        ' value=""/>\n'
+        f'<cvParam cvRef="MS" accession="{array}" name="{"m/z" if kind == "mz" else kind} array"'
+        f' value=""/>\n<binary>{text}</binary>\n</binaryDataArray>\n'
+    )
+
+
+@pytest.mark.parametrize("coding", ["MS:1002314", "MS:1002747"], ids=["slof", "pic+zlib"])
+def test_numpress_arrays_are_decoded_with_pynumpress(tmp_path, coding):
+    rng = np.random.default_rng(15)
+    spectra = []
+    for i in range(12):
+        k = 0 if i == 5 else int(rng.integers(1, 200))
+        mz = np.sort(rng.uniform(100, 2000, k))
+        intensity = np.round(rng.uniform(0, 1e5, k))
+        text = spectrum_xml(i, mz, intensity)
+        start = text.index("<binaryDataArrayList")
+        end = text.index("</binaryDataArrayList>")
+        arrays = numpress_array(mz, "mz", "MS:1002312") + numpress_array(
+            intensity, "intensity", coding
+        )
+        spectra.append(text[:start] + '<binaryDataArrayList count="2">\n' + arrays + text[end:])
+    url = write(tmp_path / "np.mzML", mzml_bytes(spectra))
+    expected = reference(url)
+    for n in (1, 5):
+        got = [s for p in partition(url, n=n) for s in p.read()]
+        assert_same(got, expected)
+    assert got[3].mz.dtype == np.dtype("<f8") and len(got[5].mz) == 0
 
 
 def test_imzml_is_not_taken_for_mzml(tmp_path):

@@ -38,7 +38,9 @@ offsets, and those error messages name, count uncompressed bytes.
 Reading parses each partition's spectra with lxml (the standard library's
 ElementTree without it) and decodes their binary arrays: base64, zlib
 (MS:1000574) or no compression (MS:1000576), 32/64-bit float or integer.
-MS-Numpress arrays are refused with a FormatError naming the cvParam.
+MS-Numpress arrays (linear, pic, slof, each also followed by zlib) are decoded
+with pynumpress when it is installed, else refused with a FormatError naming
+the cvParam.
 Chromatograms are not spectra and are not read. A :class:`Spectrum` holds the
 native id, the ``index``, the MS level, the scan start time in minutes, and
 the m/z and intensity arrays (numpy).
@@ -100,9 +102,18 @@ NUMPRESS = {
     "MS:1002312": "MS-Numpress linear prediction compression",
     "MS:1002313": "MS-Numpress positive integer compression",
     "MS:1002314": "MS-Numpress short logged float compression",
-    "MS:1002746": "MS-Numpress linear prediction compression followed by zlib",
-    "MS:1002747": "MS-Numpress positive integer compression followed by zlib",
-    "MS:1002748": "MS-Numpress short logged float compression followed by zlib",
+    "MS:1002746": "MS-Numpress linear prediction compression followed by zlib compression",
+    "MS:1002747": "MS-Numpress positive integer compression followed by zlib compression",
+    "MS:1002748": "MS-Numpress short logged float compression followed by zlib compression",
+}
+#: MS-Numpress accessions: the pynumpress decoder, and whether zlib was applied after it.
+NUMPRESS_CODING = {
+    "MS:1002312": ("linear", False),
+    "MS:1002313": ("pic", False),
+    "MS:1002314": ("slof", False),
+    "MS:1002746": ("linear", True),
+    "MS:1002747": ("pic", True),
+    "MS:1002748": ("slof", True),
 }
 MS_LEVEL, SCAN_START_TIME = "MS:1000511", "MS:1000016"
 #: What a referenceable parameter group may carry that reading needs (the rest is dropped).
@@ -749,12 +760,6 @@ def binary_arrays(
 
 def array_type(accessions: Mapping[str, str], url: str, offset: int) -> tuple[str, bool]:
     """The numpy dtype of an array and whether it is zlib-compressed, from its cvParams."""
-    for accession, what in NUMPRESS.items():
-        if accession in accessions:
-            raise FormatError(
-                f"{url}: byte {offset}: a binary array is compressed with {what} ({accession}),"
-                " which aifdata does not decode"
-            )
     dtypes = [DTYPES[a] for a in accessions if a in DTYPES]
     if len(dtypes) != 1:
         raise FormatError(
@@ -764,13 +769,37 @@ def array_type(accessions: Mapping[str, str], url: str, offset: int) -> tuple[st
     return dtypes[0], ZLIB in accessions
 
 
+def numpress_of(accessions: Mapping[str, str], url: str, offset: int) -> str | None:
+    """The MS-Numpress accession of an array, if any (checked to be decodable here)."""
+    found = next((a for a in accessions if a in NUMPRESS), None)
+    if found is not None and _pynumpress() is None:
+        raise FormatError(
+            f"{url}: byte {offset}: a binary array is compressed with {NUMPRESS[found]}"
+            f" ({found}); decoding it needs pynumpress (pip install pynumpress)"
+        )
+    return found
+
+
+@functools.cache
+def _pynumpress() -> Any:
+    try:
+        import pynumpress
+    except ImportError:
+        return None
+    return pynumpress
+
+
 def decode_array(
     text: str, accessions: Mapping[str, str], expected: int, url: str, offset: int
 ) -> np.ndarray:
     """One base64 binary array, decompressed and checked to hold ``expected`` values."""
     import numpy as np
 
-    dtype, compressed = array_type(accessions, url, offset)
+    numpress = numpress_of(accessions, url, offset)
+    if numpress is None:
+        dtype, compressed = array_type(accessions, url, offset)
+    else:
+        dtype, compressed = "<f8", NUMPRESS_CODING[numpress][1]
     compact = "".join(text.split())
     if not compact:
         raw = b""
@@ -783,8 +812,24 @@ def decode_array(
             ) from None
         if compressed:
             raw = inflate(raw, url, offset)
+    if numpress is not None and raw:
+        raw = unpress(raw, numpress, url, offset)
     array: np.ndarray = as_array(raw, dtype, expected, url, offset, np)
     return array
+
+
+def unpress(raw: bytes, accession: str, url: str, offset: int) -> bytes:
+    """MS-Numpress bytes decoded (by pynumpress) to little-endian doubles."""
+    import numpy as np
+
+    decoder = getattr(_pynumpress(), f"decode_{NUMPRESS_CODING[accession][0]}")
+    try:
+        values = decoder(np.frombuffer(raw, np.uint8))
+    except Exception as exc:  # pynumpress raises what its C++ library throws
+        raise FormatError(
+            f"{url}: byte {offset}: a binary array is not {NUMPRESS[accession]} data: {exc}"
+        ) from None
+    return bytes(np.asarray(values, "<f8").tobytes())
 
 
 def inflate(raw: bytes, url: str, offset: int) -> bytes:
