@@ -26,8 +26,13 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from aifdata import FormatError  # noqa: E402
-from aifdata.formats import RangeSource, get, partition, read_all  # noqa: E402
-from aifdata.formats import mzml as mzml_format  # noqa: E402
+from aifdata.formats import (  # noqa: E402
+    RangeSource,
+    _psi,
+    get,
+    partition,
+    read_all,
+)
 
 from ._realdata import RealFile  # noqa: E402
 
@@ -261,7 +266,7 @@ def test_chromatograms_are_not_read_as_spectra(tmp_path):
 
 
 def test_without_lxml_the_standard_library_parses(tmp_path, monkeypatch):
-    monkeypatch.setattr(mzml_format, "_parser", lambda: None)  # as if lxml were absent
+    monkeypatch.setattr(_psi, "_parser", lambda: None)  # as if lxml were absent
     url = write(tmp_path / "run.mzML", mzml_bytes(random_spectra(20, seed=14)))
     assert_same([s for p in partition(url, n=3) for s in p.read()], reference(url))
     bad, at = corrupt(tmp_path, b"<scanList", b"<scanL<st")
@@ -501,7 +506,7 @@ def test_broken_xml_names_the_byte(tmp_path):
 
 
 def test_numpress_without_pynumpress_is_refused_naming_the_cvparam(tmp_path, monkeypatch):
-    monkeypatch.setattr(mzml_format, "_pynumpress", lambda: None)
+    monkeypatch.setattr(_psi, "_pynumpress", lambda: None)
     url, at = corrupt(tmp_path, b'accession="MS:1000574"', b'accession="MS:1002312"')
     with pytest.raises(FormatError, match=rf"byte {at}: .*MS-Numpress linear.*MS:1002312.*pip"):
         partition(url, n=1)[0].read()

@@ -45,28 +45,26 @@ from ._base import (
     partition_count,
     same_version,
 )
-from .mzml import (
+from ._psi import (
     DTYPES,
     INTENSITY_ARRAY,
-    LIST_END,
     MZ_ARRAY,
     NUMPRESS,
-    SCAN_BYTES,
-    SPECTRUM_START,
     ZLIB,
     Groups,
-    _is_imzml,
-    _is_mzml,
     arrow_table,
     as_array,
     encoding_of,
     inflate,
+    is_imzml,
+    is_mzml,
     local,
     param_groups,
     params,
     parse_elements,
     parse_fragment,
 )
+from .mzml import LIST_END, SCAN_BYTES, SPECTRUM_START
 
 if TYPE_CHECKING:
     import numpy as np
@@ -119,7 +117,7 @@ class ImzmlFormat(FormatPlugin):
     description = "imzML images (+ .ibd); runs of pixels from the imzML metadata, one stream"
 
     def sniff(self, head: bytes, path: str) -> bool:
-        return _is_mzml(head) and (_is_imzml(head) or path.lower().endswith(".imzml"))
+        return is_mzml(head) and (is_imzml(head) or path.lower().endswith(".imzml"))
 
     def explain(self, head: bytes, url: str) -> str:
         return (
