@@ -35,6 +35,8 @@ REGISTRY: Registry[FormatPlugin] = Registry(
         "hdf5": "aifdata.formats.hdf5:Hdf5Format",
         "jsonl": "aifdata.formats.jsonl:JsonLinesFormat",
         "parquet": "aifdata.formats.parquet:ParquetFormat",
+        "imzml": "aifdata.formats.imzml:ImzmlFormat",
+        "mzml": "aifdata.formats.mzml:MzmlFormat",
         "root": "aifdata.formats.root:RootFormat",
         "sam": "aifdata.formats.sam:SamFormat",
         "vcf": "aifdata.formats.vcf:VcfFormat",
