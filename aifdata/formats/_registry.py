@@ -27,8 +27,10 @@ REGISTRY: Registry[FormatPlugin] = Registry(
     ENTRY_POINT_GROUP,
     "format",
     {
+        "copc": "aifdata.formats.las:CopcFormat",
         "fastq": "aifdata.formats.fastq:FastqFormat",
         "geotiff": "aifdata.formats.geotiff:GeoTiffFormat",
+        "las": "aifdata.formats.las:LasFormat",
         "root": "aifdata.formats.root:RootFormat",
     },
     FormatError,
