@@ -329,7 +329,7 @@ class LasFormat(ByteRangeFormat):
             return []
         starts = [0, *itertools.accumulate(points for points, _ in chunks)]
         compressed = sum(nbytes for _, nbytes in chunks)
-        count = partition_count(compressed, n, target_bytes)
+        count = partition_count(compressed, n, target_bytes, at_most=len(chunks))
         cuts = group_clusters(starts, count)
         index = {point: i for i, point in enumerate(starts)}
         byte_starts = [header.offset + 8, *(header.offset + 8 + b for b in
@@ -456,7 +456,7 @@ def _read_chunk_table(source: RangeSource, header: Header) -> list[tuple[int, in
         )
     raw = source.read(table_at, end)
     version, count = struct.unpack_from("<II", raw)
-    if version != 0 or count > max(header.points, 1) or count > table_at - data_start + 1:
+    if version != 0 or count > header.points + 1 or count > table_at - data_start + 1:
         raise FormatError(
             f"{url}: byte {table_at}: not a LAZ chunk table (version {version}, {count:,}"
             f" chunks for {header.points:,} points in {table_at - data_start:,} bytes)"
@@ -477,25 +477,27 @@ def _checked_chunks(
     """The chunk table with each chunk's point count, if it adds up to the header's."""
     variable_size = bool(vlr.uses_variable_size_chunks())
     chunks = [(int(p), int(b)) for p, b in entries if b or p]  # writers may end with (0, 0)
-    if not variable_size:
-        size = int(vlr.chunk_size())
-        expected = -(-header.points // size) if size else 0
-        chunks = chunks[:expected] if len(chunks) >= expected else chunks
+    size = int(vlr.chunk_size())
+    if not variable_size:  # every chunk holds chunk_size points, the last one the rest
+        expected = -(-header.points // size) if size else -1
         counts = [size] * len(chunks)
         if chunks:
             counts[-1] = header.points - size * (len(chunks) - 1)
+        if len(chunks) != expected:
+            counts = [0] * len(chunks)  # refused below
         chunks = [(c, b) for c, (_, b) in zip(counts, chunks, strict=True)]
     data = sum(b for _, b in chunks)
     points = sum(p for p, _ in chunks)
     if (
         points != header.points
         or any(p <= 0 or b <= 0 for p, b in chunks)
-        or (header.offset + 8 + data > table_at)
+        or header.offset + 8 + data != table_at
     ):
         raise FormatError(
-            f"{url}: byte {table_at}: the LAZ chunk table ({len(chunks)} chunks, {points:,}"
-            f" points, {data:,} bytes) does not match the header ({header.points:,} points)"
-            f" and the point data (bytes {header.offset + 8}..{table_at})"
+            f"{url}: byte {table_at}: the LAZ chunk table ({len(chunks)} chunks, {data:,}"
+            f" bytes) does not match the header ({header.points:,} points"
+            f"{'' if variable_size else f' in chunks of {size:,}'}) and the point data"
+            f" (bytes {header.offset + 8}..{table_at})"
         )
     return chunks
 
@@ -703,7 +705,8 @@ class CopcFormat(ByteRangeFormat):
         if not nodes:
             return []
         starts = [0, *itertools.accumulate(node.points for node in nodes)]
-        count = partition_count(sum(node.size for node in nodes), n, target_bytes)
+        size = sum(node.size for node in nodes)
+        count = partition_count(size, n, target_bytes, at_most=len(nodes))
         cuts = group_clusters(starts, count)
         index = {point: i for i, point in enumerate(starts)}
         box = None if query.box is None else tuple(query.box)
