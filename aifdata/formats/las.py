@@ -562,6 +562,13 @@ class Query:
         if max_level is not None and max_level < 0:
             raise ValueError(f"max_level must be 0 or more, not {max_level}")
 
+    @property
+    def bounds(self) -> tuple[float, ...] | None:
+        """The box as ``bounds=`` takes it, with its z range: ``(xmin, ymin, xmax, ymax,
+        zmin, zmax)``."""
+        b = self.box
+        return None if b is None else (b[0], b[1], b[3], b[4], b[2], b[5])
+
     def wants(self, key: Key, info: Info) -> bool:
         if self.max_level is not None and key[0] > self.max_level:
             return False
@@ -604,16 +611,26 @@ def copc_info(source: RangeSource, header: Header) -> Info:
 
 def walk(source: RangeSource, header: Header, info: Info, query: Query) -> list[Node]:
     """The nodes with points that ``query`` wants, in depth-first order: pages read level by
-    level (those of one level at once), each once per process and file version."""
-    pages: dict[int, bytes] = _KEPT.slot(source).setdefault("pages", {})
+    level (neighbouring pages of one level in one request), each once per process and file
+    version; the answer kept too."""
+    slot = _KEPT.slot(source)
+    walks: dict[Any, list[Node]] = slot.setdefault("walks", {})
+    found = walks.get((query.box, query.max_level))
+    if found is None:
+        found = walks[query.box, query.max_level] = _walk(source, header, info, query, slot)
+    return found
+
+
+def _walk(
+    source: RangeSource, header: Header, info: Info, query: Query, slot: dict[Any, Any]
+) -> list[Node]:
+    pages: dict[int, bytes] = slot.setdefault("pages", {})
     entries: dict[Key, tuple[int, int, int]] = {}
     todo, seen = [(info.root_offset, info.root_size)], set()
     while todo:
-        missing = [(o, s) for o, s in todo if o not in pages]
-        if missing:
-            with ThreadPoolExecutor(min(8, len(missing))) as pool:
-                read = pool.map(lambda r: source.read(r[0], r[0] + r[1]), missing)
-                pages.update(zip((o for o, _ in missing), read, strict=True))
+        missing = [Node((0, 0, 0, 0), o, s, 0) for o, s in sorted(todo) if o not in pages]
+        pieces = _fetch(source, missing)
+        pages.update((node.offset, piece) for node, piece in zip(missing, pieces, strict=True))
         found = []
         for offset, size in todo:
             seen.add(offset)
@@ -709,7 +726,7 @@ class CopcFormat(ByteRangeFormat):
         count = partition_count(size, n, target_bytes, at_most=len(nodes))
         cuts = group_clusters(starts, count)
         index = {point: i for i, point in enumerate(starts)}
-        box = None if query.box is None else tuple(query.box)
+        box = query.bounds
         out = []
         for ordinal, (a, b) in enumerate(itertools.pairwise(cuts)):
             run = nodes[index[a] : index[b]]
@@ -792,5 +809,7 @@ def _fetch(source: RangeSource, nodes: Sequence[Node]) -> list[bytes]:
         data = source.read(start, group[-1].offset + group[-1].size)
         return [data[n.offset - start : n.offset - start + n.size] for n in group]
 
-    with ThreadPoolExecutor(max(1, min(8, len(groups)))) as pool:
+    if len(groups) <= 1:
+        return [piece for group in groups for piece in get(group)]
+    with ThreadPoolExecutor(min(8, len(groups))) as pool:
         return [piece for pieces in pool.map(get, groups) for piece in pieces]
