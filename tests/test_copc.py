@@ -10,7 +10,6 @@ page, optionally with the subtrees of one level in child pages. Real files: lasp
 from __future__ import annotations
 
 import io
-import itertools
 import pickle
 import struct
 from pathlib import Path
@@ -179,6 +178,17 @@ def laspy_bounds(bounds):  # type: ignore[no-untyped-def]
     return laspy.copc.Bounds(np.array(mins), np.array(maxs))
 
 
+def cube(key, path: Path) -> tuple[float, ...]:  # type: ignore[no-untyped-def]
+    """A node's cube, computed as laspy does."""
+    with laspy.CopcReader.open(str(path)) as reader:
+        info = reader.copc_info
+    root = laspy.copc.Bounds(info.center - info.halfsize, info.center + info.halfsize)
+    voxel = laspy.copc.VoxelKey()
+    voxel.level, voxel.x, voxel.y, voxel.z = key
+    found = voxel.bounds(root)
+    return (*found.mins, *found.maxs)
+
+
 def check_exact(path: Path, target_bytes: int, **plan) -> list:  # type: ignore[no-untyped-def]
     """Every plan's partitions hold each point ``query`` gives once, and nothing else."""
     level = None if plan.get("max_level") is None else range(0, plan["max_level"] + 1)
@@ -223,7 +233,10 @@ def test_bounds_and_max_level_choose_nodes_and_points_as_laspy_does(tmp_path):
                         max_level=2)[0]  # fmt: skip
     for p in parts:  # each partition's extent is the union of its nodes' cubes
         xmin, ymin, zmin, xmax, ymax, zmax = p["extent"]
-        assert xmin <= 500_300.0 and ymin <= 5_000_300.0 and xmax >= 500_000.0
+        assert xmin <= 500_300.0 and ymin <= 5_000_300.0 and zmin < zmax
+        assert xmax >= 500_000.0 and ymax >= 5_000_000.0
+        cubes = [cube(node.key, path) for node in get("copc").nodes(p)]
+        assert p["extent"] == (*np.min(cubes, axis=0)[:3], *np.max(cubes, axis=0)[3:])
 
 
 def test_a_query_outside_the_cloud_plans_nothing(tmp_path):
@@ -298,7 +311,7 @@ def test_a_root_page_that_is_not_whole_entries_is_refused(tmp_path):
     path = write_copc(tmp_path / "page.copc.laz", cloud(1_000), depth=2)
     data = bytearray(path.read_bytes())
     size = struct.unpack_from("<H", data, 94)[0]
-    offset, length = root_page_at(path)
+    length = root_page_at(path)[1]
     struct.pack_into("<Q", data, size + 54 + 48, length - 5)
     path.write_bytes(bytes(data))
     with pytest.raises(FormatError, match=r"page\.copc\.laz: byte \d+: .*root hierarchy page"):
@@ -307,7 +320,7 @@ def test_a_root_page_that_is_not_whole_entries_is_refused(tmp_path):
 
 def test_a_corrupt_hierarchy_entry_names_its_byte(tmp_path):
     path = write_copc(tmp_path / "entry.copc.laz", cloud(1_000), depth=2)
-    offset, length = root_page_at(path)
+    offset = root_page_at(path)[0]
     data = bytearray(path.read_bytes())
     struct.pack_into(
         "<Q", data, offset + 16, len(data) + 10
