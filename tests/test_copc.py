@@ -249,7 +249,7 @@ def test_a_query_outside_the_cloud_plans_nothing(tmp_path):
 
 
 def test_large_runs_of_nodes_are_named_by_first_and_last_key(tmp_path):
-    path = write_copc(tmp_path / "many.copc.laz", cloud(30_000, seed=4), depth=5)
+    path = write_copc(tmp_path / "many.copc.laz", cloud(20_000, seed=4), depth=3)
     parts = partition(str(path), n=2)
     assert all("span" in p.options and "nodes" not in p.options for p in parts)
     assert all(len(pickle.dumps(p)) < 1024 for p in parts)
