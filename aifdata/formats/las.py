@@ -3,18 +3,18 @@
 A LAS file is a header, variable-length records (VLRs), the point records
 and, in LAS 1.4, extended VLRs (EVLRs) after them. Planning reads the header
 and the VLRs (one request, a second one when the VLRs run past the first
-64 KiB) and never a point:
+16 KiB) and never a point:
 
 * **LAS** (uncompressed): every record has the same length, so a partition is
   a point range ``[first, first + count)`` and the byte range it occupies.
 * **LAZ**: the points are compressed in chunks that decompress alone. The 8
   bytes at the start of the point data give the offset of the chunk table
   (at the end of the points, before any EVLR; or, when a streaming writer
-  wrote -1 there, in the file's last 8 bytes); one more request reads it. A
-  partition is a run of whole chunks: its byte range, first point and point
-  count. Its spec carries the byte (and, for variable-size chunks, point)
-  sizes of its chunks when they are few; otherwise reading it re-reads the
-  chunk table, once per process and file version.
+  wrote -1 there, in the file's last 8 bytes); one more request reads it,
+  two in all. A partition is a run of whole chunks: its byte range, first
+  point and point count. Its spec carries the byte (and, for variable-size
+  chunks, point) sizes of its chunks when they are few; otherwise reading it
+  re-reads the chunk table, once per process and file version.
 * **COPC** (a LAZ 1.4 file whose first VLR is the COPC info VLR, with one
   chunk per octree node): planning walks the hierarchy pages from the root
   page, only into pages whose node can hold a point wanted (``bounds=``, a
@@ -62,8 +62,9 @@ from ._base import (
 from .root import group_clusters
 
 MAGIC = b"LASF"
-#: Bytes read first: the header and, nearly always, every VLR (projections can be a few KiB).
-HEAD_BYTES = 64 * 2**10
+#: Bytes read first: the header and, nearly always, every VLR (projections can be a few KiB)
+#: and the LAZ chunk table offset after them.
+HEAD_BYTES = 16 * 2**10
 #: The public header block is at least this long (LAS 1.0-1.2); 1.4's is 375 bytes.
 MIN_HEADER = 227
 #: A VLR's header: reserved u16, user id 16 bytes, record id u16, length u16, description.
@@ -437,7 +438,10 @@ def _read_chunk_table(source: RangeSource, header: Header) -> list[tuple[int, in
         )
     if header.points == 0 and source.size <= data_start:
         return []
-    pointer = source.read(header.offset, data_start)
+    head = source.head(HEAD_BYTES)  # kept by the source: the pointer is often in it
+    pointer = head[header.offset : data_start]
+    if len(pointer) < 8:
+        pointer = source.read(header.offset, data_start)
     if len(pointer) < 8:
         raise FormatError(
             f"{url}: byte {header.offset + len(pointer)}: the file ends before the LAZ chunk"
