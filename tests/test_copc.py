@@ -389,3 +389,27 @@ def test_copc_and_laz_through_aif_on_s3(s3_fs, tmp_path):
     got = get("las").read(laz_parts[0], config=s3_fs.config).array
     assert np.array_equal(got, laspy.read(laz).points.array)
     assert len(got) == 6_000
+
+
+# -- fuzzing --------------------------------------------------------------------------------
+
+
+def test_mutated_las_laz_and_copc_files_give_points_or_a_format_error(tmp_path):
+    """No mutated file crashes, hangs or aborts the process (lazrs aborts on some input
+    it is handed unchecked): each one reads or raises FormatError."""
+    from hypothesis import strategies as st
+
+    from .test_fuzz import fuzz_file, mutated
+    from .test_las import cloud as las_cloud
+    from .test_las import write
+
+    blobs = [
+        write(las_cloud(3, 3_000, extra=False), tmp_path / "a.laz").read_bytes(),
+        write(las_cloud(6, 500), tmp_path / "b.las", evlr=True).read_bytes(),
+        write_copc(tmp_path / "c.copc.laz", cloud(2_000), depth=2, page_level=1).read_bytes(),
+    ]
+    edits = [mutated(blob) for blob in blobs]
+    edits += [mutated(blob[:1024]).map(lambda head, b=blob: head + b[1024:]) for blob in blobs]
+    edits += [mutated(blob[-600:]).map(lambda tail, b=blob: b[:-600] + tail) for blob in blobs]
+    names = ["cloud.laz", "cloud.las", "tile.copc.laz", "cloud.bin"]
+    fuzz_file("las, laz, copc", st.one_of(edits), names, [None, None, "las", "copc"])

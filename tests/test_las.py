@@ -307,6 +307,20 @@ def test_a_chunk_table_pointing_past_the_end_is_refused(tmp_path):
         partition(str(path))
 
 
+def test_a_laszip_vlr_lazrs_cannot_take_is_refused(tmp_path):
+    path = write(cloud(3, 1_000, extra=False), tmp_path / "items.laz")
+    data = bytearray(path.read_bytes())
+    record = data.index(b"laszip encoded") - 2 + 54
+    struct.pack_into("<H", data, record + 34, 106)  # an item type laszip does not know
+    path.write_bytes(bytes(data))
+    with pytest.raises(FormatError, match=r"items\.laz: the laszip VLR cannot be read"):
+        partition(str(path))
+    struct.pack_into("<HH", data, record + 34, 6, 7)  # a point item of 7 bytes: not 20
+    path.write_bytes(bytes(data))
+    with pytest.raises(FormatError, match=r"items\.laz: byte 105: the laszip VLR describes"):
+        partition(str(path))
+
+
 def test_a_streamed_laz_keeps_its_chunk_table_offset_at_the_end(tmp_path):
     path = write(cloud(3, 120_001, extra=False), tmp_path / "streamed.laz")
     expected = reference(path)

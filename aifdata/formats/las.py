@@ -117,6 +117,7 @@ class Header:
     copc: bytes | None  # the COPC info VLR's record data, when it is the first VLR
     evlr_start: int  # 0: no EVLRs
     header_size: int
+    chunk_size: int = 0  # LAZ: points per chunk (laszip's VLR), 0 when chunks vary
 
     @property
     def layout(self) -> str:
@@ -150,6 +151,11 @@ def parse_header(head: bytes, source: RangeSource) -> Header:
             f"{url}: byte 94: a header size of {header_size} bytes and points at byte {offset}"
             " do not make a LAS header"
         )
+    if vlrs * VLR_HEADER > offset - header_size:  # laspy would loop over them one by one
+        raise FormatError(
+            f"{url}: byte 100: {vlrs:,} VLRs cannot fit between the header (byte {header_size})"
+            f" and the points (byte {offset})"
+        )
     if offset > source.size:
         raise FormatError(
             f"{url}: byte {source.size}: the file ends before its points start (byte {offset};"
@@ -166,18 +172,50 @@ def parse_header(head: bytes, source: RangeSource) -> Header:
             f" {type(exc).__name__}: {exc}"
         ) from None
     (record_length,) = struct.unpack_from("<H", head, 105)
+    try:
+        itemsize = las.point_format.dtype().itemsize
+    except Exception as exc:  # an extra bytes VLR laspy cannot make a type of
+        raise FormatError(
+            f"{url}: bytes 0..{offset}: the point format the header and VLRs describe is"
+            f" broken: {type(exc).__name__}: {exc}"
+        ) from None
+    if itemsize != record_length:
+        raise FormatError(
+            f"{url}: byte 105: point records of {record_length} bytes, but their format"
+            f" ({las.point_format.id}, extra bytes included) makes {itemsize}"
+        )
     evlr_start = int(getattr(las, "start_of_first_evlr", 0) or 0)
+    laszip = _vlr_data(head, header_size, offset, LASZIP_USER, LASZIP_RECORD)
+    compressed = bool(head[104] & 0x80) or bool(las.are_points_compressed)
     return Header(
         las=las,
         offset=offset,
         record_length=record_length,
         points=int(las.point_count),
-        compressed=bool(head[104] & 0x80) or bool(las.are_points_compressed),
-        laszip=_vlr_data(head, header_size, offset, LASZIP_USER, LASZIP_RECORD),
+        compressed=compressed,
+        laszip=laszip,
         copc=_first_copc_vlr(head, header_size, offset),
         evlr_start=evlr_start if getattr(las, "number_of_evlrs", 0) else 0,
         header_size=header_size,
+        chunk_size=_chunk_size(laszip, record_length, url) if compressed and laszip else 0,
     )
+
+
+def _chunk_size(laszip: bytes, record_length: int, url: str) -> int:
+    """Points per LAZ chunk (0: variable), after checking that lazrs takes the laszip VLR
+    and that its items make the header's record length (lazrs panics on a mismatch)."""
+    try:
+        vlr = _lazrs().LazVlr(laszip)
+        size, items = int(vlr.chunk_size()), int(vlr.item_size())
+        varies = bool(vlr.uses_variable_size_chunks())
+    except Exception as exc:
+        raise FormatError(f"{url}: the laszip VLR cannot be read: {exc}") from None
+    if items != record_length or (size == 0 and not varies):
+        raise FormatError(
+            f"{url}: byte 105: the laszip VLR describes {items}-byte points in chunks of"
+            f" {size}, the header {record_length}-byte points"
+        )
+    return 0 if varies else size
 
 
 def _vlrs(head: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, bytes]]:
@@ -398,13 +436,11 @@ class LasFormat(ByteRangeFormat):
 
 
 def header_chunk_size(header: Header) -> int:
-    return int(_lazrs().LazVlr(header.laszip).chunk_size())
+    return header.chunk_size
 
 
 def variable(header: Header) -> bool:
-    return header.laszip is not None and bool(
-        _lazrs().LazVlr(header.laszip).uses_variable_size_chunks()
-    )
+    return header.compressed and header.chunk_size == 0
 
 
 def _pack_sizes(run: Sequence[tuple[int, int]], with_points: bool) -> bytes:
@@ -465,7 +501,7 @@ def _read_chunk_table(source: RangeSource, header: Header) -> list[tuple[int, in
             f"{url}: byte {table_at}: not a LAZ chunk table (version {version}, {count:,}"
             f" chunks for {header.points:,} points in {table_at - data_start:,} bytes)"
         )
-    vlr = _lazrs().LazVlr(header.laszip)
+    vlr = _lazrs().LazVlr(header.laszip)  # checked by parse_header
     try:
         entries = _lazrs().read_chunk_table_only(io.BytesIO(raw), vlr)
     except Exception as exc:
