@@ -345,6 +345,40 @@ def test_a_child_page_past_the_end_is_refused(tmp_path):
         partition(str(path))
 
 
+def test_a_node_with_more_points_than_the_file_is_refused(tmp_path):
+    path = write_copc(tmp_path / "count.copc.laz", cloud(1_000), depth=2)
+    offset = root_page_at(path)[0]
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<i", data, offset + 28, 2**31 - 1)  # lazrs would decode for minutes
+    path.write_bytes(bytes(data))
+    with pytest.raises(FormatError, match=rf"count\.copc\.laz: byte {offset}: corrupt COPC"):
+        partition(str(path))
+
+
+def test_partitions_read_where_nothing_is_kept(tmp_path, monkeypatch):
+    """As in a fresh worker process: a partition pickled, and no header, chunk table or
+    hierarchy page kept from planning."""
+    from aifdata.formats import las
+    from aifdata.formats._base import KeptMetadata
+
+    from .test_las import cloud as las_cloud
+    from .test_las import write_variable_chunks
+
+    copc = write_copc(tmp_path / "fresh.copc.laz", cloud(20_000, seed=8), depth=3, page_level=2)
+    laz = write_variable_chunks(tmp_path / "fresh.laz", las_cloud(6, 20_000, extra=False),
+                                [100] * 200)  # fmt: skip
+    plans = [partition(str(copc), n=2), partition(str(laz), n=1)]
+    assert "span" in plans[0][0].options and "sizes" not in plans[1][0].options
+    wire = pickle.dumps(plans)
+    monkeypatch.setattr(las, "_KEPT", KeptMetadata())
+    copc_parts, laz_parts = pickle.loads(wire)
+    assert np.array_equal(union(copc_parts), query(copc))
+    source = RangeSource(str(laz))
+    got = get("las").read(laz_parts[0], source=source)
+    assert np.array_equal(got.array, laspy.read(laz).points.array)
+    assert source.requests == 3  # the header, the chunk table, the points
+
+
 def test_wrong_magic(tmp_path):
     path = tmp_path / "magic.copc.laz"
     data = write_copc(tmp_path / "ok.copc.laz", cloud(100), depth=1).read_bytes()

@@ -715,6 +715,7 @@ def _page_entries(
         bad = not 0 <= level < 32 or not all(0 <= c < 2**level for c in key[1:])
         if points > 0:
             bad |= nbytes <= 0 or at < header.offset or at + nbytes > source.size
+            bad |= points > header.points  # a node holds some of the file's points
         elif points == -1:
             bad |= nbytes % ENTRY.size != 0 or at + nbytes > source.size
         else:
