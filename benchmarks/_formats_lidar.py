@@ -4,7 +4,8 @@
   50,000-point chunks) on SeaweedFS: planning 16 partitions (requests, bytes), then reading
   every partition (``read_all``) vs ``laspy.read`` of the whole object fetched in one request;
 * laspy's real ``simple.copc.laz`` (PDAL's, BSD; fetched with pip like the tests' real files):
-  planning its octree nodes, then every partition vs ``CopcReader.query()`` of the whole object.
+  planning its octree nodes, then every partition vs ``CopcReader.query()`` of the whole object;
+* a seeded synthetic COPC (the tests' tiny writer, six levels, child hierarchy pages): the same.
 """
 
 from __future__ import annotations
@@ -160,10 +161,54 @@ def bench_copc(server: _seaweedfs.SeaweedFS, args: argparse.Namespace) -> tuple[
     return rows, [plan]
 
 
+def bench_synthetic_copc(
+    server: _seaweedfs.SeaweedFS, home: Path, args: argparse.Namespace
+) -> tuple[list, list]:
+    """A seeded COPC written by the tests' tiny COPC writer (tests/test_copc.py), 5 levels."""
+    import laspy
+
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from tests.test_copc import cloud, write_copc
+
+    points = max(20_000, min(2_000_000, getattr(args, "formats_mib", 128) * 2**20 // 64))
+    path = write_copc(home / "cloud.copc.laz", cloud(points, seed=12), depth=5, page_level=3)
+    upload(server, "lidar/cloud.copc.laz", path.read_bytes())
+    url = "aif://bench/lidar/cloud.copc.laz"
+    parts, plan = planned("copc", f"COPC {points:,} pts", url, n=16)
+
+    def ours() -> int:
+        return sum(len(p) for _, p in read_all(parts, prefetch=getattr(args, "prefetch", 4)))
+
+    def peer() -> int:
+        whole = aifdata.filesystem(catalog=False).cat_file(url)
+        with laspy.CopcReader(io.BytesIO(whole)) as reader:
+            return len(reader.query())
+
+    repeat = getattr(args, "repeat", 2)
+    peer_s, total = best(peer, repeat)
+    ours_s, got = best(ours, repeat)
+    assert got == total == points, (got, total, points)
+    print(f"  copc (synthetic): {len(parts)} partitions {total / ours_s:,.0f} points/s,"
+          f" CopcReader {total / peer_s:,.0f}")  # fmt: skip
+    rows = [
+        ("COPC synthetic partitions, all", f"{len(parts)} partitions", total / ours_s, "pt/s",
+         f"synthetic, {path.stat().st_size / 2**20:.0f} MiB, 6 levels"),
+        ("COPC synthetic, one CopcReader.query", "peer", total / peer_s, "pt/s", "whole object"),
+        ("  ratio partitions / CopcReader", "COPC synthetic", peer_s / ours_s, "x", ""),
+    ]  # fmt: skip
+    return rows, [plan]
+
+
 def bench_lidar(
     server: _seaweedfs.SeaweedFS, home: Path, args: argparse.Namespace
 ) -> tuple[list[tuple], list[tuple]]:
     """Result rows and planning rows of the LAZ and COPC cases."""
     rows, plans = bench_laz(server, args)
-    more_rows, more_plans = bench_copc(server, args)
-    return rows + more_rows, plans + more_plans
+    for bench in (bench_copc, bench_synthetic_copc):
+        more_rows, more_plans = (
+            bench(server, home, args) if bench is bench_synthetic_copc else bench(server, args)
+        )
+        rows += more_rows
+        plans += more_plans
+    return rows, plans
