@@ -124,6 +124,10 @@ def hierarchy(entries, page_level, at):  # type: ignore[no-untyped-def]
     def pack(key, value):  # type: ignore[no-untyped-def]
         return ENTRY.pack(*key, *value)
 
+    entries = dict(entries)
+    for level, x, y, z in list(entries):  # a node's ancestors have entries, if no points
+        for up in range(1, level + 1):
+            entries.setdefault((level - up, x >> up, y >> up, z >> up), (0, 0, 0))
     if page_level is None:
         return [b"".join(pack(k, v) for k, v in sorted(entries.items()))]
     top = {k: v for k, v in entries.items() if k[0] < page_level}
@@ -133,9 +137,6 @@ def hierarchy(entries, page_level, at):  # type: ignore[no-untyped-def]
             shift = key[0] - page_level
             root = (page_level, key[1] >> shift, key[2] >> shift, key[3] >> shift)
             subtrees.setdefault(root, []).append(pack(key, value))
-    for root in subtrees:  # a subtree whose top node has no points still needs an entry
-        if root not in entries:
-            subtrees[root].append(pack(root, (0, 0, 0)))
     root_size = ENTRY.size * (len(top) + len(subtrees))
     pages, offset = [], at + root_size
     pointers = {}
@@ -214,6 +215,13 @@ def test_several_levels_each_point_once(tmp_path):
     levels = {node.key[0] for p in plans[0] for node in get("copc").nodes(p)}
     assert levels == {0, 1, 2, 3, 4}
     assert [len(parts) for parts in plans[:-1]] == list(COUNTS)
+
+
+def test_the_writer_reaches_every_point(tmp_path):
+    las = cloud(20_000, seed=12)
+    path = write_copc(tmp_path / "all.copc.laz", las, depth=5, page_level=3)
+    assert len(query(path)) == 20_000
+    assert sum(p["points"] for p in partition(str(path), n=3)) == 20_000
 
 
 def test_child_hierarchy_pages(tmp_path):
