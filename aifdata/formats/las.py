@@ -77,8 +77,8 @@ ENTRY = struct.Struct("<iiiiQii")
 SPEC_CHUNKS = 32
 #: COPC nodes listed in a partition's spec at most (beyond, its first and last key).
 SPEC_NODES = 16
-#: COPC node ranges closer than this are read as one request.
-MERGE_GAP = 64 * 2**10
+#: COPC node ranges closer than this are read as one request (object stores: fewer, larger reads).
+MERGE_GAP = 512 * 2**10
 #: Each file version's header, chunk table and hierarchy pages, kept per process.
 _KEPT = KeptMetadata()
 
