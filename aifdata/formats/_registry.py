@@ -28,6 +28,7 @@ REGISTRY: Registry[FormatPlugin] = Registry(
     "format",
     {
         "bam": "aifdata.formats.bam:BamFormat",
+        "copc": "aifdata.formats.las:CopcFormat",
         "csv": "aifdata.formats.csv:CsvFormat",
         "fasta": "aifdata.formats.fasta:FastaFormat",
         "fastq": "aifdata.formats.fastq:FastqFormat",
@@ -35,6 +36,7 @@ REGISTRY: Registry[FormatPlugin] = Registry(
         "hdf5": "aifdata.formats.hdf5:Hdf5Format",
         "imzml": "aifdata.formats.imzml:ImzmlFormat",
         "jsonl": "aifdata.formats.jsonl:JsonLinesFormat",
+        "las": "aifdata.formats.las:LasFormat",
         "mzml": "aifdata.formats.mzml:MzmlFormat",
         "parquet": "aifdata.formats.parquet:ParquetFormat",
         "root": "aifdata.formats.root:RootFormat",
