@@ -18,7 +18,9 @@ import csv
 import io
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -34,6 +36,8 @@ FILES = {
     "genomics/run1": ("reads.fastq", "FASTQ reads"),
     "imagery/scene1": ("scene.tif", "a GeoTIFF scene"),
     "physics/run7": ("events.root", "a ROOT TTree"),
+    "genomics/calls1": ("calls.vcf", "VCF variant calls"),
+    "lidar/tile1": ("tile.laz", "a LAZ point cloud"),
 }
 
 
@@ -56,6 +60,7 @@ class DemoReport:
     lineage: list[str] = field(default_factory=list)
     denied: str = ""
     second_read: str = ""  # the hit ratio of reading every partition again
+    findings: str = ""  # what the VCF and LAZ partitions say, counted across partitions
     environment: dict[str, str] = field(default_factory=dict)
     stop_command: str = ""  # what stops a server left running by ``keep``
     kept: bool = False  # the server and ``home`` outlive the run
@@ -200,12 +205,15 @@ def run(
     report = DemoReport(server.description, home, stop_command=server.stop_command)
     kept = False
     try:
-        echo(f"aifdata demo: {server.description}")
-        server.make_bucket(BUCKET)
-        config = write_config(server, home)
-        report.environment = {"AIFDATA_HOME": str(home), "AIFDATA_CONFIG": str(config)}
-        with _environment(report.environment, keep):
-            _main_job(report, echo)
+        with _interruptible() as interrupted:
+            echo(f"aifdata demo: {server.description}")
+            server.make_bucket(BUCKET)
+            config = write_config(server, home)
+            report.environment = {"AIFDATA_HOME": str(home), "AIFDATA_CONFIG": str(config)}
+            with _environment(report.environment, keep):
+                _main_job(report, echo, interrupted)
+            if interrupted():
+                raise KeyboardInterrupt
         kept = report.kept = keep  # only after a run that worked
     finally:
         if not kept:
@@ -215,13 +223,54 @@ def run(
     return report
 
 
-def _main_job(report: DemoReport, echo: Callable[[str], None]) -> None:
+@contextlib.contextmanager
+def _interruptible() -> Iterator[Callable[[], bool]]:
+    """Ctrl-C stops the demo even when it lands in a finalizer, where Python would print
+    and ignore a KeyboardInterrupt: the signal is remembered, and the next step raises it."""
+    seen: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+
+    def remember(signum: int, frame: Any) -> None:
+        seen.append(signum)
+        if not _in_finalizer(frame):  # else the next step raises it
+            raise KeyboardInterrupt
+
+    before = signal.getsignal(signal.SIGINT)
+    if before is not signal.default_int_handler:  # SIGINT ignored, or handled by the caller
+        yield lambda: False
+        return
+    signal.signal(signal.SIGINT, remember)
+    try:
+        yield lambda: bool(seen)
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def _in_finalizer(frame: Any) -> bool:
+    """Whether ``frame`` runs inside a ``__del__`` or a ``weakref.finalize`` callback."""
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "__del__" or (
+            code.co_name == "__call__" and code.co_filename.endswith("weakref.py")
+        ):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _main_job(
+    report: DemoReport, echo: Callable[[str], None], interrupted: Callable[[], bool]
+) -> None:
     import aifdata
     from aifdata import _synthetic
     from aifdata.catalog import Catalog
     from aifdata.formats import read_all
 
     def step(name: str, detail: str, started: float) -> None:
+        if interrupted():
+            raise KeyboardInterrupt
         report.steps.append(Step(name, detail, time.perf_counter() - started))
         echo(f"  {name:<12} {detail}")
 
@@ -233,8 +282,11 @@ def _main_job(report: DemoReport, echo: Callable[[str], None]) -> None:
     fs.pipe_file(urls["genomics/run1"], _synthetic.fastq(20_000, seed=1))
     fs.pipe_file(urls["imagery/scene1"], _synthetic.geotiff(1024, seed=2))
     fs.pipe_file(urls["physics/run7"], _synthetic.root(200_000, seed=3))
+    fs.pipe_file(urls["genomics/calls1"], _synthetic.vcf(20_000, samples=4, seed=4))
+    fs.pipe_file(urls["lidar/tile1"], _synthetic.laz(300_000, seed=5))
     sizes = sum(fs.info(u)["size"] for u in urls.values())
-    step("write", f"3 synthetic files to s3://{BUCKET}/{MOUNT}/ ({sizes / 1e6:.1f} MB)", t)
+    where = f"s3://{BUCKET}/{MOUNT}/"
+    step("write", f"{len(urls)} synthetic files to {where} ({sizes / 1e6:.1f} MB)", t)
 
     t = time.perf_counter()
     for dataset, (_, what) in FILES.items():
@@ -256,7 +308,15 @@ def _main_job(report: DemoReport, echo: Callable[[str], None]) -> None:
         for p, records in read_all(parts[dataset]):
             count = records.data.size if hasattr(records, "data") else len(records)
             report.partitions.append((url, p.format, p.ordinal, count))
-    step("partition", f"{sum(len(v) for v in parts.values())} partitions of 3 formats, read", t)
+    formats = len({p.format for some in parts.values() for p in some})
+    count = sum(len(v) for v in parts.values())
+    step("partition", f"{count} partitions of {formats} formats, read", t)
+
+    t = time.perf_counter()
+    multi = sum(len(r.alts) > 1 for p in parts["genomics/calls1"] for r in p.read())
+    ground = sum(int((p.read().classification == 2).sum()) for p in parts["lidar/tile1"])
+    report.findings = f"{multi:,} multi-allelic variants (VCF), {ground:,} ground points (LAZ)"
+    step("science", report.findings, t)
 
     t = time.perf_counter()
     before = _by_tier(catalog)

@@ -30,7 +30,7 @@ def test_the_demo_runs_the_main_job_and_reports_it(tmp_path):
     assert "SeaweedFS (weed server)" in out
     assert "pfs  aif://demo/genomics/run1/reads.fastq" in out  # staged: read from the PFS
     assert "s3   aif://demo/physics/run7/events.root" in out  # not staged: read from S3
-    for fmt in ("[fastq]", "[geotiff]", "[root]"):
+    for fmt in ("[fastq]", "[geotiff]", "[root]", "[vcf]", "[las]"):
         assert fmt in out
     assert (
         "genomics/run1@1 --[demo/read-length-histogram, COMPLETE]--> genomics/read-lengths@1" in out
@@ -76,7 +76,8 @@ def test_without_weed_the_demo_says_so_and_runs_on_moto(tmp_path, monkeypatch):
     assert report.server.startswith("moto (in-process)")
     assert "no weed binary" in report.server
     assert {tier for _, tier, _ in report.reads} == {"pfs", "s3"}
-    assert {fmt for _, fmt, _, _ in report.partitions} == {"fastq", "geotiff", "root"}
+    assert {fmt for _, fmt, _, _ in report.partitions} == {"fastq", "geotiff", "root", "vcf", "las"}
+    assert "multi-allelic variants (VCF)" in report.findings
     assert report.lineage and report.denied.startswith("user:guest may not read")
     assert os.environ.get("AIFDATA_HOME") == before  # the caller's environment is back
 
@@ -90,7 +91,7 @@ def test_the_demo_uses_an_s3_server_it_is_given(seaweedfs, tmp_path, monkeypatch
     report = _demo.run(s3_endpoint=seaweedfs.endpoint_url, home=tmp_path / "h", echo=_quiet)
     assert report.server == f"the S3 server at {seaweedfs.endpoint_url}"
     assert ("aif://demo/genomics/run1/reads.fastq", "pfs") in {(u, t) for u, t, _ in report.reads}
-    assert len(report.partitions) == 12
+    assert len(report.partitions) == 20
     text = report.text()
     assert "reads served from" in text and "refused:" in text
 
@@ -161,3 +162,20 @@ def test_ctrl_c_stops_the_demo_and_its_server(tmp_path):
             break
         time.sleep(0.1)
     assert not _processes_under(str(tmp_path))
+
+
+def test_ctrl_c_in_a_finalizer_is_kept_for_the_next_step():
+    import sys
+    import weakref
+
+    from aifdata._demo import _in_finalizer
+
+    class Thing:
+        pass
+
+    seen = []
+    thing = Thing()
+    weakref.finalize(thing, lambda: seen.append(_in_finalizer(sys._getframe())))
+    del thing
+    assert seen == [True]
+    assert not _in_finalizer(sys._getframe())
