@@ -73,7 +73,7 @@ def planned(fmt: str, case: str, url: str, **plan: Any) -> tuple[list, tuple]:
     return parts, (fmt, case, len(parts), source.requests, source.bytes_read, seconds)
 
 
-def bench_laz(server: _seaweedfs.SeaweedFS, args: argparse.Namespace) -> tuple[list, list]:
+def _bench_laz(server: _seaweedfs.SeaweedFS, args: argparse.Namespace) -> tuple[list, list]:
     import laspy
 
     points = max(60_000, getattr(args, "formats_mib", 128) * 2**20 // 20)
@@ -127,7 +127,7 @@ def real_copc() -> Path | None:
     return path
 
 
-def bench_copc(server: _seaweedfs.SeaweedFS, args: argparse.Namespace) -> tuple[list, list]:
+def _bench_copc(server: _seaweedfs.SeaweedFS, args: argparse.Namespace) -> tuple[list, list]:
     import laspy
 
     path = real_copc()
@@ -161,7 +161,7 @@ def bench_copc(server: _seaweedfs.SeaweedFS, args: argparse.Namespace) -> tuple[
     return rows, [plan]
 
 
-def bench_synthetic_copc(
+def _bench_synthetic_copc(
     server: _seaweedfs.SeaweedFS, home: Path, args: argparse.Namespace
 ) -> tuple[list, list]:
     """A seeded COPC written by the tests' tiny COPC writer (tests/test_copc.py), 5 levels."""
@@ -204,10 +204,10 @@ def bench_lidar(
     server: _seaweedfs.SeaweedFS, home: Path, args: argparse.Namespace
 ) -> tuple[list[tuple], list[tuple]]:
     """Result rows and planning rows of the LAZ and COPC cases."""
-    rows, plans = bench_laz(server, args)
-    for bench in (bench_copc, bench_synthetic_copc):
+    rows, plans = _bench_laz(server, args)
+    for bench in (_bench_copc, _bench_synthetic_copc):
         more_rows, more_plans = (
-            bench(server, home, args) if bench is bench_synthetic_copc else bench(server, args)
+            bench(server, home, args) if bench is _bench_synthetic_copc else bench(server, args)
         )
         rows += more_rows
         plans += more_plans

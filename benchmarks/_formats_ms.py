@@ -116,7 +116,7 @@ def mzml_payload(
 
 
 def _mzml(server: Any, args: argparse.Namespace, rows: list, plans: list) -> None:
-    mib = getattr(args, "mzml_mib", 100)
+    mib = getattr(args, "mzml_mib", None) or getattr(args, "formats_mib", 100)
     parts_wanted = getattr(args, "partitions", 256)
     repeat = getattr(args, "repeat", 2)
     data, spectra = mzml_payload(mib * 2**20)
@@ -176,7 +176,7 @@ def _imzml(server: Any, home: Path, args: argparse.Namespace, rows: list, plans:
     from pyimzml.ImzMLParser import ImzMLParser
     from pyimzml.ImzMLWriter import ImzMLWriter
 
-    side = getattr(args, "imzml_side", 100)
+    side = getattr(args, "imzml_side", None) or min(100, 8 * getattr(args, "formats_mib", 128))
     repeat = getattr(args, "repeat", 2)
     rng = np.random.default_rng(13)
     local = home / "image.imzML"

@@ -32,7 +32,7 @@ def bench_csv(
     import pyarrow as pa
     import pyarrow.csv as pc
 
-    data, rows_n = csv_payload(_mib(args, "csv_mib", 128) * 2**20)
+    data, rows_n = csv_payload(_mib(args, "csv_mib", _size(args)) * 2**20)
     url = _upload(server, "tables/rows.csv", data)
     n = _partitions(args)
     plans, rows = [], []
@@ -68,7 +68,7 @@ def bench_jsonl(
     import pyarrow as pa
     import pyarrow.json as pj
 
-    data, rows_n = jsonl_payload(_mib(args, "jsonl_mib", 32) * 2**20)
+    data, rows_n = jsonl_payload(_mib(args, "jsonl_mib", max(1, _size(args) // 4)) * 2**20)
     url = _upload(server, "tables/values.jsonl", data)
     source = RangeSource(url)
     seconds, parts = _timed(lambda: get("jsonl").plan(source, n=_partitions(args)))
@@ -97,7 +97,7 @@ def bench_parquet(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    rows_n = _mib(args, "parquet_mib", 64) * 2**20 // 24
+    rows_n = _mib(args, "parquet_mib", max(1, _size(args) // 2)) * 2**20 // 24
     rng = np.random.default_rng(7)
     table = pa.table({
         "id": np.arange(rows_n, dtype="int64"),
@@ -198,6 +198,11 @@ def _timed(fn: Any) -> tuple[float, Any]:
 def _mib(args: argparse.Namespace, name: str, default: int) -> int:
     value = getattr(args, name, None)
     return int(value) if value else default
+
+
+def _size(args: argparse.Namespace) -> int:
+    """MiB of CSV (JSON lines a quarter, Parquet half): bench_formats' --formats-mib."""
+    return int(getattr(args, "formats_mib", 128))
 
 
 def _partitions(args: argparse.Namespace) -> int:

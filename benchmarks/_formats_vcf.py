@@ -99,7 +99,7 @@ def bench_vcf(server: Any, home: Path, args: argparse.Namespace) -> tuple[list[t
 
     from aifdata.formats import RangeSource, get, read_all
 
-    mib = getattr(args, "vcf_mib", 100)
+    mib = getattr(args, "vcf_mib", None) or getattr(args, "formats_mib", 100)
     count = getattr(args, "vcf_partitions", None) or getattr(args, "partitions", 16)
     repeat, prefetch = getattr(args, "repeat", 2), getattr(args, "prefetch", 4)
     rows: list[tuple] = []

@@ -360,7 +360,7 @@ def more_benches() -> dict[str, Callable[..., tuple[list[tuple], list[tuple]]]]:
     found = {}
     for path in sorted(Path(__file__).parent.glob("_formats_*.py")):
         module = importlib.import_module(path.stem)  # this script's folder is on sys.path
-        for name in dir(module):
+        for name in dir(module):  # public bench_NAME functions; helpers start with "_"
             if name.startswith("bench_") and callable(getattr(module, name)):
                 found[name.removeprefix("bench_")] = getattr(module, name)
     return found

@@ -24,15 +24,24 @@ import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .._errors import FormatError
 from ..codecs import Codec, Text
 from ..codecs.bgzf import MAX_BLOCK, block_size_at, decompress_blocks, inflate_block
 from ._base import KeptMetadata, Partition, RangeSource, partition_count
 
-if TYPE_CHECKING:
-    from .vcf import VcfFormat
+
+class RegionFormat(Protocol):
+    """What region planning needs of the format (VCF) whose records the index points at."""
+
+    @property
+    def name(self) -> str: ...
+
+    def parse_region(self, region: str, contigs: tuple[str, ...] = ()) -> Any: ...
+
+    def scan_header(self, source: RangeSource, codec: Codec) -> Any: ...
+
 
 #: Index suffixes looked for beside a data file, in order.
 SUFFIXES = (".tbi", ".csi")
@@ -343,21 +352,19 @@ def choose_cuts(span: Span, count: int) -> list[int]:
 
 
 def plan_region(
-    plugin: VcfFormat, source: RangeSource, codec: Codec, region: str, n: int | None,
+    plugin: RegionFormat, source: RangeSource, codec: Codec, region: str, n: int | None,
     target_bytes: int | None, index_url: str | None,
 ) -> list[Partition]:  # fmt: skip
     """Partitions of the records overlapping ``region``, cut at virtual offsets."""
-    from .vcf import parse_region, scan_header
-
     if codec.name != "bgzf":
         raise FormatError(
             f"{source.url}: region= needs a BGZF file (bgzip) with a .tbi or .csi index;"
             f" this one is {codec.label}"
         )
     index = load_index(source, index_url)
-    wanted = parse_region(region, tuple(index.names))
+    wanted = plugin.parse_region(region, tuple(index.names))
     tid = index.tid(wanted.contig)
-    found = scan_header(source, codec, codec.open(source))
+    found = plugin.scan_header(source, codec)
     span = None if tid is None else query(index, tid, wanted.beg, wanted.end)
     if span is None:
         return []  # no record of that contig in that interval: as tabix, nothing

@@ -304,6 +304,14 @@ class VcfFormat(TextFormat):
 
     # -- planning -------------------------------------------------------------
 
+    def parse_region(self, region: str, contigs: tuple[str, ...] = ()) -> Region:
+        """A region string as tabix reads it (see :func:`parse_region`)."""
+        return parse_region(region, contigs)
+
+    def scan_header(self, source: RangeSource, codec: Codec) -> HeaderScan:
+        """The header of ``source``, read once per process (see :func:`scan_header`)."""
+        return scan_header(source, codec, codec.open(source))
+
     def plan(
         self,
         source: RangeSource,
