@@ -102,12 +102,15 @@ def _hdf5_refs(source: Any) -> dict[str, Any]:
 
     check_complete(source)
     reader = file_object(source)
-    with translated(reader, "the file's objects for kerchunk"):
-        translator = SingleHdf5ToZarr(reader, url=source.url, error="raise")
-        try:
+    translator = None
+    try:
+        with translated(reader, "the file's objects for kerchunk"):
+            translator = SingleHdf5ToZarr(reader, url=source.url, error="raise")
             refs: dict[str, Any] = translator.translate()["refs"]
-        finally:
-            translator.close()
+    finally:
+        close = getattr(translator, "close", None)  # kerchunk before 0.2.8 has none
+        if close is not None:
+            close()
     return refs
 
 

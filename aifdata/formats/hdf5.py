@@ -533,6 +533,8 @@ def translated(reader: _Reader, what: str) -> Iterator[None]:
         raise
     except ImportError as exc:  # a filter's library is missing: not the file's fault
         raise ImportError(f"{reader.source.url}: reading {what} needs {exc}") from exc
+    except (AttributeError, NameError, AssertionError):
+        raise  # a mistake in the code, not in the file: never blamed on a byte of it
     except Exception as exc:
         failure, reader.failure = reader.failure, None
         if isinstance(failure, AifDataError | OSError) and failure is not exc:
