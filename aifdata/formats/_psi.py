@@ -25,6 +25,8 @@ from .._errors import FormatError
 if TYPE_CHECKING:
     import numpy as np
 
+#: A cvParam of the imaging (IMS) vocabulary; attribute values in either quote.
+_IMS_PARAM = re.compile(rb"""accession=["']IMS:""")
 _ENCODING = re.compile(rb"""^\s*<\?xml[^>]*encoding=["']([A-Za-z0-9._-]+)["']""")
 
 
@@ -76,7 +78,7 @@ def is_mzml(head: bytes) -> bool:
 
 
 def is_imzml(head: bytes) -> bool:
-    return b'accession="IMS:' in head or b"imagingMS.obo" in head
+    return _IMS_PARAM.search(head) is not None or b"imagingMS.obo" in head
 
 
 def encoding_of(head: bytes) -> str:
