@@ -2,9 +2,13 @@
 
 An indexed mzML (``<indexedmzML>``) ends with ``<indexListOffset>``, the byte
 offset of an ``<indexList>`` whose ``<index name="spectrum">`` gives the byte
-offset of every ``<spectrum>``. Planning reads the file's head and tail (64 KiB
-each), the index when it starts before the tail, 4 KiB before the first
-spectrum and the last spectrum: four or five requests, whatever ``n``. It then
+offset of every ``<spectrum>`` (attribute values in either quote). Planning reads
+the file's head and tail (64 KiB each), the index when it starts before the tail,
+4 KiB before the first spectrum and the last spectrum up to ``</spectrumList>``
+(never the chromatograms after it): four or five requests, whatever ``n``. A
+header longer than the head (a long ``<fileDescription>``) is read on, in
+doubling windows, until its referenceable parameter groups close or ``<run``
+starts; a group list that never closes is refused. It then
 cuts the spectra into about ``n`` runs of consecutive spectra (or runs of about
 ``target_bytes``), balanced by bytes. A partition is the byte range from its
 first spectrum's offset to the next partition's, and its spec says how many
@@ -19,7 +23,8 @@ starts on ``<spectrum``, holds exactly ``count`` spectra, with consecutive
 ``index`` attributes, else FormatError naming the file and the byte offset;
 ``check_splits=True`` checks every split offset while planning instead (a
 small read each). An index that does not match its file makes planning
-fall back to one scan of the file: the partitions then say
+fall back to one scan of the file (so does an index that lists no spectrum
+when the head does not show an empty spectrum list): the partitions then say
 ``planned_by="scan"`` and ``why``; ``index="require"`` refuses such a file
 instead (FormatError naming the file and the byte offset), ``index="ignore"``
 always scans.
@@ -51,7 +56,6 @@ from __future__ import annotations
 import bisect
 import itertools
 import re
-import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -76,6 +80,7 @@ from ._psi import (
     arrow_table,
     decode_array,
     encoding_of,
+    init_source,
     is_imzml,
     is_mzml,
     local,
@@ -268,10 +273,9 @@ class Inflated(RangeSource):
     def __init__(self, raw: RangeSource) -> None:  # reads go through ``raw``: no super()
         from ..codecs._gzip_index import load_or_build
 
-        self.raw, self.url, self.fs, self.path = raw, raw.url, raw.fs, raw.path
+        init_source(self, raw.url, raw.fs, raw.path)
+        self.raw = raw
         self.index = load_or_build(raw)
-        self.bytes_read, self.requests = 0, 0
-        self._count_lock = threading.Lock()
 
     @property
     def size(self) -> int:
