@@ -281,3 +281,23 @@ def test_an_image_on_s3_through_aif(s3_fs, tmp_path):
     assert len(parts) == 5
     pixels = [px for _, got in read_all(parts, config=s3_fs.config) for px in got]
     assert_same(pixels, url)
+
+
+def test_sources_made_without_the_initialiser_have_all_it_sets(tmp_path):
+    """The .ibd beside an imzML and a gzipped mzML's uncompressed view are RangeSources
+    built on the filesystem already resolved: each has everything RangeSource sets."""
+    import gzip
+
+    from aifdata.formats.mzml import Inflated
+
+    url = write_image(tmp_path / "a.imzML", "continuous")
+    plain = RangeSource(url)
+    wanted = set(vars(plain))
+    ibd = imzml_format.ibd_source(plain)
+    assert wanted <= set(vars(ibd)) and ibd.path.endswith(".ibd")
+    assert ibd.read(0, 16) and (ibd.requests, ibd.bytes_read) == (1, 16)
+    gz = tmp_path / "x.mzML.gz"
+    gz.write_bytes(gzip.compress(b"<mzML>" + b" " * 1000 + b"</mzML>"))
+    inflated = Inflated(RangeSource(str(gz)))
+    assert wanted <= set(vars(inflated))
+    assert inflated.head(6) == b"<mzML>" and inflated.requests == 1

@@ -642,3 +642,142 @@ def test_an_indexed_mzml_on_s3_through_aif(s3_fs, tmp_path):
     assert source.requests <= 4 + 5
     got = [s for _, spectra in read_all(parts, config=s3_fs.config) for s in spectra]
     assert_same(got, reference(local))
+
+
+# -- index attributes in either quote; an index without spectra; long headers ----------
+
+
+def test_an_index_whose_attributes_use_single_quotes(tmp_path):
+    data = mzml_bytes(random_spectra(30, seed=21))
+    quoted = data.replace(b'<index name="spectrum">', b"<index name='spectrum'>")
+    quoted = quoted.replace(b'<index name="chromatogram">', b"<index  name = 'chromatogram' >")
+    assert quoted != data
+    url = write(tmp_path / "q.mzML", quoted)
+    expected = reference(url)
+    assert len(expected) == 30
+    for parts, got in every_plan(url, len(quoted)):
+        assert {p["planned_by"] for p in parts} == {"index"}
+        assert_same(got, expected)
+
+
+@pytest.mark.parametrize("how", ["empty", "renamed"])
+def test_an_index_listing_no_spectrum_of_a_file_with_spectra_is_scanned(tmp_path, how):
+    data = mzml_bytes(random_spectra(12, seed=22))
+    a = data.index(b'<index name="spectrum">') + len(b'<index name="spectrum">')
+    b = data.index(b"</index>", a)
+    if how == "empty":  # same length: the indexListOffset still points at the list
+        data = data[:a] + b" " * (b - a) + data[b:]
+    else:
+        data = data.replace(b'<index name="spectrum">', b'<index name="spectra!">')
+    url = write(tmp_path / "e.mzML", data)
+    expected = reference(url)
+    parts = partition(url, n=3)
+    assert len(parts) == 3 and {p["planned_by"] for p in parts} == {"scan"}
+    assert "lists no spectrum" in parts[0]["why"]
+    assert_same([s for p in parts for s in p.read()], expected)
+    with pytest.raises(FormatError, match=r"e\.mzML: byte \d+: the offset index lists no"):
+        get("mzml").plan(RangeSource(url), n=3, index="require")
+
+
+def test_an_indexed_file_without_spectra_plans_no_partition_from_its_index(tmp_path):
+    url = write(tmp_path / "none.mzML", mzml_bytes([]))
+    source = RangeSource(url)
+    assert get("mzml").plan(source, n=3) == []
+    assert source.requests <= 2
+
+
+GROUPS = (
+    b'<referenceableParamGroupList count="1"><referenceableParamGroup id="g">'
+    b'<cvParam cvRef="MS" accession="MS:1000511" name="ms level" value="2"/>'
+    b"</referenceableParamGroup></referenceableParamGroupList>\n"
+)
+LEVEL_1 = b'<cvParam cvRef="MS" accession="MS:1000511" name="ms level" value="1"/>'
+
+
+def long_header(spectra: list[str], indexed: bool, before_groups: bytes, groups=GROUPS) -> bytes:
+    """A file whose spectra take their MS level from a group listed after ``before_groups``
+    (the offsets of an indexed file stay right: spectra and index move together)."""
+    data = mzml_bytes(spectra, indexed=False).replace(
+        LEVEL_1, b'<referenceableParamGroupRef ref="g"/>'
+    )
+    data = data.replace(b'  <run id="r1">', before_groups + groups + b'  <run id="r1">')
+    if not indexed:
+        return data
+    # rebuild the index over the new bytes
+    body = data.replace(b"<mzML ", b'<indexedmzML xmlns="http://psi.hupo.org/ms/mzml">\n<mzML ', 1)
+    at = len(body)
+    offsets = [m.start() for m in re.finditer(rb"<spectrum ", body)]
+    index = b'<indexList count="1">\n<index name="spectrum">\n' + b"".join(
+        b'<offset idRef="scan=%d">%d</offset>\n' % (i + 1, o) for i, o in enumerate(offsets)
+    )
+    index += b"</index>\n</indexList>\n<indexListOffset>%d</indexListOffset>\n" % at
+    return body + index + b"<fileChecksum>0</fileChecksum>\n</indexedmzML>\n"
+
+
+@pytest.mark.parametrize("indexed", [True, False], ids=["indexed", "scanned"])
+@pytest.mark.parametrize("where", ["comment", "fileDescription"])
+def test_parameter_groups_after_the_first_64_kib(tmp_path, indexed, where):
+    filler = b"<!--" + b"x" * 70_000 + b"-->\n"
+    if where == "fileDescription":
+        contact = b'<cvParam cvRef="MS" accession="MS:1000586" name="contact name" value="%s"/>\n'
+        filler = (
+            b"  <fileDescription><fileContent/>\n"
+            + b"".join(contact % (b"n%05d" % i) for i in range(1000))
+            + b"  </fileDescription>\n"
+        )
+    data = long_header(random_spectra(20, seed=23), indexed, filler)
+    assert data.index(b"<referenceableParamGroupList") > 64 * 2**10
+    url = write(tmp_path / "g.mzML", data)
+    expected = reference(url)
+    assert {s.get("ms level") for s in expected} == {2}
+    for parts, got in every_plan(url, len(data)):
+        assert {p["planned_by"] for p in parts} == {"index" if indexed else "scan"}
+        assert_same(got, expected)
+
+
+def test_a_parameter_group_list_that_never_closes_is_refused(tmp_path):
+    data = long_header(
+        random_spectra(3), False, b"", groups=GROUPS[: -len(b"</referenceableParamGroupList>\n")]
+    )
+    url = write(tmp_path / "open.mzML", data[: data.index(b"<spectrum ")])
+    at = data.index(b"<referenceableParamGroupList")
+    with pytest.raises(
+        FormatError, match=rf"open\.mzML: byte {at}: <referenceableParamGroupList> does not close"
+    ):
+        partition(url, n=2)
+
+
+def test_planning_does_not_read_the_chromatograms(tmp_path):
+    data = mzml_bytes(random_spectra(50, seed=24), chromatograms=False)
+    one = chromatogram_xml()
+    one = one[one.index("<chromatogram ") : one.index("</chromatogramList>")]
+    each = [one.replace('index="0" id="TIC"', f'index="{i}" id="c{i}"') for i in range(20)]
+    big = "".join(  # 20 chromatograms of 200 KB each (an SRM file's are many and large)
+        [f'    <chromatogramList count="{len(each)}">\n']
+        + [c + "<!--" + "y" * 200_000 + "-->\n" for c in each]
+        + ["    </chromatogramList>\n"]
+    ).encode()
+    at = data.index(b"  </run>")
+    old_list = int(re.search(rb"<indexListOffset>(\d+)<", data).group(1))
+    data = data[:at] + big + data[at:]
+    data = data.replace(
+        b"<indexListOffset>%d<" % old_list, b"<indexListOffset>%d<" % (old_list + len(big))
+    )
+    url = write(tmp_path / "srm.mzML", data)
+    assert len(data) > 4_000_000
+    for n in (1, 5, 17):
+        source = RangeSource(url)
+        parts = get("mzml").plan(source, n=n)
+        assert parts[0]["planned_by"] == "index" and sum(p["count"] for p in parts) == 50
+        assert source.requests <= 5, source.requests
+        assert source.bytes_read < 2 * 64 * 2**10 + 64 * 2**10, source.bytes_read
+    assert_same([s for p in parts for s in p.read()], reference(url))
+
+
+def test_a_gzipped_files_uncompressed_reads_are_counted(tmp_path):
+    from aifdata.formats.mzml import Inflated
+
+    url = write(tmp_path / "run.mzML.gz", gzip.compress(mzml_bytes(random_spectra(5)), 1))
+    inflated = Inflated(RangeSource(url))
+    assert len(inflated.read(10, 110)) == 100
+    assert (inflated.requests, inflated.bytes_read) == (1, 100)

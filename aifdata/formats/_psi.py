@@ -16,6 +16,7 @@ import base64
 import binascii
 import functools
 import re
+import threading
 import zlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,10 @@ from .._errors import FormatError
 if TYPE_CHECKING:
     import numpy as np
 
+    from ._base import RangeSource
+
+#: A cvParam of the imaging (IMS) vocabulary; attribute values in either quote.
+_IMS_PARAM = re.compile(rb"""accession=["']IMS:""")
 _ENCODING = re.compile(rb"""^\s*<\?xml[^>]*encoding=["']([A-Za-z0-9._-]+)["']""")
 
 
@@ -70,13 +75,23 @@ RELEVANT = frozenset(
 Groups = Mapping[str, Sequence[tuple[str, str]]]
 
 
+def init_source(source: RangeSource, url: str, fs: Any, path: str) -> None:
+    """Give ``source`` (a :class:`RangeSource` made without its initialiser, which would
+    resolve ``url`` again) what that initialiser sets: a file beside another on the same
+    filesystem, or a view of one. ``tests/test_imzml.py`` checks that nothing the
+    initialiser sets is missing here."""
+    source.url, source.fs, source.path = url, fs, path
+    source.bytes_read, source.requests = 0, 0
+    source._count_lock = threading.Lock()
+
+
 def is_mzml(head: bytes) -> bool:
     start = head.lstrip()[:1]
     return start == b"<" and (b"<mzML" in head or b"<indexedmzML" in head)
 
 
 def is_imzml(head: bytes) -> bool:
-    return b'accession="IMS:' in head or b"imagingMS.obo" in head
+    return _IMS_PARAM.search(head) is not None or b"imagingMS.obo" in head
 
 
 def encoding_of(head: bytes) -> str:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import bisect
 import itertools
 import re
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -56,6 +55,7 @@ from ._psi import (
     as_array,
     encoding_of,
     inflate,
+    init_source,
     is_imzml,
     is_mzml,
     local,
@@ -225,10 +225,8 @@ def _sibling(source: RangeSource, suffix: str) -> RangeSource:
     def swap(name: str) -> str:
         return (name[: -len(".imzml")] if name.lower().endswith(".imzml") else name) + suffix
 
-    other = object.__new__(RangeSource)
-    other.url, other.fs, other.path = swap(source.url), source.fs, swap(source.path)
-    other.bytes_read, other.requests = 0, 0
-    other._count_lock = threading.Lock()
+    other = RangeSource.__new__(RangeSource)  # the same filesystem: no URL to resolve again
+    init_source(other, swap(source.url), source.fs, swap(source.path))
     return other
 
 

@@ -2,9 +2,13 @@
 
 An indexed mzML (``<indexedmzML>``) ends with ``<indexListOffset>``, the byte
 offset of an ``<indexList>`` whose ``<index name="spectrum">`` gives the byte
-offset of every ``<spectrum>``. Planning reads the file's head and tail (64 KiB
-each), the index when it starts before the tail, 4 KiB before the first
-spectrum and the last spectrum: four or five requests, whatever ``n``. It then
+offset of every ``<spectrum>`` (attribute values in either quote). Planning reads
+the file's head and tail (64 KiB each), the index when it starts before the tail,
+4 KiB before the first spectrum and the last spectrum up to ``</spectrumList>``
+(never the chromatograms after it): four or five requests, whatever ``n``. A
+header longer than the head (a long ``<fileDescription>``) is read on, in
+doubling windows, until its referenceable parameter groups close or ``<run``
+starts; a group list that never closes is refused. It then
 cuts the spectra into about ``n`` runs of consecutive spectra (or runs of about
 ``target_bytes``), balanced by bytes. A partition is the byte range from its
 first spectrum's offset to the next partition's, and its spec says how many
@@ -19,7 +23,8 @@ starts on ``<spectrum``, holds exactly ``count`` spectra, with consecutive
 ``index`` attributes, else FormatError naming the file and the byte offset;
 ``check_splits=True`` checks every split offset while planning instead (a
 small read each). An index that does not match its file makes planning
-fall back to one scan of the file: the partitions then say
+fall back to one scan of the file (so does an index that lists no spectrum
+when the head does not show an empty spectrum list): the partitions then say
 ``planned_by="scan"`` and ``why``; ``index="require"`` refuses such a file
 instead (FormatError naming the file and the byte offset), ``index="ignore"``
 always scans.
@@ -51,7 +56,6 @@ from __future__ import annotations
 import bisect
 import itertools
 import re
-import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -76,6 +80,7 @@ from ._psi import (
     arrow_table,
     decode_array,
     encoding_of,
+    init_source,
     is_imzml,
     is_mzml,
     local,
@@ -102,9 +107,16 @@ SPECTRUM_START = re.compile(rb"<spectrum[ \t\r\n]")
 SPECTRUM_AT = re.compile(rb"[ \t\r\n]{0,64}<spectrum[ \t\r\n]")
 LIST_END = b"</spectrumList>"
 _INDEX_LIST_OFFSET = re.compile(rb"<indexListOffset>\s*(\d+)\s*</indexListOffset>")
-_INDEX = re.compile(rb'<index\s+name="(\w+)"\s*>(.*?)</index>', re.S)
+# XML lets an attribute value stand in either quote: every attribute pattern takes both.
+_INDEX = re.compile(rb"""<index\s+name\s*=\s*(["'])(\w+)\1\s*>(.*?)</index>""", re.S)
 _OFFSET = re.compile(rb"<offset\b[^>]*>\s*(\d+)\s*</offset>")
 _GROUPS = re.compile(rb"<referenceableParamGroupList\b.*?</referenceableParamGroupList>", re.S)
+_GROUPS_OPEN = b"<referenceableParamGroupList"
+#: Where the header ends: the parameter groups, if any, come before these.
+_HEADER_END = re.compile(rb"<(?:run|spectrumList)[ \t\r\n>]")
+_LIST_COUNT = re.compile(rb"""<spectrumList\b[^>]*?\bcount\s*=\s*["'](\d+)["']""")
+#: The most bytes a header (up to ``<run``) or a parameter group list may take.
+HEADER_LIMIT = 64 * 2**20
 
 #: A scan start time in seconds (unit accession or name); minutes otherwise.
 _SECONDS = frozenset({"UO:0000010", "second"})
@@ -261,10 +273,9 @@ class Inflated(RangeSource):
     def __init__(self, raw: RangeSource) -> None:  # reads go through ``raw``: no super()
         from ..codecs._gzip_index import load_or_build
 
-        self.raw, self.url, self.fs, self.path = raw, raw.url, raw.fs, raw.path
+        init_source(self, raw.url, raw.fs, raw.path)
+        self.raw = raw
         self.index = load_or_build(raw)
-        self.bytes_read, self.requests = 0, 0
-        self._count_lock = threading.Lock()
 
     @property
     def size(self) -> int:
@@ -282,6 +293,9 @@ class Inflated(RangeSource):
         from ..codecs._gzip_index import read_range
 
         data: bytes = read_range(self.raw, self.index, max(0, start), min(end, self.size))
+        with self._count_lock:  # uncompressed bytes: what planning a .mzML.gz costs
+            self.bytes_read += len(data)
+            self.requests += 1
         return data
 
 
@@ -311,11 +325,29 @@ def text_head(head: bytes, url: str) -> bytes:
 def header_spec(source: RangeSource, head: bytes) -> dict[str, Any]:
     """What every partition needs from the header: the encoding and the parameter groups."""
     encoding = encoding_of(head)
-    if b"<referenceableParamGroupList" in head and b"</referenceableParamGroupList>" not in head:
-        head = source.read(0, 16 * HEAD_BYTES)  # a long header: read on
     found = _GROUPS.search(head)
+    # a long header (a long fileDescription, comments): read on in doubling windows until
+    # the group list closes or the header ends without one
+    while found is None and not _HEADER_END.search(head, 0, _header_limit(head)):
+        opened = head.find(_GROUPS_OPEN)
+        if len(head) >= source.size or len(head) >= HEADER_LIMIT:
+            if opened >= 0:
+                raise FormatError(
+                    f"{source.url}: byte {opened}: <referenceableParamGroupList> does not close"
+                    f" within {len(head) - opened} bytes (truncated or not mzML?)"
+                )
+            break  # no group list in the header (what is wrong is found when planning)
+        head += source.read(len(head), min(HEADER_LIMIT, 2 * len(head)))
+        found = _GROUPS.search(head)
     groups = param_groups(found.group(0), encoding, source.url) if found else ()
     return {"encoding": encoding, "groups": groups}
+
+
+def _header_limit(head: bytes) -> int:
+    """Where ``<run`` may be looked for: before an unclosed group list (whose groups may
+    name anything), else anywhere."""
+    opened = head.find(_GROUPS_OPEN)
+    return len(head) if opened < 0 else opened
 
 
 # -- planning ---------------------------------------------------------------------
@@ -361,17 +393,41 @@ def from_index(source: RangeSource) -> Layout:
     text = tail[at - tail_start :] if at >= tail_start else source.read(at, tail_start) + tail
     if not text.lstrip().startswith(b"<indexList"):  # psims points at the indent before
         raise _Mismatch(f"byte {at}: indexListOffset does not point at <indexList>")
-    indexes = {m.group(1): m.group(2) for m in _INDEX.finditer(text)}
+    indexes = {m.group(2): m.group(3) for m in _INDEX.finditer(text)}
     offsets = tuple(int(m.group(1)) for m in _OFFSET.finditer(indexes.get(b"spectrum", b"")))
     if any(b <= a for a, b in itertools.pairwise(offsets)) or (
         offsets and not (offsets[0] > 0 and offsets[-1] < at)
     ):
         raise _Mismatch(f"byte {at}: the spectrum offsets of the index are out of order")
     if not offsets:
+        _no_spectra(source, at)
         return Layout((), at, "index")
     first = _around_first(source, offsets[0])
-    end = offsets[-1] + _last_length(source, offsets[-1], at)
+    hint = (offsets[-1] - offsets[0]) // max(1, len(offsets) - 1)
+    end = offsets[-1] + _last_length(source, offsets[-1], at, hint)
     return Layout(offsets, end, "index", checked={first})
+
+
+def _no_spectra(source: RangeSource, at: int) -> None:
+    """An index that lists no spectrum is believed only when the head shows an empty
+    spectrum list (or none before the index): else the file is scanned."""
+    head = head_of(source)
+    listed = _LIST_COUNT.search(head)
+    if listed is not None:
+        after = head[listed.end() :]
+        if int(listed.group(1)) == 0 and not SPECTRUM_START.search(after):
+            return
+        raise _Mismatch(
+            f"byte {at}: the offset index lists no spectrum, but <spectrumList> (byte"
+            f" {listed.start()}) says count={int(listed.group(1))}"
+            + (" and holds spectra" if SPECTRUM_START.search(after) else "")
+        )
+    if b"<spectrumList" not in head and b"</run>" in head:  # a small file without one
+        return
+    raise _Mismatch(
+        f"byte {at}: the offset index lists no spectrum and the first {len(head)} bytes do"
+        " not show an empty spectrum list"
+    )
 
 
 def _around_first(source: RangeSource, offset: int) -> int:
@@ -388,11 +444,19 @@ def _around_first(source: RangeSource, offset: int) -> int:
     return offset
 
 
-def _last_length(source: RangeSource, offset: int, limit: int) -> int:
-    """The length of the last indexed spectrum, checked to be the last of the list (one read
-    of it: a spectrum the index leaves out at the end would otherwise go unseen)."""
-    data = source.read(offset, limit)
-    stop = data.find(LIST_END)
+def _last_length(source: RangeSource, offset: int, limit: int, hint: int = 0) -> int:
+    """The length of the last indexed spectrum, checked to be the last of the list (a
+    spectrum the index leaves out at the end would otherwise go unseen). Read forward in
+    doubling windows, from about two spectra's worth, up to ``</spectrumList>``: not
+    the chromatograms after it."""
+    data = b""
+    window = max(4096, 2 * hint + 1024)
+    while True:
+        data += source.read(offset + len(data), min(limit, offset + len(data) + window))
+        stop = data.find(LIST_END, max(0, len(data) - window - len(LIST_END)))
+        if stop >= 0 or offset + len(data) >= limit:
+            break
+        window = len(data)  # doubling: the whole read so far again
     if stop < 0:
         raise _Mismatch(f"byte {limit}: no </spectrumList> after the last indexed spectrum")
     found = [m.start() for m in SPECTRUM_START.finditer(data, 0, stop)]
