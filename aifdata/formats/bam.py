@@ -973,10 +973,14 @@ def _decode_batch(
             found = known[raw] = _cigar(raw, blocks.where(starts[i])) if raw else (None, 0)
         texts.append(found[0])
         spans.append(found[1])
+    for i, raw in enumerate(tags):
+        fault = tags_fault(raw)
+        if fault is not None:
+            raise FormatError(f"{blocks.where(starts[i])}: not a valid BAM record ({fault})")
     flags, refs, poss = columns["flag"], columns["ref"], columns["pos"]
-    ends_at = [
-        pos + span if span and not flag & 4 else None
-        for pos, span, flag in zip(poss, spans, flags, strict=True)
+    ends_at = [  # as htslib: a CIGAR on no reference bases ends at pos + 1
+        pos + max(span, 1) if text is not None and not flag & 4 else None
+        for pos, span, flag, text in zip(poss, spans, flags, texts, strict=True)
     ]
     sequences_ = sequences_of(seqs, lengths)
     qualities = [q if q[:1] != b"\xff" and q else None for q in quals]
@@ -1065,6 +1069,27 @@ def check_eof_marker(blocks: Blocks) -> None:
             f"{blocks.url}: byte {blocks.size}: the file has no BGZF end-of-file block (an"
             " empty block): it was cut short"
         )
+
+
+def tags_fault(data: bytes) -> str | None:
+    """What is wrong with a record's tag bytes (None: each tag is whole and of a known type)."""
+    q, size = 0, len(data)
+    while q < size:
+        if q + 3 > size:
+            return f"tag bytes cut short at tag byte {q}"
+        kind = data[q + 2]
+        q += 3
+        if kind in _TAG_SIZES:
+            q += _TAG_SIZES[kind]
+        elif kind in (90, 72):  # Z, H
+            q = data.find(b"\0", q) + 1
+            if q == 0:
+                return "a Z or H tag without its NUL"
+        elif kind == 66 and q + 5 <= size and data[q] in _ARRAY_CODES:  # B
+            q += 5 + _U32.unpack_from(data, q + 1)[0] * _TAG_SIZES[data[q]]
+        else:
+            return f"tag {data[q - 3 : q - 1]!r}: unknown tag type {chr(kind)!r}"
+    return None if q == size else "the last tag runs past the record's end"
 
 
 def decode_tags(data: bytes) -> list[tuple[str, Any]]:
