@@ -1085,7 +1085,9 @@ def tags_fault(data: bytes) -> str | None:
             q = data.find(b"\0", q) + 1
             if q == 0:
                 return "a Z or H tag without its NUL"
-        elif kind == 66 and q + 5 <= size and data[q] in _ARRAY_CODES:  # B
+        elif kind == 66:  # B
+            if q + 5 > size or data[q] not in _ARRAY_CODES:
+                return f"tag {data[q - 3 : q - 1]!r}: a B array cut short or of unknown subtype"
             q += 5 + _U32.unpack_from(data, q + 1)[0] * _TAG_SIZES[data[q]]
         else:
             return f"tag {data[q - 3 : q - 1]!r}: unknown tag type {chr(kind)!r}"
