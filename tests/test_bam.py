@@ -6,6 +6,7 @@ import array
 import gzip
 import pickle
 import random
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -269,9 +270,15 @@ def test_region_without_an_index_is_refused(tmp_path):
     path = write_bam(tmp_path / "noindex.bam", count=50, index=False)
     with pytest.raises(FormatError, match=r"needs a BAM index \(\.bai\)"):
         get("bam").plan(RangeSource(str(path)), region="chr1")
-    with pytest.raises(ValueError, match="no reference 'chrX'"):
-        write_bam(tmp_path / "i.bam", count=50)
-        get("bam").plan(RangeSource(str(tmp_path / "i.bam")), region="chrX:1-10")
+    write_bam(tmp_path / "i.bam", count=50)
+    for region, why in [
+        ("chrX:1-10", "no reference 'chrX' in this BAM"),
+        ("chrX", "no reference 'chrX' in this BAM"),
+        ("chr1:x-10", "expected NAME, NAME:BEG or NAME:BEG-END"),
+        ("chr1:20-10", "an empty or negative interval"),
+    ]:
+        with pytest.raises(FormatError, match=rf"i\.bam: .*{re.escape(why)}"):
+            get("bam").plan(RangeSource(str(tmp_path / "i.bam")), region=region)
 
 
 def test_an_index_of_another_file_is_refused_or_ignored(tmp_path):

@@ -81,7 +81,6 @@ import struct
 import sys
 import threading
 import warnings
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
@@ -283,7 +282,7 @@ class BamFormat(FormatPlugin):
         self, source: RangeSource, header: BamHeader, bai: _bai.Bai, region: str,
         n: int | None, target_bytes: int | None,
     ) -> list[Partition]:  # fmt: skip
-        ref, beg, end = parse_region(region, header)
+        ref, beg, end = parse_region(region, header, source.url)
         chunks = bai.chunks(ref, beg, end)
         if not chunks:
             return []
@@ -780,17 +779,23 @@ def check_starts(source: RangeSource, header: BamHeader, starts: list[int]) -> s
 _REGION = re.compile(r"^(?P<name>.+?)(?::(?P<beg>[\d,]+)?(?:-(?P<end>[\d,]+)?)?)?$")
 
 
-def parse_region(region: str, header: BamHeader) -> tuple[int, int, int]:
+def parse_region(region: str, header: BamHeader, url: str = "") -> tuple[int, int, int]:
     """``(ref id, beg, end)``, 0-based half open, of a samtools region (``chr1``,
     ``chr1:100``, ``chr1:100-200``: 1-based, inclusive). A whole reference name wins over
-    a reading with a colon (``HLA-A*01:01``)."""
+    a reading with a colon (``HLA-A*01:01``). FormatError (a ValueError) naming ``url``
+    when the region does not parse or names no reference of the header."""
+    try:
+        return _region(region, header)
+    except ValueError as exc:
+        raise FormatError(f"{url or 'BAM'}: {exc}") from None
+
+
+def _region(region: str, header: BamHeader) -> tuple[int, int, int]:
     if region in header.names:
         ref = header.names.index(region)
         return ref, 0, max(header.lengths[ref], 1 << 29)
     name, colon, span = region.rpartition(":")
-    if not colon:
-        header.ref_id(region)  # raises, naming the references
-    ref = header.ref_id(name)
+    ref = header.ref_id(name if colon else region)
     first, _, last = span.replace(",", "").partition("-")
     try:
         beg = int(first) - 1 if first else 0
@@ -1186,12 +1191,6 @@ def _tag_texts(pieces: list[Columns]) -> list[str]:
                 text = known[raw] = tags_text(raw)
             out.append(text)
     return out
-
-
-def iter_records(partitions: list[Partition], **options: Any) -> Iterator[Alignment]:
-    """Every record of ``partitions``, in order."""
-    for part in partitions:
-        yield from part.read(**options)
 
 
 #: Each file version's header and index, as read first.

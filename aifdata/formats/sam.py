@@ -17,11 +17,12 @@ from __future__ import annotations
 import array
 import re
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from .._config import Config
 from .._errors import FormatError
-from ..codecs import Text
+from ..codecs import Codec, Text
 from ._base import KeptMetadata, Partition, RangeSource, TextFormat, open_source
 from .bam import Alignment, Columns, to_arrow
 
@@ -91,7 +92,7 @@ class SamFormat(TextFormat):
         may be far longer than one window)."""
         head = source.head(HEADER_BYTES)
         codec = self.codec(head, source.url)
-        read = _text_reader(source, codec, head)
+        read = _text_reader(source, codec)
         window = HEADER_BYTES
         while True:
             text, at_eof = read(window)
@@ -143,13 +144,14 @@ def first_record(data: bytes, at_eof: bool) -> int | None:
     return None
 
 
-def _text_reader(source: RangeSource, codec: Any, head: bytes) -> Any:
+def _text_reader(source: RangeSource, codec: Codec) -> Callable[[int], tuple[bytes, bool]]:
     """``read(n)``: the first ``n`` uncompressed bytes (or fewer) and whether they are all."""
     if codec.name == "none":
         return lambda n: (source.head(n), n >= source.size)
     if codec.name == "bgzf":  # whole blocks decompress without a cap
         return lambda n: (codec.peek(source.head(n), source.url), n >= source.size)
-    reader = codec.open(source).uncompressed
+    stream: Any = codec.open(source)  # gzip: its index, kept for the reads
+    reader = stream.uncompressed
     return lambda n: (reader.read(0, min(n, reader.size)), n >= reader.size)
 
 
