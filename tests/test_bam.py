@@ -6,6 +6,7 @@ import array
 import gzip
 import pickle
 import random
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -17,7 +18,7 @@ pysam = pytest.importorskip("pysam")
 import aifdata  # noqa: E402
 from aifdata import FormatError  # noqa: E402
 from aifdata.formats import RangeSource, get, partition  # noqa: E402
-from aifdata.formats.bam import CHAIN, record_length  # noqa: E402
+from aifdata.formats.bam import CHAIN, record_length, tags_fault  # noqa: E402
 
 from ._realdata import RealFile  # noqa: E402
 
@@ -269,9 +270,15 @@ def test_region_without_an_index_is_refused(tmp_path):
     path = write_bam(tmp_path / "noindex.bam", count=50, index=False)
     with pytest.raises(FormatError, match=r"needs a BAM index \(\.bai\)"):
         get("bam").plan(RangeSource(str(path)), region="chr1")
-    with pytest.raises(ValueError, match="no reference 'chrX'"):
-        write_bam(tmp_path / "i.bam", count=50)
-        get("bam").plan(RangeSource(str(tmp_path / "i.bam")), region="chrX:1-10")
+    write_bam(tmp_path / "i.bam", count=50)
+    for region, why in [
+        ("chrX:1-10", "no reference 'chrX' in this BAM"),
+        ("chrX", "no reference 'chrX' in this BAM"),
+        ("chr1:x-10", "expected NAME, NAME:BEG or NAME:BEG-END"),
+        ("chr1:20-10", "an empty or negative interval"),
+    ]:
+        with pytest.raises(FormatError, match=rf"i\.bam: .*{re.escape(why)}"):
+            get("bam").plan(RangeSource(str(tmp_path / "i.bam")), region=region)
 
 
 def test_an_index_of_another_file_is_refused_or_ignored(tmp_path):
@@ -474,6 +481,40 @@ def test_a_record_running_past_the_end(tmp_path):
     with pytest.raises(FormatError, match=r"r\.bam: byte 0 \(a BGZF block\), uncompressed byte"
                        r" \d+ in it: a record of block_size 10000 runs past the end"):  # fmt: skip
         read_all(get("bam").plan(RangeSource(str(path)), n=1))
+
+
+def test_an_unknown_tag_type_in_a_later_record_is_refused_while_decoding(tmp_path):
+    path = write_bam(tmp_path / "tags.bam", count=40, index=False)
+    raw = bytearray(gzip.decompress(path.read_bytes()))
+    at = [i for i in range(len(raw) - 3) if raw[i : i + 3] == b"RGZ"]
+    raw[at[5] + 2] = ord("Q")  # the sixth record's RG tag: type 'Q' (no such type)
+    path.write_bytes(bgzf_block(bytes(raw)) + EOF_BLOCK)
+    for n in (1, 3):
+        with pytest.raises(FormatError, match=r"tags\.bam: byte 0 \(a BGZF block\), uncompressed"
+                           r" byte \d+ in it: not a valid BAM record \(tag b'RG': unknown tag"
+                           r" type 'Q'\)"):  # fmt: skip
+            read_all(get("bam").plan(RangeSource(str(path)), n=n))
+    with pytest.raises(FormatError, match="unknown tag type 'Q'"):
+        get("bam").to_pandas(get("bam").plan(RangeSource(str(path)), n=1)[0])
+
+
+@pytest.mark.parametrize(
+    ("tags", "fault"),
+    [
+        (b"", None),
+        (b"NMC\x05RGZgrp\x00XBBC\x02\x00\x00\x00\x01\x02", None),
+        (b"NMQ\x05", "unknown tag type 'Q'"),
+        (b"RGZgrp", "without its NUL"),
+        (b"NMi\x05\x00", "runs past the record's end"),
+        (b"XBBC\x09\x00\x00\x00\x01", "runs past the record's end"),
+        (b"XBBQ\x01\x00\x00\x00\x01", "of unknown subtype"),
+        (b"XBBC\x01", "B array cut short"),
+        (b"NM", "cut short"),
+    ],
+)
+def test_tag_bytes_are_checked_whole(tags, fault):
+    found = tags_fault(tags)
+    assert found is None if fault is None else fault in found
 
 
 def test_a_changed_file_is_refused(tmp_path):

@@ -143,3 +143,79 @@ def test_bam_and_sam_are_told_apart(tmp_path):
     assert {p.format for p in partition(str(renamed_sam), n=2)} == {"sam"}
     assert get("sam").references(RangeSource(str(renamed_sam))) == ("chr0", "chr1", "chr2")
     random.Random(0)  # the files are seeded
+
+
+# -- long headers, malformed lines, reference_end as pysam gives it -----------------------
+
+
+@pytest.mark.parametrize("codec", ["none", "gzip", "bgzf"])
+def test_a_header_far_longer_than_the_first_read_keeps_every_sq_line(tmp_path, codec):
+    names = [f"contig{i:05d}_{'x' * 30}" for i in range(2500)]  # about 145 KiB of @SQ lines
+    lines = ["@HD\tVN:1.6"] + [f"@SQ\tSN:{name}\tLN:1000" for name in names]
+    lines += [f"r{i}\t0\t{names[-1 - i]}\t{i + 1}\t60\t4M\t*\t0\t0\tACGT\tIIII" for i in range(5)]
+    sam = tmp_path / "long.sam"
+    sam.write_text("\n".join(lines) + "\n")
+    expected = reference(sam)
+    if codec == "gzip":
+        sam = tmp_path / "long.sam.gz"
+        sam.write_bytes(gzip.compress((tmp_path / "long.sam").read_bytes()))
+    elif codec == "bgzf":
+        pysam.tabix_compress(str(tmp_path / "long.sam"), str(sam) + ".gz", force=True)
+        sam = Path(str(sam) + ".gz")
+    assert get("sam").references(RangeSource(str(sam))) == tuple(names)
+    for n in (1, 2, 3):
+        parts = partition(str(sam), n=n)
+        assert {p["codec"] for p in parts} == {codec}
+        assert ours(parts) == expected
+
+
+def test_a_header_whose_last_line_has_no_line_end_is_refused(tmp_path):
+    path = tmp_path / "cut.sam.gz"
+    path.write_bytes(gzip.compress(b"@HD\tVN:1.6\n@SQ\tSN:chr1\tLN:1"))
+    with pytest.raises(FormatError, match=r"cut\.sam\.gz: uncompressed byte 27: the header's last"):
+        get("sam").references(RangeSource(str(path)))
+
+
+HEAD = b"@SQ\tSN:c\tLN:100\n"
+GOOD = b"r1\t0\tc\t1\t60\t4M\t*\t0\t0\tACGT\tIIII\n"
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        (b"r2\t0\tc\t5\t60\t4M\t*\t0\t0\tACGT\tII", r"SEQ has 4 bases, QUAL 2"),  # cut in QUAL
+        (b"r2\t0\tc\t5\t60\t4M\t*\t0\t0\tACGT\tIIIIII\n", r"SEQ has 4 bases, QUAL 6"),
+        (b"r2\t0\tc\t5\t60\t4M\t*\t0\t0\tAC", r"10 tab-separated fields"),  # cut in SEQ
+        (b"r2\t0\tc\t5\t60\t4M\t*\t0\t0\tAC\tII\n", r"CIGAR 4M covers 4 query bases, SEQ has 2"),
+        (b"r2\t0\tc\t5\t60\t3M2S\t*\t0\t0\tACGT\tIIII\n", r"CIGAR 3M2S covers 5 query bases"),
+        (b"r2\t0\tc\t5\t60\t4Q\t*\t0\t0\tACGT\tIIII\n", r"bad CIGAR '4Q'"),
+        (b"r2\t0\tc\t5\t60\t4M2\t*\t0\t0\tACGT\tIIII\n", r"bad CIGAR '4M2'"),
+    ],
+)
+def test_a_malformed_line_names_the_file_and_offset(tmp_path, line, why):
+    path = tmp_path / "bad.sam"
+    path.write_bytes(HEAD + GOOD + line)
+    at = len(HEAD + GOOD)
+    with pytest.raises(FormatError, match=rf"bad\.sam: byte {at}: not a SAM record \({why}"):
+        partition(str(path), n=1)[0].read()
+    with pytest.raises(OSError), pysam.AlignmentFile(str(path), check_sq=False) as f:
+        list(f)  # pysam refuses these lines too
+
+
+def test_reference_end_is_pysams_for_cigars_on_no_reference_bases(tmp_path):
+    lines = [
+        "a\t0\tc\t100\t60\t10S\t*\t0\t0\tACGTACGTAC\t*",  # mapped, no reference base: pos + 1
+        "b\t0\tc\t100\t60\t3I\t*\t0\t0\tACG\tIII",
+        "c\t0\tc\t100\t60\t5H\t*\t0\t0\t*\t*",
+        "d\t0\tc\t100\t60\t2S3M\t*\t0\t0\tACGTA\tIIIII",
+        "e\t4\tc\t100\t0\t10S\t*\t0\t0\tACGTACGTAC\t*",  # unmapped: None
+        "f\t4\t*\t0\t0\t*\t*\t0\t0\tACG\t*",  # no CIGAR: None
+    ]
+    sam = tmp_path / "ends.sam"
+    sam.write_bytes(HEAD + "\n".join(lines).encode() + b"\n")
+    expected = reference(sam)
+    assert [r[9] for r in expected] == [100, 100, 100, 102, None, None]
+    assert ours(partition(str(sam), n=1)) == expected
+    bam = tmp_path / "ends.bam"
+    pysam.view("-b", "-o", str(bam), str(sam), catch_stdout=False)
+    assert ours(partition(str(bam), n=1)) == expected

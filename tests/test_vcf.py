@@ -557,6 +557,20 @@ def test_a_corrupt_index_is_refused_naming_it(indexed, tmp_path, damage):
         plan_region(url, "chr1", n=3)
 
 
+@pytest.mark.parametrize("kind", ["tbi", "csi"])
+@pytest.mark.parametrize("change", [-1, 1])
+def test_an_index_whose_name_count_differs_from_n_ref_is_refused(indexed, tmp_path, kind, change):
+    url = str(tmp_path / "calls.vcf.gz")
+    shutil.copy(indexed[kind], url)
+    raw = bytearray(gzip.decompress(Path(indexed[kind] + "." + kind).read_bytes()))
+    at = 4 if kind == "tbi" else 16 + struct.unpack_from("<i", raw, 12)[0]  # n_ref
+    struct.pack_into("<i", raw, at, struct.unpack_from("<i", raw, at)[0] + change)
+    Path(url + "." + kind).write_bytes(gzip.compress(bytes(raw)))
+    with pytest.raises(FormatError, match=rf"calls\.vcf\.gz\.{kind}: uncompressed byte {at}: "
+                       r"the index counts \d+ contigs \(n_ref\) but names 3"):  # fmt: skip
+        plan_region(url, "chrX", n=2)
+
+
 def test_an_index_named_explicitly(indexed, tmp_path):
     url = str(tmp_path / "calls.vcf.gz")
     shutil.copy(indexed["tbi"], url)

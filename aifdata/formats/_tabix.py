@@ -134,6 +134,7 @@ def parse_index(blob: bytes, url: str) -> Index:
         reader.pos = 4
         n_ref = reader.one("<i")
         names = _tabix_meta(reader, url)
+        _same_count(names, n_ref, url, 4)
         return Index(
             url, "tbi", 14, 5, names, [_tbi_ref(reader) for _ in range(_count(n_ref, url))]
         )
@@ -142,7 +143,10 @@ def parse_index(blob: bytes, url: str) -> Index:
         min_shift, depth, l_aux = reader.take("<3i")
         aux = _Bytes(reader.raw(l_aux), url)
         names = _tabix_meta(aux, url) if l_aux else []
+        at = reader.pos
         n_ref = reader.one("<i")
+        if l_aux:
+            _same_count(names, n_ref, url, at)
         refs = [_csi_ref(reader) for _ in range(_count(n_ref, url))]
         if not 0 < min_shift < 32 or not 0 <= depth < 16:
             raise FormatError(f"{url}: byte 4: bad CSI parameters (min_shift {min_shift},"
@@ -163,6 +167,14 @@ def _inflate_all(blob: bytes) -> bytes:
             raise zlib.error("the compressed index is cut short")
         rest = inflater.unused_data
     return b"".join(out)
+
+
+def _same_count(names: list[str], n_ref: int, url: str, at: int) -> None:
+    if len(names) != n_ref:
+        raise FormatError(
+            f"{url}: uncompressed byte {at}: the index counts {n_ref} contigs (n_ref) but"
+            f" names {len(names)}"
+        )
 
 
 def _count(n: int, url: str) -> int:
@@ -365,6 +377,11 @@ def plan_region(
     wanted = plugin.parse_region(region, tuple(index.names))
     tid = index.tid(wanted.contig)
     found = plugin.scan_header(source, codec)
+    if tid is not None and not 0 <= tid < len(index.refs):
+        raise FormatError(
+            f"{index.url}: contig {wanted.contig!r} is number {tid} of the index's names, but"
+            f" the index has bins for {len(index.refs)} contigs"
+        )
     span = None if tid is None else query(index, tid, wanted.beg, wanted.end)
     if span is None:
         return []  # no record of that contig in that interval: as tabix, nothing

@@ -81,7 +81,6 @@ import struct
 import sys
 import threading
 import warnings
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
@@ -283,7 +282,7 @@ class BamFormat(FormatPlugin):
         self, source: RangeSource, header: BamHeader, bai: _bai.Bai, region: str,
         n: int | None, target_bytes: int | None,
     ) -> list[Partition]:  # fmt: skip
-        ref, beg, end = parse_region(region, header)
+        ref, beg, end = parse_region(region, header, source.url)
         chunks = bai.chunks(ref, beg, end)
         if not chunks:
             return []
@@ -780,17 +779,23 @@ def check_starts(source: RangeSource, header: BamHeader, starts: list[int]) -> s
 _REGION = re.compile(r"^(?P<name>.+?)(?::(?P<beg>[\d,]+)?(?:-(?P<end>[\d,]+)?)?)?$")
 
 
-def parse_region(region: str, header: BamHeader) -> tuple[int, int, int]:
+def parse_region(region: str, header: BamHeader, url: str = "") -> tuple[int, int, int]:
     """``(ref id, beg, end)``, 0-based half open, of a samtools region (``chr1``,
     ``chr1:100``, ``chr1:100-200``: 1-based, inclusive). A whole reference name wins over
-    a reading with a colon (``HLA-A*01:01``)."""
+    a reading with a colon (``HLA-A*01:01``). FormatError (a ValueError) naming ``url``
+    when the region does not parse or names no reference of the header."""
+    try:
+        return _region(region, header)
+    except ValueError as exc:
+        raise FormatError(f"{url or 'BAM'}: {exc}") from None
+
+
+def _region(region: str, header: BamHeader) -> tuple[int, int, int]:
     if region in header.names:
         ref = header.names.index(region)
         return ref, 0, max(header.lengths[ref], 1 << 29)
     name, colon, span = region.rpartition(":")
-    if not colon:
-        header.ref_id(region)  # raises, naming the references
-    ref = header.ref_id(name)
+    ref = header.ref_id(name if colon else region)
     first, _, last = span.replace(",", "").partition("-")
     try:
         beg = int(first) - 1 if first else 0
@@ -973,10 +978,14 @@ def _decode_batch(
             found = known[raw] = _cigar(raw, blocks.where(starts[i])) if raw else (None, 0)
         texts.append(found[0])
         spans.append(found[1])
+    for i, raw in enumerate(tags):
+        fault = tags_fault(raw)
+        if fault is not None:
+            raise FormatError(f"{blocks.where(starts[i])}: not a valid BAM record ({fault})")
     flags, refs, poss = columns["flag"], columns["ref"], columns["pos"]
-    ends_at = [
-        pos + span if span and not flag & 4 else None
-        for pos, span, flag in zip(poss, spans, flags, strict=True)
+    ends_at = [  # as htslib: a CIGAR on no reference bases ends at pos + 1
+        pos + max(span, 1) if text is not None and not flag & 4 else None
+        for pos, span, flag, text in zip(poss, spans, flags, texts, strict=True)
     ]
     sequences_ = sequences_of(seqs, lengths)
     qualities = [q if q[:1] != b"\xff" and q else None for q in quals]
@@ -1065,6 +1074,29 @@ def check_eof_marker(blocks: Blocks) -> None:
             f"{blocks.url}: byte {blocks.size}: the file has no BGZF end-of-file block (an"
             " empty block): it was cut short"
         )
+
+
+def tags_fault(data: bytes) -> str | None:
+    """What is wrong with a record's tag bytes (None: each tag is whole and of a known type)."""
+    q, size = 0, len(data)
+    while q < size:
+        if q + 3 > size:
+            return f"tag bytes cut short at tag byte {q}"
+        kind = data[q + 2]
+        q += 3
+        if kind in _TAG_SIZES:
+            q += _TAG_SIZES[kind]
+        elif kind in (90, 72):  # Z, H
+            q = data.find(b"\0", q) + 1
+            if q == 0:
+                return "a Z or H tag without its NUL"
+        elif kind == 66:  # B
+            if q + 5 > size or data[q] not in _ARRAY_CODES:
+                return f"tag {data[q - 3 : q - 1]!r}: a B array cut short or of unknown subtype"
+            q += 5 + _U32.unpack_from(data, q + 1)[0] * _TAG_SIZES[data[q]]
+        else:
+            return f"tag {data[q - 3 : q - 1]!r}: unknown tag type {chr(kind)!r}"
+    return None if q == size else "the last tag runs past the record's end"
 
 
 def decode_tags(data: bytes) -> list[tuple[str, Any]]:
@@ -1159,12 +1191,6 @@ def _tag_texts(pieces: list[Columns]) -> list[str]:
                 text = known[raw] = tags_text(raw)
             out.append(text)
     return out
-
-
-def iter_records(partitions: list[Partition], **options: Any) -> Iterator[Alignment]:
-    """Every record of ``partitions``, in order."""
-    for part in partitions:
-        yield from part.read(**options)
 
 
 #: Each file version's header and index, as read first.

@@ -17,11 +17,12 @@ from __future__ import annotations
 import array
 import re
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from .._config import Config
 from .._errors import FormatError
-from ..codecs import Text
+from ..codecs import Codec, Text
 from ._base import KeptMetadata, Partition, RangeSource, TextFormat, open_source
 from .bam import Alignment, Columns, to_arrow
 
@@ -30,6 +31,7 @@ HEADER_BYTES = 64 * 2**10
 _RECORD_TYPES = ("@HD\t", "@SQ\t", "@RG\t", "@PG\t", "@CO\t")
 _CIGAR = re.compile(r"(\d+)([MIDNSHP=X])")
 _REF_OPS = frozenset("MDN=X")
+_QUERY_OPS = frozenset("MIS=X")
 _PHRED = bytes((b - 33) & 0xFF for b in range(256))
 #: SAM integer tags as htslib stores them: the smallest BAM type that holds the value.
 _INT_CODES = (("C", "B", 0, 255), ("c", "b", -128, 127), ("S", "H", 0, 65535),
@@ -86,14 +88,25 @@ class SamFormat(TextFormat):
         return found
 
     def _header_text(self, source: RangeSource) -> bytes:
-        size = HEADER_BYTES
+        """The header lines, read in growing windows of the uncompressed text (a header
+        may be far longer than one window)."""
+        head = source.head(HEADER_BYTES)
+        codec = self.codec(head, source.url)
+        read = _text_reader(source, codec)
+        window = HEADER_BYTES
         while True:
-            head = source.head(size)
-            text = self.codec(head, source.url).peek(head, source.url)
+            text, at_eof = read(window)
             end = _header_end(text)
-            if end is not None or len(head) >= source.size:
-                return text[: end if end is not None else len(text)]
-            size *= 2
+            if end is not None:
+                return text[:end]
+            if at_eof:
+                if text and not text.endswith(b"\n"):
+                    raise FormatError(
+                        f"{source.url}: {'' if codec.name == 'none' else 'uncompressed '}byte"
+                        f" {len(text)}: the header's last line has no line end (cut short?)"
+                    )
+                return text
+            window *= 4
 
     def parse(
         self, text: Text, references: tuple[str, ...] = (), as_arrow: bool = False,
@@ -131,6 +144,17 @@ def first_record(data: bytes, at_eof: bool) -> int | None:
     return None
 
 
+def _text_reader(source: RangeSource, codec: Codec) -> Callable[[int], tuple[bytes, bool]]:
+    """``read(n)``: the first ``n`` uncompressed bytes (or fewer) and whether they are all."""
+    if codec.name == "none":
+        return lambda n: (source.head(n), n >= source.size)
+    if codec.name == "bgzf":  # whole blocks decompress without a cap
+        return lambda n: (codec.peek(source.head(n), source.url), n >= source.size)
+    stream: Any = codec.open(source)  # gzip: its index, kept for the reads
+    reader = stream.uncompressed
+    return lambda n: (reader.read(0, min(n, reader.size)), n >= reader.size)
+
+
 def _header_end(text: bytes) -> int | None:
     """Where the header lines of ``text`` (the file's start) end; None if not in it."""
     pos = 0
@@ -159,7 +183,7 @@ def parse(text: Text, references: tuple[str, ...]) -> list[Alignment]:
     if text.last and data and not data.endswith(b"\n"):
         data += b"\n"  # a last line without its newline is still whole
     ids = {name: i for i, name in enumerate(references)}
-    spans: dict[str, int] = {}
+    spans: dict[str, tuple[int, int]] = {}
     out = []
     pos = 0
     for line in data.split(b"\n")[:-1]:
@@ -174,7 +198,7 @@ def parse(text: Text, references: tuple[str, ...]) -> list[Alignment]:
 
 
 def _record(
-    line: str, ids: dict[str, int], spans: dict[str, int], references: tuple[str, ...]
+    line: str, ids: dict[str, int], spans: dict[str, tuple[int, int]], references: tuple[str, ...]
 ) -> Alignment:
     fields = line.rstrip("\r").split("\t")
     if len(fields) < 11:
@@ -183,20 +207,22 @@ def _record(
     flag, pos = int(flag_), int(pos_) - 1
     ref = -1 if rname == "*" else _ref_id(rname, ids)
     mate = ref if rnext == "=" else -1 if rnext == "*" else _ref_id(rnext, ids)
-    span = 0
+    span, length = 0, -1
     if cigar != "*":
-        span = spans.get(cigar, -1)
-        if span < 0:
-            span = spans[cigar] = _span(cigar)
+        span, length = spans.get(cigar) or spans.setdefault(cigar, _span(cigar))
+    if seq != "*" and length >= 0 and length != len(seq):
+        raise ValueError(f"CIGAR {cigar} covers {length} query bases, SEQ has {len(seq)}")
+    if qual != "*" and seq != "*" and len(qual) != len(seq):
+        raise ValueError(f"SEQ has {len(seq)} bases, QUAL {len(qual)} (line cut short?)")
     quals = None
     if qual != "*":
         quals = array.array("B", qual.encode("ascii").translate(_PHRED))
-    aligned = not flag & 4 and span > 0
+    aligned = not flag & 4 and cigar != "*"  # as htslib: a CIGAR on no reference ends at pos + 1
     return Alignment(
         qname, flag, ref, references[ref] if ref >= 0 else None, pos, int(mapq),
         None if cigar == "*" else cigar, mate, references[mate] if mate >= 0 else None,
         int(pnext) - 1, int(tlen), None if seq == "*" else seq, quals,
-        b"".join(_tag(field) for field in fields[11:]), pos + span if aligned else None,
+        b"".join(_tag(field) for field in fields[11:]), pos + max(span, 1) if aligned else None,
     )  # fmt: skip
 
 
@@ -207,11 +233,15 @@ def _ref_id(name: str, ids: dict[str, int]) -> int:
     return found
 
 
-def _span(cigar: str) -> int:
+def _span(cigar: str) -> tuple[int, int]:
+    """Reference bases and query bases that ``cigar`` covers."""
     ops = _CIGAR.findall(cigar)
     if "".join(n + op for n, op in ops) != cigar:
         raise ValueError(f"bad CIGAR {cigar!r}")
-    return sum(int(n) for n, op in ops if op in _REF_OPS)
+    return (
+        sum(int(n) for n, op in ops if op in _REF_OPS),
+        sum(int(n) for n, op in ops if op in _QUERY_OPS),
+    )
 
 
 def _tag(field: str) -> bytes:
