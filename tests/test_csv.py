@@ -400,3 +400,52 @@ def test_real_files_equal_pyarrow_for_every_count(real_file, real):
     for n in COUNTS:
         assert union(str(path), n=n).equals(expected), n
     assert union(str(path), target_bytes=max(1, len(data) // 7)).equals(expected)
+
+
+# -- review fixes ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("codec", ["none", "gzip", "bgzf"])
+def test_a_header_after_more_than_the_head_of_blank_lines(tmp_path, codec):
+    data = b"\xef\xbb\xbf" + b"\n\r\n" * 1800 + b"a,b\n1,2\n\n3,4\n"  # 5.3 KiB of blank lines
+    blob = {"none": data, "gzip": gzip.compress(data), "bgzf": bgzf(data, block=1000)}[codec]
+    path = tmp_path / ("late.csv" + ("" if codec == "none" else ".gz"))
+    path.write_bytes(blob)
+    expected = reference(data)
+    assert expected.column_names == ["a", "b"] and expected.num_rows == 2
+    for n in COUNTS:
+        got = union(str(path), n=n)
+        assert got.column_names == ["a", "b"], n
+        assert got.equals(expected), n
+
+
+def test_a_failed_index_write_leaves_no_temporary_file(tmp_path, monkeypatch):
+    import json
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    path = tmp_path / "full.csv"
+    data = hard_file(2000, seed=8)
+    path.write_bytes(data)
+    monkeypatch.setattr(json, "dump", full_disk)
+    assert union(str(path), n=4).equals(reference(data))  # no index stored costs nothing else
+    home = aifdata._config.aifdata_home() / "csvindex"
+    assert list(home.glob(".building-*")) == []
+    assert list(home.glob("*.json")) == []
+
+
+def test_another_delimiters_index_of_the_same_version_stays(tmp_path, monkeypatch):
+    import aifdata.formats.csv as csv_format
+    from aifdata.formats._base import KeptMetadata
+
+    path = tmp_path / "both.txt"
+    path.write_bytes(b"a,b\tc\n" + b"1,2\t3\n" * 50_000)
+    source = RangeSource(str(path))
+    comma = csv_format.index_path(source.url, source.version, b",")
+    tab = csv_format.index_path(source.url, source.version, b"\t")
+    assert comma != tab
+    for delimiter in (b",", b"\t", b","):
+        monkeypatch.setattr(csv_format, "_KEPT", KeptMetadata())
+        csv_format._index(source, source, source.size, delimiter)
+    assert comma.exists() and tab.exists()

@@ -189,3 +189,52 @@ def test_real_file_from_csvkit(real_file):
     for n in COUNTS:
         assert values(str(path), n=n, format="jsonl") == expected
     assert values(str(path), target_bytes=10, format="jsonl") == expected
+
+
+# -- review fixes ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["blank.jsonl", "blank.jsonl.gz", "blank.ndjson.bgz"])
+def test_a_partition_of_blank_lines_gets_the_first_values_schema(tmp_path, name):
+    data = (
+        b'\xef\xbb\xbf{"a": 1, "b": "x"}\n' + b"\n" * 15 + b" \r\n" * 3000 + b'{"a": 2, "b": "y"}\n'
+    )
+    blob = {"blank.jsonl": data, "blank.jsonl.gz": gzip.compress(data)}.get(name)
+    path = tmp_path / name
+    path.write_bytes(bgzf(data, block=500) if blob is None else blob)
+    for n in (3, 5, 17):
+        tables = [p.read(as_arrow=True) for p in partition(str(path), n=n)]
+        assert any(t.num_rows == 0 for t in tables), n  # some partition holds blank lines only
+        whole = pa.concat_tables(tables)  # one schema: the partitions join
+        assert whole.to_pylist() == [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}], n
+
+
+def test_a_file_of_blank_lines_only_gives_empty_tables(tmp_path):
+    path = tmp_path / "empty.jsonl"
+    path.write_bytes(b"\n \n\r\n" * 2000)
+    tables = [p.read(as_arrow=True) for p in partition(str(path), n=4)]
+    assert pa.concat_tables(tables).num_rows == 0
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    count=st.integers(min_value=1, max_value=40),
+    n=st.integers(min_value=1, max_value=40),
+    blank_every=st.integers(min_value=2, max_value=7),
+)
+def test_crlf_line_ends_split_anywhere(tmp_path, count, n, blank_every):
+    rows = [{"i": i, "s": "\r\n" * (i % 3)} for i in range(count)]  # escaped CR LF inside values
+    lines = []
+    for i, row in enumerate(rows):
+        lines.append(json.dumps(row).encode())
+        if i % blank_every == 0:
+            lines.append(b"")
+    data = b"\r\n".join(lines) + b"\r\n"
+    path = tmp_path / "crlf.jsonl"
+    path.write_bytes(data)
+    parts = partition(str(path), n=n)
+    assert [v for p in parts for v in p.read()] == rows
+    tables = [p.read(as_arrow=True) for p in parts]
+    assert pa.concat_tables(tables).to_pylist() == rows

@@ -379,3 +379,41 @@ def test_real_files_from_laspy_read_back_whole(real_file, name):
     plans = check_exact(path, target_bytes=4_096)
     if name == "autzen_trim.laz":  # written by PDAL: three chunks of 50,000, 50,000, 10,000
         assert [len(parts) for parts in plans] == [1, 2, 3, 3, 3, 3, 3]
+
+
+# -- review fixes ---------------------------------------------------------------
+
+
+#: A long ``aif://`` URL (200 characters) and a fingerprint with a sha256 checksum: the
+#: most a partition's URL and fingerprint take in practice.
+LONG_URL = "aif://" + "lidar-survey-2024/" * 10 + "tiles/" + "t" * 4 + ".laz"
+SHA_FINGERPRINT = "123456789012:1718000000.123456#sha256:" + "ab" * 32
+
+
+class LongNamed(RangeSource):
+    """A local file seen under a long ``aif://`` URL with a checksum fingerprint."""
+
+    def __init__(self, path: Path, url: str = LONG_URL) -> None:
+        super().__init__(str(path))
+        self.url = url
+
+    @property
+    def fingerprint(self) -> str:
+        return SHA_FINGERPRINT
+
+
+def test_partitions_of_a_long_url_and_a_checksum_stay_under_1_kb(tmp_path):
+    assert len(LONG_URL) == 200
+    sizes = [1 + (i * 7919) % 900 for i in range(96)]  # variable chunks: two sizes per chunk
+    las = cloud(7, sum(sizes), seed=5)
+    path = write_variable_chunks(tmp_path / "long.laz", las, sizes)
+    expected = reference(path)
+    plugin = get("las")
+    listed = 0
+    for n in (*COUNTS, 4, 6, 12, 48, 96):
+        parts = plugin.plan(LongNamed(path), n=n)
+        assert all(len(pickle.dumps(p)) < 1024 for p in parts), n
+        listed += sum("sizes" in p.options for p in parts)
+        got = np.concatenate([plugin.read(p, LongNamed(path)).array for p in parts])
+        assert np.array_equal(got, expected), n
+    assert listed  # small runs still carry their sizes

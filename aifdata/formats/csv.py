@@ -49,6 +49,7 @@ cannot be record boundaries without the quote parity there.
 
 from __future__ import annotations
 
+import contextlib
 import csv as _csv
 import hashlib
 import io
@@ -62,7 +63,7 @@ from typing import Any
 
 from .._config import aifdata_home
 from .._errors import FormatError
-from ..codecs import Boundary, ByteReader, Text, find_start
+from ..codecs import BOUNDARY_WINDOW, Boundary, ByteReader, Text, find_start
 from ..codecs._gzip_index import version_key
 from ._base import (
     KeptMetadata,
@@ -373,7 +374,7 @@ def index_path(url: str, version: str, delimiter: bytes) -> Path:
     """Where the quote index of this version of ``url`` is stored."""
     digest = hashlib.sha256(url.encode()).hexdigest()[:32]
     tail = hashlib.sha256(f"{version}|{delimiter!r}".encode()).hexdigest()[:16]
-    return aifdata_home() / "csvindex" / f"{digest}-{tail}.json"
+    return aifdata_home() / "csvindex" / f"{digest}-{delimiter.hex()}-{tail}.json"
 
 
 def _load(path: Path, key: str, extent: int, delimiter: bytes) -> QuoteIndex | None:
@@ -405,14 +406,24 @@ def _store(path: Path, key: str, index: QuoteIndex) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".building-")
+    except OSError:
+        return
+    try:
         with os.fdopen(fd, "w") as out:
             json.dump(payload, out)
         os.replace(temporary, path)
-    except OSError:
-        return
-    prefix = path.name.split("-")[0]
-    for old in path.parent.glob(f"{prefix}-*.json"):
-        if old != path:
+    except BaseException as exc:  # a full disk, or an interrupt: no temporary file left
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        if isinstance(exc, OSError):
+            return
+        raise
+    url_key, delimiter_key, _ = path.name.split("-", 2)
+    for old in path.parent.glob(f"{url_key}-*.json"):
+        parts = old.name.split("-")
+        # this file's other versions with this delimiter (and names from before the
+        # delimiter was in them); another delimiter's index of this version stays
+        if old != path and (len(parts) == 2 or parts[1] == delimiter_key):
             old.unlink(missing_ok=True)
 
 
@@ -531,13 +542,31 @@ def _snap(reader: ByteReader, index: QuoteIndex, point: int) -> tuple[int, int]:
 
 def _header_end(reader: ByteReader, text: bytes, delimiter: bytes) -> int:
     """Where the first record that is not a blank line ends (blank lines before it
-    are skipped, as pyarrow skips them)."""
-    body = text.removeprefix(_BOM)
-    lead = len(text) - len(body.lstrip(b"\r\n"))
-    if lead >= len(text) and len(text) < reader.size:
-        lead = 0  # a head of blank lines only: the header is found from the start
-    first = text[lead : lead + 1]
+    are skipped, as pyarrow skips them, however many: past ``text``, the file's head,
+    they are read on in growing windows); the file's end when it holds none."""
+    lead = _first_filled(reader, text)
+    if lead >= reader.size:
+        return reader.size
+    first = reader.read(lead, lead + 1)
     return find_start(reader, lead + 1, record_start_rule(int(first == b'"'), delimiter))
+
+
+def _first_filled(reader: ByteReader, text: bytes) -> int:
+    """The offset of the file's first byte that is not a line end (after a BOM);
+    ``text``, the file's head, is looked at first."""
+    offset = len(_BOM) if text.startswith(_BOM) else 0
+    data, window = text[offset:], max(len(text), BOUNDARY_WINDOW)
+    while True:
+        rest = data.lstrip(b"\r\n")
+        if rest:
+            return offset + len(data) - len(rest)
+        offset += len(data)
+        if offset >= reader.size:
+            return reader.size
+        data = reader.read(offset, min(reader.size, offset + window))
+        if not data:
+            return reader.size
+        window *= 2
 
 
 def _header_names(raw: bytes, delimiter: str, url: str) -> list[str]:

@@ -8,7 +8,10 @@ skipped, as ``pyarrow.json`` and most readers do.
 
 Reading gives the values as Python objects (``json.loads`` of each line), or
 an Arrow table with ``as_arrow=True`` (``pyarrow.json``; pass ``schema=`` so
-that every partition has the same one, else each infers its own). A line that
+that every partition has the same one, else each infers its own from its
+lines). A partition of blank lines only, which has no values to infer from,
+gets the schema of the file's first value (its columns, no rows), so the
+partitions of a file stay joinable with ``pyarrow.concat_tables``. A line that
 is not JSON raises FormatError naming the file, the byte offset where the line
 starts and the JSON error.
 """
@@ -18,9 +21,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .._config import Config
 from .._errors import FormatError
 from ..codecs import Text
-from ._base import Partition, TextFormat
+from ._base import Partition, RangeSource, TextFormat, open_source
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -74,6 +78,52 @@ class JsonLinesFormat(TextFormat):
             return to_arrow(text, schema)
         return parse(text)
 
+    def read(
+        self, partition: Partition, source: RangeSource | None = None, config: Config | None = None,
+        **options: Any,
+    ) -> Any:  # fmt: skip
+        source = open_source(partition, source, config)
+        return self._joinable(
+            partition, source, super().read(partition, source, **options), options
+        )
+
+    def decode(
+        self, partition: Partition, data: bytes, source: RangeSource, after: bytes = b"",
+        **options: Any,
+    ) -> Any:  # fmt: skip
+        found = super().decode(partition, data, source, after, **options)
+        return self._joinable(partition, source, found, options)
+
+    def _joinable(
+        self, partition: Partition, source: RangeSource, found: Any, options: dict[str, Any]
+    ) -> Any:
+        """``found``, or, for an Arrow table of a blank-only partition (no columns, no rows,
+        no ``schema=``), an empty table with the schema of the file's first value."""
+        if not options.get("as_arrow") or options.get("schema") is not None:
+            return found
+        if found.num_columns or found.num_rows:
+            return found
+        return self.first_schema(partition, source).empty_table()
+
+    def first_schema(self, partition: Partition, source: RangeSource) -> Any:
+        """The Arrow schema ``pyarrow.json`` infers from the file's first non-blank line
+        (no columns when the file has none), read from the start in growing windows."""
+        import pyarrow as pa
+
+        stream = self.codec_of(partition).open(source)
+        window = self.head_bytes
+        while True:
+            end = min(window, stream.extent)
+            text = stream.text(0, end, self.boundary)
+            pos = len(_BOM) if text.start == 0 and text.data.startswith(_BOM) else 0
+            for line in text.data[pos:].split(b"\n"):
+                if line.strip():
+                    return to_arrow(_line_text(text, pos, line)).schema
+                pos += len(line) + 1
+            if end >= stream.extent:
+                return pa.schema([])
+            window *= 4
+
     def table(self, partition: Partition) -> str:
         return f"jsonl:{partition.url}"
 
@@ -111,6 +161,11 @@ def parse(text: Text) -> list[Any]:
                 raise FormatError(_bad_line(text, pos, line, exc)) from None
         pos += len(line) + 1
     raise AssertionError("unreachable: a line failed once and not twice")  # pragma: no cover
+
+
+def _line_text(text: Text, pos: int, line: bytes) -> Text:
+    """``line`` (at offset ``pos`` of ``text``) as a Text that names places as ``text`` does."""
+    return Text(text.url, line, text.start + pos, False, lambda i: text.where(pos + i))
 
 
 def _bad_line(text: Text, pos: int, line: bytes, exc: ValueError) -> str:

@@ -13,8 +13,10 @@ and the VLRs (one request, a second one when the VLRs run past the first
   wrote -1 there, in the file's last 8 bytes); one more request reads it,
   two in all. A partition is a run of whole chunks: its byte range, first
   point and point count. Its spec carries the byte (and, for variable-size
-  chunks, point) sizes of its chunks when they are few; otherwise reading it
-  re-reads the chunk table, once per process and file version.
+  chunks, point) sizes of its chunks when they are few (up to 32, and while
+  the pickled partition stays within 900 bytes: a long URL or a checksum
+  fingerprint takes room too); otherwise reading it re-reads the chunk table,
+  once per process and file version.
 * **COPC** (a LAZ 1.4 file whose first VLR is the COPC info VLR, with one
   chunk per octree node): planning walks the hierarchy pages from the root
   page, only into pages whose node can hold a point wanted (``bounds=``, a
@@ -23,9 +25,10 @@ and the VLRs (one request, a second one when the VLRs run past the first
   depth-first order (a node before its children, children in octant order)
   and cut into runs of about equal point counts, so a partition is a compact
   piece of space: its spec has its ``extent`` (the union of its nodes' cubes,
-  from the COPC info's center and half-size) and, for up to 16 nodes, the
-  nodes' hierarchy entries themselves; a larger run is named by its first and
-  last node key, and reading it walks the hierarchy again (kept per process).
+  from the COPC info's center and half-size) and, for up to 16 nodes (while
+  the pickled partition stays within 900 bytes), the nodes' hierarchy entries
+  themselves; a larger run is named by its first and last node key, and
+  reading it walks the hierarchy again (kept per process).
   With ``bounds=``, reading keeps only the points inside the box (laspy's
   rule: the box's coordinates rounded to the file's integer grid).
 
@@ -43,6 +46,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import pickle
 import struct
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -77,6 +81,9 @@ ENTRY = struct.Struct("<iiiiQii")
 SPEC_CHUNKS = 32
 #: COPC nodes listed in a partition's spec at most (beyond, its first and last key).
 SPEC_NODES = 16
+#: A partition keeps its chunk sizes or node entries only while it pickles to at most this
+#: many bytes (a long URL and a checksum fingerprint take room too; the limit is 1 KB).
+SPEC_BUDGET = 900
 #: COPC node ranges closer than this are read as one request (object stores: fewer, larger reads).
 MERGE_GAP = 512 * 2**10
 #: Each file version's header, chunk table and hierarchy pages, kept per process.
@@ -122,6 +129,11 @@ class Header:
     @property
     def layout(self) -> str:
         return f"{self.las.point_format.id}:{self.record_length}"
+
+
+def within_budget(partition: Partition) -> bool:
+    """Whether ``partition`` pickles to at most :data:`SPEC_BUDGET` bytes."""
+    return len(pickle.dumps(partition)) <= SPEC_BUDGET
 
 
 def not_las(head: bytes, url: str) -> str:
@@ -376,14 +388,15 @@ class LasFormat(ByteRangeFormat):
         out = []
         for ordinal, (a, b) in enumerate(itertools.pairwise(cuts)):
             c0, c1 = index[a], index[b]
-            spec: dict[str, Any] = {"chunks": (c0, c1)}
             run = chunks[c0:c1]
+            place = (source, header, ordinal, a, b - a, byte_starts[c0], byte_starts[c1])
+            made = None
             if len(run) <= SPEC_CHUNKS:
-                spec["sizes"] = _pack_sizes(run, variable(header))
-            out.append(
-                self._make(source, header, ordinal, a, b - a, byte_starts[c0], byte_starts[c1],
-                           **spec)
-            )  # fmt: skip
+                made = self._make(*place, chunks=(c0, c1),
+                                  sizes=_pack_sizes(run, variable(header)))  # fmt: skip
+            if made is None or not within_budget(made):
+                made = self._make(*place, chunks=(c0, c1))  # the chunk table is read again
+            out.append(made)
         return out
 
     def _make(
@@ -776,13 +789,15 @@ class CopcFormat(ByteRangeFormat):
                       *(max(c[i] for c in cubes) for i in range(3, 6)))  # fmt: skip
             spec: dict[str, Any] = {"points": b - a, "extent": extent, "bounds": box,
                                     "max_level": max_level, "layout": header.layout}  # fmt: skip
+            made = None
             if len(run) <= SPEC_NODES:
-                spec["nodes"] = b"".join(
-                    ENTRY.pack(*n.key, n.offset, n.size, n.points) for n in run
-                )
-            else:
-                spec["span"] = (run[0].key, run[-1].key)
-            out.append(Partition.make(source.url, self.name, ordinal, source.fingerprint, **spec))
+                packed = b"".join(ENTRY.pack(*n.key, n.offset, n.size, n.points) for n in run)
+                made = Partition.make(source.url, self.name, ordinal, source.fingerprint,
+                                      **spec, nodes=packed)  # fmt: skip
+            if made is None or not within_budget(made):
+                made = Partition.make(source.url, self.name, ordinal, source.fingerprint,
+                                      **spec, span=(run[0].key, run[-1].key))  # fmt: skip
+            out.append(made)
         return out
 
     def nodes(self, partition: Partition, source: RangeSource | None = None) -> list[Node]:
