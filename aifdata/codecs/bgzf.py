@@ -10,7 +10,14 @@ partition ``i`` starts at the first record start found in the data of its
 first block (the first byte counts only as context), and ends where partition
 ``i + 1`` starts, which it finds by decompressing a little past its last
 block. Both sides compute that boundary from the same bytes, so every record
-lands in exactly one partition.
+lands in exactly one partition. Looking for that start keeps only the last
+few lines as context (:data:`CONTEXT_LINES`), so it is linear however long a
+sequence runs.
+
+A file cut at a block boundary is still whole blocks: only bgzip's empty
+end-of-file block, its last 28 bytes, tells that nothing is missing. Planning
+checks it (one 28-byte read) and so does reading the last partition (in the
+bytes it reads anyway); without it, FormatError.
 
 A gzip file that is not BGZF (one long member) is the ``gzip`` codec's.
 """
