@@ -10,7 +10,14 @@ partition ``i`` starts at the first record start found in the data of its
 first block (the first byte counts only as context), and ends where partition
 ``i + 1`` starts, which it finds by decompressing a little past its last
 block. Both sides compute that boundary from the same bytes, so every record
-lands in exactly one partition.
+lands in exactly one partition. Looking for that start keeps only the last
+few lines as context (:data:`CONTEXT_LINES`), so it is linear however long a
+sequence runs.
+
+A file cut at a block boundary is still whole blocks: only bgzip's empty
+end-of-file block, its last 28 bytes, tells that nothing is missing. Planning
+checks it (one 28-byte read) and so does reading the last partition (in the
+bytes it reads anyway); without it, FormatError.
 
 A gzip file that is not BGZF (one long member) is the ``gzip`` codec's.
 """
@@ -20,6 +27,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import struct
+import threading
 import zlib
 from collections.abc import Iterator
 from typing import Any
@@ -32,6 +40,10 @@ _HEADER = struct.Struct("<4sIBBHBBHH")  # magic+flags, mtime, xfl, os, xlen, si1
 _MAGIC = b"\x1f\x8b\x08\x04"
 _TRAILER = struct.Struct("<II")  # CRC32 and ISIZE of the inflated bytes
 _LEAST = 18 + 2 + 8  # header, an empty deflate block, trailer (bgzip's end-of-file block)
+#: Lines kept as context when scanning for a record start: a rule decides a start from the
+#: line it begins and the lines after it (FASTQ: two lines and one byte), so a start it
+#: leaves open lies in the last few lines it saw.
+CONTEXT_LINES = 4
 _inflater: Any
 try:  # ISA-L inflates about twice as fast as zlib (dnaio installs it)
     from isal import isal_zlib as _inflater
@@ -142,9 +154,26 @@ class BgzfStream(Stream):
     def __init__(self, source: Source) -> None:
         self.source = source
         self.extent = source.size
+        self._end_checked = False
+        self._end_lock = threading.Lock()
+
+    def nominal(self, count: int) -> list[int]:
+        self.check_end()  # planning starts here: refuse a file cut at a block boundary
+        return super().nominal(count)
 
     def snap(self, offset: int, boundary: Boundary) -> int:
+        self.check_end()  # planners that do not ask for nominal offsets (VCF) snap
         return next_block(self.source, offset)
+
+    def check_end(self) -> None:
+        """FormatError unless the file ends with bgzip's end-of-file block (an empty block):
+        without it, the file was cut at a block boundary and its last records are missing.
+        Reads the last 28 bytes, once per stream."""
+        with self._end_lock:
+            if not self._end_checked:
+                check_end_block(self.source.read(self.extent - _LEAST, self.extent),
+                                self.source.url, self.extent)  # fmt: skip
+                self._end_checked = True
 
     def text(
         self, start: int, end: int, boundary: Boundary, raw: bytes | None = None,
@@ -156,13 +185,15 @@ class BgzfStream(Stream):
         used = sum(n for _, _, n in whole)
         if used != end - start:
             raise FormatError(f"{url}: byte {start + used}: a BGZF block is cut short")
+        if end >= size:  # the last partition holds the end-of-file block, if there is one
+            check_end_block(raw[-_LEAST:], url, size)
         blocks = [(at, piece) for at, piece, _ in whole]
         own = b"".join(piece for _, piece in blocks)
         first: int | None = 0
         if start > 0:  # the same rule the partition before uses to find its end
             first = boundary(own, end >= size)
             if first is None and end < size:
-                first, _ = self.scan(start, boundary)
+                first, _ = self.start_of(start, boundary, raw)
         if first is None:
             return Text(url, b"", start, last=True)
         tail = b""
@@ -179,25 +210,100 @@ class BgzfStream(Stream):
     ) -> tuple[int | None, list[tuple[int, bytes]]]:
         """Where the partition starting at ``block`` begins: the first record start in the
         uncompressed data from there (its first byte only context), found block by block;
-        and the blocks looked at. None: no record starts from there to the end.
+        and the blocks looked at, ``(file offset, inflated bytes)``. None: no record starts
+        from there to the end.
 
         ``held``: file bytes from ``block`` on, looked at before reading any."""
+        blocks: list[tuple[int, bytes]] = []
+        found, _ = self._search(block, boundary, held, blocks)
+        return found, blocks
+
+    def start_of(self, block: int, boundary: Boundary, held: bytes = b"") -> tuple[int | None, int]:
+        """As :meth:`scan`, keeping no inflated block: the record start's index in the
+        data from ``block`` on, and the file offset of the block that holds it (None and
+        the file size when no record starts from there to the end)."""
+        return self._search(block, boundary, held, None)
+
+    def _search(
+        self, block: int, boundary: Boundary, held: bytes,
+        keep: list[tuple[int, bytes]] | None,
+    ) -> tuple[int | None, int]:  # fmt: skip
+        """The record start from ``block`` on, each block inflated once and each byte looked
+        at a bounded number of times. The rule is asked about a window: the bytes since the
+        :data:`CONTEXT_LINES`-th last newline (the lines a line-based rule needs to settle a
+        start it left open), plus what was inflated since; and only when a line ended since
+        it last said None (or its bytes ended a line, or the stream ends): without a new
+        line, a rule that decides record starts from whole lines cannot answer otherwise."""
+        window, base, total, ask = bytearray(), 0, 0, True
+        starts: list[int] = []  # where each block's inflated bytes begin
+        offsets: list[int] = []  # and its file offset
+        for at, piece, after in self._inflated(block, held):
+            if keep is not None:
+                keep.append((at, piece))
+            starts.append(total)
+            offsets.append(at)
+            total += len(piece)
+            window += piece
+            ask = ask or b"\n" in piece
+            at_eof = after >= self.extent
+            if not (ask or at_eof):
+                continue
+            found = boundary(bytes(window), at_eof)
+            if found is not None:
+                index = base + found
+                return index, offsets[max(0, bisect.bisect_right(starts, index) - 1)]
+            if at_eof:
+                break
+            ask = window.endswith(b"\n")
+            cut = _context_start(window)
+            del window[:cut]
+            base += cut
+        return None, self.extent
+
+    def _inflated(self, block: int, held: bytes) -> Iterator[tuple[int, bytes, int]]:
+        """``(file offset, inflated bytes, offset after it)`` of each block from ``block`` to
+        the end of the file, read in growing windows (``held`` first)."""
         url, size = self.source.url, self.extent
-        data, blocks, pos, window = b"", [], block, MAX_BLOCK
+        pos, window = block, MAX_BLOCK
         while True:
             looked, raw, held = bool(held), held or self.source.read(pos, pos + window), b""
             before = pos
             for at, piece, n in _blocks(raw, url, pos):
-                blocks.append((at, piece))
-                data += piece
                 pos = at + n
-                found = boundary(data, pos >= size)
-                if found is not None or pos >= size:
-                    return found, blocks
+                yield at, piece, pos
+            if pos >= size:
+                return
             if pos == before and not looked:  # a window holds a whole block, unless cut short
                 raise FormatError(f"{url}: byte {pos}: a BGZF block is cut short")
             if pos > before:
                 window = min(2 * window, 4 * MAX_BLOCK)
+
+
+def _context_start(window: bytearray) -> int:
+    """Where the last :data:`CONTEXT_LINES` lines of ``window`` begin, less one byte (the
+    newline before them, context for the rule); 0 when it holds fewer lines."""
+    cut = len(window)
+    for _ in range(CONTEXT_LINES):
+        cut = window.rfind(b"\n", 0, cut)
+        if cut < 0:
+            return 0
+    return cut
+
+
+def check_end_block(last: bytes, url: str, size: int) -> None:
+    """FormatError unless ``last`` (a file's last 28 bytes) is an empty BGZF block, as
+    bgzip and htslib end every file."""
+    ok = len(last) == _LEAST and block_size_at(last, 0) == _LEAST
+    if ok:
+        try:
+            ok = inflate_block(last, url, size - _LEAST) == b""
+        except FormatError:
+            ok = False
+    if not ok:
+        raise FormatError(
+            f"{url}: byte {size}: no BGZF end-of-file block: the file is truncated? (the data"
+            " ends there: a BGZF block is cut short, or the last blocks are missing)"
+        )
 
 
 class _Locate:
