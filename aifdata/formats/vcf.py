@@ -41,7 +41,7 @@ from .._config import Config
 from .._errors import FormatError
 from .._gc import gc_paused
 from ..codecs import Codec, Text
-from ..codecs.bgzf import MAX_BLOCK, block_size_at, decompress_blocks, inflate_block
+from ..codecs.bgzf import MAX_BLOCK, BgzfStream, block_size_at, decompress_blocks, inflate_block
 from ._base import (
     KeptMetadata,
     Partition,
@@ -336,6 +336,8 @@ class VcfFormat(TextFormat):
 
             return plan_indexed(self, source, codec, region, n, target_bytes, index)
         stream = codec.open(source)
+        if isinstance(stream, BgzfStream):
+            stream.check_end()  # a file cut at a block boundary is refused even for n=1
         found = scan_header(source, codec, stream)
         first, extent = found.first, stream.extent
         if first >= extent or not found.records:
