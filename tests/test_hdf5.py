@@ -545,3 +545,14 @@ def test_to_xarray_names_netcdf_dimensions_and_slices_coordinates(tmp_path):
     plain = h5_file(tmp_path / "plain.h5", lambda f: f.create_dataset("x", data=np.ones((4, 2))))
     array = plugin.to_xarray(partition(plain, n=1)[0])
     assert array.dims == ("dim_0", "dim_1") and array.name == "x"
+
+
+def test_a_sparse_chunked_variable_plans_and_reads_from_its_stored_chunks(tmp_path):
+    path = tmp_path / "sparse.h5"
+    with h5py.File(path, "w") as f:  # 6,000 chunk slots, 4 of them stored
+        v = f.create_dataset("v", shape=(300, 20_000), chunks=(100, 10), dtype="f4")
+        v[0:5, 0:20] = 1.0
+        v[250:260, 100:110] = 2.0
+        expected = v[...]
+    parts = partition(str(path), n=3, variable="v")
+    np.testing.assert_array_equal(np.concatenate([p.read() for p in parts]), expected)

@@ -389,14 +389,30 @@ def chunk_ranges(dataset: Any, start: int, stop: int) -> list[tuple[int, int]]:
         row = math.prod(dataset.shape[1:]) * dataset.dtype.itemsize
         return [(offset + start * row, offset + stop * row)]
     chunks = dataset.chunks
-    first = [range(start // chunks[0] * chunks[0], stop, chunks[0])]
+    low = start // chunks[0] * chunks[0]
+    first = [range(low, stop, chunks[0])]
     others = [
         range(0, extent, size) for extent, size in zip(dataset.shape[1:], chunks[1:], strict=True)
     ]
+    corners = math.prod(len(r) for r in (*first, *others))
+    stored = dsid.get_num_chunks()
+    if corners > 4 * stored + 1024:  # sparse (or a damaged shape): walk what is stored instead
+        return _stored_ranges(dsid, stored, low, stop)
     ranges = []
     for corner in itertools.product(*first, *others):
         info = dsid.get_chunk_info_by_coord(corner)
         if info.byte_offset is not None and info.size:
+            ranges.append((info.byte_offset, info.byte_offset + info.size))
+    return ranges
+
+
+def _stored_ranges(dsid: Any, stored: int, low: int, stop: int) -> list[tuple[int, int]]:
+    """The byte ranges of the stored chunks whose first row lies in ``[low, stop)``: one
+    look at each chunk the index holds, however large the dataset's shape claims to be."""
+    ranges = []
+    for i in range(stored):
+        info = dsid.get_chunk_info(i)
+        if low <= info.chunk_offset[0] < stop and info.byte_offset is not None and info.size:
             ranges.append((info.byte_offset, info.byte_offset + info.size))
     return ranges
 
