@@ -198,8 +198,8 @@ def bgzf_blocks(data: bytes, block: int = 65280, level: int = 1) -> bytes:
     import zlib
 
     out = []
-    for pos in range(0, len(data) + 1, block):  # the empty block last
-        chunk = data[pos : pos + block]
+    pieces = [data[pos : pos + block] for pos in range(0, len(data), block)]
+    for chunk in [*pieces, b""]:  # the empty block last: BGZF's end-of-file marker
         deflate = zlib.compressobj(level, zlib.DEFLATED, -15)
         body = deflate.compress(chunk) + deflate.flush()
         header = b"\x1f\x8b\x08\x04" + struct.pack("<IBBH", 0, 0, 255, 6) + b"BC"

@@ -329,8 +329,8 @@ def test_a_gzipped_file_reads_like_the_plain_one(tmp_path, indexed):
 def bgzf(data: bytes, block: int = 4000) -> bytes:
     """``data`` in BGZF blocks (gzip members with the BC extra field), then the empty one."""
     out = []
-    for pos in range(0, len(data) + 1, block):
-        chunk = data[pos : pos + block]
+    pieces = [data[pos : pos + block] for pos in range(0, len(data), block)]
+    for chunk in [*pieces, b""]:
         deflate = zlib.compressobj(1, zlib.DEFLATED, -15)
         body = deflate.compress(chunk) + deflate.flush()
         header = b"\x1f\x8b\x08\x04" + struct.pack("<IBBH", 0, 0, 255, 6) + b"BC"
