@@ -205,6 +205,14 @@ class FormatPlugin(ABC):
         """Why ``head`` is not this format, for an error message (file and byte offset)."""
         return f"{url}: byte 0: this is not {self.name} data (it starts with {head[:16]!r})"
 
+    def checked_head(self, source: RangeSource, n: int = 4096) -> bytes:
+        """The first ``n`` bytes of ``source``; FormatError saying why when they are not
+        this format."""
+        head = source.head(n)
+        if not self.sniff(head, source.url):
+            raise FormatError(self.explain(head, source.url))
+        return head
+
     @abstractmethod
     def plan(
         self, source: RangeSource, n: int | None = None, target_bytes: int | None = None
@@ -357,9 +365,7 @@ class TextFormat(ByteRangeFormat):
         codec's offsets (uncompressed bytes for gzip), each snapped to a record start."""
         if source.size == 0:
             return []
-        head = source.head(self.head_bytes)
-        if not self.sniff(head, source.url):
-            raise FormatError(self.explain(head, source.url))
+        head = self.checked_head(source, self.head_bytes)
         codec = self.codec(head, source.url)
         stream = codec.open(source)
         extent = stream.extent

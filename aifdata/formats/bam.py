@@ -242,9 +242,7 @@ class BamFormat(FormatPlugin):
         """Partitions of the file, or of ``region`` (``"chr1:1-1000"``, ``"chr1"``: needs
         the ``.bai``). ``index``: False plans without the ``.bai`` even when there is one."""
         partition_count(0, n, target_bytes)  # refuse a bad n or target_bytes early
-        head = source.head()
-        if not self.sniff(head, source.url):
-            raise FormatError(self.explain(head, source.url))
+        self.checked_head(source)
         header = self.header(source)
         if not header.has_records:
             return []

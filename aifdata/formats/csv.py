@@ -148,9 +148,7 @@ class CsvFormat(TextFormat):
         text, each starting at a record outside quotes (see the module docstring)."""
         if source.size == 0:
             return []
-        head = source.head(self.head_bytes)
-        if not self.sniff(head, source.url):
-            raise FormatError(self.explain(head, source.url))
+        head = self.checked_head(source, self.head_bytes)
         codec = self.codec(head, source.url)
         stream = codec.open(source)
         extent = stream.extent

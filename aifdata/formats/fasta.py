@@ -137,9 +137,7 @@ class FastaFormat(TextFormat):
             raise ValueError("region= names residues: give by='residues' with it")
         if source.size == 0:
             return []
-        head = source.head(self.head_bytes)
-        if not self.sniff(head, source.url):
-            raise FormatError(self.explain(head, source.url))
+        head = self.checked_head(source, self.head_bytes)
         codec = self.codec(head, source.url)
         if codec.name != "none" and index:
             raise FormatError(

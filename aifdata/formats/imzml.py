@@ -131,9 +131,7 @@ class ImzmlFormat(FormatPlugin):
         partition_count(0, n, target_bytes)
         if source.size == 0:
             return []
-        head = source.head(HEAD_BYTES)
-        if not self.sniff(head, source.url):
-            raise FormatError(self.explain(head, source.url))
+        self.checked_head(source, HEAD_BYTES)
         header, table, shared = metadata(source)
         ibd = ibd_source(source)
         check_ibd(source, ibd, header, table, shared)

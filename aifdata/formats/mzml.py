@@ -209,9 +209,7 @@ class MzmlFormat(ByteRangeFormat):
         partition_count(0, n, target_bytes)  # refuse a bad n even for a file without spectra
         if source.size == 0:
             return []
-        head = source.head(HEAD_BYTES)
-        if not self.sniff(head, source.url):
-            raise FormatError(self.explain(head, source.url))
+        head = self.checked_head(source, HEAD_BYTES)
         codec = codec_of(head, source.url)
         if codec != "none":  # the same planning over the uncompressed bytes
             source = Inflated(source)

@@ -84,9 +84,7 @@ class RootFormat(FormatPlugin):
         self, source: RangeSource, n: int | None = None, target_bytes: int | None = None
     ) -> list[Partition]:
         partition_count(0, n, target_bytes)  # refuse a bad n or target_bytes even with no trees
-        head = source.head(HEAD_BYTES)
-        if not self.sniff(head, source.url):
-            raise FormatError(self.explain(head, source.url))
+        head = self.checked_head(source, HEAD_BYTES)
         check_complete(head, source)
         pieces: list[tuple[str, str, int, int]] = []
         for path, kind, offsets, size in self._layout(source, head):

@@ -327,9 +327,7 @@ class VcfFormat(TextFormat):
             if region is not None:
                 raise FormatError(f"{source.url}: empty file: no region to read")
             return []
-        head = source.head(self.head_bytes)
-        if not self.sniff(head, source.url):
-            raise FormatError(self.explain(head, source.url))
+        head = self.checked_head(source, self.head_bytes)
         codec = self.codec(head, source.url)
         if region is not None:
             from ._tabix import plan_region as plan_indexed
@@ -367,9 +365,7 @@ class VcfFormat(TextFormat):
         """The header of a VCF file (a URL, or an open source)."""
         if isinstance(source, str):
             source = RangeSource(source, config)
-        head = source.head(self.head_bytes)
-        if not self.sniff(head, source.url):
-            raise FormatError(self.explain(head, source.url))
+        head = self.checked_head(source, self.head_bytes)
         codec = self.codec(head, source.url)
         kept = _HEADERS.slot(source)
         if "header" not in kept:
