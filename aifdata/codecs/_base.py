@@ -10,6 +10,7 @@ codec's own coordinates (:attr:`Stream.extent`): file bytes for ``none`` and
 
 from __future__ import annotations
 
+import io
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -161,3 +162,27 @@ def find_start(reader: ByteReader, offset: int, boundary: Boundary) -> int:
         if at_eof:
             return size
         window *= 2
+
+
+class SeekableSource(io.RawIOBase):
+    """A read-only, seekable file over a :class:`ByteReader`: the position and seeking that
+    readers of whole files (indexed_gzip, pyarrow, h5py) need; a subclass reads."""
+
+    def __init__(self, source: ByteReader) -> None:
+        super().__init__()
+        self.source = source
+        self.position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.source.size}
+        self.position = max(0, base[whence] + offset)
+        return self.position

@@ -65,7 +65,7 @@ from typing import Any, NoReturn
 
 from .._config import aifdata_home
 from .._errors import FormatError
-from ._base import Source
+from ._base import SeekableSource, Source
 
 #: Uncompressed bytes between checkpoints (each checkpoint keeps a 32 KiB window).
 SPACING = 4 * 2**20
@@ -402,40 +402,26 @@ def _read_with_zran(source: Source, index: GzipIndex, start: int, end: int) -> b
     return data[start - origin :]
 
 
-class SourceFile(io.RawIOBase):
+class SourceFile(SeekableSource):
     """A seekable, read-only file over a :class:`Source` (what indexed_gzip reads).
 
     It keeps one range fetched up front (:meth:`prefetch`) and, apart from it,
     the last ``block`` fetched on demand (the gzip header, a read past the end).
     """
 
+    source: Source
+
     def __init__(
         self, source: Source, block: int, on_fetch: Callable[[int, bytes], None] | None = None
     ) -> None:
-        super().__init__()
-        self.source = source
+        super().__init__(source)
         self.block = block
         self.on_fetch = on_fetch
-        self.position = 0
         self._buffers: list[tuple[int, bytes]] = []  # (start, data): prefetched, on demand
 
     def prefetch(self, start: int, end: int) -> None:
         """Fetch ``[start, end)`` in one request now and keep it."""
         self._buffers = [(start, self.source.read(start, end))]
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.position
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self.position, os.SEEK_END: self.source.size}
-        self.position = max(0, base[whence] + offset)
-        return self.position
 
     def readinto(self, buffer: Any) -> int:
         if self.position >= self.source.size:

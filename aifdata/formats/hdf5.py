@@ -43,10 +43,8 @@ object and the byte range read last.
 from __future__ import annotations
 
 import bisect
-import io
 import itertools
 import math
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -54,6 +52,7 @@ from typing import Any
 
 from .._config import Config
 from .._errors import AifDataError, FormatError
+from ..codecs import SeekableSource
 from ._base import (
     FormatPlugin,
     KeptMetadata,
@@ -428,7 +427,7 @@ def merged(ranges: list[tuple[int, int]], gap: int) -> list[tuple[int, int]]:
     return out
 
 
-class _Reader(io.RawIOBase):
+class _Reader(SeekableSource):
     """A read-only file over a :class:`RangeSource`, as h5py wants one (seek, readinto).
 
     Small reads go through aligned pages of :data:`PAGE_BYTES`, kept in
@@ -439,44 +438,28 @@ class _Reader(io.RawIOBase):
     error), for messages.
     """
 
+    source: RangeSource
+
     def __init__(self, source: RangeSource, keep: dict[int, bytes] | None) -> None:
-        super().__init__()
-        self.source = source
+        super().__init__(source)
         self.keep = keep
         self.pages: dict[int, bytes] = {}
         self.ahead: list[tuple[int, bytes]] = []  # sorted (start, bytes)
         self.last = (0, 0)
         self.failure: BaseException | None = None
-        self._pos = 0
-        self._size = source.size
-        self._lock = threading.Lock()
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
-        end = min(self._pos + len(view), self._size)
-        if end <= self._pos:
+        end = min(self.position + len(view), self.source.size)
+        if end <= self.position:
             return 0
         try:
-            data = self.range(self._pos, end)
+            data = self.range(self.position, end)
         except BaseException as exc:
             self.failure = exc
             raise
         view[: len(data)] = data
-        self._pos += len(data)
+        self.position += len(data)
         return len(data)
 
     def range(self, start: int, end: int) -> bytes:

@@ -27,6 +27,7 @@ import struct
 from typing import Any
 
 from .._errors import FormatError
+from ..codecs import SeekableSource
 from ._base import (
     DEFAULT_TARGET_BYTES,
     FormatPlugin,
@@ -230,26 +231,10 @@ def _runs(labels: list[int]) -> list[tuple[int, int]]:
     return runs
 
 
-class RangeFile(io.RawIOBase):
+class RangeFile(SeekableSource):
     """A read-only, seekable file over a :class:`RangeSource` (each read one range request)."""
 
-    def __init__(self, source: RangeSource) -> None:
-        self.source = source
-        self.position = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.source.size}
-        self.position = max(0, base[whence] + offset)
-        return self.position
+    source: RangeSource
 
     def readinto(self, buffer: Any) -> int:
         data = self.read(len(buffer))
