@@ -157,15 +157,8 @@ def bench_fasta(
     def ours() -> int:
         return sum(len(rs) for _, rs in read_all(parts, prefetch=args.prefetch))
 
-    def peer() -> int:  # the object fetched whole, then pyfaidx indexes it and reads it all
-        whole = home / "peer" / "genome.fa"
-        whole.parent.mkdir(exist_ok=True)
-        whole.write_bytes(fs.cat_file(URL))
-        with pyfaidx.Fasta(str(whole), sequence_always_upper=False, rebuild=True) as fa:
-            count = sum(1 for key in fa.keys() if len(str(fa[key][:])) >= 0)  # noqa: SIM118
-        for leftover in whole.parent.iterdir():
-            leftover.unlink()
-        return count
+    def peer() -> int:
+        return pyfaidx_read_all(fs, URL, home / "peer" / "genome.fa")
 
     peer_s, peer_n = best(peer, args.repeat)
     ours_s, ours_n = best(ours, args.repeat)
@@ -214,7 +207,6 @@ def bench_fasta(
 
 def _bench_proteins(fs: Any, home: Path, args: argparse.Namespace, plans: list) -> list[tuple]:
     """Many short records: planning with and without a ``.fai``, reading vs pyfaidx."""
-    import pyfaidx
     import pysam
 
     size = max(1, args.formats_mib // 4) * 2**20
@@ -238,14 +230,7 @@ def _bench_proteins(fs: Any, home: Path, args: argparse.Namespace, plans: list) 
         return sum(len(rs) for _, rs in read_all(parts, prefetch=args.prefetch))
 
     def peer() -> int:
-        whole = home / "peer" / "proteins.fa"
-        whole.parent.mkdir(exist_ok=True)
-        whole.write_bytes(fs.cat_file(url))
-        with pyfaidx.Fasta(str(whole), sequence_always_upper=False, rebuild=True) as fa:
-            count = sum(1 for key in fa.keys() if len(str(fa[key][:])) >= 0)  # noqa: SIM118
-        for leftover in whole.parent.iterdir():
-            leftover.unlink()
-        return count
+        return pyfaidx_read_all(fs, url, home / "peer" / "proteins.fa")
 
     peer_s, peer_n = best(peer, args.repeat)
     ours_s, ours_n = best(ours, args.repeat)
@@ -260,3 +245,17 @@ def _bench_proteins(fs: Any, home: Path, args: argparse.Namespace, plans: list) 
          "fetch + index + read"),
         ("  ratio partitions / pyfaidx", "target >= 0.8", peer_s / ours_s, "x", "proteins"),
     ]  # fmt: skip
+
+
+def pyfaidx_read_all(fs: Any, url: str, whole: Path) -> int:
+    """The peer: the object fetched whole to ``whole``, indexed by pyfaidx and read all;
+    the number of records (the local copy is removed after)."""
+    import pyfaidx
+
+    whole.parent.mkdir(exist_ok=True)
+    whole.write_bytes(fs.cat_file(url))
+    with pyfaidx.Fasta(str(whole), sequence_always_upper=False, rebuild=True) as fa:
+        count = sum(1 for key in fa.keys() if len(str(fa[key][:])) >= 0)  # noqa: SIM118
+    for leftover in whole.parent.iterdir():
+        leftover.unlink()
+    return count
