@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 import aifdata
 from aifdata import AifFileSystem, _seaweedfs
@@ -64,6 +65,11 @@ NEEDS: dict[str, tuple[str, ...]] = {
 }
 
 _SERVER_FIXTURES = frozenset({"seaweedfs", "_seaweedfs_session"})
+
+#: CI draws the same examples on every run, so that a gate passes or fails on the code, not
+#: on luck; a developer's run explores new ones. ``AIFDATA_HYPOTHESIS=ci`` picks the first.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("AIFDATA_HYPOTHESIS", "default"))
 
 
 def _needs(item: pytest.Item) -> set[str]:

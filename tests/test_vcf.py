@@ -510,6 +510,17 @@ def test_a_region_on_an_unknown_contig_has_no_partitions(indexed):
     assert plan_region(indexed["tbi"], "chr7:1-100", n=4) == []
 
 
+def test_an_index_whose_contig_names_are_not_the_files_is_refused(indexed, tmp_path):
+    """A contig missing from a damaged index is not taken as a contig without records."""
+    url = str(tmp_path / "calls.vcf.gz")
+    shutil.copy(indexed["tbi"], url)
+    names = gzip.decompress(Path(indexed["tbi"] + ".tbi").read_bytes())
+    assert names.count(b"chr2\0") == 1
+    Path(url + ".tbi").write_bytes(gzip.compress(names.replace(b"chr2\0", b"bhr2\0")))
+    with pytest.raises(FormatError, match=r"not of 'bhr2': the index belongs to another file"):
+        plan_region(url, "chr2:100000-2000000", n=2)
+
+
 def test_regions_are_parsed_as_tabix_does():
     assert (parse_region("chr1:1,000-2,000").beg, parse_region("chr1:1,000-2,000").end) == (
         999,

@@ -40,7 +40,9 @@ class RegionFormat(Protocol):
 
     def parse_region(self, region: str, contigs: tuple[str, ...] = ()) -> Any: ...
 
-    def scan_header(self, source: RangeSource, codec: Codec) -> Any: ...
+    def scan_header(self, source: RangeSource, codec: Codec) -> Any:
+        """The header: its ``spec()`` travels in each partition, its ``header.contigs``
+        are the contigs it declares."""
 
 
 #: Index suffixes looked for beside a data file, in order.
@@ -382,7 +384,10 @@ def plan_region(
             f"{index.url}: contig {wanted.contig!r} is number {tid} of the index's names, but"
             f" the index has bins for {len(index.refs)} contigs"
         )
-    span = None if tid is None else query(index, tid, wanted.beg, wanted.end)
+    if tid is None:
+        check_names(source, index, found.header.contigs)
+        return []  # no record of that contig: as tabix, nothing
+    span = query(index, tid, wanted.beg, wanted.end)
     if span is None:
         return []  # no record of that contig in that interval: as tabix, nothing
     compressed = max(1, (span.last >> 16) - (span.first >> 16))
@@ -405,6 +410,20 @@ def plan_region(
         )
         for i, (a, b) in enumerate(itertools.pairwise(bounds))
     ]
+
+
+def check_names(source: RangeSource, index: Index, declared: tuple[str, ...]) -> None:
+    """Refuse an index whose contig names are not the file's, before answering that a
+    contig has no records: the first record of each contig the header does not declare
+    (all of them, for a header without ``##contig`` lines) must be of that contig."""
+    firsts = []
+    for name, ref in zip(index.names, index.refs, strict=False):
+        starts = [a for b, chunks in ref.bins.items() if b != index.pseudo_bin for a, _ in chunks]
+        if name not in declared and starts:
+            firsts.append((name, min(starts)))
+    if firsts:
+        with ThreadPoolExecutor(min(16, len(firsts))) as pool:
+            list(pool.map(lambda item: check_offset(source, index, item[1], item[0]), firsts))
 
 
 def check_offset(source: RangeSource, index: Index, virtual: int, contig: str) -> None:
