@@ -78,7 +78,9 @@ def test_a_prefetch_killed_part_way_resumes(warm):
     again = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
     summary = json.loads(again.stdout)
-    assert summary["failed"] == 0 and summary["present"] >= before
+    # A copy renamed into place whose record the kill cut off is not trusted: it is copied
+    # again. With one worker, at most one copy is between its rename and its record.
+    assert summary["failed"] == 0 and summary["present"] >= before - 1
     assert summary["present"] + summary["hydrated"] == len(FILES)
     for rel, data in FILES.items():  # no partial copy was ever renamed into place
         assert (pfs_dir / rel).read_bytes() == data
