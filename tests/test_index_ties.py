@@ -142,3 +142,85 @@ def test_the_end_of_a_regions_records_is_checked_too(tmp_path):
         _tabix.check_span_end(source, index, span.last - 1, "chr1")
     with pytest.raises(FormatError, match=r"records of 'chr2' end there, but the line before"):
         _tabix.check_span_end(source, index, span.last, "chr2")
+
+
+# -- BAM: .bai -------------------------------------------------------------------------------
+
+
+def bam_of(path: Path, count: int, unplaced: int = 0, seed: int = 1) -> Path:
+    """A sorted BAM of ``count`` reads at rising positions on two references (then
+    ``unplaced`` reads of no reference, as samtools sort puts them), and its .bai."""
+    import random
+
+    rng = random.Random(seed)
+    header = {"HD": {"VN": "1.6", "SO": "coordinate"},
+              "SQ": [{"SN": "chr0", "LN": 10**7}, {"SN": "chr1", "LN": 10**7}]}  # fmt: skip
+    tmp = path.with_suffix(".tmp.bam")
+    with pysam.AlignmentFile(str(tmp), "wb", header=header) as out:
+        for i in range(count + unplaced):
+            a = pysam.AlignedSegment(out.header)
+            a.query_name = f"r{i}"
+            a.query_sequence = "".join(rng.choices("ACGT", k=100))
+            a.query_qualities = pysam.qualitystring_to_array("I" * 100)
+            if i < count:
+                a.reference_id, a.reference_start = (0 if i < count // 2 else 1), 100 * i
+                a.cigarstring, a.mapping_quality = "100M", 30
+            else:
+                a.flag, a.reference_id, a.reference_start = 4, -1, -1
+            out.write(a)
+    os.replace(tmp, path)
+    touch_later(path)
+    return path
+
+
+def bam_reads(path: Path, region: str | None = None) -> list[str]:
+    with pysam.AlignmentFile(str(path)) as f:
+        rows = f.fetch(region=region) if region else f.fetch(until_eof=True)
+        return [r.query_name for r in rows]
+
+
+def test_a_stale_bai_after_many_reads_were_added_is_refused(tmp_path):
+    path = bam_of(tmp_path / "a.bam", 2000)
+    pysam.index(str(path))
+    bam_of(path, 8000)  # the same first reads, and more after: the old .bai left beside it
+    with pytest.raises(FormatError) as caught:
+        get("bam").plan(RangeSource(str(path)), n=3, region="chr1")
+    message = str(caught.value)
+    assert "a.bam.bai: virtual offset" in message and f"of {path}" in message
+    assert "samtools index" in message
+    with pytest.warns(UserWarning, match=r"a\.bam\.bai: .*planning without the index"):
+        parts = get("bam").plan(RangeSource(str(path)), n=3)
+    assert [r.query_name for p in parts for r in p.read()] == bam_reads(path)
+
+
+@pytest.mark.parametrize(
+    ("added", "before", "after"), [(1, 0, 0), (30, 0, 0), (0, 0, 20), (30, 20, 20), (0, 20, 0)]
+)
+def test_a_stale_bai_after_a_few_reads_were_added_is_refused_by_its_end(
+    tmp_path, added, before, after
+):
+    """Fewer added reads than a block's worth (placed, or of no reference; or the unplaced
+    ones gone): the index's end is read in the data."""
+    from aifdata.formats import _bai
+
+    path = bam_of(tmp_path / "a.bam", 2000, unplaced=before)
+    pysam.index(str(path))
+    blob = Path(str(path) + ".bai").read_bytes()
+    bam_of(path, 2000 + added, unplaced=after)
+    size = path.stat().st_size
+    with pytest.raises(FormatError, match=r"a\.bam\.bai: virtual offset \d+/\d+ of .*a\.bam"):
+        bai = _bai.parse(blob, str(path) + ".bai", 2, size)
+        _bai.check_end(RangeSource(str(path)), bai, str(path) + ".bai")
+
+
+@pytest.mark.parametrize("unplaced", [0, 20])
+def test_a_matching_bai_passes_its_checks(tmp_path, unplaced):
+    from aifdata.formats import _bai
+
+    path = bam_of(tmp_path / "a.bam", 3000, unplaced=unplaced)
+    pysam.index(str(path))
+    bai = _bai.parse(Path(str(path) + ".bai").read_bytes(), "a.bam.bai", 2, path.stat().st_size)
+    assert bai.unplaced == unplaced and bai.data_end
+    _bai.check_end(RangeSource(str(path)), bai, "a.bam.bai")
+    parts = get("bam").plan(RangeSource(str(path)), n=4, region="chr1")
+    assert [r.query_name for p in parts for r in p.read()] == bam_reads(path, "chr1")
