@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import struct
 from pathlib import Path
 
 import pytest
@@ -50,7 +49,9 @@ def rewrite_vcf(url: str, data: bytes) -> None:
 
 def more_records(data: bytes, count: int) -> bytes:
     """``data`` with ``count`` records of chrX added at its end (the file stays sorted)."""
-    lines = [f"chrX\t{1_999_950 + i // 100}\t.\tA\tC\t50\tPASS\tDP=9\tGT\t0|1\t1|1" for i in range(count)]
+    lines = [
+        f"chrX\t{1_999_950 + i // 100}\t.\tA\tC\t50\tPASS\tDP=9\tGT\t0|1\t1|1" for i in range(count)
+    ]
     return data + ("\n".join(lines) + "\n").encode()
 
 
@@ -224,3 +225,194 @@ def test_a_matching_bai_passes_its_checks(tmp_path, unplaced):
     _bai.check_end(RangeSource(str(path)), bai, "a.bam.bai")
     parts = get("bam").plan(RangeSource(str(path)), n=4, region="chr1")
     assert [r.query_name for p in parts for r in p.read()] == bam_reads(path, "chr1")
+
+
+# -- FASTA: .fai (and a BGZF file's .gzi) ----------------------------------------------------
+
+
+def genome(seed: int, lengths: tuple[int, ...] = (1000, 50_000, 777, 20_000)) -> list:
+    import random
+
+    rng = random.Random(seed)
+    return [(f"s{i} sample {i}", "".join(rng.choices("ACGT", k=k))) for i, k in enumerate(lengths)]
+
+
+def fasta(records: list, width: int = 60) -> bytes:
+    out = []
+    for header, sequence in records:
+        lines = [sequence[i : i + width] for i in range(0, len(sequence), width)]
+        out.append(f">{header}\n" + "".join(line + "\n" for line in lines))
+    return "".join(out).encode()
+
+
+def by_name(parts) -> dict[str, str]:
+    got: dict[str, str] = {}
+    for p in parts:
+        for s in p.read():
+            got[s.name] = got.get(s.name, "") + s.sequence
+    return got
+
+
+def residue_plans(url: str, region: str | None = None):
+    for n in COUNTS:
+        yield get("fasta").plan(RangeSource(url), n=n, by="residues", region=region)
+
+
+def replace(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+    touch_later(path)
+
+
+@pytest.mark.parametrize("region", [None, "s1", "s1:100-200"])
+def test_a_stale_fai_after_a_sequence_was_appended_is_refused(tmp_path, region):
+    records = genome(70)
+    path = tmp_path / "g.fa"
+    path.write_bytes(fasta(records))
+    pysam.faidx(str(path))
+    replace(path, fasta([*records, ("s9 more", "ACGT" * 500)]))
+    with pytest.raises(FormatError, match=r"g\.fa\.fai: .*the data goes on .*samtools faidx"):
+        list(residue_plans(str(path), region))
+    with pytest.raises(FormatError, match=r"g\.fa\.fai: .*does not match the data file .*g\.fa"):
+        get("fasta").plan(RangeSource(str(path)), n=3)
+
+
+def test_a_stale_fai_after_a_sequence_was_made_longer_is_refused(tmp_path):
+    records = genome(71)
+    path = tmp_path / "g.fa"
+    path.write_bytes(fasta(records))
+    pysam.faidx(str(path))
+    longer = [records[0], (records[1][0], records[1][1] + "ACGTACGTAC" * 6), *records[2:]]
+    replace(path, fasta(longer))
+    with pytest.raises(FormatError, match=r"g\.fa\.fai: .*samtools faidx"):
+        list(residue_plans(str(path), "s0"))
+
+
+def test_edits_that_keep_the_files_size_are_caught_when_the_residues_are_read(tmp_path):
+    """A line moved from one sequence to the next, between two the plan spot-checks: every
+    other offset stays, the file ends where it did, the plan passes; reading the sequences
+    it moved between refuses (the header line before a sequence, the byte after it),
+    never a wrong sequence."""
+    records = genome(72, (600,) * 40)
+    path = tmp_path / "g.fa"
+    path.write_bytes(fasta(records))
+    pysam.faidx(str(path))
+    edited = list(records)
+    edited[2] = (records[2][0], records[2][1] + records[3][1][:60])
+    edited[3] = (records[3][0], records[3][1][60:])
+    replace(path, fasta(edited))
+    parts = get("fasta").plan(RangeSource(str(path)), n=80, by="residues")
+    for name in ("s2", "s3"):
+        with pytest.raises(FormatError, match=r"g\.fa: byte \d+: .*does not match its \.fai"):
+            [p.read() for p in parts if p["name"] == name]
+    assert by_name(p for p in parts if p["name"] not in ("s2", "s3")) == {
+        h.split()[0]: s for h, s in records if h.split()[0] not in ("s2", "s3")
+    }
+
+
+def bgzipped(tmp_path: Path, records: list, name: str = "g.fa.gz") -> Path:
+    plain = tmp_path / (name + ".plain")
+    plain.write_bytes(fasta(records))
+    path = tmp_path / name
+    pysam.tabix_compress(str(plain), str(path), force=True)
+    return path
+
+
+def test_a_bgzf_fasta_is_planned_from_its_fai_and_gzi_without_reading_its_sequences(tmp_path):
+    records = genome(73, (1000, 400_000, 777, 300_000, 5))
+    path = bgzipped(tmp_path, records)
+    pysam.faidx(str(path))
+    assert Path(str(path) + ".gzi").exists()
+    with pysam.FastaFile(str(path)) as fa:
+        want = {name.split()[0]: fa.fetch(name.split()[0]) for name, _ in records}
+    for parts in residue_plans(str(path)):
+        assert all(p["codec"] == "bgzf" for p in parts)
+        assert by_name(parts) == want
+    source = RangeSource(str(path))
+    parts = get("fasta").plan(source, n=17, by="residues", region="s1:1000-300000")
+    assert source.bytes_read < path.stat().st_size // 3  # the blocks at the ends only
+    assert "".join(s.sequence for p in parts for s in p.read()) == want["s1"][999:300_000]
+    for n in COUNTS:
+        got = [(r.name, r.sequence) for p in partition(str(path), n=n, index=True)
+               for r in p.read()]  # fmt: skip
+        assert got == list(want.items())
+
+
+@pytest.mark.parametrize("change", ["appended", "longer", "gzi-of-another"])
+def test_a_stale_fai_or_gzi_of_a_bgzf_fasta_is_refused(tmp_path, change):
+    records = genome(74, (1000, 200_000, 777, 90_000))
+    path = bgzipped(tmp_path, records)
+    pysam.faidx(str(path))
+    if change == "appended":
+        bgzipped(tmp_path, [*records, ("s9", "ACGT" * 100)])
+    elif change == "longer":
+        bgzipped(tmp_path, [records[0], (records[1][0], records[1][1] + "A" * 5000), *records[2:]])
+    else:
+        other = bgzipped(tmp_path, genome(75, (1000, 300_000)), "o.fa.gz")
+        pysam.faidx(str(other))
+        shutil.copy(str(other) + ".gzi", str(path) + ".gzi")
+    touch_later(path)
+    for by in ("records", "residues"):
+        with pytest.raises(FormatError, match=r"g\.fa\.gz\.(fai|gzi): .*samtools faidx"):
+            get("fasta").plan(RangeSource(str(path)), n=3, by=by)
+
+
+def test_a_bgzf_fasta_with_a_fai_but_no_gzi(tmp_path):
+    records = genome(76)
+    path = bgzipped(tmp_path, records)
+    pysam.faidx(str(path))
+    Path(str(path) + ".gzi").unlink()
+    with pytest.raises(FormatError, match=r"g\.fa\.gz\.gzi: no such index"):
+        get("fasta").plan(RangeSource(str(path)), n=2, index=True)
+    parts = get("fasta").plan(RangeSource(str(path)), n=2)  # the codec plans it
+    assert [r.sequence for p in parts for r in p.read()] == [s for _, s in records]
+
+
+# -- the per-process cache of parsed indexes -------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["tbi", "csi"])
+def test_a_replaced_tabix_index_is_not_served_from_the_cache(tmp_path, kind):
+    data = vcf_bytes(seed=80, count=3000, samples=2)
+    url = indexed_vcf(tmp_path, "calls.vcf.gz", data, kind)
+    want = reference(url, "chrX")
+    assert ours(read_plan(get("vcf").plan(RangeSource(url), n=3, region="chrX"))) == want
+    other = indexed_vcf(tmp_path, "other.vcf.gz", vcf_bytes(seed=81, count=3000, samples=2), kind)
+    shutil.copy(f"{other}.{kind}", f"{url}.{kind}")  # the same URL, another file's index
+    with pytest.raises(FormatError, match=rf"calls\.vcf\.gz\.{kind}: "):
+        read_plan(get("vcf").plan(RangeSource(url), n=3, region="chrX"))
+    pysam.tabix_index(url, preset="vcf", force=True, csi=kind == "csi")  # made again: taken
+    assert ours(read_plan(get("vcf").plan(RangeSource(url), n=3, region="chrX"))) == want
+
+
+def test_a_replaced_vcf_is_not_read_through_the_index_kept_for_the_old_one(tmp_path):
+    data = vcf_bytes(seed=82, count=3000, samples=2)
+    url = indexed_vcf(tmp_path, "calls.vcf.gz", data, "tbi")
+    get("vcf").plan(RangeSource(url), n=3, region="chrX")  # the index is kept
+    rewrite_vcf(url, more_records(data, 50))
+    with pytest.raises(FormatError, match=r"calls\.vcf\.gz\.tbi: virtual offset"):
+        get("vcf").plan(RangeSource(url), n=3, region="chrX")
+
+
+def test_a_replaced_bai_is_not_served_from_the_cache(tmp_path):
+    path = bam_of(tmp_path / "a.bam", 3000)
+    pysam.index(str(path))
+    parts = get("bam").plan(RangeSource(str(path)), n=3, region="chr1")
+    assert [r.query_name for p in parts for r in p.read()] == bam_reads(path, "chr1")
+    other = bam_of(tmp_path / "b.bam", 9000, seed=2)
+    pysam.index(str(other))
+    bai = Path(str(path) + ".bai")
+    replace(bai, Path(str(other) + ".bai").read_bytes())
+    with pytest.raises(FormatError, match=r"a\.bam\.bai"):
+        get("bam").plan(RangeSource(str(path)), n=3, region="chr1")
+
+
+def test_a_replaced_fai_is_read_again(tmp_path):
+    records = genome(83)
+    path = tmp_path / "g.fa"
+    path.write_bytes(fasta(records))
+    pysam.faidx(str(path))
+    assert by_name(next(residue_plans(str(path))))["s1"] == records[1][1]
+    fai = Path(str(path) + ".fai")
+    replace(fai, fai.read_bytes().replace(b"\t60\t61", b"\t50\t51"))
+    with pytest.raises(FormatError, match=r"g\.fa\.fai"):
+        list(residue_plans(str(path)))
