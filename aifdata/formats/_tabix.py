@@ -10,9 +10,17 @@ names (linear-index entries, chunk starts, bin ``loffset``\\ s), so planning
 reads the index once and one BGZF block per partition (to check the cut).
 
 An index is trusted only after checks that it belongs to the data file: its
-offsets lie within the file, and at each offset a plan uses there is a BGZF
-block with a record of the expected contig starting at the offset. Anything
-else is a :class:`~aifdata.FormatError` naming the index.
+offsets lie within the file; the records it covers end where the file's data
+does (after its largest chunk end only empty BGZF blocks follow: one read of
+the file's last bytes, once per version of both files), which refuses an index
+left beside a file that was appended to or rewritten; at each offset a plan
+starts a partition there is a BGZF block with a record of the expected contig
+starting at the offset, and where a region's records end, a line ends after a
+record of that contig. Anything else is a :class:`~aifdata.FormatError` naming
+the index, the data file and the virtual offset, and saying to make the index
+again. Modification times are not compared (htslib only warns when the index
+is older than the data): copies and uploads reorder them, and the checks above
+look at what the index says instead.
 """
 
 from __future__ import annotations

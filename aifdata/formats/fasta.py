@@ -16,15 +16,23 @@ sequences is thus read about once when planned without an index: give it a
 When a samtools faidx index (``NAME.fai``) lies beside an uncompressed file,
 planning takes the record starts from it and reads nothing of the data but a
 few bytes at each boundary, which must be a header line start (the index's
-arithmetic, checked). An index that does not fit the file (its sequences
-past the file's end, a boundary that is not a header, a header that names
-another sequence) is **refused**: FormatError naming the index, and what to do
-(``samtools faidx FILE`` to rebuild it, or ``index=False`` to plan without
+arithmetic, checked). A BGZF file is planned the same way from the ``.fai``
+and the ``.gzi`` that ``samtools faidx`` writes beside it (the ``.gzi`` maps
+uncompressed offsets to block starts): its record partitions start at the
+blocks that hold the byte before a record start, its residue ranges are read
+as the blocks that hold them. An index is tied to the data: the data must end
+where the index's last sequence does (for BGZF, the ``.gzi``'s last block must
+be the file's last block of data, bgzip's empty end-of-file block after it),
+and a residue partition, when read, checks the header line before a
+sequence's first residue and the byte after its last. An index that does not
+fit the file (data appended or edited after it was made, a boundary that is
+not a header, a header that names another sequence) is **refused**:
+FormatError naming the index, the data file and the byte, and what to do
+(``samtools faidx FILE`` to make it again, or ``index=False`` to plan without
 it). A stale index is a sign that the data and what other tools will read
 from it disagree; aifdata does not guess which is right. ``index=True``
 insists on an index, ``index=None`` (the default) uses one when present.
-Compressed files are planned through their codec; their ``.fai`` (and a
-BGZF file's ``.gzi``) are not used.
+A plain gzip file (which samtools cannot index) is planned through its codec.
 
 **By residues** (``by="residues"``, with ``region="chr1"`` or
 ``"chr1:1-1000000"``, 1-based and inclusive as samtools and pyfaidx write
@@ -647,8 +655,8 @@ def check_edges(spec: dict[str, Any], data: bytes, url: str) -> bytes:
     if first > base:
         head = data[: first - base]
         line = head[head.rfind(b"\n", 0, len(head) - 1) + 1 :]
-        words = line[1:].split(None, 1)
-        if not (line.startswith(b">") and line.endswith(b"\n") and words[:1] == [name.encode()]):
+        word = (line[1:].split(None, 1) or [b""])[0]  # the name, as samtools takes it
+        if not (line.startswith(b">") and line.endswith(b"\n") and word == name.encode()):
             raise FormatError(
                 f"{url}: byte {first}: the first residue of {name!r} is planned here, but the"
                 f" line before it is {line[-80:]!r}, not its header: the file does not match"
