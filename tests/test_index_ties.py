@@ -416,3 +416,25 @@ def test_a_replaced_fai_is_read_again(tmp_path):
     replace(fai, fai.read_bytes().replace(b"\t60\t61", b"\t50\t51"))
     with pytest.raises(FormatError, match=r"g\.fa\.fai"):
         list(residue_plans(str(path)))
+
+
+def test_a_file_without_an_end_of_file_block_ends_where_its_index_says(tmp_path):
+    """Older writers left out bgzip's end-of-file block; an index made by reading such a
+    file ends at the file's size: taken as the end of its data."""
+    from aifdata.formats import _bai, _tabix
+
+    url = indexed_vcf(tmp_path, "calls.vcf.gz", vcf_bytes(seed=66, count=300), "tbi")
+    raw = Path(url).read_bytes()
+    index = _tabix.parse_index(Path(url + ".tbi").read_bytes(), url + ".tbi")
+    Path(url).write_bytes(raw[:-28])
+    for ref in index.refs:
+        for chunks in ref.bins.values():
+            chunks[:] = [(a, (len(raw) - 28) << 16 if b == index.data_end() else b)
+                         for a, b in chunks]  # fmt: skip
+    _tabix.check_data_end(RangeSource(url), index)
+    path = bam_of(tmp_path / "a.bam", 300)
+    pysam.index(str(path))
+    size = path.stat().st_size - 28
+    path.write_bytes(path.read_bytes()[:-28])
+    bai = _bai.parse(Path(str(path) + ".bai").read_bytes(), "a.bam.bai", 2, size)
+    _bai.check_end(RangeSource(str(path)), bai, "a.bam.bai")

@@ -169,6 +169,8 @@ def check_end(source: Any, bai: Bai, url: str) -> None:
     if end == 0:
         return
     block, within = end >> 16, end & 0xFFFF
+    if block == size and within == 0 and not bai.unplaced:
+        return  # the end of a file without bgzip's end-of-file block (older writers)
     raw = source.read(block, min(size, block + 2 * MAX_BLOCK + LEAST))
     try:
         inflated, used = decompress_blocks(raw, source.url, block)
