@@ -438,3 +438,28 @@ def test_a_file_without_an_end_of_file_block_ends_where_its_index_says(tmp_path)
     path.write_bytes(path.read_bytes()[:-28])
     bai = _bai.parse(Path(str(path) + ".bai").read_bytes(), "a.bam.bai", 2, size)
     _bai.check_end(RangeSource(str(path)), bai, "a.bam.bai")
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["plain", "bgzf"])
+def test_residue_partitions_with_their_edges_read_through_read_all(tmp_path, packed):
+    """The edges a residue partition reads (the header before, the byte after) stay inside
+    the file, so read_all's merged reads of neighbouring partitions give every residue."""
+    import pickle
+
+    from aifdata.formats import read_all
+
+    records = genome(77, (1000, 30_000, 7, 20_000))
+    path = bgzipped(tmp_path, records) if packed else tmp_path / "g.fa"
+    if not packed:
+        path.write_bytes(fasta(records))
+    pysam.faidx(str(path))
+    for n in COUNTS:
+        parts = partition(str(path), n=n, by="residues")
+        assert all(len(pickle.dumps(p)) < 1024 for p in parts)
+        got: dict[str, str] = {}
+        for _, slices in read_all(parts):
+            for s in slices:
+                got[s.name] = got.get(s.name, "") + s.sequence
+        assert got == {h.split()[0]: s for h, s in records}
+        records_read = [r.sequence for _, rs in read_all(partition(str(path), n=n)) for r in rs]
+        assert records_read == [s for _, s in records]

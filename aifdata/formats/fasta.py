@@ -595,13 +595,14 @@ def _plan_residues(
     fmt: str, source: RangeSource, codec: str, fai: Fai | None, region: str | None,
     n: int | None, target_bytes: int | None,
 ) -> list[Partition]:  # fmt: skip
+    text: ByteReader = source
     if fai is not None:
-        entries = fai.entries
+        entries, text = fai.entries, fai.text
     elif codec == "none":
         entries = scan(source, source.url)
     else:  # through a stored gzip index (BGZF is gzip too): uncompressed offsets
-        reader = codecs.get("gzip").open(source).uncompressed  # type: ignore[attr-defined]
-        entries = scan(reader, source.url)
+        text = codecs.get("gzip").open(source).uncompressed  # type: ignore[attr-defined]
+        entries = scan(text, source.url)
         codec = "gzip"
     by_name = {e.name: e for e in entries}
     before = {e.name: p.stop for p, e in itertools.pairwise(entries)}  # where a header may start
@@ -622,7 +623,7 @@ def _plan_residues(
             # the edges read with it: the header line before its first residue, the byte
             # after its last (a header, a blank line or the end), checked when read
             "read_from": before.get(e.name, 0) if a == 0 else e.byte(a),
-            "read_to": e.byte(b) + (b == e.length),
+            "read_to": min(e.byte(b) + (b == e.length), text.size),
         }  # fmt: skip
         if fai is not None and fai.gzi is not None:
             start, base, stop = fai.gzi.span(spec["read_from"], spec["read_to"])
