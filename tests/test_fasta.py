@@ -417,7 +417,7 @@ def test_a_malformed_fai_names_its_line(tmp_path):
         partition(str(path), n=2)
 
 
-def test_bgzf_with_its_fai_and_gzi_is_planned_through_the_codec(tmp_path):
+def test_bgzf_with_its_fai_and_gzi_is_planned_from_them(tmp_path):
     path, sequence = chromosome(tmp_path, length=50_000, fai=False)
     packed = tmp_path / "ref.fa.gz"
     pysam.tabix_compress(str(path), str(packed))
@@ -425,9 +425,11 @@ def test_bgzf_with_its_fai_and_gzi_is_planned_through_the_codec(tmp_path):
     assert (tmp_path / "ref.fa.gz.gzi").exists()
     for n in COUNTS:
         assert ours(packed, n) == kseq(path)
+        assert ours(packed, n, index=True) == kseq(path)
         assert residues(partition(str(packed), n=n, by="residues", region="chr1")) == sequence
-    with pytest.raises(FormatError, match="uncompressed FASTA only"):
-        partition(str(packed), n=2, index=True)
+    gzipped = write(tmp_path, "g.fa.gz", gzip.compress(path.read_bytes()))
+    with pytest.raises(FormatError, match="uncompressed and BGZF FASTA only"):
+        partition(str(gzipped), n=2, index=True)
 
 
 def test_index_true_insists_and_index_false_ignores(tmp_path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 from .._errors import FormatError
 
@@ -40,6 +41,10 @@ class Bai:
     refs: tuple[RefIndex, ...]
     #: The largest virtual offset any chunk or window names (must lie inside the BAM).
     highest: int
+    #: Where the placed records end: the largest chunk end (0: the index has none).
+    data_end: int = 0
+    #: How many unplaced reads (no reference) follow them; None: the index does not say.
+    unplaced: int | None = None
 
     def chunks(self, ref: int, beg: int, end: int) -> list[tuple[int, int]]:
         """The merged chunks ``[vbeg, vend)`` that hold every record of ``ref`` overlapping
@@ -83,10 +88,13 @@ def overlapping_bins(beg: int, end: int) -> list[int]:
     return bins
 
 
-def parse(data: bytes, url: str, n_ref: int, size: int) -> Bai:
+def parse(data: bytes, url: str, n_ref: int, size: int, data_url: str = "") -> Bai:
     """The index in ``data`` (the whole ``.bai`` at ``url``), checked against the BAM it
-    claims to index: ``n_ref`` references, ``size`` bytes. FormatError, naming the index
-    and the byte offset, when it is cut short, malformed or points outside the BAM."""
+    claims to index (``data_url``: ``n_ref`` references, ``size`` bytes). FormatError,
+    naming the index and the byte offset, when it is cut short, malformed, points outside
+    the BAM, or (it counts no unplaced reads) its records end more than a block before the
+    BAM's end-of-file block: reads were added after it was made. :func:`check_end` checks
+    that end in the data (one read)."""
     reader = _Reader(data, url)
     if data[:4] != MAGIC:
         raise FormatError(f"{url}: byte 0: not a BAM index: expected magic b'BAI\\x01', found"
@@ -98,7 +106,7 @@ def parse(data: bytes, url: str, n_ref: int, size: int) -> Bai:
             f"{url}: byte 4: this index is for {count} references, the BAM's header has {n_ref}"
             " (an index of another file?)"
         )
-    refs, highest = [], 0
+    refs, highest, end = [], 0, 0
     for _ in range(count):
         bins: dict[int, tuple[tuple[int, int], ...]] = {}
         for _ in range(reader.i32("a number of bins")):
@@ -106,16 +114,84 @@ def parse(data: bytes, url: str, n_ref: int, size: int) -> Bai:
             chunks = tuple((reader.u64(), reader.u64()) for _ in range(reader.i32("chunks")))
             if number != PSEUDO_BIN:
                 bins[number] = chunks
-                highest = max([highest, *(end for _, end in chunks)])
+                end = max([end, *(b for _, b in chunks)])
+            elif chunks:  # the reference's records span, then counts of reads (not offsets)
+                end = max(end, chunks[0][1])
         linear = tuple(reader.u64() for _ in range(reader.i32("a number of windows")))
-        highest = max(highest, *linear) if linear else highest
+        highest = max(highest, end, *linear)
         refs.append(RefIndex(bins, linear))
+    unplaced = reader.u64() if reader.pos + 8 <= len(data) else None
+    data_url = data_url or default_data_url(url)
     if highest >> 16 > size:
         raise FormatError(
             f"{url}: names virtual offset {highest:#x} (file byte {highest >> 16}), past the end"
-            f" of the {size}-byte BAM: it indexes another file (or another version of it)"
+            f" of {data_url} ({size} bytes): it indexes another file (or another version of"
+            f" it); {REMAKE}"
         )
-    return Bai(tuple(refs), highest)
+    bai = Bai(tuple(refs), highest, end, unplaced)
+    if end and unplaced == 0 and size - LEAST - (end >> 16) > MAX_BLOCK:
+        raise stale(url, data_url, end, f"the records it indexes end there, but {data_url}"
+                                        f" goes on for {size - (end >> 16):,} bytes and it"
+                                        " counts no unplaced reads")  # fmt: skip
+    return bai
+
+
+#: How to make the index again, for the messages that refuse one.
+REMAKE = "make it again (samtools index FILE)"
+#: bgzip's end-of-file block (an empty block); and the most file bytes a block takes.
+LEAST, MAX_BLOCK = 28, 65536
+
+
+def default_data_url(url: str) -> str:
+    """The BAM an index at ``url`` is beside (``X.bam.bai``: ``X.bam``; ``X.bai``: ``X.bam``)."""
+    base = url[:-4] if url.lower().endswith(".bai") else url
+    return base if base.lower().endswith(".bam") else base + ".bam"
+
+
+def stale(url: str, data_url: str, virtual: int, problem: str) -> FormatError:
+    """The error that refuses the index at ``url`` for ``data_url`` at ``virtual``."""
+    return FormatError(
+        f"{url}: virtual offset {virtual >> 16}/{virtual & 0xFFFF} of {data_url}: {problem}:"
+        f" the index does not match the data file (made for another file or another version"
+        f" of it); {REMAKE}"
+    )
+
+
+def check_end(source: Any, bai: Bai, url: str) -> None:
+    """Refuse ``bai`` (at ``url``) unless the records it indexes end where ``source``'s do:
+    after its largest chunk end only empty BGZF blocks follow, or (when it counts unplaced
+    reads, or does not say) a record of no reference. One read of at most two blocks, at
+    that offset; with :func:`parse`'s arithmetic this catches reads added after the index
+    was made."""
+    from ..codecs.bgzf import decompress_blocks  # (codecs are a layer below formats)
+
+    end, size = bai.data_end, source.size
+    if end == 0:
+        return
+    block, within = end >> 16, end & 0xFFFF
+    if block == size and within == 0 and not bai.unplaced:
+        return  # the end of a file without bgzip's end-of-file block (older writers)
+    raw = source.read(block, min(size, block + 2 * MAX_BLOCK + LEAST))
+    try:
+        inflated, used = decompress_blocks(raw, source.url, block)
+    except FormatError as exc:
+        raise stale(url, source.url, end, f"no BGZF block there ({exc})") from None
+    if used == 0 or within > len(inflated):
+        raise stale(url, source.url, end, "no BGZF block holds that offset")
+    following = inflated[within:]
+    if not following:
+        if block + used < size:
+            raise stale(url, source.url, end, "the records it indexes end there, but more"
+                                              " blocks of data follow")  # fmt: skip
+        if bai.unplaced:
+            raise stale(url, source.url, end, f"it counts {bai.unplaced} unplaced reads after"
+                                              " its records, the file has none")  # fmt: skip
+        return
+    ref = _I32.unpack_from(following, 4)[0] if len(following) >= 8 else None
+    if bai.unplaced == 0 or ref != -1:
+        what = "data" if ref is None else f"a record of reference {ref}"
+        raise stale(url, source.url, end, f"the records it indexes end there, but {what}"
+                                          " follows")  # fmt: skip
 
 
 class _Reader:

@@ -17,16 +17,30 @@ does: residue arithmetic needs that.
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .._errors import FormatError
 from ..codecs import ByteReader
+from ..codecs.bgzf import MAX_BLOCK, block_size_at, decompress_blocks, inflate_block
 
 #: Bytes read per request by :func:`scan` (one pass over the whole text).
 SCAN_BLOCK = 8 * 2**20
 #: What to do about an index that does not match its data file.
-REBUILD = "rebuild it (samtools faidx FILE) or plan with index=False"
+REBUILD = "make it again (samtools faidx FILE) or plan with index=False"
+
+
+def mismatch(where: str) -> str:
+    """What a refusal of the index named in ``where`` (``X.fai: line 3``) says to do."""
+    index = where.split(": ")[0]
+    data = index[:-4] if index.endswith((".fai", ".gzi")) else index
+    return f"the index does not match the data file {data}; {REBUILD}"
+
+
 #: Bytes after a sequence's computed end that may be blank lines before the next header.
 BLANK_SLACK = 4 * 2**10
 
@@ -103,14 +117,13 @@ def _fai_line(line: bytes, where: str, before: list[FaiEntry], size: int) -> Fai
     if before and offset < before[-1].stop:
         raise FormatError(
             f"{where}: sequence {name!r} starts at byte {offset}, inside the one before it"
-            f" ({before[-1].name!r} ends at byte {before[-1].stop}): the index does not match"
-            f" the data file; {REBUILD}"
+            f" ({before[-1].name!r} ends at byte {before[-1].stop}): {mismatch(where)}"
         )
     stop = sequence_end(length, offset, linebases, linewidth)
     if stop > size + 1:  # the last line may lack its line ending
         raise FormatError(
             f"{where}: sequence {name!r} would end at byte {stop}, past the end of the data"
-            f" file ({size} bytes): the index does not match the data file; {REBUILD}"
+            f" file ({size} bytes): {mismatch(where)}"
         )
     return FaiEntry(name, length, offset, linebases, linewidth, min(stop, size))
 
@@ -265,8 +278,8 @@ def check_sequence(entry: FaiEntry, read: Callable[[int, int], bytes], where: st
     if start < 0 or before[start : start + 1] != b">" or _name(header, where, low) != entry.name:
         raise FormatError(
             f"{where}: byte {entry.offset}: the index says {entry.name!r} starts here, but the"
-            f" line before it is {before[max(0, start) :][-80:]!r}, not its header: the index"
-            f" does not match the data file; {REBUILD}"
+            f" line before it is {before[max(0, start) :][-80:]!r}, not its header:"
+            f" {mismatch(where)}"
         )
     if entry.length == 0:
         return
@@ -278,6 +291,90 @@ def check_sequence(entry: FaiEntry, read: Callable[[int, int], bytes], where: st
     if not ok or follows not in (b"", b">", b"\n", b"\r"):
         raise FormatError(
             f"{where}: byte {last}: the index says the last residue of {entry.name!r} is here"
-            f" and its line ends after it, found {tail!r}: the index does not match the data"
-            f" file; {REBUILD}"
+            f" and its line ends after it, found {tail!r}: {mismatch(where)}"
         )
+
+
+# -- BGZF: the .gzi beside the .fai ----------------------------------------------------------
+
+#: bgzip's end-of-file block (an empty block), the last bytes of every BGZF file.
+EOF_BLOCK = 28
+
+
+def parse_gzi(blob: bytes, where: str, size: int) -> list[tuple[int, int]]:
+    """The block starts a ``.gzi`` lists, ``(compressed, uncompressed)`` offsets, with the
+    first block's ``(0, 0)`` that it leaves out, for a BGZF file of ``size`` bytes;
+    FormatError at the first entry that does not fit."""
+    if len(blob) < 8:
+        raise FormatError(f"{where}: byte 0: the index is cut short (expected a count)")
+    (count,) = struct.unpack_from("<Q", blob)
+    if len(blob) != 8 + 16 * count:
+        raise FormatError(f"{where}: byte 8: the index counts {count} blocks, which take"
+                          f" {8 + 16 * count} bytes; it has {len(blob)}")  # fmt: skip
+    flat = struct.unpack_from(f"<{2 * count}Q", blob, 8)
+    pairs = [(0, 0), *zip(flat[::2], flat[1::2], strict=True)]
+    for k, ((c0, u0), (c1, u1)) in enumerate(itertools.pairwise(pairs)):
+        if not (c0 < c1 < size and 0 <= u1 - u0 <= MAX_BLOCK):
+            raise FormatError(
+                f"{where}: byte {8 + 16 * k}: a block at byte {c1} holding uncompressed byte"
+                f" {u1} cannot follow one at byte {c0} holding {u0} in a file of {size} bytes:"
+                f" {mismatch(where)}"
+            )
+    return pairs
+
+
+class GziText:
+    """The uncompressed bytes of a BGZF file, read through its ``.gzi`` (a
+    :class:`~aifdata.codecs.ByteReader`): a range is one read of the blocks that hold it.
+
+    Made by :meth:`open`, which checks the file's end against the index first."""
+
+    def __init__(self, source: Any, where: str, blocks: list[tuple[int, int]], size: int):
+        self.source, self.where, self.blocks, self.size = source, where, blocks, size
+        self._starts = [u for _, u in blocks]
+
+    @classmethod
+    def open(cls, source: Any, where: str, blocks: list[tuple[int, int]]) -> GziText:
+        """The text of ``source`` through ``blocks`` (the ``.gzi`` at ``where``), whose last
+        block must be the file's last block of data: after it, only empty blocks (one read
+        of at most a block and bgzip's end-of-file block). Data appended or rewritten after
+        the index was made fails this."""
+        last, base = blocks[-1]
+        tail = source.size - last
+        if tail > MAX_BLOCK + EOF_BLOCK:
+            raise _stale_at(where, source.url, last, f"its last block is there, but the file"
+                                                     f" goes on for {tail:,} bytes")  # fmt: skip
+        raw = source.read(last, source.size)
+        size = block_size_at(raw, 0)
+        if size is None or size > len(raw):
+            raise _stale_at(where, source.url, last, "no BGZF block starts there")
+        data = inflate_block(raw[:size], source.url, last)
+        rest, used = decompress_blocks(raw[size:], source.url, last + size)
+        if rest or size + used != len(raw):
+            raise _stale_at(where, source.url, last, "its last block is there, but more data"
+                                                     " follows it")  # fmt: skip
+        return cls(source, where, blocks, base + len(data))
+
+    def span(self, start: int, end: int) -> tuple[int, int, int]:
+        """``(first block, its uncompressed offset, file end of the last block)`` of the
+        blocks holding uncompressed bytes ``[start, end)``."""
+        first = max(0, bisect.bisect_right(self._starts, start) - 1)
+        last = max(first, bisect.bisect_left(self._starts, end) - 1)
+        stop = self.blocks[last + 1][0] if last + 1 < len(self.blocks) else self.source.size
+        return self.blocks[first][0], self.blocks[first][1], stop
+
+    def read(self, start: int, end: int) -> bytes:
+        start, end = max(0, start), min(end, self.size)
+        if start >= end:
+            return b""
+        c0, u0, c1 = self.span(start, end)
+        data, used = decompress_blocks(self.source.read(c0, c1), self.source.url, c0)
+        if used != c1 - c0 or len(data) < end - u0:
+            raise _stale_at(self.where, self.source.url, c0, f"the blocks from there to byte"
+                                                             f" {c1} do not hold uncompressed"
+                                                             f" bytes {u0}-{end}")  # fmt: skip
+        return data[start - u0 : end - u0]
+
+
+def _stale_at(where: str, url: str, at: int, problem: str) -> FormatError:
+    return FormatError(f"{where}: byte {at} of {url}: {problem}: {mismatch(where)}")

@@ -10,9 +10,17 @@ names (linear-index entries, chunk starts, bin ``loffset``\\ s), so planning
 reads the index once and one BGZF block per partition (to check the cut).
 
 An index is trusted only after checks that it belongs to the data file: its
-offsets lie within the file, and at each offset a plan uses there is a BGZF
-block with a record of the expected contig starting at the offset. Anything
-else is a :class:`~aifdata.FormatError` naming the index.
+offsets lie within the file; the records it covers end where the file's data
+does (after its largest chunk end only empty BGZF blocks follow: one read of
+the file's last bytes, once per version of both files), which refuses an index
+left beside a file that was appended to or rewritten; at each offset a plan
+starts a partition there is a BGZF block with a record of the expected contig
+starting at the offset, and where a region's records end, a line ends after a
+record of that contig. Anything else is a :class:`~aifdata.FormatError` naming
+the index, the data file and the virtual offset, and saying to make the index
+again. Modification times are not compared (htslib only warns when the index
+is older than the data): copies and uploads reorder them, and the checks above
+look at what the index says instead.
 """
 
 from __future__ import annotations
@@ -84,14 +92,24 @@ class Index:
         except ValueError:
             return None
 
+    def chunks(self, ref: RefIndex) -> list[tuple[int, int]]:
+        """The chunks of ``ref``'s bins, with the pseudo-bin's span of the contig's records
+        (its second pair holds counts of records, not offsets)."""
+        out = []
+        for bin_, chunks in ref.bins.items():
+            out += chunks[:1] if bin_ == self.pseudo_bin else chunks
+        return out
+
     def largest_offset(self) -> int:
         """The largest virtual offset anywhere in the index."""
-        best = 0
+        best = self.data_end()
         for ref in self.refs:
-            for chunks in ref.bins.values():
-                best = max(best, *(end for _, end in chunks))
             best = max(best, *ref.intervals, *ref.loffsets.values(), 0)
         return best
+
+    def data_end(self) -> int:
+        """Where the records the index covers end: the largest chunk end (0: none)."""
+        return max((end for ref in self.refs for _, end in self.chunks(ref)), default=0)
 
 
 class _Bytes:
@@ -253,9 +271,55 @@ def load_index(source: RangeSource, index_url: str | None = None) -> Index:
             " bytes: the index belongs to another file (or another version of it); make it"
             " again (tabix -p vcf, bcftools index)"
         )
+    check_data_end(source, index)
     kept.clear()  # one index per data-file version is enough to keep
     kept[key] = index
     return index
+
+
+#: How to make an index again, for the messages that refuse one.
+REMAKE = "make it again (tabix -p vcf FILE, or bcftools index)"
+#: File bytes that may follow where an index's records end: bgzip's end-of-file block, and
+#: the rest of the last block when the index was written with the file (htslib's writer
+#: ends its last chunk inside that block; an index made by reading ends at the next block).
+TAIL_BYTES = MAX_BLOCK + 28
+
+
+def stale(index: Index, source: RangeSource, virtual: int, problem: str) -> FormatError:
+    """The error that refuses ``index`` for ``source`` at ``virtual``, saying what to do."""
+    return FormatError(
+        f"{index.url}: virtual offset {virtual >> 16}/{virtual & 0xFFFF} of {source.url}:"
+        f" {problem}: the index does not match the data file (made for another file or"
+        f" another version of it); {REMAKE}"
+    )
+
+
+def check_data_end(source: RangeSource, index: Index) -> None:
+    """Refuse an index whose records do not end where the file's data does: after the
+    largest chunk end it holds there may be only empty BGZF blocks (bgzip's end-of-file
+    block). Data appended (or a file rewritten) after the index was made fails this:
+    one read of the file's last bytes (at most a block and the end-of-file block)."""
+    end = index.data_end()
+    if end == 0:
+        return  # no records indexed: the plan checks that the file has none
+    block, within = end >> 16, end & 0xFFFF
+    tail = source.size - block
+    if tail > TAIL_BYTES:
+        raise stale(index, source, end, f"the records the index covers end there, but the"
+                                        f" file goes on for {tail:,} bytes")  # fmt: skip
+    if block == source.size and within == 0:
+        return  # the end of a file without bgzip's end-of-file block (older writers)
+    raw = source.read(block, source.size)
+    size = block_size_at(raw, 0)
+    if size is None or size > len(raw):
+        raise stale(index, source, end, f"no BGZF block at byte {block}")
+    first = inflate_block(raw[:size], source.url, block)
+    rest, used = decompress_blocks(raw[size:], source.url, block + size)
+    if within > len(first) or first[within:] or rest or size + used != len(raw):
+        more = len(first) - within + len(rest)
+        raise stale(index, source, end, f"the records the index covers end there, but"
+                                        f" {max(more, 0):,} more bytes of data follow (of a"
+                                        f" block of {len(first):,})")  # fmt: skip
 
 
 def _sibling(source: RangeSource) -> tuple[bytes, str]:
@@ -384,6 +448,8 @@ def plan_region(
             f"{index.url}: contig {wanted.contig!r} is number {tid} of the index's names, but"
             f" the index has bins for {len(index.refs)} contigs"
         )
+    if found.records and index.data_end() == 0:
+        raise stale(index, source, 0, "the index holds no records, the file has some")
     if tid is None:
         check_names(source, index, found.header.contigs)
         return []  # no record of that contig: as tabix, nothing
@@ -393,8 +459,12 @@ def plan_region(
     compressed = max(1, (span.last >> 16) - (span.first >> 16))
     count = partition_count(compressed, n, target_bytes, at_most=len(span.cuts) + 1)
     bounds = [span.first, *choose_cuts(span, count), span.last]
-    with ThreadPoolExecutor(min(16, len(bounds) - 1)) as pool:
-        list(pool.map(lambda v: check_offset(source, index, v, wanted.contig), bounds[:-1]))
+    with ThreadPoolExecutor(min(16, len(bounds))) as pool:
+        checks = [pool.submit(check_offset, source, index, v, wanted.contig) for v in bounds[:-1]]
+        if span.last != index.data_end():  # (the end of the data was checked with the index)
+            checks.append(pool.submit(check_span_end, source, index, span.last, wanted.contig))
+        for check in checks:
+            check.result()
     fingerprint = source.fingerprint
     return [
         Partition.make(
@@ -455,6 +525,29 @@ def check_offset(source: RangeSource, index: Index, virtual: int, contig: str) -
         raise FormatError(f"{where}: a record of {fields[0][:40]!r} starts there in"
                           f" {source.url}, not of {contig!r}: the index belongs to another"
                           " file; make it again")  # fmt: skip
+
+
+def check_span_end(source: RangeSource, index: Index, virtual: int, contig: str) -> None:
+    """Refuse an index whose chunk end ``virtual`` (where a region's records end) is not
+    where a record of ``contig`` ends in the data file: a line end in a BGZF block, the
+    line before it (when it starts in that block) a record of ``contig``."""
+    block, within = virtual >> 16, virtual & 0xFFFF
+    raw = source.read(block, block + MAX_BLOCK)
+    size = block_size_at(raw, 0)
+    if size is None or size > len(raw):
+        raise stale(index, source, virtual, f"no BGZF block at byte {block}")
+    piece = inflate_block(raw[:size], source.url, block)
+    if within > len(piece) or (within and piece[within - 1] != 10):
+        raise stale(index, source, virtual, f"a region's records end there, but no line ends"
+                                            f" there (byte {within} of a block of"
+                                            f" {len(piece):,})")  # fmt: skip
+    if within:
+        start = piece.rfind(b"\n", 0, within - 1) + 1
+        name = piece[start:within].partition(b"\t")[0].decode("utf-8", "replace")
+        if start and name != contig:
+            raise stale(index, source, virtual, f"a region's records of {contig!r} end"
+                                                f" there, but the line before is of"
+                                                f" {name[:40]!r}")  # fmt: skip
 
 
 # -- reading -------------------------------------------------------------------------

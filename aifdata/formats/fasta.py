@@ -16,15 +16,23 @@ sequences is thus read about once when planned without an index: give it a
 When a samtools faidx index (``NAME.fai``) lies beside an uncompressed file,
 planning takes the record starts from it and reads nothing of the data but a
 few bytes at each boundary, which must be a header line start (the index's
-arithmetic, checked). An index that does not fit the file (its sequences
-past the file's end, a boundary that is not a header, a header that names
-another sequence) is **refused**: FormatError naming the index, and what to do
-(``samtools faidx FILE`` to rebuild it, or ``index=False`` to plan without
+arithmetic, checked). A BGZF file is planned the same way from the ``.fai``
+and the ``.gzi`` that ``samtools faidx`` writes beside it (the ``.gzi`` maps
+uncompressed offsets to block starts): its record partitions start at the
+blocks that hold the byte before a record start, its residue ranges are read
+as the blocks that hold them. An index is tied to the data: the data must end
+where the index's last sequence does (for BGZF, the ``.gzi``'s last block must
+be the file's last block of data, bgzip's empty end-of-file block after it),
+and a residue partition, when read, checks the header line before a
+sequence's first residue and the byte after its last. An index that does not
+fit the file (data appended or edited after it was made, a boundary that is
+not a header, a header that names another sequence) is **refused**:
+FormatError naming the index, the data file and the byte, and what to do
+(``samtools faidx FILE`` to make it again, or ``index=False`` to plan without
 it). A stale index is a sign that the data and what other tools will read
 from it disagree; aifdata does not guess which is right. ``index=True``
 insists on an index, ``index=None`` (the default) uses one when present.
-Compressed files are planned through their codec; their ``.fai`` (and a
-BGZF file's ``.gzi``) are not used.
+A plain gzip file (which samtools cannot index) is planned through its codec.
 
 **By residues** (``by="residues"``, with ``region="chr1"`` or
 ``"chr1:1-1000000"``, 1-based and inclusive as samtools and pyfaidx write
@@ -53,6 +61,7 @@ import difflib
 import itertools
 import re
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import aifdata.codecs as codecs
@@ -60,9 +69,18 @@ import aifdata.codecs as codecs
 from .._config import Config
 from .._errors import FormatError
 from ..codecs import BOUNDARY_WINDOW, Boundary, ByteReader, Codec, Text
-from ..codecs.bgzf import BgzfStream
+from ..codecs.bgzf import BgzfStream, decompress_blocks
 from ._base import Partition, RangeSource, TextFormat, open_source, partition_count
-from ._fasta_index import REBUILD, SCAN_BLOCK, FaiEntry, check_sequence, parse_fai, scan
+from ._fasta_index import (
+    SCAN_BLOCK,
+    FaiEntry,
+    GziText,
+    check_sequence,
+    mismatch,
+    parse_fai,
+    parse_gzi,
+    scan,
+)
 
 __all__ = [
     "FastaFormat",
@@ -139,16 +157,19 @@ class FastaFormat(TextFormat):
             return []
         head = self.checked_head(source, self.head_bytes)
         codec = self.codec(head, source.url)
-        if codec.name != "none" and index:
+        if codec.name == "gzip" and index:
             raise FormatError(
-                f"{source.url}: a {codec.label} file; the .fai index is used for uncompressed"
-                " FASTA only (plan with index=None or False: the codec plans it)"
+                f"{source.url}: a {codec.label} file; a .fai index is used for uncompressed"
+                " and BGZF FASTA only (bgzip it; or plan with index=None or False: the codec"
+                " plans it)"
             )
-        fai = _read_fai(source, index) if codec.name == "none" and index is not False else None
+        fai = _read_fai(source, index, codec.name) if index is not False else None
         if by == "residues":
             return _plan_residues(self.name, source, codec.name, fai, region, n, target_bytes)
         if fai is None:
             return self._plan_records(source, codec, n, target_bytes)
+        if fai.gzi is not None:
+            return _plan_bgzf_records_from_fai(self.name, source, fai, n, target_bytes)
         return _plan_records_from_fai(self.name, source, fai, n, target_bytes)
 
     def _plan_records(
@@ -186,19 +207,22 @@ class FastaFormat(TextFormat):
             return super().read(partition, source, config, **options)
         source = open_source(partition, source, config)
         spec = partition.options
-        if spec["codec"] == "none":
-            data = source.read(spec["byte_start"], spec["byte_end"])
+        span = self.byte_span(partition)
+        if span is not None:
+            data = source.read(*span)
         else:
             stream = codecs.get("gzip").open(source)
-            data = stream.uncompressed.read(spec["byte_start"], spec["byte_end"])  # type: ignore[attr-defined]
+            data = stream.uncompressed.read(*_text_span(spec))  # type: ignore[attr-defined]
         return self._residues(partition, data, source.url, **options)
 
     def byte_span(self, partition: Partition) -> tuple[int, int] | None:
         if "name" not in partition.options:
             return super().byte_span(partition)
+        if partition["codec"] == "bgzf":
+            return partition["block_start"], partition["block_end"]
         if partition["codec"] != "none":
             return None
-        return partition["byte_start"], partition["byte_end"]
+        return _text_span(partition.options)
 
     def decode(
         self, partition: Partition, data: bytes, source: RangeSource, after: bytes = b"",
@@ -210,7 +234,16 @@ class FastaFormat(TextFormat):
 
     def _residues(self, partition: Partition, data: bytes, url: str, as_arrow: bool = False,
                   **options: Any) -> Any:  # fmt: skip
-        piece = residue_slice(partition.options, data, url)
+        """The slice of a residue partition from ``data``: the file bytes of its
+        :meth:`byte_span` (the BGZF blocks that hold its text), or its text."""
+        spec = partition.options
+        if spec["codec"] == "bgzf":
+            inflated, _ = decompress_blocks(data, url, spec["block_start"])
+            base = spec["block_base"]
+            data = inflated[spec["read_from"] - base : spec["read_to"] - base]
+        if "read_from" in spec:
+            data = check_edges(spec, data, url)
+        piece = residue_slice(spec, data, url)
         return slices_to_arrow([piece]) if as_arrow else [piece]
 
     def table(self, partition: Partition) -> str:
@@ -273,10 +306,9 @@ def _bgzf_starts(stream: BgzfStream, nominal: list[int], boundary: Boundary) -> 
                          if 0 < s < stream.extent})  # fmt: skip
     kept, i = [], 0
     while i < len(starts):
-        found, blocks = stream.scan(starts[i], boundary)
+        found, at = stream.start_of(starts[i], boundary)  # and the block that holds it
         if found is None:
             break  # no header from here to the end: these partitions would be empty
-        at = _block_of(blocks, found)
         following = starts[i + 1] if i + 1 < len(starts) else stream.extent
         if at < following:
             kept.append(starts[i])
@@ -284,15 +316,6 @@ def _bgzf_starts(stream: BgzfStream, nominal: list[int], boundary: Boundary) -> 
         while i < len(starts) and starts[i] < at:  # the same first header: empty, dropped
             i += 1
     return kept
-
-
-def _block_of(blocks: list[tuple[int, bytes]], index: int) -> int:
-    """The file offset of the block that holds byte ``index`` of their inflated data."""
-    for at, piece in blocks:
-        if index < len(piece):
-            return at
-        index -= len(piece)
-    return blocks[-1][0]
 
 
 def first_header(data: bytes, at_eof: bool) -> int | None:
@@ -413,46 +436,78 @@ def slices_to_arrow(slices: list[SequenceSlice]) -> Any:
     )
 
 
-# -- the .fai --------------------------------------------------------------------------
+# -- the .fai (and a BGZF file's .gzi) ------------------------------------------------------
 
 
-def _read_fai(source: RangeSource, index: bool | None) -> tuple[str, list[FaiEntry]] | None:
-    """The ``.fai`` beside ``source`` (its URL and entries), checked against the file's size;
-    None when there is none (FormatError when ``index`` insists)."""
-    where = source.url + ".fai"
+@dataclass(frozen=True)
+class Fai:
+    """A ``.fai`` read and tied to its data file: its URL, its entries, and the data's text
+    they count in (the file, or a BGZF file's uncompressed bytes through its ``.gzi``)."""
+
+    where: str
+    entries: list[FaiEntry]
+    text: ByteReader
+    gzi: GziText | None = None
+
+
+def _fetch(source: RangeSource, suffix: str) -> bytes | None:
+    """The whole file beside ``source`` named with ``suffix`` (None: there is none)."""
     try:
-        text = source.fs.cat_file(source.path + ".fai")
+        data: bytes = source.fs.cat_file(source.path + suffix)
     except FileNotFoundError:
-        if index:
-            raise FormatError(
-                f"{where}: no such index; make it with samtools faidx, or plan with index=None"
-            ) from None
         return None
     with source._count_lock:  # the index read is part of what planning costs
         source.requests += 1
-        source.bytes_read += len(text)
-    return where, parse_fai(text, where, source.size)
+        source.bytes_read += len(data)
+    return data
+
+
+def _read_fai(source: RangeSource, index: bool | None, codec: str) -> Fai | None:
+    """The ``.fai`` beside ``source`` (and a BGZF file's ``.gzi``), checked against the
+    file: its sequences inside it, and the file ending where its last one does. None when
+    there is none, or the file is plain gzip (FormatError when ``index`` insists)."""
+    if codec not in ("none", "bgzf"):
+        return None
+    where = source.url + ".fai"
+    found = _fetch(source, ".fai")
+    gzi = None
+    if found is not None and codec == "bgzf":
+        blob = _fetch(source, ".gzi")
+        if blob is None:
+            if index:
+                raise FormatError(f"{source.url}.gzi: no such index, which a BGZF file's .fai"
+                                  " needs; make both with samtools faidx")  # fmt: skip
+            return None
+        at = source.url + ".gzi"
+        gzi = GziText.open(source, at, parse_gzi(blob, at, source.size))
+    if found is None:
+        if index:
+            raise FormatError(
+                f"{where}: no such index; make it with samtools faidx, or plan with index=None"
+            )
+        return None
+    text: ByteReader = gzi if gzi is not None else source
+    fai = Fai(where, parse_fai(found, where, text.size), text, gzi)
+    _check_tail(fai)
+    return fai
 
 
 def _stale(where: str, problem: str) -> FormatError:
-    return FormatError(f"{where}: {problem}: the index does not match the data file; {REBUILD}")
+    return FormatError(f"{where}: {problem}: {mismatch(where)}")
 
 
 def _plan_records_from_fai(
-    fmt: str, source: RangeSource, fai: tuple[str, list[FaiEntry]], n: int | None,
-    target_bytes: int | None,
-) -> list[Partition]:  # fmt: skip
+    fmt: str, source: RangeSource, fai: Fai, n: int | None, target_bytes: int | None
+) -> list[Partition]:
     """Partitions at record starts the index gives, each start checked in the data."""
-    where, entries = fai
-    size = source.size
-    _check_tail(source, where, entries[-1])
+    entries, size = fai.entries, source.size
     starts = [e.stop for e in entries[:-1]]  # where the index says each next record starts
     count = partition_count(size, n, target_bytes, at_most=len(entries))
     nominal = sorted({size * i // count for i in range(1, count)} - {0})
     chosen = sorted({starts[k] for k in (bisect.bisect_left(starts, x) for x in nominal)
                      if k < len(starts)})  # fmt: skip
     with ThreadPoolExecutor(min(16, max(1, len(chosen)))) as pool:
-        found = list(pool.map(lambda at: _header_at(source, where, at), chosen))
+        found = list(pool.map(lambda at: _header_at(fai, at), chosen))
     bounds = [0, *sorted(set(found)), size]
     fingerprint = source.fingerprint
     return [
@@ -461,26 +516,52 @@ def _plan_records_from_fai(
     ]
 
 
-def _check_tail(source: RangeSource, where: str, last: FaiEntry) -> None:
-    """The file must end where the index's last sequence does (blank lines aside)."""
-    size = source.size
+def _plan_bgzf_records_from_fai(
+    fmt: str, source: RangeSource, fai: Fai, n: int | None, target_bytes: int | None
+) -> list[Partition]:
+    """Partitions of a BGZF file at the blocks that hold the byte before a record start the
+    index gives (the codec's partitions: each takes the records whose header begins after
+    its first block's first byte), each record start checked in the data."""
+    assert fai.gzi is not None
+    gzi, extent = fai.gzi, source.size
+    block_of: dict[int, int] = {}  # a block, and the first record start it leads to
+    for entry in fai.entries[:-1]:
+        block_of.setdefault(gzi.span(entry.stop - 1, entry.stop)[0], entry.stop)
+    blocks = sorted(block_of.keys() - {0})
+    count = partition_count(extent, n, target_bytes, at_most=len(fai.entries))
+    nominal = [extent * i // count for i in range(1, count)]
+    chosen = sorted({blocks[k] for k in (bisect.bisect_left(blocks, x) for x in nominal)
+                     if k < len(blocks)})  # fmt: skip
+    with ThreadPoolExecutor(min(16, max(1, len(chosen)))) as pool:
+        list(pool.map(lambda block: _header_at(fai, block_of[block]), chosen))
+    bounds = [0, *chosen, extent]
+    fingerprint = source.fingerprint
+    return [
+        Partition.make(source.url, fmt, i, fingerprint, start=a, end=b, codec="bgzf")
+        for i, (a, b) in enumerate(itertools.pairwise(bounds))
+    ]
+
+
+def _check_tail(fai: Fai) -> None:
+    """The data must end where the index's last sequence does (blank lines aside)."""
+    last, size = fai.entries[-1], fai.text.size
     if size - last.stop > CHECK_BYTES:
-        raise _stale(where, f"its last sequence {last.name!r} ends at byte {last.stop}, the"
-                            f" file goes on to byte {size}")  # fmt: skip
-    rest = source.read(last.stop, size)
+        raise _stale(fai.where, f"its last sequence {last.name!r} ends at byte {last.stop},"
+                                f" the data goes on to byte {size}")  # fmt: skip
+    rest = fai.text.read(last.stop, size)
     if rest.strip(b"\r\n"):
-        raise _stale(where, f"byte {last.stop}: {rest[:32]!r} after its last sequence"
-                            f" {last.name!r}")  # fmt: skip
+        raise _stale(fai.where, f"byte {last.stop}: {rest[:32]!r} after its last sequence"
+                                f" {last.name!r}")  # fmt: skip
 
 
-def _header_at(source: RangeSource, where: str, at: int) -> int:
+def _header_at(fai: Fai, at: int) -> int:
     """``at`` (or the first header within a few blank lines after it), checked to start a
     header line in the data."""
-    data = source.read(at - 1, at - 1 + CHECK_BYTES)
+    data = fai.text.read(at - 1, at - 1 + CHECK_BYTES)
     found = first_header(data, False)
     if found is None or data[:found].strip(b"\r\n"):
-        raise _stale(where, f"byte {at}: expected a header line ('>') there, found"
-                            f" {data[1:33]!r}")  # fmt: skip
+        raise _stale(fai.where, f"byte {at}: expected a header line ('>') there, found"
+                                f" {data[1:33]!r}")  # fmt: skip
     return at - 1 + found
 
 
@@ -511,44 +592,85 @@ def parse_region(region: str, lengths: dict[str, int]) -> tuple[str, int, int]:
 
 
 def _plan_residues(
-    fmt: str, source: RangeSource, codec: str, fai: tuple[str, list[FaiEntry]] | None,
-    region: str | None, n: int | None, target_bytes: int | None,
+    fmt: str, source: RangeSource, codec: str, fai: Fai | None, region: str | None,
+    n: int | None, target_bytes: int | None,
 ) -> list[Partition]:  # fmt: skip
-    reader: Any = source
+    text: ByteReader = source
     if fai is not None:
-        where, entries = fai
+        entries, text = fai.entries, fai.text
     elif codec == "none":
-        where, entries = source.url, scan(source, source.url)
+        entries = scan(source, source.url)
     else:  # through a stored gzip index (BGZF is gzip too): uncompressed offsets
-        reader = codecs.get("gzip").open(source).uncompressed  # type: ignore[attr-defined]
-        where, entries = source.url, scan(reader, source.url)
+        text = codecs.get("gzip").open(source).uncompressed  # type: ignore[attr-defined]
+        entries = scan(text, source.url)
         codec = "gzip"
     by_name = {e.name: e for e in entries}
+    before = {e.name: p.stop for p, e in itertools.pairwise(entries)}  # where a header may start
     if region is not None:
         name, start, end = parse_region(region, {e.name: e.length for e in entries})
         ranges = [(by_name[name], start, end)]
     else:
         ranges = [(e, 0, e.length) for e in entries if e.length]
     if fai is not None:
-        _check_sequences(source, where, [e for e, _, _ in ranges])
+        _check_sequences(fai, [e for e, _, _ in ranges])
     pieces = _cut(ranges, n, target_bytes)
     fingerprint = source.fingerprint
-    return [
-        Partition.make(
-            source.url, fmt, i, fingerprint, name=e.name, start=a, end=b, codec=codec,
-            byte_start=e.byte(a), byte_end=e.byte(b), linebases=e.linebases,
-            linewidth=e.linewidth,
-        )
-        for i, (e, a, b) in enumerate(pieces)
-    ]  # fmt: skip
+    parts = []
+    for i, (e, a, b) in enumerate(pieces):
+        spec: dict[str, Any] = {
+            "name": e.name, "start": a, "end": b, "codec": codec, "byte_start": e.byte(a),
+            "byte_end": e.byte(b), "linebases": e.linebases, "linewidth": e.linewidth,
+            # the edges read with it: the header line before its first residue, the byte
+            # after its last (a header, a blank line or the end), checked when read
+            "read_from": before.get(e.name, 0) if a == 0 else e.byte(a),
+            "read_to": min(e.byte(b) + (b == e.length), text.size),
+        }  # fmt: skip
+        if fai is not None and fai.gzi is not None:
+            start, base, stop = fai.gzi.span(spec["read_from"], spec["read_to"])
+            spec.update(block_start=start, block_base=base, block_end=stop)
+        parts.append(Partition.make(source.url, fmt, i, fingerprint, **spec))
+    return parts
 
 
-def _check_sequences(source: RangeSource, where: str, entries: list[FaiEntry]) -> None:
+def _check_sequences(fai: Fai, entries: list[FaiEntry]) -> None:
     """Spot-check a few of ``entries`` (first, last, evenly between) against the data."""
     step = max(1, len(entries) // CHECKED_SEQUENCES)
     chosen = {*entries[::step], entries[-1]} if entries else set()
     for entry in sorted(chosen, key=lambda e: e.offset):
-        check_sequence(entry, source.read, where)
+        check_sequence(entry, fai.text.read, fai.where)
+
+
+def _text_span(spec: dict[str, Any]) -> tuple[int, int]:
+    """The text a residue partition reads: its residues and the edges it checks (partitions
+    planned before edges were checked: its residues)."""
+    return spec.get("read_from", spec["byte_start"]), spec.get("read_to", spec["byte_end"])
+
+
+def check_edges(spec: dict[str, Any], data: bytes, url: str) -> bytes:
+    """The residue bytes of a partition from its text ``data`` (``read_from`` on), its
+    edges checked: a partition that starts a sequence has its header line right before
+    it, one that ends it has a header, a blank line or the end of the data right after.
+    FormatError when not: the file changed under its index (or the plan)."""
+    base, first, last = spec["read_from"], spec["byte_start"], spec["byte_end"]
+    name = spec["name"]
+    if first > base:
+        head = data[: first - base]
+        line = head[head.rfind(b"\n", 0, len(head) - 1) + 1 :]
+        word = (line[1:].split(None, 1) or [b""])[0]  # the name, as samtools takes it
+        if not (line.startswith(b">") and line.endswith(b"\n") and word == name.encode()):
+            raise FormatError(
+                f"{url}: byte {first}: the first residue of {name!r} is planned here, but the"
+                f" line before it is {line[-80:]!r}, not its header: the file does not match"
+                " its .fai (or the plan); make the index again (samtools faidx FILE)"
+            )
+    after = data[last - base : last - base + 1]
+    if spec["read_to"] > last and after not in (b"", b">", b"\n", b"\r"):
+        raise FormatError(
+            f"{url}: byte {last}: {name!r} is planned to end here, but {after!r} follows (more"
+            " residues?): the file does not match its .fai (or the plan); make the index"
+            " again (samtools faidx FILE)"
+        )
+    return data[first - base : last - base]
 
 
 def _cut(
