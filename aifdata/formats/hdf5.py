@@ -42,11 +42,9 @@ object and the byte range read last.
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import math
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -61,6 +59,7 @@ from ._base import (
     open_source,
     partition_count,
 )
+from ._ranges import Fetched, fetch
 
 SIGNATURE = b"\x89HDF\r\n\x1a\n"
 #: Magic numbers of the classic netCDF formats (CDF-1, CDF-2 64-bit offset, CDF-5).
@@ -71,8 +70,6 @@ SNIFF_OFFSETS = (0, 512, 1024, 2048)
 PAGE_BYTES = 64 * 2**10
 #: Chunks closer than this in the file are fetched in one request.
 MERGE_GAP = 256 * 2**10
-#: Requests in flight while fetching a partition's chunks.
-FETCH_THREADS = 8
 #: What NetCDF4 writes in the NAME attribute of a dimension that has no variable.
 _NOT_A_VARIABLE = b"This is a netCDF dimension but not a netCDF variable"
 
@@ -416,17 +413,6 @@ def _stored_ranges(dsid: Any, stored: int, low: int, stop: int) -> list[tuple[in
     return ranges
 
 
-def merged(ranges: list[tuple[int, int]], gap: int) -> list[tuple[int, int]]:
-    """``ranges`` sorted, those closer than ``gap`` joined."""
-    out: list[tuple[int, int]] = []
-    for a, b in sorted(ranges):
-        if out and a - out[-1][1] <= gap:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
-            out.append((a, b))
-    return out
-
-
 class _Reader(SeekableSource):
     """A read-only file over a :class:`RangeSource`, as h5py wants one (seek, readinto).
 
@@ -444,7 +430,7 @@ class _Reader(SeekableSource):
         super().__init__(source)
         self.keep = keep
         self.pages: dict[int, bytes] = {}
-        self.ahead: list[tuple[int, bytes]] = []  # sorted (start, bytes)
+        self.ahead = Fetched([])  # a partition's chunks, fetched together
         self.last = (0, 0)
         self.failure: BaseException | None = None
 
@@ -465,11 +451,9 @@ class _Reader(SeekableSource):
     def range(self, start: int, end: int) -> bytes:
         """Bytes ``[start, end)`` of the file, from what is held when possible."""
         self.last = (start, end)
-        i = bisect.bisect_right(self.ahead, start, key=lambda item: item[0]) - 1
-        if i >= 0:
-            at, held = self.ahead[i]
-            if end <= at + len(held):
-                return held[start - at : end - at]
+        held = self.ahead.find(start, end)
+        if held is not None:
+            return held
         if end - start >= PAGE_BYTES:
             return self.source.read(start, end)
         first, last = start // PAGE_BYTES, (end - 1) // PAGE_BYTES
@@ -492,12 +476,7 @@ class _Reader(SeekableSource):
 
     def prefetch(self, ranges: list[tuple[int, int]]) -> None:
         """Fetch ``ranges`` (merged when close) now, in parallel, to serve later reads."""
-        spans = merged(ranges, MERGE_GAP)
-        if not spans:
-            return
-        with ThreadPoolExecutor(min(FETCH_THREADS, len(spans))) as pool:
-            fetched = list(pool.map(lambda span: self.source.read(*span), spans))
-        self.ahead = sorted(zip((a for a, _ in spans), fetched, strict=True))
+        self.ahead = fetch(self.source, ranges, MERGE_GAP)
 
 
 def file_object(source: RangeSource) -> _Reader:
