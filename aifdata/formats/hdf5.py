@@ -32,12 +32,14 @@ a DataArray with the NetCDF4 dimension names and coordinates.
 Options reach :meth:`Hdf5Format.plan` through
 ``aifdata.partition(url, variable="/group/var", n=...)``.
 
-The first bytes must hold the HDF5 signature at byte 0, 512, 1024 or 2048
-(a user block before the superblock); a classic netCDF-3 file (``CDF\\x01``,
-``CDF\\x02``, ``CDF\\x05``) is refused with what to do instead. A file shorter
-than its superblock's end-of-file address is refused as truncated; anything
-h5py cannot parse is a :class:`~aifdata.FormatError` naming the file, the
-object and the byte range read last.
+The HDF5 signature must be at byte 0 or, after a user block, at a power of
+two from 512 (sniffing sees 512, 1024 and 2048; a file named ``.h5``, ``.nc``,
+... is also looked at further: 4096, 8192, ...); a classic netCDF-3 file
+(``CDF\\x01``, ``CDF\\x02``, ``CDF\\x05``) is refused with what to do instead.
+A file shorter than its superblock's end-of-file address (user block
+included) is refused as truncated; anything h5py cannot parse is a
+:class:`~aifdata.FormatError` naming the file, the object and the byte range
+read last.
 """
 
 from __future__ import annotations
@@ -66,6 +68,9 @@ SIGNATURE = b"\x89HDF\r\n\x1a\n"
 NETCDF3 = {b"CDF\x01": "CDF-1", b"CDF\x02": "CDF-2", b"CDF\x05": "CDF-5"}
 #: Where sniffing looks for the superblock: HDF5 puts it at 0 or at a power of two >= 512.
 SNIFF_OFFSETS = (0, 512, 1024, 2048)
+#: First bytes with no signature at :data:`SNIFF_OFFSETS` may be a user block of 4 KiB or
+#: more when there are this many: planning looks further (at 4096, 8192, ...).
+USER_BLOCK_SNIFF = 4096
 #: The file object reads in aligned pages of this size (metadata reads are small).
 PAGE_BYTES = 64 * 2**10
 #: Chunks closer than this in the file are fetched in one request.
@@ -102,7 +107,15 @@ class Hdf5Format(FormatPlugin):
     description = "HDF5 and NetCDF4 variables; row ranges on chunk boundaries, via h5py"
 
     def sniff(self, head: bytes, path: str) -> bool:
-        return superblock_in(head) is not None
+        """The signature in ``head``; or, for a file named as HDF5 whose first bytes are all
+        user block (4 KiB or more of it), the chance of one further on (planning looks)."""
+        if superblock_in(head) is not None:
+            return True
+        return (
+            self.matches_name(path)
+            and len(head) >= USER_BLOCK_SNIFF
+            and head[:4] not in NETCDF3
+        )
 
     def explain(self, head: bytes, url: str) -> str:
         kind = NETCDF3.get(head[:4])
@@ -114,7 +127,8 @@ class Hdf5Format(FormatPlugin):
             )
         return (
             f"{url}: byte 0: this is not an HDF5 file: expected the signature {SIGNATURE!r}"
-            f" at byte 0, 512, 1024 or 2048, found {head[:16]!r} at byte 0"
+            f" at byte 0, 512, 1024, 2048 or a larger power of two (after a user block),"
+            f" found {head[:16]!r} at byte 0"
         )
 
     def plan(
@@ -271,11 +285,18 @@ def find_superblock(source: RangeSource) -> int | None:
     return found
 
 
-def end_of_file(superblock: bytes) -> int | None:
-    """The end-of-file address in a superblock's first bytes (where the file should end,
-    user block included), or None when it is not there or undefined. Versions 0 and 1
-    keep it after the B-tree parameters, versions 2 and 3 right after the flags (each
-    after the base and the extension or free-space addresses)."""
+def end_of_file(superblock: bytes, offset: int = 0) -> int | None:
+    """Where the file should end (its end-of-file address, user block included), from the
+    first bytes of a superblock found at byte ``offset``; None when they do not say.
+
+    Versions 0 and 1 keep the base address (where the HDF5 data start) and the
+    end-of-file address after the B-tree parameters, versions 2 and 3 right after
+    the flags (with the extension or free-space address between them). Writers put
+    the superblock at its base address, after any user block, and the end-of-file
+    address counts from the file's start; a file whose user block was put in front
+    later (its base address still 0) counts from the base, and HDF5 moves both by
+    the difference when it opens it: so does this.
+    """
     version = superblock[8] if len(superblock) > 8 else -1
     if version in (0, 1):
         width, at = superblock[13], 24 if version == 0 else 28
@@ -285,8 +306,11 @@ def end_of_file(superblock: bytes) -> int | None:
         return None
     if width not in (2, 4, 8) or len(superblock) < at + 3 * width:
         return None
+    base = int.from_bytes(superblock[at : at + width], "little")
     eof = int.from_bytes(superblock[at + 2 * width : at + 3 * width], "little")
-    return None if eof == 2 ** (8 * width) - 1 else eof
+    if eof == 2 ** (8 * width) - 1:
+        return None
+    return eof + offset - base
 
 
 def check_complete(source: RangeSource) -> None:
@@ -298,7 +322,7 @@ def check_complete(source: RangeSource) -> None:
     superblock = head[offset : offset + 64]
     if len(superblock) < 64:  # past the first bytes (a large user block)
         superblock = source.read(offset, offset + 64)
-    eof = end_of_file(superblock)
+    eof = end_of_file(superblock, offset)
     if eof is not None and eof > source.size:
         raise FormatError(
             f"{source.url}: byte {source.size}: the file ends at byte {source.size}, but its"
