@@ -51,7 +51,7 @@ def kept(source: RangeSource) -> dict[Any, Any]:
     return _KEPT.slot(source)
 
 
-def _laspy() -> Any:
+def laspy_module() -> Any:
     try:
         import laspy
     except ImportError as exc:  # pragma: no cover - the lidar extra is missing
@@ -59,7 +59,7 @@ def _laspy() -> Any:
     return laspy
 
 
-def _lazrs() -> Any:
+def lazrs_module() -> Any:
     try:
         import lazrs
     except ImportError as exc:  # pragma: no cover
@@ -134,7 +134,7 @@ def parse_header(head: bytes, source: RangeSource) -> Header:
         )
     if len(head) < offset:  # VLRs past the first read: one more request
         head = source.read(0, offset)
-    laspy = _laspy()
+    laspy = laspy_module()
     try:
         las = laspy.LasHeader.read_from(io.BytesIO(head[:offset]))
     except Exception as exc:
@@ -176,7 +176,7 @@ def _chunk_size(laszip: bytes, record_length: int, url: str) -> int:
     """Points per LAZ chunk (0: variable), after checking that lazrs takes the laszip VLR
     and that its items make the header's record length (lazrs panics on a mismatch)."""
     try:
-        vlr = _lazrs().LazVlr(laszip)
+        vlr = lazrs_module().LazVlr(laszip)
         size, items = int(vlr.chunk_size()), int(vlr.item_size())
         varies = bool(vlr.uses_variable_size_chunks())
     except Exception as exc:
@@ -231,7 +231,7 @@ def is_copc(head: bytes) -> bool:
 
 def points_of(header: Header, raw: Any, count: int) -> Any:
     """laspy's ScaleAwarePointRecord of ``count`` packed records in ``raw``."""
-    laspy = _laspy()
+    laspy = laspy_module()
     packed = laspy.PackedPointRecord.from_buffer(raw, header.las.point_format, count)
     return laspy.ScaleAwarePointRecord(
         packed.array, packed.point_format, header.las.scales, header.las.offsets
@@ -244,7 +244,7 @@ def decompress(
     """The points of whole LAZ chunks ``data`` (``table``: points and bytes of each)."""
     import numpy as np
 
-    lazrs = _lazrs()
+    lazrs = lazrs_module()
     count = sum(points for points, _ in table)
     size = sum(nbytes for _, nbytes in table)
     if len(data) != size:  # lazrs panics on a short buffer: check first

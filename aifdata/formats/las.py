@@ -40,9 +40,9 @@ from ._lidar import (
     HEAD_BYTES,
     MAGIC,
     Header,
-    _lazrs,
     decompress,
     kept,
+    lazrs_module,
     not_las,
     points_of,
     read_header,
@@ -235,9 +235,9 @@ def _read_chunk_table(source: RangeSource, header: Header) -> list[tuple[int, in
             f"{url}: byte {table_at}: not a LAZ chunk table (version {version}, {count:,}"
             f" chunks for {header.points:,} points in {table_at - data_start:,} bytes)"
         )
-    vlr = _lazrs().LazVlr(header.laszip)  # checked by parse_header
+    vlr = lazrs_module().LazVlr(header.laszip)  # checked by parse_header
     try:
-        entries = _lazrs().read_chunk_table_only(io.BytesIO(raw), vlr)
+        entries = lazrs_module().read_chunk_table_only(io.BytesIO(raw), vlr)
     except Exception as exc:
         raise FormatError(
             f"{url}: byte {table_at}: cannot read the LAZ chunk table: {exc}"
