@@ -111,11 +111,7 @@ class Hdf5Format(FormatPlugin):
         user block (4 KiB or more of it), the chance of one further on (planning looks)."""
         if superblock_in(head) is not None:
             return True
-        return (
-            self.matches_name(path)
-            and len(head) >= USER_BLOCK_SNIFF
-            and head[:4] not in NETCDF3
-        )
+        return self.matches_name(path) and len(head) >= USER_BLOCK_SNIFF and head[:4] not in NETCDF3
 
     def explain(self, head: bytes, url: str) -> str:
         kind = NETCDF3.get(head[:4])
