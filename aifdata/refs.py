@@ -27,15 +27,36 @@ references with xarray or fsspec directly skips that check: use :func:`check`
 first. When the source belongs to a catalog dataset, :func:`write` is a
 recorded run (like ``aifdata convert``): that dataset's version in, the
 references ingested as a new dataset out.
+
+An existing output is kept unless ``overwrite=True``; then the new references are
+written beside the old ones (a hidden name in the same directory) and only then put
+in their place, so readers see the old set until the new one is complete, and a write
+that fails half way leaves the old set as it was. A JSON file, or a Parquet directory
+on a local file system, takes its place in one rename (a directory by exchanging the
+two where Linux can, else by two renames). Through ``aif://`` and on S3 the files move
+in one by one (a rename on a PFS, a copy of the whole object on S3), ``.zmetadata``,
+which names the others, last; then the old files the new set does not replace are
+deleted. (A JSON file through ``aif://`` or on S3 is written in place: both replace a
+file whole.)
 """
 
 from __future__ import annotations
 
+import builtins
+import contextlib
+import ctypes
+import errno
 import io
 import json
+import os
+import secrets
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from fsspec.implementations.local import LocalFileSystem
 
 from ._config import Config, load_config
 from ._errors import AifDataError, FormatError
@@ -213,34 +234,139 @@ def _default_dataset(output: str) -> str:
 
 
 def _store(refs: dict[str, Any], fs: Any, path: str, output: str, kind: str) -> None:
-    if kind == "json":
-        fs.pipe_file(path, json.dumps(refs).encode())
-        return
-    import tempfile
+    """Write the references at ``path``, replacing what is there so that readers see the
+    old set until the new one is complete (see :func:`_publish_local` and
+    :func:`_publish_elsewhere`)."""
+    local = isinstance(fs, LocalFileSystem)
+    staged = _beside(path, "new")
+    try:
+        if kind == "json":
+            data = json.dumps(refs).encode()
+            if local:
+                _write_local(staged, data)
+            elif not fs.isdir(path):  # aif:// tiers and object stores replace a file whole
+                fs.pipe_file(path, data)
+                return
+            else:
+                fs.pipe_file(staged, data)
+        elif local:
+            _parquet(refs, staged)
+        else:
+            _upload_parquet(refs, fs, staged)
+    except BaseException:
+        _remove(fs, staged)
+        raise
+    if local:
+        _publish_local(staged, path)
+    else:
+        _publish_elsewhere(fs, staged, path)
 
-    from fsspec.implementations.local import LocalFileSystem
+
+def _beside(path: str, what: str) -> str:
+    """A fresh hidden name in ``path``'s directory (a rename there stays on its file system)."""
+    parent, _, name = path.rstrip("/").rpartition("/")
+    return f"{parent}/.{name}.{what}-{secrets.token_hex(6)}"
+
+
+def _write_local(target: str, data: bytes) -> None:
+    with builtins.open(target, "xb") as f:  # this module's open() is the xarray one
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _parquet(refs: dict[str, Any], folder: str) -> None:
+    """kerchunk's Parquet reference directory for ``refs``, made in local ``folder``."""
     from fsspec.implementations.reference import LazyReferenceMapper
 
-    # made in a local directory, then copied: pandas would write each file through a new
-    # filesystem built from the URL alone (without this process's aif:// configuration)
+    lazy = LazyReferenceMapper.create(root=folder, fs=LocalFileSystem(), engine="pyarrow",
+                                      record_size=100_000)  # fmt: skip
+    for key in sorted(refs["refs"]):
+        lazy[key] = refs["refs"][key]
+    lazy.flush()
+
+
+def _upload_parquet(refs: dict[str, Any], fs: Any, staged: str) -> None:
+    """Make the Parquet directory locally, then copy it to ``staged`` on ``fs``: pandas
+    would write each file through a new filesystem built from the URL alone (without this
+    process's aif:// configuration)."""
     with tempfile.TemporaryDirectory(prefix="aifdata-refs-") as folder:
-        local = f"{folder}/refs"
-        lazy = LazyReferenceMapper.create(root=local, fs=LocalFileSystem(), engine="pyarrow",
-                                          record_size=100_000)  # fmt: skip
-        for key in sorted(refs["refs"]):
-            lazy[key] = refs["refs"][key]
-        lazy.flush()
-        if fs.exists(path):
-            fs.rm(path, recursive=True)
-        try:
-            for name in LocalFileSystem().find(local):
-                target = f"{path}/{name[len(local) + 1 :]}"
-                fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)  # a PFS needs them
-                fs.pipe_file(target, Path(name).read_bytes())
-        except BaseException:
-            if fs.exists(path):
-                fs.rm(path, recursive=True)
-            raise
+        made = f"{folder}/refs"
+        _parquet(refs, made)
+        for name in LocalFileSystem().find(made):
+            target = f"{staged}/{name[len(made) + 1 :]}"
+            fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)  # a PFS needs them
+            fs.pipe_file(target, Path(name).read_bytes())
+
+
+def _remove(fs: Any, path: str) -> None:
+    """Remove ``path`` (a file or a directory) if it is there."""
+    if isinstance(fs, LocalFileSystem):
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.lexists(path):
+            os.unlink(path)
+    elif fs.exists(path):
+        fs.rm(path, recursive=True)
+
+
+def _publish_local(staged: str, path: str) -> None:
+    """Put ``staged`` (a file or a directory) in the place of ``path`` in one rename: over a
+    file, or where nothing is; over a directory, by exchanging the two (Linux), else by
+    two renames (between which ``path`` is briefly absent, never half written)."""
+    if not os.path.lexists(path) or not (os.path.isdir(path) or os.path.isdir(staged)):
+        os.replace(staged, path)
+        return
+    if _exchange(staged, path):
+        _remove(LocalFileSystem(), staged)  # the old set, now under the staged name
+        return
+    old = _beside(path, "old")
+    os.rename(path, old)
+    os.rename(staged, path)
+    _remove(LocalFileSystem(), old)
+
+
+def _exchange(a: str, b: str) -> bool:
+    """Swap two paths in one step (``renameat2`` with ``RENAME_EXCHANGE``); False where the
+    system or the file system cannot."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_cwd, exchange = -100, 2
+    if renameat2(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV):
+        return False
+    raise OSError(err, os.strerror(err), b)
+
+
+def _publish_elsewhere(fs: Any, staged: str, path: str) -> None:
+    """Move the files of ``staged`` into ``path`` one by one (``.zmetadata``, which names
+    the others, last; each a rename on a PFS and a whole-object copy on S3), then delete
+    the old files the new set does not replace."""
+    staged, path = fs._strip_protocol(staged), fs._strip_protocol(path)
+    new = sorted(fs.find(staged), key=lambda name: name.endswith("/.zmetadata"))
+    if fs.isfile(staged):
+        new = [staged]
+    if not fs.isdir(path) or not fs.isdir(staged):  # a file for a directory, or the reverse
+        _remove(fs, path)
+        old: set[str] = set()
+    else:
+        old = set(fs.find(path))
+    placed = set()
+    for name in new:
+        target = path + name[len(staged) :]
+        fs.mv(name, target)
+        placed.add(target)
+    for name in sorted(old - placed):
+        fs.rm_file(name)
+    emptied = {n.rsplit("/", 1)[0] for n in old - placed} - {t.rsplit("/", 1)[0] for t in placed}
+    for folder in sorted(emptied, reverse=True):
+        with contextlib.suppress(OSError):  # none on S3; a PFS keeps the emptied ones
+            fs.rmdir(folder)
+    _remove(fs, staged)  # directories a PFS leaves behind
 
 
 def load(refs: str | dict[str, Any], config: Config | None = None) -> Any:

@@ -377,7 +377,7 @@ def test_a_node_with_more_points_than_the_file_is_refused(tmp_path):
 def test_partitions_read_where_nothing_is_kept(tmp_path, monkeypatch):
     """As in a fresh worker process: a partition pickled, and no header, chunk table or
     hierarchy page kept from planning."""
-    from aifdata.formats import las
+    from aifdata.formats import _lidar as las
     from aifdata.formats._base import KeptMetadata
 
     from .test_las import cloud as las_cloud

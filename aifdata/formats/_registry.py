@@ -28,7 +28,7 @@ REGISTRY: Registry[FormatPlugin] = Registry(
     "format",
     {
         "bam": "aifdata.formats.bam:BamFormat",
-        "copc": "aifdata.formats.las:CopcFormat",
+        "copc": "aifdata.formats.copc:CopcFormat",
         "csv": "aifdata.formats.csv:CsvFormat",
         "fasta": "aifdata.formats.fasta:FastaFormat",
         "fastq": "aifdata.formats.fastq:FastqFormat",

@@ -32,21 +32,21 @@ a DataArray with the NetCDF4 dimension names and coordinates.
 Options reach :meth:`Hdf5Format.plan` through
 ``aifdata.partition(url, variable="/group/var", n=...)``.
 
-The first bytes must hold the HDF5 signature at byte 0, 512, 1024 or 2048
-(a user block before the superblock); a classic netCDF-3 file (``CDF\\x01``,
-``CDF\\x02``, ``CDF\\x05``) is refused with what to do instead. A file shorter
-than its superblock's end-of-file address is refused as truncated; anything
-h5py cannot parse is a :class:`~aifdata.FormatError` naming the file, the
-object and the byte range read last.
+The HDF5 signature must be at byte 0 or, after a user block, at a power of
+two from 512 (sniffing sees 512, 1024 and 2048; a file named ``.h5``, ``.nc``,
+... is also looked at further: 4096, 8192, ...); a classic netCDF-3 file
+(``CDF\\x01``, ``CDF\\x02``, ``CDF\\x05``) is refused with what to do instead.
+A file shorter than its superblock's end-of-file address (user block
+included) is refused as truncated; anything h5py cannot parse is a
+:class:`~aifdata.FormatError` naming the file, the object and the byte range
+read last.
 """
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import math
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -61,18 +61,20 @@ from ._base import (
     open_source,
     partition_count,
 )
+from ._ranges import Fetched, fetch
 
 SIGNATURE = b"\x89HDF\r\n\x1a\n"
 #: Magic numbers of the classic netCDF formats (CDF-1, CDF-2 64-bit offset, CDF-5).
 NETCDF3 = {b"CDF\x01": "CDF-1", b"CDF\x02": "CDF-2", b"CDF\x05": "CDF-5"}
 #: Where sniffing looks for the superblock: HDF5 puts it at 0 or at a power of two >= 512.
 SNIFF_OFFSETS = (0, 512, 1024, 2048)
+#: First bytes with no signature at :data:`SNIFF_OFFSETS` may be a user block of 4 KiB or
+#: more when there are this many: planning looks further (at 4096, 8192, ...).
+USER_BLOCK_SNIFF = 4096
 #: The file object reads in aligned pages of this size (metadata reads are small).
 PAGE_BYTES = 64 * 2**10
 #: Chunks closer than this in the file are fetched in one request.
 MERGE_GAP = 256 * 2**10
-#: Requests in flight while fetching a partition's chunks.
-FETCH_THREADS = 8
 #: What NetCDF4 writes in the NAME attribute of a dimension that has no variable.
 _NOT_A_VARIABLE = b"This is a netCDF dimension but not a netCDF variable"
 
@@ -105,7 +107,11 @@ class Hdf5Format(FormatPlugin):
     description = "HDF5 and NetCDF4 variables; row ranges on chunk boundaries, via h5py"
 
     def sniff(self, head: bytes, path: str) -> bool:
-        return superblock_in(head) is not None
+        """The signature in ``head``; or, for a file named as HDF5 whose first bytes are all
+        user block (4 KiB or more of it), the chance of one further on (planning looks)."""
+        if superblock_in(head) is not None:
+            return True
+        return self.matches_name(path) and len(head) >= USER_BLOCK_SNIFF and head[:4] not in NETCDF3
 
     def explain(self, head: bytes, url: str) -> str:
         kind = NETCDF3.get(head[:4])
@@ -117,7 +123,8 @@ class Hdf5Format(FormatPlugin):
             )
         return (
             f"{url}: byte 0: this is not an HDF5 file: expected the signature {SIGNATURE!r}"
-            f" at byte 0, 512, 1024 or 2048, found {head[:16]!r} at byte 0"
+            f" at byte 0, 512, 1024, 2048 or a larger power of two (after a user block),"
+            f" found {head[:16]!r} at byte 0"
         )
 
     def plan(
@@ -274,11 +281,18 @@ def find_superblock(source: RangeSource) -> int | None:
     return found
 
 
-def end_of_file(superblock: bytes) -> int | None:
-    """The end-of-file address in a superblock's first bytes (where the file should end,
-    user block included), or None when it is not there or undefined. Versions 0 and 1
-    keep it after the B-tree parameters, versions 2 and 3 right after the flags (each
-    after the base and the extension or free-space addresses)."""
+def end_of_file(superblock: bytes, offset: int = 0) -> int | None:
+    """Where the file should end (its end-of-file address, user block included), from the
+    first bytes of a superblock found at byte ``offset``; None when they do not say.
+
+    Versions 0 and 1 keep the base address (where the HDF5 data start) and the
+    end-of-file address after the B-tree parameters, versions 2 and 3 right after
+    the flags (with the extension or free-space address between them). Writers put
+    the superblock at its base address, after any user block, and the end-of-file
+    address counts from the file's start; a file whose user block was put in front
+    later (its base address still 0) counts from the base, and HDF5 moves both by
+    the difference when it opens it: so does this.
+    """
     version = superblock[8] if len(superblock) > 8 else -1
     if version in (0, 1):
         width, at = superblock[13], 24 if version == 0 else 28
@@ -288,8 +302,11 @@ def end_of_file(superblock: bytes) -> int | None:
         return None
     if width not in (2, 4, 8) or len(superblock) < at + 3 * width:
         return None
+    base = int.from_bytes(superblock[at : at + width], "little")
     eof = int.from_bytes(superblock[at + 2 * width : at + 3 * width], "little")
-    return None if eof == 2 ** (8 * width) - 1 else eof
+    if eof == 2 ** (8 * width) - 1:
+        return None
+    return eof + offset - base
 
 
 def check_complete(source: RangeSource) -> None:
@@ -301,7 +318,7 @@ def check_complete(source: RangeSource) -> None:
     superblock = head[offset : offset + 64]
     if len(superblock) < 64:  # past the first bytes (a large user block)
         superblock = source.read(offset, offset + 64)
-    eof = end_of_file(superblock)
+    eof = end_of_file(superblock, offset)
     if eof is not None and eof > source.size:
         raise FormatError(
             f"{source.url}: byte {source.size}: the file ends at byte {source.size}, but its"
@@ -416,17 +433,6 @@ def _stored_ranges(dsid: Any, stored: int, low: int, stop: int) -> list[tuple[in
     return ranges
 
 
-def merged(ranges: list[tuple[int, int]], gap: int) -> list[tuple[int, int]]:
-    """``ranges`` sorted, those closer than ``gap`` joined."""
-    out: list[tuple[int, int]] = []
-    for a, b in sorted(ranges):
-        if out and a - out[-1][1] <= gap:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
-            out.append((a, b))
-    return out
-
-
 class _Reader(SeekableSource):
     """A read-only file over a :class:`RangeSource`, as h5py wants one (seek, readinto).
 
@@ -444,7 +450,7 @@ class _Reader(SeekableSource):
         super().__init__(source)
         self.keep = keep
         self.pages: dict[int, bytes] = {}
-        self.ahead: list[tuple[int, bytes]] = []  # sorted (start, bytes)
+        self.ahead = Fetched([])  # a partition's chunks, fetched together
         self.last = (0, 0)
         self.failure: BaseException | None = None
 
@@ -465,11 +471,9 @@ class _Reader(SeekableSource):
     def range(self, start: int, end: int) -> bytes:
         """Bytes ``[start, end)`` of the file, from what is held when possible."""
         self.last = (start, end)
-        i = bisect.bisect_right(self.ahead, start, key=lambda item: item[0]) - 1
-        if i >= 0:
-            at, held = self.ahead[i]
-            if end <= at + len(held):
-                return held[start - at : end - at]
+        held = self.ahead.find(start, end)
+        if held is not None:
+            return held
         if end - start >= PAGE_BYTES:
             return self.source.read(start, end)
         first, last = start // PAGE_BYTES, (end - 1) // PAGE_BYTES
@@ -492,12 +496,7 @@ class _Reader(SeekableSource):
 
     def prefetch(self, ranges: list[tuple[int, int]]) -> None:
         """Fetch ``ranges`` (merged when close) now, in parallel, to serve later reads."""
-        spans = merged(ranges, MERGE_GAP)
-        if not spans:
-            return
-        with ThreadPoolExecutor(min(FETCH_THREADS, len(spans))) as pool:
-            fetched = list(pool.map(lambda span: self.source.read(*span), spans))
-        self.ahead = sorted(zip((a for a, _ in spans), fetched, strict=True))
+        self.ahead = fetch(self.source, ranges, MERGE_GAP)
 
 
 def file_object(source: RangeSource) -> _Reader:

@@ -26,7 +26,6 @@ with a FormatError naming both files.
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import re
 from collections.abc import Iterator, Sequence
@@ -64,6 +63,7 @@ from ._psi import (
     parse_elements,
     parse_fragment,
 )
+from ._ranges import Fetched, balanced_bounds, fetch
 from .mzml import LIST_END, SCAN_BYTES, SPECTRUM_START
 
 if TYPE_CHECKING:
@@ -444,16 +444,10 @@ def shared_mz(header: Header, table: Any, url: str) -> tuple[int, int, int] | No
 
 
 def split_pixels(sizes: Sequence[int], n: int | None, target_bytes: int | None) -> list[int]:
-    """Pixel numbers where partitions start, plus the pixel count, balanced by bytes."""
-    k = len(sizes)
-    cumulative = list(itertools.accumulate(max(s, 1) for s in sizes))
-    total = cumulative[-1]
-    count = partition_count(total, n, target_bytes, at_most=k)
-    bounds = [0]
-    for i in range(1, count):
-        j = bisect.bisect_left(cumulative, total * i // count) + 1
-        bounds.append(min(max(j, bounds[-1] + 1), k - (count - i)))
-    return [*bounds, k]
+    """Pixel numbers where partitions start, plus the pixel count, balanced by bytes (a
+    pixel with no bytes counts as one)."""
+    weights = [max(s, 1) for s in sizes]
+    return balanced_bounds(weights, partition_count(sum(weights), n, target_bytes, len(sizes)))
 
 
 # -- reading ------------------------------------------------------------------------
@@ -494,7 +488,7 @@ def pixels_of(ibd: RangeSource, partition: Partition, rows: Any) -> list[Pixel]:
         wanted += [(int(r[3]), int(r[3] + r[5])) for r in rows]
     else:
         wanted.append((shared[0], shared[0] + shared[2]))
-    fetched = fetch(ibd, wanted)
+    fetched = fetch_arrays(ibd, wanted)
     mz_type, int_type = partition["mz_type"], partition["int_type"]
     where = f"(pixels of {partition.url})"
     common = decode(fetched, shared, mz_type, ibd.url, where) if shared is not None else None
@@ -507,46 +501,27 @@ def pixels_of(ibd: RangeSource, partition: Partition, rows: Any) -> list[Pixel]:
     return out
 
 
-class _Fetched:
-    """Merged byte ranges of a file, read once: ``bytes_at(a, b)`` from them."""
-
-    def __init__(self, spans: list[tuple[int, bytes]]) -> None:
-        self.spans = spans
-        self.starts = [s for s, _ in spans]
-
-    def bytes_at(self, a: int, b: int) -> bytes:
-        i = bisect.bisect_right(self.starts, a) - 1
-        start, data = self.spans[i]
-        return data[a - start : b - start]
-
-
-def fetch(source: RangeSource, wanted: list[tuple[int, int]]) -> _Fetched:
-    merged: list[list[int]] = []
-    for a, b in sorted(w for w in wanted if w[1] > w[0]):
-        if merged and a <= merged[-1][1] + MERGE_GAP:
-            merged[-1][1] = max(merged[-1][1], b)
-        else:
-            merged.append([a, b])
-    spans = []
-    for a, b in merged:
-        data = source.read(a, b)
-        if len(data) != b - a:
-            raise FormatError(
-                f"{source.url}: byte {a + len(data)}: the file ends there; arrays run to byte {b}"
-                " (truncated?)"
-            )
-        spans.append((a, data))
-    return _Fetched(spans)
+def fetch_arrays(source: RangeSource, wanted: list[tuple[int, int]]) -> Fetched:
+    """The .ibd ranges ``wanted``, nearby ones merged; FormatError if the file ends first."""
+    fetched = fetch(source, wanted, MERGE_GAP)
+    short = fetched.short()
+    if short is not None:
+        stopped, end = short
+        raise FormatError(
+            f"{source.url}: byte {stopped}: the file ends there; arrays run to byte {end}"
+            " (truncated?)"
+        )
+    return fetched
 
 
 def decode(
-    fetched: _Fetched, where: Sequence[int], dtype_zlib: Sequence[Any], url: str, what: str
+    fetched: Fetched, where: Sequence[int], dtype_zlib: Sequence[Any], url: str, what: str
 ) -> Any:
     import numpy as np
 
     offset, length, encoded = (int(v) for v in where)
     dtype, compressed = dtype_zlib
-    raw = fetched.bytes_at(offset, offset + encoded) if encoded else b""
+    raw = fetched.get(offset, offset + encoded) if encoded else b""
     if compressed and raw:
         raw = inflate(raw, url, offset)
     return as_array(raw, dtype, length, url, offset, np)

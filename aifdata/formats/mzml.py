@@ -53,7 +53,6 @@ the m/z and intensity arrays (numpy).
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import re
 from collections.abc import Iterable, Iterator
@@ -89,6 +88,7 @@ from ._psi import (
     params,
     parse_elements,
 )
+from ._ranges import balanced_bounds
 
 if TYPE_CHECKING:
     import numpy as np
@@ -537,16 +537,11 @@ def split(layout: Layout, n: int | None, target_bytes: int | None) -> list[int]:
     """Spectrum numbers where partitions start, plus the number of spectra: about ``n``
     runs (or runs of about ``target_bytes``), balanced by bytes."""
     offsets = layout.offsets
-    k = len(offsets)
-    if k == 0:
+    if not offsets:
         return [0]
-    first, total = offsets[0], layout.end - offsets[0]
-    count = partition_count(total, n, target_bytes, at_most=k)
-    bounds = [0]
-    for i in range(1, count):
-        j = bisect.bisect_left(offsets, first + total * i // count)
-        bounds.append(min(max(j, bounds[-1] + 1), k - (count - i)))
-    return [*bounds, k]
+    sizes = [b - a for a, b in itertools.pairwise((*offsets, layout.end))]
+    count = partition_count(layout.end - offsets[0], n, target_bytes, at_most=len(offsets))
+    return balanced_bounds(sizes, count)
 
 
 def partitions(

@@ -33,7 +33,6 @@ objects, which uproot cannot read, are not planned.
 
 from __future__ import annotations
 
-import bisect
 import concurrent.futures
 import functools
 import inspect
@@ -53,6 +52,7 @@ from ._base import (
     open_source,
     partition_count,
 )
+from ._ranges import balanced_bounds
 
 MAGIC = b"root"
 #: Bytes read from the start of the file: the TFile header, which ROOT gives the first 100
@@ -240,26 +240,17 @@ def compressed_bytes(table: Any, kind: str) -> int:
 
 
 def group_clusters(offsets: Sequence[int], count: int) -> list[int]:
-    """Bounds of ``count`` groups of consecutive clusters (fewer if there are fewer clusters).
+    """Bounds of ``count`` groups of consecutive clusters (fewer if there are fewer clusters),
+    balanced by entries (:func:`~aifdata.formats._ranges.balanced_bounds`).
 
     ``offsets`` are increasing cluster starts plus the end; each inner bound is
     the cluster start nearest to an even share of the entries, kept so that
-    every group holds at least one cluster.
+    every group holds at least one cluster. ``[]`` when there is no cluster.
     """
-    clusters = len(offsets) - 1
-    count = min(count, clusters)
-    if count < 1:
+    if len(offsets) < 2 or count < 1:
         return []
-    total = offsets[-1]
-    chosen = [0]
-    for i in range(1, count):
-        target = total * i // count
-        j = bisect.bisect_left(offsets, target)
-        if j > 0 and target - offsets[j - 1] <= offsets[j] - target:
-            j -= 1
-        chosen.append(min(max(j, chosen[-1] + 1), clusters - (count - i)))
-    chosen.append(clusters)
-    return [offsets[j] for j in chosen]
+    sizes = [b - a for a, b in itertools.pairwise(offsets)]
+    return [offsets[j] for j in balanced_bounds(sizes, count)]
 
 
 def selected(table: Any, branches: str | Sequence[str] | None, where: str) -> list[str] | None:
