@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from .._errors import FormatError
 from ._base import RangeSource
+from ._ranges import coalesce
 
 if TYPE_CHECKING:
     import numpy as np
@@ -193,12 +194,7 @@ class Reader:
             for start, end in ranges
             if start < min(end, self.size) and self._find(start, min(end, self.size)) is None
         )
-        merged: list[list[int]] = []
-        for start, end in missing:
-            if merged and start - merged[-1][1] <= self.gap:
-                merged[-1][1] = max(merged[-1][1], end)
-            else:
-                merged.append([start, end])
+        merged = coalesce(missing, self.gap)
         for (start, _), data in zip(merged, _read_ranges(self.source, merged), strict=True):
             self._add(start, data)
 
@@ -365,7 +361,7 @@ class Reader:
         return [float(v) for v in np.frombuffer(self.get(entry.at, entry.end), dtype)]
 
 
-def _read_ranges(source: RangeSource, ranges: list[list[int]]) -> list[bytes]:
+def _read_ranges(source: RangeSource, ranges: list[tuple[int, int]]) -> list[bytes]:
     """The bytes of each range: one request each, concurrent where the filesystem can."""
     if len(ranges) <= 1:
         return [source.read(start, end) for start, end in ranges]
