@@ -65,6 +65,16 @@ def block_size_at(data: bytes, pos: int) -> int | None:
     return int(bsize) + 1
 
 
+def inflate_first(raw: bytes, url: str, offset: int) -> tuple[bytes, int] | None:
+    """The inflated bytes and the size of the whole BGZF block that ``raw`` (file byte
+    ``offset``) starts with, checked (:func:`inflate_block`); None when none starts there
+    or ``raw`` cuts it short."""
+    size = block_size_at(raw, 0)
+    if size is None or size > len(raw):
+        return None
+    return inflate_block(memoryview(raw)[:size], url, offset), size
+
+
 def decompress_blocks(data: bytes, url: str, offset: int) -> tuple[bytes, int]:
     """Decompress the whole blocks at the start of ``data`` (which begins at byte ``offset``).
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from .._errors import FormatError
 from ..codecs import ByteReader
-from ..codecs.bgzf import MAX_BLOCK, block_size_at, decompress_blocks, inflate_block
+from ..codecs.bgzf import MAX_BLOCK, decompress_blocks, inflate_first
 
 #: Bytes read per request by :func:`scan` (one pass over the whole text).
 SCAN_BLOCK = 8 * 2**20
@@ -345,10 +345,10 @@ class GziText:
             raise _stale_at(where, source.url, last, f"its last block is there, but the file"
                                                      f" goes on for {tail:,} bytes")  # fmt: skip
         raw = source.read(last, source.size)
-        size = block_size_at(raw, 0)
-        if size is None or size > len(raw):
+        found = inflate_first(raw, source.url, last)
+        if found is None:
             raise _stale_at(where, source.url, last, "no BGZF block starts there")
-        data = inflate_block(raw[:size], source.url, last)
+        data, size = found
         rest, used = decompress_blocks(raw[size:], source.url, last + size)
         if rest or size + used != len(raw):
             raise _stale_at(where, source.url, last, "its last block is there, but more data"

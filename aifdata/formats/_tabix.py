@@ -36,7 +36,7 @@ from typing import Any, Protocol
 
 from .._errors import FormatError
 from ..codecs import Codec, Text
-from ..codecs.bgzf import MAX_BLOCK, block_size_at, decompress_blocks, inflate_block
+from ..codecs.bgzf import MAX_BLOCK, decompress_blocks, inflate_first
 from ._base import KeptMetadata, Partition, RangeSource, partition_count
 
 
@@ -310,10 +310,10 @@ def check_data_end(source: RangeSource, index: Index) -> None:
     if block == source.size and within == 0:
         return  # the end of a file without bgzip's end-of-file block (older writers)
     raw = source.read(block, source.size)
-    size = block_size_at(raw, 0)
-    if size is None or size > len(raw):
+    found = inflate_first(raw, source.url, block)
+    if found is None:
         raise stale(index, source, end, f"no BGZF block at byte {block}")
-    first = inflate_block(raw[:size], source.url, block)
+    first, size = found
     rest, used = decompress_blocks(raw[size:], source.url, block + size)
     if within > len(first) or first[within:] or rest or size + used != len(raw):
         more = len(first) - within + len(rest)
@@ -502,11 +502,11 @@ def check_offset(source: RangeSource, index: Index, virtual: int, contig: str) -
     block, within = virtual >> 16, virtual & 0xFFFF
     raw = source.read(block, block + MAX_BLOCK + CHECK_BYTES)
     where = f"{index.url}: virtual offset {block}/{within}"
-    size = block_size_at(raw, 0)
-    if size is None or size > len(raw):
+    found = inflate_first(raw, source.url, block)
+    if found is None:
         raise FormatError(f"{where}: no BGZF block at byte {block} of {source.url}: the"
                           " index belongs to another file; make it again")  # fmt: skip
-    piece = inflate_block(raw[:size], source.url, block)
+    piece, size = found
     if within >= len(piece) or (within and piece[within - 1] != 10):
         raise FormatError(
             f"{where}: no record starts there in {source.url} (byte {within} of a block of"
@@ -532,11 +532,10 @@ def check_span_end(source: RangeSource, index: Index, virtual: int, contig: str)
     where a record of ``contig`` ends in the data file: a line end in a BGZF block, the
     line before it (when it starts in that block) a record of ``contig``."""
     block, within = virtual >> 16, virtual & 0xFFFF
-    raw = source.read(block, block + MAX_BLOCK)
-    size = block_size_at(raw, 0)
-    if size is None or size > len(raw):
+    found = inflate_first(source.read(block, block + MAX_BLOCK), source.url, block)
+    if found is None:
         raise stale(index, source, virtual, f"no BGZF block at byte {block}")
-    piece = inflate_block(raw[:size], source.url, block)
+    piece, _ = found
     if within > len(piece) or (within and piece[within - 1] != 10):
         raise stale(index, source, virtual, f"a region's records end there, but no line ends"
                                             f" there (byte {within} of a block of"
