@@ -26,7 +26,7 @@ class Blocks:
 
     def __init__(self, source: RangeSource, start: int, raw: bytes = b"") -> None:
         self.source, self.url, self.size = source, source.url, source.size
-        self.data = bytearray()
+        self.data = b""  # bytes: its slices are bytes (a record's tags, qualities)
         self.starts: list[int] = []  # file offset of each inflated block
         self.offsets: list[int] = [0]  # where each block's bytes begin in data (then the end)
         self.next = start  # the file offset of the first block not inflated yet
@@ -40,13 +40,15 @@ class Blocks:
         """Inflate at least one more block (reading more of the file if needed); False at
         the end of the file."""
         while not self.eof:
-            used = 0
+            used, pieces, held = 0, [], len(self.data)
             for at, piece, n in bgzf._blocks(self.raw, self.url, self.next):
                 self.starts.append(at)
-                self.data += piece
-                self.offsets.append(len(self.data))
+                pieces.append(piece)
+                held += len(piece)
+                self.offsets.append(held)
                 used += n
             if used:
+                self.data += b"".join(pieces)  # one copy (none more when nothing was held)
                 self.raw = self.raw[used:]
                 self.next += used
                 return True

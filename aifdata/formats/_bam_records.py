@@ -12,17 +12,19 @@ counts, raises :class:`~aifdata.FormatError` naming its place.
 from __future__ import annotations
 
 import array
+import bisect
 import functools
 import itertools
 import struct
 import sys
+from collections.abc import Iterator
 from typing import Any, NamedTuple, TypeVar
 
 from .._errors import FormatError
 from .._gc import gc_paused
 from ._bam_blocks import Blocks
 from ._bam_header import MAX_RECORD, BamHeader
-from ._bam_tags import decode_tags, tags_fault, tags_text
+from ._bam_tags import decode_tags, first_bad_tags, tags_fault, tags_text
 
 _T = TypeVar("_T")
 #: The fixed fields of a record, ``block_size`` .. ``tlen``: 36 bytes.
@@ -89,7 +91,9 @@ class Columns(NamedTuple):
 
     fields: dict[str, list[Any]]
     sequences: list[str | None]
-    qualities: list[bytes | None]  # raw phred values; None when absent
+    #: Raw phred values, all as ``array('B')`` (decoded BAM) or all as bytes (SAM); None
+    #: when absent.
+    qualities: list[Any]
     tags: list[bytes]
     names: tuple[str | None, ...]  # reference names, then None (index -1)
 
@@ -100,7 +104,9 @@ class Columns(NamedTuple):
     def _alignments(self) -> list[Alignment]:
         f, names = self.fields, self.names
         make = functools.partial(tuple.__new__, Alignment)  # what _make does, without a call
-        quals = [None if q is None else array.array("B", q) for q in self.qualities]
+        quals = self.qualities
+        if isinstance(next((q for q in quals if q is not None), None), bytes):
+            quals = [None if q is None else array.array("B", q) for q in quals]
         refs = [names[r] for r in f["reference_id"]]
         mates = [names[r] for r in f["next_reference_id"]]
         return list(map(make, zip(
@@ -123,37 +129,36 @@ def decode(
     each gathered in one go, so Python touches each record only a few times."""
     starts = walk(blocks, p, limit)
     columns = Columns({name: [] for name in COLUMNS}, [], [], [], (*header.names, None))
+    cigars: dict[bytes, str | None] = {b"": None}
     with gc_paused():
-        for i in range(0, len(starts), BATCH):
-            _decode_batch(blocks, starts[i : i + BATCH], header, region, columns)
+        for i, j in _batches(starts):
+            _decode_batch(blocks, starts[i:j], header, region, columns, cigars)
     return columns
 
 
-#: Records decoded together (numpy index arrays of a few MB).
-BATCH = 4096
+#: Records decoded together at most, and their bytes at most (a longer record alone).
+BATCH = 16384
+BATCH_BYTES = 8 * 2**20
+
+
+def _batches(starts: list[int]) -> Iterator[tuple[int, int]]:
+    """``(i, j)``: the records ``starts[i:j]`` to decode together."""
+    i = 0
+    while i < len(starts):
+        j = min(i + BATCH, max(i + 1, bisect.bisect_left(starts, starts[i] + BATCH_BYTES)))
+        yield i, j
+        i = j
 
 
 def walk(blocks: Blocks, p: int, limit: int) -> list[int]:
     """Where each record from ``p`` up to ``limit`` starts (reading on for a record that runs
     past the bytes held); FormatError when one runs past the end of the file or past
     ``limit``."""
-    data = blocks.data
-    unpack = _I32.unpack_from
-    starts = []
+    starts: list[int] = []
     while p < limit:
-        if p + 36 > len(data) and not blocks.ensure(p + 36):
-            raise FormatError(f"{blocks.where(p)}: the file ends inside a record's fixed fields")
-        (bs,) = unpack(data, p)
-        end = p + 4 + bs
-        if bs < 32 or (end > len(data) and (bs > MAX_RECORD or not blocks.ensure(end))):
-            raise FormatError(
-                f"{blocks.where(p)}: a record of block_size {bs} runs past the end of the"
-                f" file (byte {blocks.size})"
-                if bs >= 32
-                else f"{blocks.where(p)}: not a valid BAM record ({_fault(data, p)})"
-            )
-        starts.append(p)
-        p = end
+        p = _walk_held(blocks.data, p, limit, starts)
+        if p < limit:
+            p = _walk_one(blocks, p, starts)
     if p != limit:
         raise FormatError(
             f"{blocks.where(p)}: the last record of this partition ends past the partition's"
@@ -164,88 +169,188 @@ def walk(blocks: Blocks, p: int, limit: int) -> list[int]:
     return starts
 
 
+def _walk_held(data: bytes, p: int, limit: int, starts: list[int]) -> int:
+    """Adds the starts of the records from ``p`` on that lie wholly in ``data`` and have a
+    plausible ``block_size``; returns where it stopped (at ``limit``, or at a record that
+    :func:`_walk_one` must look at). ``block_size`` is read through four int32 views of the
+    bytes, one per alignment: faster than unpacking each."""
+    stop = min(limit, len(data) - 35)
+    if p >= stop or not _LITTLE:
+        return p
+    views = [memoryview(data)[k : k + (len(data) - k) // 4 * 4].cast("i") for k in range(4)]
+    append, size = starts.append, len(data)
+    while p < stop:
+        bs: int = views[p & 3][p >> 2]
+        if bs < 32 or p + 4 + bs > size:
+            break
+        append(p)
+        p += 4 + bs
+    return p
+
+
+def _walk_one(blocks: Blocks, p: int, starts: list[int]) -> int:
+    """Adds the record at ``p`` (reading on when it runs past the bytes held) and returns
+    where it ends; FormatError when it is not a record or runs past the end of the file."""
+    if p + 36 > len(blocks.data) and not blocks.ensure(p + 36):
+        raise FormatError(f"{blocks.where(p)}: the file ends inside a record's fixed fields")
+    bs: int = _I32.unpack_from(blocks.data, p)[0]
+    end = p + 4 + bs
+    if bs < 32 or (end > len(blocks.data) and (bs > MAX_RECORD or not blocks.ensure(end))):
+        raise FormatError(
+            f"{blocks.where(p)}: a record of block_size {bs} runs past the end of the"
+            f" file (byte {blocks.size})"
+            if bs >= 32
+            else f"{blocks.where(p)}: not a valid BAM record ({_fault(blocks.data, p)})"
+        )
+    starts.append(p)
+    return end
+
+
 def _decode_batch(
     blocks: Blocks, starts: list[int], header: BamHeader, region: tuple[int, int, int] | None,
-    out: Columns,
+    out: Columns, known: dict[bytes, str | None],
 ) -> None:  # fmt: skip
+    """Decodes the records at ``starts`` (one batch) onto ``out``; ``known``: the text of
+    each raw CIGAR met so far.
+
+    numpy reads every record's fixed fields and checks them, its CIGAR operations and
+    its tags in bulk; the bases of the whole batch are unpacked at once; Python then
+    only cuts each record's pieces."""
     import numpy as np
 
-    buf = np.frombuffer(blocks.data, np.uint8)
-    try:
-        offs = np.asarray(starts, np.int64)
-        fixed = buf[offs[:, None] + np.arange(36)].view(_DTYPE).ravel()
-        lrn = fixed["lrn"].astype(np.int64)
-        ncig = fixed["ncig"].astype(np.int64)
-        lseq = fixed["lseq"].astype(np.int64)
-        nseq = (lseq + 1) >> 1
-        names_at = offs + 36
-        cigar_at = names_at + lrn
-        seq_at = cigar_at + 4 * ncig
-        qual_at = seq_at + nseq
-        tags_at = qual_at + lseq
-        ends = offs + 4 + fixed["bs"]
-        n_ref = len(header.names)
-        good = (
-            (lrn >= 1) & (lseq >= 0) & (tags_at <= ends)
-            & (fixed["ref"] >= -1) & (fixed["ref"] < n_ref)
-            & (fixed["nref"] >= -1) & (fixed["nref"] < n_ref)
-        )  # fmt: skip
-        good[good] &= buf[(cigar_at - 1)[good]] == 0
-        if not good.all():
-            at = int(offs[np.argmin(good)])
-            raise FormatError(f"{blocks.where(at)}: not a valid BAM record"
-                              f" ({_fault(blocks.data, at)})")  # fmt: skip
-        names = _names(blocks, _gather(buf, names_at, lrn), starts)
-        seqs = _gather(buf, seq_at, nseq)
-        bounds = [x.tolist() for x in (cigar_at, seq_at, qual_at, tags_at, ends)]
-        columns = {key: fixed[key].tolist() for key in ("flag", "ref", "pos", "mapq", "nref",
-                                                        "npos", "tlen")}  # fmt: skip
-        lengths = lseq.tolist()
-    finally:
-        del buf  # the bytes may grow again (a last look for the end-of-file block)
-    base = starts[0]
-    data = bytes(blocks.data[base : bounds[4][-1]])  # one copy: slices of it are bytes
-    cigar_at_, seq_at_, qual_at_, tags_at_, ends_ = ([v - base for v in b] for b in bounds)
-    cigars = [data[a:b] for a, b in zip(cigar_at_, seq_at_, strict=True)]
-    quals = [data[a:b] for a, b in zip(qual_at_, tags_at_, strict=True)]
-    tags = [data[a:b] for a, b in zip(tags_at_, ends_, strict=True)]
-    known: dict[bytes, tuple[str | None, int]] = {}
-    texts, spans = [], []
-    for i, raw in enumerate(cigars):
-        found = known.get(raw)
-        if found is None:
-            found = known[raw] = _cigar(raw, blocks.where(starts[i])) if raw else (None, 0)
-        texts.append(found[0])
-        spans.append(found[1])
-    for i, raw in enumerate(tags):
-        fault = tags_fault(raw)
-        if fault is not None:
-            raise FormatError(f"{blocks.where(starts[i])}: not a valid BAM record ({fault})")
-    flags, refs, poss = columns["flag"], columns["ref"], columns["pos"]
-    ends_at = [  # as htslib: a CIGAR on no reference bases ends at pos + 1
-        pos + max(span, 1) if text is not None and not flag & 4 else None
-        for pos, span, flag, text in zip(poss, spans, flags, texts, strict=True)
-    ]
-    sequences_ = sequences_of(seqs, lengths)
-    qualities = [q if q[:1] != b"\xff" and q else None for q in quals]
+    data = blocks.data
+    buf = np.frombuffer(data, np.uint8)
+    offs = np.asarray(starts, np.int64)
+    fixed = np.lib.stride_tricks.sliding_window_view(buf, 36)[offs].view(_DTYPE).ravel()
+    lrn, ncig, lseq = (fixed[key].astype(np.int64) for key in ("lrn", "ncig", "lseq"))
+    cigar_at = offs + 36 + lrn
+    seq_at = cigar_at + 4 * ncig
+    qual_at = seq_at + ((lseq + 1) >> 1)
+    tags_at = qual_at + lseq
+    ends = offs + 4 + fixed["bs"]
+    _check_fixed(blocks, offs, fixed, lrn, lseq, tags_at, ends, buf, len(header.names))
+    names = _names(blocks, _gather(buf, offs + 36, lrn), starts)
+    cuts = np.stack([cigar_at, seq_at, qual_at, tags_at, ends]).tolist()
+    cigars = [data[a:b] for a, b in zip(cuts[0], cuts[1], strict=True)]
+    texts, spans = _cigars(blocks, starts, cigars, ncig, known)
+    tags = [data[a:b] for a, b in zip(cuts[3], cuts[4], strict=True)]
+    lengths = ends - tags_at
+    bad = first_bad_tags(np.frombuffer(b"".join(tags), np.uint8), np.cumsum(lengths) - lengths,
+                         np.cumsum(lengths))  # fmt: skip
+    if bad >= 0:
+        raise FormatError(
+            f"{blocks.where(starts[bad])}: not a valid BAM record ({tags_fault(tags[bad])})"
+        )
+    quals = _qualities(data, buf, qual_at, lseq)
+    sequences = _sequences(data, cuts[1], cuts[2], lseq)
+    flags, poss = fixed["flag"], fixed["pos"]
+    aligned = (ncig > 0) & (flags & 4 == 0)  # as htslib: no reference base: ends at pos + 1
+    ends_at: list[int | None] = (poss + np.maximum(spans, 1)).tolist()
+    for i in np.flatnonzero(~aligned).tolist():
+        ends_at[i] = None
+    columns = {key: fixed[key].tolist() for key in ("flag", "ref", "pos", "mapq", "nref",
+                                                    "npos", "tlen")}  # fmt: skip
     keep: list[int] | None = None
     if region is not None:
         ref_id, beg, end = region
         keep = [
-            i for i, (r, pos, e) in enumerate(zip(refs, poss, ends_at, strict=True))
+            i for i, (r, pos, e) in enumerate(zip(columns["ref"], columns["pos"], ends_at,
+                                                  strict=True))
             if r == ref_id and pos < end and (pos + 1 if e is None else e) > beg
         ]  # fmt: skip
     fields = {
-        "query_name": names, "flag": flags, "reference_id": refs, "reference_start": poss,
-        "mapping_quality": columns["mapq"], "cigarstring": texts,
-        "next_reference_id": columns["nref"], "next_reference_start": columns["npos"],
-        "template_length": columns["tlen"], "reference_end": ends_at,
+        "query_name": names, "flag": columns["flag"], "reference_id": columns["ref"],
+        "reference_start": columns["pos"], "mapping_quality": columns["mapq"],
+        "cigarstring": texts, "next_reference_id": columns["nref"],
+        "next_reference_start": columns["npos"], "template_length": columns["tlen"],
+        "reference_end": ends_at,
     }  # fmt: skip
     for key, values in fields.items():
         out.fields[key].extend(_kept(values, keep))
-    out.sequences.extend(_kept(sequences_, keep))
-    out.qualities.extend(_kept(qualities, keep))
+    out.sequences.extend(_kept(sequences, keep))
+    out.qualities.extend(_kept(quals, keep))
     out.tags.extend(_kept(tags, keep))
+
+
+def _check_fixed(
+    blocks: Blocks, offs: Any, fixed: Any, lrn: Any, lseq: Any, tags_at: Any,
+    ends: Any, buf: Any, n_ref: int,
+) -> None:  # fmt: skip
+    """FormatError for the first record whose fixed fields disagree with its length or
+    name a reference the header does not have."""
+    import numpy as np
+
+    good = (
+        (lrn >= 1) & (lseq >= 0) & (tags_at <= ends)
+        & (fixed["ref"] >= -1) & (fixed["ref"] < n_ref)
+        & (fixed["nref"] >= -1) & (fixed["nref"] < n_ref)
+    )  # fmt: skip
+    good[good] &= buf[(offs + 35 + lrn)[good]] == 0  # the name's NUL
+    if not good.all():
+        at = int(offs[np.argmin(good)])
+        raise FormatError(f"{blocks.where(at)}: not a valid BAM record"
+                          f" ({_fault(blocks.data, at)})")  # fmt: skip
+
+
+def _cigars(
+    blocks: Blocks, starts: list[int], cigars: list[bytes], ncig: Any,
+    known: dict[bytes, str | None],
+) -> tuple[list[str | None], Any]:  # fmt: skip
+    """Each record's CIGAR as text (each distinct one made once) and the reference bases
+    it spans (numpy); FormatError naming the first record with an operation code above 8."""
+    import numpy as np
+
+    ops = np.frombuffer(b"".join(cigars), "<u4")
+    codes = ops & 15
+    if (codes > 8).any():
+        first = int(np.searchsorted(np.cumsum(ncig), int(np.argmax(codes > 8)), "right"))
+        raise FormatError(f"{blocks.where(starts[first])}: a CIGAR operation code above 8")
+    covered = np.concatenate([[0], np.cumsum((ops >> 4) * ((_REF_OPS >> codes) & 1))])
+    bounds = np.concatenate([[0], np.cumsum(ncig)])
+    spans = covered[bounds[1:]] - covered[bounds[:-1]]
+    texts = list(map(known.get, cigars, itertools.repeat("")))  # "": not met before
+    if "" in texts:
+        for i in [i for i, text in enumerate(texts) if text == ""]:
+            text = known.get(cigars[i], "")
+            if text == "":
+                text = known[cigars[i]] = _cigar_text(cigars[i])
+            texts[i] = text
+    return texts, spans
+
+
+def _cigar_text(raw: bytes) -> str:
+    return "".join([f"{c >> 4}{_CIGAR_OPS[c & 15]}" for c in array_of_u32(raw, 0, len(raw) // 4)])
+
+
+def _qualities(data: bytes, buf: Any, at: Any, lseq: Any) -> list[array.array[int] | None]:
+    """Each record's phred values (``array('B')``); None when absent (empty, or led by
+    0xFF). Sliced from one array of the batch's bytes: cheaper than an array per slice."""
+    import numpy as np
+
+    present = ((lseq > 0) & (buf[np.where(lseq > 0, at, 0)] != 0xFF)).tolist()
+    low = int(at[0])
+    values = array.array("B")
+    values.frombytes(memoryview(data)[low : int(at[-1] + lseq[-1])])
+    return [
+        values[a : a + n] if keep else None
+        for a, n, keep in zip((at - low).tolist(), lseq.tolist(), present, strict=True)
+    ]  # fmt: skip
+
+
+def _sequences(data: bytes, seq_at: list[int], qual_at: list[int], lseq: Any) -> list[str | None]:
+    """Each record's bases: the 4-bit codes of the batch joined, unpacked at once, then cut."""
+    import numpy as np
+
+    packed = b"".join([data[a:b] for a, b in zip(seq_at, qual_at, strict=True)])
+    bases = bytearray(2 * len(packed))
+    bases[0::2] = packed.translate(_HIGH)
+    bases[1::2] = packed.translate(_LOW)
+    text = bases.decode("ascii")
+    firsts = np.cumsum(lseq + 1 >> 1 << 1) - (lseq + 1 >> 1 << 1)
+    return [
+        text[a : a + n] if n else None
+        for a, n in zip(firsts.tolist(), lseq.tolist(), strict=True)
+    ]  # fmt: skip
 
 
 def _kept(values: list[_T], keep: list[int] | None) -> list[_T]:
@@ -276,26 +381,6 @@ def _names(blocks: Blocks, joined: bytes, starts: list[int]) -> list[str]:
     return names
 
 
-def _cigar(raw: bytes, where: str) -> tuple[str, int]:
-    """The text of a raw CIGAR and the reference bases it spans."""
-    ops = array_of_u32(raw, 0, len(raw) // 4)
-    try:
-        text = "".join([f"{c >> 4}{_CIGAR_OPS[c & 15]}" for c in ops])
-    except IndexError:
-        raise FormatError(f"{where}: a CIGAR operation code above 8") from None
-    return text, sum([c >> 4 for c in ops if _REF_OPS >> (c & 15) & 1])
-
-
-def sequences_of(joined: bytes, lengths: list[int]) -> list[str | None]:
-    """The bases of each record from its 4-bit codes (``joined``), all unpacked at once."""
-    bases = bytearray(2 * len(joined))
-    bases[0::2] = joined.translate(_HIGH)
-    bases[1::2] = joined.translate(_LOW)
-    text = bases.decode("ascii")
-    starts = itertools.accumulate([(n + 1) >> 1 << 1 for n in lengths], initial=0)
-    return [text[a : a + n] if n else None for a, n in zip(starts, lengths, strict=False)]
-
-
 def _fault(data: bytes | bytearray, p: int) -> str:
     bs, ref, _, lrn, _, _, ncig, _, lseq, nref, _, _ = FIXED.unpack_from(data, p)
     return (
@@ -324,7 +409,7 @@ def to_arrow(pieces: list[Columns]) -> Any:
                         pa.string())  # fmt: skip
 
     quality = [
-        None if q is None else q.translate(_PHRED).decode("ascii")
+        None if q is None else bytes(q).translate(_PHRED).decode("ascii")
         for piece in pieces
         for q in piece.qualities
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+import functools
 import struct
 from typing import Any
 
@@ -105,3 +106,62 @@ def tags_text(data: bytes) -> str:
         else:
             fields.append(f"{tag}:Z:{value}")
     return "\t".join(fields)
+
+
+@functools.cache
+def _size_tables() -> tuple[Any, Any]:
+    """Per type byte: a fixed tag's value size (0: Z, H or B; -1: unknown), and per ``B``
+    subtype byte its element size (-1: unknown)."""
+    import numpy as np
+
+    sizes = np.full(256, -1, np.int64)
+    for code, size in _TAG_SIZES.items():
+        sizes[code] = size
+    sizes[[ord("Z"), ord("H"), ord("B")]] = 0
+    widths = np.full(256, -1, np.int64)
+    for code in _ARRAY_CODES:
+        widths[code] = _TAG_SIZES[code]
+    return sizes, widths
+
+
+def first_bad_tags(buf: Any, at: Any, ends: Any) -> int:
+    """The index of the first record whose tags ``buf[at[i]:ends[i]]`` (numpy arrays) fail
+    :func:`tags_fault`, or -1 when all are whole: the same walk, one tag of every record
+    at a time."""
+    import numpy as np
+
+    sizes, widths = _size_tables()
+    q, bad = at.copy(), np.zeros(len(at), bool)
+    nuls = None
+    live = np.flatnonzero(q < ends)
+    while live.size:
+        here, end = q[live], ends[live]
+        cut = here + 3 > end
+        kind = buf[np.where(cut, 0, here + 2)]
+        size = np.where(cut, -1, sizes[kind])
+        step = np.where(size < 0, -1, here + 3 + size)
+        string = ((kind == 90) | (kind == 72)) & ~cut
+        if string.any():
+            if nuls is None:
+                low = int(at.min())
+                nuls = np.flatnonzero(buf[low : int(ends.max())] == 0) + low
+            k = np.searchsorted(nuls, step[string])
+            found = nuls[np.minimum(k, len(nuls) - 1)] if len(nuls) else step[string] - 1
+            ok = (k < len(nuls)) & (found < end[string])
+            step[string] = np.where(ok, found + 1, -1)
+        array_ = (kind == 66) & ~cut
+        if array_.any():
+            start = here[array_] + 3
+            room = start + 5 <= end[array_]
+            width = widths[buf[np.where(room, start, 0)]]
+            count = np.zeros(len(start), np.int64)
+            for j in range(4):
+                count |= buf[np.where(room, start + 1 + j, 0)].astype(np.int64) << (8 * j)
+            good = room & (width > 0)
+            step[array_] = np.where(good, start + 5 + count * width, -1)
+        failed = step < 0
+        bad[live[failed]] = True
+        q[live] = np.where(failed, end, step)
+        live = live[~failed & (step < end)]
+    bad |= q != ends
+    return int(np.argmax(bad)) if bad.any() else -1

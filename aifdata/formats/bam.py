@@ -91,7 +91,6 @@ from ._bam_records import Alignment as Alignment
 from ._bam_records import Columns as Columns
 from ._bam_records import array_of_u32 as array_of_u32
 from ._bam_records import decode as decode
-from ._bam_records import sequences_of as sequences_of
 from ._bam_records import to_arrow as to_arrow
 from ._bam_records import walk as walk
 from ._bam_tags import decode_tags as decode_tags
