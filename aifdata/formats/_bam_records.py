@@ -12,12 +12,9 @@ counts, raises :class:`~aifdata.FormatError` naming its place.
 from __future__ import annotations
 
 import array
-import bisect
 import functools
-import itertools
 import struct
 import sys
-from collections.abc import Iterator
 from typing import Any, NamedTuple, TypeVar
 
 from .._errors import FormatError
@@ -124,30 +121,24 @@ def decode(
     """The records from ``blocks.data[p]`` up to (not from) ``limit``, as columns; the last
     one must end exactly there (a partition boundary is a record start).
 
-    The records are found one by one (each starts where the one before ends), then
-    decoded in batches with numpy: fixed fields, names, sequences, qualities and tags
-    each gathered in one go, so Python touches each record only a few times."""
-    starts = walk(blocks, p, limit)
+    The records are found one by one (each starts where the one before ends), a batch
+    of about :data:`BATCH_BYTES` at a time, and each batch is decoded with numpy while its
+    bytes are still in the processor's caches: fixed fields, names, sequences, qualities
+    and tags each gathered in one go, so Python touches each record only a few times."""
     columns = Columns({name: [] for name in COLUMNS}, [], [], [], (*header.names, None))
     cigars: dict[bytes, str | None] = {b"": None}
     with gc_paused():
-        for i, j in _batches(starts):
-            _decode_batch(blocks, starts[i:j], header, region, columns, cigars)
+        while p < limit:
+            starts: list[int] = []
+            p = _walk_to(blocks, p, min(limit, p + BATCH_BYTES), starts)
+            _decode_batch(blocks, starts, header, region, columns, cigars)
+    _check_last(blocks, p, limit)
     return columns
 
 
-#: Records decoded together at most, and their bytes at most (a longer record alone).
-BATCH = 16384
-BATCH_BYTES = 8 * 2**20
-
-
-def _batches(starts: list[int]) -> Iterator[tuple[int, int]]:
-    """``(i, j)``: the records ``starts[i:j]`` to decode together."""
-    i = 0
-    while i < len(starts):
-        j = min(i + BATCH, max(i + 1, bisect.bisect_left(starts, starts[i] + BATCH_BYTES)))
-        yield i, j
-        i = j
+#: Bytes of records found and decoded together (a longer record alone): small enough for
+#: the batch's pieces to stay in the processor's caches.
+BATCH_BYTES = 2**20
 
 
 def walk(blocks: Blocks, p: int, limit: int) -> list[int]:
@@ -155,10 +146,22 @@ def walk(blocks: Blocks, p: int, limit: int) -> list[int]:
     past the bytes held); FormatError when one runs past the end of the file or past
     ``limit``."""
     starts: list[int] = []
-    while p < limit:
-        p = _walk_held(blocks.data, p, limit, starts)
-        if p < limit:
+    _check_last(blocks, _walk_to(blocks, p, limit, starts), limit)
+    return starts
+
+
+def _walk_to(blocks: Blocks, p: int, stop: int, starts: list[int]) -> int:
+    """Adds to ``starts`` each record that starts from ``p`` on and before ``stop``; returns
+    where the last one ends."""
+    while p < stop:
+        p = _walk_held(blocks.data, p, stop, starts)
+        if p < stop:
             p = _walk_one(blocks, p, starts)
+    return p
+
+
+def _check_last(blocks: Blocks, p: int, limit: int) -> None:
+    """FormatError unless the last record, which ends at ``p``, ends at ``limit``."""
     if p != limit:
         raise FormatError(
             f"{blocks.where(p)}: the last record of this partition ends past the partition's"
@@ -166,7 +169,6 @@ def walk(blocks: Blocks, p: int, limit: int) -> list[int]:
             " start (a .bai of another file, or a split guess fooled by crafted data; plan"
             " with an index, or with index=False)"
         )
-    return starts
 
 
 def _walk_held(data: bytes, p: int, limit: int, starts: list[int]) -> int:
@@ -308,14 +310,9 @@ def _cigars(
     covered = np.concatenate([[0], np.cumsum((ops >> 4) * ((_REF_OPS >> codes) & 1))])
     bounds = np.concatenate([[0], np.cumsum(ncig)])
     spans = covered[bounds[1:]] - covered[bounds[:-1]]
-    texts = list(map(known.get, cigars, itertools.repeat("")))  # "": not met before
-    if "" in texts:
-        for i in [i for i, text in enumerate(texts) if text == ""]:
-            text = known.get(cigars[i], "")
-            if text == "":
-                text = known[cigars[i]] = _cigar_text(cigars[i])
-            texts[i] = text
-    return texts, spans
+    for raw in set(cigars).difference(known):
+        known[raw] = _cigar_text(raw)
+    return list(map(known.__getitem__, cigars)), spans
 
 
 def _cigar_text(raw: bytes) -> str:

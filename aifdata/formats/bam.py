@@ -85,7 +85,7 @@ from ._bam_index import load_index as load_index
 from ._bam_index import nominal_points as nominal_points
 from ._bam_index import parse_region as parse_region
 from ._bam_index import pick as pick
-from ._bam_records import BATCH as BATCH
+from ._bam_records import BATCH_BYTES as BATCH_BYTES
 from ._bam_records import COLUMNS as COLUMNS
 from ._bam_records import Alignment as Alignment
 from ._bam_records import Columns as Columns
