@@ -47,6 +47,21 @@ def test_any_batch_size_gives_the_same_records(tmp_path, monkeypatch):
             assert read_all(path, n) == expected, (budget, n)
 
 
+def test_every_field_has_pysams_type(tmp_path):
+    path = write_bam(tmp_path / "t.bam", count=300, index=False)
+    with pysam.AlignmentFile(str(path)) as f:
+        theirs = list(f.fetch(until_eof=True))
+    ours = [r for p in get("bam").plan(RangeSource(str(path)), n=2) for r in p.read()]
+    assert len(ours) == len(theirs)
+    for mine, peer in zip(ours, theirs, strict=True):
+        for field in ("reference_end", "reference_start", "flag", "mapping_quality",
+                      "template_length", "next_reference_start", "reference_id"):  # fmt: skip
+            assert type(getattr(mine, field)) is type(getattr(peer, field)), field
+    assert get("bam").to_arrow(get("bam").plan(RangeSource(str(path)), n=1)[0]).column(
+        "reference_end"
+    ).to_pylist() == [r.reference_end for r in theirs]
+
+
 def test_records_without_sequence_qualities_or_cigar(tmp_path):
     """SEQ '*', QUAL '*', CIGAR '*', odd lengths, a CIGAR on no reference base: as pysam."""
     path = tmp_path / "sparse.bam"

@@ -302,13 +302,15 @@ def _cigars(
     it spans (numpy); FormatError naming the first record with an operation code above 8."""
     import numpy as np
 
-    ops = np.frombuffer(b"".join(cigars), "<u4")
+    ops = np.frombuffer(b"".join(cigars), "<u4").astype(np.int64)
     codes = ops & 15
     if (codes > 8).any():
         first = int(np.searchsorted(np.cumsum(ncig), int(np.argmax(codes > 8)), "right"))
         raise FormatError(f"{blocks.where(starts[first])}: a CIGAR operation code above 8")
-    covered = np.concatenate([[0], np.cumsum((ops >> 4) * ((_REF_OPS >> codes) & 1))])
-    bounds = np.concatenate([[0], np.cumsum(ncig)])
+    covered = np.zeros(len(ops) + 1, np.int64)  # reference bases covered before each op
+    np.cumsum((ops >> 4) * (_REF_OPS >> codes & 1), out=covered[1:])
+    bounds = np.zeros(len(ncig) + 1, np.int64)  # each record's first op
+    np.cumsum(ncig, out=bounds[1:])
     spans = covered[bounds[1:]] - covered[bounds[:-1]]
     for raw in set(cigars).difference(known):
         known[raw] = _cigar_text(raw)
