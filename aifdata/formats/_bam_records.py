@@ -104,8 +104,8 @@ class Columns(NamedTuple):
         quals = self.qualities
         if isinstance(next((q for q in quals if q is not None), None), bytes):
             quals = [None if q is None else array.array("B", q) for q in quals]
-        refs = [names[r] for r in f["reference_id"]]
-        mates = [names[r] for r in f["next_reference_id"]]
+        refs = map(names.__getitem__, f["reference_id"])  # -1: the None at the end
+        mates = map(names.__getitem__, f["next_reference_id"])
         return list(map(make, zip(
             f["query_name"], f["flag"], f["reference_id"], refs, f["reference_start"],
             f["mapping_quality"], f["cigarstring"], f["next_reference_id"], mates,
