@@ -12,6 +12,7 @@ counts, raises :class:`~aifdata.FormatError` naming its place.
 from __future__ import annotations
 
 import array
+import binascii
 import functools
 import struct
 import sys
@@ -34,8 +35,7 @@ _CIGAR_OPS = "MIDNSHP=X"
 _REF_OPS = 0b110001101  # M D N = X consume the reference
 _BASES = b"=ACMGRSVTWYHKDBN"
 _PHRED = bytes((b + 33) & 0xFF for b in range(256))
-_HIGH = bytes(_BASES[b >> 4] for b in range(256))
-_LOW = bytes(_BASES[b & 15] for b in range(256))
+_HEX_BASES = bytes.maketrans(b"0123456789abcdef", _BASES)
 _LITTLE = sys.byteorder == "little"
 
 
@@ -341,10 +341,7 @@ def _sequences(data: bytes, seq_at: list[int], qual_at: list[int], lseq: Any) ->
     import numpy as np
 
     packed = b"".join([data[a:b] for a, b in zip(seq_at, qual_at, strict=True)])
-    bases = bytearray(2 * len(packed))
-    bases[0::2] = packed.translate(_HIGH)
-    bases[1::2] = packed.translate(_LOW)
-    text = bases.decode("ascii")
+    text = binascii.hexlify(packed).translate(_HEX_BASES).decode("ascii")  # 2 nibbles a byte
     firsts = np.cumsum(lseq + 1 >> 1 << 1) - (lseq + 1 >> 1 << 1)
     return [
         text[a : a + n] if n else None
