@@ -16,7 +16,15 @@ from aifdata import FormatError  # noqa: E402
 from aifdata.formats import RangeSource, _bam_records, get  # noqa: E402
 from aifdata.formats._bam_tags import first_bad_tags, tags_fault  # noqa: E402
 
-from .test_bam import EOF_BLOCK, as_tuple, bgzf_block, header, reference, write_bam  # noqa: E402
+from .test_bam import (  # noqa: E402
+    EOF_BLOCK,
+    as_tuple,
+    bgzf_block,
+    header,
+    reblock,
+    reference,
+    write_bam,
+)
 
 
 def read_all(path: Path, n: int) -> list[tuple]:
@@ -38,12 +46,17 @@ def record_starts(raw: bytes) -> list[int]:
     return starts
 
 
-def test_any_batch_size_gives_the_same_records(tmp_path, monkeypatch):
+@pytest.mark.parametrize("blocks", ["htslib", "small"])
+def test_any_batch_size_gives_the_same_records(tmp_path, monkeypatch, blocks):
+    """Blocks inflated and records decoded a batch at a time, the bytes before each batch
+    dropped: any batch size, records across many blocks or over 64 KiB, as pysam."""
     path = write_bam(tmp_path / "b.bam", count=1500, index=False, long_reads=2)
+    if blocks == "small":
+        reblock(path, low=100, high=2000)
     expected = reference(path)
     for budget in (1, 300, 3000, 70_000, 2**20):
         monkeypatch.setattr(_bam_records, "BATCH_BYTES", budget)
-        for n in (1, 3):
+        for n in (1, 3, 8):
             assert read_all(path, n) == expected, (budget, n)
 
 
@@ -98,7 +111,9 @@ def _rewritten(path: Path, change) -> Path:  # type: ignore[no-untyped-def]
     return path
 
 
-def test_a_cigar_code_above_8_names_its_record(tmp_path):
+@pytest.mark.parametrize("budget", [500, 2**20])
+def test_a_cigar_code_above_8_names_its_record(tmp_path, monkeypatch, budget):
+    monkeypatch.setattr(_bam_records, "BATCH_BYTES", budget)  # earlier batches dropped
     path = write_bam(tmp_path / "c.bam", count=40, index=False)
     where = {}
 
@@ -115,7 +130,9 @@ def test_a_cigar_code_above_8_names_its_record(tmp_path):
             read_all(path, n)
 
 
-def test_a_read_name_that_is_not_ascii_names_its_record(tmp_path):
+@pytest.mark.parametrize("budget", [500, 2**20])
+def test_a_read_name_that_is_not_ascii_names_its_record(tmp_path, monkeypatch, budget):
+    monkeypatch.setattr(_bam_records, "BATCH_BYTES", budget)
     path = write_bam(tmp_path / "n.bam", count=30, index=False)
     where = {}
 

@@ -10,6 +10,7 @@ BGZF block), uncompressed byte U in it`` that every error names.
 from __future__ import annotations
 
 import bisect
+from typing import cast
 
 from .._errors import FormatError
 from ..codecs import bgzf
@@ -30,7 +31,10 @@ class Blocks:
         self.starts: list[int] = []  # file offset of each inflated block
         self.offsets: list[int] = [0]  # where each block's bytes begin in data (then the end)
         self.next = start  # the file offset of the first block not inflated yet
-        self.raw = raw  # file bytes from self.next on, not inflated yet
+        self.raw = raw  # file bytes from self.next - self.used on
+        self.used = 0  # bytes of raw inflated already
+        #: Inflated bytes a :meth:`grow` makes at most (at least one block); None: all.
+        self.step: int | None = None
 
     @property
     def eof(self) -> bool:
@@ -41,25 +45,28 @@ class Blocks:
         the end of the file."""
         while not self.eof:
             used, pieces, held = 0, [], len(self.data)
-            for at, piece, n in bgzf._blocks(self.raw, self.url, self.next):
+            raw = cast(bytes, memoryview(self.raw)[self.used :])  # no copy; _blocks reads views
+            for at, piece, n in bgzf._blocks(raw, self.url, self.next):
                 self.starts.append(at)
                 pieces.append(piece)
                 held += len(piece)
                 self.offsets.append(held)
                 used += n
+                if self.step is not None and held - len(self.data) >= self.step:
+                    break
             if used:
                 self.data += b"".join(pieces)  # one copy (none more when nothing was held)
-                self.raw = self.raw[used:]
+                self.used += used
                 self.next += used
                 return True
-            have = self.next + len(self.raw)
+            have = self.next + len(self.raw) - self.used
             more = self.source.read(have, have + max(window, MAX_BLOCK))
             if not more:
                 raise FormatError(
                     f"{self.url}: byte {self.next}: a BGZF block is cut short (the file ends"
                     f" at byte {self.size})"
                 )
-            self.raw += more
+            self.raw, self.used = self.raw[self.used :] + more, 0
         return False
 
     def ensure(self, n: int) -> bool:
@@ -68,6 +75,26 @@ class Blocks:
             if not self.grow(max(GUESS_WINDOW, n - len(self.data))):
                 return False
         return True
+
+    def drop(self, n: int) -> None:
+        """Forget the first ``n`` inflated bytes: every place in :attr:`data` moves ``n``
+        down (the blocks wholly before go; the last block always stays, for
+        :func:`check_eof_marker`)."""
+        if n <= 0:
+            return
+        k = min(bisect.bisect_right(self.offsets, n) - 1, len(self.starts) - 1)
+        if k < 0:
+            return
+        self.data = self.data[n:]
+        self.starts = self.starts[k:]
+        self.offsets = [at - n for at in self.offsets[k:]]
+
+    def held(self, voffset: int) -> int | None:
+        """:meth:`position` of ``voffset`` when its block is inflated already (or the file
+        ends before it); None when it is not."""
+        if voffset >> 16 >= self.next and not (voffset >> 16 >= self.size and self.eof):
+            return None
+        return self.position(voffset)
 
     def position(self, voffset: int) -> int:
         """Where virtual offset ``voffset`` lies in :attr:`data` (inflating up to it)."""

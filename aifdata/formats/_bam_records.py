@@ -115,23 +115,33 @@ class Columns(NamedTuple):
 
 
 def decode(
-    blocks: Blocks, p: int, limit: int, header: BamHeader,
+    blocks: Blocks, p: int, end: int, header: BamHeader,
     region: tuple[int, int, int] | None,
 ) -> Columns:  # fmt: skip
-    """The records from ``blocks.data[p]`` up to (not from) ``limit``, as columns; the last
-    one must end exactly there (a partition boundary is a record start).
+    """The records from ``blocks.data[p]`` up to (not from) virtual offset ``end``, as
+    columns; the last one must end exactly there (a partition boundary is a record start).
 
-    The records are found one by one (each starts where the one before ends), a batch
-    of about :data:`BATCH_BYTES` at a time, and each batch is decoded with numpy while its
-    bytes are still in the processor's caches: fixed fields, names, sequences, qualities
-    and tags each gathered in one go, so Python touches each record only a few times."""
+    The blocks are inflated, and the records found one by one (each starts where the one
+    before ends), about :data:`BATCH_BYTES` at a time; each batch is decoded with numpy
+    while its bytes are still in the processor's caches (fixed fields, names, sequences,
+    qualities and tags each gathered in one go, so Python touches each record only a few
+    times), then its bytes are dropped."""
     columns = Columns({name: [] for name in COLUMNS}, [], [], [], (*header.names, None))
     cigars: dict[bytes, str | None] = {b"": None}
     with gc_paused():
-        while p < limit:
+        while True:
+            limit = blocks.held(end)
+            stop = len(blocks.data) if limit is None else limit  # records before stop are ours
+            if p >= stop:
+                if limit is not None:
+                    break
+                blocks.grow()
+                continue
             starts: list[int] = []
-            p = _walk_to(blocks, p, min(limit, p + BATCH_BYTES), starts)
+            p = _walk_to(blocks, p, min(stop, p + BATCH_BYTES), starts)
             _decode_batch(blocks, starts, header, region, columns, cigars)
+            blocks.drop(p)
+            p = 0
     _check_last(blocks, p, limit)
     return columns
 

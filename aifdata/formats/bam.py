@@ -59,7 +59,7 @@ from typing import Any
 from .._config import Config
 from .._errors import FormatError
 from ..codecs import bgzf
-from . import _bai
+from . import _bai, _bam_records
 from ._bam_blocks import GUESS_WINDOW as GUESS_WINDOW
 from ._bam_blocks import MAX_BLOCK as MAX_BLOCK
 from ._bam_blocks import Blocks as Blocks
@@ -252,9 +252,12 @@ def read_chunk(
     first, last = start >> 16, end >> 16
     stop = min(source.size, last + (2 * MAX_BLOCK if end & 0xFFFF else 0))
     blocks = Blocks(source, first, source.read(first, stop))
+    blocks.step = _bam_records.BATCH_BYTES  # inflated a batch at a time, as decode() goes
     p = blocks.position(start)
-    limit = blocks.position(end)
-    if p < limit:
+    limit = blocks.held(end)
+    if limit is None and p >= len(blocks.data):
+        limit = blocks.position(end)  # the start is where the bytes held end
+    if limit is None or p < limit:
         blocks.ensure(p + 36)
         length = record_length(blocks.data, p, len(header.names))
         while length is None and blocks.grow():
@@ -264,7 +267,7 @@ def read_chunk(
                 f"{blocks.where(p)}: expected a BAM record at this partition's start"
                 f" (virtual offset {start:#x}); the plan or its index does not match the file"
             )
-    records = decode(blocks, p, limit, header, region)
+    records = decode(blocks, p, end, header, region)
     if last >= source.size:
         check_eof_marker(blocks)
     return records
