@@ -55,7 +55,7 @@ class Blocks:
                 if self.step is not None and held - len(self.data) >= self.step:
                     break
             if used:
-                self.data += b"".join(pieces)  # one copy (none more when nothing was held)
+                self.data = b"".join([self.data, *pieces])  # one copy
                 self.used += used
                 self.next += used
                 return True
