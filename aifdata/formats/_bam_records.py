@@ -138,7 +138,7 @@ def decode(
                 blocks.grow()
                 continue
             starts: list[int] = []
-            p = _walk_to(blocks, p, min(stop, p + BATCH_BYTES), starts)
+            p = _walk_batch(blocks, p, min(stop, p + BATCH_BYTES), starts)
             _decode_batch(blocks, starts, header, region, columns, cigars)
             blocks.drop(p)
             p = 0
@@ -166,6 +166,19 @@ def _walk_to(blocks: Blocks, p: int, stop: int, starts: list[int]) -> int:
     while p < stop:
         p = _walk_held(blocks.data, p, stop, starts)
         if p < stop:
+            p = _walk_one(blocks, p, starts)
+    return p
+
+
+def _walk_batch(blocks: Blocks, p: int, stop: int, starts: list[int]) -> int:
+    """As :func:`_walk_to`, but once it has a record it ends the batch before one that
+    runs past the bytes held: the next batch reads on, after this one's bytes are dropped
+    (rather than copied once more with the new ones)."""
+    while p < stop:
+        p = _walk_held(blocks.data, p, stop, starts)
+        if p < stop:
+            if starts:
+                break
             p = _walk_one(blocks, p, starts)
     return p
 
