@@ -37,7 +37,9 @@ def load_index(source: RangeSource, header: BamHeader) -> tuple[_bai.Bai, str] |
             data = sibling.read(0, sibling.size)
             source.requests += 1
             source.bytes_read += len(data)
-            found = slot[key] = _bai.parse(data, sibling.url, len(header.names), source.size)
+            found = _bai.parse(data, sibling.url, len(header.names), source.size, source.url)
+            _bai.check_end(source, found, sibling.url)  # one read: the reads end where it says
+            slot[key] = found
         return found, sibling.url
     return None
 
