@@ -15,6 +15,7 @@ from ._bam_blocks import MAX_BLOCK, Blocks
 from ._bam_guess import PLAN_THREADS, chain_holds
 from ._bam_header import KEPT, BamHeader
 from ._base import RangeSource, partition_count
+from ._region import split_region
 
 
 def load_index(source: RangeSource, header: BamHeader) -> tuple[_bai.Bai, str] | None:
@@ -156,17 +157,10 @@ def parse_region(region: str, header: BamHeader, url: str = "") -> tuple[int, in
 
 
 def _region(region: str, header: BamHeader) -> tuple[int, int, int]:
-    if region in header.names:
-        ref = header.names.index(region)
-        return ref, 0, max(header.lengths[ref], 1 << 29)
-    name, colon, span = region.rpartition(":")
-    ref = header.ref_id(name if colon else region)
-    first, _, last = span.replace(",", "").partition("-")
-    try:
-        beg = int(first) - 1 if first else 0
-        end = int(last) if last else max(header.lengths[ref], 1 << 29)
-    except ValueError:
-        raise ValueError(f"region {region!r}: expected NAME, NAME:BEG or NAME:BEG-END") from None
+    name, first, last = split_region(region, header.names)
+    ref = header.ref_id(name)
+    beg = 0 if first is None else first - 1
+    end = max(header.lengths[ref], 1 << 29) if last is None else last
     if beg < 0 or end <= beg:
         raise ValueError(f"region {region!r}: an empty or negative interval")
     return ref, beg, end

@@ -59,7 +59,6 @@ from __future__ import annotations
 import bisect
 import difflib
 import itertools
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -81,6 +80,7 @@ from ._fasta_index import (
     parse_gzi,
     scan,
 )
+from ._region import split_region
 
 __all__ = [
     "FastaFormat",
@@ -97,7 +97,6 @@ RESIDUES = bytes(range(65, 91)) + bytes(range(97, 123)) + b"*-."
 CHECK_BYTES = 256
 #: Sequences a residue plan from a ``.fai`` spot-checks (first, last, evenly between).
 CHECKED_SEQUENCES = 8
-_REGION = re.compile(r"^(?P<name>.*):(?P<start>[\d,]+)?(?:-(?P<end>[\d,]+)?)?$")
 
 
 class FastaRecord(NamedTuple):
@@ -572,18 +571,16 @@ def parse_region(region: str, lengths: dict[str, int]) -> tuple[str, int, int]:
     """``"chr1"``, ``"chr1:1001"`` or ``"chr1:1,001-2,000"`` (1-based, inclusive, as
     samtools) as ``(name, start, end)``, 0-based with ``end`` excluded and clipped to the
     sequence. A name that holds ':' is taken whole when it is a sequence's name."""
-    if region in lengths:
-        return region, 0, lengths[region]
-    match = _REGION.match(region)
-    name = match["name"] if match else region
+    try:
+        name, first, last = split_region(region, lengths)
+    except ValueError:
+        name, first, last = region, None, None  # not a region: perhaps a name unknown here
     if name not in lengths:
         close = difflib.get_close_matches(name, list(lengths), n=3)
         hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
         raise FormatError(f"no sequence {name!r} in the file ({len(lengths)} sequences){hint}")
-    assert match is not None
     length = lengths[name]
-    first = int((match["start"] or "1").replace(",", ""))
-    last = int(match["end"].replace(",", "")) if match["end"] else length
+    first, last = 1 if first is None else first, length if last is None else last
     if first < 1 or last < first or first > length:
         raise ValueError(
             f"region {region!r}: residues {first}-{last} are not in {name!r} (1-{length})"
