@@ -19,10 +19,14 @@ Records come out as :class:`VcfRecord` (``chrom``, ``pos``, ``id``, ``ref``,
 ``alts``, ``qual``, ``filter``, ``info``, ``format``, ``samples``, ``genotypes``)
 in a list that knows the header (:class:`Records`), or as an Arrow table
 (``as_arrow=True``: columns ``chrom pos id ref alt qual filter info format``
-and one per sample). A file that does not start with ``##fileformat=VCF``, a
-record with the wrong number of columns, a POS that is not an integer and a
-truncated BGZF block raise :class:`~aifdata.FormatError` with the file and the
-byte offset (uncompressed for gzip, the block and the byte in it for BGZF).
+and one per sample). A record is the text of its line (``str(record)``), its
+columns read as they are asked for; every line is checked when its partition is
+read, in bulk (:mod:`aifdata.formats._tsv`), and line by line only to name the
+bad one. A file that does not start with ``##fileformat=VCF``, a
+record with the wrong number of columns, a POS that is not an integer, a QUAL
+that is not a number or '.', and a truncated BGZF block raise
+:class:`~aifdata.FormatError` with the file and the byte offset (uncompressed
+for gzip, the block and the byte in it for BGZF).
 Windows line ends (CRLF) are read as ``\\n``, as htslib does.
 """
 
