@@ -158,7 +158,7 @@ def read_all(
     """
     if block_bytes < 1:
         raise ValueError(f"block_bytes must be positive, not {block_bytes}")
-    steps = list(_steps(partitions))
+    steps = list(_steps(partitions, options))
     sources = _Sources(config)
     tasks = (task for step in steps for task in _tasks(step, sources, options, block_bytes))
     with ThreadPoolExecutor(max(1, prefetch), thread_name_prefix="aifdata-prefetch") as pool:
@@ -246,12 +246,14 @@ def _cut(pieces: Iterable[bytes], start: int, end: int) -> bytes:
     return b"".join(views)
 
 
-def _steps(partitions: Iterable[Partition]) -> Iterator[Partition | _Run]:
+def _steps(partitions: Iterable[Partition], options: dict[str, Any]) -> Iterator[Partition | _Run]:
     """Partitions read whole, and runs of neighbouring byte-range partitions."""
     run: _Run | None = None
     for p in partitions:
         plugin = get(p.format)
-        span = plugin.byte_span(p) if isinstance(plugin, ByteRangeFormat) else None
+        span = None
+        if isinstance(plugin, ByteRangeFormat) and plugin.reads_whole_span(options):
+            span = plugin.byte_span(p)
         if run is not None and span is not None and run.takes(p, span):
             run.partitions.append(p)
             run.spans.append(span)
