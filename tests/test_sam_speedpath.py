@@ -59,6 +59,7 @@ def test_crlf_lines_are_read_line_by_line():
         ("r9\t0\tchr1\t1\t0\t1Q\t*\t0\t0\tA\tI", "bad CIGAR '1Q'"),
         ("r9\t0\tchr1\t1\t0\t1M\t*\t0\t0\tA", "10 tab-separated fields"),
         ("r9\t0\tchr1\t1\t0\t1M\t*\t0\t0\tA\tI\tXX:q:1", "unknown tag type 'q'"),
+        ("r9\t0\tchr1\t1\t0\t1M\t*\t0\t0\tA\tI\t", "not enough values"),  # an empty tag
         ("r9\t0\tchr1\t1\t0\t1M\t*\t0\t0\tA\t\u00e9", "codec can't encode"),
     ],
 )
@@ -80,7 +81,7 @@ LINE = st.builds(
     st.sampled_from(["*", "3M", "1S2M", "2M", "3Q", "1M1I1M"]),
     st.sampled_from(["ACG", "*", "AC"]),
     st.sampled_from(["III", "*", "II", "I\u00e9I"]),
-    st.lists(st.sampled_from(["NM:i:1", "XS:Z:a b", "XB:B:S,1,2", "XQ:q:1", "XF:f:x"]),
+    st.lists(st.sampled_from(["NM:i:1", "XS:Z:a b", "XB:B:S,1,2", "XQ:q:1", "XF:f:x", ""]),
              max_size=3),
 )  # fmt: skip
 

@@ -218,6 +218,19 @@ class _Tags(dict[str, bytes]):
         return packed
 
 
+class _TagTexts(dict[str, bytes]):
+    """The tags of a line (their text, tab-separated) as BAM stores them, each text
+    worked out once per partition, and each tag in it once (:class:`_Tags`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields = _Tags()
+
+    def __missing__(self, text: str) -> bytes:
+        packed = self[text] = b"".join(map(self.fields.__getitem__, text.split("\t")))
+        return packed
+
+
 def _parse_columns(text: Text, references: tuple[str, ...]) -> list[Alignment] | None:
     """The records of ``text`` as :func:`_record` makes them, column by column; an
     exception (or None, for what it leaves to :func:`_parse_lines`) when a line is bad."""
@@ -233,7 +246,7 @@ def _parse_columns(text: Text, references: tuple[str, ...]) -> list[Alignment] |
     if not lines:
         return []
     with gc_paused():
-        rows = [line.split("\t") for line in lines]
+        rows = [line.split("\t", 11) for line in lines]
         del lines
         if min(map(len, rows)) < 11:
             return None
@@ -261,7 +274,7 @@ def _alignments(rows: list[list[str]], references: tuple[str, ...]) -> list[Alig
         None if flag & 4 or c == "*" else start + max(span, 1)
         for flag, c, start, (span, _) in zip(flags, cigar, starts, shapes, strict=True)
     ]
-    tags = _Tags()
+    texts = _TagTexts()
     fields = {
         "query_name": list(names), "flag": flags, "reference_id": refs, "reference_start": starts,
         "mapping_quality": list(map(int, mapq_)), "next_reference_id": mates,
@@ -273,7 +286,7 @@ def _alignments(rows: list[list[str]], references: tuple[str, ...]) -> list[Alig
         fields,
         [None if s == "*" else s for s in seq],
         _qualities(qual),
-        [b"".join(map(tags.__getitem__, row[11:])) if len(row) > 11 else b"" for row in rows],
+        [texts[row[11]] if len(row) > 11 else b"" for row in rows],
         (*references, None),
     )
     return columns.alignments()
