@@ -184,6 +184,8 @@ def _compare(
          f"{size / peer_s / 1e6:.0f} MB/s, one thread, {peer_cpu / peer_s:.2f} cores busy"),
         (f"  ratio partitions / {peer_name}", "target >= 0.8", ratio, "x",
          "per core-second"),
+        ("  ratio per CPU-second", "", peer_cpu / max(ours_cpu, 1e-9), "x",
+         "work only: not slowed by other processes, blind to I/O waits"),
     ]  # fmt: skip
 
 
