@@ -37,8 +37,12 @@ from ._base import (
 )
 from ._registry import ENTRY_POINT_GROUP, available, detect, get, register
 
-#: ``read_all`` fetches runs of byte-range partitions in blocks on a grid of this size.
-BLOCK_BYTES = 16 * 2**20
+#: ``read_all`` fetches runs of byte-range partitions in blocks on a grid of this size: at
+#: most what the S3 connector fetches in one request (a larger range is split into a first
+#: request and parallel parts copied together, about twice the CPU per byte of whole blocks
+#: in flight: measured on SeaweedFS, 64 MiB in 16 MiB blocks cost 102 ms of CPU, in 8 MiB
+#: blocks 60 ms, fetched whole 45 ms).
+BLOCK_BYTES = 8 * 2**20
 #: Bytes after a partition handed to a text format's decode when already fetched (BGZF
 #: finds where the next partition starts in them instead of reading them again).
 LOOK_AHEAD = 256 * 2**10
