@@ -268,6 +268,12 @@ class ByteRangeFormat(FormatPlugin):
         not a plain range of the file (then only :meth:`read` reads it)."""
         return partition["start"], partition["end"]
 
+    def reads_whole_span(self, options: Mapping[str, Any]) -> bool:
+        """Whether reading with ``options`` needs all of each partition's :meth:`byte_span`
+        (else :func:`~aifdata.formats.read_all` reads partitions one by one, through
+        :meth:`read`, which may read less: Parquet with ``columns``)."""
+        return True
+
     @abstractmethod
     def decode(self, partition: Partition, data: bytes, source: RangeSource, **options: Any) -> Any:
         """The records of ``partition`` from its bytes ``data`` (``source`` for anything more)."""

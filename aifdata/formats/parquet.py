@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Mapping
 from typing import Any
 
 from .._errors import FormatError
 from ..codecs import SeekableSource
 from ._base import (
     DEFAULT_TARGET_BYTES,
-    FormatPlugin,
+    ByteRangeFormat,
     KeptMetadata,
     Partition,
     RangeSource,
@@ -45,8 +46,14 @@ _KEPT = KeptMetadata()
 __all__ = ["MAGIC", "ParquetFormat", "group_row_groups"]
 
 
-class ParquetFormat(FormatPlugin):
-    """Apache Parquet files, split on row groups."""
+class ParquetFormat(ByteRangeFormat):
+    """Apache Parquet files, split on row groups.
+
+    A partition's spec also holds the bytes its row groups' column chunks span
+    (``span``): :func:`~aifdata.formats.read_all` fetches neighbouring partitions'
+    spans as one stream of large blocks and decodes each from its bytes
+    (:meth:`decode`), instead of one request per partition; reading one partition,
+    or asking for some ``columns``, reads only the column chunks it needs."""
 
     name = "parquet"
     extensions = (".parquet", ".parq")
@@ -73,6 +80,7 @@ class ParquetFormat(FormatPlugin):
         sizes = [_compressed(metadata.row_group(i)) for i in range(metadata.num_row_groups)]
         groups = group_row_groups(sizes, n, target_bytes)
         rows = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+        spans = [_group_span(metadata, i) for i in range(metadata.num_row_groups)]
         fingerprint = source.fingerprint
         return [
             Partition.make(
@@ -84,6 +92,7 @@ class ParquetFormat(FormatPlugin):
                 stop=b,
                 rows=sum(rows[a:b]),
                 footer=footer,
+                **_span_spec(spans[a:b], footer),
             )
             for i, (a, b) in enumerate(groups)
         ]
@@ -93,15 +102,38 @@ class ParquetFormat(FormatPlugin):
         columns: list[str] | None = None, **options: Any,
     ) -> Any:  # fmt: skip
         """The partition's rows as a ``pyarrow.Table`` (only ``columns`` when given)."""
+        source = open_source(partition, source, config)
+        return self._groups(partition, RangeFile(source), source, columns, **options)
+
+    def byte_span(self, partition: Partition) -> tuple[int, int] | None:
+        """The bytes of the partition's column chunks (None for partitions planned before
+        plans recorded them: those are read by themselves)."""
+        span = partition.options.get("span")
+        return None if span is None else (span[0], span[1])
+
+    def reads_whole_span(self, options: Mapping[str, Any]) -> bool:
+        return not options.get("columns")  # some columns: only their chunks are read
+
+    def decode(
+        self, partition: Partition, data: bytes, source: RangeSource,
+        columns: list[str] | None = None, **options: Any,
+    ) -> Any:  # fmt: skip
+        """The partition's rows from ``data``, the bytes of its :meth:`byte_span`."""
+        start, _ = partition["span"]
+        return self._groups(partition, HeldFile(source, start, data), source, columns, **options)
+
+    def _groups(
+        self, partition: Partition, file: RangeFile, source: RangeSource,
+        columns: list[str] | None, **options: Any,
+    ) -> Any:  # fmt: skip
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         if options:
             raise TypeError(f"unexpected options for parquet: {', '.join(sorted(options))}")
-        source = open_source(partition, source, config)
         metadata = _metadata(source, partition["footer"])
         first, stop = partition["first"], partition["stop"]
-        handle = pq.ParquetFile(RangeFile(source), metadata=metadata, pre_buffer=True)
+        handle = pq.ParquetFile(file, metadata=metadata, pre_buffer=True)
         try:
             return handle.read_row_groups(range(first, stop), columns=columns, use_threads=False)
         except (OSError, pa.ArrowException) as exc:
@@ -181,18 +213,38 @@ def _metadata(source: RangeSource, footer: int) -> Any:
     return metadata
 
 
+def _group_span(metadata: Any, index: int) -> tuple[int, int]:
+    """The bytes ``[start, end)`` the column chunks of row group ``index`` lie in."""
+    group = metadata.row_group(index)
+    ends = []
+    for i in range(group.num_columns):
+        column = group.column(i)
+        ends.append(_chunk_start(column) + column.total_compressed_size)
+    return _group_start(metadata, index), max(ends, default=4)
+
+
+def _span_spec(spans: list[tuple[int, int]], footer: int) -> dict[str, Any]:
+    """``span``: the bytes the row groups of a partition lie in, when they are sound (in
+    the file, before the footer); else nothing, and the partition is read by itself."""
+    if not spans:
+        return {}
+    start, end = min(a for a, _ in spans), max(b for _, b in spans)
+    return {"span": (start, end)} if 4 <= start < end <= footer else {}
+
+
 def _compressed(group: Any) -> int:
     return sum(group.column(i).total_compressed_size for i in range(group.num_columns))
 
 
 def _group_start(metadata: Any, index: int) -> int:
     group = metadata.row_group(index)
-    starts = []
-    for i in range(group.num_columns):
-        column = group.column(i)
-        dictionary = column.dictionary_page_offset if column.has_dictionary_page else None
-        starts.append(dictionary or column.data_page_offset)
-    return min(starts, default=4)
+    return min((_chunk_start(group.column(i)) for i in range(group.num_columns)), default=4)
+
+
+def _chunk_start(column: Any) -> int:
+    """Where a column chunk's first page starts (its dictionary page, when it has one)."""
+    dictionary = column.dictionary_page_offset if column.has_dictionary_page else None
+    return int(dictionary or column.data_page_offset)
 
 
 def group_row_groups(
@@ -249,3 +301,20 @@ class RangeFile(SeekableSource):
 
     def size(self) -> int:
         return self.source.size
+
+
+class HeldFile(RangeFile):
+    """A :class:`RangeFile` that serves ``[start, start + len(data))`` from ``data``,
+    bytes already fetched (the rest, from the source)."""
+
+    def __init__(self, source: RangeSource, start: int, data: bytes) -> None:
+        super().__init__(source)
+        self.start, self.data = start, data
+
+    def read(self, size: int = -1) -> bytes:
+        end = self.source.size if size is None or size < 0 else self.position + size
+        lo, hi = self.position - self.start, end - self.start
+        if lo >= 0 and hi <= len(self.data):
+            self.position = min(end, self.source.size)
+            return self.data[lo:hi]
+        return super().read(size)

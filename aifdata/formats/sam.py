@@ -15,6 +15,7 @@ tags encoded as BAM stores them so ``get_tags()`` answers as pysam does).
 from __future__ import annotations
 
 import array
+import itertools
 import re
 import struct
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from typing import Any
 
 from .._config import Config
 from .._errors import FormatError
+from .._gc import gc_paused
 from ..codecs import Codec, Text
 from ._base import KeptMetadata, Partition, RangeSource, TextFormat, open_source
 from .bam import Alignment, Columns, to_arrow
@@ -178,7 +180,18 @@ def _references(header: bytes) -> tuple[str, ...]:
 
 
 def parse(text: Text, references: tuple[str, ...]) -> list[Alignment]:
-    """The records of ``text`` (whole lines of one partition; header lines skipped)."""
+    """The records of ``text`` (whole lines of one partition; header lines skipped): all
+    lines at once, column by column (:func:`_parse_columns`); line by line, to name the
+    first bad one, when that fails."""
+    try:
+        found = _parse_columns(text, references)
+    except (ValueError, IndexError, KeyError, struct.error, OverflowError):
+        found = None
+    return _parse_lines(text, references) if found is None else found
+
+
+def _parse_lines(text: Text, references: tuple[str, ...]) -> list[Alignment]:
+    """The records of ``text``, line by line; FormatError naming the first bad one."""
     data = text.data
     if text.last and data and not data.endswith(b"\n"):
         data += b"\n"  # a last line without its newline is still whole
@@ -195,6 +208,98 @@ def parse(text: Text, references: tuple[str, ...]) -> list[Alignment]:
         except (ValueError, IndexError, struct.error) as exc:
             raise FormatError(f"{text.where(at)}: not a SAM record ({exc})") from None
     return out
+
+
+class _Tags(dict[str, bytes]):
+    """Tag fields as BAM stores them, each worked out once per partition (most repeat)."""
+
+    def __missing__(self, field: str) -> bytes:
+        packed = self[field] = _tag(field)
+        return packed
+
+
+class _TagTexts(dict[str, bytes]):
+    """The tags of a line (their text, tab-separated) as BAM stores them, each text
+    worked out once per partition, and each tag in it once (:class:`_Tags`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields = _Tags()
+
+    def __missing__(self, text: str) -> bytes:
+        packed = self[text] = b"".join(map(self.fields.__getitem__, text.split("\t")))
+        return packed
+
+
+def _parse_columns(text: Text, references: tuple[str, ...]) -> list[Alignment] | None:
+    """The records of ``text`` as :func:`_record` makes them, column by column; an
+    exception (or None, for what it leaves to :func:`_parse_lines`) when a line is bad."""
+    string = text.data.decode("utf-8")
+    if "\r" in string:
+        return None  # CR line ends: line by line, as _record strips them
+    lines = string.split("\n")
+    tail = lines.pop()
+    if tail and text.last:
+        lines.append(tail)  # a last line without its newline is still whole
+    if "\n@" in string or string.startswith("@") or "\n\n" in string or "" in lines:
+        lines = [line for line in lines if line and line[0] != "@"]
+    if not lines:
+        return []
+    with gc_paused():
+        rows = [line.split("\t", 11) for line in lines]
+        del lines
+        if min(map(len, rows)) < 11:
+            return None
+        return _alignments(rows, references)
+
+
+def _alignments(rows: list[list[str]], references: tuple[str, ...]) -> list[Alignment] | None:
+    names, flag_, rname, pos_, mapq_, cigar, rnext, pnext_, tlen_, seq, qual = list(
+        zip(*rows, strict=False)
+    )[:11]
+    ids = {name: i for i, name in enumerate(references)} | {"*": -1}
+    refs = list(map(ids.__getitem__, rname))  # KeyError: a name the header lacks
+    mates = [ref if mate == "=" else ids[mate] for mate, ref in zip(rnext, refs, strict=True)]
+    spans = {c: _span(c) for c in set(cigar) - {"*"}} | {"*": (0, -1)}
+    shapes = list(map(spans.__getitem__, cigar))
+    lengths = list(map(len, seq))
+    for (_, covers), length, sequence, quality in zip(shapes, lengths, seq, qual, strict=True):
+        if (covers >= 0 and sequence != "*" and covers != length) or (
+            quality != "*" and sequence != "*" and len(quality) != length
+        ):
+            return None
+    flags = list(map(int, flag_))
+    starts = [int(p) - 1 for p in pos_]
+    ends = [
+        None if flag & 4 or c == "*" else start + max(span, 1)
+        for flag, c, start, (span, _) in zip(flags, cigar, starts, shapes, strict=True)
+    ]
+    texts = _TagTexts()
+    fields = {
+        "query_name": list(names), "flag": flags, "reference_id": refs, "reference_start": starts,
+        "mapping_quality": list(map(int, mapq_)), "next_reference_id": mates,
+        "next_reference_start": [int(p) - 1 for p in pnext_],
+        "template_length": list(map(int, tlen_)),
+        "cigarstring": [None if c == "*" else c for c in cigar], "reference_end": ends,
+    }  # fmt: skip
+    columns = Columns(
+        fields,
+        [None if s == "*" else s for s in seq],
+        _qualities(qual),
+        [texts[row[11]] if len(row) > 11 else b"" for row in rows],
+        (*references, None),
+    )
+    return columns.alignments()
+
+
+def _qualities(qual: tuple[str, ...]) -> list[bytes | None]:
+    """Each QUAL as phred values (None for '*'), translated all at once."""
+    joined = "".join(qual).encode("ascii").translate(_PHRED)  # UnicodeEncodeError: not ASCII
+    bounds = itertools.accumulate(map(len, qual), initial=0)
+    return [
+        None if q == "*" else joined[a:b]
+        for q, (a, b) in zip(qual, itertools.pairwise(bounds), strict=True)
+    ]
 
 
 def _record(

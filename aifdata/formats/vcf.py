@@ -19,10 +19,14 @@ Records come out as :class:`VcfRecord` (``chrom``, ``pos``, ``id``, ``ref``,
 ``alts``, ``qual``, ``filter``, ``info``, ``format``, ``samples``, ``genotypes``)
 in a list that knows the header (:class:`Records`), or as an Arrow table
 (``as_arrow=True``: columns ``chrom pos id ref alt qual filter info format``
-and one per sample). A file that does not start with ``##fileformat=VCF``, a
-record with the wrong number of columns, a POS that is not an integer and a
-truncated BGZF block raise :class:`~aifdata.FormatError` with the file and the
-byte offset (uncompressed for gzip, the block and the byte in it for BGZF).
+and one per sample). A record is the text of its line (``str(record)``), its
+columns read as they are asked for; every line is checked when its partition is
+read, in bulk (:mod:`aifdata.formats._tsv`), and line by line only to name the
+bad one. A file that does not start with ``##fileformat=VCF``, a
+record with the wrong number of columns, a POS that is not an integer, a QUAL
+that is not a number or '.', and a truncated BGZF block raise
+:class:`~aifdata.FormatError` with the file and the byte offset (uncompressed
+for gzip, the block and the byte in it for BGZF).
 Windows line ends (CRLF) are read as ``\\n``, as htslib does.
 """
 
@@ -30,7 +34,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import operator
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -42,6 +45,7 @@ from .._errors import FormatError
 from .._gc import gc_paused
 from ..codecs import Codec, Text
 from ..codecs.bgzf import MAX_BLOCK, BgzfStream, block_size_at, decompress_blocks, inflate_block
+from . import _tsv
 from ._base import (
     KeptMetadata,
     Partition,
@@ -62,7 +66,6 @@ COLUMNS = ("chrom", "pos", "id", "ref", "alt", "qual", "filter", "info")
 #: Bytes of an empty BGZF block (bgzip ends files with one): no partition starts there.
 EMPTY_BLOCK = 28
 _HEADERS = KeptMetadata()
-_POS, _QUAL, _REST = operator.itemgetter(1), operator.itemgetter(5), operator.itemgetter(9)
 
 __all__ = [
     "COLUMNS",
@@ -132,62 +135,72 @@ def _meta_id(line: str) -> str:
     return ""
 
 
-class VcfRecord(tuple[str, ...]):
-    """One VCF record: its columns as in the file (a tuple of 8 to 10 strings, the sample
-    columns in the last), read through properties. ``pos`` is 1-based as in the file;
-    ``qual`` is None for '.'; ``alts`` and ``filter`` are lists (empty for '.'); ``info``
-    a dict (a flag is True); ``sample_fields`` the raw sample columns, ``samples`` them
-    by name and FORMAT key; ``header`` the file's header (records of one file share it)."""
+class VcfRecord(str):
+    """One VCF record: the text of its line (without the line end), its columns read
+    through properties as they are asked for. ``fields`` are the columns (the sample
+    columns in the last); ``pos`` is 1-based as in the file; ``qual`` is None for '.';
+    ``alts`` and ``filter`` are lists (empty for '.'); ``info`` a dict (a flag is True);
+    ``sample_fields`` the raw sample columns, ``samples`` them by name and FORMAT key;
+    ``header`` the file's header (records of one file share it). Every record was
+    checked when its partition was read (its columns, POS, QUAL): a property never
+    meets a malformed line."""
 
     __slots__ = ()
     header: ClassVar[VcfHeader]
 
     @property
+    def fields(self) -> tuple[str, ...]:
+        """The columns as in the file: 8 to 10 strings, the sample columns in the last."""
+        return tuple(self.split("\t", 9))
+
+    @property
     def chrom(self) -> str:
-        return self[0]
+        return self[: self.find("\t")]
 
     @property
     def pos(self) -> int:
-        return int(self[1])
+        return int(self.split("\t", 2)[1])
 
     @property
     def id(self) -> str | None:
-        value = self[2]
+        value = self.split("\t", 3)[2]
         return None if value == "." else value
 
     @property
     def ref(self) -> str:
-        return self[3]
+        return self.split("\t", 4)[3]
 
     @property
     def alts(self) -> list[str]:
-        value = self[4]
+        value = self.split("\t", 5)[4]
         return [] if value == "." else value.split(",")
 
     @property
     def qual(self) -> float | None:
-        value = self[5]
+        value = self.split("\t", 6)[5]
         return None if value == "." else float(value)
 
     @property
     def filter(self) -> list[str]:
-        value = self[6]
+        value = self.split("\t", 7)[6]
         return [] if value == "." else value.split(";")
 
     @property
     def info_text(self) -> str:
-        return self[7]
+        return self.split("\t", 8)[7]
 
     @property
     def format_text(self) -> str | None:
-        return self[8] if len(self) > 8 else None
+        fields = self.split("\t", 9)
+        return fields[8] if len(fields) > 8 else None
 
     @property
     def _rest(self) -> str | None:
-        return self[9] if len(self) > 9 else None
+        fields = self.split("\t", 9)
+        return fields[9] if len(fields) > 9 else None
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return _record, (tuple(self), self.header)
+        return _record, (str(self), self.header)
 
     @property
     def info(self) -> dict[str, str | bool]:
@@ -203,7 +216,7 @@ class VcfRecord(tuple[str, ...]):
         return out
 
     @property
-    def format(self) -> list[str]:
+    def format(self) -> list[str]:  # type: ignore[override]
         """The FORMAT keys (empty for a sites-only file)."""
         text = self.format_text
         return [] if text is None or text == "." else text.split(":")
@@ -240,9 +253,11 @@ class VcfRecord(tuple[str, ...]):
         return f"VcfRecord({self.chrom}:{self.pos} {self.ref}>{','.join(self.alts) or '.'})"
 
 
-def _record(fields: tuple[str, ...], header: VcfHeader) -> VcfRecord:
-    """A record again, from its columns and header (how a record pickles)."""
-    return tuple.__new__(header.record_class, fields)
+def _record(line: str | tuple[str, ...], header: VcfHeader) -> VcfRecord:
+    """A record again, from its line (or, as records pickled before, its columns) and
+    its header: how a record pickles."""
+    text = line if isinstance(line, str) else "\t".join(line)
+    return header.record_class(text)
 
 
 def _alleles(gt: str) -> tuple[int | None, ...]:
@@ -412,12 +427,12 @@ class VcfFormat(TextFormat):
         if header is None:
             raise TypeError("VcfFormat.parse needs the file's header")
         skip = _header_length(text.data) if text.start == 0 else 0
-        wanted = None if region is None else parse_region(region)
-        if as_arrow and wanted is None:
+        if as_arrow and region is None:
             return arrow_table(text, header, skip)
-        records = parse(text, header, skip)
-        if wanted is not None:
-            records = Records([r for r in records if _overlaps(r, wanted)], header)
+        parsed = _parse(text, header, skip)
+        records = parsed.records
+        if region is not None:
+            records = _in_region(parsed, parse_region(region))
         return to_arrow(records) if as_arrow else records
 
     def to_pandas(self, partition: Partition, **options: Any) -> Any:
@@ -596,56 +611,70 @@ def parse(text: Text, header: VcfHeader, skip: int = 0) -> Records:
     """The records in ``text`` (whole records of one partition; ``skip`` header bytes
     first), all checked at once for their column count, POS and QUAL (and, when one is
     wrong, looked at line by line to say which)."""
+    return _parse(text, header, skip).records
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    records: Records
+    layout: Any  # where each record's fields lie (a _tsv.Layout); None without numpy
+    positions: Any  # each record's POS (int64), when they were read in bulk
+
+
+def _parse(text: Text, header: VcfHeader, skip: int) -> _Parsed:
+    """The records of ``text``, a record per line, checked: in bulk (:mod:`._tsv`), and
+    line by line only when the bulk check cannot tell."""
     data = text.data
     body = data[skip:] if skip else data
     if not body:
-        return Records([], header)
+        return _Parsed(Records([], header), None, None)
     try:
         string = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise FormatError(f"{text.where(skip + exc.start)}: a record is not UTF-8") from None
-    if "\r" in string:
-        string = string.replace("\r\n", "\n")
+    clean = body
+    if "\r" in string or "\n\n" in string or string.startswith("\n"):
+        # CRLF line ends and blank lines (at the end, usually): the lines alone
+        string = "".join(f"{line}\n" for line in string.replace("\r\n", "\n").split("\n") if line)
+        clean = string.encode("utf-8")
     lines = string.split("\n")
     if lines[-1] == "":
         lines.pop()
-    if "" in lines:
-        lines = [line for line in lines if line]  # blank lines (at the end, usually)
+    if not lines:
+        return _Parsed(Records([], header), None, None)
     columns = len(header.columns)
+    found = _tsv.layout(clean, min(columns - 1, 8))
+    positions = None if found is None else _checked(found, columns)
+    if positions is None:
+        _first_error(text, skip, body, columns)  # raises, unless every line is good after all
     with gc_paused():
-        rows = [line.split("\t", 9) for line in lines]
-        if not _all_good(rows, string, columns):
-            _first_error(text, skip, body, columns)
-        made = list(map(tuple.__new__, itertools.repeat(header.record_class), rows))
-        del rows, lines  # freed before the collector comes back: it need not walk them
-    return Records(made, header)
+        made = Records(list(map(header.record_class, lines)), header)
+        del lines  # freed before the collector comes back: it need not walk them
+    return _Parsed(made, found, positions)
 
 
-def _all_good(rows: list[list[str]], string: str, columns: int) -> bool:
-    """Whether every row has the columns of the '#CHROM' line, a POS and a QUAL."""
-    if not rows:
-        return True
-    if set(map(len, rows)) != {min(columns, 10)}:
-        return False
-    tabs = itertools.repeat("\t")
-    if columns > 10 and set(map(str.count, map(_REST, rows), tabs)) != {columns - 10}:
-        return False
-    positions = list(map(_POS, rows))
-    joined = "".join(positions)
-    if not (joined.isdigit() and joined.isascii() and min(map(len, positions)) > 0):
-        return False
-    if string.startswith("#") or "\n#" in string:
-        return False
-    try:
-        for qual in set(map(_QUAL, rows)) - {"."}:
-            float(qual)
-    except ValueError:
-        return False
-    return True
+def _checked(found: _tsv.Layout, columns: int) -> Any | None:
+    """Each line's POS (int64) when every line surely has the columns of the '#CHROM'
+    line, an integer POS and a QUAL that is a number or '.'; None when one may not."""
+    import numpy as np
+
+    if not np.all(found.counts == columns - 1) or np.any(found.array[found.starts] == 35):
+        return None  # a line with other columns, or a '#' line among the records
+    positions = found.integers(1)
+    plain = found.decimals(5)
+    if positions is None or plain is None:
+        return None
+    for line in np.flatnonzero(~plain).tolist():  # '1e-3', 'nan', ...: as float() reads them
+        try:
+            float(found.field(5, line).decode("utf-8"))
+        except ValueError:
+            return None
+    return positions
 
 
 def _first_error(text: Text, skip: int, body: bytes, columns: int) -> None:
-    """Raise FormatError for the first bad record of ``body``, naming its offset."""
+    """Raise FormatError for the first bad record of ``body``, naming its offset (none:
+    every record is good)."""
     lines = body.decode("utf-8").replace("\r\n", "\n").split("\n")
     if lines[-1] == "":
         lines.pop()
@@ -666,7 +695,6 @@ def _first_error(text: Text, skip: int, body: bytes, columns: int) -> None:
                 float(qual)
             except ValueError:
                 _bad(text, skip, body, number, f"QUAL must be a number or '.', found {qual!r}")
-    raise FormatError(f"{text.where(skip)}: a bad record in the {len(body)} bytes from here")
 
 
 def _line_offset(body: bytes, number: int) -> int:
@@ -729,6 +757,22 @@ def parse_region(region: str, contigs: tuple[str, ...] = ()) -> Region:
     return Region(contig, beg, end)
 
 
+def _in_region(parsed: _Parsed, region: Region) -> Records:
+    """The records of ``parsed`` that overlap ``region``: a record on its contig whose POS
+    lies in it does; one before it may reach into it (its REF, or INFO END), and is
+    looked at alone."""
+    records = parsed.records
+    if parsed.positions is None:
+        return Records([r for r in records if _overlaps(r, region)], records.header)
+    import numpy as np
+
+    begs = parsed.positions - 1
+    keep = parsed.layout.equals(0, region.contig.encode("utf-8")) & (begs < region.end)
+    for line in np.flatnonzero(keep & (begs < region.beg)).tolist():
+        keep[line] = _overlaps(records[line], region)
+    return Records(list(itertools.compress(records, keep.tolist())), records.header)
+
+
 def _overlaps(record: VcfRecord, region: Region) -> bool:
     if record.chrom != region.contig:
         return False
@@ -753,20 +797,24 @@ def to_arrow(records: Records) -> Any:
     import pyarrow as pa
 
     header = records.header
+    rows = [r.split("\t", 9) for r in records]
+    ids = [row[2] for row in rows]
+    alts, filters, quals = ([row[k] for row in rows] for k in (4, 6, 5))
     table: dict[str, Any] = {
-        "chrom": pa.array([r.chrom for r in records], pa.string()),
-        "pos": pa.array([r.pos for r in records], pa.int64()),
-        "id": pa.array([r.id for r in records], pa.string()),
-        "ref": pa.array([r.ref for r in records], pa.string()),
-        "alt": pa.array([r.alts for r in records], pa.list_(pa.string())),
-        "qual": pa.array([r.qual for r in records], pa.float64()),
-        "filter": pa.array([r.filter for r in records], pa.list_(pa.string())),
-        "info": pa.array([r.info_text for r in records], pa.string()),
-    }
+        "chrom": pa.array([row[0] for row in rows], pa.string()),
+        "pos": pa.array([int(row[1]) for row in rows], pa.int64()),
+        "id": pa.array([None if v == "." else v for v in ids], pa.string()),
+        "ref": pa.array([row[3] for row in rows], pa.string()),
+        "alt": pa.array([[] if v == "." else v.split(",") for v in alts], pa.list_(pa.string())),
+        "qual": pa.array([None if v == "." else float(v) for v in quals], pa.float64()),
+        "filter": pa.array([[] if v == "." else v.split(";") for v in filters],
+                           pa.list_(pa.string())),
+        "info": pa.array([row[7] for row in rows], pa.string()),
+    }  # fmt: skip
     if len(header.columns) > 8:
-        table["format"] = pa.array([r.format_text for r in records], pa.string())
+        table["format"] = pa.array([row[8] for row in rows], pa.string())
     if header.samples:
-        fields = [r.sample_fields for r in records]
+        fields = [row[9].split("\t") for row in rows]
         for k, name in enumerate(header.samples):
             table[name] = pa.array([f[k] for f in fields], pa.string())
     return pa.table(table)
