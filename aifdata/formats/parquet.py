@@ -23,6 +23,7 @@ does not decode raises FormatError naming the file and the byte offset.
 from __future__ import annotations
 
 import io
+import itertools
 import struct
 from collections.abc import Mapping
 from typing import Any
@@ -37,6 +38,7 @@ from ._base import (
     RangeSource,
     open_source,
 )
+from ._ranges import balanced_bounds
 
 MAGIC = b"PAR1"
 #: Bytes read from the end of the file at first (most footers fit: one request).
@@ -256,13 +258,7 @@ def group_row_groups(
     if not sizes:
         return [(0, 0)]
     if n is not None:
-        total = sum(sizes) or len(sizes)
-        weights = sizes if sum(sizes) else [1] * len(sizes)
-        labels, before = [], 0
-        for weight in weights:
-            labels.append(min(n - 1, (2 * before + weight) * n // (2 * total)))
-            before += weight
-        return _runs(labels)
+        return list(itertools.pairwise(balanced_bounds(sizes, n)))
     target = target_bytes or DEFAULT_TARGET_BYTES
     runs, first, held = [], 0, 0
     for i, size in enumerate(sizes):
@@ -271,15 +267,6 @@ def group_row_groups(
             first, held = i, 0
         held += size
     runs.append((first, len(sizes)))
-    return runs
-
-
-def _runs(labels: list[int]) -> list[tuple[int, int]]:
-    runs, first = [], 0
-    for i in range(1, len(labels) + 1):
-        if i == len(labels) or labels[i] != labels[first]:
-            runs.append((first, i))
-            first = i
     return runs
 
 

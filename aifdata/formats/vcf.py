@@ -54,6 +54,7 @@ from ._base import (
     open_source,
     partition_count,
 )
+from ._region import split_region
 
 #: Bytes of the file read first (the header, for most files, and the codec).
 HEAD_BYTES = 64 * 2**10
@@ -740,18 +741,12 @@ WHOLE = 2**62
 def parse_region(region: str, contigs: tuple[str, ...] = ()) -> Region:
     """``chr1``, ``chr1:100``, ``chr1:100-200`` (1-based, inclusive; commas allowed), as
     tabix reads them; a contig whose name holds ':' is taken whole when known."""
-    if region in contigs or ":" not in region:
-        return Region(region, 0, WHOLE)
-    contig, _, span = region.rpartition(":")
-    first, dash, last = span.replace(",", "").partition("-")
     try:
-        beg = max(int(first) - 1, 0) if first else 0
-        end = int(last) if last else WHOLE
-    except ValueError:
-        raise FormatError(f"region {region!r}: expected CONTIG, CONTIG:BEG or"
-                          " CONTIG:BEG-END (1-based, inclusive)") from None  # fmt: skip
-    if not dash and first:
-        end = WHOLE
+        contig, first, last = split_region(region, contigs)
+    except ValueError as exc:
+        raise FormatError(str(exc)) from None
+    beg = 0 if first is None else max(first - 1, 0)
+    end = WHOLE if last is None else last
     if end <= beg:
         raise FormatError(f"region {region!r}: its end is before its start")
     return Region(contig, beg, end)
