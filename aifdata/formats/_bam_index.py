@@ -4,8 +4,6 @@ samtools regions parsed and cut into partitions."""
 from __future__ import annotations
 
 import bisect
-import copy
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from .._errors import FormatError
@@ -30,14 +28,13 @@ def load_index(source: RangeSource, header: BamHeader) -> tuple[_bai.Bai, str] |
         except FileNotFoundError:
             continue
         finally:
-            source.requests += sibling.requests + 1  # the look at its size and date
+            source.count(sibling.requests + 1, 0)  # the look at its size and date
         slot = KEPT.slot(source)
         key = ("bai", sibling.url, fingerprint)
         found: _bai.Bai | None = slot.get(key)
         if found is None:
             data = sibling.read(0, sibling.size)
-            source.requests += 1
-            source.bytes_read += len(data)
+            source.count(1, len(data))
             found = _bai.parse(data, sibling.url, len(header.names), source.size, source.url)
             _bai.check_end(source, found, sibling.url)  # one read: the reads end where it says
             slot[key] = found
@@ -48,15 +45,9 @@ def load_index(source: RangeSource, header: BamHeader) -> tuple[_bai.Bai, str] |
 def _sibling(source: RangeSource, suffix: str, cut: int) -> RangeSource:
     """A source for the file beside ``source`` named like it, less ``cut`` characters, plus
     ``suffix`` (on the same filesystem)."""
-    sibling = copy.copy(source)
-    for kept in ("info", "_head"):
-        sibling.__dict__.pop(kept, None)
     base_url = source.url[: len(source.url) - cut]
     base_path = source.path[: len(source.path) - cut]
-    sibling.url, sibling.path = base_url + suffix, base_path + suffix
-    sibling.requests = sibling.bytes_read = 0
-    sibling._count_lock = threading.Lock()
-    return sibling
+    return source.beside(base_url + suffix, base_path + suffix)
 
 
 def indexed_starts(

@@ -99,11 +99,39 @@ class RangeSource:
     def __init__(self, url: str, config: Config | None = None) -> None:
         from .._urls import resolve_url
 
-        self.url = url
-        self.fs, self.path = resolve_url(url, config if config is not None else load_config())
+        fs, path = resolve_url(url, config if config is not None else load_config())
+        self._attach(url, fs, path)
+
+    def _attach(self, url: str, fs: Any, path: str) -> None:
+        """What every source holds: its name, filesystem and path, and its counts."""
+        self.url, self.fs, self.path = url, fs, path
         self.bytes_read = 0
         self.requests = 0
         self._count_lock = threading.Lock()  # plug-ins may read from several threads
+
+    def beside(self, url: str, path: str) -> RangeSource:
+        """The file at ``path`` (named ``url`` in messages) on this source's filesystem,
+        with counts of its own: an index or a data file beside this one, its URL not
+        resolved again."""
+        other = RangeSource.__new__(RangeSource)
+        other._attach(url, self.fs, path)
+        return other
+
+    def count(self, requests: int, nbytes: int) -> None:
+        """Add reads made elsewhere (of an index beside the file) to what this source cost."""
+        with self._count_lock:
+            self.requests += requests
+            self.bytes_read += nbytes
+
+    def read_beside(self, suffix: str) -> bytes | None:
+        """The whole file named like this one plus ``suffix`` (an index), None when there is
+        none; one request, counted as this source's (what planning costs)."""
+        try:
+            data: bytes = self.fs.cat_file(self.path + suffix)
+        except FileNotFoundError:
+            return None
+        self.count(1, len(data))
+        return data
 
     @cached_property
     def info(self) -> Mapping[str, Any]:

@@ -16,7 +16,6 @@ import base64
 import binascii
 import functools
 import re
-import threading
 import zlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,6 @@ from .._errors import FormatError
 if TYPE_CHECKING:
     import numpy as np
 
-    from ._base import RangeSource
 
 #: A cvParam of the imaging (IMS) vocabulary; attribute values in either quote.
 _IMS_PARAM = re.compile(rb"""accession=["']IMS:""")
@@ -73,16 +71,6 @@ RELEVANT = frozenset(
 
 
 Groups = Mapping[str, Sequence[tuple[str, str]]]
-
-
-def init_source(source: RangeSource, url: str, fs: Any, path: str) -> None:
-    """Give ``source`` (a :class:`RangeSource` made without its initialiser, which would
-    resolve ``url`` again) what that initialiser sets: a file beside another on the same
-    filesystem, or a view of one. ``tests/test_imzml.py`` checks that nothing the
-    initialiser sets is missing here."""
-    source.url, source.fs, source.path = url, fs, path
-    source.bytes_read, source.requests = 0, 0
-    source._count_lock = threading.Lock()
 
 
 def is_mzml(head: bytes) -> bool:

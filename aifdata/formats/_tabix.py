@@ -324,12 +324,9 @@ def check_data_end(source: RangeSource, index: Index) -> None:
 
 def _sibling(source: RangeSource) -> tuple[bytes, str]:
     for suffix in SUFFIXES:
-        try:
-            data = source.fs.cat_file(source.path + suffix)
-        except FileNotFoundError:
-            continue
-        _count_read(source, len(data))
-        return data, source.url + suffix
+        data = source.read_beside(suffix)
+        if data is not None:
+            return data, source.url + suffix
     raise FormatError(
         f"{source.url}: region= needs an index beside the file ({source.url}.tbi or"
         f" {source.url}.csi); make one with tabix -p vcf or bcftools index"
@@ -341,14 +338,8 @@ def _read_whole(source: RangeSource, index: RangeSource, url: str) -> bytes:
         data: bytes = index.fs.cat_file(index.path)
     except FileNotFoundError:
         raise FormatError(f"{url}: no such index") from None
-    _count_read(source, len(data))
+    source.count(1, len(data))
     return data
-
-
-def _count_read(source: RangeSource, n: int) -> None:
-    with source._count_lock:  # the plan's cost includes the index
-        source.requests += 1
-        source.bytes_read += n
 
 
 # -- planning ------------------------------------------------------------------------

@@ -449,18 +449,6 @@ class Fai:
     gzi: GziText | None = None
 
 
-def _fetch(source: RangeSource, suffix: str) -> bytes | None:
-    """The whole file beside ``source`` named with ``suffix`` (None: there is none)."""
-    try:
-        data: bytes = source.fs.cat_file(source.path + suffix)
-    except FileNotFoundError:
-        return None
-    with source._count_lock:  # the index read is part of what planning costs
-        source.requests += 1
-        source.bytes_read += len(data)
-    return data
-
-
 def _read_fai(source: RangeSource, index: bool | None, codec: str) -> Fai | None:
     """The ``.fai`` beside ``source`` (and a BGZF file's ``.gzi``), checked against the
     file: its sequences inside it, and the file ending where its last one does. None when
@@ -468,10 +456,10 @@ def _read_fai(source: RangeSource, index: bool | None, codec: str) -> Fai | None
     if codec not in ("none", "bgzf"):
         return None
     where = source.url + ".fai"
-    found = _fetch(source, ".fai")
+    found = source.read_beside(".fai")
     gzi = None
     if found is not None and codec == "bgzf":
-        blob = _fetch(source, ".gzi")
+        blob = source.read_beside(".gzi")
         if blob is None:
             if index:
                 raise FormatError(f"{source.url}.gzi: no such index, which a BGZF file's .fai"

@@ -54,7 +54,6 @@ from ._psi import (
     as_array,
     encoding_of,
     inflate,
-    init_source,
     is_imzml,
     is_mzml,
     local,
@@ -223,9 +222,7 @@ def _sibling(source: RangeSource, suffix: str) -> RangeSource:
     def swap(name: str) -> str:
         return (name[: -len(".imzml")] if name.lower().endswith(".imzml") else name) + suffix
 
-    other = RangeSource.__new__(RangeSource)  # the same filesystem: no URL to resolve again
-    init_source(other, swap(source.url), source.fs, swap(source.path))
-    return other
+    return source.beside(swap(source.url), swap(source.path))
 
 
 def _add_counts(source: RangeSource, ibd: RangeSource) -> None:

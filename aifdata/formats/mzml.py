@@ -79,7 +79,6 @@ from ._psi import (
     arrow_table,
     decode_array,
     encoding_of,
-    init_source,
     is_imzml,
     is_mzml,
     local,
@@ -271,7 +270,7 @@ class Inflated(RangeSource):
     def __init__(self, raw: RangeSource) -> None:  # reads go through ``raw``: no super()
         from ..codecs._gzip_index import load_or_build
 
-        init_source(self, raw.url, raw.fs, raw.path)
+        self._attach(raw.url, raw.fs, raw.path)
         self.raw = raw
         self.index = load_or_build(raw)
 
