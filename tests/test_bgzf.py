@@ -84,7 +84,9 @@ def test_larger_files(tmp_path, n):
 
 def test_planning_reads_one_window_per_boundary(tmp_path):
     path = tmp_path / "plan.fq.gz"
-    path.write_bytes(bgzf(fastq_bytes(random_records(9, 40_000))))
+    data = fastq_bytes(random_records(9, 10_000))
+    assert len(data) > 8 * 3 * 60_000  # 3 blocks or more a partition: a window per boundary
+    path.write_bytes(bgzf(data))
     source = RangeSource(str(path))
     parts = get("fastq").plan(source, n=8)
     assert len(parts) == 8
