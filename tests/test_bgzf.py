@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import random
 import struct
@@ -65,11 +66,17 @@ def test_partitions_union_is_exactly_the_file(tmp_path, records, n, block, seed)
     assert names(parts) == reference(data)
 
 
+@functools.cache
+def _big_bgzf() -> bytes:
+    """The larger file's bytes, compressed once for every n (the same bytes each time)."""
+    return bgzf(fastq_bytes(random_records(8, 20_000)), seed=4)
+
+
 @pytest.mark.parametrize("n", [1, 3, 17, 64])
 def test_larger_files(tmp_path, n):
     records = random_records(8, 20_000)
     path = tmp_path / "big.fq.gz"
-    path.write_bytes(bgzf(fastq_bytes(records), seed=4))
+    path.write_bytes(_big_bgzf())
     parts = partition(str(path), n=n)
     assert len(parts) == n
     assert names(parts) == records
@@ -77,7 +84,9 @@ def test_larger_files(tmp_path, n):
 
 def test_planning_reads_one_window_per_boundary(tmp_path):
     path = tmp_path / "plan.fq.gz"
-    path.write_bytes(bgzf(fastq_bytes(random_records(9, 40_000))))
+    data = fastq_bytes(random_records(9, 10_000))
+    assert len(data) > 8 * 3 * 60_000  # 3 blocks or more a partition: a window per boundary
+    path.write_bytes(bgzf(data))
     source = RangeSource(str(path))
     parts = get("fastq").plan(source, n=8)
     assert len(parts) == 8

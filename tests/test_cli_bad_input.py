@@ -7,6 +7,8 @@ are the README's: 2 usage, 3 not found, 4 access denied, 5 configuration.
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from aifdata.cli import main
@@ -76,15 +78,28 @@ CASES: list[tuple[list[str], int, str]] = [
 ]
 
 
+@pytest.fixture(scope="module")
+def made_home(tmp_path_factory):
+    """The home of ``home``, made once by the CLI (ingesting takes longer than copying)."""
+    folder = tmp_path_factory.mktemp("made-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIFDATA_HOME", str(folder))
+        mp.delenv("AIFDATA_CONFIG", raising=False)
+        mp.chdir(folder)
+        reads = folder / "r.fastq"
+        reads.write_text("@r1\nACGT\n+\nIIII\n")
+        assert main(["ingest", str(reads), "-d", "good/ds"]) == 0
+    return folder
+
+
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    """A catalog with one dataset (``DS``) and a FASTQ file (``FILE``); cwd is the home."""
+def home(made_home, tmp_path, monkeypatch):
+    """A catalog with one dataset (``DS``) and a FASTQ file (``FILE``); cwd is the home.
+    A copy of ``made_home`` of its own, so that no test sees another's changes."""
+    shutil.copytree(made_home, tmp_path, dirs_exist_ok=True)
     monkeypatch.setenv("AIFDATA_HOME", str(tmp_path))
     monkeypatch.delenv("AIFDATA_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)
-    reads = tmp_path / "r.fastq"
-    reads.write_text("@r1\nACGT\n+\nIIII\n")
-    assert main(["ingest", str(reads), "-d", "good/ds"]) == 0
     return tmp_path
 
 

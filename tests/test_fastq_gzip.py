@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import multiprocessing
 import os
@@ -44,10 +45,17 @@ def names(parts) -> list[tuple[str, str, str]]:
 
 def write_gz(tmp_path, name: str, data: bytes, members: int = 1) -> str:
     """``data`` gzipped, as ``members`` concatenated gzip streams."""
-    step = -(-len(data) // members) or 1
     path = tmp_path / name
-    path.write_bytes(b"".join(gzip.compress(data[i : i + step]) for i in range(0, len(data), step)))
+    path.write_bytes(_gzipped(data, members))
     return str(path)
+
+
+@functools.lru_cache(maxsize=8)
+def _gzipped(data: bytes, members: int) -> bytes:
+    """Compressed once per run for tests that share their data (gzip's level 9 is slow);
+    mtime 0, so that the bytes never depend on when they were made."""
+    step = -(-len(data) // members) or 1
+    return b"".join(gzip.compress(data[i : i + step], mtime=0) for i in range(0, len(data), step))
 
 
 @settings(
