@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import pickle
+import re
 from pathlib import Path
 
 import pytest
@@ -556,3 +557,11 @@ def test_a_sparse_chunked_variable_plans_and_reads_from_its_stored_chunks(tmp_pa
         expected = v[...]
     parts = partition(str(path), n=3, variable="v")
     np.testing.assert_array_equal(np.concatenate([p.read() for p in parts]), expected)
+
+
+@pytest.mark.parametrize("keep", [9, 12, 13])
+def test_a_superblock_cut_before_its_offset_sizes_is_refused(tmp_path, keep):
+    path = tmp_path / "cut.h5"
+    path.write_bytes(SMALL[:keep])
+    with pytest.raises(FormatError, match=re.escape(str(path))):
+        partition(str(path), n=3, variable="v")

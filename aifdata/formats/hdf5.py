@@ -293,7 +293,7 @@ def end_of_file(superblock: bytes, offset: int = 0) -> int | None:
     later (its base address still 0) counts from the base, and HDF5 moves both by
     the difference when it opens it: so does this.
     """
-    version = superblock[8] if len(superblock) > 8 else -1
+    version = superblock[8] if len(superblock) > 13 else -1  # a cut superblock does not say
     if version in (0, 1):
         width, at = superblock[13], 24 if version == 0 else 28
     elif version in (2, 3):
