@@ -32,7 +32,7 @@ test:
 
 # the fast lane while you work: no server, no subprocess (see README, Tests)
 test-unit: $(VENV)/.installed
-	$(BIN)/python -m pytest -m unit
+	$(BIN)/python -m pytest -m unit -n 2
 
 # the unit tests on the oldest versions pyproject.toml admits, in .venv-lowest
 lowest: $(VENV)/.installed

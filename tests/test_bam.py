@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import array
+import functools
 import gzip
 import pickle
 import random
 import re
 import struct
+import tempfile
 import zlib
 from pathlib import Path
 
@@ -75,19 +77,33 @@ def write_bam(
     path: Path, count: int = 3000, refs: int = 3, seed: int = 1, index: bool = True,
     long_reads: int = 0,
 ) -> Path:  # fmt: skip
-    """A coordinate-sorted BAM (and its .bai) of ``count`` reads, with pysam."""
-    rng = random.Random(seed)
-    unsorted = path.with_suffix(".unsorted.bam")
-    with pysam.AlignmentFile(str(unsorted), "wb", header=header(refs)) as out:
-        for i in range(count):
-            out.write(segment(out, rng, i, refs))
-        for i in range(long_reads):
-            out.write(segment(out, rng, count + i, refs, length=70_000 + 997 * i))
-    pysam.sort("-o", str(path), str(unsorted))
-    unsorted.unlink()
-    if index:
-        pysam.index(str(path))
+    """A coordinate-sorted BAM (and its .bai) of ``count`` reads, with pysam; made once per
+    run for each set of arguments, then copied (many tests share one: the same bytes)."""
+    data, bai = _bam_bytes(count, refs, seed, index, long_reads)
+    path.write_bytes(data)
+    if bai is not None:
+        Path(str(path) + ".bai").write_bytes(bai)
     return path
+
+
+@functools.lru_cache(maxsize=16)
+def _bam_bytes(
+    count: int, refs: int, seed: int, index: bool, long_reads: int
+) -> tuple[bytes, bytes | None]:
+    rng = random.Random(seed)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "made.bam"
+        unsorted = path.with_suffix(".unsorted.bam")
+        with pysam.AlignmentFile(str(unsorted), "wb", header=header(refs)) as out:
+            for i in range(count):
+                out.write(segment(out, rng, i, refs))
+            for i in range(long_reads):
+                out.write(segment(out, rng, count + i, refs, length=70_000 + 997 * i))
+        pysam.sort("-o", str(path), str(unsorted))
+        if index:
+            pysam.index(str(path))
+        bai = Path(str(path) + ".bai").read_bytes() if index else None
+        return path.read_bytes(), bai
 
 
 def bgzf_block(data: bytes) -> bytes:
