@@ -25,6 +25,7 @@ from .._config import Config
 from .._errors import FormatError
 from .._gc import gc_paused
 from ..codecs import Codec, Text
+from . import _sam_arrow
 from ._base import KeptMetadata, Partition, RangeSource, TextFormat, open_source
 from .bam import Alignment, Columns, to_arrow
 
@@ -116,6 +117,10 @@ class SamFormat(TextFormat):
     ) -> Any:  # fmt: skip
         if options:
             raise TypeError(f"the sam format's read() takes no option {', '.join(options)}")
+        if as_arrow:  # column by column, with no Python object per record
+            found = _sam_arrow.table(text, references)
+            if found is not None:
+                return found
         records = parse(text, references)
         if not as_arrow:
             return records

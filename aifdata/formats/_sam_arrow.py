@@ -1,0 +1,228 @@
+"""SAM lines straight to an Arrow table, column by column in Arrow's kernels.
+
+:func:`table` gives the table that :func:`~aifdata.formats._bam_records.to_arrow`
+makes of the records :func:`~aifdata.formats.sam.parse` reads, without a Python
+object per record: the partition's text becomes one Arrow string array of lines,
+each line is split at its first eleven tabs, and each field is cast, checked and
+rewritten as pysam gives it (POS and PNEXT 0-based, ``*`` as null, RNEXT ``=`` as
+the record's own reference). Python works only once per distinct CIGAR and per
+distinct tag field that is not a string. It checks what ``parse`` checks; when a
+line is one it cannot take (too few fields, a bad number, CIGAR or tag, a reference
+the header lacks, SEQ and QUAL or CIGAR of different lengths, bytes that are not
+UTF-8) it answers None, and the caller reads the partition record by record, which
+names the bad line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..codecs import Text
+
+__all__ = ["table"]
+
+#: Above this many bytes a partition's text does not fit Arrow's 32-bit string offsets.
+_MAX_BYTES = 2**31 - 1
+
+
+class _Refused(Exception):
+    """A line this module does not take: the caller reads record by record."""
+
+
+def table(text: Text, references: tuple[str, ...]) -> Any:
+    """The partition's records as an Arrow table (the BAM format's columns), or None
+    when a line needs the record-by-record reading (to accept it, or to name it)."""
+    try:
+        return _table(text, references)
+    except (_Refused, ValueError, TypeError, IndexError, KeyError, OverflowError):
+        return None  # pyarrow's ArrowInvalid and ArrowTypeError are ValueError/TypeError
+
+
+def _table(text: Text, references: tuple[str, ...]) -> Any:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    data = text.data
+    if len(data) > _MAX_BYTES or b"\0" in data:
+        raise _Refused
+    lines = _lines(data, text.last)
+    keep = pc.and_(pc.not_equal(lines, ""), pc.invert(pc.starts_with(lines, "@")))
+    if not _every(keep):
+        lines = lines.filter(keep)
+    if b"\r" in data:  # CR LF line ends: the record-by-record reading strips them
+        lines = pc.utf8_rtrim(lines, characters="\r")
+    if len(lines) == 0:
+        return _empty()
+    rows = pc.split_pattern(lines, "\t", max_splits=11)
+    counts = pc.list_value_length(rows).to_numpy(zero_copy_only=False)
+    if counts.min() < 11:
+        raise _Refused
+    flat = rows.flatten()
+    firsts = rows.offsets.to_numpy()[:-1]
+    col = [flat.take(pa.array(firsts + i)) for i in range(11)]
+    qname, flag_, rname, pos_, mapq_, cigar, rnext, pnext_, tlen_, seq, qual = col
+    flags = _integers(flag_)
+    starts = pc.subtract(_integers(pos_), 1)
+    mapq = _integers(mapq_)
+    next_starts = pc.subtract(_integers(pnext_), 1)
+    tlen = _integers(tlen_)
+
+    star = pa.scalar(None, pa.string())
+    names = pa.array(references, pa.string())
+    known = pa.concat_arrays([names, pa.array(["*"], pa.string())])
+    if not _every(pc.is_in(rname, value_set=known)):
+        raise _Refused  # a reference the header lacks
+    ref_name = pc.if_else(pc.equal(rname, "*"), star, rname)
+    mate_same = pc.equal(rnext, "=")
+    if not _every(pc.or_(mate_same, pc.is_in(rnext, value_set=known))):
+        raise _Refused
+    next_name = pc.if_else(mate_same, ref_name, pc.if_else(pc.equal(rnext, "*"), star, rnext))
+
+    spans, covers = _cigars(cigar)  # numpy: reference and query bases per record (-1: '*')
+    seq_star = pc.equal(seq, "*").to_numpy(zero_copy_only=False)
+    qual_star = pc.equal(qual, "*").to_numpy(zero_copy_only=False)
+    if not _every(pc.string_is_ascii(qual)):
+        raise _Refused
+    seq_len = pc.utf8_length(seq).to_numpy(zero_copy_only=False)
+    qual_len = pc.binary_length(qual).to_numpy(zero_copy_only=False)
+    if (((covers >= 0) & ~seq_star & (covers != seq_len)).any()
+            or (~qual_star & ~seq_star & (qual_len != seq_len)).any()):  # fmt: skip
+        raise _Refused
+    flag_np = flags.to_numpy(zero_copy_only=False)
+    unaligned = (flag_np & 4 != 0) | (covers < 0)
+    ends = starts.to_numpy(zero_copy_only=False) + np.maximum(spans, 1)
+    tags = _tags(flat, rows.offsets.to_numpy(), counts)
+    return pa.table(
+        {
+            "query_name": qname,
+            "flag": flags.cast(pa.uint16()),
+            "reference_name": ref_name,
+            "reference_start": starts,
+            "reference_end": pa.array(ends, pa.int64(), mask=unaligned),
+            "mapping_quality": mapq.cast(pa.uint8()),
+            "cigarstring": pc.if_else(pc.equal(cigar, "*"), star, cigar),
+            "next_reference_name": next_name,
+            "next_reference_start": next_starts,
+            "template_length": tlen,
+            "query_sequence": pc.if_else(pa.array(seq_star), star, seq),
+            "query_qualities": pc.if_else(pa.array(qual_star), star, qual),
+            "tags": tags,
+        }
+    )
+
+
+def _lines(data: bytes, last: bool) -> Any:
+    """The lines of ``data`` (without their newlines) as an Arrow string array; a last
+    line without its newline counts only at the end of the stream (as ``parse``)."""
+    import numpy as np
+    import pyarrow as pa
+
+    buf = np.frombuffer(data, np.uint8)
+    newlines = np.flatnonzero(buf == 10).astype(np.int32)
+    whole = len(data) > 0 and last and data[-1:] != b"\n"
+    bounds = np.concatenate([[0], newlines + 1, [len(data) + 1] if whole else []]).astype(np.int32)
+    # each line's bytes run up to its newline: one array of the lines with their newline
+    # (offsets bounds), then each sliced one byte short
+    count = len(bounds) - 1
+    if count <= 0:
+        return pa.array([], pa.string())
+    starts = bounds[:-1]
+    stops = bounds[1:] - 1
+    # lines laid end to end without newlines: drop the newline bytes from the buffer
+    keep = np.ones(len(buf), bool)
+    keep[newlines] = False
+    packed = buf[keep]
+    offsets = np.concatenate([[0], np.cumsum(stops - starts)]).astype(np.int32)
+    array = pa.Array.from_buffers(
+        pa.string(), count, [None, pa.py_buffer(offsets), pa.py_buffer(packed)]
+    )
+    array.validate(full=True)  # ArrowInvalid (a ValueError) for bytes that are not UTF-8
+    return array
+
+
+def _integers(column: Any) -> Any:
+    """An int64 column of decimal text, as Python's ``int`` reads it; _Refused for any
+    text that is not plain digits (Arrow would read some, such as ``0x1F``, that ``int``
+    refuses)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not _every(pc.ascii_is_decimal(pc.utf8_ltrim(column, characters="+-"))):
+        raise _Refused
+    return column.cast(pa.int64())
+
+
+def _cigars(cigar: Any) -> tuple[Any, Any]:
+    """Reference bases and query bases each record's CIGAR covers (numpy; 0 and -1 for
+    ``*``), each distinct CIGAR worked out once."""
+    import numpy as np
+
+    from .sam import _span
+
+    encoded = cigar.dictionary_encode()
+    shapes = [(0, -1) if c == "*" else _span(c) for c in encoded.dictionary.to_pylist()]
+    table = np.array(shapes, np.int64).reshape(-1, 2)
+    index = encoded.indices.to_numpy(zero_copy_only=False)
+    return table[index, 0], table[index, 1]
+
+
+def _tags(flat: Any, offsets: Any, counts: Any) -> Any:
+    """Each record's tags as SAM text, as ``to_arrow`` writes them: the line's text when
+    each of its tag fields reads back as written, else each distinct text rewritten."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from ._bam_tags import tags_text
+    from .sam import _tag
+
+    has = counts > 11
+    where = np.where(has, offsets[:-1] + 11, 0)
+    raw = flat.take(pa.array(where, mask=~has)).fill_null("")
+    present = raw.filter(pa.array(has))
+    if len(present) == 0:
+        return raw
+    fields = pc.split_pattern(present, "\t").flatten()
+    kinds = pc.utf8_slice_codeunits(fields, 2, 5)
+    strings = pc.equal(kinds, ":Z:")
+    names = pc.utf8_slice_codeunits(fields.filter(strings), 0, 2)
+    if not _every(pc.string_is_ascii(names)):
+        raise _Refused
+    if not _every(pc.equal(pc.utf8_length(names), 2)):
+        raise _Refused
+    if _some(pc.match_substring(names, ":")):
+        raise _Refused
+    others = pc.unique(fields.filter(pc.invert(strings))).to_pylist()
+    if all(tags_text(_tag(f)) == f for f in others):  # ValueError: a bad tag
+        return raw
+    encoded = raw.dictionary_encode()
+    texts = [
+        "" if t == "" else tags_text(b"".join(map(_tag, t.split("\t"))))
+        for t in encoded.dictionary.to_pylist()
+    ]
+    return pa.array(texts, pa.string()).take(encoded.indices)
+
+
+def _every(mask: Any) -> bool:
+    """Whether every value of a boolean array is true (so for none)."""
+    import pyarrow.compute as pc
+
+    return bool(pc.all(mask, min_count=0).as_py())
+
+
+def _some(mask: Any) -> bool:
+    import pyarrow.compute as pc
+
+    return bool(pc.any(mask, min_count=0).as_py())
+
+
+def _empty() -> Any:
+    from ._bam_records import Columns, to_arrow
+
+    return to_arrow([Columns({k: [] for k in _FIELDS}, [], [], [], (None,))])
+
+
+_FIELDS = ("query_name", "flag", "reference_id", "reference_start", "mapping_quality",
+           "cigarstring", "next_reference_id", "next_reference_start", "template_length",
+           "reference_end")  # fmt: skip
