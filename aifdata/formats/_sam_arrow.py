@@ -117,28 +117,17 @@ def _lines(data: bytes, last: bool) -> Any:
     line without its newline counts only at the end of the stream (as ``parse``)."""
     import numpy as np
     import pyarrow as pa
+    import pyarrow.compute as pc
 
-    buf = np.frombuffer(data, np.uint8)
-    newlines = np.flatnonzero(buf == 10).astype(np.int32)
-    whole = len(data) > 0 and last and data[-1:] != b"\n"
-    bounds = np.concatenate([[0], newlines + 1, [len(data) + 1] if whole else []]).astype(np.int32)
-    # each line's bytes run up to its newline: one array of the lines with their newline
-    # (offsets bounds), then each sliced one byte short
-    count = len(bounds) - 1
-    if count <= 0:
-        return pa.array([], pa.string())
-    starts = bounds[:-1]
-    stops = bounds[1:] - 1
-    # lines laid end to end without newlines: drop the newline bytes from the buffer
-    keep = np.ones(len(buf), bool)
-    keep[newlines] = False
-    packed = buf[keep]
-    offsets = np.concatenate([[0], np.cumsum(stops - starts)]).astype(np.int32)
-    array = pa.Array.from_buffers(
-        pa.string(), count, [None, pa.py_buffer(offsets), pa.py_buffer(packed)]
-    )
-    array.validate(full=True)  # ArrowInvalid (a ValueError) for bytes that are not UTF-8
-    return array
+    whole = pa.Array.from_buffers(
+        pa.string(), 1, [None, pa.py_buffer(np.array([0, len(data)], np.int32)),
+                         pa.py_buffer(data)]
+    )  # fmt: skip
+    whole.validate(full=True)  # ArrowInvalid (a ValueError) for bytes that are not UTF-8
+    lines = pc.split_pattern(whole, "\n").flatten()
+    if not (last and data[-1:] != b"\n"):
+        lines = lines.slice(0, len(lines) - 1)  # the empty text after the last newline
+    return lines
 
 
 def _integers(column: Any) -> Any:
