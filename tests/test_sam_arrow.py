@@ -67,7 +67,8 @@ TAGS = [
     "XI:i:4294967295", "XF:f:1.5", "XF:f:-0.25", "XF:f:1e-10", "XZ:Z:", "XZ:Z:a b:c",
     "XZ:Z:héllo", "XH:H:1AE3", "XB:B:c,-1,2", "XB:B:C,1,255", "XB:B:s,-300",
     "XB:B:S,65535", "XB:B:i,-5,5", "XB:B:I,7", "XB:B:f,1.5,-2", "XB:B:c",
-    "XI:i:+5", "XI:i:007", "XF:f:1.50",
+    "XI:i:+5", "XI:i:007", "XF:f:1.50", "XI:i:-0", "XI:i:-2147483648", "XI:i:2147483648",
+    "AB:i:77", "XI:i:-00",
 ]  # fmt: skip
 
 
@@ -127,6 +128,12 @@ BAD = {
     "a QUAL of other length": line("r1", 0, "chr1", 1, 0, "10M", "*", 0, 0, SEQ, QUAL[:-1]),
     "a bad tag": line("r1", 0, "chr1", 1, 0, "10M", "*", 0, 0, SEQ, QUAL, "NM:q:1"),
     "a tag of no name": line("r1", 0, "chr1", 1, 0, "10M", "*", 0, 0, SEQ, QUAL, "::Z:1"),
+    "an integer tag out of range": line(
+        "r1", 0, "chr1", 1, 0, "10M", "*", 0, 0, SEQ, QUAL, "XI:i:4294967296"
+    ),
+    "an integer tag below range": line(
+        "r1", 0, "chr1", 1, 0, "10M", "*", 0, 0, SEQ, QUAL, "XI:i:-2147483649"
+    ),
     "an empty tag": line("r1", 0, "chr1", 1, 0, "10M", "*", 0, 0, SEQ, QUAL, ""),
 }
 

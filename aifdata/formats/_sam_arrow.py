@@ -21,6 +21,8 @@ from ..codecs import Text
 
 __all__ = ["table"]
 
+#: A tag field ``XX:i:N`` with N as htslib writes it (at most 10 digits: the cast holds).
+_PLAIN_INTEGER = r"^[ -9;-~]{2}:i:(0|-?[1-9][0-9]{0,9})$"
 #: Above this many bytes a partition's text does not fit Arrow's 32-bit string offsets.
 _MAX_BYTES = 2**31 - 1
 
@@ -34,8 +36,8 @@ def table(text: Text, references: tuple[str, ...]) -> Any:
     when a line needs the record-by-record reading (to accept it, or to name it)."""
     try:
         return _table(text, references)
-    except (_Refused, ValueError, TypeError, IndexError, KeyError, OverflowError):
-        return None  # pyarrow's ArrowInvalid and ArrowTypeError are ValueError/TypeError
+    except Exception:  # whatever it is, the record reading says it (or raises it)
+        return None
 
 
 def _table(text: Text, references: tuple[str, ...]) -> Any:
@@ -182,7 +184,15 @@ def _tags(flat: Any, offsets: Any, counts: Any) -> Any:
         raise _Refused
     if _some(pc.match_substring(names, ":")):
         raise _Refused
-    others = pc.unique(fields.filter(pc.invert(strings))).to_pylist()
+    others = fields.filter(pc.invert(strings))
+    if len(others):
+        # integers written as htslib writes them read back as written: no Python for them
+        plain = pc.match_substring_regex(others, _PLAIN_INTEGER)
+        values = pc.utf8_slice_codeunits(others.filter(plain), 5, 2**31 - 1).cast(pa.int64())
+        within = pc.and_(pc.greater_equal(values, -(2**31)), pc.less_equal(values, 2**32 - 1))
+        if _every(within):
+            others = others.filter(pc.invert(plain))
+    others = pc.unique(others).to_pylist()
     if all(tags_text(_tag(f)) == f for f in others):  # ValueError: a bad tag
         return raw
     encoded = raw.dictionary_encode()

@@ -362,7 +362,10 @@ def _tag(field: str) -> bytes:
     name = tag.encode("ascii")
     if kind == "i":
         number = int(value)
-        code, packing = next((c, p) for c, p, low, high in _INT_CODES if low <= number <= high)
+        fits = [(c, p) for c, p, low, high in _INT_CODES if low <= number <= high]
+        if not fits:
+            raise ValueError(f"integer tag {field!r} out of BAM's range -2^31 .. 2^32-1")
+        code, packing = fits[0]
         return name + code.encode() + struct.pack("<" + packing, number)
     if kind == "f":
         return name + b"f" + struct.pack("<f", float(value))
