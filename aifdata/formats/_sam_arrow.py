@@ -51,7 +51,10 @@ def _table(text: Text, references: tuple[str, ...]) -> Any:
     lines = _lines(data, text.last)
     keep = pc.and_(pc.not_equal(lines, ""), pc.invert(pc.starts_with(lines, "@")))
     if not _every(keep):
-        lines = lines.filter(keep)
+        kept = keep.to_numpy(zero_copy_only=False)
+        first = int(kept.argmax())
+        whole = kept[first:].all()  # the header lines lead: a slice, not a copy
+        lines = lines.slice(first) if whole else lines.filter(keep)
     if b"\r" in data:  # CR LF line ends: the record-by-record reading strips them
         lines = pc.utf8_rtrim(lines, characters="\r")
     if len(lines) == 0:
@@ -103,12 +106,12 @@ def _table(text: Text, references: tuple[str, ...]) -> Any:
             "reference_start": starts,
             "reference_end": pa.array(ends, pa.int64(), mask=unaligned),
             "mapping_quality": mapq.cast(pa.uint8()),
-            "cigarstring": pc.if_else(pc.equal(cigar, "*"), star, cigar),
+            "cigarstring": _nulled(cigar, pc.equal(cigar, "*").to_numpy(zero_copy_only=False)),
             "next_reference_name": next_name,
             "next_reference_start": next_starts,
             "template_length": tlen,
-            "query_sequence": pc.if_else(pa.array(seq_star), star, seq),
-            "query_qualities": pc.if_else(pa.array(qual_star), star, qual),
+            "query_sequence": _nulled(seq, seq_star),
+            "query_qualities": _nulled(qual, qual_star),
             "tags": tags,
         }
     )
@@ -170,28 +173,27 @@ def _tags(flat: Any, offsets: Any, counts: Any) -> Any:
 
     has = counts > 11
     where = np.where(has, offsets[:-1] + 11, 0)
-    raw = flat.take(pa.array(where, mask=~has)).fill_null("")
-    present = raw.filter(pa.array(has))
-    if len(present) == 0:
+    present = flat.take(pa.array(where, mask=~has))  # null: no tags
+    raw = present.fill_null("")
+    fields = pc.split_pattern(present, "\t").flatten()  # a null has no fields
+    if len(fields) == 0:
         return raw
-    fields = pc.split_pattern(present, "\t").flatten()
-    kinds = pc.utf8_slice_codeunits(fields, 2, 5)
-    strings = pc.equal(kinds, ":Z:")
-    names = pc.utf8_slice_codeunits(fields.filter(strings), 0, 2)
-    if not _every(pc.string_is_ascii(names)):
-        raise _Refused
-    if not _every(pc.equal(pc.utf8_length(names), 2)):
-        raise _Refused
-    if _some(pc.match_substring(names, ":")):
-        raise _Refused
-    others = fields.filter(pc.invert(strings))
-    if len(others):
-        # integers written as htslib writes them read back as written: no Python for them
-        plain = pc.match_substring_regex(others, _PLAIN_INTEGER)
-        values = pc.utf8_slice_codeunits(others.filter(plain), 5, 2**31 - 1).cast(pa.int64())
-        within = pc.and_(pc.greater_equal(values, -(2**31)), pc.less_equal(values, 2**32 - 1))
-        if _every(within):
-            others = others.filter(pc.invert(plain))
+    if _some(pc.equal(fields, "")):
+        raise _Refused  # an empty tag field (a tab too many)
+    strings = pc.equal(pc.utf8_slice_codeunits(fields, 2, 5), ":Z:")
+    names = pc.utf8_slice_codeunits(fields, 0, 2)
+    named = pc.and_(
+        pc.and_(pc.string_is_ascii(names), pc.equal(pc.utf8_length(names), 2)),
+        pc.invert(pc.match_substring(names, ":")),
+    )
+    if not _every(pc.or_(pc.invert(strings), named)):
+        raise _Refused  # a string tag whose name _tag would refuse
+    # integers written as htslib writes them read back as written: no Python for them
+    plain = pc.match_substring_regex(fields, _PLAIN_INTEGER)
+    values = pc.utf8_slice_codeunits(fields.filter(plain), 5, 2**31 - 1).cast(pa.int64())
+    within = pc.and_(pc.greater_equal(values, -(2**31)), pc.less_equal(values, 2**32 - 1))
+    settled = pc.or_(strings, plain) if _every(within) else strings
+    others = fields.filter(pc.invert(settled))
     others = pc.unique(others).to_pylist()
     if all(tags_text(_tag(f)) == f for f in others):  # ValueError: a bad tag
         return raw
@@ -201,6 +203,25 @@ def _tags(flat: Any, offsets: Any, counts: Any) -> Any:
         for t in encoded.dictionary.to_pylist()
     ]
     return pa.array(texts, pa.string()).take(encoded.indices)
+
+
+def _nulled(column: Any, mask: Any) -> Any:
+    """``column`` (a string array with no nulls) with nulls where ``mask`` (numpy) is
+    true: its buffers kept, only a validity bitmap added (no copy of the strings)."""
+    import numpy as np
+    import pyarrow as pa
+
+    if not mask.any():
+        return column
+    if column.offset or column.null_count:  # pragma: no cover - take gives neither
+        import pyarrow.compute as pc
+
+        return pc.if_else(pa.array(mask), pa.scalar(None, pa.string()), column)
+    valid = pa.array(~mask).buffers()[1]  # bit-packed, as a validity bitmap is
+    offsets, data = column.buffers()[1:]
+    nulled = pa.Array.from_buffers(pa.string(), len(column), [valid, offsets, data],
+                                   int(np.count_nonzero(mask)))  # fmt: skip
+    return nulled
 
 
 def _every(mask: Any) -> bool:
