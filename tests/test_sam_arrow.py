@@ -7,6 +7,7 @@ cannot take make it answer None, and the reading then names the bad line.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from aifdata.formats import RangeSource, _sam_arrow, get, partition  # noqa: E40
 from aifdata.formats.bam import to_arrow  # noqa: E402
 from aifdata.formats.sam import _columns, parse  # noqa: E402
 
-from .test_sam_real import BWA_SAM, EX1_HEADER_SAM  # noqa: E402
+from .test_sam_real import BWA_SAM, EX1_HEADER_SAM, compressed  # noqa: E402
 
 COUNTS = (1, 2, 3, 5, 8, 17)
 REFS = ("chr1", "chr2", "contig_3")
@@ -199,6 +200,19 @@ def test_any_records_any_split(lines, data, crlf):
     assert pa.concat_tables([first, second]).equals(whole)
 
 
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(records(), min_size=1, max_size=40), st.sampled_from(COUNTS), st.booleans())
+def test_any_records_any_partition_count(lines, n, crlf):
+    """Through the format's plan: the partitions' tables, joined, are the whole file's."""
+    body = HEADER + "".join(lines)
+    raw = (body.replace("\n", "\r\n") if crlf else body).encode()
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "h.sam"
+        path.write_bytes(raw)
+        tables = [get("sam").to_arrow(p) for p in partition(str(path), n=n)]
+    assert pa.concat_tables(tables).equals(old_table(text(raw)))
+
+
 def read_both(path: Path, n: int):
     """Every partition's table by the columnar pass and by the records."""
     sam = get("sam")
@@ -210,9 +224,10 @@ def read_both(path: Path, n: int):
 
 
 @pytest.mark.parametrize("n", COUNTS)
+@pytest.mark.parametrize("codec", ["none", "gzip", "bgzf"])
 @pytest.mark.parametrize("real", [EX1_HEADER_SAM, BWA_SAM], ids=["samtools-maq", "bwa"])
-def test_real_sam_tables_equal_the_record_reading(real_file, real, n):
-    path = real_file(real)
+def test_real_sam_tables_equal_the_record_reading(real_file, tmp_path, real, codec, n):
+    path = compressed(real_file(real), codec, tmp_path)
     total = 0
     for new, old in read_both(path, n):
         assert new.schema == old.schema
