@@ -152,6 +152,12 @@ def test_a_bad_record_is_refused_and_named_with_its_offset(tmp_path, bad):
             get("sam").to_arrow(p)
 
 
+@pytest.mark.parametrize("pos", [2**63 - 1, -(2**63), 2**63])
+def test_positions_past_int64_are_left_to_the_record_reading(pos):
+    data = line("r1", 0, "chr1", pos, 0, "10M", "*", 0, 0, SEQ, QUAL).encode()
+    assert _sam_arrow.table(text(data), REFS) is None
+
+
 def test_bytes_that_are_not_utf8_are_refused(tmp_path):
     data = (HEADER + line("r\xff", 0, "chr1", 1, 0, "10M", "*", 0, 0, SEQ, QUAL)).encode("latin-1")
     assert _sam_arrow.table(text(data), REFS) is None

@@ -68,9 +68,9 @@ def _table(text: Text, references: tuple[str, ...]) -> Any:
     col = [flat.take(pa.array(firsts + i)) for i in range(11)]
     qname, flag_, rname, pos_, mapq_, cigar, rnext, pnext_, tlen_, seq, qual = col
     flags = _integers(flag_)
-    starts = pc.subtract(_integers(pos_), 1)
+    starts = pc.subtract_checked(_integers(pos_), 1)  # ArrowInvalid on overflow
     mapq = _integers(mapq_)
-    next_starts = pc.subtract(_integers(pnext_), 1)
+    next_starts = pc.subtract_checked(_integers(pnext_), 1)
     tlen = _integers(tlen_)
 
     star = pa.scalar(None, pa.string())
@@ -96,7 +96,10 @@ def _table(text: Text, references: tuple[str, ...]) -> Any:
         raise _Refused
     flag_np = flags.to_numpy(zero_copy_only=False)
     unaligned = (flag_np & 4 != 0) | (covers < 0)
-    ends = starts.to_numpy(zero_copy_only=False) + np.maximum(spans, 1)
+    begins = starts.to_numpy(zero_copy_only=False)
+    ends = begins + np.maximum(spans, 1)
+    if (~unaligned & (ends <= begins)).any():
+        raise _Refused  # past int64: the record reading raises as it did
     tags = _tags(flat, rows.offsets.to_numpy(), counts)
     return pa.table(
         {
