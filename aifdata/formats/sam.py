@@ -10,6 +10,10 @@ partition: the reference names come from the file's first bytes, read once
 per file version and process. Records come out as the BAM format's
 :class:`~aifdata.formats.bam.Alignment` (pysam's names, 0-based positions,
 tags encoded as BAM stores them so ``get_tags()`` answers as pysam does).
+``read(as_arrow=True)`` and :meth:`SamFormat.to_arrow` build the same table
+column by column in Arrow's kernels (:mod:`._sam_arrow`), with no Python object
+per record; a partition with a line that pass does not take is read record by
+record, which names the bad line.
 """
 
 from __future__ import annotations
