@@ -21,8 +21,10 @@ from ..codecs import Text
 
 __all__ = ["table"]
 
-#: A tag field ``XX:i:N`` with N as htslib writes it (at most 10 digits: the cast holds).
-_PLAIN_INTEGER = r"^[ -9;-~]{2}:i:(0|-?[1-9][0-9]{0,9})$"
+#: A tag field that reads back as written: ``XX:Z:text`` (no NUL: checked before) or
+#: ``XX:i:N`` with N as htslib writes it, of at most 9 digits (in range, whatever its sign),
+#: each with a printable name.
+_PLAIN_TAG = r"^[ -9;-~]{2}:(Z:|i:(0|-?[1-9][0-9]{0,8})$)"
 #: Above this many bytes a partition's text does not fit Arrow's 32-bit string offsets.
 _MAX_BYTES = 2**31 - 1
 
@@ -183,19 +185,9 @@ def _tags(flat: Any, offsets: Any, counts: Any) -> Any:
         return raw
     if _some(pc.equal(fields, "")):
         raise _Refused  # an empty tag field (a tab too many)
-    strings = pc.equal(pc.utf8_slice_codeunits(fields, 2, 5), ":Z:")
-    names = pc.utf8_slice_codeunits(fields, 0, 2)
-    named = pc.and_(
-        pc.and_(pc.string_is_ascii(names), pc.equal(pc.utf8_length(names), 2)),
-        pc.invert(pc.match_substring(names, ":")),
-    )
-    if not _every(pc.or_(pc.invert(strings), named)):
-        raise _Refused  # a string tag whose name _tag would refuse
-    # integers written as htslib writes them read back as written: no Python for them
-    plain = pc.match_substring_regex(fields, _PLAIN_INTEGER)
-    values = pc.utf8_slice_codeunits(fields.filter(plain), 5, 2**31 - 1).cast(pa.int64())
-    within = pc.and_(pc.greater_equal(values, -(2**31)), pc.less_equal(values, 2**32 - 1))
-    settled = pc.or_(strings, plain) if _every(within) else strings
+    # string tags of a printable name, and integers of at most 9 digits as htslib writes
+    # them, read back as written: no Python for them
+    settled = pc.match_substring_regex(fields, _PLAIN_TAG)
     others = fields.filter(pc.invert(settled))
     others = pc.unique(others).to_pylist()
     if all(tags_text(_tag(f)) == f for f in others):  # ValueError: a bad tag
