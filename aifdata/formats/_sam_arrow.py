@@ -6,7 +6,8 @@ object per record: the partition's text becomes one Arrow string array of lines,
 each line is split at its first eleven tabs, and each field is cast, checked and
 rewritten as pysam gives it (POS and PNEXT 0-based, ``*`` as null, RNEXT ``=`` as
 the record's own reference). Python works only once per distinct CIGAR and per
-distinct tag field that is not a string. It checks what ``parse`` checks; when a
+distinct tag field other than strings and short integers (which read back as
+written, checked by one regular expression). It checks what ``parse`` checks; when a
 line is one it cannot take (too few fields, a bad number, CIGAR or tag, a reference
 the header lacks, SEQ and QUAL or CIGAR of different lengths, bytes that are not
 UTF-8) it answers None, and the caller reads the partition record by record, which
@@ -136,7 +137,7 @@ def _lines(data: bytes, last: bool) -> Any:
     whole.validate(full=True)  # ArrowInvalid (a ValueError) for bytes that are not UTF-8
     lines = pc.split_pattern(whole, "\n").flatten()
     if not (last and data[-1:] != b"\n"):
-        lines = lines.slice(0, len(lines) - 1)  # the empty text after the last newline
+        lines = lines.slice(0, len(lines) - 1)  # what follows the last newline
     return lines
 
 
