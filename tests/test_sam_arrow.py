@@ -264,3 +264,13 @@ def test_to_arrow_makes_no_record_objects(tmp_path, monkeypatch):
     monkeypatch.setattr(sam_module, "parse", refuse)
     tables = [get("sam").to_arrow(p) for p in partition(str(path), n=3)]
     assert pa.concat_tables(tables).equals(expected[0])
+
+
+def test_arrow_tables_of_a_sam_on_s3_through_aif(genomics_fs, tmp_path):
+    """Planned and read through ``aif://`` over S3: the same tables as the local file's."""
+    raw = (HEADER + "".join(HARD) * 200).encode()
+    genomics_fs.pipe("genomics/run7/reads.sam", raw)
+    parts = partition("aif://genomics/run7/reads.sam", n=5)
+    assert len(parts) == 5
+    tables = [get("sam").to_arrow(p) for p in parts]
+    assert pa.concat_tables(tables).equals(old_table(text(raw)))
