@@ -274,3 +274,12 @@ def test_arrow_tables_of_a_sam_on_s3_through_aif(genomics_fs, tmp_path):
     assert len(parts) == 5
     tables = [get("sam").to_arrow(p) for p in parts]
     assert pa.concat_tables(tables).equals(old_table(text(raw)))
+
+
+def test_tags_rewritten_among_lines_without_tags():
+    """A char tag reads back as a string tag: those lines' tags are rewritten, the others
+    (no tags, or tags that read back as written) kept."""
+    with_char = line("rA", 0, "chr1", 1, 0, "10M", "*", 0, 0, SEQ, QUAL, "XT:A:U", "NM:i:0")
+    table = check((HEADER + "".join(HARD) + with_char + "".join(HARD)).encode())
+    assert table["tags"][len(HARD)].as_py() == "XT:Z:U\tNM:i:0"
+    assert table["tags"][2].as_py() == ""

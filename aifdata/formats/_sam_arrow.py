@@ -181,24 +181,24 @@ def _tags(flat: Any, offsets: Any, counts: Any) -> Any:
     where = np.where(has, offsets[:-1] + 11, 0)
     present = flat.take(pa.array(where, mask=~has))  # null: no tags
     raw = present.fill_null("")
-    fields = pc.split_pattern(present, "\t").flatten()  # a null has no fields
+    lists = pc.split_pattern(present, "\t")  # a null (no tags) has no fields
+    fields = lists.values
     if len(fields) == 0:
         return raw
     if _some(pc.equal(fields, "")):
         raise _Refused  # an empty tag field (a tab too many)
     # string tags of a printable name, and integers of at most 9 digits as htslib writes
     # them, read back as written: no Python for them
-    settled = pc.match_substring_regex(fields, _PLAIN_TAG)
-    others = fields.filter(pc.invert(settled))
-    others = pc.unique(others).to_pylist()
-    if all(tags_text(_tag(f)) == f for f in others):  # ValueError: a bad tag
+    unsettled = pc.invert(pc.match_substring_regex(fields, _PLAIN_TAG))
+    others = fields.filter(unsettled).dictionary_encode()
+    texts = [tags_text(_tag(f)) for f in others.dictionary.to_pylist()]  # ValueError: bad
+    if texts == others.dictionary.to_pylist():
         return raw
-    encoded = raw.dictionary_encode()
-    texts = [
-        "" if t == "" else tags_text(b"".join(map(_tag, t.split("\t"))))
-        for t in encoded.dictionary.to_pylist()
-    ]
-    return pa.array(texts, pa.string()).take(encoded.indices)
+    # some read back otherwise (A as Z, say): each such field rewritten, the lines rejoined
+    rewritten = pa.array(texts, pa.string()).take(others.indices)
+    fields = pc.replace_with_mask(fields, unsettled, rewritten)
+    joined = pa.ListArray.from_arrays(lists.offsets, fields, mask=lists.is_null())
+    return pc.binary_join(joined, "\t").fill_null("")
 
 
 def _nulled(column: Any, mask: Any) -> Any:
