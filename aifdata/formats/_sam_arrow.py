@@ -168,8 +168,8 @@ def _cigars(cigar: Any) -> tuple[Any, Any]:
 
 
 def _tags(flat: Any, offsets: Any, counts: Any) -> Any:
-    """Each record's tags as SAM text, as ``to_arrow`` writes them: the line's text when
-    each of its tag fields reads back as written, else each distinct text rewritten."""
+    """Each record's tags as SAM text, as ``to_arrow`` writes them: the line's text, with
+    any field that reads back otherwise (each distinct one worked out once) rewritten."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
