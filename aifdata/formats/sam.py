@@ -10,6 +10,10 @@ partition: the reference names come from the file's first bytes, read once
 per file version and process. Records come out as the BAM format's
 :class:`~aifdata.formats.bam.Alignment` (pysam's names, 0-based positions,
 tags encoded as BAM stores them so ``get_tags()`` answers as pysam does).
+``read(as_arrow=True)`` and :meth:`SamFormat.to_arrow` build the same table
+column by column in Arrow's kernels (:mod:`._sam_arrow`), with no Python object
+per record; a partition with a line that pass does not take is read record by
+record, which names the bad line.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from .._config import Config
 from .._errors import FormatError
 from .._gc import gc_paused
 from ..codecs import Codec, Text
+from . import _sam_arrow
 from ._base import KeptMetadata, Partition, RangeSource, TextFormat, open_source
 from .bam import Alignment, Columns, to_arrow
 
@@ -116,6 +121,10 @@ class SamFormat(TextFormat):
     ) -> Any:  # fmt: skip
         if options:
             raise TypeError(f"the sam format's read() takes no option {', '.join(options)}")
+        if as_arrow:  # column by column, with no Python object per record
+            found = _sam_arrow.table(text, references)
+            if found is not None:
+                return found
         records = parse(text, references)
         if not as_arrow:
             return records
@@ -357,7 +366,10 @@ def _tag(field: str) -> bytes:
     name = tag.encode("ascii")
     if kind == "i":
         number = int(value)
-        code, packing = next((c, p) for c, p, low, high in _INT_CODES if low <= number <= high)
+        fits = [(c, p) for c, p, low, high in _INT_CODES if low <= number <= high]
+        if not fits:
+            raise ValueError(f"integer tag {field!r} out of BAM's range -2^31 .. 2^32-1")
+        code, packing = fits[0]
         return name + code.encode() + struct.pack("<" + packing, number)
     if kind == "f":
         return name + b"f" + struct.pack("<f", float(value))
