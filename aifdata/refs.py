@@ -122,6 +122,7 @@ def _hdf5_refs(source: Any) -> dict[str, Any]:
     from .formats.hdf5 import check_complete, file_object, translated
 
     check_complete(source)
+    _check_chunk_addresses(source)
     reader = file_object(source)
     translator = None
     try:
@@ -133,6 +134,26 @@ def _hdf5_refs(source: Any) -> dict[str, Any]:
         if close is not None:
             close()
     return refs
+
+
+def _check_chunk_addresses(source: Any) -> None:
+    """Refuse a file with a user block where the HDF5 library reports chunk addresses
+    without it (before 1.14.4): kerchunk would write references to the wrong bytes."""
+    import h5py
+
+    from .formats.hdf5 import find_superblock
+
+    if h5py.version.hdf5_version_tuple >= (1, 14, 4):
+        return
+    offset = find_superblock(source)
+    if offset:
+        raise FormatError(
+            f"{source.url}: a user block of {offset} bytes comes before its HDF5 data, and the"
+            f" HDF5 library h5py {h5py.version.version} is built with"
+            f" ({h5py.version.hdf5_version}) reports chunk addresses without it, so"
+            " references would point at the wrong bytes: use an h5py built with HDF5 1.14.4"
+            " or later"
+        )
 
 
 def _tiff_refs(url: str, config: Config) -> dict[str, Any]:

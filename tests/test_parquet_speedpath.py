@@ -41,7 +41,8 @@ def test_all_partitions_are_fetched_as_one_stream_of_blocks(tmp_path, requests):
     path, table = write(tmp_path)
     parts = partition(path, n=8)
     assert len(parts) == 8
-    assert all(p["span"][1] == q["span"][0] for p, q in itertools.pairwise(parts))
+    # neighbours (pyarrow before 18 writes a copy of each chunk's metadata after it: a gap)
+    assert all(0 <= q["span"][0] - p["span"][1] < 256 for p, q in itertools.pairwise(parts))
     requests.clear()
     got = pa.concat_tables([t for _, t in read_all(parts)])
     assert got.equals(table)

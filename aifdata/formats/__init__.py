@@ -191,6 +191,11 @@ class _Sources:
             return source
 
 
+#: Bytes between two partitions' spans that a run reads rather than start another (Parquet
+#: writers before pyarrow 18 put a copy of each column chunk's metadata after it).
+RUN_GAP = 64 * 1024
+
+
 class _Run:
     """Neighbouring byte-range partitions of one file, read as one stream of blocks."""
 
@@ -202,7 +207,7 @@ class _Run:
     def takes(self, p: Partition, span: tuple[int, int]) -> bool:
         last = self.partitions[-1]
         return (p.url, p.format, p.fingerprint) == (last.url, last.format, last.fingerprint) and (
-            span[0] == self.spans[-1][1]
+            0 <= span[0] - self.spans[-1][1] <= RUN_GAP
         )
 
     def blocks(self, block_bytes: int) -> list[tuple[int, int]]:

@@ -392,6 +392,17 @@ def row_bounds(rows: int, step: int, count: int) -> list[int]:
     return [0, *inner, rows]
 
 
+def chunk_base(file: Any) -> int:
+    """What to add to the chunk addresses the HDF5 library reports for ``file`` (an h5py
+    File): its user block's size when the library is older than 1.14.4, whose chunk
+    queries leave the user block out (HDF5 issue 3003; contiguous data's is right)."""
+    import h5py
+
+    if h5py.version.hdf5_version_tuple >= (1, 14, 4):
+        return 0
+    return int(file.id.get_create_plist().get_userblock())
+
+
 def chunk_ranges(dataset: Any, start: int, stop: int) -> list[tuple[int, int]]:
     """The file byte ranges ``[a, b)`` holding rows ``[start, stop)`` of ``dataset``:
     its chunks there (from the chunk index), or the rows of a contiguous dataset."""
@@ -412,24 +423,25 @@ def chunk_ranges(dataset: Any, start: int, stop: int) -> list[tuple[int, int]]:
     ]
     corners = math.prod(len(r) for r in (*first, *others))
     stored = dsid.get_num_chunks()
+    base = chunk_base(dataset.file)
     if corners > 4 * stored + 1024:  # sparse (or a damaged shape): walk what is stored instead
-        return _stored_ranges(dsid, stored, low, stop)
+        return _stored_ranges(dsid, stored, low, stop, base)
     ranges = []
     for corner in itertools.product(*first, *others):
         info = dsid.get_chunk_info_by_coord(corner)
         if info.byte_offset is not None and info.size:
-            ranges.append((info.byte_offset, info.byte_offset + info.size))
+            ranges.append((base + info.byte_offset, base + info.byte_offset + info.size))
     return ranges
 
 
-def _stored_ranges(dsid: Any, stored: int, low: int, stop: int) -> list[tuple[int, int]]:
+def _stored_ranges(dsid: Any, stored: int, low: int, stop: int, base: int) -> list[tuple[int, int]]:
     """The byte ranges of the stored chunks whose first row lies in ``[low, stop)``: one
     look at each chunk the index holds, however large the dataset's shape claims to be."""
     ranges = []
     for i in range(stored):
         info = dsid.get_chunk_info(i)
         if low <= info.chunk_offset[0] < stop and info.byte_offset is not None and info.size:
-            ranges.append((info.byte_offset, info.byte_offset + info.size))
+            ranges.append((base + info.byte_offset, base + info.byte_offset + info.size))
     return ranges
 
 
