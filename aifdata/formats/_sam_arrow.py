@@ -158,7 +158,7 @@ def _cigars(cigar: Any) -> tuple[Any, Any]:
     ``*``), each distinct CIGAR worked out once."""
     import numpy as np
 
-    from .sam import _span
+    from ._sam_fields import span_of as _span
 
     encoded = cigar.dictionary_encode()
     shapes = [(0, -1) if c == "*" else _span(c) for c in encoded.dictionary.to_pylist()]
@@ -175,7 +175,7 @@ def _tags(flat: Any, offsets: Any, counts: Any) -> Any:
     import pyarrow.compute as pc
 
     from ._bam_tags import tags_text
-    from .sam import _tag
+    from ._sam_fields import tag_bytes as _tag
 
     has = counts > 11
     where = np.where(has, offsets[:-1] + 11, 0)
