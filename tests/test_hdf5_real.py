@@ -189,3 +189,22 @@ def test_a_coordinate_variable_names_its_own_dimension(tmp_path):
     assert got.dims == expected.dims == ("time",)
     np.testing.assert_array_equal(got["time"].values, expected["time"].values)
     assert pieces[1]["time"].values[0] == 2.0  # the rows' own values
+
+
+def test_a_two_dimensional_character_coordinate_variable_is_no_coordinate(tmp_path):
+    """NetCDF4 keeps strings as ``z(z, strlen)`` characters: a 2-D dimension scale, named by
+    itself along its rows, whose characters are data and not a coordinate."""
+    path = tmp_path / "strings.nc"
+    with netCDF4.Dataset(path, "w") as nc:
+        nc.createDimension("z", 6)
+        nc.createDimension("strlen", 3)
+        z = nc.createVariable("z", "S1", ("z", "strlen"))
+        z[:] = netCDF4.stringtochar(np.array(["a", "b", "c", "foo", "bar", "baz"], "S3"))
+    with h5py.File(path) as f:
+        assert f["z"].is_scale and f["z"].ndim == 2
+        expected = f["z"][...]
+    plugin = get("hdf5")
+    pieces = [plugin.to_xarray(p) for p in partition(str(path), n=2, variable="z")]
+    got = xr.concat(pieces, dim="z")
+    assert got.dims[0] == "z" and "z" not in got.coords
+    np.testing.assert_array_equal(got.values, expected)
