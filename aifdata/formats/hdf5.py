@@ -251,13 +251,17 @@ class Layout:
 
 def labels(f: Any, dataset: Any, start: int, stop: int) -> tuple[list[str], dict[str, Any]]:
     """A dataset's dimension names (its dimension scales', else ``dim_N``) and coordinate
-    variables, the first dimension's cut to rows ``[start, stop)``."""
+    variables, the first dimension's cut to rows ``[start, stop)``. A dimension scale (a
+    NetCDF4 coordinate variable such as ``time``) is its own first dimension; only a 1-D
+    scale is a coordinate (a 2-D character one, NetCDF4's ``z(z, strlen)``, is not)."""
     dims, coords = [], {}
     for axis, dim in enumerate(dataset.dims):
         scale = dim[0] if len(dim) else None
+        if axis == 0 and dataset.is_scale:  # nothing is attached to a scale: it names itself
+            scale = dataset
         name = scale.name.rsplit("/", 1)[-1] if scale is not None else ""
         dims.append(name or f"dim_{axis}")
-        if scale is not None and name and _is_variable(f, scale.name):
+        if scale is not None and name and len(scale.shape) == 1 and _is_variable(f, scale.name):
             coords[name] = (name, scale[start:stop] if axis == 0 else scale[:])
     return dims, coords
 
