@@ -359,31 +359,29 @@ def bench_sam(server: Any, home: Path, args: argparse.Namespace) -> tuple[list[t
     seconds, _, parts = timed(lambda: sam.plan(source, n=count))
     plans = [("sam", f"plain {mib} MiB", len(parts), source.requests, source.bytes_read, seconds)]
     local_parts = sam.plan(RangeSource(str(local)), n=count)
-    theirs = best(fetched(url, ".sam", touch_sam_pysam), repeat)
-    mine = best(lambda: touch_sam_ours(parts, prefetch), repeat)
-    assert mine[2] == theirs[2] == records, (mine[2], theirs[2], records)
-    what = "name, CIGAR, sequence, qualities, position"
-    rows = compare("SAM read, S3", "records", records, mine, theirs,
-                   f"{len(parts)} partitions from S3, {what}",
-                   f"pysam, whole object fetched to a local file, {what}")  # fmt: skip
-    theirs = best(lambda: touch_sam_pysam(local), repeat)
-    mine = best(lambda: touch_sam_ours(local_parts, prefetch), repeat)
-    assert mine[2] == theirs[2] == records
-    rows += compare("SAM read, local file", "records", records, mine, theirs,
-                    f"{len(local_parts)} partitions, {what}", f"pysam, {what}")  # fmt: skip
-    every = "all 11 fields and the tags"
-    theirs = best(fetched(url, ".sam", touch_sam_pysam_all), repeat)
-    mine = best(lambda: touch_sam_arrow(parts, prefetch), repeat)
-    assert mine[2] == theirs[2] == records
-    rows += compare("SAM as Arrow, S3", "records", records, mine, theirs,
-                    f"{len(parts)} partitions from S3, read(as_arrow=True): {every} as columns",
-                    f"pysam, whole object fetched to a local file, {every} touched")  # fmt: skip
-    theirs = best(lambda: touch_sam_pysam_all(local), repeat)
-    mine = best(lambda: touch_sam_arrow(local_parts, prefetch), repeat)
-    assert mine[2] == theirs[2] == records
-    rows += compare("SAM as Arrow, local file", "records", records, mine, theirs,
-                    f"{len(local_parts)} partitions, read(as_arrow=True): {every} as columns",
-                    f"pysam, {every} touched")  # fmt: skip
+    what, every = "name, CIGAR, sequence, qualities, position", "all 11 fields and the tags"
+    cases = [  # (measure, case, ours, our partitions, pysam's, what each side does)
+        ("SAM read, S3", "records", touch_sam_ours, parts, fetched(url, ".sam", touch_sam_pysam),
+         f"{len(parts)} partitions from S3, {what}",
+         f"pysam, whole object fetched to a local file, {what}"),
+        ("SAM read, local file", "records", touch_sam_ours, local_parts,
+         lambda: touch_sam_pysam(local), f"{len(local_parts)} partitions, {what}",
+         f"pysam, {what}"),
+        ("SAM as Arrow, S3", "records", touch_sam_arrow, parts,
+         fetched(url, ".sam", touch_sam_pysam_all),
+         f"{len(parts)} partitions from S3, read(as_arrow=True): {every} as columns",
+         f"pysam, whole object fetched to a local file, {every} touched"),
+        ("SAM as Arrow, local file", "records", touch_sam_arrow, local_parts,
+         lambda: touch_sam_pysam_all(local),
+         f"{len(local_parts)} partitions, read(as_arrow=True): {every} as columns",
+         f"pysam, {every} touched"),
+    ]  # fmt: skip
+    rows = []
+    for measure, case, ours, ours_parts, peer, ours_note, peer_note in cases:
+        theirs = best(peer, repeat)
+        mine = best(lambda f=ours, p=ours_parts: f(p, prefetch), repeat)
+        assert mine[2] == theirs[2] == records, (measure, mine[2], theirs[2], records)
+        rows += compare(measure, case, records, mine, theirs, ours_note, peer_note)
     return rows, plans
 
 

@@ -513,3 +513,19 @@ def who(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
         monkeypatch.setenv("AIFDATA_GROUPS", ",".join(groups))
 
     return act_as
+
+
+@pytest.fixture
+def range_reads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """The ``[start, end)`` of every range a RangeSource reads from now on, in order."""
+    from aifdata.formats import _base
+
+    seen: list[tuple[int, int]] = []
+    read = _base.RangeSource.read
+
+    def counted(self: _base.RangeSource, start: int, end: int) -> bytes:
+        seen.append((start, end))
+        return read(self, start, end)
+
+    monkeypatch.setattr(_base.RangeSource, "read", counted)
+    return seen

@@ -11,21 +11,11 @@ pq = pytest.importorskip("pyarrow.parquet")
 
 from aifdata import FormatError  # noqa: E402
 from aifdata.formats import Partition, get, partition, read_all  # noqa: E402
-from aifdata.formats import _base as base  # noqa: E402
 
 
 @pytest.fixture
-def requests(monkeypatch):
-    """The ``[start, end)`` of every range read, in order."""
-    seen: list[tuple[int, int]] = []
-    read = base.RangeSource.read
-
-    def counted(self, start, end):  # type: ignore[no-untyped-def]
-        seen.append((start, end))
-        return read(self, start, end)
-
-    monkeypatch.setattr(base.RangeSource, "read", counted)
-    return seen
+def requests(range_reads):
+    return range_reads
 
 
 def write(tmp_path, groups: int = 8, rows: int = 1000) -> tuple[str, pa.Table]:

@@ -6,7 +6,6 @@ import pytest
 
 from aifdata.connectors._s3_native import FIRST_REQUEST
 from aifdata.formats import BLOCK_BYTES, partition, read_all
-from aifdata.formats import _base as base
 
 
 def test_a_block_is_at_most_one_request_of_the_s3_connector():
@@ -15,19 +14,13 @@ def test_a_block_is_at_most_one_request_of_the_s3_connector():
     assert BLOCK_BYTES <= FIRST_REQUEST
 
 
-def test_a_long_run_of_partitions_is_read_in_blocks_of_that_size(tmp_path, monkeypatch):
+def test_a_long_run_of_partitions_is_read_in_blocks_of_that_size(tmp_path, range_reads):
     pytest.importorskip("pyarrow")
     path = tmp_path / "lines.jsonl"
     path.write_bytes(b'{"a": 1, "b": "xyz"}\n' * (BLOCK_BYTES * 5 // 2 // 21))
     parts = partition(str(path), n=7)
-    seen: list[tuple[int, int]] = []
-    read = base.RangeSource.read
-
-    def counted(self, start, end):  # type: ignore[no-untyped-def]
-        seen.append((start, end))
-        return read(self, start, end)
-
-    monkeypatch.setattr(base.RangeSource, "read", counted)
+    seen = range_reads
+    seen.clear()
     rows = sum(t.num_rows for _, t in read_all(parts, as_arrow=True))
     assert rows == BLOCK_BYTES * 5 // 2 // 21
     assert len(seen) == 3 and all(b - a <= BLOCK_BYTES for a, b in seen)

@@ -479,7 +479,7 @@ def check_names(source: RangeSource, index: Index, declared: tuple[str, ...]) ->
     (all of them, for a header without ``##contig`` lines) must be of that contig."""
     firsts = []
     for name, ref in zip(index.names, index.refs, strict=False):
-        starts = [a for b, chunks in ref.bins.items() if b != index.pseudo_bin for a, _ in chunks]
+        starts = [a for a, _ in index.chunks(ref)]
         if name not in declared and starts:
             firsts.append((name, min(starts)))
     if firsts:
