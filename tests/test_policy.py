@@ -422,3 +422,14 @@ def test_a_catalog_made_after_the_filesystem_is_still_enforced(
     who("mallory")
     with pytest.raises(aifdata.AccessDenied):
         fs.cat_file("both/run42/reads.fq")
+
+
+@pytest.mark.unit
+def test_acting_as_names_the_principal_of_its_context_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aifdata.catalog import Principal, acting_as, current_principal, current_user
+
+    monkeypatch.setenv("AIFDATA_USER", "process-user")
+    with acting_as(Principal("alice", ("lab",))) as who:
+        assert current_principal() is who
+        assert current_user() == "alice"
+    assert current_user() == "process-user"

@@ -5,7 +5,14 @@ from ._catalog import Catalog, named_catalog, open_dataset, split_ref
 from ._lineage import LineageNode, RunRecord
 from ._openlineage import events_for as openlineage_events_of
 from ._openlineage import send as send_openlineage
-from ._policy import PRIVILEGES, Grant, Principal, current_principal, current_user
+from ._policy import (
+    PRIVILEGES,
+    Grant,
+    Principal,
+    acting_as,
+    current_principal,
+    current_user,
+)
 from ._records import Dataset, FileRecord
 from ._search import SearchHit
 from ._store import catalogs_opened, filesystem_type, is_network_filesystem
@@ -24,6 +31,7 @@ __all__ = [
     "RunRecord",
     "SearchHit",
     "VerifyReport",
+    "acting_as",
     "catalogs_opened",
     "current_principal",
     "current_user",

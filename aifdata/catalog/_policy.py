@@ -29,6 +29,8 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from functools import cached_property, lru_cache
@@ -44,8 +46,16 @@ _RANK = {name: rank for rank, name in enumerate(PRIVILEGES)}
 EVERYONE = "*"
 
 
+#: The principal a service request acts as (:func:`acting_as`); ``None`` outside one.
+_acting: ContextVar[Principal | None] = ContextVar("aifdata_acting_principal", default=None)
+
+
 def current_user() -> str:
-    """The acting user: ``$AIFDATA_USER``, else the OS user."""
+    """The acting user: the principal of :func:`acting_as`, else ``$AIFDATA_USER``, else the
+    OS user."""
+    acting = _acting.get()
+    if acting is not None:
+        return acting.user
     return os.environ.get("AIFDATA_USER") or _os_user()
 
 
@@ -92,7 +102,11 @@ class Principal:
 
 
 def current_principal() -> Principal:
-    """The principal of this process (see the module docstring)."""
+    """The principal acting now: the one :func:`acting_as` set in this context (a
+    service's request), else this process's (see the module docstring)."""
+    acting = _acting.get()
+    if acting is not None:
+        return acting
     environ = os.environ
     return _principal(environ.get("AIFDATA_USER"), environ.get("AIFDATA_GROUPS"), os.getuid())
 
@@ -108,6 +122,21 @@ def _principal(named: str | None, explicit: str | None, uid: int) -> Principal:
     else:
         groups = ()
     return Principal(user, groups)
+
+
+@contextmanager
+def acting_as(principal: Principal) -> Iterator[Principal]:
+    """Act as ``principal`` in this context (a thread, an asyncio task) until the block
+    ends: every grant check and audit row names it, whatever the environment says.
+
+    A service sets it per request from the caller's token; the process's own
+    ``$AIFDATA_USER`` never leaks into a request.
+    """
+    token = _acting.set(principal)
+    try:
+        yield principal
+    finally:
+        _acting.reset(token)
 
 
 def parse_principal(text: str) -> str:
