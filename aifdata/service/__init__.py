@@ -3,3 +3,20 @@ presigned URLs, and a web page) and ``aifdata mcp`` (a Model Context Protocol se
 
 Every request acts as its token's principal (:func:`aifdata.catalog.acting_as`), with
 the same grants and audit as the library."""
+
+from ._app import build_app
+from ._calls import TOKEN_COOKIE, Call, Caller, Service, api_route, token_of
+from ._responses import error_response
+from ._settings import ServiceSettings
+
+__all__ = [
+    "TOKEN_COOKIE",
+    "Call",
+    "Caller",
+    "Service",
+    "ServiceSettings",
+    "api_route",
+    "build_app",
+    "error_response",
+    "token_of",
+]
