@@ -159,9 +159,9 @@ def list_tokens(catalog: Catalog, principal: str | None = None) -> list[ApiToken
     who = current_principal()
     if not catalog.policy().is_admin(who):
         principal = str(who)
-    query, args = "SELECT * FROM tokens", ()
+    query, args = "SELECT * FROM tokens", []
     if principal is not None:
-        query, args = query + " WHERE principal = ?", (parse_principal(principal),)
+        query, args = query + " WHERE principal = ?", [parse_principal(principal)]
     rows = catalog.conn.execute(query + " ORDER BY created DESC, id", args).fetchall()
     return [_row(r) for r in rows]
 
