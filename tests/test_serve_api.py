@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import threading
 
 import httpx
@@ -119,7 +120,7 @@ def test_partitions_are_the_format_plan(client, world):
     assert {p["format"] for p in parts} == {"fastq"}
     spans = [(p["spec"]["start"], p["spec"]["end"]) for p in parts]
     assert spans[0][0] == 0 and spans[-1][1] == len(READS)
-    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
     by_size = get(client, world, "alice", "partitions", path="aif://both/run42/reads.fq",
                   target_bytes=str(len(READS) // 2)).json()["partitions"]  # fmt: skip
     assert len(by_size) == 2
@@ -158,7 +159,7 @@ def test_an_unknown_endpoint_is_json_404(client, world):
 
 
 @pytest.mark.parametrize(
-    "endpoint, params, words",
+    ("endpoint", "params", "words"),
     [
         ("dataset", {}, "parameter 'name' is missing"),
         ("dataset", {"name": "genomics/run42", "version": "x"}, "whole number from 1"),
