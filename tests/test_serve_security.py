@@ -230,6 +230,20 @@ def test_a_bad_token_gets_one_401_whatever_it_asks(client, world, bad_tokens):
     assert bodies == {'{"error":{"type":"InvalidToken","message":"invalid or expired token"}}'}
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": ""}, {"Authorization": "Bearer"}, {"Authorization": "Bearer  "},
+     {"Authorization": "Basic Ym9iOmJvYg=="}, {"Authorization": "Token aif_x"},
+     {"Cookie": "aifdata_token="}],
+    ids=["none", "empty", "bearer-alone", "bearer-blank", "basic", "other-scheme", "empty-cookie"],
+)  # fmt: skip
+def test_no_token_is_no_access(client, headers):
+    for target in TARGETS:
+        response = client.get(f"{API}/{target}", headers=headers)
+        assert response.status_code == 401, (target, response.text)
+        assert response.json()["error"]["type"] == "InvalidToken"
+
+
 def test_a_bad_token_in_the_cookie_is_refused_alike(world, bad_tokens):
     client = TestClient(build_app(world.catalog, ServiceSettings(rate_per_token=1e6,
                                                                  burst=10**6)))  # fmt: skip
