@@ -9,6 +9,7 @@ from ._copy import CopiedFile, copy, url_to_fs
 from ._errors import (
     AccessDenied,
     AifDataError,
+    BadArgument,
     BadName,
     BadURL,
     CatalogError,
@@ -34,6 +35,7 @@ __all__ = [
     "AccessDenied",
     "AifDataError",
     "AifFileSystem",
+    "BadArgument",
     "BadName",
     "BadURL",
     "Catalog",

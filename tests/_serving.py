@@ -19,11 +19,20 @@ lab/aXYZb           carol    nobody (what a LIKE-style ``%`` would let bob see)
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 import aifdata
 from aifdata import Catalog, lineage
+from aifdata._seaweedfs import free_ports
 from aifdata.catalog import Principal, acting_as, create_token
 
 READS = b"".join(b"@r%d\nACGTACGT\n+\nIIIIIIII\n" % i for i in range(200))
@@ -84,3 +93,71 @@ def make_world(root: Path) -> World:
         for user in ("boss", "alice", "bob", "carol"):
             world.tokens[user] = create_token(catalog, f"user:{user}", label="test").text
     return world
+
+
+def world_toml(world: World, service: str = "") -> str:
+    """The world's mount table as a config file, with ``service`` as its ``[service]`` table."""
+    text = f"""
+[mounts.both]
+read_order = ["pfs", "archive"]
+write_tier = "archive"
+[mounts.both.pfs]
+path = "{world.root / "pfs"}"
+[mounts.both.archive]
+kind = "pfs"
+path = "{world.root / "archive"}"
+"""
+    return text + (f"\n[service]\n{service}\n" if service else "")
+
+
+@dataclass
+class Server:
+    """``aifdata serve`` running as a process on a loopback port."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@contextlib.contextmanager
+def serving(world: World, service: str = "", user: str = "boss") -> Iterator[Server]:
+    """Run ``aifdata serve`` over the world's catalog, as the OS-level ``user`` (what
+    ``$AIFDATA_USER`` says in the server process), until the block ends."""
+    (port,) = free_ports(1)
+    config = world.root / "serve.toml"
+    config.write_text(world_toml(world, service))
+    log = world.root / f"serve-{port}.log"
+    env = {**os.environ, "AIFDATA_USER": user, "AIFDATA_GROUPS": "",
+           "AIFDATA_CONFIG": str(config)}  # fmt: skip
+    argv = [sys.executable, "-m", "aifdata", "serve", "--port", str(port),
+            "--catalog", str(world.catalog.path)]  # fmt: skip
+    with open(log, "wb") as out:
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+    server = Server(process, f"http://127.0.0.1:{port}", log)
+    try:
+        _wait_until_up(server)
+        yield server
+    finally:
+        server.stop()
+
+
+def _wait_until_up(server: Server, patience: float = 60.0) -> None:
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"aifdata serve exited: {server.log.read_text()}")
+        try:
+            httpx.get(f"{server.url}/api/v1/whoami", timeout=2.0)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError(f"aifdata serve did not answer in {patience} s: {server.log.read_text()}")

@@ -22,7 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from .._errors import AccessDenied, BadName, InvalidToken, NotFound
+from .._errors import AccessDenied, BadArgument, BadName, InvalidToken, NotFound
+from .._units import parse_duration
 from ._catalog import Catalog
 from ._policy import Principal, current_principal, parse_principal
 from ._store import write_transaction
@@ -87,14 +88,18 @@ def create_token(
     *,
     groups: Iterable[str] = (),
     label: str = "",
-    expires_in: float | None = None,
+    expires_in: float | str | None = None,
 ) -> IssuedToken:
     """Make a token acting as ``principal`` (``user:NAME`` or ``NAME``) with ``groups``,
-    valid for ``expires_in`` seconds (None: until revoked). Audited."""
+    valid for ``expires_in`` (seconds, or ``"12h"``, ``"30d"``; None: until revoked).
+    Audited."""
     named = _user_principal(principal)
     member_of = _groups(groups)
-    if expires_in is not None and not expires_in > 0:
-        raise BadName(f"a token's lifetime must be above 0 seconds, got {expires_in!r}")
+    if expires_in is not None:
+        try:
+            expires_in = parse_duration(expires_in)
+        except ValueError as exc:
+            raise BadArgument(f"a token's lifetime: {exc}") from None
     _require_maker(catalog, named, member_of)
     who, now = current_principal(), time.time()
     token_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)

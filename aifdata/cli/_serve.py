@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from .._units import parse_duration
 from ..catalog import ApiToken, create_token, list_tokens, revoke_token
 from ._app import app, state
 from ._options import CatalogOption, JsonFlag, open_catalog, print_json
@@ -38,15 +37,6 @@ def serve(
     uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning")
 
 
-def _expiry(text: str | None) -> float | None:
-    if text is None or text.strip().lower() in ("never", "none"):
-        return None
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise typer.BadParameter(f"--expires: {exc}") from None
-
-
 def _when(stamp: float | None) -> str:
     if stamp is None:
         return "never"
@@ -69,7 +59,7 @@ def create(
     """Make a token (admins: for anyone; users: for themselves). Prints its secret once."""
     made = create_token(
         open_catalog(catalog), principal, groups=group or (), label=label,
-        expires_in=_expiry(expires),
+        expires_in=None if expires in (None, "never") else expires,
     )  # fmt: skip
     if as_json:
         print_json({**made.token.as_dict(), "token": made.text})

@@ -1,0 +1,123 @@
+"""``aifdata serve`` as a real uvicorn process on a loopback port, driven over HTTP."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from aifdata.catalog import Principal, acting_as, create_token
+from aifdata.cli import main
+
+from ._serving import READABLE_BY_BOB, make_world, serving, world_toml
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return make_world(tmp_path_factory.mktemp("serve-process"))
+
+
+@pytest.fixture(scope="module")
+def server(world):
+    with serving(world, "rate_per_token = 1000\nburst = 1000") as running:
+        yield running
+
+
+def get(server, world, user, target, token=None):
+    headers = {"Authorization": f"Bearer {token or world.tokens[user]}"}
+    return httpx.get(f"{server.url}/api/v1/{target}", headers=headers, timeout=30)
+
+
+def test_the_endpoints_answer_over_http(server, world):
+    assert get(server, world, "bob", "whoami").json()["principal"] == "user:bob"
+    assert get(server, world, "bob", "datasets").json()["datasets"] == sorted(READABLE_BY_BOB)
+    body = get(server, world, "alice", "dataset?name=genomics/run42").json()
+    assert body["files"][0]["served_by"] == "archive"
+    parts = get(server, world, "alice", "partitions?path=aif://both/run42/reads.fq&n=3").json()
+    assert len(parts["partitions"]) == 3
+    assert get(server, world, "bob", "dataset?name=climate/x").status_code == 404
+    assert get(server, world, "bob", "audit").status_code == 403
+
+
+def test_the_audit_names_the_token_not_the_servers_user(server, world):
+    """The server runs with ``$AIFDATA_USER=boss`` (an admin): bob's refused request is
+    recorded as bob's, and bob gets bob's answer."""
+    assert get(server, world, "bob", "dataset?name=climate/x").status_code == 404
+    assert get(server, world, "bob", "where?path=aif://both/climate/x/t.csv").status_code == 403
+    rows = get(server, world, "boss", "audit?limit=2").json()["audit"]
+    assert [(r["principal"], r["allowed"]) for r in rows] == [("user:bob", 0)] * 2
+    assert {r["target"] for r in rows} == {"climate/x", "aif://both/climate/x/t.csv"}
+
+
+def test_a_token_revoked_with_the_cli_fails_on_the_next_request(server, world, monkeypatch):
+    with acting_as(Principal("boss")):
+        made = create_token(world.catalog, "bob", label="revoke me")
+    assert get(server, world, "bob", "whoami", token=made.text).status_code == 200
+    monkeypatch.setenv("AIFDATA_USER", "bob")  # bob revokes his own token
+    catalog = str(world.catalog.path)
+    assert main(["token", "revoke", made.token.id, "--catalog", catalog]) == 0
+    refused = get(server, world, "bob", "whoami", token=made.text)
+    assert refused.status_code == 401
+    assert refused.json() == {
+        "error": {"type": "InvalidToken", "message": "invalid or expired token"}
+    }
+
+
+def test_an_expired_token_is_refused(server, world):
+    with acting_as(Principal("boss")):
+        made = create_token(world.catalog, "bob", expires_in="1h")
+    assert get(server, world, "bob", "whoami", token=made.text).status_code == 200
+    with world.catalog.conn:  # an hour later
+        world.catalog.conn.execute(
+            "UPDATE tokens SET expires = created - 1 WHERE id = ?", (made.token.id,)
+        )
+    assert get(server, world, "bob", "whoami", token=made.text).status_code == 401
+
+
+def test_sixteen_clients_at_once_each_see_their_own_grants(server, world):
+    users = ["alice", "bob", "carol", "boss"] * 8
+    with acting_as(Principal("boss")):
+        everything = world.catalog.datasets()
+
+    def ask(user):
+        return user, get(server, world, user, "datasets").json()["datasets"]
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(ask, users))
+    for user, names in answers:
+        if user == "bob":
+            assert names == sorted(READABLE_BY_BOB)
+        elif user == "boss":
+            assert names == everything
+        else:
+            assert "climate/x" in names if user == "carol" else "climate/x" not in names
+
+
+def test_the_service_table_sets_the_limits(world):
+    with serving(world, "rate_per_token = 0.01\nburst = 2\nmax_request_bytes = 1000") as server:
+        headers = {"Authorization": f"Bearer {world.tokens['carol']}"}
+        url = f"{server.url}/api/v1/whoami"
+        assert [httpx.get(url, headers=headers).status_code for _ in range(2)] == [200, 200]
+        limited = httpx.get(url, headers=headers)
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+        big = httpx.post(url, headers=headers, content=b"x" * 2000)
+        assert big.status_code == 413
+        assert big.json()["error"]["message"] == "request body larger than 1,000 bytes"
+
+
+def test_a_bad_service_table_stops_serve_with_one_line(world, tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text(world_toml(world, "rate_per_token = 0\n"))
+    done = subprocess.run(
+        [sys.executable, "-m", "aifdata", "--config", str(config), "serve", "--catalog",
+         str(world.catalog.path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 5
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("aifdata: error: ") and "service.rate_per_token" in line
