@@ -264,6 +264,28 @@ def test_a_revoked_token_stops_working_at_once(client, world):
     assert client.get(f"{API}/whoami", headers=headers).status_code == 401
 
 
+def test_a_cookie_alone_changes_nothing(world):
+    """A page on another site can make a browser send the cookie, not a header: a request
+    that is not GET needs X-Requested-With with the cookie (not with a Bearer token)."""
+    from aifdata.service import api_route
+
+    def change(call):
+        return {"changed": True}
+
+    route = api_route(f"{API}/change", change, methods=["POST"])
+    app = build_app(world.catalog, ServiceSettings(), extra_routes=[route])
+    client = TestClient(app)
+    client.cookies.set("aifdata_token", world.tokens["alice"])
+    refused = client.post(f"{API}/change")
+    assert refused.status_code == 403 and "X-Requested-With" in refused.text
+    assert client.post(f"{API}/change", headers={"X-Requested-With": "aifdata"}).json() == {
+        "changed": True
+    }
+    assert client.get(f"{API}/whoami").status_code == 200
+    client.cookies.clear()
+    assert client.post(f"{API}/change", headers=world.headers("alice")).status_code == 200
+
+
 # -- hidden and missing datasets ---------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 from typing import Annotated
 
 import typer
@@ -32,7 +33,10 @@ def serve(
     from ..service import ServiceSettings, build_app
 
     settings = ServiceSettings.from_config(state.config, host=host, port=port)
-    application = build_app(open_catalog(catalog), settings)
+    served = open_catalog(catalog)
+    if catalog is not None:  # aif:// URLs opened in this process (partition plans) use it too
+        os.environ["AIFDATA_CATALOG"] = str(served.path)
+    application = build_app(served, settings)
     typer.echo(f"aifdata serve: http://{settings.host}:{settings.port}/api/v1/", err=True)
     uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning")
 

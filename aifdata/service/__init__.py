@@ -5,11 +5,22 @@ Every request acts as its token's principal (:func:`aifdata.catalog.acting_as`),
 the same grants and audit as the library."""
 
 from ._app import build_app
-from ._calls import TOKEN_COOKIE, Call, Caller, Service, api_route, token_of
+from ._calls import (
+    CSRF_HEADER,
+    CSRF_VALUE,
+    TOKEN_COOKIE,
+    Call,
+    Caller,
+    Service,
+    api_route,
+    token_of,
+)
 from ._responses import error_response
 from ._settings import ServiceSettings
 
 __all__ = [
+    "CSRF_HEADER",
+    "CSRF_VALUE",
     "TOKEN_COOKIE",
     "Call",
     "Caller",

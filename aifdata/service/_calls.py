@@ -4,7 +4,9 @@ Every request names an API token (``Authorization: Bearer aif_...``, or the cook
 ``aifdata_token`` that the web page sets). Its work runs in a worker thread, inside
 :func:`~aifdata.catalog.acting_as` the token's principal (set in that thread, not copied
 from the event loop's context), so each grant check and audit row names the token's
-principal, never the server process's ``$AIFDATA_USER``.
+principal, never the server process's ``$AIFDATA_USER``. A request that changes something
+(not GET, HEAD or OPTIONS) with the cookie's token must also send ``X-Requested-With:
+aifdata``, which a page on another site cannot make a browser send.
 
 Endpoints are plain functions of a :class:`Call` (see :func:`api_route`); another module
 adds its own by passing :func:`api_route` routes (or any Starlette routes) to
@@ -25,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .._errors import BadArgument, InvalidToken, RequestTimeout
+from .._errors import AccessDenied, BadArgument, InvalidToken, RequestTimeout
 from .._filesystem import MountedFileSystem
 from ..catalog import ApiToken, Catalog, Principal, acting_as, authenticate
 from ._limits import RateLimiter
@@ -36,6 +38,11 @@ T = TypeVar("T")
 
 #: The cookie the web page keeps the token in.
 TOKEN_COOKIE = "aifdata_token"
+#: The header a request that changes something must send when its token is the cookie: a
+#: page on another site can make a browser send the cookie, but not this header.
+CSRF_HEADER = "X-Requested-With"
+CSRF_VALUE = "aifdata"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: What a request without a token is told.
 NO_TOKEN = f"no token: send 'Authorization: Bearer <token>' (or the {TOKEN_COOKIE} cookie)"
 
@@ -80,6 +87,11 @@ class Service:
         """Run ``work(caller)`` in a worker thread as the request's caller, within the
         request timeout."""
         token, client = token_of(request), request.client.host if request.client else ""
+        if _forgeable(request):
+            raise AccessDenied(
+                f"a {request.method} request with the {TOKEN_COOKIE} cookie must send"
+                f" '{CSRF_HEADER}: {CSRF_VALUE}' (the web page's scripts do)"
+            )
 
         def run() -> T:
             caller = self.identify(token, client)
@@ -114,6 +126,14 @@ def token_of(request: Request) -> str | None:
         scheme, _, value = header.strip().partition(" ")
         return value.strip() if scheme.lower() == "bearer" else ""
     return request.cookies.get(TOKEN_COOKIE)
+
+
+def _forgeable(request: Request) -> bool:
+    """Whether a request changes something on the strength of the cookie alone (which
+    another site's page can make a browser send)."""
+    by_cookie = "authorization" not in request.headers and TOKEN_COOKIE in request.cookies
+    unsafe = request.method not in SAFE_METHODS
+    return by_cookie and unsafe and request.headers.get(CSRF_HEADER) != CSRF_VALUE
 
 
 @dataclass(frozen=True)
