@@ -34,6 +34,7 @@ import aifdata
 from aifdata import Catalog, lineage
 from aifdata._seaweedfs import free_ports
 from aifdata.catalog import Principal, acting_as, create_token
+from aifdata.catalog._store import write_transaction
 
 READS = b"".join(b"@r%d\nACGTACGT\n+\nIIIIIIII\n" % i for i in range(200))
 CSV = b"t,v\n1,2\n3,4\n"
@@ -93,6 +94,12 @@ def make_world(root: Path) -> World:
         for user in ("boss", "alice", "bob", "carol"):
             world.tokens[user] = create_token(catalog, f"user:{user}", label="test").text
     return world
+
+
+def expire(catalog: Catalog, token_id: str) -> None:
+    """Make a token's expiry a moment before it was made (as if its lifetime had passed)."""
+    with write_transaction(catalog.conn) as conn:
+        conn.execute("UPDATE tokens SET expires = created - 1 WHERE id = ?", (token_id,))
 
 
 def world_toml(world: World, service: str = "") -> str:

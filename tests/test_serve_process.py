@@ -12,7 +12,7 @@ import pytest
 from aifdata.catalog import Principal, acting_as, create_token
 from aifdata.cli import main
 
-from ._serving import READABLE_BY_BOB, make_world, serving, world_toml
+from ._serving import READABLE_BY_BOB, expire, make_world, serving, world_toml
 
 pytestmark = pytest.mark.e2e
 
@@ -72,10 +72,7 @@ def test_an_expired_token_is_refused(server, world):
     with acting_as(Principal("boss")):
         made = create_token(world.catalog, "bob", expires_in="1h")
     assert get(server, world, "bob", "whoami", token=made.text).status_code == 200
-    with world.catalog.conn:  # an hour later
-        world.catalog.conn.execute(
-            "UPDATE tokens SET expires = created - 1 WHERE id = ?", (made.token.id,)
-        )
+    expire(world.catalog, made.token.id)  # an hour later
     assert get(server, world, "bob", "whoami", token=made.text).status_code == 401
 
 

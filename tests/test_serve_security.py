@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 from aifdata.catalog import Principal, acting_as, revoke_token
 from aifdata.service import ServiceSettings, build_app
 
-from ._serving import HIDDEN_FROM_BOB, READABLE_BY_BOB, make_world
+from ._serving import HIDDEN_FROM_BOB, READABLE_BY_BOB, expire, make_world
 
 API = "/api/v1"
 #: What a response to bob must never hold: the hidden datasets' owners and files.
@@ -194,10 +194,7 @@ def bad_tokens(world):
         expired = create_token(world.catalog, "bob", expires_in=3600)
         revoked = create_token(world.catalog, "bob")
         revoke_token(world.catalog, revoked.token.id)
-    with world.catalog.conn:
-        world.catalog.conn.execute(
-            "UPDATE tokens SET expires = created - 1 WHERE id = ?", (expired.token.id,)
-        )
+    expire(world.catalog, expired.token.id)
     bob = world.tokens["bob"]
     bob_id, bob_secret = bob.split("_", 2)[1:]
     alice_secret = world.tokens["alice"].split("_", 2)[2]

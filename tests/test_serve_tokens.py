@@ -18,6 +18,8 @@ from aifdata.catalog import (
 )
 from aifdata.catalog._tokens import INVALID
 
+from ._serving import expire
+
 
 @pytest.fixture
 def catalog(tmp_path):
@@ -98,8 +100,7 @@ def test_an_expired_token_is_refused(catalog):
     with as_user("boss"):
         made = create_token(catalog, "alice", expires_in=3600)
     assert authenticate(catalog, made.text)
-    with catalog.conn:  # an hour later
-        catalog.conn.execute("UPDATE tokens SET expires = created - 1")
+    expire(catalog, made.token.id)  # an hour later
     with pytest.raises(InvalidToken, match=f"^{INVALID}$"):
         authenticate(catalog, made.text)
     assert "expired" in refusals(catalog)[0]["target"]
@@ -110,9 +111,7 @@ def test_every_failure_reads_the_same_and_the_audit_says_why(catalog):
         alice, bob = create_token(catalog, "alice"), create_token(catalog, "bob", expires_in=60)
         revoked = create_token(catalog, "carol")
         revoke_token(catalog, revoked.token.id)
-    with catalog.conn:
-        catalog.conn.execute("UPDATE tokens SET expires = created - 1 WHERE id = ?",
-                             (bob.token.id,))  # fmt: skip
+    expire(catalog, bob.token.id)
     tries = {
         "malformed": "not-a-token",
         "no such token": f"aif_{'0' * 16}_{secret_of(alice.text)}",
