@@ -291,3 +291,14 @@ def test_the_audit_names_the_tokens_principal_not_the_servers(client, world, mon
 def test_a_file_served_is_the_one_the_catalog_checksummed(client, world):
     body = get(client, world, "carol", "dataset", name="climate/x").json()
     assert body["files"][0]["checksum"] == "sha256:" + hashlib.sha256(CSV).hexdigest()
+
+
+def test_a_file_no_tier_holds_is_listed_served_by_none(client, world):
+    (world.root / "archive" / "climate" / "x" / "t.csv").unlink()
+    body = get(client, world, "carol", "dataset", name="climate/x").json()
+    assert body["files"][0]["served_by"] is None and body["files"][0]["size"] == len(CSV)
+
+
+def test_files_are_listed_up_to_the_limit_asked(client, world):
+    body = get(client, world, "alice", "dataset", name="genomics/run42", files="0").json()
+    assert body["files"] == [] and body["file_count"] == 1
