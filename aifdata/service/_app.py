@@ -1,5 +1,9 @@
-"""The ASGI application of ``aifdata serve``: the JSON endpoints of :mod:`._api`, the body
-limit, and JSON for what no route answers."""
+"""The ASGI application of ``aifdata serve``: the JSON endpoints, the body limit, and JSON
+for what no route answers.
+
+A group of endpoints is one module with a ``ROUTES`` list of :func:`~._calls.api_route`
+routes (``_api``: the catalog's read endpoints), named once in :data:`ROUTES` here.
+"""
 
 from __future__ import annotations
 
@@ -14,11 +18,14 @@ from starlette.routing import BaseRoute
 
 from .._errors import NotFound
 from ..catalog import Catalog
-from ._api import ROUTES
+from . import _api
 from ._calls import Service
 from ._limits import BodyLimit
 from ._responses import error_response
 from ._settings import ServiceSettings
+
+#: The service's own endpoints, a module's ``ROUTES`` at a time.
+ROUTES: tuple[BaseRoute, ...] = (*_api.ROUTES,)
 
 
 async def _no_endpoint(request: Request, exc: Exception) -> Response:
