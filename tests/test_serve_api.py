@@ -302,3 +302,17 @@ def test_a_file_no_tier_holds_is_listed_served_by_none(client, world):
 def test_files_are_listed_up_to_the_limit_asked(client, world):
     body = get(client, world, "alice", "dataset", name="genomics/run42", files="0").json()
     assert body["files"] == [] and body["file_count"] == 1
+
+
+def test_the_service_package_exports_a_complete_all():
+    import inspect
+
+    import aifdata.service as service
+
+    assert len(service.__all__) == len(set(service.__all__))  # kept in order by ruff (RUF022)
+    public = {
+        name
+        for name, value in vars(service).items()
+        if not name.startswith("_") and (inspect.isclass(value) or inspect.isfunction(value))
+    }
+    assert public <= set(service.__all__)
