@@ -176,3 +176,16 @@ def test_create_and_revoke_are_audited_with_who_did_it(catalog):
     actions = [(r["action"], r["principal"], r["allowed"]) for r in rows[:2]]
     assert actions == [("token-revoke", "user:boss", 1), ("token-create", "user:boss", 1)]
     assert made.token.id in rows[0]["target"] and "user:alice" in rows[1]["target"]
+
+
+def test_a_parquet_snapshot_holds_no_token(catalog, tmp_path):
+    """Snapshots are published for workers: tokens (even hashed) stay in the catalog."""
+    with as_user("boss"):
+        made = create_token(catalog, "alice")
+        catalog.export(str(tmp_path / "snapshot"))
+    stored = catalog.conn.execute("SELECT secret_hash FROM tokens").fetchone()[0]
+    written = list((tmp_path / "snapshot").iterdir())
+    assert written and not any("token" in p.name for p in written)
+    for path in written:
+        data = path.read_bytes()
+        assert stored.encode() not in data and made.token.id.encode() not in data
