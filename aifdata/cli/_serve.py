@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import os
 from typing import Annotated
 
@@ -38,6 +39,12 @@ def serve(
         os.environ["AIFDATA_CATALOG"] = str(served.path)
     application = build_app(served, settings)
     typer.echo(f"aifdata serve: http://{settings.host}:{settings.port}/api/v1/", err=True)
+    if not _loopback(settings.host):
+        typer.echo(
+            f"aifdata serve: {settings.host} is reachable from other machines and tokens travel"
+            " in plain HTTP: put a TLS proxy in front of it",
+            err=True,
+        )
     uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning")
 
 
@@ -45,6 +52,13 @@ def _when(stamp: float | None) -> str:
     if stamp is None:
         return "never"
     return datetime.datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M")
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 @token_app.command("create")
