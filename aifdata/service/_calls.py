@@ -164,6 +164,7 @@ class Call:
         return values[0]
 
     def optional(self, name: str, max_chars: int = 1024) -> str | None:
+        """The query parameter ``name``, None when missing or empty."""
         return self.text(name, "", max_chars) or None
 
     def integer(self, name: str, default: int | None, low: int, high: int) -> int | None:
@@ -171,7 +172,7 @@ class Call:
         text = self.text(name, "", 20)
         if not text:
             return default
-        if not text.isdigit() or not low <= int(text) <= high:
+        if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
             raise BadArgument(
                 f"parameter {name!r} must be a whole number from {low} to {high}, got {text!r}"
             )
