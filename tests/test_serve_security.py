@@ -14,6 +14,8 @@ dataset is hidden from him.
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from aifdata.catalog import Principal, acting_as, revoke_token
@@ -326,3 +328,53 @@ def test_the_audit_row_names_the_tokens_principal(client, world, monkeypatch, ta
         rows = [r for r in world.catalog.audit_log(50) if r["id"] > before]
     assert rows and {r["principal"] for r in rows} == {"user:bob"}
     assert all(r["allowed"] == 0 for r in rows)
+
+
+# -- whatever bob types ------------------------------------------------------------------
+
+#: Characters an attacker reaches for first, mixed with the names of hidden datasets.
+_PIECES = st.sampled_from(
+    ["*", "?", "[", "]", "!", "..", ".", "/", "%", "_", "%2A", "%2e", "%2F", "%25", "\\",
+     "\x00", " ", "@1", "genomics", "run42", "climate", "x", "lab", "gen", "a", "b", "XYZ",
+     "both", "aif://", "é", "\u2024"]
+)  # fmt: skip
+_TEXT = st.one_of(st.lists(_PIECES, max_size=8).map("".join), st.text(max_size=40))
+FUZZ = settings(max_examples=150, deadline=None, database=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+
+
+@FUZZ
+@given(text=_TEXT)
+def test_no_name_bob_types_reaches_a_hidden_dataset(client, world, text):
+    for endpoint, param in (("dataset", "name"), ("lineage", "ref")):
+        response = client.get(f"{API}/{endpoint}", params={param: text},
+                              headers=world.headers("bob"))  # fmt: skip
+        name = text.rpartition("@")[0] if param == "ref" and "@" in text else text
+        if response.status_code == 200:
+            assert name in READABLE_BY_BOB, (endpoint, text)
+        else:
+            assert response.status_code in (400, 404), (endpoint, text, response.text)
+        assert not leaks(response.text, text)
+
+
+@FUZZ
+@given(text=_TEXT)
+def test_no_query_bob_types_finds_a_hidden_dataset(client, world, text):
+    response = client.get(f"{API}/search", params={"q": text}, headers=world.headers("bob"))
+    assert response.status_code in (200, 400), response.text
+    if response.status_code == 200:
+        assert {h["name"] for h in response.json()["hits"]} <= set(READABLE_BY_BOB)
+
+
+@FUZZ
+@given(text=_TEXT)
+def test_no_path_bob_types_reaches_a_hidden_file(client, world, text):
+    for endpoint in ("where", "partitions"):
+        path = text if text.startswith("aif://") else f"aif://both/{text}"
+        response = client.get(f"{API}/{endpoint}", params={"path": path},
+                              headers=world.headers("bob"))  # fmt: skip
+        assert response.status_code in (200, 400, 403, 404, 422), (path, response.text)
+        if response.status_code == 200:
+            served = (response.json().get("path") or "").removeprefix("aif://")
+            readable = ("both/lab/gen_1/", "both/lab/a-pct-b/", "both/trimmed/")
+            assert served.startswith(readable), (path, served)
