@@ -136,9 +136,12 @@ class Server:
 
 
 @contextlib.contextmanager
-def serving(world: World, service: str = "", user: str = "boss") -> Iterator[Server]:
+def serving(
+    world: World, service: str = "", user: str = "boss", scheme: str = "http"
+) -> Iterator[Server]:
     """Run ``aifdata serve`` over the world's catalog, as the OS-level ``user`` (what
-    ``$AIFDATA_USER`` says in the server process), until the block ends."""
+    ``$AIFDATA_USER`` says in the server process), until the block ends (``scheme``
+    https when ``service`` names a certificate)."""
     (port,) = free_ports(1)
     config = world.root / "serve.toml"
     config.write_text(world_toml(world, service))
@@ -149,7 +152,7 @@ def serving(world: World, service: str = "", user: str = "boss") -> Iterator[Ser
             "--catalog", str(world.catalog.path)]  # fmt: skip
     with open(log, "wb") as out:
         process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-    server = Server(process, f"http://127.0.0.1:{port}", log)
+    server = Server(process, f"{scheme}://127.0.0.1:{port}", log)
     try:
         _wait_until_up(server)
         yield server
@@ -163,7 +166,7 @@ def _wait_until_up(server: Server, patience: float = 60.0) -> None:
         if server.process.poll() is not None:
             raise RuntimeError(f"aifdata serve exited: {server.log.read_text()}")
         try:
-            httpx.get(f"{server.url}/api/v1/whoami", timeout=2.0)
+            httpx.get(f"{server.url}/api/v1/whoami", timeout=2.0, verify=False)
             return
         except httpx.TransportError:
             time.sleep(0.1)

@@ -93,6 +93,7 @@ def test_settings_come_from_the_service_table_then_the_options():
         ("request_timeout = \"soon\"", "service.request_timeout: expected seconds"),
         ("max_request_bytes = -1", "service.max_request_bytes: expected a number of bytes"),
         ("hosts = \"x\"", "service.hosts: unknown service setting; settings: host, port"),
+        ("tls_certfile = \"/nonexistent.pem\"", "service.tls_certfile: expected the path of a PEM"),
     ],
 )  # fmt: skip
 def test_a_bad_service_setting_names_the_key(table, words):
@@ -103,3 +104,13 @@ def test_a_bad_service_setting_names_the_key(table, words):
 def test_a_service_table_that_is_not_a_table_is_refused():
     with pytest.raises(ConfigError, match=r"site\.toml: service: expected a table"):
         parse_config('service = "on"\n', "site.toml")
+
+
+def test_a_certificate_needs_its_key(tmp_path):
+    cert = tmp_path / "cert.pem"
+    cert.write_text("-----BEGIN CERTIFICATE-----\n")
+    config = parse_config(f'[service]\ntls_certfile = "{cert}"\n', "site.toml")
+    with pytest.raises(ConfigError, match="give tls_certfile and tls_keyfile together"):
+        ServiceSettings.from_config(config)
+    both = ServiceSettings.from_config(config, tls_keyfile=str(cert))
+    assert both.scheme == "https" and ServiceSettings().scheme == "http"

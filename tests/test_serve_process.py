@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -118,3 +119,21 @@ def test_a_bad_service_table_stops_serve_with_one_line(world, tmp_path):
     assert done.returncode == 5
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("aifdata: error: ") and "service.rate_per_token" in line
+
+
+def test_serve_speaks_https_with_the_services_certificate(world, tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    table = f'tls_certfile = "{cert}"\ntls_keyfile = "{key}"'
+    with serving(world, table, scheme="https") as server:
+        headers = {"Authorization": f"Bearer {world.tokens['bob']}"}
+        trusted = ssl.create_default_context(cafile=str(cert))
+        response = httpx.get(f"{server.url}/api/v1/whoami", headers=headers, verify=trusted)
+        assert response.json()["principal"] == "user:bob"
+        with pytest.raises(httpx.TransportError):  # no plain HTTP on that port
+            httpx.get(server.url.replace("https:", "http:") + "/api/v1/whoami", timeout=5)

@@ -38,14 +38,19 @@ def serve(
     if catalog is not None:  # aif:// URLs opened in this process (partition plans) use it too
         os.environ["AIFDATA_CATALOG"] = str(served.path)
     application = build_app(served, settings)
-    typer.echo(f"aifdata serve: http://{settings.host}:{settings.port}/api/v1/", err=True)
-    if not _loopback(settings.host):
+    where = f"{settings.scheme}://{settings.host}:{settings.port}/api/v1/"
+    typer.echo(f"aifdata serve: {where}", err=True)
+    if not _loopback(settings.host) and settings.scheme == "http":
         typer.echo(
             f"aifdata serve: {settings.host} is reachable from other machines and tokens travel"
-            " in plain HTTP: put a TLS proxy in front of it",
+            " in plain HTTP: set tls_certfile and tls_keyfile in [service], or put a TLS"
+            " proxy in front of it",
             err=True,
         )
-    uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning")
+    uvicorn.run(
+        application, host=settings.host, port=settings.port, log_level="warning",
+        ssl_certfile=settings.tls_certfile, ssl_keyfile=settings.tls_keyfile,
+    )  # fmt: skip
 
 
 def _when(stamp: float | None) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .._config import Config
@@ -31,6 +32,12 @@ def _rate(value: Any) -> float:
     raise ValueError(f"expected a number of requests per second above 0, got {value!r}")
 
 
+def _file(value: Any) -> str:
+    if isinstance(value, str) and value.strip() and Path(value).expanduser().is_file():
+        return str(Path(value).expanduser())
+    raise ValueError(f"expected the path of a PEM file that exists, got {value!r}")
+
+
 def _count(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
         return value
@@ -53,6 +60,13 @@ class ServiceSettings:
     request_timeout: float = 30.0
     #: The longest a presigned URL may live, in seconds, whatever a caller asks.
     presign_max_expiry: float = 3600.0
+    #: HTTPS: the certificate chain and its private key (PEM files); both or neither.
+    tls_certfile: str | None = None
+    tls_keyfile: str | None = None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_certfile else "http"
 
     @classmethod
     def from_config(cls, config: Config | None = None, **overrides: Any) -> ServiceSettings:
@@ -61,7 +75,12 @@ class ServiceSettings:
         source = (config.source if config is not None else None) or "<config>"
         settings = cls()._with(table, lambda key, problem: f"{source}: service.{key}: {problem}")
         given = {k: v for k, v in overrides.items() if v is not None}
-        return settings._with(given, lambda key, problem: f"--{key.replace('_', '-')}: {problem}")
+        settings = settings._with(
+            given, lambda key, problem: f"--{key.replace('_', '-')}: {problem}"
+        )
+        if (settings.tls_certfile is None) != (settings.tls_keyfile is None):
+            raise ConfigError(f"{source}: service: give tls_certfile and tls_keyfile together")
+        return settings
 
     def _with(self, values: Mapping[str, Any], where: Callable[[str, str], str]) -> ServiceSettings:
         changes = {}
@@ -85,4 +104,6 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "burst": _count,
     "request_timeout": parse_duration,
     "presign_max_expiry": parse_duration,
+    "tls_certfile": _file,
+    "tls_keyfile": _file,
 }
