@@ -371,7 +371,7 @@ def _options(help_text: str) -> set[str]:
 
 
 #: Commands with subcommands (``aifdata policy grant``).
-_GROUPS = ("policy", "catalog")
+_GROUPS = ("policy", "catalog", "token")
 
 
 def _synopsis() -> list[tuple[Block, list[str], str]]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -114,3 +116,14 @@ def test_a_certificate_needs_its_key(tmp_path):
         ServiceSettings.from_config(config)
     both = ServiceSettings.from_config(config, tls_keyfile=str(cert))
     assert both.scheme == "https" and ServiceSettings().scheme == "http"
+
+
+def test_the_readmes_service_table_holds_the_defaults():
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    block = next(b for b in readme.split("```toml\n")[1:] if "[service]" in b.split("```")[0])
+    config = parse_config(block.split("```")[0], "README.md")
+    settings = ServiceSettings.from_config(config)
+    assert settings == ServiceSettings()
+    table = config.sections["service"]
+    every = {f.name for f in dataclasses.fields(ServiceSettings)}
+    assert set(table) | {"tls_certfile", "tls_keyfile"} == every
