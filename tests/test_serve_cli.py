@@ -33,7 +33,7 @@ def test_create_prints_the_secret_once_and_list_never(catalog, capsys):
                          "--group", "lab", "--label", "notebook")  # fmt: skip
     assert code == 0
     (text,) = out.split()
-    assert authenticate(catalog, text)[0].groups == ("lab",)
+    assert authenticate(catalog, text).groups == ("lab",)
     assert "shown only now" in err and "user:alice" in err
     code, out, err = run(catalog, capsys, "token", "list")
     assert code == 0 and text.split("_")[1] in out and "notebook" in out and "live" in out

@@ -15,6 +15,7 @@ from aifdata.catalog import (
     create_token,
     list_tokens,
     revoke_token,
+    verify_token,
 )
 from aifdata.catalog._tokens import INVALID
 
@@ -46,8 +47,8 @@ def test_a_token_names_its_principal_and_groups(catalog):
     with as_user("boss"):
         made = create_token(catalog, "alice", groups=["lab", "group:wet"], label="notebook")
     assert made.text.startswith(f"aif_{made.token.id}_")
-    principal, token = authenticate(catalog, made.text)
-    assert principal == Principal("alice", ("lab", "wet"))
+    token = verify_token(catalog, made.text)
+    assert authenticate(catalog, made.text) == token.acting == Principal("alice", ("lab", "wet"))
     assert token.label == "notebook" and token.created_by == "user:boss"
     assert token.state() == "live" and token.expires is None
 
@@ -88,7 +89,7 @@ def test_users_list_only_their_own_tokens(catalog):
 def test_a_revoked_token_fails_on_its_next_use(catalog):
     with as_user("boss"):
         made = create_token(catalog, "alice")
-    assert authenticate(catalog, made.text)[0].user == "alice"
+    assert authenticate(catalog, made.text).user == "alice"
     with as_user("alice"):  # her own
         assert revoke_token(catalog, made.token.id).state() == "revoked"
     with pytest.raises(InvalidToken, match=f"^{INVALID}$"):
@@ -139,7 +140,7 @@ def test_every_failure_reads_the_same_and_the_audit_says_why(catalog):
 def test_users_make_tokens_for_themselves_only_in_their_own_groups(catalog):
     with as_user("carol", "lab"):
         mine = create_token(catalog, "carol", groups=["lab"])
-        assert authenticate(catalog, mine.text)[0] == Principal("carol", ("lab",))
+        assert authenticate(catalog, mine.text) == Principal("carol", ("lab",))
         with pytest.raises(AccessDenied, match="only a catalog admin"):
             create_token(catalog, "bob")
         with pytest.raises(AccessDenied, match="not in group"):

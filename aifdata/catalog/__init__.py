@@ -16,7 +16,15 @@ from ._policy import (
 from ._records import Dataset, FileRecord
 from ._search import SearchHit
 from ._store import catalogs_opened, filesystem_type, is_network_filesystem
-from ._tokens import ApiToken, IssuedToken, authenticate, create_token, list_tokens, revoke_token
+from ._tokens import (
+    ApiToken,
+    IssuedToken,
+    authenticate,
+    create_token,
+    list_tokens,
+    revoke_token,
+    verify_token,
+)
 from ._verify import ReplicaProblem, VerifyReport
 
 __all__ = [
@@ -49,4 +57,5 @@ __all__ = [
     "revoke_token",
     "send_openlineage",
     "split_ref",
+    "verify_token",
 ]

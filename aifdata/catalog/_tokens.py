@@ -51,6 +51,11 @@ class ApiToken:
     expires: float | None
     revoked: float | None
 
+    @property
+    def acting(self) -> Principal:
+        """The principal a request with this token acts as."""
+        return Principal(self.principal.removeprefix("user:"), self.groups)
+
     def state(self, now: float | None = None) -> str:
         """``live``, ``expired`` or ``revoked``."""
         if self.revoked is not None:
@@ -196,9 +201,16 @@ def _find(catalog: Catalog, token_id: str) -> ApiToken | None:
     return None if row is None else _row(row)
 
 
-def authenticate(catalog: Catalog, text: str) -> tuple[Principal, ApiToken]:
-    """The principal a token acts as, and the token; :class:`InvalidToken` (one text for
-    every reason, the reason audited) when it does not authenticate."""
+def authenticate(catalog: Catalog, text: str) -> Principal:
+    """The principal a token acts as; :class:`InvalidToken` when it does not authenticate
+    (one text for every reason, the reason audited)."""
+    return verify_token(catalog, text).acting
+
+
+def verify_token(catalog: Catalog, text: str) -> ApiToken:
+    """The live token ``text`` is (``aif_<id>_<secret>``); :class:`InvalidToken` otherwise,
+    in one text for every reason (malformed, unknown, wrong secret, expired, revoked), the
+    reason audited."""
     match = _TOKEN.fullmatch(text.strip())
     if match is None:
         _refuse(catalog, NOBODY, "a malformed token")
@@ -209,13 +221,12 @@ def authenticate(catalog: Catalog, text: str) -> tuple[Principal, ApiToken]:
     if row is None:
         _refuse(catalog, NOBODY, f"token {token_id}: no such token")
     token = _row(row)
-    owner = Principal(token.principal.removeprefix("user:"), token.groups)
     if not matches:
-        _refuse(catalog, owner, f"token {token_id}: wrong secret")
+        _refuse(catalog, token.acting, f"token {token_id}: wrong secret")
     state = token.state()
     if state != "live":
-        _refuse(catalog, owner, f"token {token_id}: {state}")
-    return owner, token
+        _refuse(catalog, token.acting, f"token {token_id}: {state}")
+    return token
 
 
 def _refuse(catalog: Catalog, who: Principal, why: str) -> NoReturn:

@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from .._errors import AccessDenied, BadArgument, InvalidToken, RequestTimeout
 from .._filesystem import MountedFileSystem
-from ..catalog import ApiToken, Catalog, Principal, acting_as, authenticate
+from ..catalog import ApiToken, Catalog, Principal, acting_as, verify_token
 from ._limits import RateLimiter
 from ._responses import JsonResponse, error_response
 from ._settings import ServiceSettings
@@ -76,12 +76,12 @@ class Service:
             raise InvalidToken(NO_TOKEN)
         self.failures.check(f"addr:{client}")  # a client guessing tokens is slowed down
         try:
-            principal, found = authenticate(self.catalog, token)
+            found = verify_token(self.catalog, token)
         except InvalidToken:
             self.failures.take(f"addr:{client}")
             raise
         self.limiter.take(found.id)
-        return Caller(principal, found)
+        return Caller(found.acting, found)
 
     async def call(self, request: Request, work: Callable[[Caller], T]) -> T:
         """Run ``work(caller)`` in a worker thread as the request's caller, within the
