@@ -70,6 +70,10 @@ def test_search_finds_by_words_and_keeps_to_what_the_caller_may_read(client, wor
     assert names and set(names) <= set(READABLE_BY_BOB)
     limited = get(client, world, "boss", "search", q="reads", limit="2").json()["hits"]
     assert len(limited) == 2
+    tagged = get(client, world, "boss", "search", q="reads", tag="assay=wgs").json()["hits"]
+    assert [h["name"] for h in tagged] == ["genomics/run42"]
+    bad = get(client, world, "boss", "search", tag="assay")
+    assert error(bad, 400)["message"] == "parameter 'tag' must be KEY=VALUE, got 'assay'"
 
 
 def test_a_dataset_has_versions_files_tiers_and_the_callers_grants(client, world):

@@ -123,6 +123,12 @@ def test_search_by_owner_finds_only_what_bob_may_read(client, world, owner, expe
     assert {h["name"] for h in response.json()["hits"]} == expected
 
 
+@pytest.mark.parametrize("tag", ["assay=wgs", "assay=*", "assay=%", "assay=w_s", "*=*"])
+def test_search_by_tag_finds_only_what_bob_may_read(client, world, tag):
+    response = client.get(f"{API}/search", params={"tag": tag}, headers=world.headers("bob"))
+    assert response.status_code == 200 and response.json()["hits"] == []
+
+
 def test_bob_lists_exactly_his_datasets(client, world):
     listed = raw(client, world, "bob", "datasets").json()["datasets"]
     assert listed == sorted(READABLE_BY_BOB)

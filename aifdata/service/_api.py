@@ -36,12 +36,13 @@ def whoami(call: Call) -> dict[str, Any]:
 
 
 def search(call: Call) -> dict[str, Any]:
-    """Datasets whose name, description, tags or formats match every word of ``q``."""
+    """Datasets whose name, description, tags or formats match every word of ``q`` (and each
+    ``tag=KEY=VALUE`` given, the ``format`` and the ``owner``)."""
     query = call.text("q", "", 500)
     limit = call.integer("limit", 50, 1, 500)
     hits = call.catalog.search(
         query, format=call.optional("format", 64), owner=call.optional("owner", 256),
-        limit=limit or 50,
+        tags=_tags(call), limit=limit or 50,
     )  # fmt: skip
     rows = [
         {"name": h.name, "description": h.description, "owner": h.owner,
@@ -49,6 +50,16 @@ def search(call: Call) -> dict[str, Any]:
         for h in hits
     ]  # fmt: skip
     return {"query": query, "hits": rows}
+
+
+def _tags(call: Call) -> dict[str, str]:
+    tags = {}
+    for text in call.params.getlist("tag")[:20]:
+        key, sep, value = text.partition("=")
+        if not sep or not key or len(text) > 256:
+            raise BadArgument(f"parameter 'tag' must be KEY=VALUE, got {text[:60]!r}")
+        tags[key] = value
+    return tags
 
 
 def datasets(call: Call) -> dict[str, Any]:
