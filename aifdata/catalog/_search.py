@@ -126,7 +126,9 @@ def search(
     if scope is not None:
         where.append(f"({scope.sql})")
         params.extend(scope.params)
-    if fts and (tokens or format or tags):
+    # a format or tag without a word in it (``*``, ``%``) is no FTS5 term: it is checked exactly
+    words_in = [format or "", *(f"{k} {v}" for k, v in (tags or {}).items())]
+    if fts and (tokens or any(_TOKEN.findall(text) for text in words_in)):
         pages = _pages_fts(conn, tokens, format, tags, " AND ".join(where), params)
     elif tokens:
         pages = iter([_rank_scan(conn, tokens, " AND ".join(where), params)])
