@@ -384,3 +384,15 @@ def test_no_path_bob_types_reaches_a_hidden_file(client, world, text):
             served = (response.json().get("path") or "").removeprefix("aif://")
             readable = ("both/lab/gen_1/", "both/lab/a-pct-b/", "both/trimmed/")
             assert served.startswith(readable), (path, served)
+
+
+@FUZZ
+@given(q=_TEXT, fmt=_TEXT, owner=_TEXT, key=_TEXT, value=_TEXT)
+def test_no_search_filter_bob_types_finds_a_hidden_dataset(
+    client, world, q, fmt, owner, key, value
+):
+    params = {"q": q, "format": fmt, "owner": owner, "tag": f"{key or 'k'}={value}"}
+    response = client.get(f"{API}/search", params=params, headers=world.headers("bob"))
+    assert response.status_code in (200, 400), response.text
+    if response.status_code == 200:
+        assert {h["name"] for h in response.json()["hits"]} <= set(READABLE_BY_BOB)
