@@ -133,6 +133,17 @@ def test_partitions_are_the_format_plan(client, world):
     assert error(both, 400)["message"] == "give n or target_bytes, not both"
 
 
+def test_a_datasets_partitions_cover_its_files(client, world):
+    body = get(client, world, "bob", "partitions", name="shared/trimmed", n="3").json()
+    assert body["dataset"] == "shared/trimmed" and body["version"] == 1
+    parts = body["partitions"]
+    assert len(parts) == 3 and {p["url"] for p in parts} == {"aif://both/trimmed/reads.fq"}
+    refused = get(client, world, "bob", "partitions", name="genomics/run42", n="3")
+    assert error(refused, 404)["type"] == "UnknownDataset"
+    both = get(client, world, "bob", "partitions", name="shared/trimmed", path="aif://x")
+    assert error(both, 400)["message"] == "give path or name, not both"
+
+
 def test_the_audit_is_for_admins(client, world):
     rows = get(client, world, "boss", "audit", limit="5").json()["audit"]
     assert len(rows) == 5 and rows[0]["id"] > rows[-1]["id"]

@@ -69,7 +69,9 @@ ENCODED_NAMES = {
 
 
 @pytest.mark.parametrize("name", GLOB_NAMES + DOT_NAMES)
-@pytest.mark.parametrize(("endpoint", "param"), [("dataset", "name"), ("lineage", "ref")])
+@pytest.mark.parametrize(
+    ("endpoint", "param"), [("dataset", "name"), ("lineage", "ref"), ("partitions", "name")]
+)
 def test_a_glob_or_dot_name_is_a_bad_name(client, world, endpoint, param, name):
     response = client.get(f"{API}/{endpoint}", params={param: name}, headers=world.headers("bob"))
     assert response.status_code == 400, response.text
@@ -78,9 +80,10 @@ def test_a_glob_or_dot_name_is_a_bad_name(client, world, endpoint, param, name):
 
 
 @pytest.mark.parametrize("name", LIKE_NAMES)
-@pytest.mark.parametrize("param", ["name", "ref"])
-def test_percent_and_underscore_are_no_wildcards(client, world, param, name):
-    endpoint = "dataset" if param == "name" else "lineage"
+@pytest.mark.parametrize(
+    ("endpoint", "param"), [("dataset", "name"), ("lineage", "ref"), ("partitions", "name")]
+)
+def test_percent_and_underscore_are_no_wildcards(client, world, endpoint, param, name):
     response = client.get(f"{API}/{endpoint}", params={param: name},
                           headers=world.headers("bob"))  # fmt: skip
     assert response.status_code == 404, response.text
@@ -94,7 +97,7 @@ def unknown(world, name, user):
 
 @pytest.mark.parametrize(("query", "status"), sorted(ENCODED_NAMES.items()))
 def test_an_encoded_name_reaches_no_more_than_the_plain_one(client, world, query, status):
-    for target in (f"dataset?name={query}", f"lineage?ref={query}"):
+    for target in (f"dataset?name={query}", f"lineage?ref={query}", f"partitions?name={query}"):
         response = raw(client, world, "bob", target)
         assert response.status_code == status, (target, response.text)
         assert not leaks(response.text)
@@ -296,7 +299,8 @@ def test_a_cookie_alone_changes_nothing(world):
 
 @pytest.mark.parametrize("hidden", HIDDEN_FROM_BOB)
 @pytest.mark.parametrize("shape", ["dataset?name={}", "dataset?name={}&version=1",
-                                   "lineage?ref={}", "lineage?ref={}@1"])  # fmt: skip
+                                   "lineage?ref={}", "lineage?ref={}@1",
+                                   "partitions?name={}&n=2"])  # fmt: skip
 def test_a_hidden_dataset_reads_as_a_missing_one(client, world, hidden, shape):
     missing = hidden + "-nope"
     there = raw(client, world, "bob", shape.format(hidden))
@@ -321,7 +325,7 @@ def test_a_hidden_datasets_owner_is_never_named(client, world, user, other, owne
 
 @pytest.mark.parametrize(
     "target", ["dataset?name=climate/x", "lineage?ref=climate/x", "where?path=aif://both/climate/x/t.csv",
-               "partitions?path=aif://both/climate/x/t.csv", "audit"],
+               "partitions?path=aif://both/climate/x/t.csv", "partitions?name=climate/x", "audit"],
 )  # fmt: skip
 def test_the_audit_row_names_the_tokens_principal(client, world, monkeypatch, target):
     monkeypatch.setenv("AIFDATA_USER", "boss")  # the server process's own user, an admin
@@ -352,7 +356,7 @@ FUZZ = settings(max_examples=150, deadline=None, database=None,
 @FUZZ
 @given(text=_TEXT)
 def test_no_name_bob_types_reaches_a_hidden_dataset(client, world, text):
-    for endpoint, param in (("dataset", "name"), ("lineage", "ref")):
+    for endpoint, param in (("dataset", "name"), ("lineage", "ref"), ("partitions", "name")):
         response = client.get(f"{API}/{endpoint}", params={param: text},
                               headers=world.headers("bob"))  # fmt: skip
         name = text.rpartition("@")[0] if param == "ref" and "@" in text else text

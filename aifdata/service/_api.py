@@ -174,24 +174,34 @@ def where(call: Call) -> dict[str, Any]:
 
 
 def partitions(call: Call) -> dict[str, Any]:
-    """The format plug-in's partition plan of an ``aif://`` file (nothing is converted)."""
-    path = aif_path(call)
+    """The format plug-ins' partition plan of an ``aif://`` file (``path``) or of every file
+    of a dataset version (``name``, ``version``; ``n`` shared out by file size). Nothing is
+    converted: a partition is a few numbers any worker reads with."""
     n = call.integer("n", None, 1, MAX_PARTITIONS)
     target = call.integer("target_bytes", None, 1, 2**62)
     if n is not None and target is not None:
         raise BadArgument("give n or target_bytes, not both")
     fmt = call.optional("format", 64)
     fs = call.service.filesystem
-    fs.info(path)  # the caller's read right (audited when refused), before any byte is read
-    parts = formats.partition(
-        f"aif://{path}", n=n, target_bytes=target, format=fmt, config=fs.config
-    )
+    if "name" in call.params:
+        if "path" in call.params:
+            raise BadArgument("give path or name, not both")
+        ds = call.catalog.dataset(dataset_name(call), call.integer("version", None, 1, 2**31))
+        parts = ds.partitions(n=n, target_bytes=target, format=fmt, config=fs.config)
+        planned = {"dataset": ds.name, "version": ds.version}
+    else:
+        path = aif_path(call)
+        fs.info(path)  # the caller's read right (audited when refused), before a byte is read
+        parts = formats.partition(
+            f"aif://{path}", n=n, target_bytes=target, format=fmt, config=fs.config
+        )
+        planned = {"path": f"aif://{path}"}
     rows = [
         {"url": p.url, "format": p.format, "ordinal": p.ordinal, "spec": p.options,
          "fingerprint": p.fingerprint}
         for p in parts
     ]  # fmt: skip
-    return {"path": f"aif://{path}", "partitions": rows}
+    return {**planned, "partitions": rows}
 
 
 def audit(call: Call) -> dict[str, Any]:
