@@ -14,6 +14,7 @@ lab/gen_1           carol    bob (a grant on that exact name: ``_`` is no wildca
 lab/genx1           carol    nobody (what a LIKE-style ``_`` would let bob see)
 lab/a%b             carol    bob (a grant on that exact name: ``%`` is no wildcard)
 lab/aXYZb           carol    nobody (what a LIKE-style ``%`` would let bob see)
+climate/derived     carol    nobody; made from lab/gen_1 (bob sees a hidden output)
 ==================  =======  ==================================================
 """
 
@@ -39,7 +40,7 @@ from aifdata.catalog._store import write_transaction
 READS = b"".join(b"@r%d\nACGTACGT\n+\nIIIIIIII\n" % i for i in range(200))
 CSV = b"t,v\n1,2\n3,4\n"
 #: Datasets bob must never see, nor learn that they exist.
-HIDDEN_FROM_BOB = ("genomics/run42", "climate/x", "lab/genx1", "lab/aXYZb")
+HIDDEN_FROM_BOB = ("genomics/run42", "climate/x", "lab/genx1", "lab/aXYZb", "climate/derived")
 #: Datasets bob may read.
 READABLE_BY_BOB = ("lab/a%b", "lab/gen_1", "shared/trimmed")
 
@@ -87,10 +88,13 @@ def make_world(root: Path) -> World:
         ]:  # fmt: skip
             fs.pipe(f"both/{where}/t.csv", CSV)
             catalog.ingest(f"aif://both/{where}", name, description=f"table {name} of reads")
-        catalog.grant("bob", "read", "lab/gen_1")
-        catalog.grant("bob", "read", "lab/a%b")
+        with lineage.run("model", inputs=["lab/gen_1"], catalog=catalog) as run:
+            fs.pipe("both/climate/derived/t.csv", CSV)
+            run.output("climate/derived", source="aif://both/climate/derived")
     with acting_as(Principal("boss")):
         catalog.grant("bob", "read", "shared/*")
+        catalog.grant("bob", "read", "lab/gen_1")
+        catalog.grant("bob", "read", "lab/a%b")
         for user in ("boss", "alice", "bob", "carol"):
             world.tokens[user] = create_token(catalog, f"user:{user}", label="test").text
     return world
