@@ -65,6 +65,8 @@ def test_revoke_says_so_and_the_token_stops(catalog, capsys):
         ("boss", ["create", "alice", "--expires", "3x"], 2, "a token's lifetime: expected"),
         ("boss", ["create", "alice", "--group", "a b"], 2, "is not user:NAME, group:NAME"),
         ("boss", ["revoke", "0123456789abcdef"], 3, "no token '0123456789abcdef'"),
+        ("boss", ["create", "alice", "--label", "x" * 201], 2, "up to 200 printable characters"),
+        ("boss", ["create", "alice", "--label", "a\nb"], 2, "up to 200 printable characters"),
         ("carol", ["create", "alice"], 4, "only a catalog admin"),
         ("carol", ["create", "carol", "--group", "wheel"], 4, "not in group(s) wheel"),
     ],

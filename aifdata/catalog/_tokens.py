@@ -100,6 +100,8 @@ def create_token(
     Audited."""
     named = _user_principal(principal)
     member_of = _groups(groups)
+    if len(label) > 200 or not label.isprintable():
+        raise BadArgument(f"a token's label is up to 200 printable characters, got {label[:40]!r}")
     if expires_in is not None:
         try:
             expires_in = parse_duration(expires_in)
