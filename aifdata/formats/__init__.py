@@ -62,6 +62,7 @@ __all__ = [
     "detect",
     "get",
     "partition",
+    "plan_source",
     "read_all",
     "register",
 ]
@@ -111,7 +112,19 @@ def partition(
     """
     if format is not None:
         get(format)  # a format that does not exist is an error even for an empty file
-    source = RangeSource(url, config)
+    return plan_source(RangeSource(url, config), n, target_bytes, format, **options)
+
+
+def plan_source(
+    source: RangeSource,
+    n: int | None = None,
+    target_bytes: int | None = None,
+    format: str | None = None,
+    **options: Any,
+) -> list[Partition]:
+    """:func:`partition` for a file already opened as a :class:`RangeSource`."""
+    if format is not None:
+        get(format)
     if source.size == 0:
         return []  # no records, whatever the format
     plugin = choose(source, format)

@@ -102,6 +102,15 @@ class RangeSource:
         fs, path = resolve_url(url, config if config is not None else load_config())
         self._attach(url, fs, path)
 
+    @classmethod
+    def on(cls, fs: Any, path: str, url: str) -> RangeSource:
+        """The file at ``path`` of an open filesystem ``fs`` (named ``url`` in messages):
+        for a caller that holds the filesystem to read through (a service's, governed by
+        its own catalog), so the URL is not resolved again."""
+        source = cls.__new__(cls)
+        source._attach(url, fs, path)
+        return source
+
     def _attach(self, url: str, fs: Any, path: str) -> None:
         """What every source holds: its name, filesystem and path, and its counts."""
         self.url, self.fs, self.path = url, fs, path
