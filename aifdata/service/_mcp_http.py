@@ -8,7 +8,9 @@ no session outlives a revoked token. The host app runs :meth:`McpEndpoint.runnin
 in its lifespan (the SDK's session manager holds the task group requests run in)::
 
     mcp = mcp_http(catalog, config, authenticate)
-    app = Starlette(routes=[Mount("/mcp", app=mcp.app)], lifespan=lambda app: mcp.running())
+    app = Starlette(routes=[Route("/mcp", mcp.app)], lifespan=lambda app: mcp.running())
+
+(``Route`` serves exactly ``/mcp``; ``Mount("/mcp", mcp.app)`` would serve ``/mcp/``.)
 """
 
 from __future__ import annotations
@@ -40,23 +42,19 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class McpEndpoint:
-    """The MCP tools as an ASGI app (:attr:`app`, to mount), and what must run while it
-    serves (:meth:`running`, in the host app's lifespan)."""
+class BearerApp:
+    """An ASGI app: each request as its bearer token's principal; 401 without a good token."""
 
-    server: MCPServer
     session_manager: StreamableHTTPSessionManager
     authenticate: Callable[[str], Principal]
 
-    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one request as its bearer token's principal; 401 without a good token."""
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         token = _bearer(scope)
         if token is None:
-            await _unauthorized("an Authorization: Bearer TOKEN header is required")(
-                scope, receive, send
-            )
+            refusal = _unauthorized("an Authorization: Bearer TOKEN header is required")
+            await refusal(scope, receive, send)
             return
         try:
             who = await anyio.to_thread.run_sync(self.authenticate, token)
@@ -67,9 +65,18 @@ class McpEndpoint:
             return
         await self.session_manager.handle_request({**scope, PRINCIPAL_KEY: who}, receive, send)
 
+
+@dataclass(frozen=True)
+class McpEndpoint:
+    """The MCP tools as an ASGI app (:attr:`app`, to route ``/mcp`` to), and what must run
+    while it serves (:meth:`running`, in the host app's lifespan)."""
+
+    server: MCPServer
+    app: BearerApp
+
     def running(self) -> AbstractAsyncContextManager[None]:
         """The SDK session manager's run, for the host app's lifespan (once per endpoint)."""
-        return self.session_manager.run()
+        return self.app.session_manager.run()
 
 
 def mcp_http(
@@ -86,11 +93,11 @@ def mcp_http(
         json_response=True,
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )
-    return McpEndpoint(server, server.session_manager, authenticate)
+    return McpEndpoint(server, BearerApp(server.session_manager, authenticate))
 
 
 def request_principal(ctx: Context) -> Principal:
-    """The principal the request's bearer token named (set by :meth:`McpEndpoint.app`)."""
+    """The principal the request's bearer token named (set by :class:`BearerApp`)."""
     request = ctx.request_context.request
     scope = getattr(request, "scope", None) or {}
     who = scope.get(PRINCIPAL_KEY)
