@@ -140,7 +140,7 @@ def http_server(world: World) -> Iterator[HttpServer]:
     """A uvicorn server on a free loopback port, serving a Starlette app that routes
     ``/mcp`` to the endpoint and runs its session manager in the app's lifespan."""
     endpoint = mcp_http(world.catalog, world.config, authenticate)
-    app = Starlette(routes=[Route("/mcp", endpoint.app)], lifespan=lambda app: endpoint.running())
+    app = Starlette(routes=[Route("/mcp", endpoint.app)], lifespan=endpoint.lifespan)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

@@ -160,7 +160,12 @@ class _Tools:
             int, Field(ge=1, le=MAX_SAMPLE_RECORDS, description="At most this many records.")
         ] = 10,
         partition: Annotated[
-            int, Field(ge=0, description="Which partition of the sample plan (about 1 MiB each).")
+            int,
+            Field(
+                ge=0,
+                description="Which partition of the sample's plan (1 to 64 MiB each; the result"
+                " says how many there are).",
+            ),
         ] = 0,
         format: FormatName = None,
     ) -> dict[str, Any]:

@@ -8,16 +8,17 @@ no session outlives a revoked token. The host app runs :meth:`McpEndpoint.runnin
 in its lifespan (the SDK's session manager holds the task group requests run in)::
 
     mcp = mcp_http(catalog, config, authenticate)
-    app = Starlette(routes=[Route("/mcp", mcp.app)], lifespan=lambda app: mcp.running())
+    app = Starlette(routes=[Route("/mcp", mcp.app)], lifespan=mcp.lifespan)
 
 (``Route`` serves exactly ``/mcp``; ``Mount("/mcp", mcp.app)`` would serve ``/mcp/``.)
+A host with a lifespan of its own enters ``async with mcp.running():`` in it. Without
+it, requests fail: the SDK's session manager has no task group to run them in.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
 import anyio.to_thread
@@ -37,8 +38,6 @@ PRINCIPAL_KEY = "aifdata.principal"
 
 #: What ``authenticate`` may raise for a token it refuses (anything else is a server error).
 REFUSED = (AifDataError, PermissionError, LookupError, ValueError)
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -75,8 +74,15 @@ class McpEndpoint:
     app: BearerApp
 
     def running(self) -> AbstractAsyncContextManager[None]:
-        """The SDK session manager's run, for the host app's lifespan (once per endpoint)."""
+        """The SDK session manager's run, for the host app's lifespan (once per endpoint):
+        ``async with endpoint.running(): yield`` inside the host's own lifespan."""
         return self.app.session_manager.run()
+
+    @asynccontextmanager
+    async def lifespan(self, _app: object) -> AsyncIterator[None]:
+        """A Starlette ``lifespan=`` for a host with nothing else to run at start-up."""
+        async with self.running():
+            yield
 
 
 def mcp_http(

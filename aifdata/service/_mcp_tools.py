@@ -27,10 +27,12 @@ MAX_FILES = 1000
 #: Most records one sample holds, and most bytes of their JSON.
 MAX_SAMPLE_RECORDS = 100
 MAX_SAMPLE_BYTES = 64 * 2**10
-#: A sample reads from a plan of partitions of about this size (at most
-#: ``SAMPLE_PLAN_PARTITIONS`` of them, so a huge file costs few reads to plan).
+#: A sample reads one partition of a plan of partitions of about ``SAMPLE_PARTITION_BYTES``
+#: (at most ``SAMPLE_PLAN_PARTITIONS`` of them: planning costs a small read each), never
+#: of more than about ``MAX_SAMPLE_READ_BYTES`` (a huge file takes more partitions).
 SAMPLE_PARTITION_BYTES = 2**20
 SAMPLE_PLAN_PARTITIONS = 64
+MAX_SAMPLE_READ_BYTES = 64 * 2**20
 
 
 @dataclass
@@ -97,8 +99,7 @@ class CatalogTools:
         self, path: str, limit: int = 10, partition: int = 0, format: str | None = None
     ) -> dict[str, Any]:
         source = self.source(path)
-        count = min(SAMPLE_PLAN_PARTITIONS, max(1, -(-source.size // SAMPLE_PARTITION_BYTES)))
-        parts = formats.plan_source(source, n=count, format=format)
+        parts = formats.plan_source(source, n=sample_plan_size(source.size), format=format)
         if partition >= max(1, len(parts)):
             raise ValueError(
                 f"{source.url}: partition {partition} of a sample plan of {len(parts)};"
@@ -119,6 +120,13 @@ class CatalogTools:
         """The file at an ``aif://`` path, read through this catalog's ``aif://``."""
         logical = logical_path(path)
         return RangeSource.on(self.fs, logical, f"aif://{logical}")
+
+
+def sample_plan_size(size: int) -> int:
+    """How many partitions a sample plans for a file of ``size`` bytes: about 1 MiB each
+    up to 64 of them, then as many as keep each near ``MAX_SAMPLE_READ_BYTES``."""
+    small = min(SAMPLE_PLAN_PARTITIONS, -(-size // SAMPLE_PARTITION_BYTES))
+    return max(1, small, -(-size // MAX_SAMPLE_READ_BYTES))
 
 
 def logical_path(path: str) -> str:
