@@ -171,3 +171,21 @@ def test_one_line_of_an_os_error_names_the_file():
 def test_the_bearer_token_is_read_from_the_authorization_header(header, token):
     assert _bearer({"headers": [(b"authorization", header)]}) == token
     assert _bearer({"headers": []}) is None
+
+
+def test_where_is_names_the_tier_that_serves_each_copy(isolated_home, tiers, who, tmp_path):
+    """A file only on the write tier (S3 in the s3 lane) is served from there; once the PFS
+    holds the same bytes, from the PFS, as ``aifdata where`` says."""
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(tiers.toml("both"))
+    who("alice")
+    catalog = Catalog(isolated_home / "catalog.db", config=aifdata.load_config(config_path))
+    tiers.place("run/a.fq", write=FASTQ)
+    catalog.ingest("aif://both/run", "lab/run")
+    first = call(catalog, "alice", "where_is", path="aif://both/run/a.fq").structured_content
+    assert first["tier"] == tiers.write
+    assert first["url"] == tiers.url(tiers.write, "run/a.fq")
+    tiers.place("run/a.fq", pfs=FASTQ)
+    catalog.stage("lab/run", "pfs")
+    second = call(catalog, "alice", "where_is", path="aif://both/run/a.fq").structured_content
+    assert (second["tier"], second["url"]) == ("pfs", tiers.url("pfs", "run/a.fq"))
