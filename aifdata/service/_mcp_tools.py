@@ -84,10 +84,11 @@ class CatalogTools:
             raise ValueError("give n or target_bytes, not both")
         source = self.source(path)
         if n is None:
-            expected = -(-source.size // (target_bytes or DEFAULT_TARGET_BYTES))
+            target = target_bytes or DEFAULT_TARGET_BYTES
+            expected = -(-source.size // target)
             if expected > MAX_PLAN_PARTITIONS:
                 raise ValueError(
-                    f"{source.url}: target_bytes={target_bytes:,} makes about {expected:,}"
+                    f"{source.url}: target_bytes={target:,} makes about {expected:,}"
                     f" partitions of {source.size:,} bytes; at most {MAX_PLAN_PARTITIONS:,} here"
                     " (choose a larger target)"
                 )
