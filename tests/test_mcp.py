@@ -106,6 +106,7 @@ def world(isolated_home, pfs_dir, who, tmp_path, monkeypatch) -> World:
         (pfs_dir / "trimmed" / "reads.fq").write_bytes(fastq(10))
         run.output("lab/trimmed", source="aif://lab/trimmed")
     catalog.grant("carol", "read", "lab/run1")
+    who("nobody")  # the test process's user: never whom a request acts as
     return World(catalog, config, config_path, isolated_home, pfs_dir)
 
 
@@ -270,6 +271,11 @@ def test_http_every_tool_as_the_token_principal(world, http_server):
 
     anyio.run(main)
     assert world.audit("mcp:where_is") == [("user:alice", "aif://lab/run1/reads.fq", 1)]
+    assert not [
+        row
+        for row in world.catalog.conn.execute("SELECT principal FROM audit")
+        if row[0] == "user:nobody"
+    ]  # fmt: skip  (the server process's own user)
     assert world.audit("mcp:search_datasets") == [("user:alice", "sequencer", 1)]
 
 
@@ -349,10 +355,12 @@ def test_http_the_mcp_client_with_a_bad_token_gets_nothing(world, http_server):
 # -- bounds and bad input -------------------------------------------------------------
 
 
-def test_http_samples_and_plans_are_bounded_and_bad_input_is_one_line(world, http_server):
+def test_http_samples_and_plans_are_bounded_and_bad_input_is_one_line(world, http_server, who):
     long = world.pfs_dir / "run1" / "wide.csv"
     long.write_text("id,text\n" + "".join(f"{i},{'x' * 5000}\n" for i in range(50)))
+    who("alice")
     world.catalog.ingest("aif://lab/run1", "lab/run1")  # a new version, with wide.csv
+    who("nobody")
 
     async def main() -> None:
         async with http_session(http_server, "tok-alice") as alice:

@@ -189,3 +189,12 @@ def test_where_is_names_the_tier_that_serves_each_copy(isolated_home, tiers, who
     catalog.stage("lab/run", "pfs")
     second = call(catalog, "alice", "where_is", path="aif://both/run/a.fq").structured_content
     assert (second["tier"], second["url"]) == ("pfs", tiers.url("pfs", "run/a.fq"))
+
+
+def test_a_plan_made_in_worker_threads_acts_as_the_caller(catalog):
+    """Planning snaps boundaries in a thread pool: its reads are the caller's, not the
+    process's (``nobody`` here, who may read nothing of alice's)."""
+    plan = call(catalog, "alice", "plan_partitions", path="aif://lab/run1/reads.fq", n=4)
+    assert plan.structured_content["count"] == 4
+    with pytest.raises(ToolError, match="user:bob may not read"):
+        call(catalog, "bob", "plan_partitions", path="aif://lab/run1/reads.fq", n=4)

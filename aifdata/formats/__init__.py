@@ -25,6 +25,7 @@ import aifdata.codecs as codecs
 
 from .._config import Config
 from .._errors import FormatError
+from .._threads import ThreadPool
 from ._base import (
     DEFAULT_TARGET_BYTES,
     MAX_PARTITIONS,
@@ -178,7 +179,7 @@ def read_all(
     steps = list(_steps(partitions, options))
     sources = _Sources(config)
     tasks = (task for step in steps for task in _tasks(step, sources, options, block_bytes))
-    with ThreadPoolExecutor(max(1, prefetch), thread_name_prefix="aifdata-prefetch") as pool:
+    with ThreadPool(max(1, prefetch), thread_name_prefix="aifdata-prefetch") as pool:
         results = _ahead(pool, tasks, prefetch)
         for step in steps:
             if isinstance(step, Partition):

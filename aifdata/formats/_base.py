@@ -16,7 +16,6 @@ import itertools
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar
@@ -25,6 +24,7 @@ import aifdata.codecs as codecs
 
 from .._config import Config, load_config
 from .._errors import FormatError
+from .._threads import ThreadPool
 from ..codecs import ByteReader as ByteReader  # where it lived before the codecs layer
 from ..codecs import Codec, Text
 
@@ -416,7 +416,7 @@ class TextFormat(ByteRangeFormat):
             return []  # an empty compressed stream
         count = partition_count(extent, n, target_bytes, at_most=extent)
         nominal = stream.nominal(count)
-        with ThreadPoolExecutor(min(self.plan_threads, max(1, len(nominal)))) as pool:
+        with ThreadPool(min(self.plan_threads, max(1, len(nominal)))) as pool:
             snapped = pool.map(lambda offset: stream.snap(offset, self.boundary), nominal)
             starts = sorted({0, *(s for s in snapped if s < extent)})
         bounds = [*starts, extent]

@@ -6,7 +6,8 @@ file is served from, show lineage, plan partitions and read a bounded sample.
 Every call runs as the caller's principal inside :func:`~aifdata.catalog.acting_as`
 (over stdio, the process's; over HTTP, the bearer token's: :mod:`._mcp_http`),
 so the library's own grant checks decide, and leaves one audit row,
-action ``mcp:<tool>``. A refusal or bad input comes back as a tool error with the
+action ``mcp:<tool>`` (allowed when the tool answered; a refusal the library made
+also has the library's own row). A refusal or bad input comes back as a tool error with the
 library's message, never a traceback.
 """
 
