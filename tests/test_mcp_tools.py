@@ -44,6 +44,7 @@ def catalog(isolated_home, pfs_dir, who, tmp_path) -> Catalog:
     who("alice")
     (pfs_dir / "run1").mkdir()
     (pfs_dir / "run1" / "reads.fq").write_bytes(FASTQ)
+    (pfs_dir / "run1" / "genome.fa").write_text(">chr1\n" + "ACGTACGTAC\n" * 100)
     catalog.ingest("aif://lab/run1", "lab/run1", description="reads")
     who("nobody")  # the process's own user: never the one a tool call acts as
     return catalog
@@ -198,3 +199,15 @@ def test_a_plan_made_in_worker_threads_acts_as_the_caller(catalog):
     assert plan.structured_content["count"] == 4
     with pytest.raises(ToolError, match="user:bob may not read"):
         call(catalog, "bob", "plan_partitions", path="aif://lab/run1/reads.fq", n=4)
+
+
+def test_a_format_plan_option_reaches_the_plug_in(catalog):
+    genome = "aif://lab/run1/genome.fa"
+    whole = call(catalog, "alice", "plan_partitions", path=genome, n=4).structured_content
+    assert whole["count"] == 1  # one sequence: FASTA cuts between records
+    cut = call(catalog, "alice", "plan_partitions", path=genome, n=4, by="residues")
+    assert cut.structured_content["count"] == 4
+    sample = call(catalog, "alice", "read_sample", path=genome, by="residues", limit=1)
+    assert sample.structured_content["partitions_in_sample_plan"] == 1  # 1 KB: one partition
+    with pytest.raises(ToolError, match="the fastq format takes no option 'region'"):
+        call(catalog, "alice", "plan_partitions", path="aif://lab/run1/reads.fq", region="chr1")

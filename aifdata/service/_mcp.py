@@ -44,6 +44,17 @@ AifPath = Annotated[str, Field(description="A file's aif:// path, e.g. aif://gen
 FormatName = Annotated[
     str | None, Field(description="Force a format plug-in (fastq, csv, ...); default: detect.")
 ]
+Region = Annotated[
+    str | None, Field(description="VCF, BAM, FASTA: only a region, e.g. chr1:1-1000000.")
+]
+Variable = Annotated[str | None, Field(description="HDF5, NetCDF4: the variable to split.")]
+By = Annotated[str | None, Field(description="FASTA: 'residues' to cut within sequences.")]
+
+
+def plan_options(region: str | None, variable: str | None, by: str | None) -> dict[str, str]:
+    """The format plan options given (a format refuses one it does not take, by name)."""
+    given = {"region": region, "variable": variable, "by": by}
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def mcp_server(catalog: Catalog, config: Config, principal_of: PrincipalOf) -> MCPServer:
@@ -141,6 +152,9 @@ class _Tools:
             int | None, Field(ge=1, description="Or: about this many bytes per partition.")
         ] = None,
         format: FormatName = None,
+        region: Region = None,
+        variable: Variable = None,
+        by: By = None,
     ) -> dict[str, Any]:
         """Plan the partitions of an aif:// file with its format plug-in (FASTQ, CSV, BAM,
         GeoTIFF, HDF5, ...) from a few small range reads: independent pieces that
@@ -150,7 +164,9 @@ class _Tools:
             "plan_partitions",
             path,
             path,
-            lambda: self.work.plan_partitions(path, n, target_bytes, format),
+            lambda: self.work.plan_partitions(
+                path, n, target_bytes, format, plan_options(region, variable, by)
+            ),
         )
 
     def read_sample(
@@ -169,6 +185,9 @@ class _Tools:
             ),
         ] = 0,
         format: FormatName = None,
+        region: Region = None,
+        variable: Variable = None,
+        by: By = None,
     ) -> dict[str, Any]:
         """Read a few records of an aif:// file as JSON: the first records of one small
         partition, at most `limit` of them and 64 KiB in all (long values are cut and
@@ -178,7 +197,9 @@ class _Tools:
             "read_sample",
             path,
             path,
-            lambda: self.work.read_sample(path, limit, partition, format),
+            lambda: self.work.read_sample(
+                path, limit, partition, format, plan_options(region, variable, by)
+            ),
         )
 
     def _call(

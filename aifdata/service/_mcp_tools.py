@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,7 +79,9 @@ class CatalogTools:
         n: int | None = None,
         target_bytes: int | None = None,
         format: str | None = None,
+        options: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
+        """``options``: the format's own plan options (``region``, ``variable``, ``by``)."""
         if n is not None and target_bytes is not None:
             raise ValueError("give n or target_bytes, not both")
         source = self.source(path)
@@ -92,15 +94,23 @@ class CatalogTools:
                     f" partitions of {source.size:,} bytes; at most {MAX_PLAN_PARTITIONS:,} here"
                     " (choose a larger target)"
                 )
-        parts = formats.plan_source(source, n=n, target_bytes=target_bytes, format=format)
+        parts = formats.plan_source(
+            source, n=n, target_bytes=target_bytes, format=format, **(options or {})
+        )
         return {"path": source.url, "size": source.size, "count": len(parts),
                 "partitions": [partition_dict(p) for p in parts]}  # fmt: skip
 
     def read_sample(
-        self, path: str, limit: int = 10, partition: int = 0, format: str | None = None
+        self,
+        path: str,
+        limit: int = 10,
+        partition: int = 0,
+        format: str | None = None,
+        options: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         source = self.source(path)
-        parts = formats.plan_source(source, n=sample_plan_size(source.size), format=format)
+        size = sample_plan_size(source.size)
+        parts = formats.plan_source(source, n=size, format=format, **(options or {}))
         if partition >= max(1, len(parts)):
             raise ValueError(
                 f"{source.url}: partition {partition} of a sample plan of {len(parts)};"
