@@ -79,7 +79,7 @@ class CatalogTools:
         n: int | None = None,
         target_bytes: int | None = None,
         format: str | None = None,
-        options: Mapping[str, str] | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """``options``: the format's own plan options (``region``, ``variable``, ``by``)."""
         if n is not None and target_bytes is not None:
@@ -106,7 +106,7 @@ class CatalogTools:
         limit: int = 10,
         partition: int = 0,
         format: str | None = None,
-        options: Mapping[str, str] | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         source = self.source(path)
         size = sample_plan_size(source.size)
