@@ -385,3 +385,28 @@ def test_http_samples_and_plans_are_bounded_and_bad_input_is_one_line(world, htt
             assert "limit" in over  # the schema's bound
 
     anyio.run(main)
+
+
+def test_http_concurrent_calls_each_act_as_their_own_token(world, http_server):
+    """Requests of three tokens at once: each answer and audit row is its own caller's."""
+    answers: dict[tuple[str, int], bool] = {}
+
+    async def one(token: str, i: int) -> None:
+        async with http_session(http_server, token) as session:
+            result = await session.call_tool("describe_dataset", {"ref": "lab/run1"})
+            answers[TOKENS[token], i] = not result.is_error
+
+    async def main() -> None:
+        async with anyio.create_task_group() as group:
+            for i in range(3):
+                for token in TOKENS:
+                    group.start_soon(one, token, i)
+
+    anyio.run(main)
+    assert answers == {(user, i): user != "bob" for user in TOKENS.values() for i in range(3)}
+    rows = world.audit("mcp:describe_dataset")
+    assert sorted(rows) == sorted(
+        (f"user:{user}", "lab/run1", int(user != "bob"))
+        for user in TOKENS.values()
+        for _ in range(3)
+    )

@@ -211,3 +211,10 @@ def test_a_format_plan_option_reaches_the_plug_in(catalog):
     assert sample.structured_content["partitions_in_sample_plan"] == 1  # 1 KB: one partition
     with pytest.raises(ToolError, match="the fastq format takes no option 'region'"):
         call(catalog, "alice", "plan_partitions", path="aif://lab/run1/reads.fq", region="chr1")
+
+
+def test_a_description_lists_at_most_max_files(catalog):
+    described = call(catalog, "alice", "describe_dataset", ref="lab/run1", max_files=1)
+    data = described.structured_content
+    assert (data["file_count"], len(data["files"]), data["files_cut"]) == (2, 1, True)
+    assert data["files"][0]["path"] == "genome.fa"  # files in path order
