@@ -218,3 +218,15 @@ def test_a_description_lists_at_most_max_files(catalog):
     data = described.structured_content
     assert (data["file_count"], len(data["files"]), data["files_cut"]) == (2, 1, True)
     assert data["files"][0]["path"] == "genome.fa"  # files in path order
+
+
+def test_without_pandas_a_sample_holds_the_records_as_they_come(catalog, monkeypatch):
+    from aifdata.formats.fastq import FastqFormat
+
+    def no_pandas(*args: Any, **kwargs: Any) -> Any:
+        raise ImportError("No module named 'pandas'")
+
+    monkeypatch.setattr(FastqFormat, "to_pandas", no_pandas)
+    sample = call(catalog, "alice", "read_sample", path="aif://lab/run1/reads.fq", limit=2)
+    first, second = sample.structured_content["records"]
+    assert "r0" in first and "ACGT" in first and "r1" in second

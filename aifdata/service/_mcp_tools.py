@@ -178,12 +178,16 @@ def partition_dict(p: Partition) -> dict[str, Any]:
 
 def rows(plugin: FormatPlugin, partition: Partition, source: RangeSource) -> Iterator[Any]:
     """The records of one partition as rows: its format's table (``to_pandas``) when the
-    format has one, else its records as they come."""
+    format has one and pandas is installed, else its records as they come."""
     if type(plugin).to_pandas is not FormatPlugin.to_pandas:
-        frame = plugin.to_pandas(partition, source=source)
-        yield from frame.to_dict("records")
-    else:
-        yield from plugin.records(partition, source=source)
+        try:
+            frame = plugin.to_pandas(partition, source=source)
+        except ImportError:  # no pandas (or pyarrow): the records themselves
+            pass
+        else:
+            yield from frame.to_dict("records")
+            return
+    yield from plugin.records(partition, source=source)
 
 
 @dataclass

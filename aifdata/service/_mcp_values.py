@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import math
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,9 +47,11 @@ _NOT_NUMPY = object()
 
 
 def _numpy_value(value: Any) -> Any:
-    """A numpy array, record or scalar as JSON; ``_NOT_NUMPY`` for anything else."""
-    import numpy as np
-
+    """A numpy array, record or scalar as JSON; ``_NOT_NUMPY`` for anything else (always,
+    when numpy is not loaded: then nothing is a numpy value)."""
+    np = sys.modules.get("numpy")
+    if np is None:
+        return _NOT_NUMPY
     if isinstance(value, np.ndarray):
         if value.dtype.names:  # structured rows
             head = [value[i] for i in range(min(len(value), MAX_ITEMS))]
