@@ -92,8 +92,9 @@ def mcp_http(
     ``authenticate(bearer token)``. Mount :attr:`McpEndpoint.app`; run
     :meth:`McpEndpoint.running` in the host app's lifespan."""
     server = mcp_server(catalog, config, request_principal)
-    # DNS-rebinding checks guard cookie-less local servers from web pages; every request
-    # here needs a bearer token, which a page on another origin does not hold.
+    # DNS-rebinding checks keep web pages from reaching a local server that trusts whoever
+    # reaches it; every request here needs a bearer token, which such a page does not hold
+    # (and the host's name is the site's, not a list known here).
     server.streamable_http_app(
         stateless_http=True,
         json_response=True,
