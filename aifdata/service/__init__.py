@@ -3,3 +3,8 @@ presigned URLs, and a web page) and ``aifdata mcp`` (a Model Context Protocol se
 
 Every request acts as its token's principal (:func:`aifdata.catalog.acting_as`), with
 the same grants and audit as the library."""
+
+from ._mcp import mcp_server, run_stdio
+from ._mcp_http import McpEndpoint, mcp_http
+
+__all__ = ["McpEndpoint", "mcp_http", "mcp_server", "run_stdio"]
