@@ -8,9 +8,11 @@ from ._app import build_app
 from ._calls import TOKEN_COOKIE, Call, Caller, Service, api_route, token_of
 from ._responses import error_response
 from ._settings import ServiceSettings
+from ._web import WEB_ROUTES
 
 __all__ = [
     "TOKEN_COOKIE",
+    "WEB_ROUTES",
     "Call",
     "Caller",
     "Service",
