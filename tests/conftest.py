@@ -87,6 +87,12 @@ def _needs(item: pytest.Item) -> set[str]:
     return needs
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "browser: drives Debian's chromium through Playwright (tests/test_web.py)"
+    )
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark each test with the lanes it needs; a test that needs nothing is ``unit``."""
     for item in items:

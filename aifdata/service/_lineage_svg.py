@@ -16,11 +16,11 @@ from datetime import datetime
 from ..catalog import LineageNode, RunRecord
 
 #: A node's box, and the room between layers and between rows (SVG user units).
-NODE_WIDTH, NODE_HEIGHT = 190, 44
-LAYER_GAP, ROW_GAP = 70, 22
+NODE_WIDTH, NODE_HEIGHT = 176, 44
+LAYER_GAP, ROW_GAP = 54, 22
 MARGIN = 12
 #: The longest label drawn in a node; the full text is its tooltip.
-LABEL_CHARS = 26
+LABEL_CHARS = 22
 
 
 @dataclass(frozen=True)
@@ -99,9 +99,7 @@ def _dataset_node(name: str, version: int, focus: bool) -> GraphNode:
 
 def _run_node(run: RunRecord) -> GraphNode:
     hidden = run.hidden_inputs + run.hidden_outputs
-    sub = f"run by {run.user}, {run.state.lower()}"
-    if hidden:
-        sub += f", {hidden} hidden"
+    sub = f"{hidden} hidden · by {run.user}" if hidden else f"by {run.user} · {run.state.lower()}"
     when = datetime.fromtimestamp(run.started).strftime("%Y-%m-%d %H:%M")
     tip = f"run {run.job} ({run.run_id}) by {run.user} at {when}: {run.state}"
     if hidden:
@@ -131,7 +129,8 @@ def lineage_graph(trees: Mapping[str, LineageNode]) -> Graph:
 
 
 def _layers(graph: Graph) -> list[list[str]]:
-    """Each node one layer right of its furthest predecessor (a cycle's rest goes last)."""
+    """Each node one layer right of its furthest predecessor, each source just left of its
+    nearest successor (what a cycle leaves goes last)."""
     preds: dict[str, list[str]] = {key: [] for key in graph.nodes}
     succs: dict[str, list[str]] = {key: [] for key in graph.nodes}
     for source, target in graph.edges:
@@ -147,6 +146,9 @@ def _layers(graph: Graph) -> list[list[str]]:
             waiting[s] -= 1
             if waiting[s] == 0:
                 ready.append(s)
+    for key in reversed(list(layer)):  # a source sits just left of its first consumer
+        if not preds[key] and succs[key]:
+            layer[key] = max(layer[key], min(layer.get(s, 1) for s in succs[key]) - 1)
     last = max(layer.values(), default=-1) + 1
     columns: list[list[str]] = [[] for _ in range(max(last + 1, 1))]
     for key in graph.nodes:

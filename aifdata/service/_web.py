@@ -34,7 +34,7 @@ from ._responses import log, status_of
 HERE = Path(__file__).parent
 #: What a login form with a token that did not authenticate is told (one text for all).
 BAD_TOKEN = "That token was not accepted: it is unknown, expired or revoked."
-#: Every page: nothing from elsewhere, no framing, no caching, no referrer.
+#: Every page: nothing from elsewhere, no framing, no caching, no referrer to other sites.
 HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self';"
@@ -42,7 +42,7 @@ HEADERS = {
     ),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 
@@ -191,7 +191,11 @@ async def audit_page(request: Request) -> Response:
 
 
 def _same_origin(request: Request) -> bool:
-    """Whether a form post comes from this site (a browser names where it comes from)."""
+    """Whether a form post comes from this site (a browser says where it comes from:
+    ``Sec-Fetch-Site``, else ``Origin``; a client that says neither is not a browser)."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site in ("same-origin", "none")
     origin = request.headers.get("origin")
     return origin is None or origin == f"{request.url.scheme}://{request.url.netloc}"
 
