@@ -520,3 +520,11 @@ def test_browser_an_admin_reads_the_audit_log(served, page, shots):
     visible = [r for r in rows.all() if r.is_visible()]
     assert visible and all("refused" in r.inner_text() for r in visible)
     shots(page, "audit")
+
+
+def test_the_lineage_is_drawn_to_a_depth(world):
+    client = signed_in(world, "alice")
+    html = client.get("/datasets/genomics/run42", params={"depth": "1"}).text
+    assert count(html, r'<g class="node') == 3  # run42 -> trim -> trimmed
+    assert 'depth=2">draw further' in html
+    assert client.get("/datasets/genomics/run42", params={"depth": "0"}).status_code == 400

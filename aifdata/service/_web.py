@@ -25,7 +25,6 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .._errors import AccessDenied, InvalidToken, RateLimited, UnknownDataset, one_line
-from ..catalog._policy import check_dataset_name
 from . import _api
 from ._calls import TOKEN_COOKIE, Call, Caller, Service
 from ._lineage_svg import lay_out, lineage_graph
@@ -34,6 +33,8 @@ from ._responses import log, status_of
 HERE = Path(__file__).parent
 #: What a login form with a token that did not authenticate is told (one text for all).
 BAD_TOKEN = "That token was not accepted: it is unknown, expired or revoked."
+#: How many runs away from a version its page draws, each way (more: ``?depth=N``).
+LINEAGE_DEPTH = 8
 #: Every page: nothing from elsewhere, no framing, no caching, no referrer to other sites.
 HEADERS = {
     "Content-Security-Policy": (
@@ -158,18 +159,18 @@ async def dataset_page(request: Request) -> Response:
     """``/datasets/NAME?version=N``: a version, its files and the tier serving each, the
     caller's grants on it, and its lineage drawn."""
     name = request.path_params["name"]
-    versions = request.query_params.getlist("version")
-    params = QueryParams([("name", name), *[("version", v) for v in versions]])
+    others = [(k, v) for k, v in request.query_params.multi_items() if k != "name"]
+    params = QueryParams([("name", name), *others])
 
     def work(call: Call) -> tuple[str, dict[str, Any]]:
-        check_dataset_name(name)
         try:
             found = _api.dataset(call)
         except UnknownDataset as exc:  # missing or hidden: the same words for both
             raise UnknownDataset(f"There is no dataset {name!r} that you may read.") from exc
-        trees = call.catalog.lineage(f"{found['name']}@{found['version']}")
+        depth = call.integer("depth", LINEAGE_DEPTH, 1, 100)
+        trees = call.catalog.lineage(f"{found['name']}@{found['version']}", depth=depth)
         picture = lay_out(lineage_graph(trees))
-        return "dataset.html", {"ds": found, "picture": picture}
+        return "dataset.html", {"ds": found, "picture": picture, "depth": depth}
 
     return await page(request, work, params)
 
