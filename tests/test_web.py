@@ -335,8 +335,10 @@ def served(tmp_path_factory):
     """A world (with :func:`_align`'s run), and an ``aifdata serve`` process over it on a
     free loopback port."""
     root = tmp_path_factory.mktemp("web") / "world"
-    world = make_world(root)
-    _align(world)
+    with pytest.MonkeyPatch.context() as mp:  # set up before each test's own $AIFDATA_HOME
+        mp.setenv("AIFDATA_HOME", str(tmp_path_factory.mktemp("web-home")))
+        world = make_world(root)
+        _align(world)
     config = root / "config.toml"
     config.write_text(_world_toml(root))
     port = _free_port()
