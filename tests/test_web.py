@@ -531,15 +531,19 @@ def test_browser_a_bad_token_and_the_refusals(served, page, shots):
 @pytest.mark.e2e
 @pytest.mark.browser
 def test_browser_an_admin_reads_the_audit_log(served, page, shots):
-    world, _ = served
+    world, base = served
+    refused = httpx.get(f"{base}/api/v1/dataset", params={"name": "climate/x"},
+                        headers=world.headers("bob"))  # fmt: skip
+    assert refused.status_code == 404
     sign_in(page, world.tokens["boss"])
     page.click("#audit-link")
     page.wait_for_url("**/audit")
     rows = page.locator("#audit-rows tr")
     assert rows.count() > 0
     page.fill("input.filter", "refused")  # the script filters the rows
-    visible = [r for r in rows.all() if r.is_visible()]
-    assert visible and all("refused" in r.inner_text() for r in visible)
+    visible = [r.inner_text() for r in rows.all() if r.is_visible()]
+    assert visible and all("refused" in text for text in visible)
+    assert any("user:bob" in text and "climate/x" in text for text in visible)
     shots(page, "audit")
 
 
