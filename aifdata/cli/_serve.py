@@ -27,7 +27,8 @@ def serve(
     ] = None,
     catalog: CatalogOption = None,
 ) -> None:
-    """Serve the catalog as an HTTP JSON API; every request acts as its token's principal."""
+    """Serve the catalog as an HTTP JSON API and a web page; every request acts as its token's
+    principal."""
     import uvicorn
 
     from ..service import WEB_ROUTES, ServiceSettings, build_app
