@@ -28,18 +28,19 @@ def serve(
     ] = None,
     catalog: CatalogOption = None,
 ) -> None:
-    """Serve the catalog as an HTTP JSON API; every request acts as its token's principal."""
+    """Serve the catalog as an HTTP JSON API and a web page; every request acts as its token's
+    principal."""
     import uvicorn
 
-    from ..service import ServiceSettings, build_app
+    from ..service import WEB_ROUTES, ServiceSettings, build_app
 
     settings = ServiceSettings.from_config(state.config, host=host, port=port)
     served = open_catalog(catalog)
     if catalog is not None:  # aif:// URLs opened in this process (partition plans) use it too
         os.environ["AIFDATA_CATALOG"] = str(served.path)
-    application = build_app(served, settings)
-    where = f"{settings.scheme}://{settings.host}:{settings.port}/api/v1/"
-    typer.echo(f"aifdata serve: {where}", err=True)
+    application = build_app(served, settings, extra_routes=WEB_ROUTES)
+    base = f"{settings.scheme}://{settings.host}:{settings.port}"
+    typer.echo(f"aifdata serve: {base}/api/v1/ (the web page: {base}/)", err=True)
     if not _loopback(settings.host) and settings.scheme == "http":
         typer.echo(
             f"aifdata serve: {settings.host} is reachable from other machines and tokens travel"

@@ -30,19 +30,27 @@ from ._calls import (
     api_route,
     token_of,
 )
+from ._mcp import mcp_server, run_stdio
+from ._mcp_http import McpEndpoint, mcp_http
 from ._responses import error_response
 from ._settings import ServiceSettings
+from ._web import WEB_ROUTES
 
 __all__ = [
     "CSRF_HEADER",
     "CSRF_VALUE",
     "TOKEN_COOKIE",
+    "WEB_ROUTES",
     "Call",
     "Caller",
+    "McpEndpoint",
     "Service",
     "ServiceSettings",
     "api_route",
     "build_app",
     "error_response",
+    "mcp_http",
+    "mcp_server",
+    "run_stdio",
     "token_of",
 ]
