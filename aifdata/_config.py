@@ -192,6 +192,9 @@ class Config:
 
     mounts: tuple[Mount, ...]
     source: str | None = None
+    #: The catalog ``Catalog()`` opens when ``$AIFDATA_CATALOG`` is unset: a SQLite file or a
+    #: ``postgresql://`` URL (top-level ``catalog = "..."`` in the TOML); None: the default.
+    catalog: str | None = None
     _by_prefix: dict[str, Mount] = field(init=False, repr=False, compare=False)
     _nested: bool = field(init=False, repr=False, compare=False)
 
@@ -314,15 +317,20 @@ class _ConfigReader:
         return ConfigError(f"{self.source}: {key}: {problem}")
 
     def read(self, document: Mapping[str, Any]) -> Config:
-        unknown = sorted(set(document) - {"mounts"})
+        unknown = sorted(set(document) - {"mounts", "catalog"})
         if unknown:
-            raise self.fail(unknown[0], "unknown top-level key; expected 'mounts'")
+            raise self.fail(unknown[0], "unknown top-level key; expected 'mounts' or 'catalog'")
+        catalog = document.get("catalog")
+        if catalog is not None and (not isinstance(catalog, str) or not catalog.strip()):
+            raise self.fail(
+                "catalog", f"expected a catalog file or a postgresql:// URL, got {_shown(catalog)}"
+            )
         mounts_table = document.get("mounts", {})
         if not isinstance(mounts_table, dict):
             raise self.fail("mounts", "expected a table of mounts ([mounts.NAME])")
         mounts = [self._mount(name, table) for name, table in mounts_table.items()]
         try:
-            return Config(tuple(mounts), source=self.source)
+            return Config(tuple(mounts), source=self.source, catalog=catalog)
         except ConfigError as exc:
             raise self.fail("mounts", str(exc)) from None
 

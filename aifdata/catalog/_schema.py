@@ -1,5 +1,9 @@
 """The catalog's tables, and the migrations that build them (``PRAGMA user_version``).
 
+The migrations are written once, in SQL both engines read (``TEXT``, ``INTEGER``,
+``REAL``, ``INTEGER PRIMARY KEY``; a reserved word such as ``"user"`` quoted); on
+PostgreSQL :func:`._postgres.ddl` translates their types mechanically.
+
 Tables (the Parquet export keeps the same names and columns):
 
 ``datasets``   id, name (unique, e.g. ``genomics/run42``), description, owner, created
@@ -32,6 +36,7 @@ from __future__ import annotations
 import sqlite3
 
 from .._errors import CatalogError
+from . import _postgres
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -119,7 +124,7 @@ MIGRATIONS: tuple[str, ...] = (
         id          INTEGER PRIMARY KEY,
         run_id      TEXT NOT NULL UNIQUE,
         job         TEXT NOT NULL,
-        user        TEXT NOT NULL,
+        "user"      TEXT NOT NULL,
         script      TEXT,
         git_commit  TEXT,
         params      TEXT NOT NULL DEFAULT '{}',
@@ -169,7 +174,14 @@ MIGRATIONS: tuple[str, ...] = (
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
+    if is_postgres(conn):
+        return _postgres.schema_version(conn)  # type: ignore[arg-type]
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def is_postgres(conn: object) -> bool:
+    """Whether ``conn`` is a PostgreSQL catalog connection (else SQLite)."""
+    return getattr(conn, "dialect", "sqlite") == "postgresql"
 
 
 #: The first schema version with grants (its migration makes the migrating user an admin).
@@ -177,10 +189,13 @@ POLICY_SCHEMA = 3
 
 
 def migrate(conn: sqlite3.Connection) -> int:
-    """Apply the migrations this file is missing (inside the caller's transaction).
+    """Apply the migrations this catalog is missing (inside the caller's transaction).
 
-    Returns the schema version the file had before.
+    Returns the schema version the catalog had before.
     """
+    postgres = is_postgres(conn)
+    if postgres:
+        _postgres.ensure_meta(conn)  # type: ignore[arg-type]
     current = schema_version(conn)
     if current > len(MIGRATIONS):
         raise CatalogError(
@@ -189,6 +204,9 @@ def migrate(conn: sqlite3.Connection) -> int:
     for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
         for statement in script.split(";"):
             if statement.strip():
-                conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {number}")
+                conn.execute(_postgres.ddl(statement) if postgres else statement)
+        if postgres:
+            _postgres.set_schema_version(conn, number)  # type: ignore[arg-type]
+        else:
+            conn.execute(f"PRAGMA user_version = {number}")
     return current

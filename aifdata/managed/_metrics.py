@@ -41,7 +41,7 @@ _Plan = tuple[tuple[str, ...], str, tuple[str, ...]]
 
 _UPSERT = (
     "INSERT INTO tier_metrics (dataset, tier, name, value) VALUES (?, ?, ?, ?)"
-    " ON CONFLICT (dataset, tier, name) DO UPDATE SET value = value + excluded.value"
+    " ON CONFLICT (dataset, tier, name) DO UPDATE SET value = tier_metrics.value + excluded.value"
 )
 
 _live: weakref.WeakSet[Metrics] = weakref.WeakSet()
