@@ -168,10 +168,8 @@ def translate(sql: str, many: bool = False) -> tuple[str, bool]:
     if found:
         how, table, _, columns = found.groups()
         sql = sql[: found.start()] + f"INSERT INTO {table}" + sql[found.end(2) :]
-        if how.upper() == "IGNORE":
-            suffix = " ON CONFLICT DO NOTHING"
-        else:
-            suffix = _upsert(table, columns)
+        ignore = how.upper() == "IGNORE"
+        suffix = " ON CONFLICT DO NOTHING" if ignore else _upsert(table, columns)
     sql = re.sub(r"\bIS \?", "IS NOT DISTINCT FROM ?", sql)
     out = _placeholders(sql) + suffix
     inserted = _INSERT.match(sql)
@@ -346,10 +344,10 @@ class Connection:
 
     def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         """Write many rows into ``table`` with ``COPY ... FROM STDIN`` (bulk ingest)."""
-        with self.errors(), self.raw.cursor() as cursor:
-            with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+        statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+        with self.errors(), self.raw.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
 
     @property
     def in_transaction(self) -> bool:
@@ -506,6 +504,10 @@ def _begin_locked(conn: Connection) -> None:
             if exc.sqlstate not in _RETRY_STATES or attempt == RETRIES - 1:
                 raise
             time.sleep(0.05 * (attempt + 1))
+
+
+def _try_lock(conn: Connection) -> bool:
+    return bool(conn.execute("SELECT pg_try_advisory_xact_lock(?)", (WRITE_LOCK,)).fetchone()[0])
 
 
 def write_briefly(conn: Connection, write: Callable[[Connection], None], wait: float) -> bool:
