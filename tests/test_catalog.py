@@ -16,8 +16,8 @@ from aifdata.catalog import CHECKSUM_ALGORITHM, is_network_filesystem
 
 
 @pytest.fixture
-def catalog(tmp_path, two_tier_fs):
-    return Catalog(tmp_path / "catalog.db", config=two_tier_fs.config)
+def catalog(catalog_url, two_tier_fs):
+    return Catalog(catalog_url, config=two_tier_fs.config)
 
 
 def make_tree(root, files):
@@ -268,10 +268,10 @@ def searchable(catalog, tmp_path):
 
 @pytest.mark.parametrize("fts", [True, False])
 def test_search_ranks_names_first_and_filters(searchable, fts):
-    from aifdata.catalog._search import has_fts5, search
+    from aifdata.catalog._search import has_full_text, search
 
     conn = searchable.conn
-    if fts and not has_fts5(conn):
+    if fts and not has_full_text(conn):
         pytest.skip("this SQLite has no FTS5; the fallback is tested below")
 
     def names(query, **kw):

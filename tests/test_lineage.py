@@ -22,9 +22,9 @@ from .test_catalog import make_tree
 
 
 @pytest.fixture
-def cat(tmp_path, monkeypatch):
+def cat(catalog_url, tmp_path, monkeypatch):
     monkeypatch.setenv("AIFDATA_USER", "alice")
-    catalog = Catalog(tmp_path / "catalog.db")
+    catalog = Catalog(catalog_url)
     raw = make_tree(tmp_path / "raw", {"reads.fq": b"@r\nACGT\n+\nIIII\n"})
     catalog.ingest(str(raw), "genomics/run42", description="raw reads")
     return catalog

@@ -68,7 +68,7 @@ def redacted(url: str) -> str:
         user, _, host = netloc.rpartition("@")
         netloc = f"{user.partition(':')[0]}@{host}"
     query = "&".join(
-        f"{k}=***" if k == "password" else f"{k}={v}"
+        f"{k}=***" if k == "password" else f"{k}={urllib.parse.quote(v, safe='')}"
         for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
     )
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
