@@ -9,6 +9,7 @@ out. A failed conversion removes what it wrote.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -99,7 +100,7 @@ def _remove(fs: Any, path: str) -> None:
 
 def _catalog(config: Config) -> Catalog | None:
     catalog = Catalog(config=config)  # $AIFDATA_HOME's, if there is one
-    return catalog if catalog.path.exists() else None
+    return catalog if catalog.is_postgres or os.path.exists(catalog.path) else None
 
 
 def _datasets_of(catalog: Catalog | None, url: str) -> list[str]:

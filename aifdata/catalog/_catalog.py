@@ -123,13 +123,12 @@ class Catalog:
         self._config = config
         if path is None:
             named = named_catalog() or self._configured()
-            path = (
-                named
-                if _postgres.is_url(named)
-                else Path(named).expanduser()
-                if named
-                else aifdata_home() / "catalog.db"
-            )
+            if named is None:
+                path = aifdata_home() / "catalog.db"
+            elif _postgres.is_url(named):
+                path = named
+            else:
+                path = Path(named).expanduser()
         self._url = str(path) if _postgres.is_url(path) else None
         self.path = _postgres.redacted(self._url) if self._url else Path(path)
         self._local = threading.local()
@@ -488,7 +487,7 @@ class Catalog:
         if live is not None:
             self._writable()
             self.require_admin("restore", str(source))
-        restore(Path(source), self.path, live, force=force)
+        restore(Path(source), Path(self.path), live, force=force)
         self.close()  # the next use opens (and upgrades) what was restored
 
     def _file_only(self, action: str, instead: str) -> None:

@@ -43,7 +43,7 @@ from .._errors import CatalogError
 from ..connectors._atomic import fsync_directory
 from . import _postgres
 from ._policy import bootstrap_admin
-from ._schema import MIGRATIONS, POLICY_SCHEMA, is_postgres, migrate, schema_version
+from ._schema import MIGRATIONS, POLICY_SCHEMA, has_meta, is_postgres, migrate, schema_version
 from ._search import ensure_index
 
 #: File systems on which SQLite's WAL mode is unsafe or unsupported.
@@ -196,8 +196,8 @@ def connect_postgres(url: str) -> _postgres.Connection:
 
 def recognise_postgres(conn: _postgres.Connection) -> None:
     """Raise NotACatalog for a database that holds tables but no aifdata catalog."""
-    if _postgres.has_meta(conn):
-        version = _postgres.schema_version(conn)
+    if has_meta(conn):
+        version = schema_version(conn)  # type: ignore[arg-type]
         if version > len(MIGRATIONS):
             raise CatalogError(
                 f"{conn.path}: catalog schema version {version} is newer than this aifdata"
