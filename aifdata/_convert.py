@@ -9,7 +9,6 @@ out. A failed conversion removes what it wrote.
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
@@ -100,7 +99,7 @@ def _remove(fs: Any, path: str) -> None:
 
 def _catalog(config: Config) -> Catalog | None:
     catalog = Catalog(config=config)  # $AIFDATA_HOME's, if there is one
-    return catalog if catalog.is_postgres or os.path.exists(catalog.path) else None
+    return catalog if catalog.exists() else None
 
 
 def _datasets_of(catalog: Catalog | None, url: str) -> list[str]:

@@ -152,6 +152,11 @@ class Catalog:
     def is_postgres(self) -> bool:
         return self._url is not None
 
+    def exists(self) -> bool:
+        """Whether the catalog is there to open: its file (or snapshot) exists; a
+        PostgreSQL catalog is the server's to keep, so it always counts as there."""
+        return self._url is not None or os.path.lexists(self.path)
+
     @classmethod
     def from_parquet(cls, source: str, config: Config | None = None) -> Catalog:
         """A read-only catalog from a Parquet snapshot (a directory, ``s3://`` or ``aif://``)."""

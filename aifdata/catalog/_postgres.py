@@ -235,6 +235,8 @@ class Cursor:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         text, returns_id = translate(sql)
+        if self._conn.trace is not None:
+            self._conn.trace(sql)
         with self._conn.errors():
             self._cursor.execute(text, tuple(params))
             if returns_id:
@@ -244,8 +246,12 @@ class Cursor:
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Cursor:
         text, _ = translate(sql, many=True)
+        rows = [tuple(r) for r in rows]
+        if self._conn.trace is not None:
+            for _ in rows:
+                self._conn.trace(sql)
         with self._conn.errors():
-            self._cursor.executemany(text, [tuple(r) for r in rows])
+            self._cursor.executemany(text, rows)
         return self
 
     @property
@@ -296,6 +302,11 @@ class Connection:
         self.identity = None
         #: Write transactions this connection committed (SQLite's ``total_changes``).
         self.total_changes = 0
+        self.trace: Callable[[str], object] | None = None
+
+    def set_trace_callback(self, trace: Callable[[str], object] | None) -> None:
+        """Call ``trace`` with each statement run, as SQLite spells it (for tests)."""
+        self.trace = trace
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         return Cursor(self).execute(sql, params)

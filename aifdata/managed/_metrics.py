@@ -110,7 +110,7 @@ class Metrics:
             return
         try:
             # a catalog removed meanwhile (a temporary home cleaned up) is never made anew
-            if not os.path.lexists(self.catalog.path) or self.catalog.read_only:
+            if not self.catalog.exists() or self.catalog.read_only:
                 return
             rows = _totals(counts, datasets_of(self.catalog, {u for k in counts for u in k[0]}))
             with write_transaction(self.catalog.conn) as conn:
