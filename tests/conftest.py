@@ -351,12 +351,24 @@ def postgresql_catalog(_postgresql_session: str) -> Iterator[str]:
         admin.execute(f"CREATE SCHEMA {schema}")
     glue = "&" if "?" in _postgresql_session else "?"
     yield f"{_postgresql_session}{glue}options=-csearch_path%3D{schema}"
+    _flush_counters()  # what the test's managed tiers counted, before its tables go
     with (
         contextlib.suppress(psycopg.Error),
         psycopg.connect(_postgresql_session, autocommit=True) as admin,
     ):
         admin.execute("SET lock_timeout = '10s'")
         admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def _flush_counters() -> None:
+    import warnings
+
+    from aifdata.managed import _access, _metrics
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _metrics._flush_all()
+        _access._flush_at_exit()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])

@@ -303,6 +303,8 @@ class Connection:
         #: Write transactions this connection committed (SQLite's ``total_changes``).
         self.total_changes = 0
         self.trace: Callable[[str], object] | None = None
+        #: Whether the catalog's own table is known to be there (it never goes away).
+        self.made = False
 
     def set_trace_callback(self, trace: Callable[[str], object] | None) -> None:
         """Call ``trace`` with each statement run, as SQLite spells it (for tests)."""
@@ -430,7 +432,8 @@ def write_transaction(conn: Connection) -> Iterator[Connection]:
     _begin_locked(conn)
     try:
         yield conn
-        if has_meta(conn):
+        conn.made = conn.made or has_meta(conn)
+        if conn.made:
             conn.execute(f"UPDATE {META_TABLE} SET changes = changes + 1")
     except BaseException:
         if conn.in_transaction:
