@@ -5,10 +5,11 @@
     sudo python3 .ci/postgres.py serve /tmp/pg      # until Ctrl-C or SIGTERM
     export AIFDATA_CATALOG="$(cat /tmp/pg/ready)"   # in another shell: a catalog there
 
-``serve`` makes a new cluster in DIR (``initdb`` as the user ``postgres`` when run as
-root; ``C`` locale, UTF-8), trusting connections on 127.0.0.1 and on a unix socket in
-DIR, on a free port, with ``fsync=off`` (a test server: a crash may lose it). It starts
-the server as its own child, creates the database ``aifdata``, and once a query there
+``serve`` makes a new cluster in DIR (as root: ``initdb`` as the user ``postgres``, in
+a directory of its own under /tmp that postgres can reach, removed at the end; ``C``
+locale, UTF-8), trusting connections on 127.0.0.1 and on a unix socket beside the data,
+on a free port, with ``fsync=off`` (a test server: a crash may lose it). It starts the
+server as its own child, creates the database ``aifdata``, and once a query there
 answers writes the DSN (``postgresql://postgres@127.0.0.1:PORT/aifdata``) to
 ``DIR/ready``. On SIGTERM or SIGINT it stops the server (``pg_ctl stop -m fast``, then
 SIGKILL after a timeout). Standard library only.
@@ -25,6 +26,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -124,13 +126,25 @@ def serve(root: Path) -> int:
         print("no PostgreSQL binaries (initdb): sudo python3 .ci/postgres.py install")
         return 1
     root.mkdir(parents=True, exist_ok=True)
-    data, socket_dir = root / "data", root / "socket"
+    # as root the cluster belongs to postgres, who may not reach DIR (pytest's are 0700):
+    # it lives in a directory of its own under /tmp then, removed when the server stops
+    home = Path(tempfile.mkdtemp(prefix="aifdata-postgres-")) if os.geteuid() == 0 else root
+    data, socket_dir = home / "data", home / "socket"
     socket_dir.mkdir(exist_ok=True)
-    for path in (root, socket_dir):
+    for path in (home, socket_dir):
         _owned(path)
+    try:
+        return _run(bin_dir, root, data, socket_dir)
+    finally:
+        if home != root:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def _run(bin_dir: Path, root: Path, data: Path, socket_dir: Path) -> int:
     port = _free_port()
     _initdb(bin_dir, data, port, socket_dir)
     log = open(root / "postgres.log", "ab")  # noqa: SIM115 (the server's, while it runs)
+    print(f"cluster in {data}", flush=True)
     server = subprocess.Popen(
         _as_owner([str(bin_dir / "postgres"), "-D", str(data)]), stdout=log, stderr=log
     )
