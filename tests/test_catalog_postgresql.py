@@ -130,6 +130,38 @@ def test_backup_and_restore_say_what_does_it_there(catalog: Catalog, tmp_path: P
     assert catalog.check() == []
 
 
+def test_cli_check_backup_and_restore_on_postgresql(catalog: Catalog, tmp_path: Path, capsys):
+    from aifdata.cli import main
+
+    url = str(catalog.location)
+    assert main(["catalog", "check", "--catalog", url]) == 0
+    assert f"{catalog.path}: intact" in capsys.readouterr().out
+    assert main(["catalog", "backup", str(tmp_path / "b.db"), "--catalog", url]) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "use pg_dump" in err
+    assert not (tmp_path / "b.db").exists()
+    assert main(["show", "lab/one", "--catalog", url]) == 0
+    assert "a.txt" in capsys.readouterr().out
+
+
+def test_the_default_catalog_may_be_postgresql(postgresql_catalog: str, tmp_path, monkeypatch):
+    monkeypatch.setenv("AIFDATA_CATALOG", postgresql_catalog)
+    Catalog().ingest(str(make_tree(tmp_path / "src", {"a.txt": b"a"})), "lab/default")
+    assert Catalog(postgresql_catalog).datasets() == ["lab/default"]
+    monkeypatch.delenv("AIFDATA_CATALOG")
+    config = tmp_path / "config.toml"
+    config.write_text(f'catalog = "{postgresql_catalog}"\n')
+    monkeypatch.setenv("AIFDATA_CONFIG", str(config))
+    assert Catalog().datasets() == ["lab/default"]
+
+
+def test_a_catalog_pickles_and_opens_again(catalog: Catalog) -> None:
+    import pickle
+
+    again = pickle.loads(pickle.dumps(catalog))
+    assert again.datasets() == ["lab/one"] and again.path == catalog.path
+
+
 def test_a_read_only_session_answers_queries_and_refuses_writes(catalog: Catalog) -> None:
     url = str(catalog.location).replace(
         "options=", "options=-cdefault_transaction_read_only%3Don%20"

@@ -257,7 +257,8 @@ class Catalog:
 
         ``max_age`` (seconds) lets a caller take what this thread asked SQLite that
         recently about other connections' commits (a read's own access check, a
-        moment before); this connection's own commits always count."""
+        moment before); this connection's own commits always count. On PostgreSQL the
+        mark is the catalog's change counter, which every write transaction moves."""
         conn = self.conn
         local = self._local
         now = time.monotonic()
