@@ -137,13 +137,9 @@ def translate(sql: str, many: bool = False) -> tuple[str, bool]:
     sql = re.sub(r"\bIS \?", "IS NOT DISTINCT FROM ?", sql)
     out = _placeholders(sql) + suffix
     inserted = _INSERT.match(sql)
-    returns_id = (
-        not many
-        and inserted is not None
-        and inserted.group(1) in table_keys()[1]
-        and "RETURNING" not in sql.upper()
-    )
-    return (out + " RETURNING id" if returns_id else out), returns_id
+    identity = table_keys()[1].get(inserted.group(1)) if inserted is not None else None
+    returns_id = not many and identity is not None and "RETURNING" not in sql.upper()
+    return (out + f" RETURNING {identity}" if returns_id else out), returns_id
 
 
 def _upsert(table: str, columns: str | None) -> str:

@@ -193,27 +193,46 @@ def postgres_ddl(statement: str) -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def table_keys() -> tuple[dict[str, tuple[str, ...]], frozenset[str]]:
-    """Each table's primary key, and the tables whose ``id`` is an identity, as the
-    migrations declare them."""
+def table_keys() -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+    """Each table's primary key, and each table's identity column (an ``INTEGER PRIMARY
+    KEY``: SQLite's rowid, whose new value ``lastrowid`` gives), as the migrations
+    declare them."""
     keys: dict[str, tuple[str, ...]] = {}
-    identities: set[str] = set()
+    identities: dict[str, str] = {}
     for script in MIGRATIONS:
-        for match in re.finditer(r"CREATE TABLE (\w+) \((.*?)\n\s*\);?", script + "\n", re.S):
-            table, body = match.groups()
-            for line in body.splitlines():
-                line = line.strip().rstrip(",")
-                composite = re.match(r"PRIMARY KEY \(([^)]*)\)", line)
+        for table, items in _created_tables(script):
+            for item in items:
+                composite = re.match(r"PRIMARY KEY\s*\(([^)]*)\)", item, re.I)
                 if composite:
-                    keys[table] = tuple(c.strip() for c in composite.group(1).split(","))
-                column = re.match(r'"?(\w+)"?\s+INTEGER PRIMARY KEY', line) or re.match(
-                    r'"?(\w+)"?\s+\w+ PRIMARY KEY', line
-                )
+                    keys[table] = tuple(c.strip().strip('"') for c in composite.group(1).split(","))
+                    continue
+                column = re.match(r'"?(\w+)"?\s+(\w+)\s+PRIMARY KEY\b', item, re.I)
                 if column:
                     keys[table] = (column.group(1),)
-                    if column.group(1) == "id" and "INTEGER PRIMARY KEY" in line:
-                        identities.add(table)
-    return keys, frozenset(identities)
+                    if column.group(2).upper() == "INTEGER":
+                        identities[table] = column.group(1)
+    return keys, identities
+
+
+def _created_tables(script: str) -> list[tuple[str, list[str]]]:
+    """(table, its column and constraint items) of each ``CREATE TABLE`` in ``script``."""
+    found = []
+    pattern = r"CREATE TABLE (?:IF NOT EXISTS )?\"?(\w+)\"?\s*\("
+    for match in re.finditer(pattern, script, re.I):
+        depth, start, items = 1, match.end(), []
+        for at in range(match.end(), len(script)):
+            char = script[at]
+            if char == "(":
+                depth += 1
+            elif char == ")":
+                depth -= 1
+            if (char == "," and depth == 1) or depth == 0:
+                items.append(script[start:at].strip())
+                start = at + 1
+            if depth == 0:
+                break
+        found.append((match.group(1), items))
+    return found
 
 
 def ensure_meta(conn: Any) -> None:
