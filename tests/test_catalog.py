@@ -6,7 +6,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import sqlite3
 
 import pytest
 
@@ -167,8 +166,8 @@ def _ingest_worker(args):
     return name
 
 
-def test_eight_processes_ingest_into_one_catalog(tmp_path):
-    db = tmp_path / "shared.db"
+def test_eight_processes_ingest_into_one_catalog(tmp_path, catalog_url):
+    db = catalog_url
     jobs = []
     for i in range(8):
         root = make_tree(
@@ -179,7 +178,7 @@ def test_eight_processes_ingest_into_one_catalog(tmp_path):
         assert sorted(pool.map(_ingest_worker, jobs)) == sorted(j[2] for j in jobs)
     cat = Catalog(db)
     assert len(cat.datasets()) == 8
-    rows = sqlite3.connect(db).execute("SELECT count(*) FROM files").fetchone()[0]
+    rows = cat.conn.execute("SELECT count(*) FROM files").fetchone()[0]
     assert rows == 8 * 20
 
 

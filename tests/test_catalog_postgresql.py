@@ -199,6 +199,15 @@ def test_a_read_only_session_answers_queries_and_refuses_writes(catalog: Catalog
         reader.grant("user:bob", "read", "lab/*")
 
 
+def test_a_read_only_session_on_an_older_schema_says_so(catalog: Catalog) -> None:
+    catalog.conn.execute("UPDATE aifdata_catalog SET schema_version = schema_version - 1")
+    url = str(catalog.location).replace(
+        "options=", "options=-cdefault_transaction_read_only%3Don%20"
+    )
+    with pytest.raises(CatalogError, match=r"read-only .* older aifdata"):
+        Catalog(url).datasets()
+
+
 def test_another_process_grant_is_seen_at_once(catalog: Catalog) -> None:
     other = Catalog(catalog.location)  # another connection, as another process has
     admin = catalog.admins()[0].removeprefix("user:")
