@@ -36,6 +36,9 @@ HYDRATE_CHECKS = ("every-read", "on-sync")
 DEFAULT_HYDRATE_RANGED_MAX = 4 * 2**30
 #: How long a hydration's lease lasts without a heartbeat before another reader takes over.
 DEFAULT_HYDRATE_LEASE = 30.0
+#: Top-level tables other than ``mounts`` that a config file may hold, each read by the part
+#: it configures (``[service]``: ``aifdata serve``).
+SECTIONS = ("service",)
 
 
 def _did_you_mean(word: str, choices: Sequence[str]) -> str:
@@ -192,6 +195,10 @@ class Config:
 
     mounts: tuple[Mount, ...]
     source: str | None = None
+    #: The other top-level tables of the file (:data:`SECTIONS`), as written.
+    sections: Mapping[str, Mapping[str, Any]] = field(
+        default_factory=dict, compare=False, hash=False
+    )
     #: The catalog ``Catalog()`` opens when ``$AIFDATA_CATALOG`` is unset: a SQLite file or a
     #: ``postgresql://`` URL (top-level ``catalog = "..."`` in the TOML); None: the default.
     catalog: str | None = None
@@ -317,20 +324,26 @@ class _ConfigReader:
         return ConfigError(f"{self.source}: {key}: {problem}")
 
     def read(self, document: Mapping[str, Any]) -> Config:
-        unknown = sorted(set(document) - {"mounts", "catalog"})
+        unknown = sorted(set(document) - {"mounts", "catalog", *SECTIONS})
         if unknown:
-            raise self.fail(unknown[0], "unknown top-level key; expected 'mounts' or 'catalog'")
+            expected = ", ".join(repr(k) for k in ("mounts", "catalog", *SECTIONS[:-1]))
+            expected += f" or {SECTIONS[-1]!r}"
+            raise self.fail(unknown[0], f"unknown top-level key; expected {expected}")
         catalog = document.get("catalog")
         if catalog is not None and (not isinstance(catalog, str) or not catalog.strip()):
             raise self.fail(
                 "catalog", f"expected a catalog file or a postgresql:// URL, got {_shown(catalog)}"
             )
+        sections = {key: document[key] for key in SECTIONS if key in document}
+        for key, table in sections.items():
+            if not isinstance(table, dict):
+                raise self.fail(key, f"expected a table [{key}], got {_shown(table)}")
         mounts_table = document.get("mounts", {})
         if not isinstance(mounts_table, dict):
             raise self.fail("mounts", "expected a table of mounts ([mounts.NAME])")
         mounts = [self._mount(name, table) for name, table in mounts_table.items()]
         try:
-            return Config(tuple(mounts), source=self.source, catalog=catalog)
+            return Config(tuple(mounts), source=self.source, sections=sections, catalog=catalog)
         except ConfigError as exc:
             raise self.fail("mounts", str(exc)) from None
 

@@ -17,15 +17,18 @@ from ._policy import (
 from ._records import Dataset, FileRecord
 from ._search import SearchHit
 from ._store import catalogs_opened, filesystem_type, is_network_filesystem
+from ._tokens import ApiToken, IssuedToken, authenticate, create_token, list_tokens, revoke_token
 from ._verify import ReplicaProblem, VerifyReport
 
 __all__ = [
     "CHECKSUM_ALGORITHM",
     "PRIVILEGES",
+    "ApiToken",
     "Catalog",
     "Dataset",
     "FileRecord",
     "Grant",
+    "IssuedToken",
     "LineageNode",
     "Principal",
     "ReplicaProblem",
@@ -33,14 +36,18 @@ __all__ = [
     "SearchHit",
     "VerifyReport",
     "acting_as",
+    "authenticate",
     "catalogs_opened",
+    "create_token",
     "current_principal",
     "current_user",
     "filesystem_type",
     "is_network_filesystem",
+    "list_tokens",
     "named_catalog",
     "open_dataset",
     "openlineage_events_of",
+    "revoke_token",
     "send_openlineage",
     "split_ref",
 ]

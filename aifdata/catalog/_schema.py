@@ -27,6 +27,10 @@ Tables (the Parquet export keeps the same names and columns):
 ``runs``       id, run_id (a UUID), job, user, script, git_commit, params (JSON),
                started, ended, state (RUNNING, COMPLETE, FAIL), error (of a failed run)
 ``run_datasets`` run_id (runs.id), role (input or output), version_id
+``tokens``     API tokens of ``aifdata serve``: id (public, in the token's text), secret_hash
+               (SHA-256 of the secret: the secret itself is never stored), principal
+               (``user:NAME``), member_of (its groups, comma-separated), label, created_by,
+               created, expires (NULL: never), revoked (NULL: live)
 ``overwrites`` one row: how many recorded copies were written over through ``aif://``
                (routes known in memory are forgotten when it moves)
 """
@@ -171,6 +175,20 @@ MIGRATIONS: tuple[str, ...] = (
         count       INTEGER NOT NULL
     );
     INSERT INTO overwrites (id, count) VALUES (1, 0)
+    """,
+    """
+    CREATE TABLE tokens (
+        id          TEXT PRIMARY KEY,
+        secret_hash TEXT NOT NULL,
+        principal   TEXT NOT NULL,
+        member_of   TEXT NOT NULL DEFAULT '',
+        label       TEXT NOT NULL DEFAULT '',
+        created_by  TEXT NOT NULL,
+        created     REAL NOT NULL,
+        expires     REAL,
+        revoked     REAL
+    );
+    CREATE INDEX tokens_by_principal ON tokens(principal)
     """,
 )
 

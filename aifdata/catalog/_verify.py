@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, NamedTuple
 
@@ -22,6 +21,7 @@ from fsspec import AbstractFileSystem
 from .._config import Config
 from .._errors import ConfigError
 from .._filesystem import MountedFileSystem
+from .._threads import ThreadPool
 from .._urls import resolve_url
 from ..connectors import FileStat, _atomic
 from ..connectors._seal import Copies, local_path, rehash, seal
@@ -130,7 +130,7 @@ def scrub(
         mount, tier, rel = located
         return _check(fs.connector(mount, tier.name), rel, replica, mark, progress)
 
-    with ThreadPoolExecutor(max(1, workers)) as pool:
+    with ThreadPool(max(1, workers)) as pool:
         results = list(pool.map(one, replicas))
     return VerifyReport(
         checked=len(replicas),
