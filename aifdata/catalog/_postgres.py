@@ -322,6 +322,15 @@ class Connection:
             for row in rows:
                 copy.write_row(row)
 
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, kind: object, error: object, traceback: object) -> None:
+        """As :class:`sqlite3.Connection` outside a transaction it began: each statement
+        was committed as it ran; an open transaction is committed, or rolled back on error."""
+        if self.in_transaction:
+            self.raw.execute("ROLLBACK" if error is not None else "COMMIT")
+
     @property
     def in_transaction(self) -> bool:
         from psycopg.pq import TransactionStatus
