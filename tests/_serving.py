@@ -25,6 +25,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,8 +58,9 @@ class World:
         return {"Authorization": f"Bearer {self.tokens[user]}"}
 
 
-def make_world(root: Path) -> World:
-    """The world of the module docstring under ``root``."""
+def make_world(root: Path, catalog_at: str | Path | None = None) -> World:
+    """The world of the module docstring under ``root`` (its catalog at ``catalog_at``: a
+    SQLite file or a PostgreSQL URL; default ``root/catalog.db``)."""
     pfs, archive = root / "pfs", root / "archive"
     pfs.mkdir(parents=True)
     archive.mkdir()
@@ -69,7 +71,7 @@ def make_world(root: Path) -> World:
         write_tier="archive",
     )
     config = aifdata.Config((mount,))
-    catalog = Catalog(root / "catalog.db", config=config)
+    catalog = Catalog(catalog_at or root / "catalog.db", config=config)
     fs = aifdata.filesystem(config, catalog=catalog)
     world = World(catalog, config, root)
     with acting_as(Principal("boss")):
@@ -98,6 +100,23 @@ def make_world(root: Path) -> World:
         for user in ("boss", "alice", "bob", "carol"):
             world.tokens[user] = create_token(catalog, f"user:{user}", label="test").text
     return world
+
+
+@contextlib.contextmanager
+def fresh_schema(dsn: str) -> Iterator[str]:
+    """The URL of an empty PostgreSQL catalog in a schema of its own on the server ``dsn``,
+    dropped afterwards (for a world shared by a module's tests)."""
+    import psycopg
+
+    schema = f"serve_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+    glue = "&" if "?" in dsn else "?"
+    try:
+        yield f"{dsn}{glue}options=-csearch_path%3D{schema}"
+    finally:
+        with contextlib.suppress(psycopg.Error), psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def expire(catalog: Catalog, token_id: str) -> None:

@@ -22,8 +22,9 @@ API = "/api/v1"
 
 
 @pytest.fixture
-def world(tmp_path):
-    return make_world(tmp_path / "world")
+def world(tmp_path, catalog_url):
+    """The service's world, its catalog on each backend (SQLite, PostgreSQL)."""
+    return make_world(tmp_path / "world", catalog_url)
 
 
 def client_for(world, extra_routes=(), **settings):

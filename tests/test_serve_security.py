@@ -21,16 +21,24 @@ from starlette.testclient import TestClient
 from aifdata.catalog import Principal, acting_as, revoke_token
 from aifdata.service import ServiceSettings, build_app
 
-from ._serving import HIDDEN_FROM_BOB, READABLE_BY_BOB, expire, make_world
+from ._serving import HIDDEN_FROM_BOB, READABLE_BY_BOB, expire, fresh_schema, make_world
 
 API = "/api/v1"
 #: What a response to bob must never hold: the hidden datasets' owners and files.
 SECRETS = ("alice", "carol", "reads.fq", "sha256:", "wgs", "run 42")
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    return make_world(tmp_path_factory.mktemp("serve-security"))
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
+)
+def world(request, tmp_path_factory):
+    """The service's world, its catalog on each backend (SQLite, PostgreSQL)."""
+    root = tmp_path_factory.mktemp("serve-security")
+    if request.param == "sqlite":
+        yield make_world(root)
+        return
+    with fresh_schema(request.getfixturevalue("_postgresql_session")) as url:
+        yield make_world(root, url)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +83,7 @@ ENCODED_NAMES = {
 def test_a_glob_or_dot_name_is_a_bad_name(client, world, endpoint, param, name):
     response = client.get(f"{API}/{endpoint}", params={param: name}, headers=world.headers("bob"))
     assert response.status_code == 400, response.text
-    assert response.json()["error"]["type"] == "BadName"
+    assert response.json()["error"]["type"] in ("BadName", "BadArgument")  # BadArgument: a NUL
     assert not leaks(response.text)
 
 
@@ -135,6 +143,13 @@ def test_search_by_tag_finds_only_what_bob_may_read(client, world, tag):
 def test_bob_lists_exactly_his_datasets(client, world):
     listed = raw(client, world, "bob", "datasets").json()["datasets"]
     assert listed == sorted(READABLE_BY_BOB)
+
+
+@pytest.mark.parametrize("param", ["q", "format", "owner", "tag"])
+def test_a_nul_in_a_search_parameter_is_a_bad_argument(client, world, param):
+    value = "k=\x00" if param == "tag" else "run\x0042"
+    response = client.get(f"{API}/search", params={param: value}, headers=world.headers("bob"))
+    assert response.status_code == 400 and "holds a NUL character" in response.text
 
 
 def test_a_repeated_parameter_is_refused_not_guessed(client, world):

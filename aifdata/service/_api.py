@@ -16,7 +16,7 @@ from .._paths import clean_path, has_magic, strip_protocol
 from ..catalog import PRIVILEGES, Dataset, split_ref
 from ..catalog._policy import check_dataset_name, covers
 from ..formats import MAX_PARTITIONS
-from ._calls import Call, api_route
+from ._calls import Call, api_route, no_nul
 
 API = "/api/v1"
 #: At most this many files are listed (with the tier serving each) per request.
@@ -55,7 +55,7 @@ def search(call: Call) -> dict[str, Any]:
 def _tags(call: Call) -> dict[str, str]:
     tags = {}
     for text in call.params.getlist("tag")[:20]:
-        key, sep, value = text.partition("=")
+        key, sep, value = no_nul("tag", text).partition("=")
         if not sep or not key or len(text) > 256:
             raise BadArgument(f"parameter 'tag' must be KEY=VALUE, got {text[:60]!r}")
         tags[key] = value

@@ -136,6 +136,14 @@ def _forgeable(request: Request) -> bool:
     return by_cookie and unsafe and request.headers.get(CSRF_HEADER) != CSRF_VALUE
 
 
+def no_nul(name: str, value: str) -> str:
+    """``value``, refused (BadArgument) when it holds a NUL, which no name, path or word
+    holds (and PostgreSQL's text refuses)."""
+    if "\x00" in value:
+        raise BadArgument(f"parameter {name!r} holds a NUL character")
+    return value
+
+
 @dataclass(frozen=True)
 class Call:
     """One request to a JSON endpoint, as its handler sees it (in a worker thread, acting
@@ -161,7 +169,7 @@ class Call:
             return default
         if len(values[0]) > max_chars:
             raise BadArgument(f"parameter {name!r} is longer than {max_chars} characters")
-        return values[0]
+        return no_nul(name, values[0])
 
     def optional(self, name: str, max_chars: int = 1024) -> str | None:
         """The query parameter ``name``, None when missing or empty."""
