@@ -87,16 +87,3 @@ def test_bench_scale_runs_every_engine_and_prints_targets(seaweedfs, short_tmp):
     for engine in ("one process", "Dask LocalCluster", "SLURMCluster", "Ray Data", "Lithops"):
         assert engine in proc.stdout
     assert "targets:" in proc.stdout
-
-
-def test_bench_serve_runs_and_prints_targets(tmp_path):
-    bench = BENCH.parent / "bench_serve.py"
-    args = ["--datasets", "200", "--requests", "64", "--clients", "4", "--workdir", str(tmp_path)]
-    proc = subprocess.run(
-        [sys.executable, str(bench), *args], capture_output=True, text=True, timeout=600
-    )
-    assert proc.returncode == 0, proc.stderr
-    for case in ("serve search, catalog admin", "library search, user with one grant"):
-        assert case in proc.stdout
-    assert "targets:" in proc.stdout
-    assert not list(tmp_path.iterdir())

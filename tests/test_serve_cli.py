@@ -85,7 +85,10 @@ def test_settings_come_from_the_service_table_then_the_options():
         'rate_per_token = 5\nburst = 10\nrequest_timeout = "2m"\npresign_max_expiry = "15m"\n'
     )
     settings = ServiceSettings.from_config(config, port=9001)
-    assert settings == ServiceSettings("0.0.0.0", 9001, 2 * 2**20, 5.0, 10, 120.0, 900.0)
+    assert settings == ServiceSettings(
+        host="0.0.0.0", port=9001, max_request_bytes=2 * 2**20, rate_per_token=5.0, burst=10,
+        request_timeout=120.0, presign_max_expiry=900.0,
+    )  # fmt: skip
     assert ServiceSettings.from_config(parse_config("")) == ServiceSettings()
 
 
