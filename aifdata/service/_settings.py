@@ -50,6 +50,9 @@ class ServiceSettings:
 
     host: str = "127.0.0.1"
     port: int = 8750
+    #: HTTPS: the certificate chain and its private key (PEM files); both or neither.
+    tls_certfile: str | None = None
+    tls_keyfile: str | None = None
     #: Largest request body taken (larger: 413).
     max_request_bytes: int = 1 << 20
     #: Requests per second a token may make on average (more: 429 with Retry-After) ...
@@ -62,13 +65,6 @@ class ServiceSettings:
     presign_max_expiry: float = 3600.0
     #: How long a presigned URL lives when the caller does not say, in seconds.
     presign_default_expiry: float = 900.0
-    #: HTTPS: the certificate chain and its private key (PEM files); both or neither.
-    tls_certfile: str | None = None
-    tls_keyfile: str | None = None
-
-    @property
-    def scheme(self) -> str:
-        return "https" if self.tls_certfile else "http"
 
     @classmethod
     def from_config(cls, config: Config | None = None, **overrides: Any) -> ServiceSettings:
@@ -97,16 +93,20 @@ class ServiceSettings:
                 raise ConfigError(where(key, str(exc))) from None
         return dataclasses.replace(self, **changes)
 
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_certfile else "http"
+
 
 _PARSERS: dict[str, Callable[[Any], Any]] = {
     "host": _host,
     "port": _port,
+    "tls_certfile": _file,
+    "tls_keyfile": _file,
     "max_request_bytes": parse_size,
     "rate_per_token": _rate,
     "burst": _count,
     "request_timeout": parse_duration,
     "presign_max_expiry": parse_duration,
     "presign_default_expiry": parse_duration,
-    "tls_certfile": _file,
-    "tls_keyfile": _file,
 }
