@@ -325,6 +325,13 @@ def test_a_hidden_dataset_reads_as_a_missing_one(client, world, hidden, shape):
     assert not leaks(there.text)
 
 
+def test_lineage_counts_a_hidden_output_and_never_names_it(client, world):
+    body = raw(client, world, "bob", "lineage?ref=lab/gen_1").json()
+    (entry,) = body["downstream"]["runs"]
+    assert entry["run"]["outputs"] == [] and entry["run"]["hidden_outputs"] == 1
+    assert entry["datasets"] == [] and "climate" not in str(body)
+
+
 @pytest.mark.parametrize(
     ("user", "other", "owner"),
     [("alice", "climate/x", "carol"), ("carol", "genomics/run42", "alice")],
