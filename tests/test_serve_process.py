@@ -137,3 +137,36 @@ def test_serve_speaks_https_with_the_services_certificate(world, tmp_path):
         assert response.json()["principal"] == "user:bob"
         with pytest.raises(httpx.TransportError):  # no plain HTTP on that port
             httpx.get(server.url.replace("https:", "http:") + "/api/v1/whoami", timeout=5)
+
+
+def test_the_mcp_tools_are_served_at_mcp_as_the_tokens_principal(server, world):
+    """``aifdata serve`` serves the MCP tools at /mcp (streamable HTTP): the mcp package's
+    own client, with bob's token, finds only what bob may read, and the audit names bob."""
+    from mcp.client.session import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    async def search_as_bob() -> dict:
+        client = create_mcp_http_client(headers={"Authorization": f"Bearer {world.tokens['bob']}"})
+        async with (
+            client,
+            streamable_http_client(f"{server.url}/mcp", http_client=client) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            result = await session.call_tool("search_datasets", {"query": "lab", "limit": 50})
+            assert not result.is_error
+            assert result.structured_content is not None
+            return result.structured_content
+
+    import anyio
+
+    found = anyio.run(search_as_bob)
+    names = {hit["name"] for hit in found["results"]}
+    assert names and names <= set(READABLE_BY_BOB)
+    rows = get(server, world, "boss", "audit?limit=20").json()["audit"]
+    assert any(r["action"] == "mcp:search_datasets" and r["principal"] == "user:bob" for r in rows)
+    refused = httpx.post(
+        f"{server.url}/mcp", json={}, headers={"Authorization": "Bearer aif_x_y"}, timeout=30
+    )
+    assert refused.status_code == 401

@@ -38,9 +38,9 @@ def serve(
     served = open_catalog(catalog)
     if catalog is not None:  # aif:// URLs opened in this process (partition plans) use it too
         os.environ["AIFDATA_CATALOG"] = str(served.path)
-    application = build_app(served, settings, extra_routes=WEB_ROUTES)
+    application = build_app(served, settings, extra_routes=WEB_ROUTES, mcp=True)
     base = f"{settings.scheme}://{settings.host}:{settings.port}"
-    typer.echo(f"aifdata serve: {base}/api/v1/ (the web page: {base}/)", err=True)
+    typer.echo(f"aifdata serve: {base}/api/v1/ (the web page: {base}/; MCP: {base}/mcp)", err=True)
     if not _loopback(settings.host) and settings.scheme == "http":
         typer.echo(
             f"aifdata serve: {settings.host} is reachable from other machines and tokens travel"

@@ -14,10 +14,10 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
 
 from .._errors import NotFound
-from ..catalog import Catalog
+from ..catalog import Catalog, Principal
 from . import _api
 from ._calls import Service
 from ._limits import BodyLimit
@@ -42,19 +42,36 @@ def build_app(
     catalog: Catalog,
     settings: ServiceSettings | None = None,
     extra_routes: Sequence[BaseRoute] = (),
+    *,
+    mcp: bool = False,
 ) -> Starlette:
     """The service's ASGI application over ``catalog`` (``uvicorn`` runs it).
 
-    ``extra_routes`` adds routes of other parts (the web page, the MCP server); they find
-    the :class:`Service` at ``request.app.state.service``.
+    ``extra_routes`` adds routes of other parts (the web page); they find the
+    :class:`Service` at ``request.app.state.service``. ``mcp`` serves the MCP tools at
+    ``/mcp`` (streamable HTTP), each request as its bearer token's principal and within
+    the token's rate; the app's lifespan then runs the MCP SDK's session manager.
     """
     settings = settings or ServiceSettings.from_config(catalog.config)
+    service = Service(catalog, settings)
+    routes: list[BaseRoute] = [*ROUTES, *extra_routes]
+    lifespan = None
+    if mcp:
+        from ._mcp_http import mcp_http
+
+        def principal_of(token: str) -> Principal:
+            return service.identify(token).principal
+
+        endpoint = mcp_http(catalog, catalog.config, principal_of)
+        routes.append(Route("/mcp", endpoint.app))
+        lifespan = endpoint.lifespan
     app = Starlette(
-        routes=[*ROUTES, *extra_routes],
+        routes=routes,
         middleware=[
             Middleware(BodyLimit, max_bytes=settings.max_request_bytes, refuse=error_response)
         ],
         exception_handlers={404: _no_endpoint, 405: _no_endpoint},
+        lifespan=lifespan,
     )
-    app.state.service = Service(catalog, settings)
+    app.state.service = service
     return app
