@@ -77,14 +77,6 @@ hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
 hypothesis_settings.load_profile(os.environ.get("AIFDATA_HYPOTHESIS", "default"))
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "postgresql: needs the PostgreSQL server of the session (the postgresql_catalog fixture;"
-        " .ci/postgres.py)",
-    )
-
-
 _LANES = ("s3", "e2e", "slurm", "realdata", "postgresql")
 
 
