@@ -12,7 +12,8 @@ WORKDIR /src
 RUN pip install torch==2.13.0
 
 COPY . .
-# The demo extra, and the MinIO client for the compose file's setup service (docker/setup_bucket.py).
-RUN pip install ".[demo]" "minio>=7.2"
+# The demo extra, the catalog service's (aifdata serve over PostgreSQL), and the MinIO client for
+# the compose file's setup service (docker/setup_bucket.py).
+RUN pip install ".[demo,service,postgresql]" "minio>=7.2"
 
 CMD ["aifdata", "demo"]

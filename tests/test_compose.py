@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import re
+import tomllib
 import uuid
 from pathlib import Path
 
@@ -61,7 +62,7 @@ def test_the_dockerfile_installs_as_the_readme_does():
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "\nFROM python:3.11-slim\n" in dockerfile
     assert f"RUN pip install {torch.group(1)}\n" in dockerfile
-    assert 'pip install ".[demo]"' in dockerfile and "minio" in dockerfile
+    assert 'pip install ".[demo,service,postgresql]"' in dockerfile and "minio" in dockerfile
 
 
 def test_the_setup_script_makes_the_demos_bucket_with_the_minio_client():
@@ -91,3 +92,38 @@ def test_the_setup_script_creates_a_bucket_once(request):
     assert setup.ensure_bucket(*args, secure=False) is False  # there already: nothing done
     client = setup.Minio(endpoint, server.access_key, server.secret_key, secure=False)
     assert client.bucket_exists(bucket_name=name)
+
+
+def test_the_catalog_service_serves_a_postgresql_catalog_of_minios_bucket():
+    """``catalog``: ``aifdata serve`` after PostgreSQL is healthy and the bucket exists, its
+    config a PostgreSQL catalog with no password in it, MinIO's bucket mounted, published on
+    loopback only."""
+    from aifdata import parse_config
+
+    services = _services()
+    postgres, catalog = services["postgres"], services["catalog"]
+    _, _, tag = postgres["image"].rpartition(":")
+    assert (
+        tag not in ("", "latest")
+        and {"test", "interval", "retries"} <= postgres["healthcheck"].keys()
+    )
+    assert catalog["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert catalog["depends_on"]["setup"]["condition"] == "service_completed_successfully"
+    assert catalog["command"] == "aifdata serve" and catalog["build"] == "."
+    assert catalog["ports"] == ["127.0.0.1:8750:8750"]
+    env = catalog["environment"]
+    assert env["PGPASSWORD"] == postgres["environment"]["POSTGRES_PASSWORD"]
+    assert env["AWS_ACCESS_KEY_ID"] == services["minio"]["environment"]["MINIO_ROOT_USER"]
+    path = ROOT / env["AIFDATA_CONFIG"].removeprefix("/src/")
+    parse_config(path.read_text())  # a config aifdata accepts
+    document = tomllib.loads(path.read_text())
+    db = postgres["environment"]
+    assert (
+        document["catalog"]
+        == f"postgresql://{db['POSTGRES_USER']}@postgres:5432/{db['POSTGRES_DB']}"
+    )
+    s3 = document["mounts"]["demo"]["s3"]
+    assert (
+        s3["url"].startswith(f"s3://{_demo.BUCKET}/") and s3["endpoint_url"] == "http://minio:9000"
+    )
+    assert not {"key", "secret"} & s3.keys()  # the credentials come from the environment
