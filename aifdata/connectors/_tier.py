@@ -67,5 +67,12 @@ class Tier:
         options = {"storage_options": storage_options} if storage_options else {}
         return cls("fsspec", url, name, options)
 
+    def __repr__(self) -> str:
+        hidden = self.storage_kind.secret_options
+        options = {k: "***" if k in hidden and v else v for k, v in self.options.items()}
+        return (
+            f"Tier(kind={self.kind!r}, url={self.url!r}, name={self.name!r}, options={options!r})"
+        )
+
     def __reduce__(self) -> tuple[Any, ...]:
         return (Tier, (self.kind, self.url, self.name, dict(self.options)))

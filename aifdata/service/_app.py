@@ -19,6 +19,8 @@ from ._calls import Service
 from ._limits import BodyLimit
 from ._responses import error_response
 from ._settings import ServiceSettings
+from ._uploads import ROUTES as UPLOAD_ROUTES
+from ._vending import ROUTES as VENDING_ROUTES
 
 
 async def _no_endpoint(request: Request, exc: Exception) -> Response:
@@ -43,7 +45,7 @@ def build_app(
     """
     settings = settings or ServiceSettings.from_config(catalog.config)
     app = Starlette(
-        routes=[*ROUTES, *extra_routes],
+        routes=[*ROUTES, *VENDING_ROUTES, *UPLOAD_ROUTES, *extra_routes],
         middleware=[
             Middleware(BodyLimit, max_bytes=settings.max_request_bytes, refuse=error_response)
         ],

@@ -53,6 +53,8 @@ class ServiceSettings:
     request_timeout: float = 30.0
     #: The longest a presigned URL may live, in seconds, whatever a caller asks.
     presign_max_expiry: float = 3600.0
+    #: How long a presigned URL lives when the caller does not say, in seconds.
+    presign_default_expiry: float = 900.0
 
     @classmethod
     def from_config(cls, config: Config | None = None, **overrides: Any) -> ServiceSettings:
@@ -85,4 +87,5 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "burst": _count,
     "request_timeout": parse_duration,
     "presign_max_expiry": parse_duration,
+    "presign_default_expiry": parse_duration,
 }
