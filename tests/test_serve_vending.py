@@ -17,8 +17,11 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
+import aifdata
+from aifdata import AccessDenied, InvalidToken
 from aifdata.catalog import Principal, acting_as, create_token, revoke_token
-from aifdata.service import ServiceSettings, _vending, build_app
+from aifdata.connectors.service import ServiceConnector
+from aifdata.service import ServiceSettings, _uploads, _vending, build_app
 from aifdata.service._presign import key_of
 
 from ._vend_world import CSV, ODD, READS, make_site, start_server
@@ -107,6 +110,9 @@ WIDENING = [
     "aif://both/run42/odd/p%2541.txt",
     "aif://both/run42/reads.f?",
     "aif://both/run4*/reads.fq",
+    "aif://both/run42/%252e%252e/climate/t.csv",  # decoded once: still a literal name
+    "aif://both/run42/\u2024\u2024/climate/t.csv",  # one-dot leaders are not dots
+    "aif://both/run42/odd/a%2ab.txt",
 ]
 
 
@@ -122,6 +128,11 @@ ESCAPES = [
     "aif://both/run42/%2e%2e/climate/t.csv",
     "aif://both/run42/%2E%2E/climate/t.csv",
     "aif://both/run42/..%2fclimate/t.csv",
+    "aif://both/run42/.%2e/climate/t.csv",
+    "aif://both/run42/%2e/reads.fq",
+    "aif://both/run42/reads.fq%00",
+    "aif://both/run42/\x7f",
+    "aif://both/run42/reads.fq\u2028",
     "aif://both/run42/%2fclimate",
     "aif://both//climate/t.csv",
     "aif://both/run42/./reads.fq",
@@ -198,6 +209,10 @@ def test_a_revoked_token_stops_working_at_the_next_request(site):
     listing = httpx.get(f"{site.base}{API}/ls", params={"path": "aif://both/run42"},
                         headers=headers)  # fmt: skip
     assert listing.status_code == 401
+    tier = aifdata.Tier("service", f"{site.base}/both", "remote", {"token": made.text})
+    with pytest.raises(InvalidToken) as refused_read:
+        ServiceConnector(tier).cat_file("run42/reads.fq")
+    assert made.text not in str(refused_read.value)
 
 
 def test_posts_take_the_token_from_the_header_only_not_the_cookie(site):
@@ -239,6 +254,7 @@ def test_no_url_is_minted_before_the_path_and_grant_checks(site, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(_vending, "mint", counting)
+    monkeypatch.setattr(_uploads, "mint", counting)
     settings = ServiceSettings(rate_per_token=1e6, burst=10**6)
     client = TestClient(build_app(site.catalog(), settings))
 
@@ -255,6 +271,15 @@ def test_no_url_is_minted_before_the_path_and_grant_checks(site, monkeypatch):
         headers={"Authorization": "Bearer aif_0000000000000000_" + "x" * 40},
     )
     assert bad_token.status_code == 401
+    uploads = [
+        client.post(f"{API}/uploads", headers=site.headers(user),
+                    json={"dataset": name, "files": [{"path": path, "size": 1}]})
+        for user, name, path in [
+            ("bob", "genomics/run42", "x"), ("bob", "climate/x", "x"),
+            ("carol", "genomics/inbox", "x"), ("bob", "genomics/inbox", "../x"),
+        ]
+    ]  # fmt: skip
+    assert [r.status_code for r in uploads] == [403, 404, 404, 400]
     assert minted == []
     assert post("carol", "aif://both/climate/t.csv").status_code == 200
     assert len(minted) == 1
@@ -266,6 +291,7 @@ CLIENT = textwrap.dedent(
     """
     import json, os, sys
     import aifdata
+
     assert not any(k.startswith("AWS_") for k in os.environ)
     fs = aifdata.filesystem()
     out = {}
@@ -312,12 +338,11 @@ def test_a_process_with_a_token_and_no_s3_keys_reads_through_a_service_tier(site
         out["errors"]["aif://site/run42/absent.fq"],
     )
     assert hidden[0] == absent[0] == "NotFound"
+    assert hidden[1].replace("climate/t.csv", "run42/absent.fq") == absent[1]
     assert site.tokens["bob"] not in run.stdout.decode() + run.stderr.decode()
 
 
 def test_a_service_tier_vends_again_when_a_url_expired(site, monkeypatch):
-    import aifdata
-    from aifdata.connectors.service import ServiceConnector
 
     monkeypatch.setenv("AIFDATA_TOKEN", site.tokens["bob"])
     tier = aifdata.Tier("service", f"{site.base}/both", "remote")
@@ -334,9 +359,6 @@ def test_a_service_tier_vends_again_when_a_url_expired(site, monkeypatch):
 
 
 def test_a_service_tier_without_a_token_says_how_to_get_one(site, monkeypatch):
-    import aifdata
-    from aifdata import InvalidToken
-    from aifdata.connectors.service import ServiceConnector
 
     monkeypatch.delenv("AIFDATA_TOKEN", raising=False)
     conn = ServiceConnector(aifdata.Tier("service", f"{site.base}/both", "remote"))
@@ -345,9 +367,6 @@ def test_a_service_tier_without_a_token_says_how_to_get_one(site, monkeypatch):
 
 
 def test_a_service_tier_is_read_only(site):
-    import aifdata
-    from aifdata import AccessDenied
-    from aifdata.connectors.service import ServiceConnector
 
     conn = ServiceConnector(aifdata.Tier("service", f"{site.base}/both", "r", {"token": "t"}))
     with pytest.raises(AccessDenied, match="read-only"):
@@ -453,8 +472,6 @@ def test_an_upload_path_that_is_not_one_objects_name_is_refused(site, path):
 
 
 def test_an_expired_upload_is_swept_and_never_recorded(site):
-    from aifdata.service import _uploads
-
     before = versions(site)
     body = start_upload(site, "bob", [{"path": "late.bin", "size": 2}], expires=1).json()
     httpx.put(body["files"][0]["url"], content=b"ok")
