@@ -28,7 +28,7 @@ import obstore
 from obstore.exceptions import NotFoundError
 
 from .._config import Mount
-from .._errors import AccessDenied, Conflict, NotFound
+from .._errors import AccessDenied, BadArgument, Conflict, NotFound
 from .._filesystem import MountedFileSystem
 from .._router import Route
 from ..catalog import current_principal
@@ -96,6 +96,9 @@ def exposed(call: Call, path: str, directory: bool) -> bool:
 def presign(call: Call) -> dict[str, Any]:
     """A presigned GET of one file the caller may read (see the module docstring)."""
     body = json_body(call)
+    unknown = set(body) - {"path", "expires"}
+    if unknown:
+        raise BadArgument(f"unknown field(s) {', '.join(sorted(unknown))}; give path, expires")
     path = object_path(body.get("path"))
     settings = call.service.settings
     seconds = expiry(body.get("expires"), settings.presign_default_expiry,
