@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -304,6 +305,7 @@ CLIENT = textwrap.dedent(
     out["odd"] = fs.cat_file("aif://site/run42/odd/a*b.txt").hex()
     out["ls"] = sorted(fs.ls("aif://site/run42", detail=False))
     out["size"] = fs.info("aif://site/run42/reads.fq")["size"]
+    out["find"] = sorted(fs.find("aif://site/run42"))
     errors = {}
     for path in ["aif://site/climate/t.csv", "aif://site/run42/absent.fq"]:
         try:
@@ -333,6 +335,7 @@ def test_a_process_with_a_token_and_no_s3_keys_reads_through_a_service_tier(site
     assert bytes.fromhex(out["odd"]) == ODD["odd/a*b.txt"]
     assert out["ls"] == ["site/run42/odd", "site/run42/reads.fq"]
     assert out["size"] == len(READS)
+    assert out["find"] == sorted(["site/run42/reads.fq"] + [f"site/run42/{r}" for r in ODD])
     hidden, absent = (
         out["errors"]["aif://site/climate/t.csv"],
         out["errors"]["aif://site/run42/absent.fq"],
@@ -356,6 +359,8 @@ def test_a_service_tier_vends_again_when_a_url_expired(site, monkeypatch):
     assert conn.cat_file("run42/reads.fq", 5, 25) == READS[5:25]
     assert conn._urls["run42/reads.fq"][0] != expired
     assert "aif_" not in repr(conn) + repr(tier)
+    again = pickle.loads(pickle.dumps(conn))  # a worker's copy: no client, no URLs held
+    assert again._urls == {} and again.cat_file("run42/reads.fq", -5) == READS[-5:]
 
 
 def test_a_service_tier_without_a_token_says_how_to_get_one(site, monkeypatch):

@@ -66,6 +66,7 @@ def test_expiry_settings_come_from_the_config_file():
 def test_a_service_tier_is_an_http_url_of_a_service(url):
     tier = aifdata.Tier("service", url, "remote", {"token": "aif_x", "timeout": 5})
     assert tier.url == url.rstrip("/") and not tier.local
+    assert aifdata.Tier.service(url, "remote", token="aif_x", timeout=5) == tier
 
 
 @pytest.mark.parametrize(
