@@ -8,6 +8,7 @@ dataset             owner    who else
 ==================  =======  ===================================================
 genomics/run42      alice    bob reads (grant on ``genomics/*``)
 genomics/local      alice    bob reads; its one file is on the PFS tier only
+genomics/staged     alice    bob reads; staged to the PFS tier (verified copies on both)
 genomics/inbox      alice    bob writes (uploads land here as new versions)
 climate/x           carol    nobody: bob is refused it as if it did not exist
 ==================  =======  ===================================================
@@ -116,6 +117,9 @@ def make_site(root: Path, server: _seaweedfs.SeaweedFS, s3_url: str) -> Site:
         (pfs / "local").mkdir()
         (pfs / "local" / "only-here.csv").write_bytes(CSV)
         catalog.ingest("aif://both/local", "genomics/local", description="a PFS-only table")
+        fs.pipe("both/staged/a.bin", READS[:999])
+        catalog.ingest("aif://both/staged", "genomics/staged", description="also on the PFS")
+        catalog.stage("genomics/staged", "pfs")
         fs.pipe("both/inbox/first.csv", CSV)
         catalog.ingest("aif://both/inbox", "genomics/inbox", description="uploads arrive here")
     with acting_as(Principal("carol")):

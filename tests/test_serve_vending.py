@@ -185,6 +185,16 @@ def test_a_pfs_copy_of_the_same_bytes_still_vends_the_s3_object(site):
         (site.pfs / "run42" / "reads.fq").unlink()
 
 
+def test_a_verified_pfs_copy_serves_reads_and_the_url_names_the_same_bytes_on_s3(site):
+    catalog = site.catalog()
+    with acting_as(Principal("bob")):
+        assert catalog.filesystem().where("both/staged/a.bin").tier == "pfs"
+    body = presign(site, "bob", "aif://both/staged/a.bin").json()
+    assert key_of(body["url"], bucket(site)) == f"{prefix(site)}/staged/a.bin"
+    assert body["checksum"] == "sha256:" + hashlib.sha256(READS[:999]).hexdigest()
+    assert httpx.get(body["url"]).content == READS[:999]
+
+
 def test_a_refused_presign_is_audited_as_the_tokens_principal(site):
     presign(site, "bob", "aif://both/climate/t.csv")
     catalog = site.catalog()
