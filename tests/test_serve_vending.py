@@ -430,7 +430,7 @@ def test_an_upload_is_committed_as_a_new_version_with_exact_bytes(site):
         rows = site.catalog().audit_log(30)
     commit_row = next(r for r in rows if r["action"] == "upload-commit")
     assert commit_row["principal"] == "user:bob" and commit_row["allowed"]
-    assert error(act(site, "bob", body["upload"]), 409)["message"].endswith("committed already")
+    assert error(act(site, "bob", body["upload"]), 404)["type"] == "NotFound"  # done: no upload
 
 
 def test_a_commit_with_a_missing_or_short_object_records_nothing(site):

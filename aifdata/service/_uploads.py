@@ -11,9 +11,10 @@ nothing). Nothing is copied: a committed upload's prefix is that version's locat
 
 An upload's state is a small manifest beside its prefix (``_aifdata-uploads/ID.json``, written
 with the server's credentials; no presigned URL reaches it): who made it, for which
-dataset, its files, when its URLs expire, and whether it was committed or aborted. An
-upload not committed in time is refused at commit, and its bytes are removed by the
-next upload to that tier: the catalog never holds half of one.
+dataset, its files, when its URLs expire, and whether it was aborted. A commit removes
+it (the prefix is then the version's location, and a second commit finds no upload).
+An upload not committed in time is refused at commit, and its bytes are removed by the
+next upload to that tier after its URLs expired: the catalog never holds half of one.
 """
 
 from __future__ import annotations
@@ -207,8 +208,7 @@ def commit(call: Call) -> dict[str, Any]:
         raise Conflict(f"upload {upload_id} is not complete: {shown}")
     source = f"aif://{manifest['mount']}/{_staged(upload_id)}"
     made = catalog.ingest(source, name)
-    manifest.update(state="committed", version=made.version)
-    _save(conn, manifest)
+    conn.rm_many([_manifest_rel(upload_id)])  # committed: its prefix is the version's now
     catalog.record_audit(who, "upload-commit", f"upload {upload_id} as version {made.version}",
                          "write", name, allowed=True)  # fmt: skip
     return {"upload": upload_id, "dataset": name, "version": made.version, "source": source,
@@ -235,8 +235,8 @@ def _remove_files(conn: S3Connector, upload_id: str) -> None:
 
 
 def sweep(conn: S3Connector, now: float | None = None, slack: float = 120.0) -> list[str]:
-    """Remove the uploads on this tier that were not committed and can no longer be (their
-    bytes, then their manifest: a PUT that still arrives late is removed next time).
+    """Remove the uploads on this tier that were not committed and can no longer be: their
+    bytes, then their manifest, once their URLs expired (no PUT can arrive after).
     Returns their ids."""
     now = time.time() if now is None else now
     try:
@@ -251,8 +251,6 @@ def sweep(conn: S3Connector, now: float | None = None, slack: float = 120.0) -> 
         try:
             manifest = json.loads(conn.cat_file(rel))
         except (FileNotFoundError, ValueError):
-            continue
-        if manifest.get("state") == "committed":
             continue
         if now > float(manifest.get("expires_at", 0)) + COMMIT_GRACE + slack:
             _remove_files(conn, manifest["id"])
