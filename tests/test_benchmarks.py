@@ -91,7 +91,7 @@ def test_bench_scale_runs_every_engine_and_prints_targets(seaweedfs, short_tmp):
 
 def test_bench_serve_runs_and_prints_ratios_and_targets(seaweedfs):
     env = dict(os.environ, AIFDATA_BENCH_S3_ENDPOINT=seaweedfs.endpoint_url)
-    args = ["--clients", "4", "--requests", "5", "--datasets", "4"]
+    args = ["--clients", "4", "--requests", "5", "--datasets", "4", "--repeat", "1"]
     proc = subprocess.run(
         [sys.executable, str(BENCH.parent / "bench_serve.py"), *args],
         capture_output=True, text=True, env=env, timeout=600,
