@@ -20,6 +20,7 @@ from starlette.testclient import TestClient
 
 import aifdata
 from aifdata import AccessDenied, InvalidToken
+from aifdata._errors import BadArgument
 from aifdata.catalog import Principal, acting_as, create_token, revoke_token
 from aifdata.connectors.service import ServiceConnector
 from aifdata.service import ServiceSettings, _uploads, _vending, build_app
@@ -475,6 +476,25 @@ def test_uploads_need_write_and_hide_what_the_caller_may_not_see(site):
     )
     assert error(act(site, "bob", "0123456789abcdef"), 404)["type"] == "NotFound"
     act(site, "bob", body["upload"], "abort")
+
+
+def test_a_service_tier_uploads_a_new_version_and_reads_it_back(site, tmp_path):
+    local = tmp_path / "big.bin"
+    local.write_bytes(READS)
+    conn = ServiceConnector(aifdata.Tier.service(f"{site.base}/both", token=site.tokens["bob"]))
+    before = versions(site)
+    version = conn.upload("genomics/inbox", {"a/small.txt": b"small", "big.bin": local})
+    assert version == before[-1] + 1 and versions(site) == [*before, version]
+    with acting_as(Principal("bob")):
+        source = site.catalog().dataset("genomics/inbox").source
+    rel = source.removeprefix("aif://both/")
+    assert conn.cat_file(f"{rel}/big.bin") == READS
+    assert conn.cat_file(f"{rel}/a/small.txt") == b"small"
+    with pytest.raises(BadArgument):
+        conn.upload("genomics/inbox", {"../x": b"x"})
+    with pytest.raises(AccessDenied):
+        conn.upload("genomics/run42", {"x": b"x"})
+    assert versions(site) == [*before, version]
 
 
 @pytest.mark.parametrize(

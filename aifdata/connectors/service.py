@@ -9,15 +9,19 @@ requests. A URL is kept until shortly before it expires, and vended again when S
 says it has (403). The service checks every request against the catalog's grants as
 the token's principal; a file the token may not read is missing here.
 
-The kind is read-only. The token never appears in a repr or an error message.
+Writes through ``aif://`` are refused; :meth:`ServiceConnector.upload` sends files as a
+new version of a dataset (presigned PUTs, then a commit). The token never appears in a
+repr or an error message.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any, BinaryIO, ClassVar
 from urllib.parse import urlsplit
 
@@ -26,6 +30,8 @@ import httpx
 from .._errors import (
     AccessDenied,
     AifDataError,
+    BadArgument,
+    Conflict,
     InvalidToken,
     NotFound,
     PathEscape,
@@ -179,6 +185,10 @@ class ServiceConnector(Connector):
             return InvalidToken(f"{self.endpoint}: {message}")
         if status == 403:
             return AccessDenied(where)
+        if status == 400:
+            return BadArgument(where)
+        if status == 409:
+            return Conflict(where)
         if status in (502, 503, 504):
             return StorageUnavailable(where)
         return StorageError(where)
@@ -277,7 +287,42 @@ class ServiceConnector(Connector):
             size = int(info["size"])
         return RangeReader(self, rel, size, block_size or 4 * 2**20)
 
-    # -- writes: none --------------------------------------------------------
+    # -- uploads: a new version of a dataset ---------------------------------
+
+    def upload(self, dataset: str, files: Mapping[str, bytes | os.PathLike[str]]) -> int:
+        """Upload ``files`` (path in the version -> bytes or a local file) as a new version
+        of ``dataset`` (the token's principal must be allowed to write it); returns its number.
+        Anything that fails aborts the upload: nothing is recorded."""
+        sizes = {
+            p: len(d) if isinstance(d, bytes) else os.path.getsize(d) for p, d in files.items()
+        }
+        started = self._call(
+            "POST",
+            "uploads",
+            "",
+            json={"dataset": dataset, "files": [{"path": p, "size": n} for p, n in sizes.items()]},
+        )
+        upload_id = started["upload"]
+        try:
+            for item in started["files"]:
+                data = files[item["path"]]
+                with contextlib.ExitStack() as stack:
+                    body = (
+                        data if isinstance(data, bytes) else stack.enter_context(open(data, "rb"))
+                    )
+                    put = self.objects.put(item["url"], content=body)
+                if put.status_code != 200:
+                    raise StorageError(
+                        f"{self.url('')}: upload of {item['path']} answered HTTP {put.status_code}"
+                    )
+            done = self._call("POST", f"uploads/{upload_id}/commit", "")
+        except BaseException:
+            with contextlib.suppress(AifDataError):
+                self._call("POST", f"uploads/{upload_id}/abort", "")
+            raise
+        return int(done["version"])
+
+    # -- writes through aif://: none -------------------------------------------
 
     def _read_only(self, rel: str = "") -> AccessDenied:
         return AccessDenied(
