@@ -161,3 +161,24 @@ def test_an_upload_to_a_mount_without_s3_is_a_conflict(client, world):
     body = {"dataset": "genomics/run42", "files": [{"path": "x", "size": 1}]}
     r = client.post(f"{API}/uploads", headers=world.headers("alice"), json=body)
     assert r.status_code == 409 and "no S3 tier" in r.json()["error"]["message"]
+
+
+def test_a_service_tier_lists_through_the_api_and_hides_what_it_may_not_read(client, world):
+    from aifdata import NotFound
+    from aifdata._errors import Conflict
+    from aifdata.connectors.service import ServiceConnector
+
+    conn = ServiceConnector(aifdata.Tier.service("http://testserver/both", token="unused"))
+    client.headers.update(world.headers("bob"))
+    conn._api = client  # the app in process, as bob
+    assert conn.info("trimmed/reads.fq")["type"] == "file"
+    assert [e["name"] for e in conn.ls("trimmed")] == ["trimmed/reads.fq"]
+    assert list(conn.find("trimmed")) == ["trimmed/reads.fq"]
+    assert "run42" not in {e["name"] for e in conn.ls("")}
+    with pytest.raises(NotFound) as hidden:
+        conn.info("run42/reads.fq")
+    with pytest.raises(NotFound) as absent:
+        conn.info("trimmed/none")
+    assert str(hidden.value).replace("run42/reads.fq", "trimmed/none") == str(absent.value)
+    with pytest.raises(Conflict):  # no S3 tier in this world: nothing to presign
+        conn.cat_file("trimmed/reads.fq")

@@ -49,6 +49,8 @@ API = "/api/v1"
 #: Seconds a vended URL is still used before it expires (at most a tenth of its life).
 URL_MARGIN = 30.0
 DEFAULT_TIMEOUT = 30.0
+#: How many vended URLs a connector keeps at most.
+URLS_KEPT = 10_000
 
 
 class ServiceKind(StorageKind):
@@ -240,6 +242,9 @@ class ServiceConnector(Connector):
         lifetime = float(vended["expires_at"]) - now
         use_until = float(vended["expires_at"]) - min(URL_MARGIN, lifetime / 10)
         with self._lock:
+            if len(self._urls) >= URLS_KEPT:  # forget the expired ones, else all
+                kept = {k: v for k, v in self._urls.items() if v[2] > now}
+                self._urls = kept if len(kept) < URLS_KEPT else {}
             self._urls[rel] = (vended["url"], int(vended["size"]), use_until)
         return vended["url"], int(vended["size"])
 
