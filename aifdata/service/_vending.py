@@ -76,11 +76,6 @@ def physical(call: Call, path: str) -> set[str]:
     return urls
 
 
-def datasets_holding(call: Call, path: str) -> list[str]:
-    """The datasets whose location holds ``path`` (on any tier of its mount)."""
-    return call.catalog.policy(call.service.filesystem.config).covering(physical(call, path))
-
-
 def exposed(call: Call, path: str, directory: bool) -> bool:
     """Whether the service shows ``path``: inside a dataset, or a directory holding a
     dataset the caller may read (the service serves governed data only)."""
