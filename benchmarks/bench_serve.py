@@ -16,8 +16,8 @@ serve`` process on a loopback port. ``--clients`` threads, each with its own kee
 and the same number of threads call the library in this process:
 
 * **library search**: ``Catalog.search(WORD)`` acting as the reader;
-* **library presign**: the catalog's gate check, the routing to the S3 copy, and one
-  SigV4 URL (the service's own functions, without HTTP and without the audit row).
+* **library presign**: :func:`aifdata.service.presign_file` in this process: the same
+  grant check, routing to the S3 copy and one SigV4 URL, without HTTP.
 
 Each case runs ``--repeat`` times and the run with the most requests per second is kept
 (the others were slowed by whatever else the machine ran). Printed: requests/s, p50 and
@@ -203,17 +203,13 @@ def run(server: _seaweedfs.SeaweedFS, root: Path, args: argparse.Namespace) -> l
             return call
 
         def library_presign() -> Callable[[int], None]:
-            from aifdata.service._presign import mint
-            from aifdata.service._vending import object_copy
+            from aifdata.service import presign_file
 
-            fs, gate, rng = catalog.filesystem(), catalog.gate(), random.Random()
+            fs, rng = catalog.filesystem(), random.Random()
 
             def call(i: int) -> None:
-                path = rng.choice(files)
                 with acting_as(Principal("reader")):
-                    gate.check(path, "read", "presign")
-                    conn, rel, _size, _checksum = object_copy(fs, path)
-                    mint(conn.settings, "GET", conn.key(rel), 300)
+                    presign_file(catalog, fs, rng.choice(files), 300)
 
             return call
 

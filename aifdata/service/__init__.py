@@ -8,6 +8,7 @@ from ._app import build_app
 from ._calls import TOKEN_COOKIE, Call, Caller, Service, api_route, token_of
 from ._responses import error_response
 from ._settings import ServiceSettings
+from ._vending import presign_file
 
 __all__ = [
     "TOKEN_COOKIE",
@@ -18,5 +19,6 @@ __all__ = [
     "api_route",
     "build_app",
     "error_response",
+    "presign_file",
     "token_of",
 ]

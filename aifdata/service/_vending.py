@@ -31,7 +31,7 @@ from .._config import Mount
 from .._errors import AccessDenied, BadArgument, Conflict, NotFound
 from .._filesystem import MountedFileSystem
 from .._router import Route
-from ..catalog import current_principal
+from ..catalog import Catalog, current_principal
 from ..connectors import Connector, FileStat, join
 from ..connectors._s3_native import obstore_usable
 from ..connectors.s3 import S3Connector
@@ -49,25 +49,26 @@ def missing(path: str) -> NotFound:
     return NotFound(f"aif://{path}: no such file or directory")
 
 
-def check_read(call: Call, path: str, action: str, directory: bool = False) -> None:
-    """The caller's read right on ``path`` (refusals audited by the gate), and that it is
-    in a dataset (or, for a listing, a directory above one the caller may read): anything
-    else is refused as missing."""
-    catalog = call.catalog
+def check_read(
+    catalog: Catalog, fs: MountedFileSystem, path: str, action: str, directory: bool = False
+) -> None:
+    """The current principal's read right on ``path`` (refusals audited by the gate), and
+    that it is in a dataset (or, for a listing, a directory above one they may read):
+    anything else is refused as missing."""
     try:
-        catalog.gate(call.service.filesystem.config).check(path, "read", action)
+        catalog.gate(fs.config).check(path, "read", action)
     except AccessDenied:
         raise missing(path) from None
-    if not exposed(call, path, directory):
+    if not exposed(catalog, fs, path, directory):
         who = current_principal()
         catalog.record_audit(who, action, f"aif://{path}", "read", path, allowed=False)
         raise missing(path)
 
 
-def physical(call: Call, path: str) -> set[str]:
+def physical(fs: MountedFileSystem, path: str) -> set[str]:
     """Where ``path`` is on every tier of its mount, in every spelling (none: no mount)."""
     try:
-        mount, rel = call.service.filesystem.config.resolve(path)
+        mount, rel = fs.config.resolve(path)
     except NotFound:
         return set()
     urls: set[str] = set()
@@ -76,16 +77,32 @@ def physical(call: Call, path: str) -> set[str]:
     return urls
 
 
-def exposed(call: Call, path: str, directory: bool) -> bool:
+def exposed(catalog: Catalog, fs: MountedFileSystem, path: str, directory: bool) -> bool:
     """Whether the service shows ``path``: inside a dataset, or a directory holding a
-    dataset the caller may read (the service serves governed data only)."""
-    policy, urls = call.catalog.policy(call.service.filesystem.config), physical(call, path)
+    dataset the current principal may read (the service serves governed data only)."""
+    policy, urls = catalog.policy(fs.config), physical(fs, path)
     if policy.covering(urls):
         return True
     who = current_principal()
     return directory and any(
         policy.allows(who, "read", policy.dataset(name)) for name in policy.inside(urls)
     )
+
+
+def presign_file(
+    catalog: Catalog, fs: MountedFileSystem, path: str, seconds: int
+) -> dict[str, Any]:
+    """A presigned GET of the file ``path`` (clean, see :func:`~._presign.object_path`) for
+    the current principal, living ``seconds``: the grant check, the S3 copy, then the URL."""
+    check_read(catalog, fs, path, "presign")
+    conn, rel, size, checksum = object_copy(fs, path)
+    signed = mint(conn.settings, "GET", conn.key(rel), seconds)
+    log.info("presign %s aif://%s for %d s", current_principal(), path, seconds)
+    return {
+        "path": f"aif://{path}", "url": signed.url, "method": "GET",
+        "expires_at": signed.expires_at, "expires_in": seconds, "size": size,
+        "checksum": checksum,
+    }  # fmt: skip
 
 
 def presign(call: Call) -> dict[str, Any]:
@@ -98,15 +115,7 @@ def presign(call: Call) -> dict[str, Any]:
     settings = call.service.settings
     seconds = expiry(body.get("expires"), settings.presign_default_expiry,
                      settings.presign_max_expiry)  # fmt: skip
-    check_read(call, path, "presign")
-    conn, rel, size, checksum = object_copy(call.service.filesystem, path)
-    signed = mint(conn.settings, "GET", conn.key(rel), seconds)
-    log.info("presign %s aif://%s for %d s", current_principal(), path, seconds)
-    return {
-        "path": f"aif://{path}", "url": signed.url, "method": "GET",
-        "expires_at": signed.expires_at, "expires_in": seconds, "size": size,
-        "checksum": checksum,
-    }  # fmt: skip
+    return presign_file(call.catalog, call.service.filesystem, path, seconds)
 
 
 def object_copy(fs: MountedFileSystem, path: str) -> tuple[S3Connector, str, int, str | None]:
@@ -181,7 +190,7 @@ def _entry(info: dict[str, Any]) -> dict[str, Any]:
 def info(call: Call) -> dict[str, Any]:
     """Name, type, size (and checksum) of one ``aif://`` path the caller may read."""
     path = object_path(call.text("path", max_chars=2048))
-    check_read(call, path, "info", directory=True)
+    check_read(call.catalog, call.service.filesystem, path, "info", directory=True)
     try:
         return _entry(call.service.filesystem.info(path))
     except (AccessDenied, FileNotFoundError):
@@ -191,12 +200,13 @@ def info(call: Call) -> dict[str, Any]:
 def ls(call: Call) -> dict[str, Any]:
     """The entries of a directory the caller may read (those they may read only)."""
     path = object_path(call.text("path", max_chars=2048))
-    check_read(call, path, "ls", directory=True)
+    check_read(call.catalog, call.service.filesystem, path, "ls", directory=True)
     try:
         entries = call.service.filesystem.ls(path, detail=True)
     except (AccessDenied, FileNotFoundError):
         raise missing(path) from None
-    shown = [e for e in entries if exposed(call, e["name"], e["type"] == "directory")]
+    fs = call.service.filesystem
+    shown = [e for e in entries if exposed(call.catalog, fs, e["name"], e["type"] == "directory")]
     return {"path": f"aif://{path}", "entries": [_entry(e) for e in shown]}
 
 
