@@ -286,10 +286,12 @@ class ServiceConnector(Connector):
         self, rel: str, block_size: int | None = None, size: int | None = None
     ) -> BinaryIO:
         if size is None:
-            info = self.info(rel)
-            if info["type"] == "directory":
-                raise IsADirectoryError(errno.EISDIR, "is a directory", self.url(rel))
-            size = int(info["size"])
+            try:
+                _, size = self.presigned(rel)  # the size, and the URL the reads will use
+            except FileNotFoundError:
+                if self.info(rel)["type"] == "directory":
+                    raise IsADirectoryError(errno.EISDIR, "is a directory", self.url(rel)) from None
+                raise
         return RangeReader(self, rel, size, block_size or 4 * 2**20)
 
     # -- uploads: a new version of a dataset ---------------------------------

@@ -122,14 +122,10 @@ def object_copy(fs: MountedFileSystem, path: str) -> tuple[S3Connector, str, int
     """The S3 copy that serves ``path``: its connector, tier-relative path, size and
     checksum (when the catalog verified it). NotFound when no tier holds it; Conflict
     when only a PFS (or other non-S3) tier holds the bytes a read gets."""
-    mount, rel = fs.split(path)
-    conns = {t.name: fs.connector(mount, t.name) for t in mount.tiers}
-    stats = {name: _stats(conn, rel) for name, conn in conns.items()}
-    router = fs._router(mount)
-    records = router.records_for([rel])
-    route = router.choose(rel, stats, records)
-    if isinstance(route, NotFound):
+    found = _routed(fs, path)
+    if found is None:
         raise missing(path)
+    mount, rel, conns, stats, records, route = found
     served = conns[route.tier]
     if isinstance(served, S3Connector):
         return served, rel, int(stats[route.tier][rel].size), route.checksum
@@ -147,6 +143,28 @@ def object_copy(fs: MountedFileSystem, path: str) -> tuple[S3Connector, str, int
         f" holds the same bytes: a presigned URL needs an S3 copy (an admin can copy it with:"
         f" aifdata stage ... --to {mount.write_tier})"
     )
+
+
+Routed = tuple[Mount, str, dict[str, Connector], dict[str, dict[str, FileStat]], Any, Route]
+
+
+def _routed(fs: MountedFileSystem, path: str) -> Routed | None:
+    """The file ``path`` as the catalog's routing sees it: its mount and tier-relative path,
+    the connectors, each tier's stat of it, the catalog's records, and the route a read
+    takes. None when no tier holds a file there."""
+    mount, rel = fs.split(path)
+    if not rel:
+        return None
+    conns = {t.name: fs.connector(mount, t.name) for t in mount.tiers}
+    stats = {name: _stats(conn, rel) for name, conn in conns.items()}
+    if not any(stats.values()):
+        return None
+    router = fs._router(mount)
+    records = router.records_for([rel])
+    route = router.choose(rel, stats, records)
+    if isinstance(route, NotFound):
+        return None
+    return mount, rel, conns, stats, records, route
 
 
 def _stats(conn: Connector, rel: str) -> dict[str, FileStat]:
@@ -190,9 +208,16 @@ def _entry(info: dict[str, Any]) -> dict[str, Any]:
 def info(call: Call) -> dict[str, Any]:
     """Name, type, size (and checksum) of one ``aif://`` path the caller may read."""
     path = object_path(call.text("path", max_chars=2048))
-    check_read(call.catalog, call.service.filesystem, path, "info", directory=True)
+    fs = call.service.filesystem
+    check_read(call.catalog, fs, path, "info", directory=True)
+    found = _routed(fs, path)  # a file: one HEAD per tier, as routing asks
+    if found is not None:
+        _mount, rel, _conns, stats, _records, route = found
+        st = stats[route.tier][rel]
+        return {"name": path, "type": "file", "size": int(st.size), "mtime": st.mtime,
+                "checksum": route.checksum}  # fmt: skip
     try:
-        return _entry(call.service.filesystem.info(path))
+        return _entry(fs.info(path))  # a directory
     except (AccessDenied, FileNotFoundError):
         raise missing(path) from None
 
