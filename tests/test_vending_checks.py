@@ -182,3 +182,13 @@ def test_a_service_tier_lists_through_the_api_and_hides_what_it_may_not_read(cli
     assert str(hidden.value).replace("run42/reads.fq", "trimmed/none") == str(absent.value)
     with pytest.raises(Conflict):  # no S3 tier in this world: nothing to presign
         conn.cat_file("trimmed/reads.fq")
+
+
+def test_a_service_tier_waits_out_the_rate_limit(world):
+    from aifdata.connectors.service import ServiceConnector
+
+    app = build_app(world.catalog, ServiceSettings(rate_per_token=2.0, burst=1))
+    conn = ServiceConnector(aifdata.Tier.service("http://testserver/both", token="unused"))
+    conn._api = TestClient(app, headers=world.headers("bob"))
+    for _ in range(3):  # the 2nd and 3rd are told to retry in 1 s, and then go through
+        assert conn.info("trimmed/reads.fq")["type"] == "file"

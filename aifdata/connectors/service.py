@@ -49,6 +49,8 @@ API = "/api/v1"
 #: Seconds a vended URL is still used before it expires (at most a tenth of its life).
 URL_MARGIN = 30.0
 DEFAULT_TIMEOUT = 30.0
+#: Seconds a request may wait in all for the service's rate limit (429) to let it through.
+RATE_WAIT = 30.0
 #: How many vended URLs a connector keeps at most.
 URLS_KEPT = 10_000
 
@@ -81,6 +83,16 @@ class ServiceKind(StorageKind):
 
 
 SERVICE_KIND = ServiceKind()
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds a 429 asks to wait (None: not a 429, or no usable wait)."""
+    if response.status_code != 429:
+        return None
+    try:
+        return max(0.0, float(response.headers.get("retry-after", "1")))
+    except ValueError:
+        return None
 
 
 class ServiceConnector(Connector):
@@ -165,14 +177,22 @@ class ServiceConnector(Connector):
     # -- the API -------------------------------------------------------------
 
     def _call(self, method: str, endpoint: str, rel: str, **kwargs: Any) -> Any:
-        try:
-            response = self.api.request(method, f"{API}/{endpoint}", **kwargs)
-        except httpx.TransportError as exc:
-            raise StorageUnavailable(f"cannot reach {self.endpoint} for {self.url(rel)}: "
-                                     f"{type(exc).__name__}") from None  # fmt: skip
-        if response.status_code == 200:
-            return response.json()
-        raise self._error(response, rel)
+        """One API request; a 429 is retried after the ``Retry-After`` it names, while
+        the waits stay within :data:`RATE_WAIT` seconds."""
+        waited = 0.0
+        while True:
+            try:
+                response = self.api.request(method, f"{API}/{endpoint}", **kwargs)
+            except httpx.TransportError as exc:
+                raise StorageUnavailable(f"cannot reach {self.endpoint} for {self.url(rel)}: "
+                                         f"{type(exc).__name__}") from None  # fmt: skip
+            if response.status_code == 200:
+                return response.json()
+            wait = _retry_after(response)
+            if wait is None or waited + wait > RATE_WAIT:
+                raise self._error(response, rel)
+            time.sleep(wait)
+            waited += wait
 
     def _error(self, response: httpx.Response, rel: str) -> AifDataError:
         try:
