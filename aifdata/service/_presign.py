@@ -49,7 +49,7 @@ def _client(settings: S3Settings) -> Any:
             from botocore.config import Config as BotoConfig
 
             key, secret, token = settings.credentials()
-            style = "path" if settings.endpoint_url else "virtual"
+            style = "path" if settings.endpoint_url else "auto"
             client = _CLIENTS[cache_key] = boto3.session.Session().client(
                 "s3",
                 endpoint_url=settings.endpoint_url,
