@@ -1,6 +1,6 @@
 """Minting presigned S3 URLs: one SigV4 URL for exactly one object key, signed with the
-tier's own credentials (those its S3 connector reads: the tier's options, else the
-usual AWS chain).
+tier's own credentials (as its S3 connector finds them: the tier's options, else the
+usual AWS chain, refreshed as it expires).
 
 This module only signs; what may be signed is decided before it is called
 (:mod:`._vending`, :mod:`._uploads`): a path checked as one object's name, the
@@ -48,16 +48,21 @@ def _client(settings: S3Settings) -> Any:
             import boto3
             from botocore.config import Config as BotoConfig
 
-            key, secret, token = settings.credentials()
+            # the tier's own keys; else boto3's chain (a profile, a role), which refreshes
+            # short-lived credentials itself
+            keys = {}
+            if settings.key:
+                keys = {"aws_access_key_id": settings.key,
+                        "aws_secret_access_key": settings.secret,
+                        "aws_session_token": settings.token}  # fmt: skip
+            session = boto3.session.Session(profile_name=None if keys else settings.profile)
             style = "path" if settings.endpoint_url else "auto"
-            client = _CLIENTS[cache_key] = boto3.session.Session().client(
+            client = _CLIENTS[cache_key] = session.client(
                 "s3",
                 endpoint_url=settings.endpoint_url,
                 region_name=settings.region,
-                aws_access_key_id=key,
-                aws_secret_access_key=secret,
-                aws_session_token=token,
                 config=BotoConfig(signature_version="s3v4", s3={"addressing_style": style}),
+                **keys,
             )
         return client
 
