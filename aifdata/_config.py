@@ -199,6 +199,9 @@ class Config:
     sections: Mapping[str, Mapping[str, Any]] = field(
         default_factory=dict, compare=False, hash=False
     )
+    #: The catalog ``Catalog()`` opens when ``$AIFDATA_CATALOG`` is unset: a SQLite file or a
+    #: ``postgresql://`` URL (top-level ``catalog = "..."`` in the TOML); None: the default.
+    catalog: str | None = None
     _by_prefix: dict[str, Mount] = field(init=False, repr=False, compare=False)
     _nested: bool = field(init=False, repr=False, compare=False)
 
@@ -321,10 +324,16 @@ class _ConfigReader:
         return ConfigError(f"{self.source}: {key}: {problem}")
 
     def read(self, document: Mapping[str, Any]) -> Config:
-        unknown = sorted(set(document) - {"mounts", *SECTIONS})
+        unknown = sorted(set(document) - {"mounts", "catalog", *SECTIONS})
         if unknown:
-            expected = " or ".join(repr(k) for k in ("mounts", *SECTIONS))
+            expected = ", ".join(repr(k) for k in ("mounts", "catalog", *SECTIONS[:-1]))
+            expected += f" or {SECTIONS[-1]!r}"
             raise self.fail(unknown[0], f"unknown top-level key; expected {expected}")
+        catalog = document.get("catalog")
+        if catalog is not None and (not isinstance(catalog, str) or not catalog.strip()):
+            raise self.fail(
+                "catalog", f"expected a catalog file or a postgresql:// URL, got {_shown(catalog)}"
+            )
         sections = {key: document[key] for key in SECTIONS if key in document}
         for key, table in sections.items():
             if not isinstance(table, dict):
@@ -334,7 +343,7 @@ class _ConfigReader:
             raise self.fail("mounts", "expected a table of mounts ([mounts.NAME])")
         mounts = [self._mount(name, table) for name, table in mounts_table.items()]
         try:
-            return Config(tuple(mounts), source=self.source, sections=sections)
+            return Config(tuple(mounts), source=self.source, sections=sections, catalog=catalog)
         except ConfigError as exc:
             raise self.fail("mounts", str(exc)) from None
 

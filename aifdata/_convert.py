@@ -99,7 +99,7 @@ def _remove(fs: Any, path: str) -> None:
 
 def _catalog(config: Config) -> Catalog | None:
     catalog = Catalog(config=config)  # $AIFDATA_HOME's, if there is one
-    return catalog if catalog.path.exists() else None
+    return catalog if catalog.exists() else None
 
 
 def _datasets_of(catalog: Catalog | None, url: str) -> list[str]:

@@ -84,7 +84,8 @@ class AifFileSystem(MountedFileSystem):
             self._catalogs_seen != catalogs_opened()
         ):
             self._catalogs_seen = catalogs_opened()
-            if named_catalog() is not None or _made_catalog(aifdata_home() / "catalog.db"):
+            named = named_catalog() or self.config.catalog
+            if named is not None or _made_catalog(aifdata_home() / "catalog.db"):
                 self._catalog = Catalog(config=self.config)
             else:
                 self._catalog_absent_until = time.monotonic() + CATALOG_RECHECK_SECONDS

@@ -2,6 +2,12 @@
 
     python benchmarks/bench_catalog.py                  # the issue's sizes
     python benchmarks/bench_catalog.py --files 2000 --datasets 2000   # a quick look
+    python benchmarks/bench_catalog.py --backend postgresql [--postgresql DSN]
+
+With ``--backend postgresql`` every catalog is a fresh schema in the database
+``--postgresql`` names (default ``$AIFDATA_TEST_POSTGRESQL``; without either, a
+throwaway server is started with ``.ci/postgres.py``), and the big catalog is
+filled with ``COPY``.
 
 1. **Ingest** ``--files`` small files (seeded, 256 B to 4 KiB) from a PFS tier
    through ``aif://``, with and without SHA-256 hashing, into a fresh catalog.
@@ -20,13 +26,17 @@ replica lookup < 1 ms at 1,000,000 file rows and 100,000 datasets.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import random
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import aifdata
@@ -45,6 +55,69 @@ def words(rng: random.Random, n: int) -> list[str]:
         length = rng.randint(2, 4)
         out.add("".join(rng.choice(consonants) + rng.choice(vowels) for _ in range(length)))
     return sorted(out)
+
+
+# -- where the catalogs are ---------------------------------------------------------
+
+
+class Backend:
+    """Where each catalog of the run is made: a SQLite file, or a PostgreSQL schema."""
+
+    def __init__(self, name: str, work: Path, dsn: str | None = None) -> None:
+        self.name, self.work, self.dsn = name, work, dsn
+        self.schemas: list[str] = []
+
+    def location(self, label: str) -> Path | str:
+        if self.name == "sqlite":
+            return self.work / f"{label}.db"
+        import psycopg
+
+        schema = f"bench_{label.replace('-', '_')}_{uuid.uuid4().hex[:6]}".lower()
+        with psycopg.connect(self.dsn, autocommit=True) as admin:
+            admin.execute(f"CREATE SCHEMA {schema}")
+        self.schemas.append(schema)
+        return f"{self.dsn}{'&' if '?' in str(self.dsn) else '?'}options=-csearch_path%3D{schema}"
+
+    def size_mib(self, catalog: Catalog) -> float:
+        if self.name == "sqlite":
+            return Path(catalog.path).stat().st_size / 2**20
+        row = catalog.conn.execute(
+            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = current_schema() AND c.relkind = 'r'"
+        ).fetchone()
+        return int(row[0]) / 2**20
+
+    def drop(self) -> None:
+        if not self.schemas:
+            return
+        import psycopg
+
+        with psycopg.connect(self.dsn, autocommit=True) as admin:
+            for schema in self.schemas:
+                admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@contextlib.contextmanager
+def postgresql_server(dsn: str | None, work: Path) -> Iterator[str]:
+    """``dsn``, else ``$AIFDATA_TEST_POSTGRESQL``, else a throwaway server (.ci/postgres.py)."""
+    dsn = dsn or os.environ.get("AIFDATA_TEST_POSTGRESQL")
+    if dsn:
+        yield dsn
+        return
+    script = Path(__file__).resolve().parents[1] / ".ci" / "postgres.py"
+    root = work / "postgres"
+    server = subprocess.Popen([sys.executable, str(script), "serve", str(root)])
+    try:
+        deadline = time.monotonic() + 90
+        while not (root / "ready").exists():
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("PostgreSQL did not start (sudo python3 .ci/postgres.py install)")
+            time.sleep(0.2)
+        yield (root / "ready").read_text().strip()
+    finally:
+        server.terminate()
+        server.wait(60)
 
 
 # -- 1. ingest ---------------------------------------------------------------
@@ -93,7 +166,7 @@ def timed(fn: Callable[[], int]) -> tuple[float, int]:
     return time.perf_counter() - t0, n
 
 
-def bench_ingest(work: Path, count: int) -> list[tuple[str, str, float, str]]:
+def bench_ingest(work: Path, count: int, backend: Backend) -> list[tuple[str, str, float, str]]:
     pfs = work / "pfs"
     print(f"writing {count:,} small files ...", flush=True)
     make_files(pfs / "ingest", count)
@@ -105,7 +178,7 @@ def bench_ingest(work: Path, count: int) -> list[tuple[str, str, float, str]]:
     ]
     for label, hashing, peer_name, peer in cases:
         peer_s, peer_n = timed(peer)
-        catalog = Catalog(work / f"ingest-{hashing}.db", config=config)
+        catalog = Catalog(backend.location(f"ingest-{hashing}"), config=config)
 
         def ingest(catalog: Catalog = catalog, hashing: bool = hashing) -> int:
             ds = catalog.ingest("aif://bench/ingest", "bench/files", checksum=hashing)
@@ -123,7 +196,9 @@ def bench_ingest(work: Path, count: int) -> list[tuple[str, str, float, str]]:
 # -- 2. search and 3. lookups --------------------------------------------------
 
 
-def build_big_catalog(path: Path, datasets: int, per_dataset: int, seed: int = 11) -> list[str]:
+def build_big_catalog(
+    path: Path | str, datasets: int, per_dataset: int, seed: int = 11
+) -> list[str]:
     """Fill a catalog's tables directly; return the replica URLs (for lookups)."""
     rng = random.Random(seed)
     vocab = words(rng, 3000)
@@ -131,9 +206,15 @@ def build_big_catalog(path: Path, datasets: int, per_dataset: int, seed: int = 1
     catalog = Catalog(path)
     conn = catalog.conn
     now = time.time()
-    conn.execute("PRAGMA synchronous = OFF")
-    conn.execute("PRAGMA foreign_keys = OFF")  # tables are filled out of order, in bulk
-    conn.execute("BEGIN IMMEDIATE")
+    postgres = catalog.is_postgres
+    if postgres:  # the same rows, with COPY; foreign keys hold as the tables fill in order
+        insert = _copy_into(conn)
+        conn.execute("BEGIN")
+    else:
+        insert = _insert_into(conn)
+        conn.execute("PRAGMA synchronous = OFF")
+        conn.execute("PRAGMA foreign_keys = OFF")  # tables are filled out of order, in bulk
+        conn.execute("BEGIN IMMEDIATE")
     ds_rows, tag_rows, version_rows, text_rows = [], [], [], []
     file_rows, replica_rows, urls = [], [], []
     file_id = 0
@@ -157,27 +238,63 @@ def build_big_catalog(path: Path, datasets: int, per_dataset: int, seed: int = 1
             if file_id % 97 == 0:
                 urls.append(url)
         if len(file_rows) >= 200_000 or d == datasets:
-            conn.executemany("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)", file_rows)
-            conn.executemany(
-                "INSERT INTO replicas (file_id, tier, url, size, checksum, mtime, etag, recorded)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                replica_rows,
-            )
+            if postgres:  # parents first: PostgreSQL checks every key
+                insert("datasets", DATASET_COLUMNS, ds_rows)
+                insert("versions", VERSION_COLUMNS, version_rows)
+                ds_rows, version_rows = [], []
+            insert("files", FILE_COLUMNS, file_rows)
+            insert("replicas", REPLICA_COLUMNS, replica_rows)
             file_rows, replica_rows = [], []
-    conn.executemany("INSERT INTO datasets VALUES (?, ?, ?, ?, ?)", ds_rows)
-    conn.executemany("INSERT INTO tags VALUES (?, ?, ?)", tag_rows)
-    conn.executemany("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", version_rows)
-    conn.executemany("INSERT INTO search_text VALUES (?, ?, ?, ?, ?)", text_rows)
-    conn.execute(
-        "INSERT INTO search_fts (rowid, name, description, tags, formats)"
-        " SELECT dataset_id, name, description, tags, formats FROM search_text"
-    )
+    if not postgres:
+        insert("datasets", DATASET_COLUMNS, ds_rows)
+        insert("versions", VERSION_COLUMNS, version_rows)
+    insert("tags", ("dataset_id", "key", "value"), tag_rows)
+    insert("search_text", ("dataset_id", "name", "description", "tags", "formats"), text_rows)
+    conn.execute(SEARCH_INDEX_FILL["postgresql" if postgres else "sqlite"])
     conn.execute("COMMIT")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("PRAGMA foreign_keys = ON")
+    if not postgres:
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("ANALYZE")
     catalog.close()
     return urls
+
+
+DATASET_COLUMNS = ("id", "name", "description", "owner", "created")
+VERSION_COLUMNS = ("id", "dataset_id", "number", "source", "created", "file_count",
+                   "total_bytes", "digest")  # fmt: skip
+FILE_COLUMNS = ("id", "version_id", "path", "size", "checksum", "format", "mtime", "etag")
+REPLICA_COLUMNS = ("file_id", "tier", "url", "size", "checksum", "mtime", "etag", "recorded")
+#: The search index from ``search_text``: FTS5's table, or PostgreSQL's weighted tsvectors
+#: (of the same words: runs of letters and digits, lowercased).
+SEARCH_INDEX_FILL = {
+    "sqlite": "INSERT INTO search_fts (rowid, name, description, tags, formats)"
+    " SELECT dataset_id, name, description, tags, formats FROM search_text",
+    "postgresql": "INSERT INTO search_document (dataset_id, document) SELECT dataset_id, "
+    + " || ".join(
+        f"setweight(to_tsvector('simple', regexp_replace(lower({column}), '[^a-z0-9]+', ' ',"
+        f" 'g')), '{label}')"
+        for column, label in (("name", "A"), ("description", "B"), ("tags", "C"), ("formats", "D"))
+    )
+    + " FROM search_text",
+}
+
+
+def _insert_into(conn: object) -> Callable[[str, tuple[str, ...], list[tuple]], None]:
+    def insert(table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+        marks = ", ".join("?" * len(columns))
+        conn.executemany(  # type: ignore[attr-defined]
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows
+        )
+
+    return insert
+
+
+def _copy_into(conn: object) -> Callable[[str, tuple[str, ...], list[tuple]], None]:
+    def insert(table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+        conn.copy_rows(table, columns, rows)  # type: ignore[attr-defined]
+
+    return insert
 
 
 def queries(rng: random.Random, vocab: list[str], n: int) -> list[tuple[str, dict]]:
@@ -209,13 +326,16 @@ def linear_scan(records: list[tuple[str, str, str]], query: str) -> list[str]:
     return [name for name, text, _ in records if all(t in text for t in terms)]
 
 
-def bench_search(work: Path, datasets: int, per_dataset: int, nq: int, nl: int) -> list[tuple]:
-    path = work / "big.db"
+def bench_search(
+    backend: Backend, datasets: int, per_dataset: int, nq: int, nl: int
+) -> list[tuple]:
+    path = backend.location("big")
     print(f"building a catalog of {datasets:,} datasets, {datasets * per_dataset:,} files ...")
     t0 = time.perf_counter()
     os.environ["AIFDATA_USER"] = "admin"
     urls = build_big_catalog(path, datasets, per_dataset)
-    print(f"  built in {time.perf_counter() - t0:.1f} s ({path.stat().st_size / 2**20:.0f} MiB)")
+    size = backend.size_mib(Catalog(path))
+    print(f"  built in {time.perf_counter() - t0:.1f} s ({size:.0f} MiB)")
     rng = random.Random(5)
     vocab = words(random.Random(11), 3000)
     qs = queries(rng, vocab, nq)
@@ -275,14 +395,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--lookups", type=int, default=2000)
     parser.add_argument("--workdir", help="where to build (default: a temporary directory)")
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--postgresql", help="a PostgreSQL DSN (default: a throwaway server)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(dir=args.workdir, prefix="aifdata-bench-") as tmp:
         work = Path(tmp)
-        rows = bench_ingest(work, args.files)
-        rows += bench_search(
-            work, args.datasets, args.files_per_dataset, args.queries, args.lookups
-        )
+        with contextlib.ExitStack() as stack:
+            dsn = None
+            if args.backend == "postgresql":
+                dsn = stack.enter_context(postgresql_server(args.postgresql, work))
+            backend = Backend(args.backend, work, dsn)
+            stack.callback(backend.drop)
+            rows = bench_ingest(work, args.files, backend)
+            rows += bench_search(
+                backend, args.datasets, args.files_per_dataset, args.queries, args.lookups
+            )
     print()
+    print(f"backend: {args.backend}")
     print(f"{'measure':<44} {'value':>12} {'unit':<8} note")
     print("-" * 90)
     for name, unit, value, note in rows:

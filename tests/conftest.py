@@ -13,6 +13,10 @@ Every test runs in the lanes of what it needs, set at collection (``pytest -m LA
 - ``slurm``: the single-node Slurm cluster of the session (any test whose fixtures include
   ``slurm``; also ``e2e``). It needs root and Debian's slurm-wlm and munge (``.ci/slurm.py``);
   without them these tests skip and say so.
+- ``postgresql``: the PostgreSQL server of the session (``$AIFDATA_TEST_POSTGRESQL``, else one
+  started by ``.ci/postgres.py``); the ``postgresql`` case of the ``catalog_url`` fixture and
+  any test whose fixtures include ``postgresql_catalog``. Without PostgreSQL's binaries these
+  tests skip and say so.
 
 A test may be both ``s3`` and ``e2e``; ``unit`` is every test that is neither.
 """
@@ -65,6 +69,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
 }
 
 _SERVER_FIXTURES = frozenset({"seaweedfs", "_seaweedfs_session"})
+_POSTGRESQL_FIXTURES = frozenset({"postgresql_catalog", "_postgresql_session"})
 
 #: CI draws the same examples on every run, so that a gate passes or fails on the code, not
 #: on luck; a developer's run explores new ones. ``AIFDATA_HYPOTHESIS=ci`` picks the first.
@@ -72,9 +77,22 @@ hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
 hypothesis_settings.load_profile(os.environ.get("AIFDATA_HYPOTHESIS", "default"))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "postgresql: needs the PostgreSQL server of the session (the postgresql_catalog fixture;"
+        " .ci/postgres.py)",
+    )
+
+
+_LANES = ("s3", "e2e", "slurm", "realdata", "postgresql")
+
+
 def _needs(item: pytest.Item) -> set[str]:
-    needs = {m.name for m in item.iter_markers() if m.name in ("s3", "e2e", "slurm", "realdata")}
+    needs = {m.name for m in item.iter_markers() if m.name in _LANES}
     fixtures = set(getattr(item, "fixturenames", ()))
+    if _POSTGRESQL_FIXTURES & fixtures:
+        needs.add("postgresql")
     if "real_file" in fixtures or "realdata" in needs:
         needs.update(("realdata", "e2e"))  # pip runs as a process, and reaches an index
     if _SERVER_FIXTURES & fixtures:
@@ -263,6 +281,125 @@ def slurm(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Sl
     cluster: SlurmCluster = request.getfixturevalue("_slurm_session")
     monkeypatch.setenv("SLURM_CONF", str(cluster.conf))
     return cluster
+
+
+# -- PostgreSQL ---------------------------------------------------------------------
+
+#: The script that runs a throwaway PostgreSQL server (and installs Debian's postgresql).
+POSTGRES_SCRIPT = Path(__file__).resolve().parents[1] / ".ci" / "postgres.py"
+_schema_numbers = itertools.count()
+
+
+def _postgresql_missing() -> str | None:
+    """Why this machine cannot run the session's PostgreSQL server, or None."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        return "psycopg is not installed: pip install aifdata[postgresql]"
+    binaries = [shutil.which("initdb"), *sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))]
+    if not any(binaries):
+        return (
+            "PostgreSQL is not installed (no initdb): `sudo python3 .ci/postgres.py install`"
+            " installs Debian's postgresql, or set $AIFDATA_TEST_POSTGRESQL to a server's DSN"
+        )
+    if os.geteuid() == 0 and shutil.which("setpriv") is None:
+        return "initdb refuses root and setpriv (util-linux) is missing to run it as postgres"
+    return None
+
+
+@pytest.fixture(scope="session")
+def _postgresql_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The DSN of a PostgreSQL database for the session: ``$AIFDATA_TEST_POSTGRESQL``, else
+    a throwaway server started by ``.ci/postgres.py serve`` and stopped at the end."""
+    existing = os.environ.get("AIFDATA_TEST_POSTGRESQL")
+    if existing:
+        yield existing
+        return
+    missing = _postgresql_missing()
+    if missing:
+        pytest.skip(missing)
+    root = tmp_path_factory.mktemp("postgres")
+    log = (root / "serve.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, str(POSTGRES_SCRIPT), "serve", str(root)], stdout=log, stderr=log
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not (root / "ready").exists():
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.skip(f"PostgreSQL did not start: {(root / 'serve.log').read_text()}")
+            time.sleep(0.2)
+        yield (root / "ready").read_text().strip()
+    finally:
+        server.terminate()
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+
+
+@pytest.fixture
+def postgresql_catalog(_postgresql_session: str) -> Iterator[str]:
+    """The URL of a fresh, empty catalog: a schema of its own in the session's database
+    (``search_path`` set in the URL), dropped after the test."""
+    import psycopg
+
+    schema = f"t{os.getpid()}_{next(_schema_numbers)}_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(_postgresql_session, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+    glue = "&" if "?" in _postgresql_session else "?"
+    yield f"{_postgresql_session}{glue}options=-csearch_path%3D{schema}"
+    _flush_counters()  # what the test's managed tiers counted, before its tables go
+    with (
+        contextlib.suppress(psycopg.Error),
+        psycopg.connect(_postgresql_session, autocommit=True) as admin,
+    ):
+        admin.execute("SET lock_timeout = '10s'")
+        admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def _flush_counters() -> None:
+    import warnings
+
+    from aifdata.managed import _access, _metrics
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _metrics._flush_all()
+        _access._flush_at_exit()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def catalog_backend(request: pytest.FixtureRequest) -> str:
+    """Each catalog test once on SQLite and once on PostgreSQL."""
+    backend: str = request.param
+    return backend
+
+
+@pytest.fixture
+def catalog_url(request: pytest.FixtureRequest, catalog_backend: str, tmp_path: Path) -> Any:
+    """Where a test's catalog is: a new SQLite file, or an empty PostgreSQL catalog's URL."""
+    if catalog_backend == "sqlite":
+        return tmp_path / "catalog.db"
+    return request.getfixturevalue("postgresql_catalog")
+
+
+@pytest.fixture
+def home_catalog(
+    request: pytest.FixtureRequest,
+    catalog_backend: str,
+    isolated_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Any:
+    """The default catalog of the test: ``$AIFDATA_HOME/catalog.db``, or a PostgreSQL
+    catalog named by ``$AIFDATA_CATALOG`` (so ``Catalog()`` and ``aif://`` find it)."""
+    if catalog_backend == "sqlite":
+        return isolated_home / "catalog.db"
+    url = request.getfixturevalue("postgresql_catalog")
+    monkeypatch.setenv("AIFDATA_CATALOG", url)
+    return url
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import sqlite3
 
 import pytest
 
@@ -16,8 +15,8 @@ from aifdata.catalog import CHECKSUM_ALGORITHM, is_network_filesystem
 
 
 @pytest.fixture
-def catalog(tmp_path, two_tier_fs):
-    return Catalog(tmp_path / "catalog.db", config=two_tier_fs.config)
+def catalog(catalog_url, two_tier_fs):
+    return Catalog(catalog_url, config=two_tier_fs.config)
 
 
 def make_tree(root, files):
@@ -167,8 +166,8 @@ def _ingest_worker(args):
     return name
 
 
-def test_eight_processes_ingest_into_one_catalog(tmp_path):
-    db = tmp_path / "shared.db"
+def test_eight_processes_ingest_into_one_catalog(tmp_path, catalog_url):
+    db = catalog_url
     jobs = []
     for i in range(8):
         root = make_tree(
@@ -179,7 +178,7 @@ def test_eight_processes_ingest_into_one_catalog(tmp_path):
         assert sorted(pool.map(_ingest_worker, jobs)) == sorted(j[2] for j in jobs)
     cat = Catalog(db)
     assert len(cat.datasets()) == 8
-    rows = sqlite3.connect(db).execute("SELECT count(*) FROM files").fetchone()[0]
+    rows = cat.conn.execute("SELECT count(*) FROM files").fetchone()[0]
     assert rows == 8 * 20
 
 
@@ -268,10 +267,10 @@ def searchable(catalog, tmp_path):
 
 @pytest.mark.parametrize("fts", [True, False])
 def test_search_ranks_names_first_and_filters(searchable, fts):
-    from aifdata.catalog._search import has_fts5, search
+    from aifdata.catalog._search import has_full_text, search
 
     conn = searchable.conn
-    if fts and not has_fts5(conn):
+    if fts and not has_full_text(conn):
         pytest.skip("this SQLite has no FTS5; the fallback is tested below")
 
     def names(query, **kw):

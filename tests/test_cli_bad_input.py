@@ -75,6 +75,8 @@ CASES: list[tuple[list[str], int, str]] = [
     (["catalog", "backup", ""], USAGE, "an empty path"),
     (["catalog", "restore", "nosuch.db"], NOT_FOUND, "nosuch.db"),
     (["catalog", "restore", "FILE"], 1, "r.fastq"),
+    # the MCP server: a catalog that is not there is refused before it serves
+    (["mcp", "--catalog", "nosuch.db"], NOT_FOUND, "no catalog at nosuch.db"),
 ]
 
 

@@ -6,7 +6,6 @@ import http.server
 import json
 import multiprocessing
 import shutil
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -22,9 +21,9 @@ from .test_catalog import make_tree
 
 
 @pytest.fixture
-def cat(tmp_path, monkeypatch):
+def cat(catalog_url, tmp_path, monkeypatch):
     monkeypatch.setenv("AIFDATA_USER", "alice")
-    catalog = Catalog(tmp_path / "catalog.db")
+    catalog = Catalog(catalog_url)
     raw = make_tree(tmp_path / "raw", {"reads.fq": b"@r\nACGT\n+\nIIII\n"})
     catalog.ingest(str(raw), "genomics/run42", description="raw reads")
     return catalog
@@ -337,9 +336,9 @@ def _lineage_worker(args):
     return i
 
 
-def test_eight_processes_ingest_and_record_lineage_at_once(tmp_path, monkeypatch):
+def test_eight_processes_ingest_and_record_lineage_at_once(tmp_path, catalog_url, monkeypatch):
     monkeypatch.setenv("AIFDATA_USER", "alice")
-    db = tmp_path / "shared.db"
+    db = catalog_url
     shared = make_tree(tmp_path / "shared", {"x.bin": b"x" * 100})
     Catalog(db).ingest(str(shared), "shared/input")
     jobs = []
@@ -348,7 +347,7 @@ def test_eight_processes_ingest_and_record_lineage_at_once(tmp_path, monkeypatch
         jobs.append((str(db), str(root), i))
     with multiprocessing.get_context("spawn").Pool(8) as pool:
         assert sorted(pool.map(_lineage_worker, jobs)) == list(range(8))
-    conn = sqlite3.connect(db)
+    conn = Catalog(db).conn
     assert conn.execute("SELECT count(*) FROM runs WHERE state = 'COMPLETE'").fetchone()[0] == 8
     assert conn.execute("SELECT count(*) FROM run_datasets").fetchone()[0] == 8 * 3
     assert conn.execute("SELECT count(*) FROM files").fetchone()[0] == 1 + 8 * 10 * 2

@@ -16,7 +16,7 @@ from aifdata.managed import Manager, TierStats, _metrics, by_dataset, stats
 
 
 @pytest.fixture
-def managed(tmp_path, monkeypatch):
+def managed(tmp_path, catalog_url, monkeypatch):
     """Mount ``m``: a PFS tier read first, a remote (in-memory) write tier, hydrate on
     read (but nothing hydrates: the counting is under test, the tier each read takes
     is what routing says); datasets ``ds/one`` (two files) and ``ds/two`` (one)
@@ -30,7 +30,7 @@ def managed(tmp_path, monkeypatch):
         f'write_tier = "fsspec"\n[mounts.m.fsspec]\nurl = "{root}/data"\n'
         f'[mounts.m.pfs]\npath = "{pfs}"\n'
     )
-    catalog = aifdata.Catalog(tmp_path / "catalog.db", config=config)
+    catalog = aifdata.Catalog(catalog_url, config=config)
     fs = aifdata.filesystem(config, catalog=catalog)
     fs.pipe({"m/one/a.bin": b"a" * 100, "m/one/b.bin": b"b" * 50, "m/two/c.bin": b"c" * 7})
     fs.pipe("m/loose.bin", b"x" * 3)
@@ -133,6 +133,7 @@ def test_a_read_only_catalog_keeps_nothing_quietly(managed, monkeypatch):
     assert stats(catalog) == []
 
 
+@pytest.mark.parametrize("catalog_backend", ["sqlite"])  # about the file
 def test_a_catalog_removed_meanwhile_is_not_made_again(managed):
     fs, catalog, _ = managed
     fs.cat_file("m/one/a.bin")

@@ -8,11 +8,11 @@ from aifdata import AccessDenied, Catalog, UnknownDataset
 
 
 @pytest.fixture
-def catalog(tmp_path):
+def catalog(catalog_url, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     (data / "a.txt").write_text("a")
-    catalog = Catalog(tmp_path / "catalog.db")
+    catalog = Catalog(catalog_url)
     catalog.ingest(str(data), "lab/set")
     return catalog
 
@@ -61,6 +61,7 @@ def test_a_reader_may_not_pin(catalog, who):
 
 def test_a_pin_goes_with_its_dataset(catalog):
     catalog.pin("lab/set")
-    catalog.conn.execute("PRAGMA foreign_keys = ON")
+    if not catalog.is_postgres:  # PostgreSQL always enforces foreign keys
+        catalog.conn.execute("PRAGMA foreign_keys = ON")
     catalog.conn.execute("DELETE FROM datasets WHERE name = 'lab/set'")
     assert catalog.conn.execute("SELECT COUNT(*) FROM pins").fetchone()[0] == 0

@@ -15,11 +15,11 @@ DATA = b"@r1\nACGT\n+\nIIII\n"
 
 
 @pytest.fixture
-def world(isolated_home, tiers, who):
+def world(home_catalog, tiers, who):
     """boss created the catalog (admin); alice owns genomics/run42 at aif://both/run42
     (on PFS + PFS in the unit lane, PFS + S3 in the s3 lane)."""
     who("boss")
-    catalog = Catalog(isolated_home / "catalog.db", config=tiers.fs.config)
+    catalog = Catalog(home_catalog, config=tiers.fs.config)
     assert catalog.admins() == ["user:boss"]
     fs = aifdata.filesystem(tiers.fs.config, catalog=catalog)
     who("alice")

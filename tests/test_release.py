@@ -22,14 +22,14 @@ from aifdata.managed._space import make_room
 from .conftest import S3_ONLY
 
 
-def _layout(tiers, tmp_path, **rules):
+def _layout(tiers, catalog_url, **rules):
     """The ``tiers`` layout with ``rules`` on its PFS tier; a catalog; a reading filesystem."""
     base = tiers.fs.config.mounts[0]
     pfs = aifdata.Tier.pfs(tiers.pfs_dir, **rules)
     mount = aifdata.Mount("both", (pfs, tiers.write_tier), ("pfs", tiers.write), tiers.write)
     assert base.prefix == mount.prefix
     config = aifdata.Config((mount,))
-    catalog = Catalog(tmp_path / "catalog.db", config=config)
+    catalog = Catalog(catalog_url, config=config)
     return config, catalog
 
 
@@ -57,8 +57,8 @@ def _read_at(catalog, name, when):
     )
 
 
-def test_release_frees_copies_the_write_tier_holds(tiers, tmp_path):
-    config, catalog = _layout(tiers, tmp_path)
+def test_release_frees_copies_the_write_tier_holds(catalog_url, tiers, tmp_path):
+    config, catalog = _layout(tiers, catalog_url)
     _ingest(tiers, catalog, "set")
     report = release(catalog, config)
     assert len(report.released) == 3 and report.ok
@@ -70,8 +70,8 @@ def test_release_frees_copies_the_write_tier_holds(tiers, tmp_path):
 
 
 @S3_ONLY
-def test_release_never_removes_the_only_copy(tiers, tmp_path):
-    config, catalog = _layout(tiers, tmp_path)
+def test_release_never_removes_the_only_copy(catalog_url, tiers, tmp_path):
+    config, catalog = _layout(tiers, catalog_url)
     _ingest(tiers, catalog, "set")
     fs = MountedFileSystem(config)
     fs.connector(config.mounts[0], tiers.write).rm_file("set/f1.bin")  # the S3 object is gone
@@ -85,8 +85,8 @@ def test_release_never_removes_the_only_copy(tiers, tmp_path):
     assert _rows(catalog) == [str(tiers.pfs_dir / "set" / "f1.bin")]
 
 
-def test_release_refuses_where_the_write_tier_copy_is_gone(tiers, tmp_path):
-    config, catalog = _layout(tiers, tmp_path)
+def test_release_refuses_where_the_write_tier_copy_is_gone(catalog_url, tiers, tmp_path):
+    config, catalog = _layout(tiers, catalog_url)
     _ingest(tiers, catalog, "set")
     MountedFileSystem(config).connector(config.mounts[0], tiers.write).rm_file("set/f0.bin")
     report = release(catalog, config)
@@ -96,8 +96,8 @@ def test_release_refuses_where_the_write_tier_copy_is_gone(tiers, tmp_path):
 
 
 @S3_ONLY
-def test_release_refuses_where_the_s3_object_changed(tiers, tmp_path):
-    config, catalog = _layout(tiers, tmp_path)
+def test_release_refuses_where_the_s3_object_changed(catalog_url, tiers, tmp_path):
+    config, catalog = _layout(tiers, catalog_url)
     _ingest(tiers, catalog, "set", n=1)
     tiers.fs.pipe("both/set/f0.bin", b"\x09" * 200)  # same size, other bytes, new ETag
     (refused,) = release(catalog, config).refused
@@ -105,8 +105,8 @@ def test_release_refuses_where_the_s3_object_changed(tiers, tmp_path):
     assert (tiers.pfs_dir / "set" / "f0.bin").read_bytes() == b"\x01" * 200
 
 
-def test_a_copy_changed_on_the_pfs_is_not_released(tiers, tmp_path):
-    config, catalog = _layout(tiers, tmp_path)
+def test_a_copy_changed_on_the_pfs_is_not_released(catalog_url, tiers, tmp_path):
+    config, catalog = _layout(tiers, catalog_url)
     _ingest(tiers, catalog, "set", n=1)
     (tiers.pfs_dir / "set" / "f0.bin").write_bytes(b"new work, not on the write tier")
     (refused,) = release(catalog, config).refused
@@ -114,8 +114,8 @@ def test_a_copy_changed_on_the_pfs_is_not_released(tiers, tmp_path):
     assert (tiers.pfs_dir / "set" / "f0.bin").exists()
 
 
-def test_dry_run_changes_nothing(tiers, tmp_path):
-    config, catalog = _layout(tiers, tmp_path)
+def test_dry_run_changes_nothing(catalog_url, tiers, tmp_path):
+    config, catalog = _layout(tiers, catalog_url)
     _ingest(tiers, catalog, "set")
     files, rows = _on_pfs(tiers), _rows(catalog)
     stats = [os.stat(tiers.pfs_dir / f) for f in files]
@@ -126,8 +126,8 @@ def test_dry_run_changes_nothing(tiers, tmp_path):
     assert [os.stat(tiers.pfs_dir / f) for f in files] == stats
 
 
-def test_pinned_datasets_survive_to_low_water(tiers, tmp_path):
-    config, catalog = _layout(tiers, tmp_path, capacity=1000, low_water="50%")
+def test_pinned_datasets_survive_to_low_water(catalog_url, tiers, tmp_path):
+    config, catalog = _layout(tiers, catalog_url, capacity=1000, low_water="50%")
     _ingest(tiers, catalog, "keep")  # 600 bytes
     _ingest(tiers, catalog, "lose")  # 600 bytes: 1200 in use, low water is 500
     _read_at(catalog, "keep/%", 1000.0)  # the pinned copies are the least recently read
@@ -143,8 +143,8 @@ def test_pinned_datasets_survive_to_low_water(tiers, tmp_path):
     assert _on_pfs(tiers) == ["keep/f1.bin", "keep/f2.bin"]
 
 
-def test_to_low_water_releases_the_least_recently_read_first(tiers, tmp_path):
-    config, catalog = _layout(tiers, tmp_path, capacity=1000, low_water="50%")
+def test_to_low_water_releases_the_least_recently_read_first(catalog_url, tiers, tmp_path):
+    config, catalog = _layout(tiers, catalog_url, capacity=1000, low_water="50%")
     _ingest(tiers, catalog, "set", n=5)  # 1000 bytes in use
     for i, when in enumerate([500.0, 100.0, 400.0, None, 300.0]):
         catalog.conn.execute(
@@ -156,8 +156,8 @@ def test_to_low_water_releases_the_least_recently_read_first(tiers, tmp_path):
     assert _on_pfs(tiers) == ["set/f0.bin", "set/f3.bin"]  # f3: never read, but just staged
 
 
-def test_older_than_and_release_after(tiers, tmp_path):
-    config, catalog = _layout(tiers, tmp_path, release_after="1h")
+def test_older_than_and_release_after(catalog_url, tiers, tmp_path):
+    config, catalog = _layout(tiers, catalog_url, release_after="1h")
     _ingest(tiers, catalog, "set")
     _read_at(catalog, "f0.bin", time.time() - 7200)
     report = release(catalog, config)  # the tier's rule: not read for an hour
@@ -167,8 +167,8 @@ def test_older_than_and_release_after(tiers, tmp_path):
     assert len(release(catalog, config, older_than=0).released) == 2  # any age
 
 
-def test_dataset_and_prefix_narrow_what_is_released(tiers, tmp_path):
-    config, catalog = _layout(tiers, tmp_path)
+def test_dataset_and_prefix_narrow_what_is_released(catalog_url, tiers, tmp_path):
+    config, catalog = _layout(tiers, catalog_url)
     _ingest(tiers, catalog, "a")
     _ingest(tiers, catalog, "b")
     assert len(release(catalog, config, dataset="a").released) == 3
@@ -177,8 +177,8 @@ def test_dataset_and_prefix_narrow_what_is_released(tiers, tmp_path):
     assert [c.path for c in report.released] == ["aif://both/b/f1.bin"]
 
 
-def test_never_the_write_tier_and_never_an_unknown_one(tiers, tmp_path):
-    config, catalog = _layout(tiers, tmp_path)
+def test_never_the_write_tier_and_never_an_unknown_one(catalog_url, tiers, tmp_path):
+    config, catalog = _layout(tiers, catalog_url)
     _ingest(tiers, catalog, "set", n=1)
     with pytest.raises(CatalogError, match="write tier"):
         release(catalog, config, tier=tiers.write)
@@ -188,8 +188,8 @@ def test_never_the_write_tier_and_never_an_unknown_one(tiers, tmp_path):
         release(catalog, config, dataset="nosuch")
 
 
-def test_release_needs_write_on_the_dataset(tiers, tmp_path, who):
-    config, catalog = _layout(tiers, tmp_path)
+def test_release_needs_write_on_the_dataset(catalog_url, tiers, tmp_path, who):
+    config, catalog = _layout(tiers, catalog_url)
     _ingest(tiers, catalog, "set", n=1)
     catalog.grant("user:bob", "read", "set")
     who("bob")
@@ -199,8 +199,8 @@ def test_release_needs_write_on_the_dataset(tiers, tmp_path, who):
     assert _on_pfs(tiers) == ["set/f0.bin"]
 
 
-def test_make_room_says_when_a_file_cannot_fit(tiers, tmp_path):
-    config, catalog = _layout(tiers, tmp_path, capacity="1KiB")
+def test_make_room_says_when_a_file_cannot_fit(catalog_url, tiers, tmp_path):
+    config, catalog = _layout(tiers, catalog_url, capacity="1KiB")
     manager = Manager(catalog, config)
     router = MountedFileSystem(config)._router(config.mounts[0])
     why = make_room(manager, router, "pfs", 4 * 2**20)
@@ -208,9 +208,9 @@ def test_make_room_says_when_a_file_cannot_fit(tiers, tmp_path):
     assert make_room(manager, router, "pfs", 100) is None
 
 
-def test_make_room_releases_past_high_water_down_to_low_water(tiers, tmp_path):
+def test_make_room_releases_past_high_water_down_to_low_water(catalog_url, tiers, tmp_path):
     rules = {"capacity": 1000, "high_water": "90%", "low_water": "50%"}
-    config, catalog = _layout(tiers, tmp_path, **rules)
+    config, catalog = _layout(tiers, catalog_url, **rules)
     _ingest(tiers, catalog, "set", n=4)  # 800 in use
     catalog.pin("set")
     manager = Manager(catalog, config)
@@ -229,8 +229,8 @@ def test_a_release_rule_that_does_not_parse_names_its_key():
         aifdata.Tier.pfs("/tmp/x", low_water="lots")
 
 
-def test_cli_release_prints_a_table_and_a_summary(tiers, tmp_path, capsys):
-    _config, catalog = _layout(tiers, tmp_path)
+def test_cli_release_prints_a_table_and_a_summary(catalog_url, tiers, tmp_path, capsys):
+    _config, catalog = _layout(tiers, catalog_url)
     _ingest(tiers, catalog, "set", n=2)
     path = tmp_path / "config.toml"
     path.write_text(tiers.toml("both"))
@@ -263,8 +263,8 @@ def test_cli_release_of_an_unknown_dataset_exits_3_with_one_line(tmp_path):
         assert line.startswith("aifdata: error: no dataset 'nosuch' in "), line
 
 
-def test_releases_are_counted_per_tier(tiers, tmp_path):
-    config, catalog = _layout(tiers, tmp_path)
+def test_releases_are_counted_per_tier(catalog_url, tiers, tmp_path):
+    config, catalog = _layout(tiers, catalog_url)
     _ingest(tiers, catalog, "set", n=2)
     counted = []
 
@@ -281,9 +281,11 @@ def test_releases_are_counted_per_tier(tiers, tmp_path):
     ]
 
 
-def test_make_room_with_a_read_only_catalog_releases_nothing(tiers, tmp_path, monkeypatch):
+def test_make_room_with_a_read_only_catalog_releases_nothing(
+    catalog_url, tiers, tmp_path, monkeypatch
+):
     rules = {"capacity": 1000, "high_water": "90%", "low_water": "50%"}
-    config, catalog = _layout(tiers, tmp_path, **rules)
+    config, catalog = _layout(tiers, catalog_url, **rules)
     _ingest(tiers, catalog, "set", n=4)  # 800 in use
     monkeypatch.setattr(Catalog, "read_only", property(lambda self: True))
     manager = Manager(catalog, config)

@@ -76,8 +76,8 @@ class Synced:
 
 
 @pytest.fixture
-def ds(tiers: TwoTiers, tmp_path) -> Synced:
-    catalog = Catalog(tmp_path / "catalog.db", config=tiers.fs.config)
+def ds(tiers: TwoTiers, catalog_url) -> Synced:
+    catalog = Catalog(catalog_url, config=tiers.fs.config)
     fs = aifdata.filesystem(tiers.fs.config, catalog=catalog)
     fs.pipe({"both/ds/a.bin": A, "both/ds/b.bin": B})
     catalog.ingest("aif://both/ds", "ds")

@@ -22,13 +22,13 @@ PFS_ONLY = pytest.mark.parametrize("tiers", ["archive"], ids=["pfs+pfs"], indire
 
 
 @pytest.fixture
-def world(isolated_home, tiers, tmp_path, monkeypatch):
+def world(home_catalog, tiers, tmp_path, monkeypatch):
     """``ds`` (one file) and ``other`` (one file), ingested from the write tier and staged
     to the PFS tier; the mount table in a file, as the CLI reads it."""
     config = tmp_path / "config.toml"
     config.write_text(tiers.toml("both"))
     monkeypatch.setenv("AIFDATA_CONFIG", str(config))
-    catalog = Catalog(isolated_home / "catalog.db", config=tiers.fs.config)
+    catalog = Catalog(home_catalog, config=tiers.fs.config)
     tiers.place("ds/reads.fastq", write=GOOD)
     tiers.place("other/blob.bin", write=OTHER)
     for name in ("ds", "other"):

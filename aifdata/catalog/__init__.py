@@ -1,4 +1,5 @@
-"""The catalog: datasets, versions, files, checksums and replicas in one SQLite file."""
+"""The catalog: datasets, versions, files, checksums and replicas in one SQLite file, or
+in a PostgreSQL database for a site (``Catalog("postgresql://...")``)."""
 
 from .._streams import CHECKSUM_ALGORITHM
 from ._catalog import Catalog, named_catalog, open_dataset, split_ref

@@ -7,6 +7,10 @@ atomically. A restore checks the backup first (an aifdata catalog, intact, not
 newer than this aifdata), then copies it into the live catalog through the same
 API, under SQLite's locks, so processes that have the catalog open see the
 restored contents and none writes into a file that is gone.
+
+A PostgreSQL catalog is backed up and restored by ``pg_dump`` and ``pg_restore``
+(:meth:`Catalog.backup` says so); its check asks PostgreSQL which constraints are
+not validated (it enforces the others on every write).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import stat
 from pathlib import Path
 
 from .._errors import CatalogError, NotFound
+from ._schema import MIGRATIONS, is_postgres, schema_version
 from ._store import (
     BUSY_TIMEOUT_S,
     CatalogConnection,
@@ -29,11 +34,27 @@ from ._store import (
 
 def problems(conn: sqlite3.Connection) -> list[str]:
     """What SQLite's ``integrity_check`` and ``foreign_key_check`` find (none: [])."""
+    if is_postgres(conn):
+        return _postgres_problems(conn)
     found = [row[0] for row in conn.execute("PRAGMA integrity_check")]
     if found == ["ok"]:
         found = []
     for table, rowid, parent, _ in conn.execute("PRAGMA foreign_key_check"):
         found.append(f"row {rowid} of {table} refers to a missing row of {parent}")
+    return found
+
+
+def _postgres_problems(conn: sqlite3.Connection) -> list[str]:
+    """A PostgreSQL catalog's problems: an older schema, constraints not validated."""
+    found = []
+    version = schema_version(conn)
+    if version != len(MIGRATIONS):
+        found.append(f"schema version {version}, this aifdata's is {len(MIGRATIONS)}")
+    for table, name in conn.execute(
+        "SELECT conrelid::regclass::text, conname FROM pg_constraint"
+        " WHERE NOT convalidated AND connamespace = current_schema()::regnamespace"
+    ).fetchall():
+        found.append(f"constraint {name} of {table} is not validated")
     return found
 
 

@@ -17,12 +17,13 @@ from typing import Any
 from fsspec import AbstractFileSystem
 
 from .._config import Config, aifdata_home, load_config
-from .._errors import AccessDenied, BadName, CatalogError, NotFound, UnknownDataset
+from .._errors import AccessDenied, BadName, CatalogError, ConfigError, NotFound, UnknownDataset
 from .._filesystem import MountedFileSystem
 from .._gc import gc_paused
 from .._router import ReplicaRecord
 from .._urls import resolve_url
 from ..connectors import FileStat, join
+from . import _postgres
 from ._bulk import insert_files
 from ._gate import CatalogGate
 from ._ingest import SourceFile, scan
@@ -59,7 +60,14 @@ from ._policy import (
 from ._records import Dataset, FileRecord, StageReport
 from ._search import SearchHit, reindex, search
 from ._stage import stage_version
-from ._store import NotACatalog, catalog_opened, connect, refuse_writes, write_transaction
+from ._store import (
+    NotACatalog,
+    catalog_opened,
+    connect,
+    data_version,
+    refuse_writes,
+    write_transaction,
+)
 from ._verify import (
     VerifyReport,
     check_tier,
@@ -72,13 +80,16 @@ from ._verify import (
     write_briefly,
 )
 
-#: Names the catalog that ``Catalog()`` opens: a SQLite file, or a Parquet snapshot (a
-#: directory, or an ``s3://`` or ``aif://`` prefix), as a cluster's workers are given it.
+#: Names the catalog that ``Catalog()`` opens: a SQLite file, a PostgreSQL database
+#: (``postgresql://...``), or a Parquet snapshot (a directory, or an ``s3://`` or
+#: ``aif://`` prefix), as a cluster's workers are given it.
 CATALOG_VARIABLE = "AIFDATA_CATALOG"
 
 
 def is_snapshot(location: str) -> bool:
     """Whether a catalog location names a Parquet snapshot (a directory or a URL)."""
+    if _postgres.is_url(location):
+        return False
     return "://" in location or Path(location).expanduser().is_dir()
 
 
@@ -96,23 +107,55 @@ def named_catalog() -> str | None:
 
 
 class Catalog:
-    """The embedded catalog: one SQLite file, ``$AIFDATA_HOME/catalog.db`` by default.
+    """The catalog: one SQLite file, ``$AIFDATA_HOME/catalog.db`` by default, or a
+    PostgreSQL database named by a ``postgresql://`` URL (a site's shared catalog).
 
-    ``$AIFDATA_CATALOG`` changes the default: a catalog file, or a Parquet
-    snapshot (``aifdata export``), read-only, for workers without the file.
+    ``$AIFDATA_CATALOG`` changes the default, then the config's ``catalog`` setting:
+    a catalog file, a PostgreSQL URL, or a Parquet snapshot (``aifdata export``),
+    read-only, for workers without the file. ``path`` is then the URL without its
+    password.
     """
+
+    path: Path | str
 
     def __init__(self, path: str | os.PathLike[str] | None = None, config: Config | None = None):
         named = None
-        if path is None:
-            named = named_catalog()
-            path = Path(named).expanduser() if named else aifdata_home() / "catalog.db"
-        self.path = Path(path)
         self._config = config
+        if path is None:
+            named = named_catalog() or self._configured()
+            if named is None:
+                path = aifdata_home() / "catalog.db"
+            elif _postgres.is_url(named):
+                path = named
+            else:
+                path = Path(named).expanduser()
+        self._url = str(path) if _postgres.is_url(path) else None
+        self.path = _postgres.redacted(self._url) if self._url else Path(path)
         self._local = threading.local()
         self._snapshot: sqlite3.Connection | None = None  # set by from_parquet
         if named is not None and is_snapshot(named):
             self._load_snapshot(named)
+
+    def _configured(self) -> str | None:
+        """The config's ``catalog`` setting (a broken config is reported where it is used)."""
+        try:
+            return self.config.catalog
+        except ConfigError:
+            return None
+
+    @property
+    def location(self) -> Path | str:
+        """Where the catalog is: its file, or its full PostgreSQL URL (password too)."""
+        return self._url or self.path
+
+    @property
+    def is_postgres(self) -> bool:
+        return self._url is not None
+
+    def exists(self) -> bool:
+        """Whether the catalog is there to open: its file (or snapshot) exists; a
+        PostgreSQL catalog is the server's to keep, so it always counts as there."""
+        return self._url is not None or os.path.lexists(self.path)
 
     @classmethod
     def from_parquet(cls, source: str, config: Config | None = None) -> Catalog:
@@ -152,7 +195,7 @@ class Catalog:
     def __reduce__(self) -> tuple[Any, ...]:
         if self._snapshot is not None:
             return Catalog.from_parquet, (str(self.path), self._config)
-        return Catalog, (self.path, self._config)
+        return Catalog, (self.location, self._config)
 
     @property
     def config(self) -> Config:
@@ -170,7 +213,7 @@ class Catalog:
             local.conn.close()  # the path names another file now (restored, replaced)
             local.conn = None
         if getattr(local, "conn", None) is None or local.pid != os.getpid():
-            local.conn, local.pid = connect(self.path), os.getpid()
+            local.conn, local.pid = connect(self.location), os.getpid()
             catalog_opened()  # aif:// filesystems that found no catalog look again
         conn: sqlite3.Connection = local.conn
         return conn
@@ -214,13 +257,14 @@ class Catalog:
 
         ``max_age`` (seconds) lets a caller take what this thread asked SQLite that
         recently about other connections' commits (a read's own access check, a
-        moment before); this connection's own commits always count."""
+        moment before); this connection's own commits always count. On PostgreSQL the
+        mark is the catalog's change counter, which every write transaction moves."""
         conn = self.conn
         local = self._local
         now = time.monotonic()
         asked = getattr(local, "data_version", None)
         if asked is None or asked[0] is not conn or now - asked[2] > max_age:
-            version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+            version = data_version(conn)
             local.data_version = asked = (conn, version, now)
         return id(conn), asked[1], conn.total_changes
 
@@ -429,6 +473,7 @@ class Catalog:
         or not at all; an existing ``dest`` is replaced only with ``force``. Admins only."""
         from ._backup import backup
 
+        self._file_only("backup", "pg_dump (e.g. pg_dump -Fc -f catalog.dump DBNAME)")
         self.require_admin("backup", str(dest))
         return backup(self.conn, Path(dest), force=force)
 
@@ -438,6 +483,7 @@ class Catalog:
         another kind) nobody can be checked, and only ``force`` replaces it."""
         from ._backup import restore
 
+        self._file_only("restore", "pg_restore (e.g. pg_restore -c -d DBNAME catalog.dump)")
         if self._snapshot is not None:
             self._writable()  # refused: a Parquet snapshot
         live = None
@@ -447,8 +493,16 @@ class Catalog:
         if live is not None:
             self._writable()
             self.require_admin("restore", str(source))
-        restore(Path(source), self.path, live, force=force)
+        restore(Path(source), Path(self.path), live, force=force)
         self.close()  # the next use opens (and upgrades) what was restored
+
+    def _file_only(self, action: str, instead: str) -> None:
+        """Refuse a SQLite-file operation on a PostgreSQL catalog, saying what does it there."""
+        if self._url is not None:
+            raise CatalogError(
+                f"{self.path}: aifdata catalog {action} copies a SQLite catalog file; this"
+                f" catalog is in PostgreSQL: use {instead}"
+            )
 
     def check(self) -> list[str]:
         """What SQLite's integrity and foreign-key checks find wrong ([] when intact)."""
@@ -914,7 +968,7 @@ class Catalog:
 
         return search(
             self.conn, query, format=format, tags=tags, owner=owner, limit=limit,
-            visible=visible, scope=read_scope(policy, who),
+            visible=visible, scope=read_scope(policy, who, getattr(self.conn, "dialect", "sqlite")),
         )  # fmt: skip
 
     def datasets(self) -> list[str]:
@@ -1020,7 +1074,11 @@ def _audit_row(
 
 @contextlib.contextmanager
 def _bulk(conn: sqlite3.Connection) -> Iterator[None]:
-    """Skip foreign-key checks for rows whose parents the same transaction just wrote."""
+    """Skip foreign-key checks for rows whose parents the same transaction just wrote
+    (SQLite; PostgreSQL checks them as it goes)."""
+    if getattr(conn, "dialect", "sqlite") == "postgresql":
+        yield
+        return
     conn.execute("PRAGMA foreign_keys = OFF")
     try:
         yield

@@ -10,7 +10,6 @@ Any failure stops the ingest with an
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple, TypeAlias
 
 from fsspec import AbstractFileSystem
@@ -19,6 +18,7 @@ from .._errors import IngestError, MountNotFound, NotFound
 from .._filesystem import MountedFileSystem
 from .._gc import gc_paused
 from .._streams import CHUNK_SIZE, checksum_of, copy_stream
+from .._threads import ThreadPool
 from ..connectors import Connector
 from ..connectors._atomic import TempOwner
 
@@ -246,7 +246,7 @@ def _hash_all(
         return {url: (digest, sniff_format(path, head))}
 
     digests: dict[str, tuple[str, str]] = {}
-    with ThreadPoolExecutor(max(1, workers)) as pool:
+    with ThreadPool(max(1, workers)) as pool:
         for found in pool.map(small, batches):
             digests.update(found)
         for found in pool.map(big, large):

@@ -96,7 +96,7 @@ def start_run(
 ) -> int:
     """Record a RUNNING run and its inputs (inside the caller's transaction)."""
     cursor = conn.execute(
-        "INSERT INTO runs (run_id, job, user, script, git_commit, params, started, state)"
+        'INSERT INTO runs (run_id, job, "user", script, git_commit, params, started, state)'
         " VALUES (?, ?, ?, ?, ?, ?, ?, 'RUNNING')",
         (run_id, job, user, script, git_commit, json.dumps(params, sort_keys=True), started),
     )

@@ -1,4 +1,5 @@
-"""Parquet snapshots of the catalog, for readers without the SQLite file.
+"""Parquet snapshots of the catalog, for readers without the SQLite file (or the
+PostgreSQL server: a snapshot of either is the same).
 
 ``export`` writes one Parquet file per table (``datasets``, ``tags``,
 ``versions``, ``files``, ``replicas``, ``grants``, ``admins``, ``runs``,
@@ -21,7 +22,8 @@ from typing import Any
 from fsspec import AbstractFileSystem
 
 from .._errors import CatalogError
-from ._schema import migrate, schema_version
+from . import _postgres
+from ._schema import is_postgres, migrate, schema_version
 from ._search import ensure_index, reindex
 
 TABLES = (
@@ -68,7 +70,12 @@ def export(conn: sqlite3.Connection, fs: AbstractFileSystem, root: str) -> list[
 
 def _arrow_schema(pa: Any, conn: sqlite3.Connection, table: str, columns: list[str]) -> Any:
     """Arrow types from the SQLite declared types (so empty tables keep their schema)."""
-    declared = {r["name"]: r["type"].upper() for r in conn.execute(f"PRAGMA table_info({table})")}
+    if is_postgres(conn):
+        declared = _postgres.column_types(conn, table)  # type: ignore[arg-type]
+    else:
+        declared = {
+            r["name"]: r["type"].upper() for r in conn.execute(f"PRAGMA table_info({table})")
+        }
     kinds = {"INTEGER": pa.int64(), "REAL": pa.float64(), "TEXT": pa.string()}
     return pa.schema([(c, kinds.get(declared.get(c, "TEXT"), pa.string())) for c in columns])
 

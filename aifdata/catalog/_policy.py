@@ -39,6 +39,7 @@ from .._config import Config
 from .._errors import BadName, CatalogError
 from .._paths import clean_path
 from ..connectors import join, kind_of_url
+from ._postgres import glob_condition
 from ._search import Scope
 
 PRIVILEGES = ("read", "write", "admin")
@@ -417,17 +418,24 @@ def bootstrap_admin(conn: sqlite3.Connection) -> None:
         )
 
 
-def read_scope(policy: Policy, who: Principal) -> Scope | None:
+def read_scope(policy: Policy, who: Principal, dialect: str = "sqlite") -> Scope | None:
     """An SQL condition on datasets ``d`` equal to "``who`` may read it" (None: everything).
 
     SQLite's GLOB means what a pattern means (``*`` crosses ``/``; ``[!x]`` is
-    written ``[^x]``), and ``name GLOB 'p/*'`` is "an ancestor matches p".
+    written ``[^x]``), and ``name GLOB 'p/*'`` is "an ancestor matches p". PostgreSQL
+    has no GLOB: a pattern there is an exact name or a literal prefix (never LIKE, whose
+    ``%`` and ``_`` a dataset name may hold), see :func:`._postgres.glob_condition`.
     """
     if policy.is_admin(who):
         return None
     sql, params = ["d.owner = ?"], [who.user]
     ids = who.identities
     for pattern in sorted({g.pattern for g in policy.grants if g.principal in ids}):
+        if dialect == "postgresql":
+            condition, values = glob_condition("d.name", pattern)
+            sql.append(condition)
+            params += values
+            continue
         glob = pattern.replace("[!", "[^")
         sql.append("d.name GLOB ? OR d.name GLOB ?")
         params += [glob, f"{glob}/*"]

@@ -11,12 +11,12 @@ system has extended attributes, a seal with its checksum
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 from .._config import Config
 from .._errors import CatalogError, ConfigError
 from .._filesystem import MountedFileSystem
 from .._streams import CHUNK_SIZE, copy_stream
+from .._threads import ThreadPool
 from ..connectors import Connector, FileStat
 from ..connectors._seal import rehash, seal
 from ._records import Dataset, FileRecord, StageReport
@@ -47,7 +47,7 @@ def stage_version(
         record_replica(record.id, to, target.url(rel), record.size, record.checksum, stat)
         return outcome, copied
 
-    with ThreadPoolExecutor(max(1, workers)) as pool:
+    with ThreadPool(max(1, workers)) as pool:
         results = list(pool.map(one, ds.files))
     paths = [f.path for f in ds.files]
     return StageReport(

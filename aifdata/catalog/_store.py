@@ -6,6 +6,8 @@
 * Every write is one ``BEGIN IMMEDIATE`` transaction with a busy timeout, so
   concurrent writers queue instead of failing with "database is locked".
 * The schema is versioned (``PRAGMA user_version``) and migrated forward on open.
+* A catalog named by a ``postgresql://`` URL lives in PostgreSQL instead
+  (:mod:`._postgres`): the same tables, writers queued by an advisory lock.
 
 And the file is never silently lost or taken for another:
 
@@ -39,8 +41,9 @@ from pathlib import Path
 
 from .._errors import CatalogError
 from ..connectors._atomic import fsync_directory
+from . import _postgres
 from ._policy import bootstrap_admin
-from ._schema import MIGRATIONS, POLICY_SCHEMA, migrate, schema_version
+from ._schema import MIGRATIONS, POLICY_SCHEMA, has_meta, is_postgres, migrate, schema_version
 from ._search import ensure_index
 
 #: File systems on which SQLite's WAL mode is unsafe or unsupported.
@@ -141,9 +144,13 @@ def catalogs_opened() -> int:
 # -- opening -----------------------------------------------------------------
 
 
-def connect(path: Path) -> CatalogConnection:
+def connect(path: Path | str) -> CatalogConnection:
     """Open the catalog at ``path``: made (and its creator made admin) only where no
-    file is; migrated if writable; read-only if this process may not write it."""
+    file is; migrated if writable; read-only if this process may not write it.
+    A ``postgresql://`` URL opens (and if need be makes) a catalog in that database."""
+    if _postgres.is_url(path):
+        return connect_postgres(str(path))  # type: ignore[return-value]
+    path = Path(path)
     if not os.path.lexists(path):
         create(path)
     opened = file_identity(path)
@@ -167,6 +174,50 @@ def connect(path: Path) -> CatalogConnection:
         conn.close()
         raise
     return conn
+
+
+def connect_postgres(url: str) -> _postgres.Connection:
+    """Open the catalog in the PostgreSQL database at ``url``: made there (its creator
+    made admin) where the database holds no catalog yet, migrated if writable."""
+    conn = _postgres.connect(url)
+    try:
+        recognise_postgres(conn)
+        conn.read_only = _postgres.read_only_reason(conn)
+        if conn.read_only:
+            check_readable_schema(conn, conn.path)  # type: ignore[arg-type]
+        elif not _postgres.is_current(conn, len(MIGRATIONS)):
+            with _postgres.write_transaction(conn):
+                initialise(conn)  # type: ignore[arg-type]
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def recognise_postgres(conn: _postgres.Connection) -> None:
+    """Raise NotACatalog for a database that holds tables but no aifdata catalog."""
+    if has_meta(conn):
+        version = schema_version(conn)  # type: ignore[arg-type]
+        if version > len(MIGRATIONS):
+            raise CatalogError(
+                f"{conn.path}: catalog schema version {version} is newer than this aifdata"
+                f" ({len(MIGRATIONS)}); upgrade aifdata to use it"
+            )
+        return
+    found = _postgres.tables(conn)
+    if found:
+        listed = ", ".join(sorted(found)[:6])
+        raise NotACatalog(
+            f"{conn.path}: not an aifdata catalog: a database of another kind (tables:"
+            f" {listed}); aifdata makes a catalog only in an empty database or schema"
+        )
+
+
+def data_version(conn: sqlite3.Connection) -> int:
+    """A number that moves when any connection commits to the catalog."""
+    if is_postgres(conn):
+        return _postgres.data_version(conn)  # type: ignore[arg-type]
+    return int(conn.execute("PRAGMA data_version").fetchone()[0])
 
 
 def _open_writable(path: Path, opened: tuple[int, int]) -> CatalogConnection:
@@ -336,7 +387,7 @@ def recognise(conn: sqlite3.Connection, path: Path) -> None:
         )
 
 
-def check_readable_schema(conn: CatalogConnection, path: Path) -> None:
+def check_readable_schema(conn: CatalogConnection, path: Path | str) -> None:
     """A read-only catalog cannot be migrated: it must be at this aifdata's schema."""
     version = schema_version(conn)
     if version < len(MIGRATIONS):
@@ -363,6 +414,8 @@ def initialise(conn: sqlite3.Connection) -> None:
     if migrate(conn) < POLICY_SCHEMA:
         bootstrap_admin(conn)
     ensure_index(conn)
+    if is_postgres(conn):
+        return
     if conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
@@ -486,9 +539,13 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
     Refused on a read-only catalog; fails (rolled back) if the catalog's path no
     longer names the file opened, checked once the lock is held, before the commit
-    and after it.
+    and after it. On PostgreSQL: ``BEGIN`` and the catalog's advisory write lock.
     """
     refuse_writes(conn)
+    if is_postgres(conn):
+        with _postgres.write_transaction(conn):  # type: ignore[arg-type]
+            yield conn
+        return
     with _named_errors(conn):
         _retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
         try:

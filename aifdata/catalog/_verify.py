@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, NamedTuple
 
@@ -22,9 +21,12 @@ from fsspec import AbstractFileSystem
 from .._config import Config
 from .._errors import ConfigError
 from .._filesystem import MountedFileSystem
+from .._threads import ThreadPool
 from .._urls import resolve_url
 from ..connectors import FileStat, _atomic
 from ..connectors._seal import Copies, local_path, rehash, seal
+from . import _postgres
+from ._schema import is_postgres
 
 Progress = Callable[[int], object]
 
@@ -128,7 +130,7 @@ def scrub(
         mount, tier, rel = located
         return _check(fs.connector(mount, tier.name), rel, replica, mark, progress)
 
-    with ThreadPoolExecutor(max(1, workers)) as pool:
+    with ThreadPool(max(1, workers)) as pool:
         results = list(pool.map(one, replicas))
     return VerifyReport(
         checked=len(replicas),
@@ -276,6 +278,8 @@ def write_briefly(conn: sqlite3.Connection, write: Callable[[sqlite3.Connection]
     that found a bad copy goes on either way: the copy is skipped, the verdict is not kept)."""
     if conn.in_transaction:  # inside the caller's transaction: not ours to commit
         return False
+    if is_postgres(conn):
+        return _postgres.write_briefly(conn, write, VERDICT_WAIT_S)  # type: ignore[arg-type]
     (busy,) = conn.execute("PRAGMA busy_timeout").fetchone()
     conn.execute(f"PRAGMA busy_timeout = {int(VERDICT_WAIT_S * 1000)}")
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from typing import Annotated
@@ -12,7 +11,14 @@ import typer
 from .. import NotFound
 from ..catalog import Dataset, split_ref
 from ._app import app, state
-from ._options import CatalogOption, JsonFlag, open_catalog, print_json, progress_bar
+from ._options import (
+    CatalogOption,
+    JsonFlag,
+    catalog_argument,
+    open_catalog,
+    print_json,
+    progress_bar,
+)
 from ._slurm import JOB_CONTEXT, ScriptOption, SlurmFlag, job_options, run_as_job
 
 
@@ -147,7 +153,7 @@ def stage(
     if options is not None:
         cat.require(base, "write", "stage")
         cat.dataset(base, version)  # NotFound now, not in the job
-        argv = ["stage", name, "--to", to, "--catalog", os.path.abspath(cat.path)]
+        argv = ["stage", name, "--to", to, "--catalog", catalog_argument(cat)]
         run_as_job([*argv, "--workers", str(workers)], options, script, as_json)
         return
     report = cat.stage(base, to, version, workers)

@@ -20,7 +20,7 @@ Force = Annotated[bool, typer.Option("--force", help="Replace a file that is in 
 
 def _existing(path: str | None) -> Catalog:
     cat = open_catalog(path)
-    if not cat.path.exists():
+    if not cat.exists():
         raise NotFound(f"no catalog at {cat.path}")
     return cat
 

@@ -4,6 +4,7 @@ they name, the progress bar, JSON printing."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -37,9 +38,15 @@ CatalogOption = Annotated[
 def open_catalog(path: str | None, create: bool = False) -> Catalog:
     """The catalog at ``--catalog PATH`` (which must exist unless ``create``), else the
     default one."""
-    if path is not None and not create and not Path(path).expanduser().exists():
+    remote = path is not None and "://" in path  # a PostgreSQL catalog's URL
+    if path is not None and not remote and not create and not Path(path).expanduser().exists():
         raise NotFound(f"no catalog at {path} (aifdata ingest --catalog {path} makes one)")
     return Catalog(path, config=state.config)
+
+
+def catalog_argument(cat: Catalog) -> str:
+    """``--catalog`` for a job that opens the same catalog: its absolute file, or its URL."""
+    return str(cat.location) if cat.is_postgres else os.path.abspath(cat.path)
 
 
 def print_json(value: Any) -> None:

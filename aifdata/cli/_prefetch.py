@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Annotated
 
@@ -10,7 +9,7 @@ import typer
 
 from ..managed import PrefetchReport, prefetch, prefetch_targets
 from ._app import app
-from ._options import CatalogOption, JsonFlag, finish, open_catalog, progress_bar
+from ._options import CatalogOption, JsonFlag, catalog_argument, finish, open_catalog, progress_bar
 from ._slurm import JOB_CONTEXT, ScriptOption, SlurmFlag, job_options, run_as_job
 
 
@@ -34,7 +33,7 @@ def prefetch_command(
     cat = open_catalog(catalog)
     files = prefetch_targets(cat, target)  # errors (an unknown dataset) before the bar
     if options is not None:
-        argv = ["prefetch", target, "--catalog", os.path.abspath(cat.path)]
+        argv = ["prefetch", target, "--catalog", catalog_argument(cat)]
         run_as_job([*argv, "--workers", str(workers)], options, script, as_json)
         return
     total = sum(f.size for f in files)

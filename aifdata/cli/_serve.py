@@ -27,14 +27,16 @@ def serve(
     ] = None,
     catalog: CatalogOption = None,
 ) -> None:
-    """Serve the catalog as an HTTP JSON API; every request acts as its token's principal."""
+    """Serve the catalog as an HTTP JSON API and a web page; every request acts as its token's
+    principal."""
     import uvicorn
 
-    from ..service import ServiceSettings, build_app
+    from ..service import WEB_ROUTES, ServiceSettings, build_app
 
     settings = ServiceSettings.from_config(state.config, host=host, port=port)
-    application = build_app(open_catalog(catalog), settings)
-    typer.echo(f"aifdata serve: http://{settings.host}:{settings.port}/api/v1/", err=True)
+    application = build_app(open_catalog(catalog), settings, extra_routes=WEB_ROUTES)
+    base = f"http://{settings.host}:{settings.port}"
+    typer.echo(f"aifdata serve: {base}/api/v1/ (the web page: {base}/)", err=True)
     uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning")
 
 

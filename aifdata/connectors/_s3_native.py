@@ -27,6 +27,7 @@ from obstore.exceptions import GenericError
 from obstore.store import S3Store
 
 from .._errors import StorageUnavailable
+from .._threads import ThreadPool
 from ._buffers import MIN_SIZE, fresh_bytes
 from ._s3_errors import S3Fault
 from ._s3_ranged import RangedReader
@@ -140,7 +141,7 @@ class NativeReader:
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(
+                self._pool = ThreadPool(
                     self.settings.max_concurrency, thread_name_prefix="aifdata-s3"
                 )
             return self._pool

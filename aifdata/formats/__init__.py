@@ -25,6 +25,7 @@ import aifdata.codecs as codecs
 
 from .._config import Config
 from .._errors import FormatError
+from .._threads import ThreadPool
 from ._base import (
     DEFAULT_TARGET_BYTES,
     MAX_PARTITIONS,
@@ -62,6 +63,7 @@ __all__ = [
     "detect",
     "get",
     "partition",
+    "plan_source",
     "read_all",
     "register",
 ]
@@ -111,7 +113,19 @@ def partition(
     """
     if format is not None:
         get(format)  # a format that does not exist is an error even for an empty file
-    source = RangeSource(url, config)
+    return plan_source(RangeSource(url, config), n, target_bytes, format, **options)
+
+
+def plan_source(
+    source: RangeSource,
+    n: int | None = None,
+    target_bytes: int | None = None,
+    format: str | None = None,
+    **options: Any,
+) -> list[Partition]:
+    """:func:`partition` for a file already opened as a :class:`RangeSource`."""
+    if format is not None:
+        get(format)
     if source.size == 0:
         return []  # no records, whatever the format
     plugin = choose(source, format)
@@ -165,7 +179,7 @@ def read_all(
     steps = list(_steps(partitions, options))
     sources = _Sources(config)
     tasks = (task for step in steps for task in _tasks(step, sources, options, block_bytes))
-    with ThreadPoolExecutor(max(1, prefetch), thread_name_prefix="aifdata-prefetch") as pool:
+    with ThreadPool(max(1, prefetch), thread_name_prefix="aifdata-prefetch") as pool:
         results = _ahead(pool, tasks, prefetch)
         for step in steps:
             if isinstance(step, Partition):

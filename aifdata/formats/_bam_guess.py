@@ -38,8 +38,7 @@ raises :class:`~aifdata.FormatError` instead of returning wrong records.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
+from .._threads import ThreadPool
 from ..codecs import bgzf
 from ._bam_blocks import GUESS_WINDOW, MAX_BLOCK, Blocks
 from ._bam_header import MAX_RECORD, BamHeader
@@ -139,7 +138,7 @@ def guessed_starts(
     nominal = sorted({low + (source.size - low) * i // count for i in range(1, count)} - {low})
     if not nominal:
         return []
-    with ThreadPoolExecutor(min(PLAN_THREADS, len(nominal))) as pool:
+    with ThreadPool(min(PLAN_THREADS, len(nominal))) as pool:
         found = pool.map(lambda offset: guess(source, header, offset), nominal)
         return sorted({v for v in found if v is not None and v > header.first})
 

@@ -4,9 +4,9 @@ samtools regions parsed and cut into partitions."""
 from __future__ import annotations
 
 import bisect
-from concurrent.futures import ThreadPoolExecutor
 
 from .._errors import FormatError
+from .._threads import ThreadPool
 from ..codecs import bgzf
 from . import _bai
 from ._bam_blocks import MAX_BLOCK, Blocks
@@ -132,7 +132,7 @@ def check_starts(source: RangeSource, header: BamHeader, starts: list[int]) -> s
             )
         return None
 
-    with ThreadPoolExecutor(min(PLAN_THREADS, len(starts))) as pool:
+    with ThreadPool(min(PLAN_THREADS, len(starts))) as pool:
         return next((found for found in pool.map(problem, starts) if found), None)
 
 

@@ -16,7 +16,6 @@ import itertools
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar
@@ -25,6 +24,7 @@ import aifdata.codecs as codecs
 
 from .._config import Config, load_config
 from .._errors import FormatError
+from .._threads import ThreadPool
 from ..codecs import ByteReader as ByteReader  # where it lived before the codecs layer
 from ..codecs import Codec, Text
 
@@ -101,6 +101,15 @@ class RangeSource:
 
         fs, path = resolve_url(url, config if config is not None else load_config())
         self._attach(url, fs, path)
+
+    @classmethod
+    def on(cls, fs: Any, path: str, url: str) -> RangeSource:
+        """The file at ``path`` of an open filesystem ``fs`` (named ``url`` in messages):
+        for a caller that holds the filesystem to read through (a service's, governed by
+        its own catalog), so the URL is not resolved again."""
+        source = cls.__new__(cls)
+        source._attach(url, fs, path)
+        return source
 
     def _attach(self, url: str, fs: Any, path: str) -> None:
         """What every source holds: its name, filesystem and path, and its counts."""
@@ -407,7 +416,7 @@ class TextFormat(ByteRangeFormat):
             return []  # an empty compressed stream
         count = partition_count(extent, n, target_bytes, at_most=extent)
         nominal = stream.nominal(count)
-        with ThreadPoolExecutor(min(self.plan_threads, max(1, len(nominal)))) as pool:
+        with ThreadPool(min(self.plan_threads, max(1, len(nominal)))) as pool:
             snapped = pool.map(lambda offset: stream.snap(offset, self.boundary), nominal)
             starts = sorted({0, *(s for s in snapped if s < extent)})
         bounds = [*starts, extent]

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
+
+from .._threads import ThreadPool
 
 __all__ = ["FETCH_THREADS", "Fetched", "balanced_bounds", "coalesce", "fetch", "read_ranges"]
 
@@ -115,7 +116,7 @@ def fetch(
     if len(spans) <= 1 or threads <= 1:
         datas = [source.read(start, end) for start, end in spans]
     else:
-        with ThreadPoolExecutor(min(threads, len(spans))) as pool:
+        with ThreadPool(min(threads, len(spans))) as pool:
             datas = list(pool.map(lambda span: source.read(*span), spans))
     return Fetched([(a, b, data) for (a, b), data in zip(spans, datas, strict=True)])
 

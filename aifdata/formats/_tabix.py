@@ -30,11 +30,11 @@ import hashlib
 import itertools
 import struct
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .._errors import FormatError
+from .._threads import ThreadPool
 from ..codecs import Codec, Text
 from ..codecs.bgzf import MAX_BLOCK, decompress_blocks, inflate_first
 from ._base import KeptMetadata, Partition, RangeSource, partition_count
@@ -450,7 +450,7 @@ def plan_region(
     compressed = max(1, (span.last >> 16) - (span.first >> 16))
     count = partition_count(compressed, n, target_bytes, at_most=len(span.cuts) + 1)
     bounds = [span.first, *choose_cuts(span, count), span.last]
-    with ThreadPoolExecutor(min(16, len(bounds))) as pool:
+    with ThreadPool(min(16, len(bounds))) as pool:
         checks = [pool.submit(check_offset, source, index, v, wanted.contig) for v in bounds[:-1]]
         if span.last != index.data_end():  # (the end of the data was checked with the index)
             checks.append(pool.submit(check_span_end, source, index, span.last, wanted.contig))
@@ -483,7 +483,7 @@ def check_names(source: RangeSource, index: Index, declared: tuple[str, ...]) ->
         if name not in declared and starts:
             firsts.append((name, min(starts)))
     if firsts:
-        with ThreadPoolExecutor(min(16, len(firsts))) as pool:
+        with ThreadPool(min(16, len(firsts))) as pool:
             list(pool.map(lambda item: check_offset(source, index, item[1], item[0]), firsts))
 
 

@@ -56,13 +56,13 @@ import io
 import json
 import os
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .._config import aifdata_home
 from .._errors import FormatError
+from .._threads import ThreadPool
 from ..codecs import BOUNDARY_WINDOW, Boundary, ByteReader, Text, find_start
 from ..codecs._gzip_index import version_key
 from ._base import (
@@ -518,7 +518,7 @@ def _snapped(reader: ByteReader, index: QuoteIndex, count: int) -> list[tuple[in
     extent, grid = index.extent, index.grid
     points = sorted({-(-(extent * i // count) // grid) for i in range(1, count)} - {0})
     points = [point for point in points if point * grid < extent]
-    with ThreadPoolExecutor(min(PLAN_THREADS, max(1, len(points)))) as pool:
+    with ThreadPool(min(PLAN_THREADS, max(1, len(points)))) as pool:
         found = pool.map(lambda point: _snap(reader, index, point), points)
         return [start for start in found if start[0] < extent]
 

@@ -59,7 +59,6 @@ from __future__ import annotations
 import bisect
 import difflib
 import itertools
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -67,6 +66,7 @@ import aifdata.codecs as codecs
 
 from .._config import Config
 from .._errors import FormatError
+from .._threads import ThreadPool
 from ..codecs import BOUNDARY_WINDOW, Boundary, ByteReader, Codec, Text
 from ..codecs.bgzf import BgzfStream, decompress_blocks
 from ._base import Partition, RangeSource, TextFormat, open_source, partition_count
@@ -261,7 +261,7 @@ class FastaFormat(TextFormat):
 def _snap_all(reader: ByteReader, offsets: list[int]) -> list[int]:
     """The first header at or after each of ``offsets`` (sorted): one window read each,
     looked at together; past a window, one forward scan serves every offset it passes."""
-    with ThreadPoolExecutor(min(16, max(1, len(offsets)))) as pool:
+    with ThreadPool(min(16, max(1, len(offsets)))) as pool:
         probes = list(pool.map(lambda at: _probe(reader, at), offsets))
     out, reached = [], -1
     for offset, found in zip(offsets, probes, strict=True):
@@ -300,7 +300,7 @@ def _bgzf_starts(stream: BgzfStream, nominal: list[int], boundary: Boundary) -> 
     """Block starts where a partition of a BGZF file begins, none of them empty: a block
     whose first header lies past the next start is dropped (else reading its partition, and
     each before it in one long sequence, would inflate up to that header)."""
-    with ThreadPoolExecutor(min(16, max(1, len(nominal)))) as pool:
+    with ThreadPool(min(16, max(1, len(nominal)))) as pool:
         starts = sorted({s for s in pool.map(lambda at: stream.snap(at, boundary), nominal)
                          if 0 < s < stream.extent})  # fmt: skip
     kept, i = [], 0
@@ -493,7 +493,7 @@ def _plan_records_from_fai(
     nominal = sorted({size * i // count for i in range(1, count)} - {0})
     chosen = sorted({starts[k] for k in (bisect.bisect_left(starts, x) for x in nominal)
                      if k < len(starts)})  # fmt: skip
-    with ThreadPoolExecutor(min(16, max(1, len(chosen)))) as pool:
+    with ThreadPool(min(16, max(1, len(chosen)))) as pool:
         found = list(pool.map(lambda at: _header_at(fai, at), chosen))
     bounds = [0, *sorted(set(found)), size]
     fingerprint = source.fingerprint
@@ -519,7 +519,7 @@ def _plan_bgzf_records_from_fai(
     nominal = [extent * i // count for i in range(1, count)]
     chosen = sorted({blocks[k] for k in (bisect.bisect_left(blocks, x) for x in nominal)
                      if k < len(blocks)})  # fmt: skip
-    with ThreadPoolExecutor(min(16, max(1, len(chosen)))) as pool:
+    with ThreadPool(min(16, max(1, len(chosen)))) as pool:
         list(pool.map(lambda block: _header_at(fai, block_of[block]), chosen))
     bounds = [0, *chosen, extent]
     fingerprint = source.fingerprint

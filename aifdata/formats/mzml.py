@@ -56,12 +56,12 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._config import Config
 from .._errors import FormatError
+from .._threads import ThreadPool
 from ._base import (
     ByteRangeFormat,
     KeptMetadata,
@@ -472,7 +472,7 @@ def check_offsets(source: RangeSource, layout: Layout, offsets: Iterable[int]) -
     todo = sorted(set(offsets) - layout.checked)
     if not todo:
         return
-    with ThreadPoolExecutor(min(CHECK_THREADS, len(todo))) as pool:
+    with ThreadPool(min(CHECK_THREADS, len(todo))) as pool:
         landed = list(pool.map(lambda o: _lands(source, o), todo))
     for offset, ok in zip(todo, landed, strict=True):
         if not ok:
@@ -502,7 +502,7 @@ def scan(source: RangeSource) -> tuple[list[int], int]:
     offsets: list[int] = []
     keep = 32  # bytes carried over between reads, so a tag cut in two is found whole
     carry, at = b"", 0
-    with ThreadPoolExecutor(1) as pool:
+    with ThreadPool(1) as pool:
         pending = pool.submit(source.read, 0, SCAN_BYTES)
         while at < size:
             chunk = pending.result()

@@ -35,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar
@@ -43,6 +42,7 @@ from typing import Any, ClassVar
 from .._config import Config
 from .._errors import FormatError
 from .._gc import gc_paused
+from .._threads import ThreadPool
 from ..codecs import Codec, Text
 from ..codecs.bgzf import MAX_BLOCK, BgzfStream, block_size_at, decompress_blocks, inflate_block
 from . import _tsv
@@ -358,7 +358,7 @@ class VcfFormat(TextFormat):
             return []
         count = partition_count(extent - first, n, target_bytes, at_most=extent - first)
         nominal = sorted({first + (extent - first) * i // count for i in range(1, count)})
-        with ThreadPoolExecutor(min(self.plan_threads, max(1, len(nominal)))) as pool:
+        with ThreadPool(min(self.plan_threads, max(1, len(nominal)))) as pool:
             snapped = pool.map(lambda offset: stream.snap(offset, self.boundary), nominal)
             last = extent - (EMPTY_BLOCK if codec.name == "bgzf" else 0)  # bgzip's end marker
             starts = sorted({first, *(s for s in snapped if first < s < last)})

@@ -15,7 +15,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import multiprocessing.util
-import os
 import sqlite3
 import threading
 import time
@@ -95,7 +94,7 @@ class AccessLog:
                 shared, self._shared = self._shared, {}
                 cached, self._cached = self._cached, {}
             # a catalog removed meanwhile (a temporary home cleaned up) is never made anew
-            if shared and os.path.lexists(self.catalog.path):
+            if shared and self.catalog.exists():
                 self._flush_shared(shared)
             for root, times in cached.items():
                 self._index(root).touch(times)

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .._router import Route, Router
 from .._streams import Streamed, checksum_of, format_checksum, new_digest
+from .._threads import ThreadPool
 from ..catalog import FileRecord
 from ..connectors import Connector, FileStat
 from ..connectors._seal import SEAL_ATTRIBUTE, local_path
@@ -182,7 +182,7 @@ def _windows(source: Connector, rel: str, size: int, writer: Any) -> Streamed:
     and written."""
     digest, got = new_digest(), 0
     bounds = [(lo, min(lo + WHOLE_FETCH_MAX, size)) for lo in range(0, size, WHOLE_FETCH_MAX)]
-    with ThreadPoolExecutor(1, thread_name_prefix="aifdata-hydrate") as ahead:
+    with ThreadPool(1, thread_name_prefix="aifdata-hydrate") as ahead:
         pending = ahead.submit(source.cat_file, rel, *bounds[0])
         for i in range(len(bounds)):
             chunk = pending.result()

@@ -41,7 +41,7 @@ _Plan = tuple[tuple[str, ...], str, tuple[str, ...]]
 
 _UPSERT = (
     "INSERT INTO tier_metrics (dataset, tier, name, value) VALUES (?, ?, ?, ?)"
-    " ON CONFLICT (dataset, tier, name) DO UPDATE SET value = value + excluded.value"
+    " ON CONFLICT (dataset, tier, name) DO UPDATE SET value = tier_metrics.value + excluded.value"
 )
 
 _live: weakref.WeakSet[Metrics] = weakref.WeakSet()
@@ -110,7 +110,7 @@ class Metrics:
             return
         try:
             # a catalog removed meanwhile (a temporary home cleaned up) is never made anew
-            if not os.path.lexists(self.catalog.path) or self.catalog.read_only:
+            if not self.catalog.exists() or self.catalog.read_only:
                 return
             rows = _totals(counts, datasets_of(self.catalog, {u for k in counts for u in k[0]}))
             with write_transaction(self.catalog.conn) as conn:

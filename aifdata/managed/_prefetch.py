@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -20,6 +19,7 @@ from .._config import Mount
 from .._errors import ConfigError, NotFound
 from .._filesystem import MountedFileSystem
 from .._router import RecordLookup, Router
+from .._threads import ThreadPool
 from ..catalog import Catalog, Dataset, split_ref
 from ..connectors import connector_for
 
@@ -124,7 +124,7 @@ def prefetch(
             progress(f.size)
         return f, outcome, nbytes, why
 
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="aif-prefetch") as pool:
+    with ThreadPool(max_workers=max(1, workers), thread_name_prefix="aif-prefetch") as pool:
         results = list(pool.map(one, files))
     manager.flush()
     counts = dict.fromkeys(("hydrated", "present", "skipped", "failed"), 0)

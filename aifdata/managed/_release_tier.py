@@ -85,7 +85,7 @@ class TierRelease:
         low, high = _url_range(tier.url.rstrip("/") + "/")
         row = self.catalog.conn.execute(
             "SELECT COALESCE(SUM(size), 0) FROM (SELECT MAX(size) AS size FROM replicas"
-            " WHERE url >= ? AND url < ? AND tier = ? GROUP BY url)",
+            " WHERE url >= ? AND url < ? AND tier = ? GROUP BY url) AS per_url",
             (low, high, tier.name),
         ).fetchone()
         return int(row[0])

@@ -29,13 +29,13 @@ frees them. All versions are written in one catalog transaction, or none.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .._config import Config, Mount
 from .._errors import BadName, BadURL, CatalogError, MountNotFound, NotFound
 from .._filesystem import MountedFileSystem
 from .._router import ReplicaRecord
+from .._threads import ThreadPool
 from ..catalog import Catalog, FileRecord, current_principal
 from ..catalog._stage import _copy_verified
 from ..connectors import Connector, FileStat, join
@@ -256,7 +256,7 @@ def _found(scope: Scope, conns: dict[str, Connector], workers: int) -> dict[str,
         row = known.rows.get(conn.url(rel)) if known is not None else None
         return Copy(tier, rel, conn.url(rel), got.stat, got.checksum, _good(row), hashed=True)
 
-    with ThreadPoolExecutor(max(1, workers)) as pool:
+    with ThreadPool(max(1, workers)) as pool:
         for got in pool.map(hashed, jobs):
             if got is not None:
                 out.setdefault(got.rel, {})[got.tier] = got

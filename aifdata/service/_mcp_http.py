@@ -1,0 +1,128 @@
+"""The MCP tools over streamable HTTP, for ``aifdata serve`` to mount at ``/mcp``.
+
+Every request must carry ``Authorization: Bearer TOKEN``; the host's
+``authenticate(token)`` names its principal (raising refuses it: 401, before
+any MCP message is read). The server is stateless (each POST is answered
+alone, as JSON), so each tool call acts as the token of its own request, and
+no session outlives a revoked token. The host app runs :meth:`McpEndpoint.running`
+in its lifespan (the SDK's session manager holds the task group requests run in)::
+
+    mcp = mcp_http(catalog, config, authenticate)
+    app = Starlette(routes=[Route("/mcp", mcp.app)], lifespan=mcp.lifespan)
+
+(``Route`` serves exactly ``/mcp``; ``Mount("/mcp", mcp.app)`` would serve ``/mcp/``.)
+A host with a lifespan of its own enters ``async with mcp.running():`` in it. Without
+it, requests fail: the SDK's session manager has no task group to run them in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+
+import anyio.to_thread
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
+
+from .. import AifDataError, Catalog, Config
+from ..catalog import Principal
+from ._mcp import mcp_server, one_line
+
+#: Where a request's scope carries the principal its token named.
+PRINCIPAL_KEY = "aifdata.principal"
+
+#: What ``authenticate`` may raise for a token it refuses (anything else is a server error).
+REFUSED = (AifDataError, PermissionError, LookupError, ValueError)
+
+
+@dataclass(frozen=True)
+class BearerApp:
+    """An ASGI app: each request as its bearer token's principal; 401 without a good token."""
+
+    session_manager: StreamableHTTPSessionManager
+    authenticate: Callable[[str], Principal]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        token = _bearer(scope)
+        if token is None:
+            refusal = _unauthorized("an Authorization: Bearer TOKEN header is required")
+            await refusal(scope, receive, send)
+            return
+        try:
+            who = await anyio.to_thread.run_sync(self.authenticate, token)
+        except REFUSED as exc:
+            await _unauthorized(f"the bearer token was refused: {one_line(exc)}")(
+                scope, receive, send
+            )
+            return
+        await self.session_manager.handle_request({**scope, PRINCIPAL_KEY: who}, receive, send)
+
+
+@dataclass(frozen=True)
+class McpEndpoint:
+    """The MCP tools as an ASGI app (:attr:`app`, to route ``/mcp`` to), and what must run
+    while it serves (:meth:`running`, in the host app's lifespan)."""
+
+    server: MCPServer
+    app: BearerApp
+
+    def running(self) -> AbstractAsyncContextManager[None]:
+        """The SDK session manager's run, for the host app's lifespan (once per endpoint):
+        ``async with endpoint.running(): yield`` inside the host's own lifespan."""
+        return self.app.session_manager.run()
+
+    @asynccontextmanager
+    async def lifespan(self, _app: object) -> AsyncIterator[None]:
+        """A Starlette ``lifespan=`` for a host with nothing else to run at start-up."""
+        async with self.running():
+            yield
+
+
+def mcp_http(
+    catalog: Catalog, config: Config, authenticate: Callable[[str], Principal]
+) -> McpEndpoint:
+    """The MCP tools over ``catalog`` as a streamable HTTP endpoint whose requests act as
+    ``authenticate(bearer token)``. Mount :attr:`McpEndpoint.app`; run
+    :meth:`McpEndpoint.running` in the host app's lifespan."""
+    server = mcp_server(catalog, config, request_principal)
+    # DNS-rebinding checks keep web pages from reaching a local server that trusts whoever
+    # reaches it; every request here needs a bearer token, which such a page does not hold
+    # (and the host's name is the site's, not a list known here).
+    server.streamable_http_app(
+        stateless_http=True,
+        json_response=True,
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+    )
+    return McpEndpoint(server, BearerApp(server.session_manager, authenticate))
+
+
+def request_principal(ctx: Context) -> Principal:
+    """The principal the request's bearer token named (set by :class:`BearerApp`)."""
+    request = ctx.request_context.request
+    scope = getattr(request, "scope", None) or {}
+    who = scope.get(PRINCIPAL_KEY)
+    if not isinstance(who, Principal):
+        raise ToolError("no authenticated principal for this request")
+    return who
+
+
+def _bearer(scope: Scope) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            token = token.strip()
+            return token if scheme.lower() == "bearer" and token else None
+    return None
+
+
+def _unauthorized(message: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": message}, status_code=401, headers={"WWW-Authenticate": 'Bearer realm="aifdata"'}
+    )
