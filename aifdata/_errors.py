@@ -20,6 +20,8 @@ keeps working around aifdata code::
      ├── BadURL (ValueError)             a mistyped URL, or a scheme no tier serves
      ├── BadName (ValueError)            a malformed dataset name, NAME@VERSION or grant pattern
      ├── BadArgument (ValueError)        a service request's parameter is missing or malformed
+     ├── Conflict                        the request does not fit the data's state (a file
+     │                                   only on a PFS tier; an upload not all arrived)
      └── ServiceLimit                    a service request went past a limit
           ├── RequestTooLarge            its body is larger than the service takes
           ├── RateLimited                its token made too many requests (retry_after seconds)
@@ -94,6 +96,11 @@ class BadName(AifDataError, ValueError):
 
 class BadArgument(AifDataError, ValueError):
     """A service request's parameter is missing or malformed; the message names it."""
+
+
+class Conflict(AifDataError):
+    """The request does not fit the state of the data: a presigned URL for a file that only a
+    PFS tier holds, the commit of an upload whose files have not all arrived."""
 
 
 class ServiceLimit(AifDataError):

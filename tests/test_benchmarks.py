@@ -87,3 +87,16 @@ def test_bench_scale_runs_every_engine_and_prints_targets(seaweedfs, short_tmp):
     for engine in ("one process", "Dask LocalCluster", "SLURMCluster", "Ray Data", "Lithops"):
         assert engine in proc.stdout
     assert "targets:" in proc.stdout
+
+
+def test_bench_serve_runs_and_prints_ratios_and_targets(seaweedfs):
+    env = dict(os.environ, AIFDATA_BENCH_S3_ENDPOINT=seaweedfs.endpoint_url)
+    args = ["--clients", "4", "--requests", "5", "--datasets", "4", "--repeat", "1"]
+    proc = subprocess.run(
+        [sys.executable, str(BENCH.parent / "bench_serve.py"), *args],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    for case in ("service search", "library search", "service presign", "library presign"):
+        assert case in proc.stdout
+    assert "ratio presign" in proc.stdout and "targets:" in proc.stdout

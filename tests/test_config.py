@@ -242,8 +242,8 @@ def test_a_tier_option_in_the_mount_table_points_to_a_tier(tmp_path):
 def test_a_tier_with_another_name_needs_a_kind(tmp_path):
     message, path = config_error(tmp_path, "[mounts.demo.scratch]\npath = '/x'")
     assert message == (
-        f"{path}: mounts.demo.scratch: a tier named other than 's3', 'pfs', 'fsspec' or 'cache'"
-        ' needs kind = "s3", "pfs", "fsspec" or "cache"'
+        f"{path}: mounts.demo.scratch: a tier named other than 's3', 'pfs', 'fsspec', 'cache'"
+        ' or \'service\' needs kind = "s3", "pfs", "fsspec", "cache" or "service"'
     )
 
 

@@ -126,7 +126,8 @@ def test_a_kind_installed_by_entry_point_serves_a_mount(toy_kind):
 
 
 def test_an_unknown_kind_names_the_installed_ones(toy_kind):
-    with pytest.raises(ConfigError, match='expected "s3", "pfs", "fsspec", "cache" or "toy"'):
+    expected = 'expected "s3", "pfs", "fsspec", "cache", "service" or "toy"'
+    with pytest.raises(ConfigError, match=expected):
         aifdata.parse_config('[mounts.m.x]\nkind = "tape"\nurl = "t://x"\n')
 
 

@@ -92,6 +92,8 @@ class StorageKind:
     location_shape: ClassVar[str] = "a URL"
     #: Option name -> its check.
     options: ClassVar[Mapping[str, OptionCheck]] = {}
+    #: Options whose values are secrets: a tier's repr shows them as ``'***'``.
+    secret_options: ClassVar[frozenset[str]] = frozenset()
     #: Fast storage on (or mounted into) this machine: read before remote tiers by default.
     local: ClassVar[bool] = False
     #: Copies on it belong to one node (a node-local cache): kept in the node's own

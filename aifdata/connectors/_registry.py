@@ -27,6 +27,7 @@ REGISTRY: Registry[StorageKind] = Registry(
         "pfs": "aifdata.connectors.pfs:PFS_KIND",
         "fsspec": "aifdata.connectors.fsspec_tier:FSSPEC_KIND",
         "cache": "aifdata.connectors.cache:CACHE_KIND",
+        "service": "aifdata.connectors.service:SERVICE_KIND",
     },
     ConfigError,
     lambda name: f"tier kind {name!r} is not one of {', '.join(map(repr, names()))}",

@@ -185,6 +185,7 @@ class S3Kind(StorageKind):
         "min_rate": RATE,
         "max_attempts": COUNT,
     }
+    secret_options: ClassVar[frozenset[str]] = frozenset({"secret", "token"})
     local = False
     direct = True
     connector = "aifdata.connectors.s3:S3Connector"

@@ -67,5 +67,18 @@ class Tier:
         options = {"storage_options": storage_options} if storage_options else {}
         return cls("fsspec", url, name, options)
 
+    @classmethod
+    def service(cls, url: str, name: str = "service", **options: Any) -> Tier:
+        """A site's ``aif://`` read through its ``aifdata serve`` at ``http(s)://host:port
+        [/mount]``, with an API token (``token=``, else ``$AIFDATA_TOKEN``)."""
+        return cls("service", url, name, options)
+
+    def __repr__(self) -> str:
+        hidden = self.storage_kind.secret_options
+        options = {k: "***" if k in hidden and v else v for k, v in self.options.items()}
+        return (
+            f"Tier(kind={self.kind!r}, url={self.url!r}, name={self.name!r}, options={options!r})"
+        )
+
     def __reduce__(self) -> tuple[Any, ...]:
         return (Tier, (self.kind, self.url, self.name, dict(self.options)))

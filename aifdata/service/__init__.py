@@ -34,6 +34,7 @@ from ._mcp import mcp_server, run_stdio
 from ._mcp_http import McpEndpoint, mcp_http
 from ._responses import error_response
 from ._settings import ServiceSettings
+from ._vending import presign_file
 from ._web import WEB_ROUTES
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "error_response",
     "mcp_http",
     "mcp_server",
+    "presign_file",
     "run_stdio",
     "token_of",
 ]

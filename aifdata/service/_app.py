@@ -2,7 +2,8 @@
 for what no route answers.
 
 A group of endpoints is one module with a ``ROUTES`` list of :func:`~._calls.api_route`
-routes (``_api``: the catalog's read endpoints), named once in :data:`ROUTES` here.
+routes (``_api``: the catalog's read endpoints; ``_vending``: presigned GETs, ``info``, ``ls``;
+``_uploads``: presigned PUTs and their commit), named once in :data:`ROUTES` here.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from ._calls import Service
 from ._limits import BodyLimit
 from ._responses import error_response
 from ._settings import ServiceSettings
+from ._uploads import ROUTES as UPLOAD_ROUTES
+from ._vending import ROUTES as VENDING_ROUTES
 
 #: The service's own endpoints, a module's ``ROUTES`` at a time.
-ROUTES: tuple[BaseRoute, ...] = (*_api.ROUTES,)
+ROUTES: tuple[BaseRoute, ...] = (*_api.ROUTES, *VENDING_ROUTES, *UPLOAD_ROUTES)
 
 
 async def _no_endpoint(request: Request, exc: Exception) -> Response:
