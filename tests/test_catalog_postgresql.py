@@ -149,6 +149,27 @@ def test_a_database_of_another_kind_is_refused(postgresql_catalog: str) -> None:
         Catalog(postgresql_catalog).datasets()
 
 
+def test_a_catalog_made_between_two_looks_is_taken_for_a_catalog(
+    postgresql_catalog: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Processes opening one empty database at once: one makes the catalog while another
+    looks. The looker that missed the catalog's own table, then found the finished tables,
+    opens it instead of refusing it as another program's database (a CI failure of the
+    eight-process ingest test)."""
+    from aifdata.catalog import _store
+
+    Catalog(postgresql_catalog).datasets()  # the catalog, made by "another process"
+    looks = []  # the first look happened before that process committed
+    real = _store.has_meta
+
+    def has_meta(conn: object) -> bool:
+        looks.append(conn)
+        return len(looks) > 1 and real(conn)
+
+    monkeypatch.setattr(_store, "has_meta", has_meta)
+    assert Catalog(postgresql_catalog).datasets() == []
+
+
 def test_backup_and_restore_say_what_does_it_there(catalog: Catalog, tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="use pg_dump"):
         catalog.backup(tmp_path / "b.db")

@@ -43,7 +43,15 @@ from .._errors import CatalogError
 from ..connectors._atomic import fsync_directory
 from . import _postgres
 from ._policy import bootstrap_admin
-from ._schema import MIGRATIONS, POLICY_SCHEMA, has_meta, is_postgres, migrate, schema_version
+from ._schema import (
+    META_TABLE,
+    MIGRATIONS,
+    POLICY_SCHEMA,
+    has_meta,
+    is_postgres,
+    migrate,
+    schema_version,
+)
 from ._search import ensure_index
 
 #: File systems on which SQLite's WAL mode is unsafe or unsupported.
@@ -196,7 +204,11 @@ def connect_postgres(url: str) -> _postgres.Connection:
 
 def recognise_postgres(conn: _postgres.Connection) -> None:
     """Raise NotACatalog for a database that holds tables but no aifdata catalog."""
-    if has_meta(conn):
+    found = set() if has_meta(conn) else _postgres.tables(conn)
+    # another process may have committed a new catalog between the two looks: its tables
+    # then include the catalog's own (each process makes it in one transaction, under the
+    # writers' lock, so no one sees it half made)
+    if not found or META_TABLE in found:
         version = schema_version(conn)  # type: ignore[arg-type]
         if version > len(MIGRATIONS):
             raise CatalogError(
@@ -204,13 +216,11 @@ def recognise_postgres(conn: _postgres.Connection) -> None:
                 f" ({len(MIGRATIONS)}); upgrade aifdata to use it"
             )
         return
-    found = _postgres.tables(conn)
-    if found:
-        listed = ", ".join(sorted(found)[:6])
-        raise NotACatalog(
-            f"{conn.path}: not an aifdata catalog: a database of another kind (tables:"
-            f" {listed}); aifdata makes a catalog only in an empty database or schema"
-        )
+    listed = ", ".join(sorted(found)[:6])
+    raise NotACatalog(
+        f"{conn.path}: not an aifdata catalog: a database of another kind (tables:"
+        f" {listed}); aifdata makes a catalog only in an empty database or schema"
+    )
 
 
 def data_version(conn: sqlite3.Connection) -> int:
