@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from .. import formats
-from .._errors import BadArgument, NotFound
+from .._errors import BadArgument, Conflict, NotFound
+from .._filesystem import MountedFileSystem
 from .._paths import clean_path, has_magic, strip_protocol
 from ..catalog import PRIVILEGES, Dataset, split_ref
 from ..catalog._policy import check_dataset_name, covers
@@ -187,7 +188,7 @@ def partitions(call: Call) -> dict[str, Any]:
         if "path" in call.params:
             raise BadArgument("give path or name, not both")
         ds = call.catalog.dataset(dataset_name(call), call.integer("version", None, 1, 2**31))
-        parts = ds.partitions(n=n, target_bytes=target, format=fmt, config=fs.config)
+        parts = _dataset_plan(fs, ds, n, target, fmt)
         planned = {"dataset": ds.name, "version": ds.version}
     else:
         path = aif_path(call)
@@ -202,6 +203,31 @@ def partitions(call: Call) -> dict[str, Any]:
         for p in parts
     ]  # fmt: skip
     return {**planned, "partitions": rows}
+
+
+def _dataset_plan(
+    fs: MountedFileSystem, ds: Dataset, n: int | None, target: int | None, fmt: str | None
+) -> list[formats.Partition]:
+    """The partitions of every file of ``ds`` (``n`` shared out by file size), each read
+    through the service's gate like a plan of one path: a file inside a dataset the
+    caller may not read (one whose location is inside this one's) is refused."""
+    urls = ds.urls(fs.config)
+    outside = next((u for u in urls if not u.startswith("aif://")), None)
+    if outside is not None:
+        raise Conflict(f"dataset {ds.name!r}: {outside} is outside every mount; plan it with"
+                       " the library where that storage is reachable")  # fmt: skip
+    paths = [clean_path(u) for u in urls]
+    readable = set(fs._readable(paths))
+    for path in paths:
+        if path not in readable:
+            fs.info(path)  # the gate's refusal, audited
+    total, out = max(1, ds.total_bytes), []
+    for f, url, path in zip(ds.files, urls, paths, strict=True):
+        share = None if n is None else max(1, round(n * f.size / total))
+        chosen = fmt or (f.format if f.format != "unknown" else None)
+        source = formats.RangeSource.on(fs, path, url)
+        out.extend(formats.plan_source(source, n=share, target_bytes=target, format=chosen))
+    return out
 
 
 def audit(call: Call) -> dict[str, Any]:

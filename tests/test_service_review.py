@@ -1,0 +1,70 @@
+"""An adversarial review of ``aifdata serve``: what a token for a user with few grants
+tried, and each hole it found (each test failed before its fix).
+
+bob may read lab/gen_1, lab/a%b and shared/* (see tests/_serving.py). Here a site's data
+steward also made ``shared/everything``, a dataset whose location is the whole mount, so
+it holds the files of datasets hidden from bob.
+"""
+
+from __future__ import annotations
+
+import pytest
+from starlette.testclient import TestClient
+
+from aifdata.catalog import Principal, acting_as
+from aifdata.service import ServiceSettings, build_app
+
+from ._serving import make_world
+
+API = "/api/v1"
+#: The files of the datasets hidden from bob (inside ``shared/everything``'s location).
+HIDDEN_FILES = (
+    "aif://both/run42/reads.fq", "aif://both/climate/x/t.csv", "aif://both/lab/genx1/t.csv",
+    "aif://both/lab/aXYZb/t.csv", "aif://both/climate/derived/t.csv",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    world = make_world(tmp_path_factory.mktemp("review"))
+    with acting_as(Principal("boss")):
+        world.catalog.ingest("aif://both", "shared/everything")
+    return world
+
+
+@pytest.fixture(scope="module")
+def client(world):
+    return TestClient(build_app(world.catalog, ServiceSettings(rate_per_token=1e6, burst=10**6)))
+
+
+# -- a dataset that holds another's files ------------------------------------------------
+
+
+def test_a_file_of_a_hidden_dataset_is_refused_by_path(client, world):
+    response = client.get(f"{API}/partitions", params={"path": HIDDEN_FILES[0]},
+                          headers=world.headers("bob"))  # fmt: skip
+    assert response.status_code in (403, 404)
+
+
+def test_a_dataset_plan_reads_no_file_the_caller_may_not_read(client, world):
+    """A plan of a dataset's files is read through the same gate as a plan of one path:
+    ``partitions?name=`` planned (read) the files of the datasets hidden inside it."""
+    response = client.get(f"{API}/partitions", params={"name": "shared/everything"},
+                          headers=world.headers("bob"))  # fmt: skip
+    planned = {p["url"] for p in response.json().get("partitions", [])}
+    assert not planned & set(HIDDEN_FILES), sorted(planned & set(HIDDEN_FILES))
+    assert response.status_code in (403, 404), response.text
+
+
+def test_a_dataset_plan_still_plans_what_the_caller_may_read(client, world):
+    response = client.get(f"{API}/partitions", params={"name": "shared/trimmed", "n": 2},
+                          headers=world.headers("bob"))  # fmt: skip
+    assert response.status_code == 200, response.text
+    assert {p["url"] for p in response.json()["partitions"]} == {"aif://both/trimmed/reads.fq"}
+
+
+def test_the_owner_plans_the_whole_dataset(client, world):
+    response = client.get(f"{API}/partitions", params={"name": "shared/everything"},
+                          headers=world.headers("boss"))  # fmt: skip
+    assert response.status_code == 200, response.text
+    assert set(HIDDEN_FILES) <= {p["url"] for p in response.json()["partitions"]}
