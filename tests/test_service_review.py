@@ -68,3 +68,57 @@ def test_the_owner_plans_the_whole_dataset(client, world):
                           headers=world.headers("boss"))  # fmt: skip
     assert response.status_code == 200, response.text
     assert set(HIDDEN_FILES) <= {p["url"] for p in response.json()["partitions"]}
+
+
+# -- /mcp: bad tokens are slowed per client address, as on the API -------------------------
+
+MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+INITIALIZE = {
+    "jsonrpc": "2.0", "id": 1, "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+               "clientInfo": {"name": "review", "version": "0"}},
+}  # fmt: skip
+
+
+def from_address(app):
+    """``app`` seeing each request come from the address its ``X-Test-Client`` names."""
+
+    async def addressed(scope, receive, send):
+        if scope["type"] == "http":
+            named = dict(scope["headers"]).get(b"x-test-client")
+            if named:
+                scope = {**scope, "client": (named.decode(), 1)}
+        await app(scope, receive, send)
+
+    return addressed
+
+
+BAD = "Bearer aif_0000000000000000_" + "x" * 43
+
+
+@pytest.fixture
+def mcp_client(world):
+    """The service with /mcp, a bad token's bucket holding 3 requests per address."""
+    app = build_app(world.catalog, ServiceSettings(rate_per_token=0.001, burst=3), mcp=True)
+    with TestClient(from_address(app)) as client:
+        yield client
+
+
+def test_bad_tokens_on_mcp_from_one_address_lock_out_no_other(world, mcp_client):
+    """Every /mcp request was identified as client address "": one client's bad tokens
+    emptied the one shared bucket, and every MCP client (good tokens too) got 401."""
+    attacker = {**MCP_HEADERS, "Authorization": BAD, "X-Test-Client": "10.0.0.66"}
+    for _ in range(6):
+        assert mcp_client.post("/mcp", json=INITIALIZE, headers=attacker).status_code == 401
+    honest = {**MCP_HEADERS, **world.headers("carol"), "X-Test-Client": "10.0.0.7"}
+    response = mcp_client.post("/mcp", json=INITIALIZE, headers=honest)
+    assert response.status_code == 200, response.text
+
+
+def test_bad_tokens_on_mcp_count_against_the_address_on_the_api(world, mcp_client):
+    """The attacker's address is slowed on the API after its bad tokens on /mcp."""
+    attacker = {**MCP_HEADERS, "Authorization": BAD, "X-Test-Client": "10.0.0.66"}
+    for _ in range(3):
+        mcp_client.post("/mcp", json=INITIALIZE, headers=attacker)
+    response = mcp_client.get(f"{API}/whoami", headers=attacker)
+    assert response.status_code == 429, response.text

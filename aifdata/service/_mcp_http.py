@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import anyio.to_thread
@@ -35,6 +36,10 @@ from ._mcp import mcp_server, one_line
 
 #: Where a request's scope carries the principal its token named.
 PRINCIPAL_KEY = "aifdata.principal"
+
+#: The address of the client whose token ``authenticate`` is checking (set around the call,
+#: so a host can slow down one client's bad tokens without slowing down every client).
+REQUEST_CLIENT: ContextVar[str] = ContextVar("aifdata_mcp_client", default="")
 
 #: What ``authenticate`` may raise for a token it refuses (anything else is a server error).
 REFUSED = (AifDataError, PermissionError, LookupError, ValueError)
@@ -55,6 +60,8 @@ class BearerApp:
             refusal = _unauthorized("an Authorization: Bearer TOKEN header is required")
             await refusal(scope, receive, send)
             return
+        client = scope.get("client")
+        address = REQUEST_CLIENT.set(str(client[0]) if client else "")
         try:
             who = await anyio.to_thread.run_sync(self.authenticate, token)
         except REFUSED as exc:
@@ -62,6 +69,8 @@ class BearerApp:
                 scope, receive, send
             )
             return
+        finally:
+            REQUEST_CLIENT.reset(address)
         await self.session_manager.handle_request({**scope, PRINCIPAL_KEY: who}, receive, send)
 
 
