@@ -11,10 +11,13 @@ from __future__ import annotations
 import pytest
 from starlette.testclient import TestClient
 
+import aifdata
 from aifdata.catalog import Principal, acting_as
 from aifdata.service import ServiceSettings, build_app
+from aifdata.service._mcp_tools import CatalogTools
+from aifdata.service._uploads import STAGING
 
-from ._serving import make_world
+from ._serving import CSV, READS, make_world
 
 API = "/api/v1"
 #: The files of the datasets hidden from bob (inside ``shared/everything``'s location).
@@ -24,11 +27,20 @@ HIDDEN_FILES = (
 )  # fmt: skip
 
 
+IN_FLIGHT, COMMITTED = "0123456789abcdef", "fedcba9876543210"
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     world = make_world(tmp_path_factory.mktemp("review"))
     with acting_as(Principal("boss")):
         world.catalog.ingest("aif://both", "shared/everything")
+        fs = aifdata.filesystem(world.config, catalog=world.catalog)
+        # an upload of alice's in flight, and one committed (a dataset bob may read)
+        fs.pipe(f"both/{STAGING}/{IN_FLIGHT}.json", b'{"dataset": "genomics/run42"}')
+        fs.pipe(f"both/{STAGING}/{IN_FLIGHT}/reads.fq", READS)
+        fs.pipe(f"both/{STAGING}/{COMMITTED}/t.csv", CSV)
+        world.catalog.ingest(f"aif://both/{STAGING}/{COMMITTED}", "shared/committed")
     return world
 
 
@@ -68,6 +80,43 @@ def test_the_owner_plans_the_whole_dataset(client, world):
                           headers=world.headers("boss"))  # fmt: skip
     assert response.status_code == 200, response.text
     assert set(HIDDEN_FILES) <= {p["url"] for p in response.json()["partitions"]}
+
+
+# -- the upload area, inside a dataset's location ------------------------------------------
+
+IN_FLIGHT_PATHS = [f"aif://both/{STAGING}/{IN_FLIGHT}.json",
+                   f"aif://both/{STAGING}/{IN_FLIGHT}/reads.fq"]  # fmt: skip
+
+
+@pytest.mark.parametrize("path", IN_FLIGHT_PATHS)
+@pytest.mark.parametrize("endpoint", ["info", "where", "partitions"])
+def test_an_upload_in_flight_is_read_by_no_one(client, world, endpoint, path):
+    """Bytes uploaded for a dataset hidden from bob (and the upload's manifest) were
+    readable by bob while in flight, through a dataset located at the mount's root."""
+    response = client.get(f"{API}/{endpoint}", params={"path": path},
+                          headers=world.headers("bob"))  # fmt: skip
+    assert response.status_code == 404, response.text
+
+
+def test_a_listing_of_the_upload_area_shows_committed_uploads_only(client, world):
+    response = client.get(f"{API}/ls", params={"path": f"aif://both/{STAGING}"},
+                          headers=world.headers("bob"))  # fmt: skip
+    assert response.status_code == 200, response.text
+    names = [e["name"] for e in response.json()["entries"]]
+    assert names == [f"both/{STAGING}/{COMMITTED}"]
+
+
+def test_a_committed_upload_is_read_as_its_dataset(client, world):
+    response = client.get(f"{API}/info", params={"path": f"aif://both/{STAGING}/{COMMITTED}/t.csv"},
+                          headers=world.headers("bob"))  # fmt: skip
+    assert response.status_code == 200 and response.json()["size"] == len(CSV)
+
+
+@pytest.mark.parametrize("tool", ["where_is", "plan_partitions", "read_sample"])
+def test_the_mcp_tools_read_no_upload_in_flight(world, tool):
+    tools = CatalogTools(world.catalog, world.config)
+    with acting_as(Principal("bob")), pytest.raises(FileNotFoundError):
+        getattr(tools, tool)(IN_FLIGHT_PATHS[1])
 
 
 # -- /mcp: bad tokens are slowed per client address, as on the API -------------------------
