@@ -8,10 +8,13 @@ it holds the files of datasets hidden from bob.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from starlette.testclient import TestClient
 
 import aifdata
+from aifdata import Catalog
 from aifdata.catalog import Principal, acting_as
 from aifdata.service import ServiceSettings, build_app
 from aifdata.service._mcp_tools import CatalogTools
@@ -117,6 +120,34 @@ def test_the_mcp_tools_read_no_upload_in_flight(world, tool):
     tools = CatalogTools(world.catalog, world.config)
     with acting_as(Principal("bob")), pytest.raises(FileNotFoundError):
         getattr(tools, tool)(IN_FLIGHT_PATHS[1])
+
+
+# -- errors name nothing of the server's -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def site_client(world):
+    """The service over a mount table read from a file on the server."""
+    config = dataclasses.replace(world.config, source="/srv/secret/aifdata-site.toml")
+    catalog = Catalog(world.root / "catalog.db", config=config)
+    return TestClient(build_app(catalog, ServiceSettings(rate_per_token=1e6, burst=10**6)))
+
+
+@pytest.mark.parametrize("endpoint", ["info", "ls", "where", "partitions"])
+def test_a_path_outside_every_mount_names_no_server_file(site_client, world, endpoint):
+    response = site_client.get(f"{API}/{endpoint}", params={"path": "aif://nomount/x"},
+                               headers=world.headers("bob"))  # fmt: skip
+    assert response.status_code == 404, response.text
+    assert "/srv/secret" not in response.text
+
+
+@pytest.mark.parametrize("tool", ["where_is", "plan_partitions", "read_sample"])
+def test_an_mcp_path_outside_every_mount_names_no_server_file(world, tool):
+    config = dataclasses.replace(world.config, source="/srv/secret/aifdata-site.toml")
+    tools = CatalogTools(Catalog(world.root / "catalog.db", config=config), config)
+    with acting_as(Principal("bob")), pytest.raises(FileNotFoundError) as refused:
+        getattr(tools, tool)("aif://nomount/x")
+    assert "/srv/secret" not in str(refused.value)
 
 
 # -- /mcp: bad tokens are slowed per client address, as on the API -------------------------

@@ -18,7 +18,7 @@ from ..catalog import PRIVILEGES, Catalog, Dataset, split_ref
 from ..catalog._policy import check_dataset_name, covers
 from ..formats import MAX_PARTITIONS
 from ._calls import Call, api_route, no_nul
-from ._vending import refuse_in_flight
+from ._vending import refuse_unservable
 
 API = "/api/v1"
 #: At most this many files are listed (with the tier serving each) per request.
@@ -173,7 +173,7 @@ def aif_path(call: Call, name: str = "path") -> str:
 def where(call: Call) -> dict[str, Any]:
     """Which tier (and replica) would serve a read of an ``aif://`` file, and why."""
     path, fs = aif_path(call), call.service.filesystem
-    refuse_in_flight(call.catalog, fs, path)
+    refuse_unservable(call.catalog, fs, path)
     return fs.where(path).as_dict()
 
 
@@ -195,7 +195,7 @@ def partitions(call: Call) -> dict[str, Any]:
         planned = {"dataset": ds.name, "version": ds.version}
     else:
         path = aif_path(call)
-        refuse_in_flight(call.catalog, fs, path)
+        refuse_unservable(call.catalog, fs, path)
         fs.info(path)  # the caller's read right (audited when refused), before a byte is read
         parts = formats.partition(
             f"aif://{path}", n=n, target_bytes=target, format=fmt, config=fs.config
@@ -228,7 +228,7 @@ def _dataset_plan(
     paths = [clean_path(u) for u in urls]
     readable = set(fs._readable(paths))
     for path in paths:
-        refuse_in_flight(catalog, fs, path)
+        refuse_unservable(catalog, fs, path)
         if path not in readable:
             fs.info(path)  # the gate's refusal, audited
     total, out = max(1, ds.total_bytes), []

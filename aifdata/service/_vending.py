@@ -94,8 +94,13 @@ def in_flight(catalog: Catalog, fs: MountedFileSystem, path: str) -> bool:
     return not set(committed) & set(policy.covering(physical(fs, path)))
 
 
-def refuse_in_flight(catalog: Catalog, fs: MountedFileSystem, path: str) -> None:
-    """Raise the refusal of a missing file when ``path`` is :func:`in_flight`."""
+def refuse_unservable(catalog: Catalog, fs: MountedFileSystem, path: str) -> None:
+    """Raise the refusal of a missing file when no mount holds ``path`` (the error of
+    which would name the server's mount table file) or it is :func:`in_flight`."""
+    try:
+        fs.config.resolve(path)
+    except NotFound:
+        raise missing(path) from None
     if in_flight(catalog, fs, path):
         raise missing(path)
 
