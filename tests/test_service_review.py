@@ -9,12 +9,15 @@ it holds the files of datasets hidden from bob.
 from __future__ import annotations
 
 import dataclasses
+import uuid
 
+import httpx
 import pytest
 from starlette.testclient import TestClient
 
 import aifdata
 from aifdata import Catalog
+from aifdata._paths import clean_path
 from aifdata.catalog import Principal, acting_as
 from aifdata.service import ServiceSettings, build_app
 from aifdata.service._mcp_tools import CatalogTools
@@ -202,3 +205,47 @@ def test_bad_tokens_on_mcp_count_against_the_address_on_the_api(world, mcp_clien
         mcp_client.post("/mcp", json=INITIALIZE, headers=attacker)
     response = mcp_client.get(f"{API}/whoami", headers=attacker)
     assert response.status_code == 429, response.text
+
+
+# -- uploads: a committed version's bytes ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def site(_seaweedfs_session, session_bucket, tmp_path_factory):
+    """A real ``aifdata serve`` over SeaweedFS (tests/_vend_world.py)."""
+    from ._vend_world import make_site, start_server
+
+    root = tmp_path_factory.mktemp("review-vend")
+    made = make_site(
+        root, _seaweedfs_session, f"s3://{session_bucket}/review-{uuid.uuid4().hex[:8]}"
+    )
+    start_server(made)
+    yield made
+    made.stop()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a committed upload's prefix is its version's location and its presigned PUTs"
+    " live on (they cannot be revoked): commit would have to copy the objects somewhere no"
+    " URL reaches (or wait for the URLs to expire) before ingesting",
+)
+def test_a_put_url_cannot_change_a_committed_version(site):
+    """After commit, the upload's PUT URL still writes into the version's location: the
+    uploader (or whoever holds the URL, until it expires) changes a version's bytes
+    behind the catalog's back, with no audit row."""
+    api = f"{site.base}{API}"
+    started = httpx.post(f"{api}/uploads", headers=site.headers("bob"), timeout=30, json={
+        "dataset": "genomics/inbox", "files": [{"path": "a.csv", "size": len(CSV)}]})  # fmt: skip
+    assert started.status_code == 200, started.text
+    upload, url = started.json()["upload"], started.json()["files"][0]["url"]
+    assert httpx.put(url, content=CSV).status_code == 200
+    done = httpx.post(f"{api}/uploads/{upload}/commit", headers=site.headers("bob"), timeout=60)
+    assert done.status_code == 200, done.text
+    forged = b"t,v\n6,6\n6,6\n"
+    assert len(forged) == len(CSV)
+    httpx.put(url, content=forged)
+    with acting_as(Principal("bob")):
+        ds = site.catalog().dataset("genomics/inbox", done.json()["version"])
+        fs = aifdata.filesystem(aifdata.load_config(site.config_path), catalog=site.catalog())
+        assert fs.cat(clean_path(ds.urls(fs.config)[0])) == CSV
