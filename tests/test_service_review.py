@@ -249,3 +249,53 @@ def test_a_put_url_cannot_change_a_committed_version(site):
         ds = site.catalog().dataset("genomics/inbox", done.json()["version"])
         fs = aifdata.filesystem(aifdata.load_config(site.config_path), catalog=site.catalog())
         assert fs.cat(clean_path(ds.urls(fs.config)[0])) == CSV
+
+
+# -- a body sent slowly ---------------------------------------------------------------------
+
+
+def post_slowly(app, path, headers=()):
+    """POST to ``path`` a body that never ends (the first byte, then nothing): the status
+    the app answers (a guard fails the test when it does not answer at all)."""
+    import anyio
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+        "root_path": "", "client": ("10.0.0.9", 1), "server": ("testserver", 80),
+        "headers": [(b"host", b"testserver"), (b"content-length", b"100"), *headers],
+    }  # fmt: skip
+    sent, started = [], False
+
+    async def receive():
+        nonlocal started
+        if not started:
+            started = True
+            return {"type": "http.request", "body": b"{", "more_body": True}
+        await anyio.sleep_forever()
+
+    async def send(message):
+        sent.append(message)
+
+    async def main():
+        with anyio.fail_after(20):  # a guard against a hang, not a measure of time
+            await app(scope, receive, send)
+
+    anyio.run(main)
+    return next(m["status"] for m in sent if m["type"] == "http.response.start")
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [("/api/v1/presign", [(b"authorization", b"Bearer aif_0000000000000000_" + b"x" * 43)]),
+     ("/api/v1/uploads", [(b"authorization", b"Bearer whatever")]),
+     ("/login", [(b"content-type", b"application/x-www-form-urlencoded")])],
+)  # fmt: skip
+def test_a_body_that_never_ends_is_cut_off_at_the_request_timeout(world, path, headers):
+    """A request body was read with no time limit (before the token was checked): a client
+    without a token could hold connections open for ever, a byte at a time."""
+    from aifdata.service import WEB_ROUTES
+
+    settings = ServiceSettings(request_timeout=0.5)
+    app = build_app(world.catalog, settings, extra_routes=WEB_ROUTES)
+    assert post_slowly(app, path, headers) in (408, 504)

@@ -119,6 +119,16 @@ class Service:
         raise RequestTimeout(f"the request took longer than {limit:g} s")
 
 
+async def read_body(request: Request, seconds: float) -> bytes:
+    """The request's body, arrived within ``seconds`` (:class:`RequestTimeout` after): a
+    client sending it a byte at a time holds a connection no longer than a request may
+    take (the body is read before its token is checked)."""
+    with anyio.move_on_after(seconds) as scope:
+        return await request.body()
+    assert scope.cancelled_caught
+    raise RequestTimeout(f"the request body took longer than {seconds:g} s to arrive")
+
+
 def token_of(request: Request) -> str | None:
     """The token a request names: ``Authorization: Bearer ...``, else the cookie."""
     header = request.headers.get("authorization")
@@ -196,8 +206,9 @@ def api_route(path: str, handler: Handler, methods: Sequence[str] = ("GET",)) ->
 
     async def endpoint(request: Request) -> Response:
         try:
-            body = b"" if request.method in ("GET", "HEAD") else await request.body()
             service: Service = request.app.state.service
+            timeout = service.settings.request_timeout
+            body = b"" if request.method in ("GET", "HEAD") else await read_body(request, timeout)
             params = request.query_params
             result = await service.call(request, lambda c: handler(Call(service, c, params, body)))
         except Exception as exc:
