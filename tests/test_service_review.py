@@ -299,3 +299,40 @@ def test_a_body_that_never_ends_is_cut_off_at_the_request_timeout(world, path, h
     settings = ServiceSettings(request_timeout=0.5)
     app = build_app(world.catalog, settings, extra_routes=WEB_ROUTES)
     assert post_slowly(app, path, headers) in (408, 504)
+
+
+# -- errors name no server file: the catalog's location -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "target", ["dataset?name=climate/x", "dataset?name=climate/nope", "lineage?ref=climate/x@1"]
+)
+def test_a_refusal_names_not_the_catalogs_file(client, world, target):
+    """ "no dataset 'climate/x' in /srv/.../catalog.db that user:bob may read": every
+    refusal of a dataset told any token holder where the catalog lives on the server (on
+    PostgreSQL: its host, user and database)."""
+    response = client.get(f"{API}/{target}", headers=world.headers("bob"))
+    assert response.status_code == 404, response.text
+    assert str(world.root) not in response.text, response.text
+
+
+def test_the_web_page_names_not_the_catalogs_file(world):
+    from aifdata.service import WEB_ROUTES
+
+    app = build_app(world.catalog, ServiceSettings(), extra_routes=WEB_ROUTES)
+    page = TestClient(app, cookies={"aifdata_token": world.tokens["bob"]})
+    response = page.get("/datasets/climate/x")
+    assert response.status_code == 404 and str(world.root) not in response.text
+
+
+def test_an_mcp_tool_names_not_the_catalogs_file(world):
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    from aifdata.service._mcp import _Tools
+
+    tools = _Tools(CatalogTools(world.catalog, world.config), world.catalog,
+                   lambda _ctx: Principal("bob"))  # fmt: skip
+    with pytest.raises(ToolError) as refused:
+        tools.describe_dataset(None, "climate/x")
+    assert "no dataset 'climate/x'" in str(refused.value)
+    assert str(world.root) not in str(refused.value)

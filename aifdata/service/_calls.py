@@ -31,7 +31,7 @@ from .._errors import AccessDenied, BadArgument, InvalidToken, RequestTimeout
 from .._filesystem import MountedFileSystem
 from ..catalog import ApiToken, Catalog, Principal, acting_as, verify_token
 from ._limits import RateLimiter
-from ._responses import JsonResponse, error_response
+from ._responses import JsonResponse, error_response, hide_location
 from ._settings import ServiceSettings
 
 T = TypeVar("T")
@@ -96,7 +96,11 @@ class Service:
         def run() -> T:
             caller = self.identify(token, client)
             with acting_as(caller.principal):
-                return work(caller)
+                try:
+                    return work(caller)
+                except Exception as exc:
+                    hide_location(exc, self.catalog)
+                    raise
 
         return await self.in_thread(run)
 
@@ -105,7 +109,11 @@ class Service:
 
         def run() -> T:
             with acting_as(principal):
-                return work()
+                try:
+                    return work()
+                except Exception as exc:
+                    hide_location(exc, self.catalog)
+                    raise
 
         return await self.in_thread(run)
 

@@ -35,7 +35,7 @@ from .._errors import (
 from . import _api
 from ._calls import TOKEN_COOKIE, Call, Caller, Service, read_body
 from ._lineage_svg import lay_out, lineage_graph
-from ._responses import log, status_of
+from ._responses import hide_location, log, status_of
 
 HERE = Path(__file__).parent
 #: What a login form with a token that did not authenticate is told (one text for all).
@@ -124,7 +124,7 @@ async def page(request: Request, work: Work, params: QueryParams | None = None) 
         try:
             template, context = work(call)
         except Exception as exc:  # shown with the caller's header
-            return None, {"me": me, "error": exc}
+            return None, {"me": me, "error": hide_location(exc, service.catalog)}
         return template, {"me": me, **context}
 
     try:
