@@ -9,6 +9,7 @@ it holds the files of datasets hidden from bob.
 from __future__ import annotations
 
 import dataclasses
+import time
 import uuid
 
 import httpx
@@ -336,3 +337,35 @@ def test_an_mcp_tool_names_not_the_catalogs_file(world):
         tools.describe_dataset(None, "climate/x")
     assert "no dataset 'climate/x'" in str(refused.value)
     assert str(world.root) not in str(refused.value)
+
+
+# -- a presigned URL outliving its token ----------------------------------------------------
+
+
+def short_token(site, seconds):
+    from aifdata.catalog import create_token
+
+    with acting_as(Principal("boss")):
+        return create_token(site.catalog(), "user:bob", expires_in=seconds).text
+
+
+def test_a_presigned_get_lives_no_longer_than_its_token(site):
+    """A token expiring in 60 s minted GET URLs living the service's cap (600 s here): a
+    bearer credential longer-lived than the token that made it."""
+    token = short_token(site, 60)
+    response = httpx.post(f"{site.base}{API}/presign", timeout=30,
+                          headers={"Authorization": f"Bearer {token}"},
+                          json={"path": "aif://both/run42/reads.fq", "expires": 600})  # fmt: skip
+    assert response.status_code == 200, response.text
+    assert response.json()["expires_in"] <= 60
+
+
+def test_a_presigned_put_lives_no_longer_than_its_token(site):
+    token = short_token(site, 60)
+    response = httpx.post(f"{site.base}{API}/uploads", timeout=30,
+                          headers={"Authorization": f"Bearer {token}"},
+                          json={"dataset": "genomics/inbox", "expires": 600,
+                                "files": [{"path": "x.csv", "size": 3}]})  # fmt: skip
+    assert response.status_code == 200, response.text
+    assert response.json()["expires_at"] <= time.time() + 60
+    assert "X-Amz-Expires=600" not in response.json()["files"][0]["url"]

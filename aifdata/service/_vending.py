@@ -145,7 +145,7 @@ def presign(call: Call) -> dict[str, Any]:
     path = object_path(body.get("path"))
     settings = call.service.settings
     seconds = expiry(body.get("expires"), settings.presign_default_expiry,
-                     settings.presign_max_expiry)  # fmt: skip
+                     settings.presign_max_expiry, call.caller.token.expires)  # fmt: skip
     return presign_file(call.catalog, call.service.filesystem, path, seconds)
 
 
