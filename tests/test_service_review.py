@@ -193,7 +193,7 @@ def test_bad_tokens_on_mcp_from_one_address_lock_out_no_other(world, mcp_client)
     emptied the one shared bucket, and every MCP client (good tokens too) got 401."""
     attacker = {**MCP_HEADERS, "Authorization": BAD, "X-Test-Client": "10.0.0.66"}
     for _ in range(6):
-        assert mcp_client.post("/mcp", json=INITIALIZE, headers=attacker).status_code == 401
+        assert mcp_client.post("/mcp", json=INITIALIZE, headers=attacker).status_code in (401, 429)
     honest = {**MCP_HEADERS, **world.headers("carol"), "X-Test-Client": "10.0.0.7"}
     response = mcp_client.post("/mcp", json=INITIALIZE, headers=honest)
     assert response.status_code == 200, response.text
@@ -369,3 +369,14 @@ def test_a_presigned_put_lives_no_longer_than_its_token(site):
     assert response.status_code == 200, response.text
     assert response.json()["expires_at"] <= time.time() + 60
     assert "X-Amz-Expires=600" not in response.json()["files"][0]["url"]
+
+
+def test_mcp_says_too_many_requests_as_the_api_does(world, mcp_client):
+    """A client slowed down on /mcp was told 401 (its token refused), so a well-behaved
+    client dropped a good token instead of waiting: now 429 with Retry-After."""
+    attacker = {**MCP_HEADERS, "Authorization": BAD, "X-Test-Client": "10.0.0.99"}
+    for _ in range(3):
+        mcp_client.post("/mcp", json=INITIALIZE, headers=attacker)
+    response = mcp_client.post("/mcp", json=INITIALIZE, headers=attacker)
+    assert response.status_code == 429, response.text
+    assert int(response.headers["retry-after"]) >= 1

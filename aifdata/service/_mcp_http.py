@@ -17,6 +17,7 @@ it, requests fail: the SDK's session manager has no task group to run them in.
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
@@ -31,6 +32,7 @@ from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from .. import AifDataError, Catalog, Config
+from .._errors import RateLimited
 from ..catalog import Principal
 from ._mcp import mcp_server, one_line
 
@@ -64,6 +66,11 @@ class BearerApp:
         address = REQUEST_CLIENT.set(str(client[0]) if client else "")
         try:
             who = await anyio.to_thread.run_sync(self.authenticate, token)
+        except RateLimited as exc:
+            wait = str(max(1, math.ceil(exc.retry_after)))
+            slowed = JSONResponse({"error": one_line(exc)}, 429, headers={"Retry-After": wait})
+            await slowed(scope, receive, send)
+            return
         except REFUSED as exc:
             await _unauthorized(f"the bearer token was refused: {one_line(exc)}")(
                 scope, receive, send
