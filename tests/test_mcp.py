@@ -376,7 +376,8 @@ def test_http_samples_and_plans_are_bounded_and_bad_input_is_one_line(world, htt
                                  n=2, target_bytes=10)  # fmt: skip
             assert "give n or target_bytes, not both" in both
             local = await refusal(alice, "read_sample", path=str(world.pfs_dir / "run1/reads.fq"))
-            assert "no mount holds" in local  # a server path is not a way around aif://
+            # a server path is not a way around aif:// (and the refusal names no server file)
+            assert "no such file or directory" in local and "mount table" not in local
             s3 = await refusal(alice, "where_is", path="s3://bucket/key")
             assert "aif:// paths only" in s3
             bad_ref = await refusal(alice, "describe_dataset", ref="lab/run1@zero")

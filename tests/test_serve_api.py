@@ -196,11 +196,13 @@ def test_bad_arguments_are_400_naming_the_parameter(client, world, endpoint, par
 
 
 def test_an_error_has_the_command_lines_words(client, world, monkeypatch, capsys):
-    """The API's message for an unknown dataset is the line ``aifdata show`` prints."""
+    """The API's message for an unknown dataset is the line ``aifdata show`` prints (but
+    for the catalog's location on the server, which the API calls "the catalog")."""
     api = error(get(client, world, "bob", "dataset", name="climate/x"), 404)
     monkeypatch.setenv("AIFDATA_USER", "bob")
     assert main(["show", "climate/x", "--catalog", str(world.catalog.path)]) == 3
-    assert capsys.readouterr().err.strip() == f"aifdata: error: {api['message']}"
+    line = capsys.readouterr().err.strip().replace(str(world.catalog.path), "the catalog")
+    assert line == f"aifdata: error: {api['message']}"
     assert api["type"] == "UnknownDataset"
 
 

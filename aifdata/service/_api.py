@@ -11,12 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from .. import formats
-from .._errors import BadArgument, NotFound
+from .._errors import BadArgument, Conflict, NotFound
+from .._filesystem import MountedFileSystem
 from .._paths import clean_path, has_magic, strip_protocol
-from ..catalog import PRIVILEGES, Dataset, split_ref
+from ..catalog import PRIVILEGES, Catalog, Dataset, split_ref
 from ..catalog._policy import check_dataset_name, covers
 from ..formats import MAX_PARTITIONS
 from ._calls import Call, api_route, no_nul
+from ._vending import refuse_unservable
 
 API = "/api/v1"
 #: At most this many files are listed (with the tier serving each) per request.
@@ -170,7 +172,9 @@ def aif_path(call: Call, name: str = "path") -> str:
 
 def where(call: Call) -> dict[str, Any]:
     """Which tier (and replica) would serve a read of an ``aif://`` file, and why."""
-    return call.service.filesystem.where(aif_path(call)).as_dict()
+    path, fs = aif_path(call), call.service.filesystem
+    refuse_unservable(call.catalog, fs, path)
+    return fs.where(path).as_dict()
 
 
 def partitions(call: Call) -> dict[str, Any]:
@@ -187,10 +191,11 @@ def partitions(call: Call) -> dict[str, Any]:
         if "path" in call.params:
             raise BadArgument("give path or name, not both")
         ds = call.catalog.dataset(dataset_name(call), call.integer("version", None, 1, 2**31))
-        parts = ds.partitions(n=n, target_bytes=target, format=fmt, config=fs.config)
+        parts = _dataset_plan(call.catalog, fs, ds, n, target, fmt)
         planned = {"dataset": ds.name, "version": ds.version}
     else:
         path = aif_path(call)
+        refuse_unservable(call.catalog, fs, path)
         fs.info(path)  # the caller's read right (audited when refused), before a byte is read
         parts = formats.partition(
             f"aif://{path}", n=n, target_bytes=target, format=fmt, config=fs.config
@@ -202,6 +207,37 @@ def partitions(call: Call) -> dict[str, Any]:
         for p in parts
     ]  # fmt: skip
     return {**planned, "partitions": rows}
+
+
+def _dataset_plan(
+    catalog: Catalog,
+    fs: MountedFileSystem,
+    ds: Dataset,
+    n: int | None,
+    target: int | None,
+    fmt: str | None,
+) -> list[formats.Partition]:
+    """The partitions of every file of ``ds`` (``n`` shared out by file size), each read
+    through the service's gate like a plan of one path: a file inside a dataset the
+    caller may not read (one whose location is inside this one's) is refused."""
+    urls = ds.urls(fs.config)
+    outside = next((u for u in urls if not u.startswith("aif://")), None)
+    if outside is not None:
+        raise Conflict(f"dataset {ds.name!r}: {outside} is outside every mount; plan it with"
+                       " the library where that storage is reachable")  # fmt: skip
+    paths = [clean_path(u) for u in urls]
+    readable = set(fs._readable(paths))
+    for path in paths:
+        refuse_unservable(catalog, fs, path)
+        if path not in readable:
+            fs.info(path)  # the gate's refusal, audited
+    total, out = max(1, ds.total_bytes), []
+    for f, url, path in zip(ds.files, urls, paths, strict=True):
+        share = None if n is None else max(1, round(n * f.size / total))
+        chosen = fmt or (f.format if f.format != "unknown" else None)
+        source = formats.RangeSource.on(fs, path, url)
+        out.extend(formats.plan_source(source, n=share, target_bytes=target, format=chosen))
+    return out
 
 
 def audit(call: Call) -> dict[str, Any]:

@@ -60,10 +60,10 @@ def build_app(
     routes: list[BaseRoute] = [*ROUTES, *extra_routes]
     lifespan = None
     if mcp:
-        from ._mcp_http import mcp_http
+        from ._mcp_http import REQUEST_CLIENT, mcp_http
 
         def principal_of(token: str) -> Principal:
-            return service.identify(token).principal
+            return service.identify(token, REQUEST_CLIENT.get()).principal
 
         endpoint = mcp_http(catalog, catalog.config, principal_of)
         routes.append(Route("/mcp", endpoint.app))

@@ -31,7 +31,7 @@ from .._errors import AccessDenied, BadArgument, InvalidToken, RequestTimeout
 from .._filesystem import MountedFileSystem
 from ..catalog import ApiToken, Catalog, Principal, acting_as, verify_token
 from ._limits import RateLimiter
-from ._responses import JsonResponse, error_response
+from ._responses import JsonResponse, error_response, hide_location
 from ._settings import ServiceSettings
 
 T = TypeVar("T")
@@ -96,7 +96,11 @@ class Service:
         def run() -> T:
             caller = self.identify(token, client)
             with acting_as(caller.principal):
-                return work(caller)
+                try:
+                    return work(caller)
+                except Exception as exc:
+                    hide_location(exc, self.catalog)
+                    raise
 
         return await self.in_thread(run)
 
@@ -105,7 +109,11 @@ class Service:
 
         def run() -> T:
             with acting_as(principal):
-                return work()
+                try:
+                    return work()
+                except Exception as exc:
+                    hide_location(exc, self.catalog)
+                    raise
 
         return await self.in_thread(run)
 
@@ -117,6 +125,16 @@ class Service:
             return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
         assert scope.cancelled_caught
         raise RequestTimeout(f"the request took longer than {limit:g} s")
+
+
+async def read_body(request: Request, seconds: float) -> bytes:
+    """The request's body, arrived within ``seconds`` (:class:`RequestTimeout` after): a
+    client sending it a byte at a time holds a connection no longer than a request may
+    take (the body is read before its token is checked)."""
+    with anyio.move_on_after(seconds) as scope:
+        return await request.body()
+    assert scope.cancelled_caught
+    raise RequestTimeout(f"the request body took longer than {seconds:g} s to arrive")
 
 
 def token_of(request: Request) -> str | None:
@@ -196,8 +214,9 @@ def api_route(path: str, handler: Handler, methods: Sequence[str] = ("GET",)) ->
 
     async def endpoint(request: Request) -> Response:
         try:
-            body = b"" if request.method in ("GET", "HEAD") else await request.body()
             service: Service = request.app.state.service
+            timeout = service.settings.request_timeout
+            body = b"" if request.method in ("GET", "HEAD") else await read_body(request, timeout)
             params = request.query_params
             result = await service.call(request, lambda c: handler(Call(service, c, params, body)))
         except Exception as exc:

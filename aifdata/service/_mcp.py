@@ -25,6 +25,7 @@ from pydantic import Field
 from .. import AifDataError, Catalog, Config, __version__
 from ..catalog import Principal, acting_as, current_principal
 from ._mcp_tools import MAX_FILES, MAX_PLAN_PARTITIONS, MAX_SAMPLE_RECORDS, CatalogTools
+from ._responses import hide_location
 
 #: How a tool call finds its caller: from the request (a token), or the process's.
 PrincipalOf = Callable[[Context], Principal]
@@ -218,7 +219,7 @@ class _Tools:
             except Exception as exc:
                 self._audit(who, tool, target, resource, allowed=False)
                 if isinstance(exc, AifDataError | OSError | ValueError):
-                    raise ToolError(one_line(exc)) from None
+                    raise ToolError(one_line(hide_location(exc, self.catalog))) from None
                 raise
             self._audit(who, tool, target, resource, allowed=True)
             return result

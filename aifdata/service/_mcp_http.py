@@ -17,8 +17,10 @@ it, requests fail: the SDK's session manager has no task group to run them in.
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import anyio.to_thread
@@ -30,11 +32,16 @@ from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from .. import AifDataError, Catalog, Config
+from .._errors import RateLimited
 from ..catalog import Principal
 from ._mcp import mcp_server, one_line
 
 #: Where a request's scope carries the principal its token named.
 PRINCIPAL_KEY = "aifdata.principal"
+
+#: The address of the client whose token ``authenticate`` is checking (set around the call,
+#: so a host can slow down one client's bad tokens without slowing down every client).
+REQUEST_CLIENT: ContextVar[str] = ContextVar("aifdata_mcp_client", default="")
 
 #: What ``authenticate`` may raise for a token it refuses (anything else is a server error).
 REFUSED = (AifDataError, PermissionError, LookupError, ValueError)
@@ -55,13 +62,22 @@ class BearerApp:
             refusal = _unauthorized("an Authorization: Bearer TOKEN header is required")
             await refusal(scope, receive, send)
             return
+        client = scope.get("client")
+        address = REQUEST_CLIENT.set(str(client[0]) if client else "")
         try:
             who = await anyio.to_thread.run_sync(self.authenticate, token)
+        except RateLimited as exc:
+            wait = str(max(1, math.ceil(exc.retry_after)))
+            slowed = JSONResponse({"error": one_line(exc)}, 429, headers={"Retry-After": wait})
+            await slowed(scope, receive, send)
+            return
         except REFUSED as exc:
             await _unauthorized(f"the bearer token was refused: {one_line(exc)}")(
                 scope, receive, send
             )
             return
+        finally:
+            REQUEST_CLIENT.reset(address)
         await self.session_manager.handle_request({**scope, PRINCIPAL_KEY: who}, receive, send)
 
 

@@ -19,6 +19,7 @@ from .. import AifFileSystem, BadURL, Catalog, Config, formats
 from ..catalog import Dataset, split_ref
 from ..formats import DEFAULT_TARGET_BYTES, FormatPlugin, Partition, RangeSource
 from ._mcp_values import jsonable
+from ._vending import refuse_unservable
 
 #: Most partitions one plan may list (a larger plan is refused before it is made).
 MAX_PLAN_PARTITIONS = 10_000
@@ -66,7 +67,9 @@ class CatalogTools:
         return describe(self.catalog.dataset(name, version), self.config, max_files)
 
     def where_is(self, path: str) -> dict[str, Any]:
-        return self.fs.where(logical_path(path)).as_dict()
+        logical = logical_path(path)
+        refuse_unservable(self.catalog, self.fs, logical)
+        return self.fs.where(logical).as_dict()
 
     def lineage(self, ref: str, depth: int | None = None) -> dict[str, Any]:
         split_ref(ref)  # a clear error for a malformed reference
@@ -130,6 +133,7 @@ class CatalogTools:
     def source(self, path: str) -> RangeSource:
         """The file at an ``aif://`` path, read through this catalog's ``aif://``."""
         logical = logical_path(path)
+        refuse_unservable(self.catalog, self.fs, logical)
         return RangeSource.on(self.fs, logical, f"aif://{logical}")
 
 

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .._errors import BadArgument, InvalidToken
-from ._calls import Call, Handler, Service
+from ._calls import Call, Handler, Service, read_body
 from ._responses import JsonResponse, error_response
 
 #: What a POST without the header is told.
@@ -42,8 +42,8 @@ def post_route(path: str, handler: Handler) -> Route:
     async def endpoint(request: Request) -> Response:
         try:
             bearer_token(request)
-            body = await request.body()
             service: Service = request.app.state.service
+            body = await read_body(request, service.settings.request_timeout)
             params = QueryParams([*request.query_params.multi_items(),
                                   *request.path_params.items()])  # fmt: skip
             result = await service.call(request, lambda c: handler(Call(service, c, params, body)))

@@ -91,8 +91,12 @@ def key_of(url: str, bucket: str) -> str:
     return path.removeprefix(f"/{bucket}/")
 
 
-def expiry(requested: Any, default: float, cap: float) -> int:
-    """Whole seconds a URL lives: ``requested`` (None: ``default``), at most ``cap``."""
+def expiry(requested: Any, default: float, cap: float, until: float | None = None) -> int:
+    """Whole seconds a URL lives: ``requested`` (None: ``default``), at most ``cap``, and
+    not past ``until`` (the epoch time the caller's token expires: a URL is a credential
+    no longer-lived than the token that asked for it)."""
+    if until is not None:
+        cap = min(cap, until - time.time())
     if requested is None:
         requested = default
     if isinstance(requested, bool) or not isinstance(requested, int | float):

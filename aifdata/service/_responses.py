@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.responses import JSONResponse
 
@@ -28,8 +28,10 @@ from .._errors import (
     UnknownDataset,
     one_line,
 )
+from ..catalog import Catalog
 
 log = logging.getLogger("aifdata.service")
+E = TypeVar("E", bound=BaseException)
 
 #: The status of each error, the most specific class first.
 STATUS: tuple[tuple[type[BaseException], int], ...] = (
@@ -58,6 +60,15 @@ class JsonResponse(JSONResponse):
     def render(self, content: Any) -> bytes:
         text = json.dumps(content, ensure_ascii=False, separators=(",", ":"), default=str)
         return text.encode("utf-8")
+
+
+def hide_location(exc: E, catalog: Catalog) -> E:
+    """``exc``, its message saying "the catalog" where it named the catalog's location (a
+    file on the server, or a database's host, user and name): no caller learns it."""
+    where = str(catalog.path)
+    if where and exc.args and isinstance(exc.args[0], str) and where in exc.args[0]:
+        exc.args = (exc.args[0].replace(where, "the catalog"), *exc.args[1:])
+    return exc
 
 
 def status_of(exc: BaseException) -> int | None:

@@ -121,7 +121,7 @@ def create(call: Call) -> dict[str, Any]:
     files = _files(body.get("files"))
     settings = call.service.settings
     seconds = expiry(body.get("expires"), settings.presign_default_expiry,
-                     settings.presign_max_expiry)  # fmt: skip
+                     settings.presign_max_expiry, call.caller.token.expires)  # fmt: skip
     catalog, who = call.catalog, current_principal()
     catalog.require(name, "write", "upload")
     mount = _dataset_mount(call, name)

@@ -38,6 +38,7 @@ from ..connectors.s3 import S3Connector
 from ._calls import Call, api_route
 from ._post_routes import json_body, post_route
 from ._presign import expiry, mint, object_path
+from ._uploads import STAGING
 
 API = "/api/v1"
 #: Each URL vended is logged here (refusals are audit rows in the catalog, by its gate).
@@ -77,9 +78,39 @@ def physical(fs: MountedFileSystem, path: str) -> set[str]:
     return urls
 
 
+def in_flight(catalog: Catalog, fs: MountedFileSystem, path: str) -> bool:
+    """Whether ``path`` is below a mount's upload area (``_aifdata-uploads/``) and in no
+    committed upload (a dataset located there): an upload's manifest, or bytes not yet a
+    version of their dataset. No one reads those through the service, even when a
+    dataset's location holds that area (a dataset of a whole bucket, say)."""
+    try:
+        mount, rel = fs.config.resolve(path)
+    except NotFound:
+        return False
+    if not rel.startswith(f"{STAGING}/"):
+        return False
+    policy = catalog.policy(fs.config)
+    committed = policy.inside(physical(fs, f"{mount.prefix}/{STAGING}"))
+    return not set(committed) & set(policy.covering(physical(fs, path)))
+
+
+def refuse_unservable(catalog: Catalog, fs: MountedFileSystem, path: str) -> None:
+    """Raise the refusal of a missing file when no mount holds ``path`` (the error of
+    which would name the server's mount table file) or it is :func:`in_flight`."""
+    try:
+        fs.config.resolve(path)
+    except NotFound:
+        raise missing(path) from None
+    if in_flight(catalog, fs, path):
+        raise missing(path)
+
+
 def exposed(catalog: Catalog, fs: MountedFileSystem, path: str, directory: bool) -> bool:
     """Whether the service shows ``path``: inside a dataset, or a directory holding a
-    dataset the current principal may read (the service serves governed data only)."""
+    dataset the current principal may read (the service serves governed data only), and
+    not an upload in flight."""
+    if in_flight(catalog, fs, path):
+        return False
     policy, urls = catalog.policy(fs.config), physical(fs, path)
     if policy.covering(urls):
         return True
@@ -114,7 +145,7 @@ def presign(call: Call) -> dict[str, Any]:
     path = object_path(body.get("path"))
     settings = call.service.settings
     seconds = expiry(body.get("expires"), settings.presign_default_expiry,
-                     settings.presign_max_expiry)  # fmt: skip
+                     settings.presign_max_expiry, call.caller.token.expires)  # fmt: skip
     return presign_file(call.catalog, call.service.filesystem, path, seconds)
 
 

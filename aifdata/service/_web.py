@@ -24,11 +24,18 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from .._errors import AccessDenied, InvalidToken, RateLimited, UnknownDataset, one_line
+from .._errors import (
+    AccessDenied,
+    InvalidToken,
+    RateLimited,
+    RequestTimeout,
+    UnknownDataset,
+    one_line,
+)
 from . import _api
-from ._calls import TOKEN_COOKIE, Call, Caller, Service
+from ._calls import TOKEN_COOKIE, Call, Caller, Service, read_body
 from ._lineage_svg import lay_out, lineage_graph
-from ._responses import log, status_of
+from ._responses import hide_location, log, status_of
 
 HERE = Path(__file__).parent
 #: What a login form with a token that did not authenticate is told (one text for all).
@@ -117,7 +124,7 @@ async def page(request: Request, work: Work, params: QueryParams | None = None) 
         try:
             template, context = work(call)
         except Exception as exc:  # shown with the caller's header
-            return None, {"me": me, "error": exc}
+            return None, {"me": me, "error": hide_location(exc, service.catalog)}
         return template, {"me": me, **context}
 
     try:
@@ -220,11 +227,15 @@ async def login(request: Request) -> Response:
     """Check the pasted token; if good, keep it in an HttpOnly, SameSite=Strict cookie."""
     if not _same_origin(request):
         return _refused(request, "This form must be sent from this site.", 403)
-    fields = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=8)
+    service = _service(request)
+    try:
+        body = await read_body(request, service.settings.request_timeout)
+    except RequestTimeout as exc:
+        return _refused(request, one_line(exc), 504)
+    fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=8)
     token = (fields.get("token") or [""])[0].strip()
     if not token:
         return _refused(request, "Paste a token (aifdata token create user:NAME).", 400)
-    service = _service(request)
     try:
         await service.in_thread(lambda: service.identify(token, _client(request)))
     except InvalidToken:
