@@ -60,7 +60,11 @@ def plan_options(region: str | None, variable: str | None, by: str | None) -> di
 
 def mcp_server(catalog: Catalog, config: Config, principal_of: PrincipalOf) -> MCPServer:
     """An MCP server over ``catalog`` whose every tool call acts as ``principal_of(ctx)``."""
-    server: MCPServer = MCPServer("aifdata", instructions=INSTRUCTIONS, version=__version__)
+    # the SDK configures the root logger (a rich handler) unless the process did: at its
+    # default (INFO) every info line of a busy server is rendered under one lock
+    server: MCPServer = MCPServer(
+        "aifdata", instructions=INSTRUCTIONS, version=__version__, log_level="WARNING"
+    )
     tools = _Tools(CatalogTools(catalog, config), catalog, principal_of)
     for method in (
         tools.search_datasets, tools.describe_dataset, tools.where_is, tools.lineage,
