@@ -22,6 +22,7 @@ from .._filesystem import MountedFileSystem
 from .._router import Route
 from ..catalog import Catalog, Dataset, current_principal
 from ..catalog._records import FileRecord
+from ..connectors import join
 from ._vending import check_read, missing, refuse_unservable
 
 
@@ -78,12 +79,23 @@ def visible_files(catalog: Catalog, config: Config, ds: Dataset) -> tuple[Datase
 
     def hidden(f: FileRecord) -> bool:
         urls = [u for _, u in f.replicas] or [f"{ds.source.rstrip('/')}/{f.path}"]
+        if not f.replicas and urls[0].startswith("aif://"):
+            urls = sorted(physical_urls(config, urls[0].removeprefix("aif://")))
         return any(
             not policy.allows(who, "read", policy.dataset(name)) for name in policy.covering(urls)
         )
 
     shown = tuple(f for f in ds.files if not hidden(f))
     return dataclasses.replace(ds, files=shown), len(ds.files) - len(shown)
+
+
+def physical_urls(config: Config, path: str) -> set[str]:
+    """Where the logical ``path`` is on every tier of its mount (none: no mount)."""
+    try:
+        mount, rel = config.resolve(path)
+    except NotFound:
+        return set()
+    return {url for tier in mount.tiers for url in tier.storage_kind.aliases(join(tier.url, rel))}
 
 
 def _remote(url: str) -> bool:
