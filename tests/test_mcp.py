@@ -213,7 +213,9 @@ async def tour(session: ClientSession) -> None:
     )  # fmt: skip
     assert run1["formats"] == ["csv", "fastq"]
     files = {f["path"]: f for f in run1["files"]}
-    reads = Path(files["reads.fq"]["replicas"][0]["url"]).read_bytes()  # the PFS copy
+    reads = fastq(READS)
+    # the PFS copy, by its tier and aif:// path (never the server's own path)
+    assert files["reads.fq"]["replicas"] == [{"tier": "pfs", "url": "aif://lab/run1/reads.fq"}]
     assert files["reads.fq"]["size"] == len(reads) == len(fastq(READS))
     assert files["reads.fq"]["checksum"].startswith("sha256:")
     assert files["reads.fq"]["read_url"] == "aif://lab/run1/reads.fq"
@@ -221,7 +223,7 @@ async def tour(session: ClientSession) -> None:
 
     where = await call(session, "where_is", path="aif://lab/run1/reads.fq")
     assert where["tier"] == "pfs"
-    assert where["url"] == files["reads.fq"]["replicas"][0]["url"]
+    assert where["url"] == "aif://lab/run1/reads.fq"
 
     graph = await call(session, "lineage", ref="lab/trimmed")
     [made] = graph["upstream"]["runs"]
@@ -296,7 +298,9 @@ async def grants_apply(session_of: Any) -> None:
         assert (await call(bob, "search_datasets", query="sequencer"))["results"] == []
         for tool in ("where_is", "plan_partitions", "read_sample"):
             message = await refusal(bob, tool, path="aif://lab/run1/reads.fq")
-            assert "user:bob may not read aif://lab/run1/reads.fq" in message
+            missing = await refusal(bob, tool, path="aif://lab/run1/nothing.fq")
+            assert message == missing.replace("nothing.fq", "reads.fq")  # as if not there
+            assert "aif://lab/run1/reads.fq: no such file or directory" in message
             assert "lab/run1 " not in message and "alice" not in message  # never named
     async with session_of("carol") as carol:
         assert (await call(carol, "describe_dataset", ref="lab/run1"))["file_count"] == 2

@@ -185,11 +185,12 @@ def test_where_is_names_the_tier_that_serves_each_copy(isolated_home, tiers, who
     catalog.ingest("aif://both/run", "lab/run")
     first = call(catalog, "alice", "where_is", path="aif://both/run/a.fq").structured_content
     assert first["tier"] == tiers.write
-    assert first["url"] == tiers.url(tiers.write, "run/a.fq")
+    s3 = tiers.url(tiers.write, "run/a.fq")  # an s3:// URL stays; a PFS path is not shown
+    assert first["url"] == (s3 if s3.startswith("s3://") else "aif://both/run/a.fq")
     tiers.place("run/a.fq", pfs=FASTQ)
     catalog.stage("lab/run", "pfs")
     second = call(catalog, "alice", "where_is", path="aif://both/run/a.fq").structured_content
-    assert (second["tier"], second["url"]) == ("pfs", tiers.url("pfs", "run/a.fq"))
+    assert (second["tier"], second["url"]) == ("pfs", "aif://both/run/a.fq")
 
 
 def test_a_plan_made_in_worker_threads_acts_as_the_caller(catalog):
@@ -197,7 +198,7 @@ def test_a_plan_made_in_worker_threads_acts_as_the_caller(catalog):
     process's (``nobody`` here, who may read nothing of alice's)."""
     plan = call(catalog, "alice", "plan_partitions", path="aif://lab/run1/reads.fq", n=4)
     assert plan.structured_content["count"] == 4
-    with pytest.raises(ToolError, match="user:bob may not read"):
+    with pytest.raises(ToolError, match=r"reads\.fq: no such file or directory"):
         call(catalog, "bob", "plan_partitions", path="aif://lab/run1/reads.fq", n=4)
 
 

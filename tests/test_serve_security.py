@@ -204,8 +204,25 @@ def test_a_hidden_file_and_a_missing_one_are_refused_alike(client, world, endpoi
         return response.status_code, response.text.replace(path, "PATH")
 
     there, missing = ask("aif://both/climate/x/t.csv"), ask("aif://both/climate/x/nope.csv")
-    assert there == missing and there[0] == 403
+    nowhere = ask("aif://both/in-no-dataset/t.csv")
+    assert there == missing == nowhere and there[0] == 404
     assert not leaks(there[1])
+
+
+@pytest.mark.parametrize("endpoint", ["where", "partitions"])
+def test_a_hidden_file_is_refused_as_missing_and_audited(client, world, endpoint):
+    """``where`` and ``partitions`` said 403 "governed by a dataset user:bob may not see"
+    of a hidden dataset's file and 404 of a path in no dataset: probing mapped where hidden
+    data lives. Now both are 404 with the same words, and the refusal is still audited."""
+    path = "aif://both/lab/genx1/t.csv"
+    response = client.get(f"{API}/{endpoint}", params={"path": path},
+                          headers=world.headers("bob"))  # fmt: skip
+    assert response.status_code == 404, response.text
+    assert response.json()["error"]["message"] == f"{path}: no such file or directory"
+    with acting_as(Principal("boss")):
+        rows = world.catalog.audit_log(5)
+    assert any(r["principal"] == "user:bob" and r["target"] == path and not r["allowed"]
+               for r in rows), rows  # fmt: skip
 
 
 # -- tokens ------------------------------------------------------------------------------

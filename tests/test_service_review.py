@@ -89,6 +89,103 @@ def test_the_owner_plans_the_whole_dataset(client, world):
     assert set(HIDDEN_FILES) <= {p["url"] for p in response.json()["partitions"]}
 
 
+def hidden_names():
+    """The file names of the datasets hidden from bob, as a dataset listing names them."""
+    return {f.removeprefix("aif://both/") for f in HIDDEN_FILES}
+
+
+def test_a_dataset_lists_none_of_the_files_of_datasets_hidden_inside_it(client, world):
+    """``dataset?name=shared/everything`` listed the names and checksums of the files of
+    every dataset inside its location, hidden from bob or not: now they are counted."""
+    response = client.get(f"{API}/dataset", params={"name": "shared/everything"},
+                          headers=world.headers("bob"))  # fmt: skip
+    assert response.status_code == 200, response.text
+    body = response.json()
+    listed = {f["path"] for f in body["files"]}
+    assert not listed & hidden_names(), sorted(listed & hidden_names())
+    assert "trimmed/reads.fq" in listed and "lab/gen_1/t.csv" in listed
+    assert body["hidden_files"] == len(HIDDEN_FILES) and body["file_count"] == len(listed)
+    assert "run42" not in response.text and "genx1" not in response.text
+
+
+def test_the_owner_lists_every_file_of_the_dataset(client, world):
+    response = client.get(f"{API}/dataset", params={"name": "shared/everything"},
+                          headers=world.headers("boss"))  # fmt: skip
+    body = response.json()
+    assert hidden_names() <= {f["path"] for f in body["files"]} and body["hidden_files"] == 0
+
+
+def test_describe_dataset_lists_none_of_the_hidden_files(world):
+    tools = CatalogTools(world.catalog, world.config)
+    with acting_as(Principal("bob")):
+        described = tools.describe_dataset("shared/everything")
+    listed = {f["path"] for f in described["files"]}
+    assert not listed & hidden_names() and "trimmed/reads.fq" in listed
+    assert described["hidden_files"] == len(HIDDEN_FILES)
+
+
+def web_page(world, user):
+    from aifdata.service import WEB_ROUTES
+
+    app = build_app(world.catalog, ServiceSettings(rate_per_token=1e6, burst=10**6),
+                    extra_routes=WEB_ROUTES)  # fmt: skip
+    return TestClient(app, cookies={"aifdata_token": world.tokens[user]})
+
+
+def test_the_dataset_page_lists_none_of_the_hidden_files(world):
+    response = web_page(world, "bob").get("/datasets/shared/everything")
+    assert response.status_code == 200, response.text
+    assert "trimmed/reads.fq" in response.text
+    assert not [name for name in hidden_names() if name in response.text]
+    assert f"{len(HIDDEN_FILES)} hidden" in response.text
+
+
+# -- answers name no server path: a PFS tier's directory -------------------------------------
+
+
+def test_where_names_a_local_copy_by_its_aif_path(client, world):
+    """``where`` answered the PFS copy's path on the server (its tier directories)."""
+    path = "aif://both/trimmed/reads.fq"
+    response = client.get(f"{API}/where", params={"path": path}, headers=world.headers("bob"))
+    assert response.status_code == 200, response.text
+    assert (response.json()["tier"], response.json()["url"]) == ("archive", path)
+    assert str(world.root) not in response.text
+
+
+def test_a_dataset_names_its_local_replicas_by_tier_and_aif_path(client, world):
+    response = client.get(f"{API}/dataset", params={"name": "shared/trimmed"},
+                          headers=world.headers("bob"))  # fmt: skip
+    assert response.status_code == 200, response.text
+    assert str(world.root) not in response.text
+    [f] = response.json()["files"]
+    assert f["replicas"] and {r["url"] for r in f["replicas"]} == {"aif://both/trimmed/reads.fq"}
+
+
+def test_the_mcp_tools_name_no_server_path(world):
+    tools = CatalogTools(world.catalog, world.config)
+    with acting_as(Principal("bob")):
+        answers = [tools.where_is("aif://both/trimmed/reads.fq"),
+                   tools.describe_dataset("shared/trimmed"),
+                   tools.plan_partitions("aif://both/trimmed/reads.fq", n=2)]  # fmt: skip
+    assert answers[0]["url"] == "aif://both/trimmed/reads.fq"
+    assert str(world.root) not in repr(answers)
+
+
+def test_the_dataset_page_names_no_server_path(world):
+    response = web_page(world, "bob").get("/datasets/shared/trimmed")
+    assert response.status_code == 200 and str(world.root) not in response.text
+
+
+def test_the_mcp_tools_refuse_a_hidden_file_as_a_missing_one(world):
+    tools = CatalogTools(world.catalog, world.config)
+    for tool in ("where_is", "plan_partitions", "read_sample"):
+        with acting_as(Principal("bob")), pytest.raises(FileNotFoundError) as hidden:
+            getattr(tools, tool)(HIDDEN_FILES[0])
+        with acting_as(Principal("bob")), pytest.raises(FileNotFoundError) as missing:
+            getattr(tools, tool)("aif://both/run42/nothing.fq")
+        assert str(hidden.value) == str(missing.value).replace("nothing.fq", "reads.fq")
+
+
 # -- the upload area, inside a dataset's location ------------------------------------------
 
 IN_FLIGHT_PATHS = [f"aif://both/{STAGING}/{IN_FLIGHT}.json",

@@ -8,16 +8,18 @@ anything looks them up, so no spelling reaches more than the plain one.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from .. import formats
-from .._errors import BadArgument, Conflict, NotFound
+from .._errors import AccessDenied, BadArgument, Conflict, NotFound
 from .._filesystem import MountedFileSystem
 from .._paths import clean_path, has_magic, strip_protocol
-from ..catalog import PRIVILEGES, Catalog, Dataset, split_ref
+from ..catalog import PRIVILEGES, Catalog, Dataset, current_principal, split_ref
 from ..catalog._policy import check_dataset_name, covers
 from ..formats import MAX_PARTITIONS
 from ._calls import Call, api_route, no_nul
+from ._public import public_replicas, public_url, readable_path, route_of, visible_files
 from ._vending import refuse_unservable
 
 API = "/api/v1"
@@ -80,8 +82,8 @@ def dataset(call: Call) -> dict[str, Any]:
     name = dataset_name(call)
     version = call.integer("version", None, 1, 2**31)
     limit = call.integer("files", 10_000, 0, MAX_FILES) or 0
-    catalog = call.catalog
-    ds = catalog.dataset(name, version)
+    catalog, config = call.catalog, call.service.filesystem.config
+    ds, hidden = visible_files(catalog, config, catalog.dataset(name, version))
     return {
         "name": ds.name,
         "version": ds.version,
@@ -89,10 +91,11 @@ def dataset(call: Call) -> dict[str, Any]:
         "description": ds.description,
         "owner": ds.owner,
         "tags": dict(ds.tags),
-        "source": ds.source,
+        "source": public_url(config, ds.source) or "",
         "created": ds.created,
         "digest": ds.digest,
         "file_count": len(ds.files),
+        "hidden_files": hidden,
         "total_bytes": ds.total_bytes,
         "files": _files(call, ds, limit),
         "lineage": [r.as_dict() for r in ds.lineage],
@@ -102,12 +105,13 @@ def dataset(call: Call) -> dict[str, Any]:
 
 def _files(call: Call, ds: Dataset, limit: int) -> list[dict[str, Any]]:
     files = ds.files[:limit]
-    urls = ds.urls(call.catalog.config)[:limit]
+    config = call.service.filesystem.config
+    urls = ds.urls(config)[:limit]
     tiers = _served_by(call, urls)
     return [
         {"path": f.path, "size": f.size, "checksum": f.checksum, "format": f.format,
-         "url": url, "served_by": tiers.get(url),
-         "replicas": [{"tier": t, "url": u} for t, u in f.replicas]}
+         "url": public_url(config, url), "served_by": tiers.get(url),
+         "replicas": public_replicas(config, f)}
         for f, url in zip(files, urls, strict=True)
     ]  # fmt: skip
 
@@ -171,10 +175,12 @@ def aif_path(call: Call, name: str = "path") -> str:
 
 
 def where(call: Call) -> dict[str, Any]:
-    """Which tier (and replica) would serve a read of an ``aif://`` file, and why."""
+    """Which tier (and replica) would serve a read of an ``aif://`` file, and why (a copy
+    on a local tier named by its ``aif://`` path). A file the caller may not read is
+    refused as a missing one."""
     path, fs = aif_path(call), call.service.filesystem
-    refuse_unservable(call.catalog, fs, path)
-    return fs.where(path).as_dict()
+    readable_path(call.catalog, fs, path, "where")
+    return route_of(fs, path)
 
 
 def partitions(call: Call) -> dict[str, Any]:
@@ -195,8 +201,7 @@ def partitions(call: Call) -> dict[str, Any]:
         planned = {"dataset": ds.name, "version": ds.version}
     else:
         path = aif_path(call)
-        refuse_unservable(call.catalog, fs, path)
-        fs.info(path)  # the caller's read right (audited when refused), before a byte is read
+        readable_path(call.catalog, fs, path, "partition")  # before a byte is read
         parts = formats.partition(
             f"aif://{path}", n=n, target_bytes=target, format=fmt, config=fs.config
         )
@@ -219,18 +224,26 @@ def _dataset_plan(
 ) -> list[formats.Partition]:
     """The partitions of every file of ``ds`` (``n`` shared out by file size), each read
     through the service's gate like a plan of one path: a file inside a dataset the
-    caller may not read (one whose location is inside this one's) is refused."""
+    caller may not read (one whose location is inside this one's) is refused, without
+    naming it (its name is not the caller's to learn)."""
     urls = ds.urls(fs.config)
     outside = next((u for u in urls if not u.startswith("aif://")), None)
     if outside is not None:
-        raise Conflict(f"dataset {ds.name!r}: {outside} is outside every mount; plan it with"
+        shown = public_url(fs.config, outside) or "a file on the server"
+        raise Conflict(f"dataset {ds.name!r}: {shown} is outside every mount; plan it with"
                        " the library where that storage is reachable")  # fmt: skip
     paths = [clean_path(u) for u in urls]
     readable = set(fs._readable(paths))
     for path in paths:
         refuse_unservable(catalog, fs, path)
-        if path not in readable:
-            fs.info(path)  # the gate's refusal, audited
+    hidden = [p for p in paths if p not in readable]
+    if hidden:
+        with contextlib.suppress(AccessDenied):
+            fs.info(hidden[0])  # the gate's refusal, audited
+        raise AccessDenied(
+            f"dataset {ds.name!r}: {len(hidden)} of its files lie inside datasets"
+            f" {current_principal()} may not read; plan the others by path"
+        )
     total, out = max(1, ds.total_bytes), []
     for f, url, path in zip(ds.files, urls, paths, strict=True):
         share = None if n is None else max(1, round(n * f.size / total))

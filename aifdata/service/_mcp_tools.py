@@ -19,7 +19,7 @@ from .. import AifFileSystem, BadURL, Catalog, Config, formats
 from ..catalog import Dataset, split_ref
 from ..formats import DEFAULT_TARGET_BYTES, FormatPlugin, Partition, RangeSource
 from ._mcp_values import jsonable
-from ._vending import refuse_unservable
+from ._public import public_replicas, public_url, readable_path, route_of, visible_files
 
 #: Most partitions one plan may list (a larger plan is refused before it is made).
 MAX_PLAN_PARTITIONS = 10_000
@@ -64,12 +64,13 @@ class CatalogTools:
 
     def describe_dataset(self, ref: str, max_files: int = MAX_FILES) -> dict[str, Any]:
         name, version = split_ref(ref)
-        return describe(self.catalog.dataset(name, version), self.config, max_files)
+        ds, hidden = visible_files(self.catalog, self.config, self.catalog.dataset(name, version))
+        return {**describe(ds, self.config, max_files), "hidden_files": hidden}
 
     def where_is(self, path: str) -> dict[str, Any]:
         logical = logical_path(path)
-        refuse_unservable(self.catalog, self.fs, logical)
-        return self.fs.where(logical).as_dict()
+        readable_path(self.catalog, self.fs, logical, "where")
+        return route_of(self.fs, logical)
 
     def lineage(self, ref: str, depth: int | None = None) -> dict[str, Any]:
         split_ref(ref)  # a clear error for a malformed reference
@@ -131,9 +132,10 @@ class CatalogTools:
         }
 
     def source(self, path: str) -> RangeSource:
-        """The file at an ``aif://`` path, read through this catalog's ``aif://``."""
+        """The file at an ``aif://`` path, read through this catalog's ``aif://`` (a file
+        the caller may not read is refused as a missing one)."""
         logical = logical_path(path)
-        refuse_unservable(self.catalog, self.fs, logical)
+        readable_path(self.catalog, self.fs, logical, "partition")
         return RangeSource.on(self.fs, logical, f"aif://{logical}")
 
 
@@ -156,18 +158,19 @@ def logical_path(path: str) -> str:
 
 def describe(ds: Dataset, config: Config, max_files: int) -> dict[str, Any]:
     """A dataset version as JSON, its first ``max_files`` files each with its ``aif://``
-    path (``aif://`` when a mount holds it), size, checksum, format and replicas."""
+    path (``aif://`` when a mount holds it), size, checksum, format and replicas (each by
+    its tier and :func:`~._public.public_url`)."""
     shown = ds.files[:max_files]
     urls = dataclasses.replace(ds, files=shown).urls(config)
     files = [
-        {"path": f.path, "read_url": url, "size": f.size, "checksum": f.checksum,
-         "format": f.format, "replicas": [{"tier": t, "url": u} for t, u in f.replicas]}
+        {"path": f.path, "read_url": public_url(config, url), "size": f.size,
+         "checksum": f.checksum, "format": f.format, "replicas": public_replicas(config, f)}
         for f, url in zip(shown, urls, strict=True)
     ]  # fmt: skip
     return {
         "name": ds.name, "version": ds.version, "ref": f"{ds.name}@{ds.version}",
         "description": ds.description, "owner": ds.owner, "tags": dict(ds.tags),
-        "source": ds.source, "created": ds.created, "digest": ds.digest,
+        "source": public_url(config, ds.source) or "", "created": ds.created, "digest": ds.digest,
         "total_bytes": ds.total_bytes, "file_count": len(ds.files),
         "formats": sorted({f.format for f in ds.files if f.format}),
         "files": files, "files_cut": len(ds.files) > len(shown),
