@@ -11,6 +11,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 
@@ -552,6 +553,13 @@ def test_a_put_after_commit_changes_nothing_a_reader_sees(site):
         assert {p.rsplit("/", 1)[-1] for p in fs.find(ds.source)} == {"a.bin", "b.bin"}
 
 
+def copies_of(catalog, upload_id):
+    """The files of every copy of an upload a commit made (its attempts' prefixes)."""
+    with acting_as(Principal("boss")):
+        found = catalog.filesystem().find(f"both/{_uploads.VERSIONS}")
+    return sorted(p for p in found if f"/{_uploads.VERSIONS}/{upload_id}-" in p)
+
+
 def test_a_commit_that_fails_part_way_records_nothing_and_leaves_no_copies(site, monkeypatch):
     before = versions(site)
     body = start_upload(site, "bob", [{"path": "x.bin", "size": 2}, {"path": "y.bin", "size": 2}]
@@ -559,12 +567,11 @@ def test_a_commit_that_fails_part_way_records_nothing_and_leaves_no_copies(site,
     for f in body["files"]:
         httpx.put(f["url"], content=b"ok")
     catalog = site.catalog()
-    copies = f"both/_aifdata-versions/{body['upload']}"
     seen = []
 
     def broken(self, source, *args, **kwargs):
         with acting_as(Principal("boss")):
-            seen.append(sorted(catalog.filesystem().find(copies)))
+            seen.append(copies_of(catalog, body["upload"]))
         raise OSError("the catalog's disk is full")
 
     monkeypatch.setattr(type(catalog), "ingest", broken)
@@ -572,9 +579,33 @@ def test_a_commit_that_fails_part_way_records_nothing_and_leaves_no_copies(site,
     failed = client.post(f"{API}/uploads/{body['upload']}/commit", headers=site.headers("bob"))
     assert failed.status_code == 500 and len(seen[0]) == 2  # copied, then the ingest failed
     monkeypatch.undo()
-    with acting_as(Principal("boss")):
-        assert not catalog.filesystem().find(copies)
+    assert not copies_of(catalog, body["upload"])
     assert versions(site) == before
     done = act(site, "bob", body["upload"])  # still open: it commits now
     assert done.status_code == 200, done.text
     assert versions(site) == [*before, before[-1] + 1]
+
+
+def test_a_commit_past_the_request_timeout_records_nothing_and_leaves_no_copies(site, monkeypatch):
+    before = versions(site)
+    body = start_upload(site, "bob", [{"path": "slow.bin", "size": 4}]).json()
+    httpx.put(body["files"][0]["url"], content=b"slow")
+    catalog = site.catalog()
+    client = TestClient(build_app(catalog, ServiceSettings(request_timeout=0.05)))
+    ended, real = threading.Event(), _uploads._commit
+
+    def watched(*args):
+        try:
+            return real(*args)
+        finally:
+            ended.set()
+
+    monkeypatch.setattr(_uploads, "_commit", watched)
+    late = client.post(f"{API}/uploads/{body['upload']}/commit", headers=site.headers("bob"))
+    assert late.status_code == 504, late.text
+    assert ended.wait(60)  # the worker thread went on, then gave up
+    monkeypatch.undo()
+    assert not copies_of(catalog, body["upload"])
+    assert versions(site) == before
+    done = act(site, "bob", body["upload"])  # still open: a server with time commits it
+    assert done.status_code == 200, done.text

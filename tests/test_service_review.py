@@ -12,6 +12,7 @@ import dataclasses
 import time
 import uuid
 
+import anyio
 import httpx
 import pytest
 from starlette.testclient import TestClient
@@ -327,7 +328,7 @@ def test_an_mcp_tool_names_not_the_catalogs_file(world):
     tools = _Tools(CatalogTools(world.catalog, world.config), world.catalog,
                    lambda _ctx: Principal("bob"))  # fmt: skip
     with pytest.raises(ToolError) as refused:
-        tools.describe_dataset(None, "climate/x")
+        anyio.run(tools.describe_dataset, None, "climate/x")
     assert "no dataset 'climate/x'" in str(refused.value)
     assert str(world.root) not in str(refused.value)
 

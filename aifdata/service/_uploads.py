@@ -5,7 +5,8 @@
 into the upload's own prefix ``_aifdata-uploads/ID/`` on the S3 tier of the mount that holds
 the dataset's latest version. ``POST /api/v1/uploads/ID/commit`` checks that every file
 arrived with its size and nothing else did, copies the files server-side (S3 CopyObject)
-to the version's own prefix ``_aifdata-versions/ID/``, which no presigned URL names, and
+to a prefix of the version's own, ``_aifdata-versions/ID-ATTEMPT/``, which no presigned
+URL names, and
 ingests that prefix (checksums read from the copies) as a new version of the dataset, as
 the caller; then it deletes the staged files. A PUT URL used after the commit writes
 only into the dead staging prefix, which nothing reads and the sweep removes. A failure
@@ -63,8 +64,8 @@ def _staged(upload_id: str, path: str = "") -> str:
     return f"{base}/{path}" if path else base
 
 
-def _final(upload_id: str, path: str = "") -> str:
-    base = f"{VERSIONS}/{upload_id}"
+def _final(attempt: str, path: str = "") -> str:
+    base = f"{VERSIONS}/{attempt}"
     return f"{base}/{path}" if path else base
 
 
@@ -215,7 +216,8 @@ def _problems(conn: S3Connector, manifest: dict[str, Any], prefix: str) -> list[
 def commit(call: Call) -> dict[str, Any]:
     """Ingest a copy of an upload whose files all arrived as a new version of its dataset."""
     upload_id = call.text("id", max_chars=64)
-    deadline = time.monotonic() + call.service.settings.request_timeout
+    # a little inside the request's own timeout, which started before this thread did
+    deadline = time.monotonic() + 0.9 * call.service.settings.request_timeout
     conn, manifest = _find(call, upload_id)
     with _COMMITTING_LOCK:
         if upload_id in _COMMITTING:
@@ -247,12 +249,14 @@ def _commit(
                              name, allowed=False)  # fmt: skip
         shown = "; ".join(problems[:10]) + ("; ..." if len(problems) > 10 else "")
         raise Conflict(f"upload {upload_id} is not complete: {shown}")
-    source = f"aif://{manifest['mount']}/{_final(upload_id)}"
+    # each attempt copies to a prefix of its own: undoing one never touches another's
+    attempt = f"{upload_id}-{secrets.token_hex(4)}"
+    source = f"aif://{manifest['mount']}/{_final(attempt)}"
     try:
-        _copy_all(conn, manifest, deadline)
+        _copy_all(conn, manifest, attempt, deadline)
         made = catalog.ingest(source, name, progress=lambda _n: _in_time(deadline, upload_id))
     except BaseException:
-        _remove(conn, _final(upload_id))
+        _remove(conn, _final(attempt))
         raise
     manifest.update(state="committed", version=made.version)
     with contextlib.suppress(Exception):  # the sweep removes what is left of either
@@ -273,18 +277,18 @@ def _in_time(deadline: float, upload_id: str) -> None:
         )
 
 
-def _copy_all(conn: S3Connector, manifest: dict[str, Any], deadline: float) -> None:
-    """Copy the staged files server-side to the version's prefix, and check the copies'
+def _copy_all(conn: S3Connector, manifest: dict[str, Any], attempt: str, deadline: float) -> None:
+    """Copy the staged files server-side to the attempt's prefix, and check the copies'
     sizes (a PUT may have replaced a file since it was checked)."""
     upload_id = manifest["id"]
 
     def copy(path: str) -> None:
         _in_time(deadline, upload_id)
-        conn.copy(_staged(upload_id, path), _final(upload_id, path))
+        conn.copy(_staged(upload_id, path), _final(attempt, path))
 
     with ThreadPoolExecutor(min(COPY_WORKERS, len(manifest["files"]))) as pool:
         list(pool.map(copy, [f["path"] for f in manifest["files"]]))
-    problems = _problems(conn, manifest, _final(upload_id))
+    problems = _problems(conn, manifest, _final(attempt))
     if problems:
         raise Conflict(f"upload {upload_id} changed while it was committed: {problems[0]}")
 
