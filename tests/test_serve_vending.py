@@ -11,6 +11,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 
@@ -431,7 +432,8 @@ def test_an_upload_is_committed_as_a_new_version_with_exact_bytes(site):
         rows = site.catalog().audit_log(30)
     commit_row = next(r for r in rows if r["action"] == "upload-commit")
     assert commit_row["principal"] == "user:bob" and commit_row["allowed"]
-    assert error(act(site, "bob", body["upload"]), 404)["type"] == "NotFound"  # done: no upload
+    again = error(act(site, "bob", body["upload"]), 409)["message"]
+    assert again.endswith(f"committed already, as version {before[-1] + 1}")
 
 
 def test_a_commit_with_a_missing_or_short_object_records_nothing(site):
@@ -521,3 +523,89 @@ def test_an_expired_upload_is_swept_and_never_recorded(site):
         assert not fs.find(f"both/_aifdata-uploads/{body['upload']}")
     assert error(act(site, "bob", body["upload"]), 404)["type"] == "NotFound"
     assert versions(site) == before
+
+
+def test_a_put_after_commit_changes_nothing_a_reader_sees(site):
+    files = {"a.bin": b"committed-a", "sub/b.bin": b"committed-bb"}
+    body = start_upload(site, "bob", [{"path": p, "size": len(d)} for p, d in files.items()]
+                        ).json()  # fmt: skip
+    urls = {f["path"]: f["url"] for f in body["files"]}
+    for path, data in files.items():
+        assert httpx.put(urls[path], content=data).status_code == 200
+    done = act(site, "bob", body["upload"])
+    assert done.status_code == 200, done.text
+    assert "_aifdata-uploads" not in done.json()["source"]
+    for path, data in files.items():  # the same sizes, other bytes, and a new file
+        httpx.put(urls[path], content=data.upper())
+    with acting_as(Principal("bob")):
+        ds = site.catalog().dataset("genomics/inbox", done.json()["version"])
+    assert ds.source == done.json()["source"]
+    for f in ds.files:
+        got = httpx.get(presign(site, "bob", f"{ds.source}/{f.path}").json()["url"]).content
+        assert got == files[f.path]
+        assert f.checksum == "sha256:" + hashlib.sha256(got).hexdigest()
+    catalog = site.catalog()
+    fs = catalog.filesystem()
+    conn = fs.connector(fs.split("both/x")[0], "s3")
+    with acting_as(Principal("boss")):  # the dead staging prefix goes with its manifest
+        assert body["upload"] in _uploads.sweep(conn, now=time.time() + 10**6)
+        assert not fs.find(f"both/_aifdata-uploads/{body['upload']}")
+        assert {p.rsplit("/", 1)[-1] for p in fs.find(ds.source)} == {"a.bin", "b.bin"}
+
+
+def copies_of(catalog, upload_id):
+    """The files of every copy of an upload a commit made (its attempts' prefixes)."""
+    with acting_as(Principal("boss")):
+        found = catalog.filesystem().find(f"both/{_uploads.VERSIONS}")
+    return sorted(p for p in found if f"/{_uploads.VERSIONS}/{upload_id}-" in p)
+
+
+def test_a_commit_that_fails_part_way_records_nothing_and_leaves_no_copies(site, monkeypatch):
+    before = versions(site)
+    body = start_upload(site, "bob", [{"path": "x.bin", "size": 2}, {"path": "y.bin", "size": 2}]
+                        ).json()  # fmt: skip
+    for f in body["files"]:
+        httpx.put(f["url"], content=b"ok")
+    catalog = site.catalog()
+    seen = []
+
+    def broken(self, source, *args, **kwargs):
+        with acting_as(Principal("boss")):
+            seen.append(copies_of(catalog, body["upload"]))
+        raise OSError("the catalog's disk is full")
+
+    monkeypatch.setattr(type(catalog), "ingest", broken)
+    client = TestClient(build_app(catalog, ServiceSettings()))
+    failed = client.post(f"{API}/uploads/{body['upload']}/commit", headers=site.headers("bob"))
+    assert failed.status_code == 500 and len(seen[0]) == 2  # copied, then the ingest failed
+    monkeypatch.undo()
+    assert not copies_of(catalog, body["upload"])
+    assert versions(site) == before
+    done = act(site, "bob", body["upload"])  # still open: it commits now
+    assert done.status_code == 200, done.text
+    assert versions(site) == [*before, before[-1] + 1]
+
+
+def test_a_commit_past_the_request_timeout_records_nothing_and_leaves_no_copies(site, monkeypatch):
+    before = versions(site)
+    body = start_upload(site, "bob", [{"path": "slow.bin", "size": 4}]).json()
+    httpx.put(body["files"][0]["url"], content=b"slow")
+    catalog = site.catalog()
+    client = TestClient(build_app(catalog, ServiceSettings(request_timeout=0.05)))
+    ended, real = threading.Event(), _uploads._commit
+
+    def watched(*args):
+        try:
+            return real(*args)
+        finally:
+            ended.set()
+
+    monkeypatch.setattr(_uploads, "_commit", watched)
+    late = client.post(f"{API}/uploads/{body['upload']}/commit", headers=site.headers("bob"))
+    assert late.status_code == 504, late.text
+    assert ended.wait(60)  # the worker thread went on, then gave up
+    monkeypatch.undo()
+    assert not copies_of(catalog, body["upload"])
+    assert versions(site) == before
+    done = act(site, "bob", body["upload"])  # still open: a server with time commits it
+    assert done.status_code == 200, done.text

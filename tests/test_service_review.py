@@ -12,6 +12,7 @@ import dataclasses
 import time
 import uuid
 
+import anyio
 import httpx
 import pytest
 from starlette.testclient import TestClient
@@ -322,16 +323,9 @@ def site(_seaweedfs_session, session_bucket, tmp_path_factory):
     made.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a committed upload's prefix is its version's location and its presigned PUTs"
-    " live on (they cannot be revoked): commit would have to copy the objects somewhere no"
-    " URL reaches (or wait for the URLs to expire) before ingesting",
-)
 def test_a_put_url_cannot_change_a_committed_version(site):
-    """After commit, the upload's PUT URL still writes into the version's location: the
-    uploader (or whoever holds the URL, until it expires) changes a version's bytes
-    behind the catalog's back, with no audit row."""
+    """After commit, the upload's PUT URL writes only into the dead staging prefix: the
+    version's bytes are a copy no URL names."""
     api = f"{site.base}{API}"
     started = httpx.post(f"{api}/uploads", headers=site.headers("bob"), timeout=30, json={
         "dataset": "genomics/inbox", "files": [{"path": "a.csv", "size": len(CSV)}]})  # fmt: skip
@@ -431,7 +425,7 @@ def test_an_mcp_tool_names_not_the_catalogs_file(world):
     tools = _Tools(CatalogTools(world.catalog, world.config), world.catalog,
                    lambda _ctx: Principal("bob"))  # fmt: skip
     with pytest.raises(ToolError) as refused:
-        tools.describe_dataset(None, "climate/x")
+        anyio.run(tools.describe_dataset, None, "climate/x")
     assert "no dataset 'climate/x'" in str(refused.value)
     assert str(world.root) not in str(refused.value)
 

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from .._errors import NotFound
-from ..catalog import Catalog, Principal
+from ..catalog import Catalog
 from . import _api
 from ._calls import Service
 from ._limits import BodyLimit
@@ -52,20 +52,22 @@ def build_app(
 
     ``extra_routes`` adds routes of other parts (the web page); they find the
     :class:`Service` at ``request.app.state.service``. ``mcp`` serves the MCP tools at
-    ``/mcp`` (streamable HTTP), each request as its bearer token's principal and within
-    the token's rate; the app's lifespan then runs the MCP SDK's session manager.
+    ``/mcp`` (streamable HTTP), each request as its bearer token's principal, within the
+    token's rate and its cap of requests running, each tool call within the request
+    timeout; the app's lifespan then runs the MCP SDK's session manager.
     """
     settings = settings or ServiceSettings.from_config(catalog.config)
     service = Service(catalog, settings)
     routes: list[BaseRoute] = [*ROUTES, *extra_routes]
     lifespan = None
     if mcp:
-        from ._mcp_http import REQUEST_CLIENT, mcp_http
+        from ._mcp_http import REQUEST_CLIENT, Admitted, mcp_http
 
-        def principal_of(token: str) -> Principal:
-            return service.identify(token, REQUEST_CLIENT.get()).principal
+        def admit(token: str) -> Admitted:
+            caller, slot = service.admit(token, REQUEST_CLIENT.get())
+            return Admitted(caller.principal, slot)
 
-        endpoint = mcp_http(catalog, catalog.config, principal_of)
+        endpoint = mcp_http(catalog, catalog.config, admit, timeout=settings.request_timeout)
         routes.append(Route("/mcp", endpoint.app))
         lifespan = endpoint.lifespan
     app = Starlette(

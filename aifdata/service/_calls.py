@@ -30,7 +30,7 @@ from starlette.routing import Route
 from .._errors import AccessDenied, BadArgument, InvalidToken, RequestTimeout
 from .._filesystem import MountedFileSystem
 from ..catalog import ApiToken, Catalog, Principal, acting_as, verify_token
-from ._limits import RateLimiter
+from ._limits import InFlight, RateLimiter, Slot
 from ._responses import JsonResponse, error_response, hide_location
 from ._settings import ServiceSettings
 
@@ -56,13 +56,15 @@ class Caller:
 
 
 class Service:
-    """What every request shares: the catalog, the settings, the rate limits."""
+    """What every request shares: the catalog, the settings, the rate limits, the count of
+    each token's requests running."""
 
     def __init__(self, catalog: Catalog, settings: ServiceSettings) -> None:
         self.catalog, self.settings = catalog, settings
         self.limiter = RateLimiter(settings.rate_per_token, settings.burst)
         #: Requests with a token that did not authenticate, by client address.
         self.failures = RateLimiter(settings.rate_per_token, settings.burst)
+        self.in_flight = InFlight(settings.max_in_flight_per_token)
 
     @cached_property
     def filesystem(self) -> MountedFileSystem:
@@ -83,9 +85,16 @@ class Service:
         self.limiter.take(found.id)
         return Caller(found.acting, found)
 
+    def admit(self, token: str | None, client: str = "") -> tuple[Caller, Slot]:
+        """:meth:`identify`, then a slot among the token's running requests
+        (:class:`RateLimited` when it has ``max_in_flight_per_token``): release it when
+        the request's work ends. Blocking: call it in a worker thread."""
+        caller = self.identify(token, client)
+        return caller, self.in_flight.enter(caller.token.id)
+
     async def call(self, request: Request, work: Callable[[Caller], T]) -> T:
         """Run ``work(caller)`` in a worker thread as the request's caller, within the
-        request timeout."""
+        request timeout, holding one of its token's slots until the thread ends."""
         token, client = token_of(request), request.client.host if request.client else ""
         if _forgeable(request):
             raise AccessDenied(
@@ -94,13 +103,15 @@ class Service:
             )
 
         def run() -> T:
-            caller = self.identify(token, client)
-            with acting_as(caller.principal):
-                try:
+            caller, slot = self.admit(token, client)
+            try:
+                with acting_as(caller.principal):
                     return work(caller)
-                except Exception as exc:
-                    hide_location(exc, self.catalog)
-                    raise
+            except Exception as exc:
+                hide_location(exc, self.catalog)
+                raise
+            finally:
+                slot.release()
 
         return await self.in_thread(run)
 

@@ -1,4 +1,5 @@
-"""The limits a request meets before any work: its body's size and its token's rate."""
+"""The limits a request meets before any work: its body's size, its token's rate, and how
+many of its token's requests are running."""
 
 from __future__ import annotations
 
@@ -56,6 +57,67 @@ class RateLimiter:
         full = [k for k, (t, w) in self._buckets.items() if t + (now - w) * self.rate >= self.burst]
         for key in full:
             del self._buckets[key]
+
+
+class InFlight:
+    """How many requests of each key (an API token's id) are running: at most ``limit``
+    at once. A request holds a :class:`Slot` until its work really ends, even after it
+    timed out (its worker thread still runs)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._running: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def enter(self, key: str) -> Slot:
+        """A slot for one more request of ``key``, or :class:`RateLimited` when it has
+        ``limit`` running."""
+        with self._lock:
+            running = self._running.get(key, 0)
+            if running >= self.limit:
+                raise RateLimited(
+                    f"too many requests at once: at most {self.limit} of one token may run;"
+                    " retry when one has finished",
+                    retry_after=1,
+                )
+            self._running[key] = running + 1
+        return Slot(self, key)
+
+    def running(self, key: str) -> int:
+        """How many requests of ``key`` hold a slot."""
+        with self._lock:
+            return self._running.get(key, 0)
+
+    def _leave(self, key: str) -> None:
+        with self._lock:
+            left = self._running.pop(key) - 1
+            if left:
+                self._running[key] = left
+
+
+class Slot:
+    """One request's place among its token's running requests, given back when every
+    holder released it: the request, and each worker thread that :meth:`hold` s it."""
+
+    def __init__(self, owner: InFlight, key: str) -> None:
+        self._owner, self._key, self._holders = owner, key, 1
+        self._lock = threading.Lock()
+
+    def hold(self) -> Slot:
+        """One more holder (a worker thread that may outlive the request)."""
+        with self._lock:
+            if self._holders == 0:
+                raise RuntimeError("the slot was given back already")
+            self._holders += 1
+        return self
+
+    def release(self) -> None:
+        """One holder lets go; the last gives the slot back."""
+        with self._lock:
+            self._holders -= 1
+            last = self._holders == 0
+        if last:
+            self._owner._leave(self._key)
 
 
 class BodyLimit:

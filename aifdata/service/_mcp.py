@@ -8,11 +8,14 @@ Every call runs as the caller's principal inside :func:`~aifdata.catalog.acting_
 so the library's own grant checks decide, and leaves one audit row,
 action ``mcp:<tool>`` (allowed when the tool answered; a refusal the library made
 also has the library's own row). A refusal or bad input comes back as a tool error with the
-library's message, never a traceback.
+library's message, never a traceback. Over HTTP, a tool call longer than the request
+timeout is answered as a tool error (its worker thread is left to finish), and holds its
+token's slot among the requests running until that thread ends.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -24,11 +27,14 @@ from pydantic import Field
 
 from .. import AifDataError, Catalog, Config, __version__
 from ..catalog import Principal, acting_as, current_principal
+from ._limits import Slot
 from ._mcp_tools import MAX_FILES, MAX_PLAN_PARTITIONS, MAX_SAMPLE_RECORDS, CatalogTools
 from ._responses import hide_location
 
 #: How a tool call finds its caller: from the request (a token), or the process's.
 PrincipalOf = Callable[[Context], Principal]
+#: How a tool call finds the slot its request holds among its token's (None: no cap).
+SlotOf = Callable[[Context], Slot | None]
 
 INSTRUCTIONS = """\
 aifdata's catalog of scientific datasets on S3 and parallel file systems. Find datasets
@@ -58,14 +64,23 @@ def plan_options(region: str | None, variable: str | None, by: str | None) -> di
     return {name: value for name, value in given.items() if value is not None}
 
 
-def mcp_server(catalog: Catalog, config: Config, principal_of: PrincipalOf) -> MCPServer:
-    """An MCP server over ``catalog`` whose every tool call acts as ``principal_of(ctx)``."""
+def mcp_server(
+    catalog: Catalog,
+    config: Config,
+    principal_of: PrincipalOf,
+    *,
+    slot_of: SlotOf | None = None,
+    timeout: float | None = None,
+) -> MCPServer:
+    """An MCP server over ``catalog`` whose every tool call acts as ``principal_of(ctx)``,
+    holds ``slot_of(ctx)`` until its work ends, and is a tool error past ``timeout``
+    seconds (None: no limit)."""
     # the SDK configures the root logger (a rich handler) unless the process did: at its
     # default (INFO) every info line of a busy server is rendered under one lock
     server: MCPServer = MCPServer(
         "aifdata", instructions=INSTRUCTIONS, version=__version__, log_level="WARNING"
     )
-    tools = _Tools(CatalogTools(catalog, config), catalog, principal_of)
+    tools = _Tools(CatalogTools(catalog, config), catalog, principal_of, slot_of, timeout)
     for method in (
         tools.search_datasets, tools.describe_dataset, tools.where_is, tools.lineage,
         tools.plan_partitions, tools.read_sample,
@@ -85,10 +100,18 @@ class _Tools:
     """The tools as MCP sees them: typed, described parameters; each call as its caller,
     audited, its errors as tool errors."""
 
-    def __init__(self, work: CatalogTools, catalog: Catalog, principal_of: PrincipalOf):
+    def __init__(
+        self,
+        work: CatalogTools,
+        catalog: Catalog,
+        principal_of: PrincipalOf,
+        slot_of: SlotOf | None = None,
+        timeout: float | None = None,
+    ) -> None:
         self.work, self.catalog, self.principal_of = work, catalog, principal_of
+        self.slot_of, self.timeout = slot_of, timeout
 
-    def search_datasets(
+    async def search_datasets(
         self,
         ctx: Context,
         query: Annotated[str, Field(description="Words to find; prefixes count.")] = "",
@@ -98,7 +121,7 @@ class _Tools:
     ) -> dict[str, Any]:
         """Search dataset names, descriptions, tags and file formats, best match first.
         Lists only datasets the caller may read."""
-        return self._call(
+        return await self._call(
             ctx,
             "search_datasets",
             query,
@@ -106,7 +129,7 @@ class _Tools:
             lambda: self.work.search_datasets(query, limit, format, owner),
         )
 
-    def describe_dataset(
+    async def describe_dataset(
         self,
         ctx: Context,
         ref: Ref,
@@ -117,7 +140,7 @@ class _Tools:
         """Describe a dataset version: owner, description, tags, formats, total size, and
         its files with sizes, SHA-256 checksums, formats, the tiers holding them and the
         aif:// path to read each one; also the runs that made it."""
-        return self._call(
+        return await self._call(
             ctx,
             "describe_dataset",
             ref,
@@ -125,12 +148,12 @@ class _Tools:
             lambda: self.work.describe_dataset(ref, max_files),
         )
 
-    def where_is(self, ctx: Context, path: AifPath) -> dict[str, Any]:
+    async def where_is(self, ctx: Context, path: AifPath) -> dict[str, Any]:
         """Say which tier (a parallel file system or S3) would serve a read of an aif://
         file, the storage URL it would read, and why; tiers passed over are listed."""
-        return self._call(ctx, "where_is", path, path, lambda: self.work.where_is(path))
+        return await self._call(ctx, "where_is", path, path, lambda: self.work.where_is(path))
 
-    def lineage(
+    async def lineage(
         self,
         ctx: Context,
         ref: Ref,
@@ -141,11 +164,11 @@ class _Tools:
         """The lineage of a dataset version: upstream (the runs that made it and their
         inputs) and downstream (the runs that used it and what they made). Datasets the
         caller may not read are counted, never named."""
-        return self._call(
+        return await self._call(
             ctx, "lineage", ref, _dataset_of(ref), lambda: self.work.lineage(ref, depth)
         )
 
-    def plan_partitions(
+    async def plan_partitions(
         self,
         ctx: Context,
         path: AifPath,
@@ -164,7 +187,7 @@ class _Tools:
         """Plan the partitions of an aif:// file with its format plug-in (FASTQ, CSV, BAM,
         GeoTIFF, HDF5, ...) from a few small range reads: independent pieces that
         together hold every record once. Give n or target_bytes (default about 64 MiB)."""
-        return self._call(
+        return await self._call(
             ctx,
             "plan_partitions",
             path,
@@ -174,7 +197,7 @@ class _Tools:
             ),
         )
 
-    def read_sample(
+    async def read_sample(
         self,
         ctx: Context,
         path: AifPath,
@@ -197,7 +220,7 @@ class _Tools:
         """Read a few records of an aif:// file as JSON: the first records of one small
         partition, at most `limit` of them and 64 KiB in all (long values are cut and
         say so); `cut` and `why_cut` tell whether more records were left unread."""
-        return self._call(
+        return await self._call(
             ctx,
             "read_sample",
             path,
@@ -207,7 +230,7 @@ class _Tools:
             ),
         )
 
-    def _call(
+    async def _call(
         self,
         ctx: Context,
         tool: str,
@@ -215,8 +238,29 @@ class _Tools:
         resource: str,
         work: Callable[[], dict[str, Any]],
     ) -> dict[str, Any]:
-        """``work()`` as the caller, with one audit row; its failure as a tool error."""
+        """``work()`` as the caller in a worker thread, within the timeout, with one audit
+        row; its failure (or its taking too long) as a tool error."""
         who = self.principal_of(ctx)
+        slot = self.slot_of(ctx) if self.slot_of is not None else None
+        thread = _Abandonable(slot.hold() if slot is not None else None)
+        with anyio.move_on_after(self.timeout):
+            try:
+                return await anyio.to_thread.run_sync(
+                    thread.wrap(lambda: self._run(who, tool, target, resource, work)),
+                    abandon_on_cancel=True,
+                )
+            finally:
+                thread.abandon()
+        raise ToolError(f"{tool} took longer than {self.timeout:g} s; nothing was returned")
+
+    def _run(
+        self,
+        who: Principal,
+        tool: str,
+        target: str,
+        resource: str,
+        work: Callable[[], dict[str, Any]],
+    ) -> dict[str, Any]:
         with acting_as(who):
             try:
                 result = work()
@@ -230,6 +274,41 @@ class _Tools:
 
     def _audit(self, who: Principal, tool: str, target: str, resource: str, allowed: bool) -> None:
         self.catalog.record_audit(who, f"mcp:{tool}", target, "read", resource, allowed=allowed)
+
+
+class _Abandonable:
+    """A worker thread's hold on its request's slot: released when the thread's work ends,
+    or when the call gave up on a thread that never started (it then never runs)."""
+
+    def __init__(self, slot: Slot | None) -> None:
+        self._slot, self._started, self._given_up = slot, False, False
+        self._lock = threading.Lock()
+
+    def wrap(self, work: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+        def run() -> dict[str, Any]:
+            with self._lock:
+                if self._given_up:
+                    raise ToolError("the tool call was given up before it started")
+                self._started = True
+            try:
+                return work()
+            finally:
+                self._release()
+
+        return run
+
+    def abandon(self) -> None:
+        """The call stopped waiting: a thread that never started gives the slot back now."""
+        with self._lock:
+            self._given_up = True
+            unstarted = not self._started
+        if unstarted:
+            self._release()
+
+    def _release(self) -> None:
+        slot, self._slot = self._slot, None
+        if slot is not None:
+            slot.release()
 
 
 def _dataset_of(ref: str) -> str:

@@ -2,10 +2,13 @@
 
 Every request must carry ``Authorization: Bearer TOKEN``; the host's
 ``authenticate(token)`` names its principal (raising refuses it: 401, before
-any MCP message is read). The server is stateless (each POST is answered
-alone, as JSON), so each tool call acts as the token of its own request, and
-no session outlives a revoked token. The host app runs :meth:`McpEndpoint.running`
-in its lifespan (the SDK's session manager holds the task group requests run in)::
+any MCP message is read; :class:`RateLimited`: 429). It may also give the request a
+:class:`~._limits.Slot` among its token's running requests (:class:`Admitted`), held
+until the request is answered and every tool call's worker thread has ended.
+The server is stateless (each POST is answered alone, as JSON), so each tool call acts
+as the token of its own request, and no session outlives a revoked token. The host app
+runs :meth:`McpEndpoint.running` in its lifespan (the SDK's session manager holds the
+task group requests run in)::
 
     mcp = mcp_http(catalog, config, authenticate)
     app = Starlette(routes=[Route("/mcp", mcp.app)], lifespan=mcp.lifespan)
@@ -34,10 +37,13 @@ from starlette.types import Receive, Scope, Send
 from .. import AifDataError, Catalog, Config
 from .._errors import RateLimited
 from ..catalog import Principal
+from ._limits import Slot
 from ._mcp import mcp_server, one_line
 
 #: Where a request's scope carries the principal its token named.
 PRINCIPAL_KEY = "aifdata.principal"
+#: Where a request's scope carries its slot among its token's running requests.
+SLOT_KEY = "aifdata.slot"
 
 #: The address of the client whose token ``authenticate`` is checking (set around the call,
 #: so a host can slow down one client's bad tokens without slowing down every client).
@@ -48,11 +54,20 @@ REFUSED = (AifDataError, PermissionError, LookupError, ValueError)
 
 
 @dataclass(frozen=True)
+class Admitted:
+    """What ``authenticate`` may answer: the token's principal, and the request's slot
+    among its token's running requests."""
+
+    principal: Principal
+    slot: Slot | None = None
+
+
+@dataclass(frozen=True)
 class BearerApp:
     """An ASGI app: each request as its bearer token's principal; 401 without a good token."""
 
     session_manager: StreamableHTTPSessionManager
-    authenticate: Callable[[str], Principal]
+    authenticate: Callable[[str], Principal | Admitted]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,7 +80,7 @@ class BearerApp:
         client = scope.get("client")
         address = REQUEST_CLIENT.set(str(client[0]) if client else "")
         try:
-            who = await anyio.to_thread.run_sync(self.authenticate, token)
+            found = await anyio.to_thread.run_sync(self.authenticate, token)
         except RateLimited as exc:
             wait = str(max(1, math.ceil(exc.retry_after)))
             slowed = JSONResponse({"error": one_line(exc)}, 429, headers={"Retry-After": wait})
@@ -78,7 +93,13 @@ class BearerApp:
             return
         finally:
             REQUEST_CLIENT.reset(address)
-        await self.session_manager.handle_request({**scope, PRINCIPAL_KEY: who}, receive, send)
+        admitted = found if isinstance(found, Admitted) else Admitted(found)
+        scope = {**scope, PRINCIPAL_KEY: admitted.principal, SLOT_KEY: admitted.slot}
+        try:
+            await self.session_manager.handle_request(scope, receive, send)
+        finally:
+            if admitted.slot is not None:
+                admitted.slot.release()
 
 
 @dataclass(frozen=True)
@@ -102,12 +123,17 @@ class McpEndpoint:
 
 
 def mcp_http(
-    catalog: Catalog, config: Config, authenticate: Callable[[str], Principal]
+    catalog: Catalog,
+    config: Config,
+    authenticate: Callable[[str], Principal | Admitted],
+    *,
+    timeout: float | None = None,
 ) -> McpEndpoint:
     """The MCP tools over ``catalog`` as a streamable HTTP endpoint whose requests act as
-    ``authenticate(bearer token)``. Mount :attr:`McpEndpoint.app`; run
-    :meth:`McpEndpoint.running` in the host app's lifespan."""
-    server = mcp_server(catalog, config, request_principal)
+    ``authenticate(bearer token)``, each tool call a tool error past ``timeout`` seconds.
+    Mount :attr:`McpEndpoint.app`; run :meth:`McpEndpoint.running` in the host app's
+    lifespan."""
+    server = mcp_server(catalog, config, request_principal, slot_of=request_slot, timeout=timeout)
     # DNS-rebinding checks keep web pages from reaching a local server that trusts whoever
     # reaches it; every request here needs a bearer token, which such a page does not hold
     # (and the host's name is the site's, not a list known here).
@@ -127,6 +153,15 @@ def request_principal(ctx: Context) -> Principal:
     if not isinstance(who, Principal):
         raise ToolError("no authenticated principal for this request")
     return who
+
+
+def request_slot(ctx: Context) -> Slot | None:
+    """The slot the request holds among its token's running requests (set by
+    :class:`BearerApp`)."""
+    request = ctx.request_context.request
+    scope = getattr(request, "scope", None) or {}
+    slot = scope.get(SLOT_KEY)
+    return slot if isinstance(slot, Slot) else None
 
 
 def _bearer(scope: Scope) -> str | None:

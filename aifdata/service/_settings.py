@@ -59,7 +59,10 @@ class ServiceSettings:
     rate_per_token: float = 50.0
     #: ... and at once, after a quiet spell (the token bucket's size).
     burst: int = 100
-    #: Seconds a request may take (longer: 504).
+    #: Requests of one token running at once (more: 429 with Retry-After); a request that
+    #: timed out counts until its worker thread ends.
+    max_in_flight_per_token: int = 8
+    #: Seconds a request may take (longer: 504; an MCP tool call: a tool error).
     request_timeout: float = 30.0
     #: The longest a presigned URL may live, in seconds, whatever a caller asks.
     presign_max_expiry: float = 3600.0
@@ -106,6 +109,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "max_request_bytes": parse_size,
     "rate_per_token": _rate,
     "burst": _count,
+    "max_in_flight_per_token": _count,
     "request_timeout": parse_duration,
     "presign_max_expiry": parse_duration,
     "presign_default_expiry": parse_duration,

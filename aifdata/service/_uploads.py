@@ -4,17 +4,23 @@
 (the caller may write ``NAME``) returns an upload id and one presigned PUT per file,
 into the upload's own prefix ``_aifdata-uploads/ID/`` on the S3 tier of the mount that holds
 the dataset's latest version. ``POST /api/v1/uploads/ID/commit`` checks that every file
-arrived with its size and nothing else did, then ingests the prefix as a new version
-of the dataset, as the caller (the catalog's one transaction: a failure records
-nothing). Nothing is copied: a committed upload's prefix is that version's location.
-``POST /api/v1/uploads/ID/abort`` deletes what arrived.
+arrived with its size and nothing else did, copies the files server-side (S3 CopyObject)
+to a prefix of the version's own, ``_aifdata-versions/ID-ATTEMPT/``, which no presigned
+URL names, and
+ingests that prefix (checksums read from the copies) as a new version of the dataset, as
+the caller; then it deletes the staged files. A PUT URL used after the commit writes
+only into the dead staging prefix, which nothing reads and the sweep removes. A failure
+part-way records nothing and deletes the copies made so far; so does a commit that would
+outlast the request timeout (copying and hashing run against it: an upload too large to
+copy and checksum within one request cannot be committed, and is left to commit again
+or abort). ``POST /api/v1/uploads/ID/abort`` deletes what arrived.
 
 An upload's state is a small manifest beside its prefix (``_aifdata-uploads/ID.json``, written
 with the server's credentials; no presigned URL reaches it): who made it, for which
-dataset, its files, when its URLs expire, and whether it was aborted. A commit removes
-it (the prefix is then the version's location, and a second commit finds no upload).
-An upload not committed in time is refused at commit, and its bytes are removed by the
-next upload to that tier after its URLs expired: the catalog never holds half of one.
+dataset, its files, when its URLs expire, and whether it was committed (as which
+version) or aborted. An upload not committed in time is refused at commit; once its URLs
+expired, the next upload to that tier removes its staged bytes and its manifest (whatever
+its state): the catalog never holds half of one.
 """
 
 from __future__ import annotations
@@ -23,11 +29,13 @@ import contextlib
 import json
 import re
 import secrets
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .._config import Mount
-from .._errors import BadArgument, Conflict, NotFound
+from .._errors import BadArgument, Conflict, NotFound, RequestTimeout
 from ..catalog import current_principal
 from ..catalog._policy import check_dataset_name
 from ..connectors.s3 import S3Connector
@@ -38,6 +46,10 @@ from ._presign import check_segments, expiry, mint
 API = "/api/v1"
 #: Where uploads land, under the S3 tier's root.
 STAGING = "_aifdata-uploads"
+#: Where a committed upload's copies live, under the same tier's root (no URL names it).
+VERSIONS = "_aifdata-versions"
+#: Server-side copies a commit runs at once.
+COPY_WORKERS = 8
 #: Files per upload, and the largest file (one PUT: S3's limit is 5 GiB).
 MAX_FILES = 1000
 MAX_FILE_BYTES = 5 * 2**30
@@ -50,6 +62,16 @@ _ID = re.compile(r"[0-9a-f]{16}")
 def _staged(upload_id: str, path: str = "") -> str:
     base = f"{STAGING}/{upload_id}"
     return f"{base}/{path}" if path else base
+
+
+def _final(attempt: str, path: str = "") -> str:
+    base = f"{VERSIONS}/{attempt}"
+    return f"{base}/{path}" if path else base
+
+
+#: The uploads being committed now (a second commit of one waits for none: 409).
+_COMMITTING: set[str] = set()
+_COMMITTING_LOCK = threading.Lock()
 
 
 def _manifest_rel(upload_id: str) -> str:
@@ -175,13 +197,14 @@ def _save(conn: S3Connector, manifest: dict[str, Any]) -> None:
     conn.pipe_file(_manifest_rel(manifest["id"]), json.dumps(manifest).encode())
 
 
-def _problems(conn: S3Connector, manifest: dict[str, Any]) -> list[str]:
-    """What keeps an upload from being committed: files missing, of another size, extra."""
-    arrived = {rel: int(info["size"]) for rel, info in conn.find(_staged(manifest["id"])).items()
+def _problems(conn: S3Connector, manifest: dict[str, Any], prefix: str) -> list[str]:
+    """What keeps an upload's files under ``prefix`` from being committed: files missing,
+    of another size, extra."""
+    arrived = {rel: int(info["size"]) for rel, info in conn.find(prefix).items()
                if info["type"] == "file"}  # fmt: skip
     problems = []
     for f in manifest["files"]:
-        got = arrived.pop(_staged(manifest["id"], f["path"]), None)
+        got = arrived.pop(f"{prefix}/{f['path']}", None)
         if got is None:
             problems.append(f"{f['path']}: not uploaded")
         elif got != f["size"]:
@@ -191,28 +214,83 @@ def _problems(conn: S3Connector, manifest: dict[str, Any]) -> list[str]:
 
 
 def commit(call: Call) -> dict[str, Any]:
-    """Ingest an upload whose files all arrived as a new version of its dataset."""
+    """Ingest a copy of an upload whose files all arrived as a new version of its dataset."""
     upload_id = call.text("id", max_chars=64)
+    # a little inside the request's own timeout, which started before this thread did
+    deadline = time.monotonic() + 0.9 * call.service.settings.request_timeout
     conn, manifest = _find(call, upload_id)
-    name, catalog, who = manifest["dataset"], call.catalog, current_principal()
+    with _COMMITTING_LOCK:
+        if upload_id in _COMMITTING:
+            raise Conflict(f"upload {upload_id} is being committed by another request")
+        _COMMITTING.add(upload_id)
+    try:
+        return _commit(call, conn, manifest, deadline)
+    finally:
+        with _COMMITTING_LOCK:
+            _COMMITTING.discard(upload_id)
+
+
+def _commit(
+    call: Call, conn: S3Connector, manifest: dict[str, Any], deadline: float
+) -> dict[str, Any]:
+    upload_id, name = manifest["id"], manifest["dataset"]
+    catalog, who = call.catalog, current_principal()
+    if manifest["state"] == "committed":
+        raise Conflict(f"upload {upload_id} was committed already, as version "
+                       f"{manifest.get('version')}")  # fmt: skip
     if manifest["state"] != "open":
         raise Conflict(f"upload {upload_id} was {manifest['state']} already")
     if time.time() > manifest["expires_at"] + COMMIT_GRACE:
         raise Conflict(f"upload {upload_id} expired; start another")
     catalog.require(name, "write", "upload-commit")  # grants may have changed since
-    problems = _problems(conn, manifest)
+    problems = _problems(conn, manifest, _staged(upload_id))
     if problems:
         catalog.record_audit(who, "upload-commit", f"upload {upload_id}: incomplete", "write",
                              name, allowed=False)  # fmt: skip
         shown = "; ".join(problems[:10]) + ("; ..." if len(problems) > 10 else "")
         raise Conflict(f"upload {upload_id} is not complete: {shown}")
-    source = f"aif://{manifest['mount']}/{_staged(upload_id)}"
-    made = catalog.ingest(source, name)
-    conn.rm_many([_manifest_rel(upload_id)])  # committed: its prefix is the version's now
+    # each attempt copies to a prefix of its own: undoing one never touches another's
+    attempt = f"{upload_id}-{secrets.token_hex(4)}"
+    source = f"aif://{manifest['mount']}/{_final(attempt)}"
+    try:
+        _copy_all(conn, manifest, attempt, deadline)
+        made = catalog.ingest(source, name, progress=lambda _n: _in_time(deadline, upload_id))
+    except BaseException:
+        _remove(conn, _final(attempt))
+        raise
+    manifest.update(state="committed", version=made.version)
+    with contextlib.suppress(Exception):  # the sweep removes what is left of either
+        _save(conn, manifest)
+        _remove(conn, _staged(upload_id))
     catalog.record_audit(who, "upload-commit", f"upload {upload_id} as version {made.version}",
                          "write", name, allowed=True)  # fmt: skip
     return {"upload": upload_id, "dataset": name, "version": made.version, "source": source,
             "files": len(made.files)}  # fmt: skip
+
+
+def _in_time(deadline: float, upload_id: str) -> None:
+    """Raise :class:`RequestTimeout` once a commit's time is spent (nothing is recorded)."""
+    if time.monotonic() > deadline:
+        raise RequestTimeout(
+            f"upload {upload_id} is too large to copy and checksum within one request;"
+            " nothing was recorded: commit it again, or abort it"
+        )
+
+
+def _copy_all(conn: S3Connector, manifest: dict[str, Any], attempt: str, deadline: float) -> None:
+    """Copy the staged files server-side to the attempt's prefix, and check the copies'
+    sizes (a PUT may have replaced a file since it was checked)."""
+    upload_id = manifest["id"]
+
+    def copy(path: str) -> None:
+        _in_time(deadline, upload_id)
+        conn.copy(_staged(upload_id, path), _final(attempt, path))
+
+    with ThreadPoolExecutor(min(COPY_WORKERS, len(manifest["files"]))) as pool:
+        list(pool.map(copy, [f["path"] for f in manifest["files"]]))
+    problems = _problems(conn, manifest, _final(attempt))
+    if problems:
+        raise Conflict(f"upload {upload_id} changed while it was committed: {problems[0]}")
 
 
 def abort(call: Call) -> dict[str, Any]:
@@ -223,15 +301,15 @@ def abort(call: Call) -> dict[str, Any]:
         raise Conflict(f"upload {upload_id} was {manifest['state']} already")
     manifest["state"] = "aborted"
     _save(conn, manifest)
-    _remove_files(conn, upload_id)
+    _remove(conn, _staged(upload_id))
     call.catalog.record_audit(current_principal(), "upload-abort", f"upload {upload_id}",
                               "write", manifest["dataset"], allowed=True)  # fmt: skip
     return {"upload": upload_id, "state": "aborted"}
 
 
-def _remove_files(conn: S3Connector, upload_id: str) -> None:
+def _remove(conn: S3Connector, prefix: str) -> None:
     with contextlib.suppress(FileNotFoundError):
-        conn.rm_many(sorted(conn.find(_staged(upload_id))))
+        conn.rm_many(sorted(conn.find(prefix)))
 
 
 def sweep(conn: S3Connector, now: float | None = None, slack: float = 120.0) -> list[str]:
@@ -253,7 +331,7 @@ def sweep(conn: S3Connector, now: float | None = None, slack: float = 120.0) -> 
         except (FileNotFoundError, ValueError):
             continue
         if now > float(manifest.get("expires_at", 0)) + COMMIT_GRACE + slack:
-            _remove_files(conn, manifest["id"])
+            _remove(conn, _staged(manifest["id"]))
             conn.rm_many([rel])
             removed.append(manifest["id"])
     return removed
