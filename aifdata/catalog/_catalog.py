@@ -253,7 +253,8 @@ class Catalog:
 
     def generation(self, max_age: float = 0.0) -> tuple[int, int, int]:
         """A mark that changes whenever anyone commits to the catalog (compare two
-        marks of the same thread only: each thread has its own connection).
+        marks of the same thread only: each thread has its own connection). The
+        policy follows the narrower :meth:`policy_mark`.
 
         ``max_age`` (seconds) lets a caller take what this thread asked SQLite that
         recently about other connections' commits (a read's own access check, a

@@ -2,7 +2,9 @@
 
 The migrations are written once, in SQL both engines read (``TEXT``, ``INTEGER``,
 ``REAL``, ``INTEGER PRIMARY KEY``; a reserved word such as ``"user"`` quoted); on
-PostgreSQL :func:`postgres_ddl` translates their types mechanically.
+PostgreSQL :func:`postgres_ddl` translates their types mechanically. A migration is a
+script split on ``;``, or a :class:`Whole` of whole statements with each engine's own
+beside the common ones (triggers: SQLite's row triggers, PostgreSQL's plpgsql function).
 
 Tables (the Parquet export keeps the same names and columns):
 
