@@ -197,6 +197,15 @@ def test_a_verified_pfs_copy_serves_reads_and_the_url_names_the_same_bytes_on_s3
     assert httpx.get(body["url"]).content == READS[:999]
 
 
+def test_a_vended_url_is_audited_as_the_tokens_principal(site):
+    body = presign(site, "bob", "aif://both/run42/reads.fq").json()
+    with acting_as(Principal("boss")):
+        rows = [r for r in site.catalog().audit_log(50) if r["action"] == "presign"]
+    vended = next(r for r in rows if r["allowed"])
+    assert vended["principal"] == "user:bob" and vended["target"] == body["path"]
+    assert vended["resource"] == "genomics/run42" and vended["privilege"] == "read"
+
+
 def test_a_refused_presign_is_audited_as_the_tokens_principal(site):
     presign(site, "bob", "aif://both/climate/t.csv")
     catalog = site.catalog()
@@ -432,6 +441,10 @@ def test_an_upload_is_committed_as_a_new_version_with_exact_bytes(site):
         rows = site.catalog().audit_log(30)
     commit_row = next(r for r in rows if r["action"] == "upload-commit")
     assert commit_row["principal"] == "user:bob" and commit_row["allowed"]
+    assert commit_row["resource"] == "genomics/inbox"
+    assert commit_row["target"] == f"upload {body['upload']} as version {before[-1] + 1}"
+    started_row = next(r for r in rows if r["target"].startswith(f"upload {body['upload']}:"))
+    assert started_row["principal"] == "user:bob" and started_row["action"] == "upload"
     again = error(act(site, "bob", body["upload"]), 409)["message"]
     assert again.endswith(f"committed already, as version {before[-1] + 1}")
 

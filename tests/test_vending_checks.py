@@ -5,13 +5,17 @@ presign there is a 409)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from starlette.testclient import TestClient
 
 import aifdata
 from aifdata import ConfigError
 from aifdata._errors import BadArgument
-from aifdata.service import ServiceSettings, build_app
+from aifdata.catalog import Principal, acting_as
+from aifdata.catalog import _catalog as catalog_module
+from aifdata.service import ServiceSettings, _vending, build_app
 from aifdata.service._presign import SIGV4_MAX_EXPIRY, expiry, object_path
 
 from ._serving import make_world
@@ -138,6 +142,49 @@ def test_a_file_no_s3_tier_holds_cannot_be_presigned(client, world):
     r = client.post(f"{API}/presign", json={"path": "aif://both/trimmed/reads.fq"},
                     headers=world.headers("bob"))  # fmt: skip
     assert r.status_code == 409 and r.json()["error"]["type"] == "Conflict"
+
+
+def presign_rows(world):
+    with acting_as(Principal("boss")):
+        return [r for r in world.catalog.audit_log(100) if r["action"] == "presign"]
+
+
+def test_each_vended_url_is_an_audit_row_of_the_caller_and_reloads_no_policy(world, monkeypatch):
+    """Every worker keeps its cached policy across the audit rows of URLs vended (one
+    client for all requests: its worker threads live on from one request to the next)."""
+    s3_copy = SimpleNamespace(settings=None, key=lambda rel: f"bucket-prefix/{rel}")
+    monkeypatch.setattr(_vending, "object_copy", lambda fs, path: (s3_copy, path, 5, None))
+    minted = SimpleNamespace(url="https://s3.example/k?X-Amz-Signature=0", expires_at=1.0)
+    monkeypatch.setattr(_vending, "mint", lambda *args: minted)
+    loads = []
+    real = catalog_module.load_policy
+    monkeypatch.setattr(catalog_module, "load_policy", lambda *a: loads.append(1) or real(*a))
+    path = "aif://both/trimmed/reads.fq"
+    app = build_app(world.catalog, ServiceSettings(rate_per_token=1e6, burst=10**6))
+    with TestClient(app) as client:
+        presign_repeatedly(client, world, path, loads, minted.url)
+    vended = [r for r in presign_rows(world) if r["allowed"]]
+    assert len(vended) == 4
+    assert {(r["principal"], r["target"], r["resource"], r["privilege"]) for r in vended} == {
+        ("user:bob", path, "shared/trimmed", "read")
+    }
+
+
+def presign_repeatedly(client, world, path, loads, url):
+    first = client.post(f"{API}/presign", json={"path": path}, headers=world.headers("bob"))
+    assert first.status_code == 200, first.text
+    loaded = len(loads)
+    for _ in range(3):
+        r = client.post(f"{API}/presign", json={"path": path}, headers=world.headers("bob"))
+        assert r.json()["url"] == url
+    assert len(loads) == loaded
+
+
+def test_a_url_not_vended_is_no_allowed_audit_row(client, world):
+    r = client.post(f"{API}/presign", json={"path": "aif://both/trimmed/reads.fq"},
+                    headers=world.headers("bob"))  # fmt: skip
+    assert r.status_code == 409
+    assert not [row for row in presign_rows(world) if row["allowed"]]
 
 
 def test_a_presign_request_with_unknown_fields_or_no_json_is_refused(client, world):

@@ -253,7 +253,8 @@ class Catalog:
 
     def generation(self, max_age: float = 0.0) -> tuple[int, int, int]:
         """A mark that changes whenever anyone commits to the catalog (compare two
-        marks of the same thread only: each thread has its own connection).
+        marks of the same thread only: each thread has its own connection). The
+        policy follows the narrower :meth:`policy_mark`.
 
         ``max_age`` (seconds) lets a caller take what this thread asked SQLite that
         recently about other connections' commits (a read's own access check, a
@@ -268,10 +269,19 @@ class Catalog:
             local.data_version = asked = (conn, version, now)
         return id(conn), asked[1], conn.total_changes
 
+    def policy_mark(self) -> tuple[int, int, int]:
+        """A mark that changes whenever something the policy is made of changes (grants,
+        admins, datasets, their versions' locations), by any process; an audit row or
+        any other write leaves it. One row read by its key (``policy_mark``, moved by
+        triggers); a connection opened anew (the file restored or replaced) is a new mark."""
+        conn = self.conn
+        row = conn.execute("SELECT changes, nonce FROM policy_mark WHERE id = 1").fetchone()
+        return id(conn), int(row[0]), int(row[1])
+
     def policy(self, config: Config | None = None) -> Policy:
-        """Grants, admins and dataset locations as of now (cached until the file changes)."""
+        """Grants, admins and dataset locations as of now (cached until they change)."""
         config = config or self.config
-        key = (*self.generation(), id(config))
+        key = (*self.policy_mark(), id(config))
         cached = getattr(self._local, "policy", None)
         if cached is None or cached[0] != key:
             cached = self._local.policy = (key, load_policy(self.conn, config))

@@ -20,7 +20,9 @@ What each SQLite mechanism becomes:
 
 * ``PRAGMA user_version`` -> the one row of ``aifdata_catalog`` (``schema_version``);
   its ``changes`` counter is bumped by every write transaction, and stands for
-  ``PRAGMA data_version``: another process's grant is seen at the next check.
+  ``PRAGMA data_version``. The cached policy follows ``policy_mark`` instead, as on
+  SQLite, moved by statement triggers on what a policy is made of (see :mod:`._schema`):
+  another process's grant is seen at the next check, its audit rows reload nothing.
 * ``BEGIN IMMEDIATE`` -> ``BEGIN`` and ``pg_advisory_xact_lock``: writers queue one
   behind another as they do on SQLite, so each reads what the last one wrote.
 * ``INSERT OR IGNORE`` / ``OR REPLACE`` -> ``ON CONFLICT`` on the table's primary key

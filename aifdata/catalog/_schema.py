@@ -2,7 +2,9 @@
 
 The migrations are written once, in SQL both engines read (``TEXT``, ``INTEGER``,
 ``REAL``, ``INTEGER PRIMARY KEY``; a reserved word such as ``"user"`` quoted); on
-PostgreSQL :func:`postgres_ddl` translates their types mechanically.
+PostgreSQL :func:`postgres_ddl` translates their types mechanically. A migration is a
+script split on ``;``, or a :class:`Whole` of whole statements with each engine's own
+beside the common ones (triggers: SQLite's row triggers, PostgreSQL's plpgsql function).
 
 Tables (the Parquet export keeps the same names and columns):
 
@@ -33,6 +35,12 @@ Tables (the Parquet export keeps the same names and columns):
                created, expires (NULL: never), revoked (NULL: live)
 ``overwrites`` one row: how many recorded copies were written over through ``aif://``
                (routes known in memory are forgotten when it moves)
+``policy_mark`` one row: changes (a counter) and nonce (a random number), both moved by
+               triggers whenever a row of what the cached policy holds changes (grants,
+               admins, datasets' names and owners, versions' sources; see
+               :data:`POLICY_SOURCES`): a thread keeps its loaded policy while the row
+               is the same. The nonce makes a restored catalog's mark differ from any
+               mark read before the restore, where the counter alone could repeat.
 """
 
 from __future__ import annotations
@@ -40,11 +48,72 @@ from __future__ import annotations
 import functools
 import re
 import sqlite3
+from dataclasses import dataclass
 from typing import Any
 
 from .._errors import CatalogError
 
-MIGRATIONS: tuple[str, ...] = (
+
+@dataclass(frozen=True)
+class Whole:
+    """A migration of whole statements, never split on ``;`` (a trigger's body holds
+    some): ``both`` in either engine (on PostgreSQL translated by :func:`postgres_ddl`),
+    then each engine's own statements, run as written."""
+
+    both: tuple[str, ...] = ()
+    sqlite: tuple[str, ...] = ()
+    postgresql: tuple[str, ...] = ()
+
+
+#: What :func:`._policy.load_policy` reads: each table, and the columns whose updates
+#: change a policy (empty: any column). A write to any of them moves ``policy_mark``.
+POLICY_SOURCES: dict[str, tuple[str, ...]] = {
+    "grants": (),
+    "admins": (),
+    "datasets": ("name", "owner"),
+    "versions": ("dataset_id", "source"),
+}
+
+#: The one SQL that moves the mark (the nonce: any 64-bit number but the last one).
+_MOVE_MARK_SQLITE = "UPDATE policy_mark SET changes = changes + 1, nonce = random()"
+#: PostgreSQL's ``random()`` is a double: 53 random bits make the nonce.
+_RANDOM_PG = "floor(random() * 9007199254740992)::bigint"
+
+
+def _sqlite_policy_triggers() -> tuple[str, ...]:
+    """Row triggers (all SQLite has) moving the mark after each write to a policy source."""
+    made = []
+    for table, columns in POLICY_SOURCES.items():
+        update = f"UPDATE OF {', '.join(columns)}" if columns else "UPDATE"
+        for name, event in (("insert", "INSERT"), ("update", update), ("delete", "DELETE")):
+            made.append(
+                f"CREATE TRIGGER policy_mark_{table}_{name} AFTER {event} ON {table}"
+                f" BEGIN {_MOVE_MARK_SQLITE}; END"
+            )
+    return tuple(made)
+
+
+def _postgresql_policy_triggers() -> tuple[str, ...]:
+    """One function and a statement trigger per policy source (a bulk write moves the
+    mark once). The function names the table's own schema: a catalog is one schema."""
+    function = (
+        "CREATE OR REPLACE FUNCTION aifdata_policy_changed() RETURNS trigger"
+        " LANGUAGE plpgsql AS $$ BEGIN"
+        " EXECUTE 'UPDATE ' || quote_ident(TG_TABLE_SCHEMA) || '.policy_mark"
+        f" SET changes = changes + 1, nonce = {_RANDOM_PG}';"
+        " RETURN NULL; END $$"
+    )
+    made = [function]
+    for table, columns in POLICY_SOURCES.items():
+        update = f"UPDATE OF {', '.join(columns)}" if columns else "UPDATE"
+        made.append(
+            f"CREATE TRIGGER policy_mark_{table} AFTER INSERT OR {update} OR DELETE OR TRUNCATE"
+            f" ON {table} FOR EACH STATEMENT EXECUTE FUNCTION aifdata_policy_changed()"
+        )
+    return tuple(made)
+
+
+MIGRATIONS: tuple[str | Whole, ...] = (
     """
     CREATE TABLE datasets (
         id          INTEGER PRIMARY KEY,
@@ -190,7 +259,39 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX tokens_by_principal ON tokens(principal)
     """,
+    Whole(
+        both=(
+            """
+            CREATE TABLE policy_mark (
+                id          INTEGER PRIMARY KEY CHECK (id = 1),
+                changes     INTEGER NOT NULL,
+                nonce       INTEGER NOT NULL
+            )
+            """,
+        ),
+        sqlite=(
+            "INSERT INTO policy_mark (id, changes, nonce) VALUES (1, 0, random())",
+            *_sqlite_policy_triggers(),
+        ),
+        postgresql=(
+            f"INSERT INTO policy_mark (id, changes, nonce) VALUES (1, 0, {_RANDOM_PG})",
+            *_postgresql_policy_triggers(),
+        ),
+    ),
 )
+
+
+def statements(migration: str | Whole, postgres: bool) -> list[str]:
+    """The statements of one migration, as the engine runs them."""
+    if isinstance(migration, Whole):
+        both = [postgres_ddl(s) if postgres else s for s in migration.both]
+        return both + list(migration.postgresql if postgres else migration.sqlite)
+    return [postgres_ddl(s) if postgres else s for s in migration.split(";") if s.strip()]
+
+
+def _text(migration: str | Whole) -> str:
+    """The SQL of a migration that both engines read (where its tables are made)."""
+    return ";\n".join(migration.both) if isinstance(migration, Whole) else migration
 
 
 # -- PostgreSQL: the same migrations, translated; the version in a table -------------
@@ -217,8 +318,8 @@ def table_keys() -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
     declare them."""
     keys: dict[str, tuple[str, ...]] = {}
     identities: dict[str, str] = {}
-    for script in MIGRATIONS:
-        for table, items in _created_tables(script):
+    for migration in MIGRATIONS:
+        for table, items in _created_tables(_text(migration)):
             for item in items:
                 composite = re.match(r"PRIMARY KEY\s*\(([^)]*)\)", item, re.I)
                 if composite:
@@ -307,10 +408,9 @@ def migrate(conn: sqlite3.Connection) -> int:
         raise CatalogError(
             f"catalog schema version {current} is newer than this aifdata ({len(MIGRATIONS)})"
         )
-    for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
-        for statement in script.split(";"):
-            if statement.strip():
-                conn.execute(postgres_ddl(statement) if postgres else statement)
+    for number, migration in enumerate(MIGRATIONS[current:], start=current + 1):
+        for statement in statements(migration, postgres):
+            conn.execute(statement)
         if postgres:
             set_schema_version(conn, number)
         else:

@@ -34,6 +34,7 @@ import contextlib
 import os
 import sqlite3
 import stat
+import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -543,6 +544,33 @@ def check_same_file(conn: sqlite3.Connection, *, committed: bool = False) -> Non
     )
 
 
+#: This process's writers of each catalog file (by its identity) queue on a lock: a
+#: thread waiting for another's write wakes as it ends, where SQLite's busy handler would
+#: sleep 1, 2, 5, 10 ms ... between tries (other processes still queue through SQLite).
+_writers: dict[tuple[int, int], threading.RLock] = {}
+_writers_made = threading.Lock()
+os.register_at_fork(after_in_child=_writers.clear)  # a lock held at the fork is no child's
+
+
+@contextlib.contextmanager
+def _queued(conn: sqlite3.Connection) -> Iterator[None]:
+    """Hold this process's writer lock of the file ``conn`` opened, waiting at most the
+    busy timeout (then SQLite decides, as without it). Reentrant: a thread's nested write
+    on another connection goes on to SQLite's busy timeout, as before."""
+    identity = getattr(conn, "identity", None)
+    if identity is None:
+        yield
+        return
+    with _writers_made:
+        lock = _writers.setdefault(identity, threading.RLock())
+    held = lock.acquire(timeout=BUSY_TIMEOUT_S)
+    try:
+        yield
+    finally:
+        if held:
+            lock.release()
+
+
 @contextlib.contextmanager
 def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """One ``BEGIN IMMEDIATE`` transaction: all of it is written, or none of it.
@@ -556,7 +584,7 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         with _postgres.write_transaction(conn):  # type: ignore[arg-type]
             yield conn
         return
-    with _named_errors(conn):
+    with _queued(conn), _named_errors(conn):
         _retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
         try:
             check_same_file(conn)

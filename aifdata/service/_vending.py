@@ -14,9 +14,10 @@ in this order, and a step that refuses ends the request before the next:
 
 A file the caller may not read is refused as a missing one, with the same text.
 
-A URL vended is logged (``aifdata.service.presign``), not written to the catalog's audit
-table: like the library's own reads, allowed reads are not audit rows. (A write per URL
-would also make every worker reload its cached policy at the next request.)
+Each URL vended is an audit row (action ``presign``, allowed, the caller, the ``aif://``
+path, its dataset), written before the URL is returned: a site sees in its audit trail
+who was handed a URL for what (an audit row leaves every worker's cached policy: see
+:meth:`~aifdata.catalog.Catalog.policy_mark`). It is logged too (``aifdata.service.presign``).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from ._presign import expiry, mint, object_path
 from ._uploads import STAGING
 
 API = "/api/v1"
-#: Each URL vended is logged here (refusals are audit rows in the catalog, by its gate).
+#: Each URL vended is logged here too (an audit row in the catalog, as each refusal is).
 log = logging.getLogger("aifdata.service.presign")
 
 
@@ -120,6 +121,12 @@ def exposed(catalog: Catalog, fs: MountedFileSystem, path: str, directory: bool)
     )
 
 
+def dataset_of(catalog: Catalog, fs: MountedFileSystem, path: str) -> str:
+    """The (innermost) dataset holding ``path``; the path itself should none hold it now."""
+    names = catalog.policy(fs.config).covering(physical(fs, path))
+    return names[0] if names else path
+
+
 def presign_file(
     catalog: Catalog, fs: MountedFileSystem, path: str, seconds: int
 ) -> dict[str, Any]:
@@ -128,7 +135,10 @@ def presign_file(
     check_read(catalog, fs, path, "presign")
     conn, rel, size, checksum = object_copy(fs, path)
     signed = mint(conn.settings, "GET", conn.key(rel), seconds)
-    log.info("presign %s aif://%s for %d s", current_principal(), path, seconds)
+    who = current_principal()
+    catalog.record_audit(who, "presign", f"aif://{path}", "read", dataset_of(catalog, fs, path),
+                         allowed=True)  # fmt: skip
+    log.info("presign %s aif://%s for %d s", who, path, seconds)
     return {
         "path": f"aif://{path}", "url": signed.url, "method": "GET",
         "expires_at": signed.expires_at, "expires_in": seconds, "size": size,
