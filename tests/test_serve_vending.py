@@ -613,6 +613,13 @@ def test_a_commit_past_the_request_timeout_records_nothing_and_leaves_no_copies(
         finally:
             ended.set()
 
+    def slow_copies(*args):  # copies that take longer than the request may
+        copied = real_copies(*args)
+        time.sleep(0.2)
+        return copied
+
+    real_copies = _uploads._copy_all
+    monkeypatch.setattr(_uploads, "_copy_all", slow_copies)
     monkeypatch.setattr(_uploads, "_commit", watched)
     late = client.post(f"{API}/uploads/{body['upload']}/commit", headers=site.headers("bob"))
     assert late.status_code == 504, late.text

@@ -15,7 +15,9 @@ adds its own by passing :func:`api_route` routes (or any Starlette routes) to
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, TypeVar
@@ -132,10 +134,29 @@ class Service:
         """``work()`` in a worker thread; :class:`RequestTimeout` when it takes too long
         (the thread is left to finish; its answer is dropped)."""
         limit = self.settings.request_timeout
+        ends = time.monotonic() + limit
+
+        def timed() -> T:
+            token = _REQUEST_ENDS.set(ends)
+            try:
+                return work()
+            finally:
+                _REQUEST_ENDS.reset(token)
+
         with anyio.move_on_after(limit) as scope:
-            return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+            return await anyio.to_thread.run_sync(timed, abandon_on_cancel=True)
         assert scope.cancelled_caught
         raise RequestTimeout(f"the request took longer than {limit:g} s")
+
+
+#: When the request a worker thread serves is answered 504 (``time.monotonic()``).
+_REQUEST_ENDS: ContextVar[float | None] = ContextVar("aifdata_request_ends", default=None)
+
+
+def request_ends() -> float | None:
+    """When the request this worker thread serves times out (``time.monotonic()``; None
+    outside a request): work that must not outlive its answer stops before then."""
+    return _REQUEST_ENDS.get()
 
 
 async def read_body(request: Request, seconds: float) -> bytes:

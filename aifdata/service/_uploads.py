@@ -39,7 +39,7 @@ from .._errors import BadArgument, Conflict, NotFound, RequestTimeout
 from ..catalog import current_principal
 from ..catalog._policy import check_dataset_name
 from ..connectors.s3 import S3Connector
-from ._calls import Call
+from ._calls import Call, request_ends
 from ._post_routes import json_body, post_route
 from ._presign import check_segments, expiry, mint
 
@@ -216,8 +216,10 @@ def _problems(conn: S3Connector, manifest: dict[str, Any], prefix: str) -> list[
 def commit(call: Call) -> dict[str, Any]:
     """Ingest a copy of an upload whose files all arrived as a new version of its dataset."""
     upload_id = call.text("id", max_chars=64)
-    # a little inside the request's own timeout, which started before this thread did
-    deadline = time.monotonic() + 0.9 * call.service.settings.request_timeout
+    # a little inside the request's own timeout, which started before this thread did: a
+    # commit that records its version must never be answered 504
+    limit = call.service.settings.request_timeout
+    deadline = (request_ends() or time.monotonic() + limit) - 0.1 * limit
     conn, manifest = _find(call, upload_id)
     with _COMMITTING_LOCK:
         if upload_id in _COMMITTING:
