@@ -87,6 +87,7 @@ url = "s3://{bucket}/data"
 [service]
 rate_per_token = 1000000
 burst = 1000000
+max_in_flight_per_token = 1000
 """)
     catalog_path = root / "catalog.db"
     catalog = Catalog(catalog_path, config=aifdata.load_config(config_path))
