@@ -16,6 +16,8 @@ from typing import Any
 
 from fsspec import AbstractFileSystem
 
+import aifdata.catalog._postgres as _postgres
+
 from .._config import Config, aifdata_home, load_config
 from .._errors import AccessDenied, BadName, CatalogError, ConfigError, NotFound, UnknownDataset
 from .._filesystem import MountedFileSystem
@@ -23,7 +25,6 @@ from .._gc import gc_paused
 from .._router import ReplicaRecord
 from .._urls import resolve_url
 from ..connectors import FileStat, join
-from . import _postgres
 from ._bulk import insert_files
 from ._gate import CatalogGate
 from ._ingest import SourceFile, scan

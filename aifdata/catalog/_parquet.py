@@ -21,8 +21,9 @@ from typing import Any
 
 from fsspec import AbstractFileSystem
 
+import aifdata.catalog._postgres as _postgres
+
 from .._errors import CatalogError
-from . import _postgres
 from ._schema import is_postgres, migrate, schema_version
 from ._search import ensure_index, reindex
 

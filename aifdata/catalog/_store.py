@@ -40,9 +40,10 @@ import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
+import aifdata.catalog._postgres as _postgres
+
 from .._errors import CatalogError
 from ..connectors._atomic import fsync_directory
-from . import _postgres
 from ._policy import bootstrap_admin
 from ._schema import (
     META_TABLE,

@@ -18,6 +18,8 @@ from typing import Any, BinaryIO, NamedTuple
 
 from fsspec import AbstractFileSystem
 
+import aifdata.catalog._postgres as _postgres
+
 from .._config import Config
 from .._errors import ConfigError
 from .._filesystem import MountedFileSystem
@@ -25,7 +27,6 @@ from .._threads import ThreadPool
 from .._urls import resolve_url
 from ..connectors import FileStat, _atomic
 from ..connectors._seal import Copies, local_path, rehash, seal
-from . import _postgres
 from ._schema import is_postgres
 
 Progress = Callable[[int], object]

@@ -17,9 +17,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+import aifdata.service._api as _api
+
 from .._errors import NotFound
 from ..catalog import Catalog
-from . import _api
 from ._calls import Service
 from ._limits import BodyLimit
 from ._responses import error_response

@@ -24,6 +24,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+import aifdata.service._api as _api
+
 from .._errors import (
     AccessDenied,
     InvalidToken,
@@ -32,7 +34,6 @@ from .._errors import (
     UnknownDataset,
     one_line,
 )
-from . import _api
 from ._calls import TOKEN_COOKIE, Call, Caller, Service, read_body
 from ._lineage_svg import lay_out, lineage_graph
 from ._responses import hide_location, log, status_of
