@@ -4,6 +4,7 @@ made anywhere reload it, and the new decision applies at once. Both backends."""
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -204,3 +205,54 @@ def test_a_restored_catalog_never_serves_the_policy_cached_before(tmp_path: Path
         Catalog(path).restore(tmp_path / "backup.db")
         writer.grant("user:carol", "read", "lab/*")
     assert not bob_reads(reader)
+
+
+def test_each_mount_table_keeps_its_own_cached_policy(catalog: Catalog, loads) -> None:
+    """A service asks about its catalog's config and its filesystem's in turn: neither
+    evicts the other."""
+    other = copy.copy(catalog.config)
+    catalog.policy()
+    catalog.policy(other)
+    count = len(loads)
+    for _ in range(5):
+        catalog.policy()
+        catalog.policy(other)
+    assert len(loads) == count
+
+
+def test_one_policy_reads_the_mark_once(catalog: Catalog, monkeypatch) -> None:
+    marks: list[int] = []
+    real = Catalog.policy_mark
+
+    def counting(self: Catalog) -> tuple[int, int, int]:
+        marks.append(1)
+        return real(self)
+
+    monkeypatch.setattr(Catalog, "policy_mark", counting)
+    with catalog.one_policy():
+        for _ in range(5):
+            catalog.policy()
+            bob_reads(catalog)
+    assert len(marks) == 1
+
+
+def test_one_policy_keeps_the_grants_it_began_with(catalog: Catalog) -> None:
+    admin = admin_of(catalog)
+    with catalog.one_policy():
+        assert not bob_reads(catalog)
+        with acting_as(admin):
+            Catalog(catalog.location).grant("user:bob", "read", "lab/*")
+        assert not bob_reads(catalog)  # granted after this request began
+    assert bob_reads(catalog)
+
+
+def test_one_policy_sees_its_own_changes_at_once(catalog: Catalog) -> None:
+    admin = admin_of(catalog)
+    with catalog.one_policy():
+        assert not bob_reads(catalog)
+        with acting_as(admin):
+            catalog.grant("user:bob", "read", "lab/*")
+        assert bob_reads(catalog)
+        with acting_as(admin):
+            catalog.revoke("user:bob", "read", "lab/*")
+        assert not bob_reads(catalog)

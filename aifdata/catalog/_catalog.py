@@ -27,6 +27,7 @@ from .._urls import resolve_url
 from ..connectors import FileStat, join
 from ._bulk import insert_files
 from ._gate import CatalogGate
+from ._group_commit import GroupCommit
 from ._ingest import SourceFile, scan
 from ._lineage import (
     LineageNode,
@@ -107,6 +108,10 @@ def named_catalog() -> str | None:
     return named
 
 
+#: Mount tables whose policy each thread keeps (a service's catalog and filesystem: two).
+_POLICIES_PER_THREAD = 4
+
+
 class Catalog:
     """The catalog: one SQLite file, ``$AIFDATA_HOME/catalog.db`` by default, or a
     PostgreSQL database named by a ``postgresql://`` URL (a site's shared catalog).
@@ -134,6 +139,7 @@ class Catalog:
         self.path = _postgres.redacted(self._url) if self._url else Path(path)
         self._local = threading.local()
         self._snapshot: sqlite3.Connection | None = None  # set by from_parquet
+        self._audit_rows = os.getpid(), GroupCommit(self._write_audit)
         if named is not None and is_snapshot(named):
             self._load_snapshot(named)
 
@@ -280,13 +286,46 @@ class Catalog:
         return id(conn), int(row[0]), int(row[1])
 
     def policy(self, config: Config | None = None) -> Policy:
-        """Grants, admins and dataset locations as of now (cached until they change)."""
+        """Grants, admins and dataset locations as of now (cached until they change, for
+        each mount table asked about: a service's catalog and filesystem have one each)."""
         config = config or self.config
-        key = (*self.policy_mark(), id(config))
-        cached = getattr(self._local, "policy", None)
-        if cached is None or cached[0] != key:
-            cached = self._local.policy = (key, load_policy(self.conn, config))
-        return cached[1]
+        mark = self._held_mark() or self.policy_mark()
+        cache: dict[int, tuple[Config, tuple[int, int, int], Policy]] | None
+        cache = getattr(self._local, "policies", None)
+        if cache is None:
+            cache = self._local.policies = {}
+        entry = cache.get(id(config))
+        if entry is None or entry[0] is not config or entry[1] != mark:
+            if entry is None and len(cache) >= _POLICIES_PER_THREAD:
+                cache.clear()
+            entry = cache[id(config)] = (config, mark, load_policy(self.conn, config))
+        return entry[2]
+
+    @contextlib.contextmanager
+    def one_policy(self) -> Iterator[None]:
+        """Within it, this thread reads the policy mark once, not at every check (a
+        request sees the grants as they were when it began), and again after each write
+        of its own (which may be what changed them). Nested: the outermost holds."""
+        local = self._local
+        if getattr(local, "held_mark", None) is not None:
+            yield
+            return
+        conn = self.conn
+        local.held_mark = (conn, conn.total_changes, self.policy_mark())
+        try:
+            yield
+        finally:
+            local.held_mark = None
+
+    def _held_mark(self) -> tuple[int, int, int] | None:
+        held = getattr(self._local, "held_mark", None)
+        if held is None:
+            return None
+        conn = self.conn
+        if held[0] is not conn or held[1] != conn.total_changes:
+            held = self._local.held_mark = (conn, conn.total_changes, self.policy_mark())
+        mark: tuple[int, int, int] = held[2]
+        return mark
 
     def require(self, name: str, privilege: str, action: str) -> None:
         """Raise AccessDenied (audited) unless the current principal may act on dataset ``name``.
@@ -344,12 +383,28 @@ class Catalog:
         """Append one decision to the audit table (not kept by a read-only catalog)."""
         if self.read_only:
             return
-        with write_transaction(self.conn) as conn:
-            conn.execute(
+        row = (time.time(), str(who), action, target, privilege, resource, int(allowed))
+        if self.conn.in_transaction:  # inside this thread's own write: no one else may lead
+            self._write_audit([row])
+            return
+        pid, rows = self._audit_rows
+        if pid != os.getpid():  # forked: the parent's waiting threads are not here
+            self._audit_rows = pid, rows = os.getpid(), GroupCommit(self._write_audit)
+        rows.append(row)  # with the rows other threads record now, in one transaction
+
+    def _write_audit(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        conn = self.conn
+        before = conn.total_changes
+        with write_transaction(conn):
+            conn.executemany(
                 "INSERT INTO audit (time, principal, action, target, privilege, resource, allowed)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (time.time(), str(who), action, target, privilege, resource, int(allowed)),
+                rows,
             )
+        held = getattr(self._local, "held_mark", None)
+        if held is not None and held[0] is conn and held[1] == before:
+            # audit rows change no policy: a request's refusal is no reason to look again
+            self._local.held_mark = (conn, conn.total_changes, held[2])
 
     def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
         """The newest audit rows first (admins only)."""

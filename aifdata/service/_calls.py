@@ -107,7 +107,7 @@ class Service:
         def run() -> T:
             caller, slot = self.admit(token, client)
             try:
-                with acting_as(caller.principal):
+                with acting_as(caller.principal), self.catalog.one_policy():
                     return work(caller)
             except Exception as exc:
                 hide_location(exc, self.catalog)
@@ -121,7 +121,7 @@ class Service:
         """Run ``work()`` in a worker thread acting as ``principal``, within the timeout."""
 
         def run() -> T:
-            with acting_as(principal):
+            with acting_as(principal), self.catalog.one_policy():
                 try:
                     return work()
                 except Exception as exc:

@@ -261,7 +261,7 @@ class _Tools:
         resource: str,
         work: Callable[[], dict[str, Any]],
     ) -> dict[str, Any]:
-        with acting_as(who):
+        with acting_as(who), self.catalog.one_policy():
             try:
                 result = work()
             except Exception as exc:
