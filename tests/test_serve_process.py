@@ -5,7 +5,9 @@ from __future__ import annotations
 import ssl
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -23,9 +25,10 @@ def world(tmp_path_factory):
     return make_world(tmp_path_factory.mktemp("serve-process"))
 
 
-@pytest.fixture(scope="module")
-def server(world):
-    with serving(world, "rate_per_token = 1000\nburst = 1000") as running:
+@pytest.fixture(scope="module", params=[1, 2], ids=["1 worker", "2 workers"])
+def server(world, request):
+    service = f"rate_per_token = 1000\nburst = 1000\nworkers = {request.param}"
+    with serving(world, service) as running:
         yield running
 
 
@@ -170,3 +173,33 @@ def test_the_mcp_tools_are_served_at_mcp_as_the_tokens_principal(server, world):
         f"{server.url}/mcp", json={}, headers={"Authorization": "Bearer aif_x_y"}, timeout=30
     )
     assert refused.status_code == 401
+
+
+def test_stopping_serve_stops_every_worker(world):
+    with serving(world, "workers = 2") as running:
+        assert httpx.get(f"{running.url}/api/v1/whoami", timeout=30).status_code == 401
+        workers = children_of(running.process.pid)
+        assert len(workers) >= 2  # uvicorn's workers (and multiprocessing's helper)
+    assert running.process.returncode is not None
+    deadline = time.monotonic() + 10  # multiprocessing's helper ends once its pipe closes
+    while alive(workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert alive(workers) == []
+
+
+def alive(pids: list[int]) -> list[str]:
+    """What is left of ``pids``: each live process's command line."""
+    found = []
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+            if "State:\tZ" not in status:
+                found.append(Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " "))
+        except FileNotFoundError:
+            pass
+    return found
+
+
+def children_of(pid: int) -> list[int]:
+    tasks = Path(f"/proc/{pid}/task")
+    return [int(c) for t in tasks.iterdir() for c in (t / "children").read_text().split()]

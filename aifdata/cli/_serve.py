@@ -26,6 +26,10 @@ def serve(
     port: Annotated[
         int | None, typer.Option(min=0, max=65535, help="Port (default: [service] port, 8750).")
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Processes serving requests (default: [service] workers, 1)."),
+    ] = None,
     catalog: CatalogOption = None,
 ) -> None:
     """Serve the catalog as an HTTP JSON API and a web page; every request acts as its token's
@@ -34,10 +38,12 @@ def serve(
 
     from ..service import WEB_ROUTES, ServiceSettings, build_app
 
-    settings = ServiceSettings.from_config(state.config, host=host, port=port)
+    settings = ServiceSettings.from_config(state.config, host=host, port=port, workers=workers)
     served = open_catalog(catalog)
-    if catalog is not None:  # aif:// URLs opened in this process (partition plans) use it too
-        os.environ["AIFDATA_CATALOG"] = str(served.path)
+    # aif:// URLs opened in this process (partition plans) and the other workers use it too
+    os.environ["AIFDATA_CATALOG"] = str(served.location)
+    if state.config_path is not None:
+        os.environ["AIFDATA_CONFIG"] = str(state.config_path)
     application = build_app(served, settings, extra_routes=WEB_ROUTES, mcp=True)
     base = f"{settings.scheme}://{settings.host}:{settings.port}"
     typer.echo(f"aifdata serve: {base}/api/v1/ (the web page: {base}/; MCP: {base}/mcp)", err=True)
@@ -48,6 +54,15 @@ def serve(
             " proxy in front of it",
             err=True,
         )
+    if settings.workers > 1:  # each process builds its own (from the environment set above)
+        typer.echo(f"aifdata serve: {settings.workers} worker processes", err=True)
+        served.close()
+        uvicorn.run(
+            "aifdata.service._worker:app", factory=True, workers=settings.workers,
+            host=settings.host, port=settings.port, log_level="warning",
+            ssl_certfile=settings.tls_certfile, ssl_keyfile=settings.tls_keyfile,
+        )  # fmt: skip
+        return
     uvicorn.run(
         application, host=settings.host, port=settings.port, log_level="warning",
         ssl_certfile=settings.tls_certfile, ssl_keyfile=settings.tls_keyfile,

@@ -64,6 +64,10 @@ class ServiceSettings:
     max_in_flight_per_token: int = 8
     #: Seconds a request may take (longer: 504; an MCP tool call: a tool error).
     request_timeout: float = 30.0
+    #: Processes serving requests (uvicorn's workers: as many as the machine has cores).
+    #: The rate, burst and in-flight limits are counted in each process: a token may make
+    #: up to ``workers`` times as many requests.
+    workers: int = 1
     #: The longest a presigned URL may live, in seconds, whatever a caller asks.
     presign_max_expiry: float = 3600.0
     #: How long a presigned URL lives when the caller does not say, in seconds.
@@ -111,6 +115,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "burst": _count,
     "max_in_flight_per_token": _count,
     "request_timeout": parse_duration,
+    "workers": _count,
     "presign_max_expiry": parse_duration,
     "presign_default_expiry": parse_duration,
 }
