@@ -123,7 +123,8 @@ def test_a_new_catalog_appears_whole_and_only_where_no_file_is(tmp_path, monkeyp
     assert Catalog(db).datasets() == []
     [(existed, size)] = seen
     assert not existed and size > 0  # linked in only once it was made, and never replaced
-    assert sorted(p.name for p in db.parent.iterdir()) == ["catalog.db", "catalog.db-shm",
+    assert sorted(p.name for p in db.parent.iterdir()) == ["catalog.db", "catalog.db-lock",
+                                                           "catalog.db-shm",
                                                            "catalog.db-wal"]  # fmt: skip
 
 

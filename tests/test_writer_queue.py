@@ -4,7 +4,9 @@ lock does not wait for it."""
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing
+import os
 import threading
 import time
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 from aifdata import Catalog
 from aifdata.catalog import Principal
 from aifdata.catalog._store import _queued
+from aifdata.catalog._writer_lock import queued
 
 WHO = Principal("bob", ())
 
@@ -45,9 +48,10 @@ def _write_once(location: str, done: multiprocessing.Queue) -> None:  # type: ig
 
 
 @pytest.mark.e2e
-def test_a_child_forked_while_a_thread_queues_writes_at_once(tmp_path: Path) -> None:
-    """The lock a parent's thread holds at the fork is not the child's (its SQLite lock
-    is none: only this process's queue is held here)."""
+def test_a_child_forked_while_a_thread_queues_writes_once_its_parent_has(tmp_path: Path) -> None:
+    """The lock a parent's thread holds at the fork is not the child's: the child waits
+    for its parent's write as any other process does (on the lock file), and writes as
+    soon as that ends, not after the busy timeout."""
     catalog = Catalog(tmp_path / "catalog.db")
     inside, leave = threading.Event(), threading.Event()
 
@@ -64,6 +68,9 @@ def test_a_child_forked_while_a_thread_queues_writes_at_once(tmp_path: Path) -> 
         done = context.Queue()
         child = context.Process(target=_write_once, args=(str(catalog.path), done))
         child.start()
+        time.sleep(1.0)
+        assert done.empty()  # queued behind the parent's writer
+        leave.set()
         took = done.get(timeout=40)  # the busy timeout (60 s) would be the wait otherwise
         child.join(10)
     finally:
@@ -72,3 +79,39 @@ def test_a_child_forked_while_a_thread_queues_writes_at_once(tmp_path: Path) -> 
     assert child.exitcode == 0 and took < 30
     rows = catalog.conn.execute("SELECT count(*) FROM audit WHERE target = 'aif://child'")
     assert rows.fetchone()[0] == 1
+
+
+def _write_many(location: str, tag: str, count: int) -> None:
+    catalog = Catalog(location)
+    for i in range(count):
+        catalog.record_audit(WHO, "open", f"aif://{tag}/{i}", "read", "x", allowed=True)
+
+
+@pytest.mark.e2e
+def test_writers_of_many_processes_all_land_through_the_lock_file(tmp_path: Path) -> None:
+    catalog = Catalog(tmp_path / "catalog.db")
+    before = audit_rows(catalog)
+    assert (tmp_path / "catalog.db-lock").exists()  # a WAL catalog: processes queue on it
+    context = multiprocessing.get_context("spawn")
+    children = [
+        context.Process(target=_write_many, args=(str(catalog.path), f"p{i}", 50)) for i in range(4)
+    ]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(120)
+    assert [c.exitcode for c in children] == [0] * 4
+    assert audit_rows(catalog) == before + 200
+
+
+def test_a_writer_that_cannot_get_the_lock_file_in_time_goes_on(tmp_path: Path) -> None:
+    """SQLite's own lock still decides: the queue only saves its sleeping."""
+    catalog = Catalog(tmp_path / "catalog.db")
+    assert catalog.datasets() == []  # opened (and its lock file made)
+    other = os.open(tmp_path / "catalog.db-lock", os.O_RDWR)  # another holder of it
+    fcntl.flock(other, fcntl.LOCK_EX)
+    try:
+        with queued(catalog.conn.identity, catalog.conn.path, timeout=0.2):
+            catalog.conn.execute("SELECT 1")
+    finally:
+        os.close(other)

@@ -34,7 +34,6 @@ import contextlib
 import os
 import sqlite3
 import stat
-import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -55,6 +54,7 @@ from ._schema import (
     schema_version,
 )
 from ._search import ensure_index
+from ._writer_lock import LOCK_SUFFIX, queued
 
 #: File systems on which SQLite's WAL mode is unsafe or unsupported.
 NETWORK_FILESYSTEMS = frozenset(
@@ -101,6 +101,8 @@ class CatalogConnection(sqlite3.Connection):
     read_only: str = ""
     #: Set once the path no longer names the file opened: reopen before the next use.
     stale: bool = False
+    #: Whether it keeps a write-ahead log (on a node-local disk; writable connections).
+    wal: bool = False
 
 
 def filesystem_type(path: str | os.PathLike[str]) -> str:
@@ -417,6 +419,7 @@ def _prepare(conn: CatalogConnection, path: Path) -> None:
     _retry_locked(lambda: conn.execute(f"PRAGMA journal_mode = {mode}"))
     if mode == "wal":
         conn.execute("PRAGMA synchronous = NORMAL")
+        conn.wal = True  # on a node-local disk: processes queue to write (._writer_lock)
     with write_transaction(conn):
         initialise(conn)
 
@@ -475,7 +478,7 @@ def temporary_name(path: Path) -> Path:
 
 
 def remove_with_journals(path: Path) -> None:
-    for suffix in ("", "-journal", "-wal", "-shm"):
+    for suffix in ("", "-journal", "-wal", "-shm", LOCK_SUFFIX):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(f"{path}{suffix}")
 
@@ -545,31 +548,18 @@ def check_same_file(conn: sqlite3.Connection, *, committed: bool = False) -> Non
     )
 
 
-#: This process's writers of each catalog file (by its identity) queue on a lock: a
-#: thread waiting for another's write wakes as it ends, where SQLite's busy handler would
-#: sleep 1, 2, 5, 10 ms ... between tries (other processes still queue through SQLite).
-_writers: dict[tuple[int, int], threading.RLock] = {}
-_writers_made = threading.Lock()
-os.register_at_fork(after_in_child=_writers.clear)  # a lock held at the fork is no child's
-
-
 @contextlib.contextmanager
 def _queued(conn: sqlite3.Connection) -> Iterator[None]:
-    """Hold this process's writer lock of the file ``conn`` opened, waiting at most the
-    busy timeout (then SQLite decides, as without it). Reentrant: a thread's nested write
-    on another connection goes on to SQLite's busy timeout, as before."""
+    """Hold the writers' queue of the file ``conn`` opened (:mod:`._writer_lock`): this
+    process's threads, and where the catalog keeps a write-ahead log, other processes;
+    waiting at most the busy timeout (then SQLite decides, as without it)."""
     identity = getattr(conn, "identity", None)
     if identity is None:
         yield
         return
-    with _writers_made:
-        lock = _writers.setdefault(identity, threading.RLock())
-    held = lock.acquire(timeout=BUSY_TIMEOUT_S)
-    try:
+    across = getattr(conn, "path", None) if getattr(conn, "wal", False) else None
+    with queued(identity, across, BUSY_TIMEOUT_S):
         yield
-    finally:
-        if held:
-            lock.release()
 
 
 @contextlib.contextmanager
