@@ -97,6 +97,9 @@ def test_bench_serve_runs_and_prints_ratios_and_targets(seaweedfs):
         capture_output=True, text=True, env=env, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    for case in ("service search", "library search", "service presign", "library presign"):
+    for case in ("library search", "library presign"):
         assert case in proc.stdout
-    assert "ratio presign" in proc.stdout and "targets:" in proc.stdout
+    for workers in ("1 worker", "2 workers"):
+        for what in ("search", "presign"):
+            assert f"ratio service {what}, {workers} / library" in proc.stdout
+    assert "targets:" in proc.stdout
