@@ -23,6 +23,7 @@ from ._errors import (
     StorageError,
     StorageUnavailable,
     UnknownDataset,
+    one_line,
 )
 from ._router import Route
 from ._version import __version__
@@ -64,6 +65,7 @@ __all__ = [
     "filesystem",
     "lineage",
     "load_config",
+    "one_line",
     "open_dataset",
     "parse_config",
     "partition",

@@ -18,10 +18,9 @@ import pytest
 from mcp.server.mcpserver.exceptions import ToolError
 
 import aifdata
-from aifdata import BadURL, Catalog
+from aifdata import BadURL, Catalog, one_line
 from aifdata.catalog import Principal
 from aifdata.service import mcp_server
-from aifdata.service._mcp import one_line
 from aifdata.service._mcp_http import _bearer
 from aifdata.service._mcp_tools import (
     MAX_SAMPLE_READ_BYTES,
@@ -162,7 +161,7 @@ def test_one_line_of_an_os_error_names_the_file():
     assert one_line(FileNotFoundError(2, "No such file or directory", "x.fq")) == (
         "x.fq: no such file or directory"
     )
-    assert one_line(ValueError("first\nsecond")) == "first"
+    assert one_line(ValueError("first\nsecond")) == "ValueError: first"  # as the CLI says
 
 
 @pytest.mark.parametrize(

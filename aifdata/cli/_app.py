@@ -27,6 +27,7 @@ from .. import (
     StorageUnavailable,
     __version__,
     load_config,
+    one_line,
 )
 
 EXIT_ERROR = 1
@@ -114,21 +115,6 @@ def exit_code_for(exc: BaseException) -> int:
     return EXIT_ERROR
 
 
-def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and not isinstance(exc, AifDataError) and exc.strerror:
-        # "[Errno 2] No such file or directory: 'x'" -> "x: no such file or directory"
-        where = exc.filename if exc.filename is not None else ""
-        what = exc.strerror[0].lower() + exc.strerror[1:]
-        return f"{where}: {what}" if where else what
-    text = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    message = text[0] if text else type(exc).__name__
-    if message.endswith(":") and len(text) > 1:  # "Parameter validation failed:" then why
-        message = f"{message} {text[1]}"
-    if not isinstance(exc, AifDataError) and type(exc).__name__ not in message:
-        message = f"{type(exc).__name__}: {message}"
-    return message
-
-
 def _usage_line(exc: Exception) -> str:
     """A usage error in one line, with the command whose ``--help`` explains it."""
     ctx = getattr(exc, "ctx", None)
@@ -160,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         hint = "" if isinstance(exc, AifDataError | OSError) else " (--debug shows the traceback)"
-        print(f"aifdata: error: {_one_line(exc)}{hint}", file=sys.stderr)
+        print(f"aifdata: error: {one_line(exc)}{hint}", file=sys.stderr)
         code = exit_code_for(exc)
     if argv is None:
         sys.exit(code)

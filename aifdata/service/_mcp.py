@@ -25,7 +25,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from .. import AifDataError, Catalog, Config, __version__
+from .. import AifDataError, Catalog, Config, __version__, one_line
 from ..catalog import Principal, acting_as, current_principal
 from ._limits import Slot
 from ._mcp_tools import MAX_FILES, MAX_PLAN_PARTITIONS, MAX_SAMPLE_RECORDS, CatalogTools
@@ -314,12 +314,3 @@ class _Abandonable:
 def _dataset_of(ref: str) -> str:
     """The dataset a reference names (the reference itself when it is malformed)."""
     return ref.rpartition("@")[0] or ref
-
-
-def one_line(exc: BaseException) -> str:
-    """An error's message in one line, as the CLI prints it (an OS error: ``where: what``)."""
-    if isinstance(exc, OSError) and not isinstance(exc, AifDataError) and exc.strerror:
-        what = exc.strerror[0].lower() + exc.strerror[1:]
-        return f"{exc.filename}: {what}" if exc.filename is not None else what
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__

@@ -34,11 +34,11 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
-from .. import AifDataError, Catalog, Config
+from .. import AifDataError, Catalog, Config, one_line
 from .._errors import RateLimited
 from ..catalog import Principal
 from ._limits import Slot
-from ._mcp import mcp_server, one_line
+from ._mcp import mcp_server
 
 #: Where a request's scope carries the principal its token named.
 PRINCIPAL_KEY = "aifdata.principal"
