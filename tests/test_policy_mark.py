@@ -256,3 +256,28 @@ def test_one_policy_sees_its_own_changes_at_once(catalog: Catalog) -> None:
         with acting_as(admin):
             catalog.revoke("user:bob", "read", "lab/*")
         assert not bob_reads(catalog)
+
+
+def test_a_catalog_from_before_the_policy_mark_is_upgraded_in_place(
+    catalog_url: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catalog at schema 7 (tokens, no policy mark, no upload claims) opened by this
+    aifdata: both migrations run where it is, and what they made works at once."""
+    from aifdata.catalog import _schema, _store, claim_upload
+
+    before = _schema.MIGRATIONS[:7]
+    monkeypatch.setattr(_schema, "MIGRATIONS", before)
+    monkeypatch.setattr(_store, "MIGRATIONS", before)
+    old = Catalog(catalog_url)
+    assert _schema.schema_version(old.conn) == 7  # made as aifdata made it then
+    old.close()
+    monkeypatch.undo()
+    catalog = Catalog(catalog_url)
+    assert _schema.schema_version(catalog.conn) == len(_schema.MIGRATIONS) > 7
+    catalog.ingest(str(make_tree(tmp_path / "one", {"a.txt": b"alpha"})), "lab/one")
+    mark = catalog.policy_mark()
+    assert not bob_reads(catalog)
+    with acting_as(admin_of(catalog)):
+        catalog.grant("user:bob", "read", "lab/*")
+    assert catalog.policy_mark() != mark and bob_reads(catalog)
+    claim_upload(catalog, "u1", stale_after=60)

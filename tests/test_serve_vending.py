@@ -5,6 +5,7 @@ a revoked token stops at once; uploads become a new version only when complete."
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import pickle
@@ -14,6 +15,7 @@ import textwrap
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -629,3 +631,31 @@ def test_a_commit_past_the_request_timeout_records_nothing_and_leaves_no_copies(
     assert versions(site) == before
     done = act(site, "bob", body["upload"])  # still open: a server with time commits it
     assert done.status_code == 200, done.text
+
+
+def test_two_server_processes_commit_one_upload_once(site):
+    """Two commits of one upload at once, each to another ``aifdata serve`` process over
+    the same catalog (as two workers): one version is recorded, the other commit is told
+    why, and a third is told which version it became."""
+    other = dataclasses.replace(site, process=None, port=0)
+    start_server(other)
+    try:
+        before = versions(site)
+        data = {"a.bin": b"a" * 3000, "b.bin": b"b" * 2000}
+        body = start_upload(site, "bob", [{"path": p, "size": len(d)} for p, d in data.items()])
+        for f in body.json()["files"]:
+            assert httpx.put(f["url"], content=data[f["path"]]).status_code == 200
+        upload = body.json()["upload"]
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(lambda s: act(s, "bob", upload), [site, other]))
+        codes = sorted(a.status_code for a in answers)
+        assert codes == [200, 409], [a.text for a in answers]
+        made = next(a for a in answers if a.status_code == 200).json()["version"]
+        refused = next(a for a in answers if a.status_code == 409).json()["error"]["message"]
+        assert refused.endswith(("being committed by another request",
+                                 f"committed already, as version {made}"))  # fmt: skip
+        assert versions(site) == [*before, made]
+        again = error(act(other, "bob", upload), 409)["message"]
+        assert again.endswith(f"committed already, as version {made}")
+    finally:
+        other.stop()

@@ -26,6 +26,7 @@ from ._tokens import (
     revoke_token,
     verify_token,
 )
+from ._upload_claims import claim_upload, finish_upload
 from ._verify import ReplicaProblem, VerifyReport
 
 __all__ = [
@@ -46,10 +47,12 @@ __all__ = [
     "acting_as",
     "authenticate",
     "catalogs_opened",
+    "claim_upload",
     "create_token",
     "current_principal",
     "current_user",
     "filesystem_type",
+    "finish_upload",
     "is_network_filesystem",
     "list_tokens",
     "named_catalog",

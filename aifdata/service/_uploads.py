@@ -29,14 +29,13 @@ import contextlib
 import json
 import re
 import secrets
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .._config import Mount
 from .._errors import BadArgument, Conflict, NotFound, RequestTimeout
-from ..catalog import current_principal
+from ..catalog import claim_upload, current_principal, finish_upload
 from ..catalog._policy import check_dataset_name
 from ..connectors.s3 import S3Connector
 from ._calls import Call, request_ends
@@ -67,11 +66,6 @@ def _staged(upload_id: str, path: str = "") -> str:
 def _final(attempt: str, path: str = "") -> str:
     base = f"{VERSIONS}/{attempt}"
     return f"{base}/{path}" if path else base
-
-
-#: The uploads being committed now (a second commit of one waits for none: 409).
-_COMMITTING: set[str] = set()
-_COMMITTING_LOCK = threading.Lock()
 
 
 def _manifest_rel(upload_id: str) -> str:
@@ -221,15 +215,26 @@ def commit(call: Call) -> dict[str, Any]:
     limit = call.service.settings.request_timeout
     deadline = (request_ends() or time.monotonic() + limit) - 0.1 * limit
     conn, manifest = _find(call, upload_id)
-    with _COMMITTING_LOCK:
-        if upload_id in _COMMITTING:
-            raise Conflict(f"upload {upload_id} is being committed by another request")
-        _COMMITTING.add(upload_id)
+    _check_state(manifest)
+    # one commit at a time in any worker process (a claim older than two request
+    # timeouts belonged to a request whose process died)
+    claim_upload(call.catalog, upload_id, stale_after=2 * limit)
+    version = None
     try:
-        return _commit(call, conn, manifest, deadline)
+        done = _commit(call, conn, manifest, deadline)
+        version = done["version"]
+        return done
     finally:
-        with _COMMITTING_LOCK:
-            _COMMITTING.discard(upload_id)
+        finish_upload(call.catalog, upload_id, version)
+
+
+def _check_state(manifest: dict[str, Any]) -> None:
+    upload_id = manifest["id"]
+    if manifest["state"] == "committed":
+        raise Conflict(f"upload {upload_id} was committed already, as version "
+                       f"{manifest.get('version')}")  # fmt: skip
+    if manifest["state"] != "open":
+        raise Conflict(f"upload {upload_id} was {manifest['state']} already")
 
 
 def _commit(
@@ -237,11 +242,6 @@ def _commit(
 ) -> dict[str, Any]:
     upload_id, name = manifest["id"], manifest["dataset"]
     catalog, who = call.catalog, current_principal()
-    if manifest["state"] == "committed":
-        raise Conflict(f"upload {upload_id} was committed already, as version "
-                       f"{manifest.get('version')}")  # fmt: skip
-    if manifest["state"] != "open":
-        raise Conflict(f"upload {upload_id} was {manifest['state']} already")
     if time.time() > manifest["expires_at"] + COMMIT_GRACE:
         raise Conflict(f"upload {upload_id} expired; start another")
     catalog.require(name, "write", "upload-commit")  # grants may have changed since
