@@ -341,7 +341,7 @@ def test_http_without_a_good_token_is_401_before_any_mcp(world, http_server, hea
     response = httpx.post(http_server.url, json=initialize, headers=accept, timeout=30)
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
-    assert "error" in response.json()
+    assert response.json()["error"]["type"] == "InvalidToken"  # as the API says it
     assert "lab/run1" not in response.text
 
 

@@ -471,3 +471,4 @@ def test_mcp_says_too_many_requests_as_the_api_does(world, mcp_client):
     response = mcp_client.post("/mcp", json=INITIALIZE, headers=attacker)
     assert response.status_code == 429, response.text
     assert int(response.headers["retry-after"]) >= 1
+    assert response.json()["error"]["type"] == "RateLimited"  # the API's shape

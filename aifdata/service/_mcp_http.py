@@ -20,7 +20,6 @@ it, requests fail: the SDK's session manager has no task group to run them in.
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
@@ -31,14 +30,14 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from .. import AifDataError, Catalog, Config, one_line
-from .._errors import RateLimited
+from .._errors import InvalidToken, RateLimited
 from ..catalog import Principal
 from ._limits import Slot
 from ._mcp import mcp_server
+from ._responses import error_response
 
 #: Where a request's scope carries the principal its token named.
 PRINCIPAL_KEY = "aifdata.principal"
@@ -74,22 +73,20 @@ class BearerApp:
             return
         token = _bearer(scope)
         if token is None:
-            refusal = _unauthorized("an Authorization: Bearer TOKEN header is required")
-            await refusal(scope, receive, send)
+            refusal = InvalidToken("no token: send 'Authorization: Bearer <token>'")
+            await error_response(refusal)(scope, receive, send)
             return
         client = scope.get("client")
         address = REQUEST_CLIENT.set(str(client[0]) if client else "")
         try:
             found = await anyio.to_thread.run_sync(self.authenticate, token)
-        except RateLimited as exc:
-            wait = str(max(1, math.ceil(exc.retry_after)))
-            slowed = JSONResponse({"error": one_line(exc)}, 429, headers={"Retry-After": wait})
-            await slowed(scope, receive, send)
+        except RateLimited as exc:  # as the API says it: 429 with Retry-After
+            await error_response(exc)(scope, receive, send)
             return
         except REFUSED as exc:
-            await _unauthorized(f"the bearer token was refused: {one_line(exc)}")(
-                scope, receive, send
-            )
+            if not isinstance(exc, InvalidToken):  # an authenticate callback's own refusal
+                exc = InvalidToken(f"the bearer token was refused: {one_line(exc)}")
+            await error_response(exc)(scope, receive, send)
             return
         finally:
             REQUEST_CLIENT.reset(address)
@@ -171,9 +168,3 @@ def _bearer(scope: Scope) -> str | None:
             token = token.strip()
             return token if scheme.lower() == "bearer" and token else None
     return None
-
-
-def _unauthorized(message: str) -> JSONResponse:
-    return JSONResponse(
-        {"error": message}, status_code=401, headers={"WWW-Authenticate": 'Bearer realm="aifdata"'}
-    )
