@@ -91,8 +91,12 @@ def test_a_new_migration_in_the_same_style_translates_too(monkeypatch) -> None:
     ("pattern", "sql", "params"),
     [
         ("*", "TRUE", []),
-        ("lab_1%", "(d.name = ? OR starts_with(d.name, ?))", ["lab_1%", "lab_1%/"]),
-        ("lab_%/*", "starts_with(d.name, ?)", ["lab_%/"]),
+        (
+            "lab_1%",
+            "(d.name = ? OR (d.name >= ? AND d.name < ?))",
+            ["lab_1%", "lab_1%/", "lab_1%0"],
+        ),
+        ("lab_%/*", "(d.name >= ? AND d.name < ?)", ["lab_%/", "lab_%0"]),
         ("a[!x]?/*", "d.name ~ ?", ["^(?:a[^x]\\.\\/.*)(?:/.*)?$"]),
     ],
 )

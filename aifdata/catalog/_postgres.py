@@ -180,11 +180,19 @@ def glob_condition(column: str, pattern: str) -> tuple[str, list[str]]:
     if pattern == "*":
         return "TRUE", []
     if not set(pattern) & set("*?["):
-        return f"({column} = ? OR starts_with({column}, ?))", [pattern, pattern + "/"]
+        below, values = _below(column, pattern + "/")
+        return f"({column} = ? OR {below})", [pattern, *values]
     head = pattern[:-2]
     if pattern.endswith("/*") and not set(head) & set("*?["):
-        return f"starts_with({column}, ?)", [head + "/"]
+        return _below(column, head + "/")
     return f"{column} ~ ?", [f"^(?:{_glob_regex(pattern)})(?:/.*)?$"]
+
+
+def _below(column: str, prefix: str) -> tuple[str, list[str]]:
+    """``column`` starts with ``prefix`` (which ends in ``/``), as a range of the column's
+    "C" collation (code point order), which its index answers: ``prefix`` up to, not
+    including, ``prefix`` with its ``/`` made the next character, ``0``."""
+    return f"({column} >= ? AND {column} < ?)", [prefix, prefix[:-1] + "0"]
 
 
 def _glob_regex(pattern: str) -> str:

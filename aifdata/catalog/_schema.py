@@ -287,7 +287,8 @@ MIGRATIONS: tuple[str | Whole, ...] = (
         committer   TEXT NOT NULL,
         started     REAL NOT NULL,
         version     INTEGER
-    )
+    );
+    CREATE INDEX datasets_by_owner ON datasets(owner)
     """,
 )
 
