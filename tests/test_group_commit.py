@@ -154,3 +154,14 @@ def test_audit_rows_of_many_threads_are_all_recorded(catalog_url: Any, tmp_path:
     assert sorted((r[0], r[1]) for r in rows) == sorted(
         (f"user:user{i}", f"aif://x/{i}/{j}") for i in range(16) for j in range(10)
     )
+
+
+def test_each_caller_of_a_failed_batch_gets_its_own_error_and_none_is_kept() -> None:
+    store = Store()
+    store.fail_on = set(range(100))
+    commit = GroupCommit(store.write)
+    outcome = append_from_threads(commit, range(8))
+    errors = list(outcome.values())
+    assert len({id(e) for e in errors}) == 8  # no traceback shared between threads
+    assert all(str(e).startswith("disk full") for e in errors)
+    assert commit._failures == {}  # each told once, then forgotten

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from aifdata import AifDataError, Catalog
+from aifdata import AccessDenied, AifDataError, Catalog
 from aifdata.catalog import Principal, acting_as
 from aifdata.catalog import _catalog as catalog_module
 from aifdata.catalog._store import write_transaction
@@ -281,3 +281,33 @@ def test_a_catalog_from_before_the_policy_mark_is_upgraded_in_place(
         catalog.grant("user:bob", "read", "lab/*")
     assert catalog.policy_mark() != mark and bob_reads(catalog)
     claim_upload(catalog, "u1", stale_after=60)
+
+
+def test_one_policy_does_not_hide_a_location_taken_meanwhile(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    """Ingest checks the location again inside its write transaction (another may have
+    recorded it first): a request's held policy must not blind that check."""
+    admin = admin_of(catalog)
+    with acting_as(admin):
+        catalog.grant("user:bob", "write", "bob/*")
+        catalog.grant("user:carol", "write", "carol/*")
+    tree = make_tree(tmp_path / "d", {"sub/a.txt": b"alpha"})
+    with acting_as(BOB), catalog.one_policy():
+        assert catalog.policy().covering([str(tree / "sub" / "a.txt")]) == []
+        with acting_as(Principal("carol", ())):
+            Catalog(catalog.location).ingest(str(tree), "carol/d")
+        with pytest.raises(AccessDenied, match="the location is governed by"):
+            catalog.ingest(str(tree / "sub"), "bob/x")
+    assert "bob/x" not in Catalog(catalog.location).datasets()
+
+
+def test_an_audit_row_inside_a_write_is_part_of_it(catalog: Catalog) -> None:
+    rows = audit_rows(catalog)
+    with pytest.raises(RuntimeError), write_transaction(catalog.conn):
+        catalog.record_audit(BOB, "open", "aif://x", "read", "lab/one", allowed=False)
+        raise RuntimeError("the write fails")
+    assert audit_rows(catalog) == rows
+    with write_transaction(catalog.conn):
+        catalog.record_audit(BOB, "open", "aif://x", "read", "lab/one", allowed=False)
+    assert audit_rows(catalog) == rows + 1

@@ -472,3 +472,26 @@ def test_mcp_says_too_many_requests_as_the_api_does(world, mcp_client):
     assert response.status_code == 429, response.text
     assert int(response.headers["retry-after"]) >= 1
     assert response.json()["error"]["type"] == "RateLimited"  # the API's shape
+
+
+def test_a_catalog_fault_on_mcp_is_a_500_that_names_no_location(world, monkeypatch):
+    """A fault while checking a token (the catalog locked, its server down) is not a
+    refused token (401, which tells a client to drop it), and its text (naming the
+    catalog's file, or a PostgreSQL host and user) stays in the server's log."""
+    from aifdata import CatalogError
+    from aifdata.service import _calls
+
+    where = str(world.catalog.path)
+
+    def down(catalog, text):
+        raise CatalogError(f"{where}: cannot open the catalog: database is locked")
+
+    monkeypatch.setattr(_calls, "verify_token", down)
+    app = build_app(world.catalog, ServiceSettings(), mcp=True)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.post("/mcp", json=INITIALIZE,
+                               headers={**MCP_HEADERS, "Authorization": BAD})  # fmt: skip
+        api = client.get(f"{API}/whoami", headers={"Authorization": BAD})
+    assert response.status_code == api.status_code == 500
+    assert response.json() == api.json()
+    assert where not in response.text and "catalog.db" not in response.text

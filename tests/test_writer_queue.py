@@ -111,7 +111,32 @@ def test_a_writer_that_cannot_get_the_lock_file_in_time_goes_on(tmp_path: Path) 
     other = os.open(tmp_path / "catalog.db-lock", os.O_RDWR)  # another holder of it
     fcntl.flock(other, fcntl.LOCK_EX)
     try:
-        with queued(catalog.conn.identity, catalog.conn.path, timeout=0.2):
+        with queued(catalog.conn.identity, catalog.conn.lock_file, timeout=0.2):
             catalog.conn.execute("SELECT 1")
     finally:
         os.close(other)
+
+
+def test_no_lock_file_descriptor_is_kept_between_writes(tmp_path: Path) -> None:
+    catalog = Catalog(tmp_path / "catalog.db")
+    for _ in range(3):
+        catalog.record_audit(WHO, "open", "aif://x", "read", "x", allowed=True)
+    lock_file = catalog.conn.lock_file
+    assert lock_file == str(tmp_path / "catalog.db-lock")
+    held = [fd for fd in os.listdir("/proc/self/fd") if _names(fd, lock_file)]
+    assert held == []
+
+
+def _names(fd: str, path: str) -> bool:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}") == path
+    except OSError:
+        return False
+
+
+def test_a_relative_catalog_path_queues_on_its_own_lock_file(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    catalog = Catalog("catalog.db")
+    assert catalog.datasets() == []
+    monkeypatch.chdir("/")  # a later chdir does not move the lock file
+    assert catalog.conn.lock_file == str(tmp_path / "catalog.db-lock")

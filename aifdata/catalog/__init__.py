@@ -26,7 +26,7 @@ from ._tokens import (
     revoke_token,
     verify_token,
 )
-from ._upload_claims import claim_upload, finish_upload
+from ._upload_claims import claim_upload, record_upload, release_upload
 from ._verify import ReplicaProblem, VerifyReport
 
 __all__ = [
@@ -52,12 +52,13 @@ __all__ = [
     "current_principal",
     "current_user",
     "filesystem_type",
-    "finish_upload",
     "is_network_filesystem",
     "list_tokens",
     "named_catalog",
     "open_dataset",
     "openlineage_events_of",
+    "record_upload",
+    "release_upload",
     "revoke_token",
     "send_openlineage",
     "split_ref",

@@ -108,6 +108,11 @@ def named_catalog() -> str | None:
     return named
 
 
+_INSERT_AUDIT = (
+    "INSERT INTO audit (time, principal, action, target, privilege, resource, allowed)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
 #: Mount tables whose policy each thread keeps (a service's catalog and filesystem: two).
 _POLICIES_PER_THREAD = 4
 
@@ -322,6 +327,8 @@ class Catalog:
         if held is None:
             return None
         conn = self.conn
+        if conn.in_transaction:  # a write's own checks see what others committed before it
+            return None
         if held[0] is not conn or held[1] != conn.total_changes:
             held = self._local.held_mark = (conn, conn.total_changes, self.policy_mark())
         mark: tuple[int, int, int] = held[2]
@@ -384,8 +391,8 @@ class Catalog:
         if self.read_only:
             return
         row = (time.time(), str(who), action, target, privilege, resource, int(allowed))
-        if self.conn.in_transaction:  # inside this thread's own write: no one else may lead
-            self._write_audit([row])
+        if self.conn.in_transaction:  # inside this thread's own write: a row of it
+            self.conn.execute(_INSERT_AUDIT, row)
             return
         pid, rows = self._audit_rows
         if pid != os.getpid():  # forked: the parent's waiting threads are not here
@@ -396,11 +403,7 @@ class Catalog:
         conn = self.conn
         before = conn.total_changes
         with write_transaction(conn):
-            conn.executemany(
-                "INSERT INTO audit (time, principal, action, target, privilege, resource, allowed)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            conn.executemany(_INSERT_AUDIT, rows)
         held = getattr(self._local, "held_mark", None)
         if held is not None and held[0] is conn and held[1] == before:
             # audit rows change no policy: a request's refusal is no reason to look again
@@ -875,6 +878,7 @@ class Catalog:
         workers: int = 8,
         progress: Callable[[int], None] | None = None,
         checksum: bool = True,
+        on_record: Callable[[sqlite3.Connection, int | None], None] | None = None,
     ) -> Dataset:
         """Record the files under ``source`` as a new version of ``dataset``.
 
@@ -883,6 +887,9 @@ class Catalog:
         no new version; a failure part-way records nothing. ``checksum=False``
         skips hashing (the checksum is then ``""``): copies are then known by
         size and mtime or ETag only, for trees too large to read at ingest.
+        ``on_record(conn, number)`` runs in that transaction before it commits, with
+        the new version's number (None: none made): what it writes is recorded with
+        the version, and what it raises records nothing.
 
         A location has one owner: where ``source`` is, contains or lies inside the
         location of another dataset, only a principal who may write that dataset (or a
@@ -913,6 +920,8 @@ class Catalog:
                     number = 1 if latest is None else latest["number"] + 1
                     made = self._insert_version(conn, dataset_id, number, source, digest, files)
                 reindex(conn, dataset_id)
+                if on_record is not None:
+                    on_record(conn, None if made is None else number)
         return self._dataset(dataset, None, made)
 
     def _claim(self, source: str, dataset: str, *, audit: bool = True) -> None:

@@ -41,9 +41,9 @@ Tables (the Parquet export keeps the same names and columns):
                :data:`POLICY_SOURCES`): a thread keeps its loaded policy while the row
                is the same. The nonce makes a restored catalog's mark differ from any
                mark read before the restore, where the counter alone could repeat.
-``upload_commits`` upload_id, committer, started, version (NULL while it is being
-               committed): an upload of ``aifdata serve`` is committed by one request of one
-               worker process at a time, and once
+``upload_commits`` upload_id, token (the claiming request's), committer, started,
+               version (NULL while it is being committed): an upload of ``aifdata
+               serve`` is committed by one request of one worker process at a time, once
 """
 
 from __future__ import annotations
@@ -284,6 +284,7 @@ MIGRATIONS: tuple[str | Whole, ...] = (
     """
     CREATE TABLE upload_commits (
         upload_id   TEXT PRIMARY KEY,
+        token       TEXT NOT NULL,
         committer   TEXT NOT NULL,
         started     REAL NOT NULL,
         version     INTEGER

@@ -101,8 +101,8 @@ class CatalogConnection(sqlite3.Connection):
     read_only: str = ""
     #: Set once the path no longer names the file opened: reopen before the next use.
     stale: bool = False
-    #: Whether it keeps a write-ahead log (on a node-local disk; writable connections).
-    wal: bool = False
+    #: The lock file writing processes queue on (a WAL catalog on a node-local disk).
+    lock_file: str | None = None
 
 
 def filesystem_type(path: str | os.PathLike[str]) -> str:
@@ -419,7 +419,9 @@ def _prepare(conn: CatalogConnection, path: Path) -> None:
     _retry_locked(lambda: conn.execute(f"PRAGMA journal_mode = {mode}"))
     if mode == "wal":
         conn.execute("PRAGMA synchronous = NORMAL")
-        conn.wal = True  # on a node-local disk: processes queue to write (._writer_lock)
+    if mode == "wal" and not is_network_filesystem(path.parent):
+        # on a node-local disk processes queue to write on a lock file (._writer_lock)
+        conn.lock_file = os.path.abspath(f"{path}{LOCK_SUFFIX}")
     with write_transaction(conn):
         initialise(conn)
 
@@ -557,8 +559,7 @@ def _queued(conn: sqlite3.Connection) -> Iterator[None]:
     if identity is None:
         yield
         return
-    across = getattr(conn, "path", None) if getattr(conn, "wal", False) else None
-    with queued(identity, across, BUSY_TIMEOUT_S):
+    with queued(identity, getattr(conn, "lock_file", None), BUSY_TIMEOUT_S):
         yield
 
 

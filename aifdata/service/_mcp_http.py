@@ -33,11 +33,11 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import Receive, Scope, Send
 
 from .. import AifDataError, Catalog, Config, one_line
-from .._errors import InvalidToken, RateLimited
+from .._errors import InvalidToken, ServiceLimit
 from ..catalog import Principal
 from ._limits import Slot
 from ._mcp import mcp_server
-from ._responses import error_response
+from ._responses import error_response, hide_location
 
 #: Where a request's scope carries the principal its token named.
 PRINCIPAL_KEY = "aifdata.principal"
@@ -48,8 +48,9 @@ SLOT_KEY = "aifdata.slot"
 #: so a host can slow down one client's bad tokens without slowing down every client).
 REQUEST_CLIENT: ContextVar[str] = ContextVar("aifdata_mcp_client", default="")
 
-#: What ``authenticate`` may raise for a token it refuses (anything else is a server error).
-REFUSED = (AifDataError, PermissionError, LookupError, ValueError)
+#: What an ``authenticate`` callback may raise for a token it refuses, besides aifdata's
+#: own errors (anything else is a server error).
+REFUSED = (PermissionError, LookupError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,8 @@ class BearerApp:
 
     session_manager: StreamableHTTPSessionManager
     authenticate: Callable[[str], Principal | Admitted]
+    #: Whose location no error message names.
+    catalog: Catalog | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -80,13 +83,17 @@ class BearerApp:
         address = REQUEST_CLIENT.set(str(client[0]) if client else "")
         try:
             found = await anyio.to_thread.run_sync(self.authenticate, token)
-        except RateLimited as exc:  # as the API says it: 429 with Retry-After
+        except (InvalidToken, ServiceLimit) as exc:  # as the API says it: 401, 429
             await error_response(exc)(scope, receive, send)
             return
-        except REFUSED as exc:
-            if not isinstance(exc, InvalidToken):  # an authenticate callback's own refusal
-                exc = InvalidToken(f"the bearer token was refused: {one_line(exc)}")
-            await error_response(exc)(scope, receive, send)
+        except REFUSED as exc:  # an authenticate callback's own refusal
+            refusal = InvalidToken(f"the bearer token was refused: {one_line(exc)}")
+            await error_response(refusal)(scope, receive, send)
+            return
+        except AifDataError as exc:  # a fault of the catalog: a 500, as the API answers it,
+            # whose text (naming the catalog's location) stays in the server's log
+            hidden = hide_location(exc, self.catalog) if self.catalog is not None else exc
+            await error_response(hidden)(scope, receive, send)
             return
         finally:
             REQUEST_CLIENT.reset(address)
@@ -139,7 +146,7 @@ def mcp_http(
         json_response=True,
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )
-    return McpEndpoint(server, BearerApp(server.session_manager, authenticate))
+    return McpEndpoint(server, BearerApp(server.session_manager, authenticate, catalog))
 
 
 def request_principal(ctx: Context) -> Principal:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 import secrets
 import time
@@ -35,7 +36,7 @@ from typing import Any
 
 from .._config import Mount
 from .._errors import BadArgument, Conflict, NotFound, RequestTimeout
-from ..catalog import claim_upload, current_principal, finish_upload
+from ..catalog import claim_upload, current_principal, record_upload, release_upload
 from ..catalog._policy import check_dataset_name
 from ..connectors.s3 import S3Connector
 from ._calls import Call, request_ends
@@ -56,6 +57,9 @@ MAX_FILE_BYTES = 5 * 2**30
 #: request's time), the next upload to the tier removes it.
 COMMIT_GRACE = 600.0
 _ID = re.compile(r"[0-9a-f]{16}")
+
+
+log = logging.getLogger("aifdata.service.uploads")
 
 
 def _staged(upload_id: str, path: str = "") -> str:
@@ -214,18 +218,20 @@ def commit(call: Call) -> dict[str, Any]:
     # commit that records its version must never be answered 504
     limit = call.service.settings.request_timeout
     deadline = (request_ends() or time.monotonic() + limit) - 0.1 * limit
-    conn, manifest = _find(call, upload_id)
-    _check_state(manifest)
-    # one commit at a time in any worker process (a claim older than two request
-    # timeouts belonged to a request whose process died)
-    claim_upload(call.catalog, upload_id, stale_after=2 * limit)
-    version = None
+    _check_state(_find(call, upload_id)[1])
+    # one commit at a time in any worker process: a claim older than two request
+    # timeouts is taken over (its request died, or can no longer record: see _commit)
+    claim = claim_upload(call.catalog, upload_id, stale_after=2 * limit)
     try:
-        done = _commit(call, conn, manifest, deadline)
-        version = done["version"]
-        return done
+        conn, manifest = _find(call, upload_id)  # again: another may have committed it
+        _check_state(manifest)
+        return _commit(call, conn, manifest, deadline, claim)
     finally:
-        finish_upload(call.catalog, upload_id, version)
+        try:
+            release_upload(call.catalog, upload_id, claim)  # only when nothing was recorded
+        except Exception:  # it expires; the request's own answer stands
+            log.warning("upload %s: the commit's claim was not given back", upload_id,
+                        exc_info=True)  # fmt: skip
 
 
 def _check_state(manifest: dict[str, Any]) -> None:
@@ -238,7 +244,7 @@ def _check_state(manifest: dict[str, Any]) -> None:
 
 
 def _commit(
-    call: Call, conn: S3Connector, manifest: dict[str, Any], deadline: float
+    call: Call, conn: S3Connector, manifest: dict[str, Any], deadline: float, claim: str
 ) -> dict[str, Any]:
     upload_id, name = manifest["id"], manifest["dataset"]
     catalog, who = call.catalog, current_principal()
@@ -256,7 +262,14 @@ def _commit(
     source = f"aif://{manifest['mount']}/{_final(attempt)}"
     try:
         _copy_all(conn, manifest, attempt, deadline)
-        made = catalog.ingest(source, name, progress=lambda _n: _in_time(deadline, upload_id))
+
+        def recorded(db: Any, version: int | None) -> None:
+            # in the transaction that records the version: in time, and still our claim
+            _in_time(deadline, upload_id)
+            record_upload(db, upload_id, claim, version)
+
+        made = catalog.ingest(source, name, progress=lambda _n: _in_time(deadline, upload_id),
+                              on_record=recorded)  # fmt: skip
     except BaseException:
         _remove(conn, _final(attempt))
         raise
