@@ -24,8 +24,9 @@ Each case runs ``--repeat`` times and the run with the most requests per second 
 (the others were slowed by whatever else the machine ran). Printed: requests/s, p50 and
 p95 latency per case, the service/library ratios, and the target (issue 16): p95 < 50 ms
 for both at 16 clients. The client threads share the machine with the server: on a
-small machine they take part of its CPU. With several workers, audit rows of different
-processes queue on SQLite's one writer (within a process they are group-committed).
+small machine they take part of its CPU. Audit rows of concurrent requests are written
+together (group commit); with several workers, the processes queue on the catalog's lock
+file for SQLite's one writer.
 """
 
 from __future__ import annotations
