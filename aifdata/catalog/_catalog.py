@@ -315,8 +315,7 @@ class Catalog:
         if getattr(local, "held_mark", None) is not None:
             yield
             return
-        conn = self.conn
-        local.held_mark = (conn, conn.total_changes, self.policy_mark())
+        local.held_mark = self._mark_held_from(self.conn)
         try:
             yield
         finally:
@@ -330,9 +329,13 @@ class Catalog:
         if conn.in_transaction:  # a write's own checks see what others committed before it
             return None
         if held[0] is not conn or held[1] != conn.total_changes:
-            held = self._local.held_mark = (conn, conn.total_changes, self.policy_mark())
+            held = self._local.held_mark = self._mark_held_from(conn)
         mark: tuple[int, int, int] = held[2]
         return mark
+
+    def _mark_held_from(self, conn: sqlite3.Connection) -> tuple[Any, int, tuple[int, int, int]]:
+        """What :meth:`one_policy` holds: the connection, its own writes so far, the mark."""
+        return conn, conn.total_changes, self.policy_mark()
 
     def require(self, name: str, privilege: str, action: str) -> None:
         """Raise AccessDenied (audited) unless the current principal may act on dataset ``name``.

@@ -419,9 +419,9 @@ def _prepare(conn: CatalogConnection, path: Path) -> None:
     _retry_locked(lambda: conn.execute(f"PRAGMA journal_mode = {mode}"))
     if mode == "wal":
         conn.execute("PRAGMA synchronous = NORMAL")
-    if mode == "wal" and not is_network_filesystem(path.parent):
-        # on a node-local disk processes queue to write on a lock file (._writer_lock)
-        conn.lock_file = os.path.abspath(f"{path}{LOCK_SUFFIX}")
+        if not is_network_filesystem(path.parent):
+            # on a node-local disk processes queue to write on a lock file (._writer_lock)
+            conn.lock_file = os.path.abspath(f"{path}{LOCK_SUFFIX}")
     with write_transaction(conn):
         initialise(conn)
 
